@@ -1,0 +1,49 @@
+# A thin wrapper over meson. Two entry points matter on a fresh Debian 12 machine:
+#   make demo    installs what is missing, builds, runs the demo (scripts/demo.sh)
+#   make check   installs what is missing, runs every test, then again under ASan+UBSan
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON_TEST  = meson test --print-errorlogs --num-processes 2
+
+.PHONY: all deps deps-test build check check-plain check-asan demo fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) >/dev/null
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Dbuildtype=debug >/dev/null
+
+check: deps-test
+	@$(MAKE) --no-print-directory check-plain check-asan; rc=$$?; scripts/test-summary.sh $(BUILD) $(ASAN_BUILD); exit $$rc
+
+check-plain: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	$(MESON_TEST) -C $(BUILD)
+
+check-asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(MESON_TEST) -C $(ASAN_BUILD) --suite unit
+
+demo: build
+	scripts/demo.sh $(BUILD)/sluice
+
+fuzz: deps-test
+	scripts/fuzz.sh
+
+bench: build
+	@echo "benchmarks: bench/proxy, bench/verdicts"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

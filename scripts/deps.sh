@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install what building and testing sluice needs on Debian 12, only when missing.
+# Usage: scripts/deps.sh [build|test]   (test also installs the peers the tests drive)
+set -euo pipefail
+want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-dev
+      libsqlite3-dev libcurl4-openssl-dev curl)
+if [ "${1:-build}" = test ]; then
+	want+=(clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3)
+fi
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+# Debian starts nginx and haproxy as services on install; the tests run their own on loopback.
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null; $SUDO chmod +x /usr/sbin/policy-rc.d
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO rm -f /usr/sbin/policy-rc.d

@@ -1,0 +1,3 @@
+/* placeholder until the module lands; keeps the static library non-empty */
+int http_placeholder(void);
+int http_placeholder(void) { return 0; }

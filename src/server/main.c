@@ -1,0 +1,9 @@
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int cmd_server(int argc, char **argv)
+{
+	fprintf(stderr, "sluice: '%s' is not built yet\n", argv[0]);
+	return EXIT_USAGE;
+}

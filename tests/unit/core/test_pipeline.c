@@ -1,0 +1,247 @@
+/* Table-driven tests of the pipeline state machine: every transition. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/analysis.h"
+#include "core/pipeline.h"
+
+static struct pl_state make(enum pl_kind kind, const char *stable0, const char *stable1)
+{
+	struct pl_config cfg = {.steps = {10, 50, 100}, .nsteps = 3, .step_duration_ms = 1000,
+				.max_step_duration_ms = 10000, .start_timeout_ms = 5000};
+	const char *regions[] = {"us-east", "eu-west"};
+	const char *stables[] = {stable0, stable1};
+	struct pl_state s;
+	cr_assert_eq(pipeline_init(&s, kind, "v2", &cfg, regions, stables, 2), 0);
+	return s;
+}
+
+/* One row: a deployment whose regions are in (r0, r1) at step `step` since t=0, then an
+ * event; the expected states, phase, and the kinds of the recorded actions. */
+struct row {
+	const char *name;
+	enum pl_kind kind;
+	const char *stable;
+	enum pl_rstate r0, r1;
+	int step;
+	enum pl_event_type ev;
+	int region;
+	int64_t now;
+	struct pl_obs obs;
+	int preempt;
+	/* expected */
+	int changed;
+	enum pl_rstate want_r0, want_r1;
+	int want_step;
+	enum pl_phase want_phase;
+	const char *want_actions; /* space-separated kinds of PL_ACT_RECORD, "stable", "window" */
+};
+
+#define OBS(...) ((struct pl_obs){__VA_ARGS__})
+
+static const struct row rows[] = {
+	{"start begins the first region", PL_DEPLOY, "v1", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 5, {0}, 0,
+	 1, R_STARTING, R_PENDING, 0, PL_ACTIVE, "started starting"},
+	{"start twice is ignored", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_START, 0, 5, {0}, 0,
+	 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, ""},
+	{"not yet healthy waits", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
+	 OBS(.new_healthy = 1, .new_wanted = 2), 0, 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, ""},
+	{"healthy goes to the first step", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
+	 OBS(.new_healthy = 2, .new_wanted = 2), 0, 1, R_STEP, R_PENDING, 0, PL_ACTIVE, "healthy window step"},
+	{"first release goes straight to 100%", PL_DEPLOY, "", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
+	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_STEP, R_PENDING, 2, PL_ACTIVE, "healthy window step"},
+	{"broken instances abort while starting", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
+	 OBS(.new_wanted = 2, .new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	{"start timeout aborts", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 5000,
+	 OBS(.new_wanted = 2), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	{"pass before step_duration waits", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 500,
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	{"pass after step_duration advances", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 1000,
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_STEP, R_PENDING, 1, PL_ACTIVE, "passed window step"},
+	{"pass at the last step promotes", PL_DEPLOY, "v1", R_STEP, R_PENDING, 2, PL_EV_OBSERVE, 0, 1000,
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, "passed stable promoted"},
+	{"fail aborts at once", PL_DEPLOY, "v1", R_STEP, R_PENDING, 1, PL_EV_OBSERVE, 0, 10,
+	 OBS(.verdict = PL_VERDICT_FAIL), 0, 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted"},
+	{"no verdict by max_step_duration aborts", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 10000,
+	 OBS(.verdict = PL_VERDICT_NONE), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	{"inconclusive waits until max_step_duration", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 9999,
+	 OBS(.verdict = PL_VERDICT_INCONCLUSIVE), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	{"broken instances abort during a step", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
+	 OBS(.new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	{"promoting waits for the old instances", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_OBSERVE, 0, 10,
+	 OBS(0), 0, 0, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, ""},
+	{"old stopped: region done, next region starts", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_OBSERVE, 0, 10,
+	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_STARTING, 2, PL_ACTIVE, "region_done starting"},
+	{"last region done: promoted", PL_DEPLOY, "v1", R_DONE, R_PROMOTING, 2, PL_EV_OBSERVE, 1, 10,
+	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_DONE, 2, PL_PROMOTED, "region_done done"},
+	{"aborting waits for the canary to stop", PL_DEPLOY, "v1", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
+	 OBS(0), 0, 0, R_ABORTING, R_PENDING, 0, PL_ACTIVE, ""},
+	{"canary stopped: rolled back, later regions untouched", PL_DEPLOY, "v1", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
+	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back"},
+	{"failure in a later region keeps the done one", PL_DEPLOY, "v1", R_DONE, R_ABORTING, 0, PL_EV_OBSERVE, 1, 10,
+	 OBS(.new_stopped = 1), 0, 1, R_DONE, R_ROLLED_BACK, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back"},
+	{"first release that fails ends failed", PL_DEPLOY, "", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
+	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_FAILED, "region_rolled_back failed"},
+	{"abort during a step", PL_DEPLOY, "v1", R_STEP, R_PENDING, 1, PL_EV_ABORT, 0, 10, {0}, 0,
+	 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted"},
+	{"pre-empt while promoting lets the promotion finish", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_ABORT, 0, 10, {0}, 1,
+	 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, ""},
+	{"pre-empt between regions ends at once", PL_DEPLOY, "v1", R_DONE, R_PENDING, 2, PL_EV_ABORT, 0, 10, {0}, 1,
+	 1, R_DONE, R_PENDING, 2, PL_PREEMPTED, "preempted"},
+	{"events for a region out of range are ignored", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 7, 10,
+	 OBS(.verdict = PL_VERDICT_FAIL), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	{"rollback starts every region at once", PL_ROLLBACK, "v1", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 0, {0}, 0,
+	 1, R_STARTING, R_STARTING, 0, PL_ACTIVE, "started"},
+	{"rollback target healthy switches all traffic", PL_ROLLBACK, "v1", R_STARTING, R_STARTING, 0, PL_EV_OBSERVE, 0, 10,
+	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_STARTING, 0, PL_ACTIVE, "healthy stable promoted"},
+};
+
+static void kinds_of(const struct pl_actions *a, char *out, size_t n)
+{
+	out[0] = '\0';
+	for (int i = 0; i < a->n; i++) {
+		const char *k = a->a[i].type == PL_ACT_RECORD ? a->a[i].kind
+				: a->a[i].type == PL_ACT_SET_STABLE ? "stable" : "window";
+		if (out[0])
+			strncat(out, " ", n - strlen(out) - 1);
+		strncat(out, k, n - strlen(out) - 1);
+	}
+}
+
+Test(pipeline, transitions)
+{
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *r = &rows[i];
+		struct pl_state s = make(r->kind, r->stable, r->stable);
+		s.regions[0].state = r->r0;
+		s.regions[1].state = r->r1;
+		s.regions[0].step = s.regions[1].step = r->step;
+		struct pl_event ev = {.type = r->ev, .now = r->now, .region = r->region, .obs = r->obs,
+				      .preempt = r->preempt};
+		snprintf(ev.reason, sizeof(ev.reason), "asked");
+		struct pl_actions acts;
+		int changed = pipeline_step(&s, &ev, &acts);
+		char kinds[256];
+		kinds_of(&acts, kinds, sizeof(kinds));
+		cr_expect_eq(changed, r->changed, "%s: changed %d", r->name, changed);
+		cr_expect_eq(s.regions[0].state, r->want_r0, "%s: r0 %s", r->name, pipeline_rstate_name(s.regions[0].state));
+		cr_expect_eq(s.regions[1].state, r->want_r1, "%s: r1 %s", r->name, pipeline_rstate_name(s.regions[1].state));
+		cr_expect_eq(s.regions[0].step, r->want_step, "%s: step %d", r->name, s.regions[0].step);
+		cr_expect_eq(s.phase, r->want_phase, "%s: phase %s", r->name, pipeline_phase_name(s.phase));
+		cr_expect_str_eq(kinds, r->want_actions, "%s: actions '%s'", r->name, kinds);
+	}
+}
+
+Test(pipeline, finished_deployments_ignore_events)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.phase = PL_PROMOTED;
+	struct pl_event ev = {.type = PL_EV_START};
+	struct pl_actions a;
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 0);
+	cr_assert_eq(a.n, 0);
+}
+
+Test(pipeline, desired_state_moves_traffic_before_instances)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	struct pl_desired d;
+	s.regions[0].state = R_STARTING;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.nrun, 2);
+	cr_assert_eq(d.route[0].weight, 100);
+	cr_assert_eq(d.route[1].weight, 0);
+	s.regions[0].state = R_STEP;
+	s.regions[0].step = 1;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_str_eq(d.route[1].version, "v2");
+	cr_assert_eq(d.route[1].weight, 50);
+	cr_assert_eq(d.route[0].weight, 50);
+	s.regions[0].state = R_ABORTING;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.nrun, 1);
+	cr_assert_str_eq(d.run[0], "v1");
+	cr_assert_eq(d.nroute, 1);
+	s.regions[0].state = R_PROMOTING;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.nroute, 1);
+	cr_assert_str_eq(d.route[0].version, "v2");
+}
+
+Test(pipeline, whole_run_promotes_region_by_region)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	struct pl_actions a;
+	struct pl_event ev = {.type = PL_EV_START, .now = 0};
+	pipeline_step(&s, &ev, &a);
+	int64_t t = 0;
+	for (int r = 0; r < 2; r++) {
+		ev = (struct pl_event){.type = PL_EV_OBSERVE, .region = r, .now = t += 10,
+				       .obs = OBS(.new_healthy = 1, .new_wanted = 1)};
+		cr_assert(pipeline_step(&s, &ev, &a));
+		for (int k = 0; k < 3; k++) {
+			ev = (struct pl_event){.type = PL_EV_OBSERVE, .region = r, .now = t += 1000,
+					       .obs = OBS(.verdict = PL_VERDICT_PASS)};
+			cr_assert(pipeline_step(&s, &ev, &a));
+		}
+		cr_assert_eq(s.regions[r].state, R_PROMOTING);
+		ev = (struct pl_event){.type = PL_EV_OBSERVE, .region = r, .now = t += 10, .obs = OBS(.old_stopped = 1)};
+		cr_assert(pipeline_step(&s, &ev, &a));
+	}
+	cr_assert_eq(s.phase, PL_PROMOTED);
+}
+
+Test(pipeline, json_round_trip)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "");
+	s.regions[1].state = R_STEP;
+	s.regions[1].step = 2;
+	s.regions[1].since = 123456789012;
+	s.aborted = 1;
+	snprintf(s.reason, sizeof(s.reason), "because");
+	json_t *j = pipeline_to_json(&s);
+	struct pl_state t;
+	cr_assert_eq(pipeline_from_json(j, &t), 0);
+	json_decref(j);
+	cr_assert_eq(memcmp(&s, &t, sizeof(s)), 0);
+	json_t *bad = json_pack("{s:s}", "kind", "deploy");
+	cr_assert_eq(pipeline_from_json(bad, &t), -1);
+	json_decref(bad);
+}
+
+Test(analysis, threshold_verdicts)
+{
+	struct analysis_limits lim = {.min_requests = 20, .max_error_rate = 0.05,
+				      .max_error_rate_increase = 0.02, .max_p99_ms = 100};
+	struct version_window c = {.requests = 10, .errors = 0, .nbuckets = 3,
+				   .bounds_ms = {10, 100, 1000}, .counts = {10, 0, 0}};
+	struct version_window st = c;
+	char msg[256];
+	json_t *ev = NULL;
+	cr_assert_eq(analysis_threshold(&lim, &c, &st, msg, sizeof(msg), &ev), PL_VERDICT_NONE);
+	c.requests = 40;
+	c.counts[0] = 40;
+	cr_assert_eq(analysis_threshold(&lim, &c, &st, msg, sizeof(msg), &ev), PL_VERDICT_PASS, "%s", msg);
+	json_decref(ev);
+	c.errors = 4; /* 10% > 5% */
+	cr_assert_eq(analysis_threshold(&lim, &c, &st, msg, sizeof(msg), &ev), PL_VERDICT_FAIL);
+	cr_assert(strstr(msg, "error rate"), "%s", msg);
+	cr_assert_str_eq(json_string_value(json_object_get(ev, "verdict")), "fail");
+	json_decref(ev);
+	c.errors = 0;
+	c.counts[0] = 0;
+	c.counts[2] = 40; /* everything slower than 100 ms */
+	cr_assert_eq(analysis_threshold(&lim, &c, &st, msg, sizeof(msg), NULL), PL_VERDICT_FAIL);
+	cr_assert(strstr(msg, "p99"), "%s", msg);
+	/* a gross failure is caught before min_requests */
+	struct version_window g = {.requests = 10, .errors = 6};
+	cr_assert_eq(analysis_threshold(&lim, &g, &st, msg, sizeof(msg), NULL), PL_VERDICT_FAIL);
+}
+
+Test(analysis, quantile_interpolates)
+{
+	struct version_window w = {.nbuckets = 2, .bounds_ms = {10, 20}, .counts = {50, 50}};
+	cr_assert_float_eq(analysis_quantile(&w, 0.5), 10.0, 1e-9);
+	cr_assert_float_eq(analysis_quantile(&w, 0.75), 15.0, 1e-9);
+}

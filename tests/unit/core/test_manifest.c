@@ -1,0 +1,441 @@
+/* Unit tests of src/core/manifest: good files, exact error texts with positions, normalized
+ * output, and the normalized re-check. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/manifest.h"
+
+/* Parses and validates text as file `name`; returns the rc, fills *out or e. */
+static int validate(const char *name, const char *text, json_t **out, struct err *e)
+{
+	doc *d = NULL;
+	e->msg[0] = '\0';
+	if (doc_parse(name, text, strlen(text), &d, e))
+		return -1;
+	int rc = manifest_validate(d, out, e);
+	doc_free(d);
+	return rc;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert(f, "cannot open %s", path);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+/* ---- durations and names ---- */
+
+Test(manifest, durations)
+{
+	struct {
+		const char *s;
+		int rc;
+		uint64_t ms;
+	} cases[] = {
+		{"250ms", 0, 250},   {"2s", 0, 2000},      {"1m", 0, 60000},     {"1h", 0, 3600000},
+		{"1m30s", 0, 90000}, {"1h2m3s4ms", 0, 3723004}, {"1500", 0, 1500}, {"0", 0, 0},
+		{"0s", 0, 0},        {"", -1, 0},          {"s", -1, 0},         {"10x", -1, 0},
+		{"30s1m", -1, 0},    {"1s1s", -1, 0},      {"1.5s", -1, 0},      {"-1s", -1, 0},
+		{" 1s", -1, 0},      {"1s ", -1, 0},       {"1ms5", -1, 0},      {"99999999999999999999", -1, 0},
+		{"9999999999999999h", -1, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t ms = 12345;
+		int rc = manifest_duration_ms(cases[i].s, &ms);
+		cr_expect_eq(rc, cases[i].rc, "'%s': rc %d", cases[i].s, rc);
+		if (rc == 0)
+			cr_expect_eq(ms, cases[i].ms, "'%s': %llu ms", cases[i].s, (unsigned long long)ms);
+	}
+}
+
+Test(manifest, names)
+{
+	cr_expect(manifest_name_ok("metadata"));
+	cr_expect(manifest_name_ok("a"));
+	cr_expect(manifest_name_ok("us-east-1"));
+	cr_expect(manifest_name_ok("0abc9"));
+	cr_expect(!manifest_name_ok(""));
+	cr_expect(!manifest_name_ok("-a"));
+	cr_expect(!manifest_name_ok("a-"));
+	cr_expect(!manifest_name_ok("Meta"));
+	cr_expect(!manifest_name_ok("a_b"));
+	cr_expect(!manifest_name_ok("a.b"));
+	char n63[64], n64[65];
+	memset(n63, 'a', 63);
+	n63[63] = '\0';
+	memset(n64, 'a', 64);
+	n64[64] = '\0';
+	cr_expect(manifest_name_ok(n63));
+	cr_expect(!manifest_name_ok(n64));
+}
+
+/* ---- good files ---- */
+
+static void expect_valid_file(const char *path, size_t want)
+{
+	char *text = read_file(path);
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate(path, text, &out, &e), 0, "%s", e.msg);
+	cr_expect_eq(json_array_size(out), want, "%s: %zu manifests", path, json_array_size(out));
+	for (size_t i = 0; i < json_array_size(out); i++)
+		cr_expect_eq(manifest_check_normalized(json_array_get(out, i), &e), 0, "%s", e.msg);
+	json_decref(out);
+	free(text);
+}
+
+Test(manifest, example_files_are_valid)
+{
+	expect_valid_file(SRC_DIR "/examples/manifests/environments.yaml", 2);
+	expect_valid_file(SRC_DIR "/examples/manifests/services.yaml", 3);
+}
+
+/* Every ```yaml block of docs/manifests.md must validate (bad examples use ```text). */
+Test(manifest, documentation_examples_are_valid)
+{
+	char *md = read_file(SRC_DIR "/docs/manifests.md");
+	size_t blocks = 0;
+	for (char *p = strstr(md, "```yaml\n"); p; p = strstr(p, "```yaml\n")) {
+		p += 8;
+		char *end = strstr(p, "```");
+		cr_assert(end);
+		*end = '\0';
+		json_t *out = NULL;
+		struct err e;
+		cr_expect_eq(validate("manifests.md", p, &out, &e), 0, "block %zu: %s", blocks, e.msg);
+		json_decref(out);
+		blocks++;
+		p = end + 3;
+	}
+	cr_expect_geq(blocks, 3);
+	free(md);
+}
+
+Test(manifest, multi_document_file_keeps_order)
+{
+	const char *y = "kind: Service\nname: b\nlisten_port: 2\n---\n"
+			"kind: Environment\nname: prod\nregions: [{name: r1}, {name: r2}]\n---\n"
+			"kind: Service\nname: a\nlisten_port: 1\n---\n";
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("m.yaml", y, &out, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(out), 3);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(out, 0), "name")), "b");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(out, 1), "kind")),
+			 "Environment");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(out, 2), "name")), "a");
+	json_decref(out);
+}
+
+/* ---- normalized output ---- */
+
+static char *normalize_one(const char *y)
+{
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("n.yaml", y, &out, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(out), 1);
+	char *s = json_dumps(json_array_get(out, 0), JSON_COMPACT | JSON_REAL_PRECISION(6));
+	json_decref(out);
+	return s;
+}
+
+Test(manifest, service_defaults_are_filled)
+{
+	char *s = normalize_one("kind: Service\nname: metadata\nlisten_port: 18001\n");
+	cr_expect_str_eq(
+		s,
+		"{\"kind\":\"Service\",\"name\":\"metadata\",\"listen_port\":18001,"
+		"\"run\":{\"command\":\"{artifact}\",\"args\":[\"--port\",\"{port}\"],\"env\":{}},"
+		"\"depends_on\":[],"
+		"\"health\":{\"path\":\"/healthz\",\"interval_ms\":1000,\"timeout_ms\":1000},"
+		"\"instances\":1,\"drain_timeout_ms\":10000,"
+		"\"strategy\":{\"type\":\"canary\",\"steps\":[10,50,100],\"step_duration_ms\":10000,"
+		"\"max_step_duration_ms\":300000},"
+		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.05,"
+		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
+		"\"method\":\"threshold\",\"alpha\":0.05,\"tolerance\":0.2},"
+		"\"bake_ms\":0}");
+	free(s);
+}
+
+Test(manifest, service_values_are_normalized)
+{
+	char *s = normalize_one("kind: Service\nname: web\nlisten_port: 80\n"
+				"run:\n  command: ./web\n  args: [--workers, 4, --verbose, true]\n"
+				"  env: {A: 1, B: 0.1, C: false, D: text}\n"
+				"depends_on: [profile, metadata]\n"
+				"health: {path: /ready, interval: 1m30s, timeout: 250}\n"
+				"instances: 3\ndrain_timeout: 0s\n"
+				"strategy: {type: blue-green, step_duration: 1h, max_step_duration: 2h}\n"
+				"analysis: {max_error_rate: 0, method: sequential, alpha: 0.01, tolerance: 1}\n"
+				"bake: 1m\n");
+	cr_expect_str_eq(
+		s,
+		"{\"kind\":\"Service\",\"name\":\"web\",\"listen_port\":80,"
+		"\"run\":{\"command\":\"./web\",\"args\":[\"--workers\",\"4\",\"--verbose\",\"true\"],"
+		"\"env\":{\"A\":\"1\",\"B\":\"0.1\",\"C\":\"false\",\"D\":\"text\"}},"
+		"\"depends_on\":[\"profile\",\"metadata\"],"
+		"\"health\":{\"path\":\"/ready\",\"interval_ms\":90000,\"timeout_ms\":250},"
+		"\"instances\":3,\"drain_timeout_ms\":0,"
+		"\"strategy\":{\"type\":\"blue-green\",\"steps\":[10,50,100],\"step_duration_ms\":3600000,"
+		"\"max_step_duration_ms\":7200000},"
+		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.0,"
+		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
+		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0},"
+		"\"bake_ms\":60000}");
+	free(s);
+}
+
+Test(manifest, environment_ports_are_resolved)
+{
+	char *s = normalize_one("kind: Environment\nname: production\nregions:\n"
+				"  - name: us-east\n  - name: eu-west\n  - name: ap-south\n    port_offset: 7\n"
+				"policy: {wave_bake: 30s}\n");
+	cr_expect_str_eq(
+		s,
+		"{\"kind\":\"Environment\",\"name\":\"production\",\"regions\":["
+		"{\"name\":\"us-east\",\"runtime\":\"local\",\"port_offset\":0},"
+		"{\"name\":\"eu-west\",\"runtime\":\"local\",\"port_offset\":100},"
+		"{\"name\":\"ap-south\",\"runtime\":\"local\",\"port_offset\":7}],"
+		"\"policy\":{\"allow_unknown_consumers\":false,\"wave_bake_ms\":30000}}");
+	free(s);
+}
+
+Test(manifest, normalized_is_a_fixed_point)
+{
+	/* Validating the normalized JSON again (as stored) accepts it and changes nothing. */
+	const char *y = "kind: Service\nname: metadata\nlisten_port: 18001\nstrategy: {steps: [5, 100]}\n";
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("n.yaml", y, &out, &e), 0, "%s", e.msg);
+	json_t *m = json_array_get(out, 0);
+	cr_assert_eq(manifest_check_normalized(m, &e), 0, "%s", e.msg);
+	/* Round trip through text, as the store does. */
+	char *text = json_dumps(m, JSON_COMPACT);
+	json_t *back = json_loads(text, 0, NULL);
+	cr_assert(back);
+	cr_expect_eq(manifest_check_normalized(back, &e), 0, "%s", e.msg);
+	json_decref(back);
+	free(text);
+	json_decref(out);
+}
+
+Test(manifest, normalized_errors)
+{
+	const char *y = "kind: Service\nname: metadata\nlisten_port: 18001\n";
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("n.yaml", y, &out, &e), 0, "%s", e.msg);
+	json_t *m = json_array_get(out, 0);
+
+	json_t *c = json_deep_copy(m);
+	json_object_del(json_object_get(c, "health"), "interval_ms");
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': health: missing key \"interval_ms\" (a normalized "
+				"manifest has every key)");
+	json_decref(c);
+
+	c = json_deep_copy(m);
+	json_object_set_new(json_object_get(c, "strategy"), "step_duration_ms", json_string("10s"));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': strategy.step_duration_ms: expected an integer of "
+				"milliseconds, got \"10s\"");
+	json_decref(c);
+
+	c = json_deep_copy(m);
+	json_array_append_new(json_object_get(json_object_get(c, "strategy"), "steps"), json_integer(100));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': strategy.steps[3]: steps must be strictly "
+				"increasing, got 100 after 100");
+	json_decref(c);
+
+	c = json_deep_copy(m);
+	json_object_set_new(c, "bake", json_integer(5));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': bake: unknown key, expected one of: kind, name, "
+				"listen_port, run, depends_on, health, instances, drain_timeout, "
+				"strategy, analysis, bake");
+	json_decref(c);
+
+	c = json_deep_copy(m);
+	json_object_set_new(json_object_get(json_object_get(c, "run"), "env"), "N", json_integer(1));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': run.env.N: expected a string, number or boolean "
+				"(at most 4096 bytes), got 1");
+	json_decref(c);
+
+	c = json_pack("{s:s, s:s, s:[{s:s, s:s}], s:{s:b, s:i}}", "kind", "Environment", "name",
+		      "prod", "regions", "name", "r", "runtime", "local", "policy",
+		      "allow_unknown_consumers", 0, "wave_bake_ms", 0);
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Environment 'prod': regions[0]: missing key \"port_offset\" (a "
+				"normalized manifest has every key)");
+	json_decref(c);
+
+	json_decref(out);
+}
+
+/* ---- bad files: the exact message, position included ---- */
+
+#define SVC "kind: Service\nname: metadata\nlisten_port: 18001\n"
+#define ENV "kind: Environment\nname: production\n"
+
+static const struct {
+	const char *text, *want;
+} bad[] = {
+	{SVC "instancse: 2\n", "s.yaml:4:1: instancse: unknown key (did you mean \"instances\"?)"},
+	{SVC "colour: red\n",
+	 "s.yaml:4:1: colour: unknown key, expected one of: kind, name, listen_port, run, depends_on, "
+	 "health, instances, drain_timeout, strategy, analysis, bake"},
+	{SVC "strategy:\n  stpes: [10, 100]\n",
+	 "s.yaml:5:3: strategy.stpes: unknown key (did you mean \"steps\"?)"},
+	{SVC "strategy:\n  step_duration_ms: 100\n",
+	 "s.yaml:5:3: strategy.step_duration_ms: unknown key (did you mean \"step_duration\"?)"},
+	{SVC "strategy:\n  steps: [5, 25, fifty, 100]\n",
+	 "s.yaml:5:18: strategy.steps[2]: expected an integer percentage 1..100, got \"fifty\""},
+	{SVC "strategy:\n  steps: [10, 50, 50, 100]\n",
+	 "s.yaml:5:19: strategy.steps[2]: steps must be strictly increasing, got 50 after 50"},
+	{SVC "strategy:\n  steps: [10, 50]\n",
+	 "s.yaml:5:15: strategy.steps: the last step must be 100 (all traffic), got 50"},
+	{SVC "strategy:\n  steps: [10, 150]\n",
+	 "s.yaml:5:15: strategy.steps[1]: expected an integer percentage 1..100, got 150"},
+	{SVC "strategy:\n  steps: []\n",
+	 "s.yaml:5:10: strategy.steps: expected a list of traffic percentages ending at 100, got an "
+	 "empty list"},
+	{SVC "strategy:\n  steps: [0.5, 100]\n",
+	 "s.yaml:5:11: strategy.steps[0]: expected an integer percentage 1..100, got 0.5"},
+	{SVC "drain_timeout: 10x\n",
+	 "s.yaml:4:16: drain_timeout: expected a duration like 250ms, 2s or 1m30s (or an integer of "
+	 "milliseconds), got \"10x\""},
+	{SVC "bake: 30s1m\n",
+	 "s.yaml:4:7: bake: expected a duration like 250ms, 2s or 1m30s (or an integer of "
+	 "milliseconds), got \"30s1m\""},
+	{SVC "bake: -5\n",
+	 "s.yaml:4:7: bake: expected a duration like 250ms, 2s or 1m30s (or an integer of "
+	 "milliseconds), got -5"},
+	{SVC "health:\n  interval: 10ms\n",
+	 "s.yaml:5:13: health.interval: expected a duration of at least 100ms, got 10ms"},
+	{SVC "drain_timeout: 2h\n",
+	 "s.yaml:4:16: drain_timeout: expected a duration of at most 1h, got 2h"},
+	{"kind: Service\nname: Metadata\nlisten_port: 1\n",
+	 "s.yaml:2:7: name: expected a name of lowercase letters, digits and '-' (1..63 characters, "
+	 "starting and ending with a letter or digit), got \"Metadata\""},
+	{"kind: Service\nname: meta-\nlisten_port: 1\n",
+	 "s.yaml:2:7: name: expected a name of lowercase letters, digits and '-' (1..63 characters, "
+	 "starting and ending with a letter or digit), got \"meta-\""},
+	{"kind: Service\nname: 42\nlisten_port: 1\n",
+	 "s.yaml:2:7: name: expected a name of lowercase letters, digits and '-' (1..63 characters, "
+	 "starting and ending with a letter or digit), got 42"},
+	{"kind: Service\nname: metadata\n",
+	 "s.yaml:1:1: missing required key \"listen_port\" (expected an integer port 1..65535)"},
+	{"kind: Service\nlisten_port: 1\n",
+	 "s.yaml:1:1: missing required key \"name\" (expected a name of lowercase letters, digits and "
+	 "'-' (1..63 characters, starting and ending with a letter or digit))"},
+	{"kind: Service\nname: metadata\nlisten_port: 70000\n",
+	 "s.yaml:3:14: listen_port: expected an integer port 1..65535, got 70000"},
+	{"kind: Service\nname: metadata\nlisten_port: \"80\"\n",
+	 "s.yaml:3:14: listen_port: expected an integer port 1..65535, got \"80\""},
+	{"kind: Service\nname: metadata\nlisten_port: 0\n",
+	 "s.yaml:3:14: listen_port: expected an integer port 1..65535, got 0"},
+	{"name: x\n", "s.yaml:1:1: missing required key \"kind\" (expected Environment or Service)"},
+	{"kind: Servce\nname: x\n",
+	 "s.yaml:1:7: kind: expected one of Environment, Service, got \"Servce\" (did you mean "
+	 "\"Service\"?)"},
+	{SVC "strategy:\n  type: linear\n",
+	 "s.yaml:5:9: strategy.type: expected one of canary, rolling, blue-green, got \"linear\""},
+	{SVC "strategy:\n  type: rolling\n  steps: [50, 100]\n",
+	 "s.yaml:6:3: strategy.steps: only used with type: canary (type is rolling)"},
+	{SVC "analysis:\n  alpha: 0.1\n",
+	 "s.yaml:5:3: analysis.alpha: only used with method: sequential (method is threshold)"},
+	{SVC "analysis:\n  method: sequental\n",
+	 "s.yaml:5:11: analysis.method: expected one of threshold, sequential, got \"sequental\" (did "
+	 "you mean \"sequential\"?)"},
+	{SVC "analysis:\n  max_error_rate: 1.5\n",
+	 "s.yaml:5:19: analysis.max_error_rate: expected a number 0..1, got 1.5"},
+	{SVC "analysis:\n  method: sequential\n  alpha: 0.9\n",
+	 "s.yaml:6:10: analysis.alpha: expected a number 0.0001..0.5, got 0.9"},
+	{SVC "instances: 0\n", "s.yaml:4:12: instances: expected an integer 1..64, got 0"},
+	{SVC "instances: two\n", "s.yaml:4:12: instances: expected an integer 1..64, got \"two\""},
+	{SVC "run:\n  env: {1BAD: x}\n",
+	 "s.yaml:5:9: run.env.1BAD: expected an environment variable name (letters, digits and '_', "
+	 "not starting with a digit)"},
+	{SVC "run:\n  env:\n    A: [1]\n",
+	 "s.yaml:6:8: run.env.A: expected a string, number or boolean (at most 4096 bytes), got a "
+	 "list"},
+	{SVC "run:\n  args: [{a: 1}]\n", "s.yaml:5:10: run.args[0]: expected a string, got a mapping"},
+	{SVC "run:\n  args: --port\n", "s.yaml:5:9: run.args: expected a list, got \"--port\""},
+	{SVC "run:\n  command: \"\"\n",
+	 "s.yaml:5:12: run.command: expected a command (a non-empty string without control "
+	 "characters), got \"\""},
+	{SVC "depends_on: [metadata]\n",
+	 "s.yaml:4:14: depends_on[0]: a service cannot depend on itself"},
+	{SVC "depends_on: [profile, profile]\n",
+	 "s.yaml:4:23: depends_on[1]: \"profile\" is listed twice"},
+	{SVC "depends_on: [Profile]\n",
+	 "s.yaml:4:14: depends_on[0]: expected a name of lowercase letters, digits and '-' (1..63 "
+	 "characters, starting and ending with a letter or digit), got \"Profile\""},
+	{SVC "health: /healthz\n", "s.yaml:4:9: health: expected a mapping, got \"/healthz\""},
+	{SVC "health:\n", "s.yaml:4:8: health: expected a mapping, got null (nothing)"},
+	{SVC "health:\n  path: healthz\n",
+	 "s.yaml:5:9: health.path: expected an HTTP path starting with '/' (no spaces), got "
+	 "\"healthz\""},
+	{SVC "strategy:\n  step_duration: 1m\n  max_step_duration: 30s\n",
+	 "s.yaml:6:22: strategy.max_step_duration: max_step_duration (30s) must be at least "
+	 "step_duration (1m)"},
+	{SVC "strategy:\n  step_duration: 6m\n",
+	 "s.yaml:5:18: strategy.step_duration: max_step_duration (5m) must be at least step_duration "
+	 "(6m)"},
+	{ENV "regions:\n  - name: us-east\npolicy:\n  allow_unknown_consumers: no\n",
+	 "s.yaml:6:28: policy.allow_unknown_consumers: expected true or false, got \"no\""},
+	{ENV, "s.yaml:1:1: missing required key \"regions\" (expected a list of regions (at least one))"},
+	{ENV "regions: []\n",
+	 "s.yaml:3:10: regions: expected a list of regions (at least one), got an empty list"},
+	{ENV "regions:\n  - name: us-east\n  - name: us-east\n",
+	 "s.yaml:5:11: regions[1].name: region \"us-east\" is listed twice (first as regions[0])"},
+	{ENV "regions:\n  - name: us-east\n  - name: eu-west\n    port_offset: 0\n",
+	 "s.yaml:6:18: regions[1].port_offset: port offset 0 is already used by region \"us-east\" "
+	 "(each region needs its own listeners)"},
+	{ENV "regions:\n  - name: us-east\n    runtime: docker\n",
+	 "s.yaml:5:14: regions[0].runtime: expected one of local, got \"docker\""},
+	{ENV "regions:\n  - name: us-east\n    port_ofset: 5\n",
+	 "s.yaml:5:5: regions[0].port_ofset: unknown key (did you mean \"port_offset\"?)"},
+	{ENV "regions:\n  - us-east\n",
+	 "s.yaml:4:5: regions[0]: expected a mapping, got \"us-east\""},
+	{ENV "regions:\n  - port_offset: 5\n",
+	 "s.yaml:4:5: regions[0]: missing required key \"name\" (expected a name of lowercase letters, "
+	 "digits and '-' (1..63 characters, starting and ending with a letter or digit))"},
+	{SVC "---\n" SVC,
+	 "s.yaml:6:7: name: Service \"metadata\" is defined twice in this file (first at line 2)"},
+	{SVC "---\nkind: Service\nname: profile\nlisten_port: 18002\nbake: soon\n",
+	 "s.yaml:8:7: bake: expected a duration like 250ms, 2s or 1m30s (or an integer of "
+	 "milliseconds), got \"soon\""},
+	{"- kind: Service\n",
+	 "s.yaml:1:1: document 1: expected a mapping with kind: Environment or Service, got a list"},
+	{"", "s.yaml: no manifest in this file (expected documents with kind: Environment or Service)"},
+	{"kind: Service\nname: [x\n", "s.yaml:3:1: invalid YAML"},
+};
+
+Test(manifest, bad_files_name_file_line_column)
+{
+	cr_assert_geq(sizeof(bad) / sizeof(bad[0]), 25);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *out = (json_t *)0x1; /* must stay untouched on failure */
+		struct err e;
+		int rc = validate("s.yaml", bad[i].text, &out, &e);
+		cr_expect_eq(rc, -1, "case %zu: accepted", i);
+		cr_expect_eq(out, (json_t *)0x1, "case %zu: *out changed", i);
+		if (!strcmp(bad[i].want, "s.yaml:3:1: invalid YAML"))
+			cr_expect(!strncmp(e.msg, bad[i].want, strlen(bad[i].want)), "case %zu: got '%s'",
+				  i, e.msg);
+		else
+			cr_expect_str_eq(e.msg, bad[i].want, "case %zu: got '%s'", i, e.msg);
+	}
+}

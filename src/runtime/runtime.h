@@ -91,4 +91,9 @@ int runtime_list(runtime *rt, const char *service, const char *env, const char *
 int runtime_logs(runtime *rt, const char *service, const char *env, const char *region,
 		 size_t max_bytes, struct buf *out);
 
+/* Lowercase name of a state ("healthy"), for events, JSON and the CLI. */
+const char *runtime_state_name(enum instance_state s);
+/* Size past which an instance's log is cut to its newest half (default 10 MiB, min 1 KiB). */
+void runtime_set_log_cap(runtime *rt, size_t bytes);
+
 #endif

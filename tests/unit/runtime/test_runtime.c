@@ -1,0 +1,576 @@
+/*
+ * Tests of the local runtime driver with real processes (tests/unit/runtime/testsrv.c) on
+ * 127.0.0.1. Every test runs in its own temporary runtime directory; the fixture kills the
+ * process group of every pid recorded there, even when the test fails.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+
+static char dir[128];
+static runtime *rt;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void kill_recorded(void)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char p[512];
+		snprintf(p, sizeof p, "%s/%s/state.json", dir, de->d_name);
+		json_t *j = json_load_file(p, 0, NULL);
+		int pid = (int)json_integer_value(json_object_get(j, "pid"));
+		if (pid > 0) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+		}
+		json_decref(j);
+	}
+	closedir(d);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb, (void)flag, (void)f;
+	remove(p);
+	return 0;
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/sluice-rt-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	struct err e;
+	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+}
+
+static void teardown(void)
+{
+	if (rt) {
+		struct instance_info *v;
+		size_t n;
+		if (runtime_list(rt, NULL, NULL, NULL, NULL, &v, &n) == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (v[i].pid > 0)
+					kill(-v[i].pid, SIGKILL);
+			free(v);
+		}
+		runtime_close(rt);
+		rt = NULL;
+	}
+	kill_recorded();
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(runtime, .init = setup, .fini = teardown, .timeout = 25);
+
+static const char *no_args[] = {NULL};
+static const char *env_vars[] = {"GREETING=hi-{service}-{index}", NULL};
+
+static struct instance_spec spec_of(const char *version, const char *const *args)
+{
+	const char *srv = getenv("RT_TESTSRV");
+	cr_assert_not_null(srv, "RT_TESTSRV must name the test server binary");
+	return (struct instance_spec){.service = "svc", .env = "test", .region = "r1", .version = version,
+				      .artifact = srv, .command = "{artifact}", .args = args ? args : no_args,
+				      .env_vars = env_vars, .health_path = "/healthz", .health_interval_ms = 100,
+				      .health_timeout_ms = 500, .drain_timeout_ms = 2000};
+}
+
+/* Snapshot of one release's instances, sorted by index. */
+static size_t list_of(const char *version, struct instance_info *out, size_t max)
+{
+	struct instance_info *v;
+	size_t n;
+	cr_assert_eq(runtime_list(rt, NULL, NULL, NULL, version, &v, &n), 0);
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < max; i++)
+		out[k++] = v[i];
+	free(v);
+	for (size_t i = 1; i < k; i++)
+		for (size_t j = i; j > 0 && out[j].index < out[j - 1].index; j--) {
+			struct instance_info t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return k;
+}
+
+static size_t count_state(const char *version, enum instance_state s)
+{
+	struct instance_info v[16];
+	size_t n = list_of(version, v, 16), k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += v[i].state == s;
+	return k;
+}
+
+/* Ticks like the server would until pred holds or ms pass. */
+static bool tick_until(bool (*pred)(const void *), const void *arg, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	for (;;) {
+		runtime_tick(rt, now_ms());
+		if (pred(arg))
+			return true;
+		if (now_ms() >= end)
+			return false;
+		usleep(10000);
+	}
+}
+
+static void tick_for(unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+	while (now_ms() < end) {
+		runtime_tick(rt, now_ms());
+		usleep(10000);
+	}
+}
+
+struct want {
+	const char *version;
+	enum instance_state state;
+	size_t n;
+};
+
+static bool have_state(const void *arg)
+{
+	const struct want *w = arg;
+	return count_state(w->version, w->state) == w->n;
+}
+
+/* A process is gone when /proc has no entry for it or it is a zombie. */
+static bool proc_gone(int pid)
+{
+	char p[64], b[512];
+	snprintf(p, sizeof p, "/proc/%d/stat", pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return true;
+	size_t n = fread(b, 1, sizeof b - 1, f);
+	fclose(f);
+	b[n] = 0;
+	char *r = strrchr(b, ')');
+	return !r || r[2] == 'Z';
+}
+
+static void ensure(const struct instance_spec *s, unsigned n)
+{
+	struct err e;
+	cr_assert_eq(runtime_ensure(rt, s, n, &e), 0, "%s", e.msg);
+}
+
+static int http_get(int port, const char *path)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		return -1;
+	}
+	char req[256], resp[256] = "";
+	int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+	int code = -1;
+	if (write(fd, req, (size_t)n) == n && read(fd, resp, sizeof resp - 1) > 0)
+		sscanf(resp, "HTTP/1.1 %d", &code);
+	close(fd);
+	return code;
+}
+
+Test(runtime, instances_become_healthy_on_distinct_ports_and_ensure_is_idempotent)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 3);
+	struct want w = {"v1", INSTANCE_HEALTHY, 3};
+	cr_assert(tick_until(have_state, &w, 5000), "3 instances did not become healthy");
+	struct instance_info a[8], b[8];
+	cr_assert_eq(list_of("v1", a, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(a[i].index, i);
+		cr_assert_gt(a[i].pid, 0);
+		cr_assert_eq(getsid(a[i].pid), a[i].pid, "instance is not in its own session");
+		cr_assert_geq(a[i].port, 20000);
+		char addr[64];
+		snprintf(addr, sizeof addr, "127.0.0.1:%d", a[i].port);
+		cr_assert_str_eq(a[i].addr, addr);
+		cr_assert_eq(http_get(a[i].port, "/"), 200);
+		for (int j = 0; j < i; j++) {
+			cr_assert_neq(a[i].port, a[j].port);
+			cr_assert_neq(a[i].pid, a[j].pid);
+		}
+	}
+	cr_assert_str_eq(a[1].id, "svc.test.r1.v1.1");
+	ensure(&s, 3);
+	tick_for(200);
+	cr_assert_eq(list_of("v1", b, 8), 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(b[i].pid, a[i].pid, "ensure started a duplicate");
+
+	/* Scale down: the highest indexes stop, are listed once as STOPPED, then forgotten. */
+	ensure(&s, 1);
+	tick_for(300);
+	cr_assert_eq(list_of("v1", b, 8), 3);
+	cr_assert_eq(b[0].pid, a[0].pid);
+	cr_assert_eq(b[1].state, INSTANCE_STOPPED);
+	cr_assert_eq(b[2].state, INSTANCE_STOPPED);
+	cr_assert(proc_gone(a[1].pid) && proc_gone(a[2].pid));
+	cr_assert_eq(list_of("v1", b, 8), 1);
+	ensure(&s, 1);
+	cr_assert_eq(list_of("v1", b, 8), 1);
+	cr_assert_eq(b[0].pid, a[0].pid);
+}
+
+static bool restarted(const void *arg)
+{
+	const int *old = arg;
+	struct instance_info v[2];
+	return list_of("v1", v, 2) == 1 && v[0].pid > 0 && v[0].pid != *old && v[0].state == INSTANCE_HEALTHY;
+}
+
+Test(runtime, killed_instance_is_restarted_with_backoff)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2], b[2];
+	list_of("v1", a, 2);
+	cr_assert_eq(kill(a[0].pid, SIGKILL), 0);
+	uint64_t t0 = now_ms();
+	w.state = INSTANCE_BACKOFF;
+	cr_assert(tick_until(have_state, &w, 2000));
+	list_of("v1", b, 2);
+	cr_assert_str_eq(b[0].reason, "killed by signal 9 (Killed); restarting in 500 ms");
+	cr_assert(WIFSIGNALED(b[0].last_exit) && WTERMSIG(b[0].last_exit) == SIGKILL);
+	cr_assert(tick_until(restarted, &a[0].pid, 5000));
+	cr_assert_geq(now_ms() - t0, 450, "restarted before the backoff");
+	list_of("v1", b, 2);
+	cr_assert_eq(b[0].restarts, 1);
+	cr_assert_eq(b[0].port, a[0].port, "the port should survive a restart");
+	cr_assert(proc_gone(a[0].pid));
+}
+
+static bool restarts_at_least(const void *arg)
+{
+	struct instance_info v[2];
+	return list_of("bad", v, 2) == 1 && v[0].restarts >= *(const unsigned *)arg &&
+	       v[0].state == INSTANCE_BACKOFF;
+}
+
+Test(runtime, crash_at_start_stays_in_backoff_with_reason)
+{
+	static const char *args[] = {"--crash-at-start", NULL};
+	struct instance_spec s = spec_of("bad", args);
+	ensure(&s, 1);
+	uint64_t t0 = now_ms();
+	unsigned two = 2;
+	cr_assert(tick_until(restarts_at_least, &two, 4000));
+	/* Starts at 0, 0.5 and 1.5 s; the next one waits until 3.5 s: the backoff doubles. */
+	uint64_t el = now_ms() - t0;
+	cr_assert_geq(el, 1400);
+	tick_for(2500 - (unsigned)(now_ms() - t0 < 2500 ? now_ms() - t0 : 2500));
+	struct instance_info v[2];
+	cr_assert_eq(list_of("bad", v, 2), 1);
+	cr_assert_eq(v[0].state, INSTANCE_BACKOFF);
+	cr_assert_eq(v[0].restarts, 2);
+	cr_assert(WIFEXITED(v[0].last_exit) && WEXITSTATUS(v[0].last_exit) == 3);
+	cr_assert(strstr(v[0].reason, "exited with status 3 before becoming healthy"), "%s", v[0].reason);
+	cr_assert(strstr(v[0].reason, "restarting in 2000 ms"), "%s", v[0].reason);
+}
+
+Test(runtime, stop_sends_term_then_kill_to_the_group_and_keeps_the_log)
+{
+	static const char *stubborn[] = {"--ignore-term", "--spawn-child", NULL};
+	struct instance_spec s1 = spec_of("v1", NULL), s2 = spec_of("v2", stubborn);
+	s2.drain_timeout_ms = 400;
+	ensure(&s1, 1);
+	ensure(&s2, 1);
+	struct want w1 = {"v1", INSTANCE_HEALTHY, 1}, w2 = {"v2", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w1, 5000));
+	cr_assert(tick_until(have_state, &w2, 5000));
+	struct instance_info a[2], b[2];
+	list_of("v1", a, 2);
+	list_of("v2", b, 2);
+
+	/* The helper's own child: it must go with the group. */
+	char lp[512], line[256];
+	int child = 0;
+	snprintf(lp, sizeof lp, "%s/%s/log", dir, b[0].id);
+	FILE *f = fopen(lp, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof line, f))
+		sscanf(line, "child pid %d", &child);
+	fclose(f);
+	cr_assert_gt(child, 0);
+
+	uint64_t t0 = now_ms();
+	cr_assert_eq(runtime_stop(rt, "svc", "test", "r1", "v1"), 0);
+	w1.state = INSTANCE_STOPPED;
+	cr_assert(tick_until(have_state, &w1, 1000));
+	cr_assert_lt(now_ms() - t0, 400, "a process that obeys SIGTERM should stop at once");
+	cr_assert(proc_gone(a[0].pid));
+
+	t0 = now_ms();
+	cr_assert_eq(runtime_stop(rt, "svc", "test", "r1", "v2"), 0);
+	runtime_stop(rt, "svc", "test", "r1", "v2"); /* idempotent: no new deadline */
+	tick_for(200);
+	cr_assert_eq(count_state("v2", INSTANCE_STOPPING), 1);
+	cr_assert(!proc_gone(b[0].pid), "SIGKILL came before the drain deadline");
+	w2.state = INSTANCE_STOPPED;
+	cr_assert(tick_until(have_state, &w2, 2000));
+	cr_assert_geq(now_ms() - t0, 390);
+	cr_assert(proc_gone(b[0].pid));
+	tick_for(50);
+	cr_assert(proc_gone(child), "the instance's child survived the stop");
+
+	/* The directory is gone; the log is kept with our notes. */
+	struct stat st;
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s", dir, b[0].id);
+	cr_assert_neq(stat(p, &st), 0);
+	snprintf(p, sizeof p, "%s/logs/%s.log", dir, b[0].id);
+	f = fopen(p, "r");
+	cr_assert_not_null(f);
+	bool term = false, killed = false;
+	while (fgets(line, sizeof line, f)) {
+		term |= strstr(line, "SIGTERM sent") != NULL;
+		killed |= strstr(line, "SIGKILL sent") != NULL;
+	}
+	fclose(f);
+	cr_assert(term && killed);
+}
+
+Test(runtime, reopen_adopts_running_instances_without_duplicates)
+{
+	/* A child process plays the first server: starts 2 instances and dies without a word. */
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	runtime_close(rt);
+	rt = NULL;
+	pid_t srv = fork();
+	cr_assert_geq(srv, 0);
+	if (srv == 0) {
+		struct err e;
+		if (runtime_open(&rt, dir, &e) != 0)
+			_exit(1);
+		struct instance_spec s = spec_of("v1", NULL);
+		if (runtime_ensure(rt, &s, 2, &e) != 0)
+			_exit(1);
+		struct want w = {"v1", INSTANCE_HEALTHY, 2};
+		_exit(tick_until(have_state, &w, 5000) ? 0 : 1);
+	}
+	close(pfd[1]);
+	close(pfd[0]);
+	int st;
+	cr_assert_eq(waitpid(srv, &st, 0), srv);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the first server could not start its instances");
+
+	struct err e;
+	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	struct instance_info a[4], b[4];
+	cr_assert_eq(list_of("v1", a, 4), 2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_gt(a[i].pid, 0);
+		cr_assert(!proc_gone(a[i].pid));
+		cr_assert_eq(a[i].state, INSTANCE_HEALTHY);
+		cr_assert_eq(getsid(a[i].pid), a[i].pid);
+	}
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 2);
+	tick_for(300);
+	cr_assert_eq(list_of("v1", b, 4), 2);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(b[i].pid, a[i].pid, "adoption started a duplicate");
+		cr_assert_eq(b[i].state, INSTANCE_HEALTHY);
+		cr_assert_eq(b[i].restarts, 0);
+	}
+
+	/* An adopted process is not our child: its exit is still seen (pidfd) and it restarts. */
+	cr_assert_eq(kill(a[1].pid, SIGKILL), 0);
+	struct want w = {"v1", INSTANCE_BACKOFF, 1};
+	cr_assert(tick_until(have_state, &w, 2000));
+	list_of("v1", b, 4);
+	cr_assert(strstr(b[1].reason, "status unknown"), "%s", b[1].reason);
+	w.state = INSTANCE_HEALTHY;
+	w.n = 2;
+	cr_assert(tick_until(have_state, &w, 5000));
+	list_of("v1", b, 4);
+	cr_assert_eq(b[0].pid, a[0].pid);
+	cr_assert_neq(b[1].pid, a[1].pid);
+	cr_assert_eq(b[1].restarts, 1);
+
+	/* A second server on the same directory is refused. */
+	runtime *other;
+	cr_assert_eq(runtime_open(&other, dir, &e), -1);
+	cr_assert(strstr(e.msg, "in use"), "%s", e.msg);
+}
+
+Test(runtime, dead_recorded_pid_is_restarted_after_reopen)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2], b[2];
+	list_of("v1", a, 2);
+	runtime_close(rt);
+	rt = NULL;
+	cr_assert_eq(kill(a[0].pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(a[0].pid, NULL, 0), a[0].pid);
+	struct err e;
+	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(list_of("v1", b, 2), 1);
+	cr_assert_eq(b[0].state, INSTANCE_BACKOFF);
+	cr_assert(strstr(b[0].reason, "gone when the runtime reopened"), "%s", b[0].reason);
+	cr_assert(tick_until(restarted, &a[0].pid, 5000));
+	list_of("v1", b, 2);
+	cr_assert_eq(b[0].restarts, 1);
+}
+
+Test(runtime, stop_deadline_survives_reopen)
+{
+	static const char *stubborn[] = {"--ignore-term", NULL};
+	struct instance_spec s = spec_of("v1", stubborn);
+	s.drain_timeout_ms = 600;
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2];
+	list_of("v1", a, 2);
+	uint64_t t0 = now_ms();
+	runtime_stop_all(rt);
+	runtime_close(rt);
+	rt = NULL;
+	struct err e;
+	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(count_state("v1", INSTANCE_STOPPING), 1);
+	w.state = INSTANCE_STOPPED;
+	cr_assert(tick_until(have_state, &w, 3000));
+	uint64_t el = now_ms() - t0;
+	cr_assert(el >= 550 && el < 1500, "stopped after %llu ms, deadline 600", (unsigned long long)el);
+	cr_assert(proc_gone(a[0].pid));
+}
+
+Test(runtime, logs_are_captured_with_instance_prefix_and_substitutions)
+{
+	static const char *args[] = {"--name={service}-{index}-{env}-{region}-{version}", "--port={port}", NULL};
+	struct instance_spec s = spec_of("v1", args);
+	ensure(&s, 2);
+	struct want w = {"v1", INSTANCE_HEALTHY, 2};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2];
+	list_of("v1", a, 2);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	cr_assert_eq(runtime_logs(rt, "svc", NULL, NULL, 1 << 16, &b), 0);
+	char want[256];
+	snprintf(want, sizeof want, "[svc.test.r1.v1.1] argv: --name=svc-1-test-r1-v1 --port=%d\n", a[1].port);
+	cr_assert(strstr(b.data, want), "%s", b.data);
+	snprintf(want, sizeof want, "[svc.test.r1.v1.0] listening on %d pid %d instance svc.test.r1.v1.0\n",
+		 a[0].port, a[0].pid);
+	cr_assert(strstr(b.data, want), "%s", b.data);
+	cr_assert(strstr(b.data, "[svc.test.r1.v1.0] request GET /healthz\n"));
+	/* Every line carries its prefix; the byte budget holds. */
+	for (char *p = b.data; *p; p = strchr(p, '\n') + 1)
+		cr_assert(!strncmp(p, "[svc.test.r1.v1.", 16), "%.40s", p);
+	buf_reset(&b);
+	cr_assert_eq(runtime_logs(rt, "svc", NULL, NULL, 300, &b), 0);
+	cr_assert_leq(b.len, 300);
+	cr_assert_gt(b.len, 0);
+	buf_reset(&b);
+	cr_assert_eq(runtime_logs(rt, "other", NULL, NULL, 300, &b), 0);
+	cr_assert_eq(b.len, 0);
+	buf_release(&b);
+}
+
+Test(runtime, log_is_cut_to_its_newest_half_past_the_cap)
+{
+	static const char *args[] = {"--spam", "200", NULL};
+	struct instance_spec s = spec_of("v1", args);
+	runtime_set_log_cap(rt, 8192);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	tick_for(1100);
+	struct instance_info a[2];
+	list_of("v1", a, 2);
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s/log", dir, a[0].id);
+	struct stat st;
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_leq(st.st_size, 8192 + 2048, "log is %lld bytes", (long long)st.st_size);
+	FILE *f = fopen(p, "r");
+	char line[256];
+	cr_assert_not_null(fgets(line, sizeof line, f));
+	fclose(f);
+	cr_assert(!strncmp(line, "line ", 5) || !strncmp(line, "request ", 8) || !strncmp(line, "---", 3) ||
+		  !strncmp(line, "listening", 9), "cut in the middle of a line: %s", line);
+}
+
+Test(runtime, failing_health_checks_make_it_unhealthy)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2];
+	list_of("v1", a, 2);
+	cr_assert_eq(http_get(a[0].port, "/sick"), 200);
+	uint64_t t0 = now_ms();
+	w.state = INSTANCE_UNHEALTHY;
+	cr_assert(tick_until(have_state, &w, 3000));
+	cr_assert_geq(now_ms() - t0, 150, "unhealthy after fewer than 3 failures");
+	list_of("v1", a, 2);
+	cr_assert_str_eq(a[0].reason, "health check /healthz: status 503");
+}
+
+Test(runtime, bad_specs_are_refused_and_exec_failures_reported)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	struct err e;
+	s.service = "a/b";
+	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), -1);
+	cr_assert(strstr(e.msg, "service, env, region and version"), "%s", e.msg);
+	s = spec_of("v1", NULL);
+	s.health_path = "healthz";
+	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), -1);
+	cr_assert(strstr(e.msg, "must start with '/'"), "%s", e.msg);
+	s = spec_of("v1", NULL);
+	cr_assert_eq(runtime_ensure(rt, &s, 5000, &e), -1);
+	s.command = "/nonexistent/program";
+	ensure(&s, 1);
+	struct instance_info a[2];
+	cr_assert_eq(list_of("v1", a, 2), 1);
+	cr_assert_eq(a[0].state, INSTANCE_BACKOFF);
+	cr_assert_eq(a[0].pid, 0);
+	cr_assert_str_eq(a[0].reason, "could not run '/nonexistent/program': No such file or directory");
+	cr_assert_str_eq(runtime_state_name(INSTANCE_BACKOFF), "backoff");
+}

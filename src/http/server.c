@@ -1,0 +1,675 @@
+/*
+ * server: the small API server. See server.h for the contract and docs/http.md for the
+ * behaviour on the wire.
+ *
+ * One connection = one input buffer and one output buffer. Requests are parsed from the
+ * input buffer in place (the parser never copies); a chunked body is decoded in place right
+ * after its head, so the buffer never holds more than max_head + max_body + one read. Every
+ * response is appended to the output buffer, which keeps pipelined answers in order; reading
+ * pauses while too much output is waiting (the client does not read its answers).
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK 65536
+#define OUT_PAUSE (4u << 20)    /* stop reading requests while this much output waits */
+#define RESP_HEADERS_MAX 16384
+#define RESP_BODY_MAX (64u << 20)
+#define ACCEPT_BURST 64
+
+struct conn {
+	struct httpd *srv;
+	struct conn *prev, *next;
+	int fd;
+	char peer[64];
+	struct buf in, out;
+	size_t out_off;       /* bytes of `out` already written */
+	unsigned events;      /* registered with the loop */
+	uint64_t last_active; /* loop ms */
+	uint64_t timer;
+	int closing;          /* no more requests: close once `out` is written */
+	/* the request being read (its head is at in.data[0..head_len)) */
+	size_t head_len;      /* 0 while the head is incomplete */
+	int continue_sent;
+	struct http_chunked ck;
+	size_t raw_pos;       /* chunked: next raw byte to decode */
+	size_t dec_len;       /* chunked: decoded bytes at in.data + head_len */
+};
+
+struct httpd {
+	loop *l;
+	int fd;
+	struct httpd_opts o;
+	httpd_handler *fn;
+	void *ctx;
+	struct conn *conns;
+	unsigned nconns;
+	int port;
+};
+
+static void conn_close(struct conn *c);
+
+static const char *reason(int st)
+{
+	switch (st) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "Unknown";
+}
+
+/* Appends s as the inside of a JSON string. */
+static int json_escape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		int rc;
+		if (ch == '"' || ch == '\\')
+			rc = buf_addf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			rc = buf_addf(b, "\\u%04x", ch);
+		else
+			rc = buf_add(b, s, 1);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+void httpd_error(struct httpd_resp *resp, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	resp->status = status;
+	resp->content_type = "application/json";
+	buf_reset(&resp->body);
+	if (buf_adds(&resp->body, "{\"error\": \"") || json_escape(&resp->body, msg) ||
+	    buf_adds(&resp->body, "\"}\n"))
+		buf_reset(&resp->body); /* cannot happen within RESP_BODY_MAX; keep it valid */
+}
+
+const char *httpd_header(const struct httpd_req *req, const char *name, char *dst, size_t dstlen)
+{
+	const struct http_header *hd = http_head_get(req->head, name);
+	if (!hd || dstlen == 0)
+		return NULL;
+	size_t n = hd->value_len < dstlen - 1 ? hd->value_len : dstlen - 1;
+	memcpy(dst, hd->value, n);
+	dst[n] = 0;
+	return dst;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 32;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+const char *httpd_query(const struct httpd_req *req, const char *key, char *dst, size_t dstlen)
+{
+	const char *q = req->query;
+	size_t kl = strlen(key);
+	if (dstlen == 0)
+		return NULL;
+	while (*q) {
+		const char *amp = strchr(q, '&');
+		size_t n = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', n);
+		size_t nl = eq ? (size_t)(eq - q) : n;
+		if (nl == kl && memcmp(q, key, kl) == 0) {
+			/* decode the value: %XX and '+' as space (form encoding) */
+			const char *v = eq ? eq + 1 : q + n;
+			const char *ve = q + n;
+			size_t o = 0;
+			while (v < ve && o + 1 < dstlen) {
+				int h1, h2;
+				if (*v == '%' && ve - v >= 3 && (h1 = hexval(v[1])) >= 0 &&
+				    (h2 = hexval(v[2])) >= 0) {
+					dst[o++] = (char)(h1 * 16 + h2);
+					v += 3;
+				} else {
+					dst[o++] = *v == '+' ? ' ' : *v;
+					v++;
+				}
+			}
+			dst[o] = 0;
+			return dst;
+		}
+		if (!amp)
+			break;
+		q = amp + 1;
+	}
+	return NULL;
+}
+
+/* ---- output ---- */
+
+static int out_response(struct conn *c, const struct http_head *h, struct httpd_resp *r,
+			int head_only)
+{
+	struct buf *o = &c->out;
+	int st = r->status ? r->status : 200;
+	int nobody = st == 204 || st == 304 || st < 200;
+	if (buf_addf(o, "HTTP/1.1 %d %s\r\n", st, reason(st)))
+		return -1;
+	if (!nobody && buf_addf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+				r->content_type ? r->content_type : "application/json", r->body.len))
+		return -1;
+	if (c->closing) {
+		if (buf_adds(o, "Connection: close\r\n"))
+			return -1;
+	} else if (h && h->version_minor == 0) {
+		if (buf_adds(o, "Connection: keep-alive\r\n"))
+			return -1;
+	}
+	if (buf_add(o, r->headers.data, r->headers.len) || buf_adds(o, "\r\n"))
+		return -1;
+	if (!nobody && !head_only && buf_add(o, r->body.data, r->body.len))
+		return -1;
+	return 0;
+}
+
+static void resp_init(struct httpd_resp *r)
+{
+	r->status = 200;
+	r->content_type = "application/json";
+	buf_init(&r->headers, RESP_HEADERS_MAX);
+	buf_init(&r->body, RESP_BODY_MAX);
+}
+
+static void resp_release(struct httpd_resp *r)
+{
+	buf_release(&r->headers);
+	buf_release(&r->body);
+}
+
+/* Answers a framing error and stops reading: after a bad request the byte stream can no
+ * longer be trusted to be split into messages the same way as the client meant. */
+static int reply_error(struct conn *c, int code)
+{
+	struct httpd_resp r;
+	resp_init(&r);
+	int st = code == HTTP_E_BODY_TOO_LARGE ? 413 : 400;
+	httpd_error(&r, st, "%s", http_strerror(code));
+	c->closing = 1;
+	int rc = out_response(c, NULL, &r, 0);
+	resp_release(&r);
+	return rc;
+}
+
+/* ---- requests ---- */
+
+static struct http_limits limits(const struct httpd *s)
+{
+	struct http_limits lim = { s->o.max_head, s->o.max_headers, s->o.max_body };
+	return lim;
+}
+
+/* Splits the target into NUL-terminated method, path and query in one scratch buffer. */
+static int dispatch(struct conn *c, const struct http_head *h, const char *body, size_t body_len)
+{
+	struct httpd *s = c->srv;
+	const char *t = h->target;
+	size_t tl = h->target_len;
+	/* absolute-form: drop scheme://authority, keep the path */
+	if (tl && t[0] != '/' && !(tl == 1 && t[0] == '*')) {
+		const char *ss = memchr(t, ':', tl);
+		if (ss && (size_t)(t + tl - ss) >= 3 && ss[1] == '/' && ss[2] == '/') {
+			const char *auth = ss + 3;
+			const char *p = memchr(auth, '/', (size_t)(t + tl - auth));
+			if (p) {
+				tl -= (size_t)(p - t);
+				t = p;
+			} else {
+				t = "/";
+				tl = 1;
+			}
+		}
+	}
+	const char *qm = memchr(t, '?', tl);
+	size_t pl = qm ? (size_t)(qm - t) : tl;
+	size_t ql = qm ? tl - pl - 1 : 0;
+	char *scratch = malloc(h->method_len + pl + ql + 3);
+	if (!scratch)
+		return -1;
+	char *m = scratch, *path = m + h->method_len + 1, *query = path + pl + 1;
+	memcpy(m, h->method, h->method_len);
+	m[h->method_len] = 0;
+	memcpy(path, t, pl);
+	path[pl] = 0;
+	if (ql)
+		memcpy(query, qm + 1, ql);
+	query[ql] = 0;
+
+	struct httpd_req req = { h, m, path, query, body, body_len, c->peer };
+	struct httpd_resp r;
+	resp_init(&r);
+	if (!h->keep_alive)
+		c->closing = 1;
+	s->fn(s->ctx, &req, &r);
+	int head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+	int rc = out_response(c, h, &r, head_only);
+	resp_release(&r);
+	free(scratch);
+	return rc;
+}
+
+/* Drops the finished request's bytes [0, used) from the input. */
+static void request_done(struct conn *c, size_t used)
+{
+	buf_consume(&c->in, used);
+	c->head_len = 0;
+	c->continue_sent = 0;
+	c->raw_pos = 0;
+	c->dec_len = 0;
+}
+
+/* Handles as many complete requests as the input holds. Returns -1 when the connection must
+ * be closed at once (the caller closes it). */
+static int process(struct conn *c)
+{
+	struct httpd *s = c->srv;
+	struct http_limits lim = limits(s);
+	struct http_head h;
+	while (!c->closing && c->out.len - c->out_off < OUT_PAUSE) {
+		if (c->head_len == 0) {
+			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
+			if (r == HTTP_E_INCOMPLETE)
+				return 0;
+			if (r < 0)
+				return reply_error(c, (int)r);
+			c->head_len = (size_t)r;
+			if (h.body == HTTP_BODY_CHUNKED) {
+				http_chunked_init(&c->ck, s->o.max_body);
+				c->raw_pos = c->head_len;
+				c->dec_len = 0;
+			}
+			c->continue_sent = 0;
+		} else {
+			/* the buffer may have moved: re-point the head (same bytes, same result) */
+			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
+			if (r != (ssize_t)c->head_len)
+				return -1; /* cannot happen: the parser is deterministic */
+		}
+		int complete;
+		size_t used = 0;
+		const char *body = c->in.data + c->head_len;
+		size_t body_len = 0;
+		if (h.body == HTTP_BODY_LENGTH) {
+			complete = c->in.len - c->head_len >= h.content_length;
+			body_len = (size_t)h.content_length;
+			used = c->head_len + body_len;
+		} else if (h.body == HTTP_BODY_CHUNKED) {
+			char *dst = c->in.data + c->head_len + c->dec_len;
+			size_t got = 0;
+			ssize_t r = http_chunked_feed(&c->ck, c->in.data + c->raw_pos,
+						      c->in.len - c->raw_pos, dst, &got);
+			if (r < 0)
+				return reply_error(c, (int)r);
+			size_t after = c->raw_pos + (size_t)r;
+			c->dec_len += got;
+			/* close the gap between decoded data and the unread rest */
+			size_t keep = c->head_len + c->dec_len;
+			memmove(c->in.data + keep, c->in.data + after, c->in.len - after);
+			c->in.len -= after - keep;
+			c->in.data[c->in.len] = 0;
+			c->raw_pos = keep;
+			complete = c->ck.done;
+			body_len = c->dec_len;
+			used = keep;
+		} else {
+			complete = 1;
+			used = c->head_len;
+		}
+		if (!complete) {
+			int have_body = c->in.len > c->head_len;
+			if (h.expect_continue && !c->continue_sent && !have_body) {
+				c->continue_sent = 1;
+				if (buf_adds(&c->out, "HTTP/1.1 100 Continue\r\n\r\n"))
+					return -1;
+			}
+			return 0;
+		}
+		if (dispatch(c, &h, body, body_len))
+			return -1;
+		request_done(c, used);
+	}
+	return 0;
+}
+
+/* ---- connection I/O ---- */
+
+static void set_events(struct conn *c, unsigned ev)
+{
+	if (ev != c->events && loop_mod(c->srv->l, c->fd, ev) == 0)
+		c->events = ev;
+}
+
+static void conn_close(struct conn *c)
+{
+	struct httpd *s = c->srv;
+	if (c->fd < 0)
+		return;
+	loop_del(s->l, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	if (c->timer)
+		loop_timer_cancel(s->l, c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	buf_release(&c->in);
+	buf_release(&c->out);
+	free(c);
+}
+
+/* Writes what it can. Frees c when it closes it; returns -1 then. */
+static int conn_write(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (w > 0) {
+			c->out_off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		conn_close(c);
+		return -1;
+	}
+	if (c->out_off == c->out.len) {
+		buf_reset(&c->out);
+		c->out_off = 0;
+		if (c->closing) {
+			/* shutdown first so the client reads everything before it sees the close */
+			shutdown(c->fd, SHUT_WR);
+			conn_close(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Writes, then chooses which events to wait for. */
+static void conn_flush(struct conn *c)
+{
+	if (conn_write(c))
+		return;
+	unsigned ev = 0;
+	int pending = c->out_off < c->out.len;
+	if (!c->closing && c->out.len - c->out_off < OUT_PAUSE) {
+		if (c->in.len == c->in.limit) {
+			conn_close(c); /* cannot happen: a full buffer always holds a whole request */
+			return;
+		}
+		ev |= LOOP_READ;
+	}
+	if (pending)
+		ev |= LOOP_WRITE;
+	if (!ev)
+		ev = LOOP_READ; /* cannot happen; never leave a connection without events */
+	set_events(c, ev);
+}
+
+static void conn_io(loop *l, int fd, unsigned events, void *arg)
+{
+	struct conn *c = arg;
+	c->last_active = loop_now(l);
+	if (events & LOOP_WRITE) {
+		if (conn_write(c))
+			return;
+	}
+	if ((events & LOOP_READ) && !c->closing) {
+		/* bounded reads per wake-up keep one client from starving the others */
+		for (int rounds = 0; rounds < 4; rounds++) {
+			size_t room = c->in.limit - c->in.len;
+			if (room == 0)
+				break;
+			size_t want = room < READ_CHUNK ? room : READ_CHUNK;
+			char *p = buf_reserve(&c->in, want);
+			if (!p) {
+				conn_close(c);
+				return;
+			}
+			ssize_t r = recv(fd, p, want, 0);
+			if (r > 0) {
+				buf_commit(&c->in, (size_t)r);
+				if ((size_t)r < want)
+					break;
+				continue;
+			}
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				break;
+			/* EOF or error: finish what is queued, then close */
+			if (r == 0 && c->in.len == 0 && c->out_off == c->out.len) {
+				conn_close(c);
+				return;
+			}
+			if (r < 0) {
+				conn_close(c);
+				return;
+			}
+			if (process(c)) {
+				conn_close(c);
+				return;
+			}
+			c->closing = 1;
+			conn_flush(c);
+			return;
+		}
+	}
+	/* also after a write: requests may wait for output room (OUT_PAUSE) */
+	if (!c->closing && process(c)) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void conn_timer(loop *l, void *arg)
+{
+	struct conn *c = arg;
+	struct httpd *s = c->srv;
+	c->timer = 0;
+	uint64_t now = loop_now(l);
+	uint64_t deadline = c->last_active + s->o.idle_timeout_ms;
+	if (now >= deadline) {
+		conn_close(c);
+		return;
+	}
+	c->timer = loop_timer(l, deadline - now, conn_timer, c);
+}
+
+static void on_accept(loop *l, int fd, unsigned events, void *arg)
+{
+	struct httpd *s = arg;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return; /* EAGAIN, or a transient error (EMFILE...): retried on next wake */
+		if (s->nconns >= s->o.max_conns) {
+			close(cfd); /* refused: over max_conns */
+			continue;
+		}
+		struct conn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(cfd);
+			continue;
+		}
+		c->srv = s;
+		c->fd = cfd;
+		int one = 1;
+		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+		snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+		buf_init(&c->in, s->o.max_head + (size_t)s->o.max_body + READ_CHUNK);
+		buf_init(&c->out, BUF_NOLIMIT);
+		c->events = LOOP_READ;
+		if (loop_add(l, cfd, LOOP_READ, conn_io, c)) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		c->last_active = loop_now(l);
+		c->timer = loop_timer(l, s->o.idle_timeout_ms, conn_timer, c);
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+	}
+}
+
+static int split_addr(const char *addr, char *host, size_t hl, char *port, size_t pl)
+{
+	const char *colon = strrchr(addr, ':');
+	if (!colon)
+		return -1;
+	const char *h = addr;
+	size_t n = (size_t)(colon - addr);
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n >= hl || strlen(colon + 1) >= pl || !colon[1])
+		return -1;
+	memcpy(host, h, n);
+	host[n] = 0;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts *opts,
+		httpd_handler *fn, void *ctx, struct err *e)
+{
+	char host[256], port[16];
+	*out = NULL;
+	if (split_addr(addr, host, sizeof host, port, sizeof port))
+		return err_set(e, "invalid listen address '%s': use host:port", addr);
+	struct addrinfo hints = { 0 }, *ai;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc)
+		return err_set(e, "cannot resolve listen address '%s': %s", addr, gai_strerror(rc));
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return err_set(e, "socket: %s", strerror(errno));
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128)) {
+		int en = errno;
+		freeaddrinfo(ai);
+		close(fd);
+		return err_set(e, "cannot listen on '%s': %s", addr, strerror(en));
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	httpd *s = calloc(1, sizeof *s);
+	if (!s) {
+		close(fd);
+		return err_set(e, "out of memory");
+	}
+	s->l = l;
+	s->fd = fd;
+	s->fn = fn;
+	s->ctx = ctx;
+	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+			((struct sockaddr_in *)&ss)->sin_port);
+	struct httpd_opts d = { 16384, 64, 1u << 20, 256, 30000 };
+	if (opts) {
+		if (opts->max_head)
+			d.max_head = opts->max_head;
+		if (opts->max_headers)
+			d.max_headers = opts->max_headers;
+		if (opts->max_body)
+			d.max_body = opts->max_body;
+		if (opts->max_conns)
+			d.max_conns = opts->max_conns;
+		if (opts->idle_timeout_ms)
+			d.idle_timeout_ms = opts->idle_timeout_ms;
+	}
+	if (d.max_headers > HTTP_MAX_HEADERS_HARD)
+		d.max_headers = HTTP_MAX_HEADERS_HARD;
+	s->o = d;
+	if (loop_add(l, fd, LOOP_READ, on_accept, s)) {
+		int en = errno;
+		close(fd);
+		free(s);
+		return err_set(e, "cannot watch the listener: %s", strerror(en));
+	}
+	*out = s;
+	return 0;
+}
+
+int httpd_port(const httpd *h)
+{
+	return h->port;
+}
+
+void httpd_free(httpd *h)
+{
+	if (!h)
+		return;
+	while (h->conns)
+		conn_close(h->conns);
+	loop_del(h->l, h->fd);
+	close(h->fd);
+	free(h);
+}

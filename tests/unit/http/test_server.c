@@ -1,0 +1,405 @@
+/*
+ * The API server over a real socket: httpd runs on 127.0.0.1:0 in a thread with its own loop;
+ * the tests talk to it with blocking sockets (with receive timeouts, so a hang fails the test
+ * instead of blocking it).
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "http/server.h"
+
+static loop *L;
+static httpd *H;
+static pthread_t T;
+static int calls;
+
+static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	char v[64];
+	__atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
+	if (!strcmp(req->path, "/big")) {
+		const char *n = httpd_query(req, "n", v, sizeof v);
+		size_t len = n ? strtoul(n, NULL, 10) : 0;
+		char *p = buf_reserve(&resp->body, len);
+		cr_assert_not_null(p);
+		for (size_t i = 0; i < len; i++)
+			p[i] = (char)('a' + i % 26);
+		buf_commit(&resp->body, len);
+		resp->content_type = "text/plain";
+		return;
+	}
+	if (!strcmp(req->path, "/fail")) {
+		httpd_error(resp, 409, "conflict on \"%s\"", req->query);
+		return;
+	}
+	if (!strcmp(req->path, "/hdr")) {
+		if (buf_adds(&resp->headers, "X-Test: yes\r\n"))
+			cr_assert_fail();
+	}
+	const char *x = httpd_header(req, "X-Echo", v, sizeof v);
+	if (buf_addf(&resp->body, "%s %s ?%s x=%s len=%zu body=%.*s", req->method, req->path,
+		     req->query, x ? x : "-", req->body_len, (int)req->body_len, req->body))
+		cr_assert_fail();
+	resp->content_type = "text/plain";
+}
+
+static void *run(void *arg)
+{
+	loop_run(L);
+	return NULL;
+}
+
+static void start(const struct httpd_opts *o)
+{
+	struct err e;
+	L = loop_new();
+	cr_assert_not_null(L);
+	cr_assert_eq(httpd_start(&H, L, "127.0.0.1:0", o, handler, NULL, &e), 0, "%s", e.msg);
+	cr_assert_gt(httpd_port(H), 0);
+	cr_assert_eq(pthread_create(&T, NULL, run, NULL), 0);
+}
+
+static void stop(void)
+{
+	loop_stop(L);
+	loop_wake(L);
+	pthread_join(T, NULL);
+	httpd_free(H);
+	loop_free(L);
+}
+
+static void setup_default(void) { start(NULL); }
+
+static int dial(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)httpd_port(H)) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = { 5, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+		cr_assert_gt(w, 0, "send: %s", strerror(errno));
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void sends(int fd, const char *s) { send_all(fd, s, strlen(s)); }
+
+/* Reads one response (head + Content-Length body) into out; returns its length, or 0 on EOF. */
+static size_t read_resp(int fd, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		out[n] = 0;
+		char *end = strstr(out, "\r\n\r\n");
+		if (end) {
+			size_t head = (size_t)(end + 4 - out);
+			char *cl = strcasestr(out, "\r\nContent-Length: ");
+			size_t want = head + (cl && cl < end ? strtoul(cl + 18, NULL, 10) : 0);
+			if (!strncmp(out, "HTTP/1.1 100", 12))
+				want = head;
+			cr_assert_lt(want, cap);
+			while (n < want) {
+				ssize_t r = recv(fd, out + n, want - n, 0);
+				cr_assert_gt(r, 0, "body cut short: %s", r < 0 ? strerror(errno) : "eof");
+				n += (size_t)r;
+			}
+			out[n] = 0;
+			return n;
+		}
+		cr_assert_lt(n + 1, cap);
+		ssize_t r = recv(fd, out + n, 1, 0); /* byte by byte: never read past this response */
+		if (r == 0)
+			return 0;
+		cr_assert_gt(r, 0, "recv: %s", strerror(errno));
+		n++;
+	}
+}
+
+static int at_eof(int fd)
+{
+	char c;
+	return recv(fd, &c, 1, 0) == 0;
+}
+
+static char R[1 << 16];
+
+Test(server, keep_alive_two_requests, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /a?x=1 HTTP/1.1\r\nHost: t\r\nX-Echo: hi\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 200 OK\r\n") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "GET /a ?x=1 x=hi len=0"), "%s", R);
+	cr_expect_null(strstr(R, "Connection: close"));
+	sends(fd, "GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /b ? x=- len=0"), "%s", R);
+	close(fd);
+}
+
+Test(server, pipelining_in_order, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n"
+		  "POST /2 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+		  "GET /3 HTTP/1.1\r\nHost: t\r\n\r\n");
+	const char *want[] = { "GET /1 ", "POST /2 ? x=- len=3 body=abc", "GET /3 " };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+		cr_expect_not_null(strstr(R, want[i]), "response %d: %s", i, R);
+	}
+	close(fd);
+}
+
+Test(server, bad_request_gets_400_and_close, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\nGET /never HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 400 Bad Request\r\n") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "Connection: close\r\n"));
+	cr_expect_not_null(strstr(R, "{\"error\": \"invalid header field name\"}"), "%s", R);
+	cr_expect(at_eof(fd), "connection must be closed after a 400");
+	close(fd);
+}
+
+Test(server, smuggling_attempt_refused, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 400") == R, "%s", R);
+	cr_expect(at_eof(fd));
+	cr_expect_eq(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), 0, "handler must not run");
+	close(fd);
+}
+
+Test(server, chunked_body, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "5;ext=1\r\nhello\r\n");
+	usleep(20000); /* the rest in a second segment */
+	sends(fd, "6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "POST /c ? x=- len=11 body=hello world"), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /after"), "%s", R);
+	close(fd);
+}
+
+Test(server, bad_chunk_is_400, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 400") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "invalid chunked encoding"), "%s", R);
+	cr_expect(at_eof(fd));
+	close(fd);
+}
+
+Test(server, expect_100_continue, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "PUT /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_str_eq(R, "HTTP/1.1 100 Continue\r\n\r\n");
+	char body[2000];
+	memset(body, 'b', sizeof body);
+	send_all(fd, body, sizeof body);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 200") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "PUT /up ? x=- len=2000"), "%s", R);
+	close(fd);
+}
+
+Test(server, body_too_large_413, .fini = stop)
+{
+	struct httpd_opts o = { .max_body = 100 };
+	start(&o);
+	int fd = dial();
+	sends(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\nExpect: 100-continue\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 413") == R, "%s", R);
+	cr_expect(at_eof(fd));
+	close(fd);
+	fd = dial();
+	sends(fd, "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n");
+	char body[101];
+	memset(body, 'z', 100);
+	send_all(fd, body, 100);
+	sends(fd, "\r\n1\r\nz\r\n0\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 413") == R, "chunked over max_body: %s", R);
+	close(fd);
+}
+
+Test(server, connection_close_and_http10, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "Connection: close\r\n"), "%s", R);
+	cr_expect(at_eof(fd));
+	close(fd);
+	fd = dial();
+	sends(fd, "GET /old HTTP/1.0\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /old"), "%s", R);
+	cr_expect(at_eof(fd), "HTTP/1.0 without keep-alive closes");
+	close(fd);
+	fd = dial();
+	sends(fd, "GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "Connection: keep-alive\r\n"), "%s", R);
+	sends(fd, "GET /ka2 HTTP/1.0\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /ka2"), "%s", R);
+	close(fd);
+}
+
+Test(server, head_has_no_body_and_extra_headers, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "HEAD /hdr HTTP/1.1\r\nHost: t\r\n\r\nGET /hdr HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* HEAD: Content-Length announced, no body follows; the next response comes right after */
+	size_t n = 0;
+	for (;;) {
+		cr_assert_eq(recv(fd, R + n, 1, 0), 1);
+		n++;
+		R[n] = 0;
+		if (strstr(R, "\r\n\r\n"))
+			break;
+	}
+	cr_expect_not_null(strstr(R, "X-Test: yes\r\n"), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 200") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "GET /hdr"), "%s", R);
+	close(fd);
+}
+
+Test(server, error_helper_json, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /fail?a=b HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 409 Conflict\r\n") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "Content-Type: application/json\r\n"), "%s", R);
+	cr_expect_not_null(strstr(R, "{\"error\": \"conflict on \\\"a=b\\\"\"}"), "%s", R);
+	close(fd);
+}
+
+Test(server, large_response_partial_writes, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	size_t n = 8u << 20;
+	sends(fd, "GET /big?n=8388608 HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(100000); /* let the server hit EAGAIN */
+	char *big = malloc(n + 4096);
+	size_t got = read_resp(fd, big, n + 4096);
+	char *body = strstr(big, "\r\n\r\n") + 4;
+	cr_assert_eq(got - (size_t)(body - big), n);
+	for (size_t i = 0; i < n; i += 4093)
+		cr_assert_eq(body[i], 'a' + i % 26, "byte %zu", i);
+	free(big);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /next"), "%s", R);
+	close(fd);
+}
+
+Test(server, max_conns_refuses_extras, .fini = stop)
+{
+	struct httpd_opts o = { .max_conns = 2 };
+	start(&o);
+	int a = dial(), b = dial();
+	sends(a, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(a, R, sizeof R), 0);
+	sends(b, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(b, R, sizeof R), 0);
+	int c = dial();
+	cr_expect(at_eof(c), "third connection must be closed");
+	close(c);
+	close(a);
+	usleep(50000);
+	c = dial(); /* a slot is free again */
+	sends(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_expect_gt(read_resp(c, R, sizeof R), 0);
+	close(b);
+	close(c);
+}
+
+Test(server, idle_timeout_closes, .fini = stop)
+{
+	struct httpd_opts o = { .idle_timeout_ms = 200 };
+	start(&o);
+	int fd = dial();
+	sends(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	uint64_t t0 = loop_clock_ms();
+	cr_expect(at_eof(fd));
+	uint64_t dt = loop_clock_ms() - t0;
+	cr_expect(dt >= 150 && dt < 2000, "closed after %llu ms", (unsigned long long)dt);
+	close(fd);
+	/* a slow, incomplete head is also cut */
+	fd = dial();
+	sends(fd, "GET / HTTP/1.1\r\n");
+	cr_expect(at_eof(fd));
+	close(fd);
+}
+
+Test(server, head_too_large, .fini = stop)
+{
+	struct httpd_opts o = { .max_head = 256 };
+	start(&o);
+	int fd = dial();
+	char big[600];
+	memset(big, 'a', sizeof big);
+	sends(fd, "GET /");
+	send_all(fd, big, sizeof big);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 400") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "too large"), "%s", R);
+	close(fd);
+}
+
+Test(helpers, query_and_header)
+{
+	static struct http_head h;
+	struct http_limits lim = { 4096, 16, 0 };
+	const char *raw = "GET /p?a=1&name=hello%20w+x&empty=&flag&b=%zz HTTP/1.1\r\nHost: t\r\nX-Long: 0123456789\r\n\r\n";
+	cr_assert_gt(http_parse_request(raw, strlen(raw), &lim, &h), 1);
+	struct httpd_req req = { .head = &h, .query = "a=1&name=hello%20w+x&empty=&flag&b=%zz" };
+	char v[32];
+	cr_expect_str_eq(httpd_query(&req, "a", v, sizeof v), "1");
+	cr_expect_str_eq(httpd_query(&req, "name", v, sizeof v), "hello w x");
+	cr_expect_str_eq(httpd_query(&req, "empty", v, sizeof v), "");
+	cr_expect_str_eq(httpd_query(&req, "flag", v, sizeof v), "");
+	cr_expect_str_eq(httpd_query(&req, "b", v, sizeof v), "%zz");
+	cr_expect_null(httpd_query(&req, "nam", v, sizeof v));
+	cr_expect_null(httpd_query(&req, "missing", v, sizeof v));
+	char small[4];
+	cr_expect_str_eq(httpd_query(&req, "name", small, sizeof small), "hel");
+	cr_expect_str_eq(httpd_header(&req, "x-long", v, sizeof v), "0123456789");
+	cr_expect_str_eq(httpd_header(&req, "X-LONG", small, sizeof small), "012");
+	cr_expect_null(httpd_header(&req, "X-None", v, sizeof v));
+}

@@ -94,6 +94,7 @@ struct inst {
 
 struct runtime {
 	char *dir;
+	char *real_dir;                /* canonical dir: the SLUICE_RUNTIME_DIR marker of our processes */
 	int lock_fd;
 	struct inst *list;
 	size_t count;
@@ -561,8 +562,8 @@ static int spawn(runtime *rt, struct inst *in)
 	while (environ && environ[nenv])
 		nenv++;
 	argv = calloc(nargs + 2, sizeof *argv);
-	char **extra = calloc(nextra + 3, sizeof *extra);
-	envp = calloc(nenv + nextra + 3, sizeof *envp);
+	char **extra = calloc(nextra + 4, sizeof *extra);
+	envp = calloc(nenv + nextra + 4, sizeof *envp);
 	if (!argv || !envp || !extra) {
 		free(extra);
 		set_reason(in, "out of memory");
@@ -583,7 +584,8 @@ static int spawn(runtime *rt, struct inst *in)
 		ok = (extra[i] = subst(in, in->spec.env[i])) != NULL;
 	if (ok)
 		ok = asprintf(&extra[nextra], "PORT=%d", in->port) > 0 &&
-		     asprintf(&extra[nextra + 1], "SLUICE_INSTANCE=%s", in->id) > 0;
+		     asprintf(&extra[nextra + 1], "SLUICE_INSTANCE=%s", in->id) > 0 &&
+		     asprintf(&extra[nextra + 2], "SLUICE_RUNTIME_DIR=%s", rt->real_dir) > 0;
 	if (!ok) {
 		strv_free(extra);
 		set_reason(in, "command, argument or env var too long after substitution");
@@ -611,8 +613,12 @@ static int spawn(runtime *rt, struct inst *in)
 		set_reason(in, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	/* Persist, then act: if we die right after fork, the next runtime_open still knows the
-	 * instance should run; see docs/runtime.md for the orphan window this leaves. */
+	/* Persist, then act: the file says "should run" before the process exists. If we die
+	 * between fork and the next save, runtime_open finds the process by its environment
+	 * (SLUICE_RUNTIME_DIR + SLUICE_INSTANCE) and adopts it instead of starting a twin. */
+	in->pid = 0;
+	in->state = INSTANCE_STARTING;
+	state_save(rt, in);
 	pid_t pid = fork();
 	if (pid < 0) {
 		set_reason(in, "fork: %s", strerror(errno));
@@ -1060,6 +1066,76 @@ bad:
 	return -1;
 }
 
+/* Reads /proc/PID/environ (bounded) and returns the values of SLUICE_RUNTIME_DIR and
+ * SLUICE_INSTANCE, or -1 when the process is not one of ours. */
+static int proc_marks(int pid, const char *real_dir, char *id, size_t idn)
+{
+	char path[64];
+	static char b[65536]; /* one call at a time: the driver is single-threaded */
+	snprintf(path, sizeof path, "/proc/%d/environ", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof b - 1 && (n = read(fd, b + len, sizeof b - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	b[len] = 0;
+	bool ours = false;
+	id[0] = 0;
+	for (size_t i = 0; i < len; i += strlen(b + i) + 1) {
+		if (!strncmp(b + i, "SLUICE_RUNTIME_DIR=", 19) && !strcmp(b + i + 19, real_dir))
+			ours = true;
+		else if (!strncmp(b + i, "SLUICE_INSTANCE=", 16))
+			snprintf(id, idn, "%s", b + i + 16);
+	}
+	return ours && id[0] ? 0 : -1;
+}
+
+/* Closes the window between fork and the state file's update: a process that carries our
+ * marks but is not recorded is adopted when its instance has no process, and killed (with
+ * its group) otherwise, so a crash at any point leaves neither a twin nor an orphan. Only
+ * session leaders count: an instance's own children inherit its environment. */
+static void adopt_unrecorded(runtime *rt)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == getpid() || getsid((pid_t)pid) != pid)
+			continue;
+		char id[128];
+		if (proc_marks((int)pid, rt->real_dir, id, sizeof id) != 0)
+			continue;
+		struct inst *in = rt->list;
+		while (in && strcmp(in->id, id) != 0)
+			in = in->next;
+		if (in && in->pid == (int)pid)
+			continue; /* recorded: adopted already */
+		unsigned long long st;
+		if (proc_start_time((int)pid, &st) != 0)
+			continue;
+		if (in && !in->gone && in->want_running && in->pid <= 0) {
+			in->pid = (int)pid;
+			in->start_time = st;
+			in->pidfd = (int)syscall(SYS_pidfd_open, in->pid, 0);
+			in->state = INSTANCE_STARTING;
+			in->hc_next = rt->now;
+			in->reason[0] = 0;
+			log_note(rt, in, "adopted unrecorded pid %ld", pid);
+			state_save(rt, in);
+			continue;
+		}
+		log_warn("runtime: killing process group %ld: an unrecorded duplicate of instance '%s'", pid, id);
+		kill((pid_t)-pid, SIGKILL);
+	}
+	closedir(d);
+}
+
 /* ---- the interface ---- */
 
 static int mkdir_p(const char *dir)
@@ -1085,7 +1161,9 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 	if (mkdir_p(dir) != 0)
 		return err_set(e, "could not create runtime directory '%s': %s", dir, strerror(errno));
 	runtime *rt = calloc(1, sizeof *rt);
-	if (!rt || !(rt->dir = strdup(dir))) {
+	if (!rt || !(rt->dir = strdup(dir)) || !(rt->real_dir = realpath(dir, NULL))) {
+		if (rt)
+			free(rt->dir);
 		free(rt);
 		return err_set(e, "out of memory");
 	}
@@ -1098,6 +1176,7 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 		if (rt->lock_fd >= 0)
 			close(rt->lock_fd);
 		free(rt->dir);
+		free(rt->real_dir);
 		free(rt);
 		return -1;
 	}
@@ -1115,6 +1194,7 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 		if (de->d_name[0] != '.' && strcmp(de->d_name, "logs") != 0)
 			(void)adopt_one(rt, de->d_name);
 	closedir(d);
+	adopt_unrecorded(rt);
 	*out = rt;
 	return 0;
 }
@@ -1131,6 +1211,7 @@ void runtime_close(runtime *rt)
 	if (rt->lock_fd >= 0)
 		close(rt->lock_fd);
 	free(rt->dir);
+	free(rt->real_dir);
 	free(rt);
 }
 
@@ -1303,6 +1384,20 @@ static void fill_info(struct instance_info *o, const struct inst *in)
 	memcpy(o->reason, in->reason, sizeof o->reason);
 }
 
+/* Stable order for people and tests: by release, then by index (so 2 comes before 10). */
+static int cmp_info(const void *pa, const void *pb)
+{
+	const struct instance_info *a = pa, *b = pb;
+	int c = strcmp(a->service, b->service);
+	if (!c)
+		c = strcmp(a->env, b->env);
+	if (!c)
+		c = strcmp(a->region, b->region);
+	if (!c)
+		c = strcmp(a->version, b->version);
+	return c ? c : (a->index > b->index) - (a->index < b->index);
+}
+
 int runtime_list(runtime *rt, const char *service, const char *env, const char *region, const char *version,
 		 struct instance_info **out, size_t *n)
 {
@@ -1333,6 +1428,7 @@ int runtime_list(runtime *rt, const char *service, const char *env, const char *
 		}
 		p = &in->next;
 	}
+	qsort(v, i, sizeof *v, cmp_info);
 	*out = v;
 	*n = i;
 	return 0;

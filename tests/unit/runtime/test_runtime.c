@@ -574,3 +574,50 @@ Test(runtime, bad_specs_are_refused_and_exec_failures_reported)
 	cr_assert_str_eq(a[0].reason, "could not run '/nonexistent/program': No such file or directory");
 	cr_assert_str_eq(runtime_state_name(INSTANCE_BACKOFF), "backoff");
 }
+
+Test(runtime, unrecorded_process_is_adopted_and_a_twin_is_killed)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2], b[2];
+	list_of("v1", a, 2);
+	runtime_close(rt);
+	rt = NULL;
+
+	/* The server died between fork and recording the pid: the file says pid 0. */
+	char p[512];
+	snprintf(p, sizeof p, "%s/%s/state.json", dir, a[0].id);
+	json_t *j = json_load_file(p, 0, NULL);
+	cr_assert_not_null(j);
+	json_object_set_new(j, "pid", json_integer(0));
+	json_object_set_new(j, "state", json_string("starting"));
+	cr_assert_eq(json_dump_file(j, p, 0), 0);
+	json_decref(j);
+
+	/* And a twin carrying the same marks (as if started twice). */
+	char *real = realpath(dir, NULL);
+	pid_t twin = fork();
+	cr_assert_geq(twin, 0);
+	if (twin == 0) {
+		setsid();
+		setenv("SLUICE_RUNTIME_DIR", real, 1);
+		setenv("SLUICE_INSTANCE", a[0].id, 1);
+		execlp("sleep", "sleep", "20", (char *)NULL);
+		_exit(127);
+	}
+	free(real);
+	usleep(50000); /* let the twin exec */
+
+	struct err e;
+	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(list_of("v1", b, 2), 1);
+	cr_assert(b[0].pid == a[0].pid || b[0].pid == twin, "adopted pid %d, expected %d or %d", b[0].pid,
+		  a[0].pid, twin);
+	int other = b[0].pid == a[0].pid ? twin : a[0].pid;
+	usleep(50000);
+	cr_assert(proc_gone(other), "the twin %d was left running", other);
+	cr_assert(!proc_gone(b[0].pid));
+	kill(-twin, SIGKILL);
+}

@@ -45,13 +45,20 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Per-thread xorshift: fault injection needs speed and independence, not cryptography. */
+/* Per-thread xorshift: fault injection needs speed and independence, not cryptography. Each
+ * thread's seed goes through splitmix64 from a shared counter: threads started in the same
+ * second (often on the same recycled stack) must not replay the same sequence. */
 static double rand01(void)
 {
+	static atomic_uint_fast64_t seeds;
 	static _Thread_local uint64_t s;
-	if (!s)
-		s = ((uint64_t)time(NULL) << 20) ^ (uint64_t)pthread_self() ^ (uint64_t)getpid() ^
-		    0x9e3779b97f4a7c15ull;
+	if (!s) {
+		uint64_t z = ((uint64_t)time(NULL) << 32) ^ (uint64_t)getpid() ^
+			     (atomic_fetch_add(&seeds, 1) + 1) * 0x9e3779b97f4a7c15ull;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		s = (z ^ (z >> 31)) | 1;
+	}
 	s ^= s << 13;
 	s ^= s >> 7;
 	s ^= s << 17;

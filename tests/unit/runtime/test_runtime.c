@@ -25,6 +25,7 @@
 
 static char dir[128];
 static runtime *rt;
+static uint64_t skew; /* added to the clock the runtime sees, to test long durations */
 
 static uint64_t now_ms(void)
 {
@@ -136,7 +137,7 @@ static bool tick_until(bool (*pred)(const void *), const void *arg, unsigned ms)
 {
 	uint64_t end = now_ms() + ms;
 	for (;;) {
-		runtime_tick(rt, now_ms());
+		runtime_tick(rt, now_ms() + skew);
 		if (pred(arg))
 			return true;
 		if (now_ms() >= end)
@@ -149,7 +150,7 @@ static void tick_for(unsigned ms)
 {
 	uint64_t end = now_ms() + ms;
 	while (now_ms() < end) {
-		runtime_tick(rt, now_ms());
+		runtime_tick(rt, now_ms() + skew);
 		usleep(10000);
 	}
 }
@@ -550,6 +551,65 @@ Test(runtime, failing_health_checks_make_it_unhealthy)
 	cr_assert_geq(now_ms() - t0, 150, "unhealthy after fewer than 3 failures");
 	list_of("v1", a, 2);
 	cr_assert_str_eq(a[0].reason, "health check /healthz: status 503");
+	cr_assert_eq(http_get(a[0].port, "/well"), 200);
+	w.state = INSTANCE_HEALTHY;
+	cr_assert(tick_until(have_state, &w, 3000), "did not recover after the health check passed");
+	list_of("v1", a, 2);
+	cr_assert_eq(a[0].restarts, 0, "an unhealthy instance is not restarted by the driver");
+}
+
+Test(runtime, health_check_without_answer_times_out)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	s.health_timeout_ms = 200;
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	struct instance_info a[2];
+	list_of("v1", a, 2);
+	cr_assert_eq(http_get(a[0].port, "/hang"), 200);
+	uint64_t t0 = now_ms();
+	w.state = INSTANCE_UNHEALTHY;
+	cr_assert(tick_until(have_state, &w, 3000));
+	/* Three checks that each wait the full timeout. */
+	cr_assert_geq(now_ms() - t0, 3 * 200 + 100);
+	list_of("v1", a, 2);
+	cr_assert_str_eq(a[0].reason, "health check /healthz: no response within 200 ms");
+}
+
+Test(runtime, backoff_doubles_and_resets_after_a_minute_healthy)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	struct want w = {"v1", INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, 5000));
+	static const char *const delays[] = {"500", "1000"};
+	struct instance_info a[2];
+	for (int i = 0; i < 2; i++) {
+		list_of("v1", a, 2);
+		cr_assert_eq(kill(a[0].pid, SIGKILL), 0);
+		w.state = INSTANCE_BACKOFF;
+		cr_assert(tick_until(have_state, &w, 2000));
+		list_of("v1", a, 2);
+		char want[64];
+		snprintf(want, sizeof want, "restarting in %s ms", delays[i]);
+		cr_assert(strstr(a[0].reason, want), "%s", a[0].reason);
+		w.state = INSTANCE_HEALTHY;
+		cr_assert(tick_until(have_state, &w, 5000));
+	}
+	/* A minute of health later (the runtime's clock is skewed), the next delay is 500 ms again. */
+	skew = 61000;
+	tick_for(100);
+	skew = 122000;
+	tick_for(100);
+	list_of("v1", a, 2);
+	cr_assert_eq(a[0].state, INSTANCE_HEALTHY);
+	cr_assert_eq(kill(a[0].pid, SIGKILL), 0);
+	w.state = INSTANCE_BACKOFF;
+	cr_assert(tick_until(have_state, &w, 2000));
+	list_of("v1", a, 2);
+	cr_assert(strstr(a[0].reason, "restarting in 500 ms"), "%s", a[0].reason);
+	cr_assert_eq(a[0].restarts, 2);
 }
 
 Test(runtime, bad_specs_are_refused_and_exec_failures_reported)

@@ -2,7 +2,7 @@
  * testsrv: a tiny HTTP server the runtime tests start as instances.
  *
  * Listens on 127.0.0.1:$PORT. GET /healthz answers 200 (503 after GET /sick), anything else
- * 200 "hello". Options: --crash-at-start (exit 3 at once), --ignore-term (SIGTERM ignored, so
+ * 200 "hello"; GET /well makes it healthy again, GET /hang makes /healthz never answer. Options: --crash-at-start (exit 3 at once), --ignore-term (SIGTERM ignored, so
  * only SIGKILL stops it), --spawn-child (forks a helper that sleeps, to check that the whole
  * process group is stopped), --spam N (prints N lines of 100 bytes at start). It prints its
  * argv and every request to stdout, and exits by itself after 60 s so that nothing a failed
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	printf("listening on %d pid %d instance %s\n", port, (int)getpid(), getenv("SLUICE_INSTANCE"));
-	int sick = 0;
+	int sick = 0, hang = 0, hung = 0;
 	for (;;) {
 		int c = accept(fd, NULL, NULL);
 		if (c < 0)
@@ -91,6 +91,14 @@ int main(int argc, char **argv)
 		int code = 200;
 		if (!strcmp(path, "/sick"))
 			sick = 1;
+		else if (!strcmp(path, "/well"))
+			sick = 0;
+		else if (!strcmp(path, "/hang"))
+			hang = 1;
+		else if (!strcmp(path, "/healthz") && hang && hung < 200) {
+			hung++; /* keep the connection open without an answer (bounded) */
+			continue;
+		}
 		else if (!strcmp(path, "/healthz") && sick)
 			code = 503;
 		char resp[256];

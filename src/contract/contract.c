@@ -1,0 +1,647 @@
+#include "contract/contract.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "contract/openapi.h"
+#include "contract/report.h"
+#include "contract/schema.h"
+#include "contract/valid.h"
+#include "util/buf.h"
+#include "util/doc.h"
+
+#define FIELD_MAX 512
+
+struct contract {
+	json_t *json; /* canonical form: validated, `provides` inline */
+};
+
+/* ---- validation ------------------------------------------------------------------------- */
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (!n || n > CONTRACT_MAX_NAME)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			return 0;
+	return 1;
+}
+
+static int only_keys(const struct valid *v, const json_t *obj, const char *field, const char *const *keys,
+		     const char *hint)
+{
+	const char *k;
+	json_t *x;
+	json_object_foreach((json_t *)obj, k, x) {
+		int ok = 0;
+		for (size_t i = 0; keys[i] && !ok; i++)
+			ok = !strcmp(k, keys[i]);
+		if (!ok)
+			return valid_key(v, obj, k, field, "unknown key '%s' (%s)", k, hint);
+	}
+	return 0;
+}
+
+static const char *const http_methods[] = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", NULL};
+
+static int validate_read_path(const struct valid *v, const json_t *rd, const char *field)
+{
+	json_t *p = json_object_get(rd, "path");
+	if (!json_is_string(p))
+		return p ? valid_value(v, rd, "path", field, "'path' must be a string such as /metadata")
+			 : valid_node(v, rd, field, "a read needs a 'path' (such as /metadata) or 'any_of'");
+	const char *s = json_string_value(p);
+	size_t len = strlen(s);
+	if (s[0] != '/')
+		return valid_value(v, rd, "path", field, "a read path starts with '/' (JSON-pointer-like: /a/b, '*' for array elements)");
+	if (len > CONTRACT_MAX_PATH)
+		return valid_value(v, rd, "path", field, "path longer than %d bytes", CONTRACT_MAX_PATH);
+	size_t segs = 0;
+	if (len > 1)
+		for (const char *q = s; *q; q++)
+			if (*q == '/') {
+				if (q[1] == '/' || q[1] == 0)
+					return valid_value(v, rd, "path", field, "empty segment in path '%s'", s);
+				segs++;
+			}
+	if (segs > CONTRACT_MAX_SEGMENTS)
+		return valid_value(v, rd, "path", field, "more than %d segments in path", CONTRACT_MAX_SEGMENTS);
+	json_t *t = json_object_get(rd, "type");
+	if (t) {
+		int bad = 0;
+		if (json_is_string(t))
+			bad = !schema_type_bit(json_string_value(t));
+		else if (json_is_array(t) && json_array_size(t)) {
+			size_t i;
+			json_t *x;
+			json_array_foreach(t, i, x)
+				bad |= !json_is_string(x) || !schema_type_bit(json_string_value(x));
+		} else
+			bad = 1;
+		if (bad)
+			return valid_value(v, rd, "type", field,
+					   "'type' must be a type name or a list of them (null, boolean, integer, number, string, array, object)");
+	}
+	json_t *o = json_object_get(rd, "optional");
+	if (o && !json_is_boolean(o))
+		return valid_value(v, rd, "optional", field, "'optional' must be true or false");
+	static const char *const keys[] = {"path", "type", "optional", "description", NULL};
+	return only_keys(v, rd, field, keys, "a read has path, type, optional");
+}
+
+static int validate_alternative(const struct valid *v, const json_t *alt, const char *field)
+{
+	char f[FIELD_MAX];
+	if (!json_is_object(alt))
+		return valid_node(v, alt, field, "an alternative must be a read ({path, type}) or {all_of: [reads]}");
+	json_t *all = json_object_get(alt, "all_of");
+	if (!all)
+		return validate_read_path(v, alt, field);
+	if (json_object_size(alt) != 1)
+		return valid_key(v, alt, "all_of", field, "'all_of' stands alone in its alternative");
+	if (!json_is_array(all) || !json_array_size(all) || json_array_size(all) > CONTRACT_MAX_READS)
+		return valid_value(v, alt, "all_of", field, "'all_of' must be a non-empty list of reads");
+	size_t i;
+	json_t *rd;
+	json_array_foreach(all, i, rd) {
+		snprintf(f, sizeof(f), "%s.all_of[%zu]", field, i);
+		if (!json_is_object(rd))
+			return valid_index(v, all, i, f, "a read must be a mapping with 'path' and 'type'");
+		if (validate_read_path(v, rd, f))
+			return -1;
+	}
+	return 0;
+}
+
+static int validate_read(const struct valid *v, const json_t *rd, const char *field)
+{
+	char f[FIELD_MAX];
+	json_t *any = json_object_get(rd, "any_of");
+	if (!any)
+		return validate_read_path(v, rd, field);
+	if (json_object_size(rd) != 1)
+		return valid_key(v, rd, "any_of", field, "'any_of' stands alone in its read");
+	if (!json_is_array(any) || json_array_size(any) < 1 || json_array_size(any) > CONTRACT_MAX_ALTERNATIVES)
+		return valid_value(v, rd, "any_of", field, "'any_of' must list 1 to %d alternatives", CONTRACT_MAX_ALTERNATIVES);
+	size_t i;
+	json_t *alt;
+	json_array_foreach(any, i, alt) {
+		snprintf(f, sizeof(f), "%s.any_of[%zu]", field, i);
+		if (validate_alternative(v, alt, f))
+			return -1;
+	}
+	return 0;
+}
+
+static int validate_operation(const struct valid *v, const json_t *root, const json_t *op, const char *field)
+{
+	char f[FIELD_MAX];
+	static const char *const keys[] = {"method", "path", "reads", "sends", "description", NULL};
+	if (only_keys(v, op, field, keys, "an operation has method, path, reads, sends"))
+		return -1;
+	json_t *m = json_object_get(op, "method");
+	if (!json_is_string(m))
+		return m ? valid_value(v, op, "method", field, "'method' must be a string such as GET")
+			 : valid_node(v, op, field, "an operation needs a 'method' (GET, POST, ...)");
+	int known = 0;
+	for (size_t i = 0; http_methods[i]; i++)
+		known |= !strcasecmp(json_string_value(m), http_methods[i]);
+	if (!known)
+		return valid_value(v, op, "method", field, "unknown method '%s' (GET, PUT, POST, DELETE, PATCH, ...)",
+				   json_string_value(m));
+	json_t *p = json_object_get(op, "path");
+	if (!json_is_string(p))
+		return p ? valid_value(v, op, "path", field, "'path' must be a path template such as /items/{id}")
+			 : valid_node(v, op, field, "an operation needs a 'path' template such as /items/{id}");
+	if (json_string_value(p)[0] != '/' || strlen(json_string_value(p)) > CONTRACT_MAX_PATH)
+		return valid_value(v, op, "path", field, "a path template starts with '/' (at most %d bytes)",
+				   CONTRACT_MAX_PATH);
+	json_t *reads = json_object_get(op, "reads");
+	if (reads) {
+		if (!json_is_array(reads) || json_array_size(reads) > CONTRACT_MAX_READS)
+			return valid_value(v, op, "reads", field, "'reads' must be a list of at most %d reads", CONTRACT_MAX_READS);
+		size_t i;
+		json_t *rd;
+		json_array_foreach(reads, i, rd) {
+			snprintf(f, sizeof(f), "%s.reads[%zu]", field, i);
+			if (!json_is_object(rd))
+				return valid_index(v, reads, i, f, "a read must be a mapping ({path, type} or {any_of: [...]})");
+			if (validate_read(v, rd, f))
+				return -1;
+		}
+	}
+	json_t *sends = json_object_get(op, "sends");
+	if (sends) {
+		snprintf(f, sizeof(f), "%s.sends", field);
+		if (!json_is_object(sends) && !json_is_boolean(sends))
+			return valid_value(v, op, "sends", field, "'sends' must be a JSON Schema of the request body");
+		if (openapi_validate_schema(v, root, sends, f))
+			return -1;
+	}
+	return 0;
+}
+
+static int validate_consumes(const struct valid *v, const json_t *root, const json_t *cons)
+{
+	char f[FIELD_MAX];
+	if (!json_is_object(cons))
+		return valid_value(v, root, "consumes", "consumes", "'consumes' must map provider services to the operations called");
+	if (json_object_size(cons) > CONTRACT_MAX_SERVICES)
+		return valid_value(v, root, "consumes", "consumes", "more than %d services", CONTRACT_MAX_SERVICES);
+	const char *svc;
+	json_t *ops;
+	json_object_foreach((json_t *)cons, svc, ops) {
+		snprintf(f, sizeof(f), "consumes.%s", svc);
+		if (!valid_name(svc))
+			return valid_key(v, cons, svc, f, "'%s' is not a service name (lowercase letters, digits, '-', '_', '.')", svc);
+		if (!json_is_array(ops) || !json_array_size(ops) || json_array_size(ops) > CONTRACT_MAX_OPERATIONS)
+			return valid_value(v, cons, svc, f, "list the operations called (1 to %d)", CONTRACT_MAX_OPERATIONS);
+		size_t i;
+		json_t *op;
+		json_array_foreach(ops, i, op) {
+			snprintf(f, sizeof(f), "consumes.%s[%zu]", svc, i);
+			if (!json_is_object(op))
+				return valid_index(v, ops, i, f, "an operation must be a mapping with method and path");
+			if (validate_operation(v, root, op, f))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Validates the root. When `provides` was a file path, `api` is that file's document, checked
+ * with its own positions (vapi); otherwise `provides` must be inline. */
+static int validate_root(const struct valid *v, const json_t *root, const json_t *api, const struct valid *vapi)
+{
+	if (!json_is_object(root))
+		return valid_node(v, root, "", "a contract must be a mapping (service, provides, consumes)");
+	static const char *const keys[] = {"service", "version", "description", "provides", "consumes", NULL};
+	if (only_keys(v, root, "", keys, "a contract has service, version, description, provides, consumes"))
+		return -1;
+	json_t *svc = json_object_get(root, "service");
+	if (svc && (!json_is_string(svc) || !valid_name(json_string_value(svc))))
+		return valid_value(v, root, "service", "service",
+				   "'service' must be a service name (lowercase letters, digits, '-', '_', '.')");
+	static const char *const strs[] = {"version", "description"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *x = json_object_get(root, strs[i]);
+		if (x && !json_is_string(x))
+			return valid_value(v, root, strs[i], strs[i], "'%s' must be a string", strs[i]);
+	}
+	json_t *prov = json_object_get(root, "provides");
+	if (api ? openapi_validate(vapi, api, "") : prov ? openapi_validate(v, prov, "provides") : 0)
+		return -1;
+	json_t *cons = json_object_get(root, "consumes");
+	if (cons && validate_consumes(v, root, cons))
+		return -1;
+	if (!prov && !cons)
+		return valid_node(v, root, "", "a contract needs 'provides', 'consumes' or both");
+	return 0;
+}
+
+static contract *wrap(json_t *json)
+{
+	contract *c = calloc(1, sizeof(*c));
+	if (!c) {
+		json_decref(json);
+		return NULL;
+	}
+	c->json = json;
+	return c;
+}
+
+static int load_from_doc(const doc *d, const char *basedir, contract **out, struct err *e)
+{
+	struct valid v = {d, doc_name(d), e};
+	if (doc_count(d) != 1)
+		return err_set(e, "%s: a contract file holds exactly one document", doc_name(d));
+	const json_t *root = doc_root(d, 0);
+	if (!json_is_object(root))
+		return valid_node(&v, root, "", "a contract must be a mapping (service, provides, consumes)");
+	json_t *prov = json_object_get(root, "provides");
+	doc *api = NULL;
+	struct valid vapi = {0};
+	json_t *copy = NULL;
+	if (json_is_string(prov)) {
+		const char *p = json_string_value(prov);
+		if (!basedir)
+			return valid_value(&v, root, "provides", "provides",
+					   "'provides' is a file path but there is no directory to resolve it in: inline the OpenAPI document");
+		char full[4096];
+		if (p[0] == '/')
+			snprintf(full, sizeof(full), "%s", p);
+		else
+			snprintf(full, sizeof(full), "%s/%s", basedir, p);
+		struct err le;
+		if (doc_load(full, &api, &le))
+			return valid_value(&v, root, "provides", "provides", "%s", le.msg);
+		if (doc_count(api) != 1) {
+			doc_free(api);
+			return valid_value(&v, root, "provides", "provides", "'%s' must hold exactly one document", full);
+		}
+		vapi = (struct valid){api, doc_name(api), e};
+		copy = json_deep_copy(root);
+		if (copy)
+			json_object_set_new(copy, "provides", json_deep_copy(doc_root(api, 0)));
+	} else if (prov && !json_is_object(prov)) {
+		return valid_value(&v, root, "provides", "provides",
+				   "'provides' must be an OpenAPI document or the path of one");
+	}
+	int rc = validate_root(&v, root, api ? doc_root(api, 0) : NULL, &vapi);
+	doc_free(api);
+	if (rc) {
+		json_decref(copy);
+		return -1;
+	}
+	if (!copy)
+		copy = json_deep_copy(root);
+	if (!copy || !(*out = wrap(copy)))
+		return err_set(e, "out of memory loading a contract");
+	return 0;
+}
+
+int contract_parse(const char *name, const char *text, size_t len, const char *basedir, contract **out,
+		   struct err *e)
+{
+	doc *d;
+	if (doc_parse(name, text, len, &d, e))
+		return -1;
+	int rc = load_from_doc(d, basedir, out, e);
+	doc_free(d);
+	return rc;
+}
+
+static void dir_of(const char *path, char *out, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(out, size, ".");
+	else if (slash == path)
+		snprintf(out, size, "/");
+	else
+		snprintf(out, size, "%.*s", (int)(slash - path), path);
+}
+
+int contract_load(const char *path, contract **out, struct err *e)
+{
+	doc *d;
+	char dir[4096];
+	if (doc_load(path, &d, e))
+		return -1;
+	dir_of(path, dir, sizeof(dir));
+	int rc = load_from_doc(d, dir, out, e);
+	doc_free(d);
+	return rc;
+}
+
+int contract_from_json(const json_t *value, const char *name, contract **out, struct err *e)
+{
+	struct valid v = {NULL, name ? name : "contract", e};
+	json_t *prov = json_object_get(value, "provides");
+	if (json_is_string(prov))
+		return valid_value(&v, value, "provides", "provides",
+				   "'provides' must be inline in a stored contract (the file '%s' cannot be read here)",
+				   json_string_value(prov));
+	if (prov && !json_is_object(prov))
+		return valid_value(&v, value, "provides", "provides", "'provides' must be an OpenAPI document");
+	if (validate_root(&v, value, NULL, NULL))
+		return -1;
+	json_t *copy = json_deep_copy(value);
+	if (!copy || !(*out = wrap(copy)))
+		return err_set(e, "out of memory loading a contract");
+	return 0;
+}
+
+json_t *contract_to_json(const contract *c)
+{
+	return json_incref(c->json);
+}
+
+void contract_free(contract *c)
+{
+	if (!c)
+		return;
+	json_decref(c->json);
+	free(c);
+}
+
+const char *contract_service(const contract *c)
+{
+	return json_string_value(json_object_get(c->json, "service"));
+}
+
+const json_t *contract_provides(const contract *c)
+{
+	return json_object_get(c->json, "provides");
+}
+
+int contract_consumes(const contract *c, const char *service)
+{
+	return json_object_get(json_object_get(c->json, "consumes"), service) != NULL;
+}
+
+size_t contract_consumes_count(const contract *c)
+{
+	return json_object_size(json_object_get(c->json, "consumes"));
+}
+
+const char *contract_consumes_name(const contract *c, size_t i)
+{
+	const char *k;
+	json_t *x;
+	size_t n = 0;
+	json_object_foreach(json_object_get(c->json, "consumes"), k, x)
+		if (n++ == i)
+			return k;
+	return NULL;
+}
+
+int contract_load_openapi(const char *path, json_t **out, struct err *e)
+{
+	doc *d;
+	if (doc_load(path, &d, e))
+		return -1;
+	const json_t *root = doc_root(d, 0);
+	int rc;
+	if (doc_count(d) == 1 && json_is_object(root) && json_object_get(root, "openapi")) {
+		struct valid v = {d, doc_name(d), e};
+		rc = openapi_validate(&v, root, "");
+		if (!rc)
+			*out = json_deep_copy(root);
+		doc_free(d);
+		return rc;
+	}
+	doc_free(d);
+	contract *c;
+	if (contract_load(path, &c, e))
+		return -1;
+	const json_t *api = contract_provides(c);
+	rc = api ? 0 : err_set(e, "%s: neither an OpenAPI document nor a contract with 'provides'", path);
+	if (!rc)
+		*out = json_incref((json_t *)api);
+	contract_free(c);
+	return rc;
+}
+
+/* ---- the check -------------------------------------------------------------------------- */
+
+#define WHY_MAX 400
+
+struct read_ctx {
+	const json_t *api;
+	const json_t *responses; /* the provider operation's responses */
+};
+
+/* Splits "/a/b/~1c" into unescaped segments; returns the count (at most CONTRACT_MAX_SEGMENTS). */
+static size_t split_path(const char *path, char segs[][CONTRACT_MAX_PATH + 1], const char **ptrs)
+{
+	size_t n = 0;
+	const char *p = path;
+	while (*p == '/' && p[1] && n < CONTRACT_MAX_SEGMENTS) {
+		p++;
+		size_t len = 0;
+		while (*p && *p != '/' && len < CONTRACT_MAX_PATH) {
+			char ch = *p++;
+			if (ch == '~' && (*p == '0' || *p == '1'))
+				ch = *p++ == '0' ? '~' : '/';
+			segs[n][len++] = ch;
+		}
+		segs[n][len] = 0;
+		ptrs[n] = segs[n];
+		n++;
+	}
+	return n;
+}
+
+static unsigned read_types(const json_t *rd)
+{
+	json_t *t = json_object_get(rd, "type");
+	unsigned bits = 0;
+	if (json_is_string(t))
+		bits = schema_type_bit(json_string_value(t));
+	else if (json_is_array(t)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(t, i, x)
+			bits |= schema_type_bit(json_string_value(x));
+	}
+	if (!bits)
+		return SCHEMA_T_ANY;
+	if (bits & SCHEMA_T_NUMBER)
+		bits |= SCHEMA_T_INTEGER;
+	return bits;
+}
+
+/* One read against every success response. */
+static int check_one(const struct read_ctx *rc, const json_t *rd, char *why, size_t whysize)
+{
+	char (*segs)[CONTRACT_MAX_PATH + 1] = malloc(CONTRACT_MAX_SEGMENTS * sizeof(*segs));
+	const char *ptrs[CONTRACT_MAX_SEGMENTS];
+	if (!segs) {
+		snprintf(why, whysize, "out of memory");
+		return 0;
+	}
+	size_t n = split_path(json_string_value(json_object_get(rd, "path")), segs, ptrs);
+	unsigned types = read_types(rd);
+	int optional = json_is_true(json_object_get(rd, "optional"));
+	int ok = 1, any = 0;
+	const char *st;
+	json_t *r;
+	json_object_foreach((json_t *)rc->responses, st, r) {
+		if (!openapi_is_success(st))
+			continue;
+		any = 1;
+		const json_t *resp = openapi_deref(rc->api, r);
+		const json_t *schema = openapi_json_schema(json_object_get(resp, "content"), NULL);
+		char w[WHY_MAX];
+		if (!schema) {
+			snprintf(why, whysize, "status %s declares no JSON body", st);
+			ok = 0;
+			break;
+		}
+		if (!schema_guarantees(rc->api, schema, ptrs, n, types, optional, w, sizeof(w))) {
+			snprintf(why, whysize, "%s (status %s)", w, st);
+			ok = 0;
+			break;
+		}
+	}
+	if (ok && !any) {
+		snprintf(why, whysize, "the operation declares no success (2xx) response");
+		ok = 0;
+	}
+	free(segs);
+	return ok;
+}
+
+static int check_alternative(const struct read_ctx *rc, const json_t *alt, char *why, size_t whysize)
+{
+	json_t *all = json_object_get(alt, "all_of");
+	if (!all)
+		return check_one(rc, alt, why, whysize);
+	size_t i;
+	json_t *rd;
+	json_array_foreach(all, i, rd)
+		if (!check_one(rc, rd, why, whysize))
+			return 0;
+	return 1;
+}
+
+static void alt_label(const json_t *alt, char *out, size_t size)
+{
+	json_t *all = json_object_get(alt, "all_of");
+	const json_t *first = all ? json_array_get(all, 0) : alt;
+	const char *p = json_string_value(json_object_get(first, "path"));
+	if (all && json_array_size(all) > 1)
+		snprintf(out, size, "%s and %zu more", p ? p : "?", json_array_size(all) - 1);
+	else
+		snprintf(out, size, "%s", p ? p : "?");
+}
+
+static void check_reads(const struct read_ctx *rc, const json_t *reads, const char *oplabel, json_t *findings,
+			int *fallbacks)
+{
+	size_t i;
+	json_t *rd;
+	char why[WHY_MAX], label[CONTRACT_MAX_PATH + 64];
+	json_array_foreach(reads, i, rd) {
+		json_t *any = json_object_get(rd, "any_of");
+		if (!any) {
+			const char *p = json_string_value(json_object_get(rd, "path"));
+			struct report_loc loc = {oplabel, NULL, "response", p};
+			if (!check_one(rc, rd, why, sizeof(why)))
+				report_add(findings, REPORT_BREAKING, &loc, "reads %s, not guaranteed: %s", p, why);
+			continue;
+		}
+		struct buf reasons;
+		buf_init(&reasons, 4096);
+		size_t j, hit = (size_t)-1;
+		json_t *alt;
+		json_array_foreach(any, j, alt) {
+			if (check_alternative(rc, alt, why, sizeof(why))) {
+				hit = j;
+				break;
+			}
+			alt_label(alt, label, sizeof(label));
+			if (buf_addf(&reasons, "%s%zu) %s: %s", reasons.len ? "; " : "", j + 1, label, why)) {
+				/* the reasons are long enough to act on; drop the rest */
+			}
+		}
+		alt_label(json_array_get(any, 0), label, sizeof(label));
+		struct report_loc loc = {oplabel, NULL, "response", label};
+		if (hit == (size_t)-1) {
+			report_add(findings, REPORT_BREAKING, &loc, "reads one of %zu alternatives, none is guaranteed: %s",
+				   json_array_size(any), reasons.data);
+		} else if (hit > 0) {
+			char used[CONTRACT_MAX_PATH + 64];
+			alt_label(alt, used, sizeof(used));
+			report_add(findings, REPORT_WARNING, &loc, "holds only through fallback alternative %zu (%s): %s",
+				   hit + 1, used, reasons.data);
+			(*fallbacks)++;
+		}
+		buf_release(&reasons);
+	}
+}
+
+static void check_sends(const json_t *api, const json_t *op, const contract *consumer, const json_t *sends,
+			const char *oplabel, json_t *findings)
+{
+	const json_t *rb = openapi_deref(api, json_object_get(op, "requestBody"));
+	struct report_loc loc = {oplabel, NULL, "request", NULL};
+	if (!sends) {
+		if (rb && json_is_true(json_object_get(rb, "required")))
+			report_add(findings, REPORT_WARNING, &loc,
+				   "the provider requires a request body and the consumer does not declare what it sends");
+		return;
+	}
+	if (!rb) {
+		report_add(findings, REPORT_BREAKING, &loc, "sends a request body but the provider's operation accepts none");
+		return;
+	}
+	const char *media = NULL;
+	const json_t *schema = openapi_json_schema(json_object_get(rb, "content"), &media);
+	if (!schema) {
+		report_add(findings, REPORT_BREAKING, &loc, "sends a JSON body but the provider declares no JSON request schema");
+		return;
+	}
+	schema_compare(consumer->json, sends, api, schema, SCHEMA_REQUEST, &loc, findings);
+}
+
+json_t *contract_check(const char *provider_service, const contract *provider, const contract *consumer)
+{
+	json_t *findings = json_array();
+	int fallbacks = 0;
+	const json_t *ops = json_object_get(json_object_get(consumer->json, "consumes"), provider_service);
+	const json_t *api = provider ? contract_provides(provider) : NULL;
+	size_t i;
+	json_t *op;
+	json_array_foreach(ops, i, op) {
+		char m[16], label[CONTRACT_MAX_PATH + 32];
+		const char *meth = json_string_value(json_object_get(op, "method"));
+		const char *path = json_string_value(json_object_get(op, "path"));
+		size_t k;
+		for (k = 0; meth[k] && k + 1 < sizeof(m); k++)
+			m[k] = (char)toupper((unsigned char)meth[k]);
+		m[k] = 0;
+		snprintf(label, sizeof(label), "%s %s", m, path);
+		struct report_loc loc = {label, NULL, "operation", NULL};
+		const json_t *pop = api ? openapi_operation(api, m, path, NULL) : NULL;
+		if (!pop) {
+			report_add(findings, REPORT_BREAKING, &loc, "%s is not provided by %s%s", label, provider_service,
+				   api ? "" : " (its contract declares no API)");
+			continue;
+		}
+		struct read_ctx rc = {api, json_object_get(pop, "responses")};
+		check_reads(&rc, json_object_get(op, "reads"), label, findings, &fallbacks);
+		check_sends(api, pop, consumer, json_object_get(op, "sends"), label, findings);
+	}
+	size_t nb = report_count(findings, REPORT_BREAKING);
+	const char *cname = contract_service(consumer);
+	return json_pack("{s:s, s:s, s:s?, s:s, s:b, s:i, s:o}", "kind", "check", "provider", provider_service,
+			 "consumer", cname, "verdict", nb ? "refused" : "ok", "uses", ops != NULL, "fallbacks",
+			 fallbacks, "findings", findings);
+}

@@ -1,20 +1,92 @@
+#include "cli/client.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
 
-#define STUB(fn) \
-	int fn(int argc, char **argv) \
-	{ \
-		fprintf(stderr, "sluice: '%s' is not built yet\n", argv[0]); \
-		return EXIT_USAGE; \
+void client_init(struct client *c)
+{
+	const char *env = getenv("SLUICE_SERVER");
+	c->server = env && *env ? env : "http://127.0.0.1:7070";
+	c->json = 0;
+	c->http = httpc_new(30000, 64u << 20);
+}
+
+void client_release(struct client *c)
+{
+	httpc_free(c->http);
+	c->http = NULL;
+}
+
+int client_option(struct client *c, int opt, const char *arg)
+{
+	if (opt == CLIENT_OPT_SERVER) {
+		c->server = arg;
+		return 0;
 	}
-STUB(cmd_apply)
-STUB(cmd_release)
-STUB(cmd_deploy)
-STUB(cmd_rollback)
-STUB(cmd_status)
-STUB(cmd_history)
-STUB(cmd_events)
-STUB(cmd_logs)
-STUB(cmd_can_i_deploy)
-STUB(cmd_plan)
+	if (opt == 'o') {
+		if (!strcmp(arg, "json"))
+			c->json = 1;
+		else if (!strcmp(arg, "text"))
+			c->json = 0;
+		else
+			return error("-o: expected 'text' or 'json', got '%s'", arg);
+		return 0;
+	}
+	return -1;
+}
+
+int client_call(struct client *c, const char *method, const char *path, const json_t *body,
+		json_t **out, long *out_status)
+{
+	char url[4096];
+	size_t n = strlen(c->server);
+	snprintf(url, sizeof(url), "%.*s%s", (int)(n && c->server[n - 1] == '/' ? n - 1 : n), c->server, path);
+	long status = 0;
+	json_t *resp = NULL;
+	struct err e = {""};
+	if (out)
+		*out = NULL;
+	if (httpc_json(c->http, method, url, body, &status, &resp, &e)) {
+		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
+		      "set --server / SLUICE_SERVER)", c->server, e.msg);
+		return EXIT_UNREACHABLE;
+	}
+	if (out_status)
+		*out_status = status;
+	if (status >= 200 && status < 300) {
+		if (out)
+			*out = resp;
+		else
+			json_decref(resp);
+		return EXIT_OK;
+	}
+	if (out_status && out) {
+		*out = resp;
+	} else {
+		json_t *errs = json_object_get(resp, "errors");
+		if (json_array_size(errs) > 1) {
+			size_t i;
+			json_t *m;
+			json_array_foreach(errs, i, m)
+				error("%s", json_string_value(m));
+		} else {
+			const char *msg = json_string_value(json_object_get(resp, "error"));
+			error("%s", msg ? msg : "the server answered without an explanation");
+		}
+		json_decref(resp);
+	}
+	return status == 404 ? EXIT_NOTFOUND : status == 409 ? EXIT_NO
+	       : status >= 400 && status < 500 ? EXIT_USAGE : EXIT_UNREACHABLE;
+}
+
+void client_print_json(const json_t *j)
+{
+	char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (txt) {
+		puts(txt);
+		free(txt);
+	}
+}

@@ -1,9 +1,232 @@
+/*
+ * `sluice server`: sets up the store, the runtime and router drivers and the API, then runs
+ * the control loop. See server.h for how the parts fit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "server/server.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice server [--data DIR] [--listen ADDR] [--proxy-admin ADDR] [--log-level LEVEL]\n"
+		"\n"
+		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
+		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
+		"keep running when the server stops; a restarted server adopts them.\n"
+		"\n"
+		"  --data DIR          state directory (SQLite store, artifacts, instances, proxy)\n"
+		"                      default: $SLUICE_DATA, else $XDG_STATE_HOME/sluice,\n"
+		"                      else ~/.local/state/sluice\n"
+		"  --listen ADDR       API address, default %s\n"
+		"  --proxy-admin ADDR  the proxy's admin address, default %s\n"
+		"  --log-level LEVEL   debug, info (default), warn, error\n"
+		"\n"
+		"Stop it with SIGTERM or SIGINT (instances and proxy keep running), or with\n"
+		"'sluice shutdown [--data-plane]'.\n",
+		SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_PROXY_ADMIN);
+}
+
+static int mkdirs(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0755) && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+static void default_data_dir(char *buf, size_t len)
+{
+	const char *d = getenv("SLUICE_DATA");
+	if (d && *d) {
+		snprintf(buf, len, "%s", d);
+		return;
+	}
+	d = getenv("XDG_STATE_HOME");
+	if (d && *d) {
+		snprintf(buf, len, "%s/sluice", d);
+		return;
+	}
+	d = getenv("HOME");
+	snprintf(buf, len, "%s/.local/state/sluice", d && *d ? d : "/tmp");
+}
+
+static void on_tick(loop *l, void *arg)
+{
+	struct server *srv = arg;
+	runtime_tick(srv->rt, loop_clock_ms());
+	executor_tick(srv);
+	runtime_tick(srv->rt, loop_clock_ms());
+	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
+}
+
+static void on_runtime(loop *l, void *arg)
+{
+	struct server *srv = arg;
+	runtime_tick(srv->rt, loop_clock_ms());
+	loop_timer(l, 50, on_runtime, srv);
+}
+
+static void on_signal(loop *l, int fd, unsigned ev, void *arg)
+{
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+			log_info("signal %u: stopping (instances and proxy keep running)", si.ssi_signo);
+			loop_stop(l);
+		}
+}
 
 int cmd_server(int argc, char **argv)
 {
-	fprintf(stderr, "sluice: '%s' is not built yet\n", argv[0]);
-	return EXIT_USAGE;
+	static const struct option opts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"proxy-admin", required_argument, NULL, 'p'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct server srv;
+	memset(&srv, 0, sizeof(srv));
+	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
+	default_data_dir(srv.data_dir, sizeof(srv.data_dir));
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", optarg);
+			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'p':
+			admin = optarg;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "debug"))
+				log_set_level(LOG_DEBUG);
+			else if (!strcmp(optarg, "warn"))
+				log_set_level(LOG_WARN);
+			else if (!strcmp(optarg, "error"))
+				log_set_level(LOG_ERROR);
+			else if (strcmp(optarg, "info"))
+				return error("--log-level: expected debug, info, warn or error, got '%s'", optarg), EXIT_USAGE;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		error("unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+	log_set_prefix("server");
+	signal(SIGPIPE, SIG_IGN);
+
+	char path[PATH_MAX + 64], exe[PATH_MAX];
+	snprintf(srv.artifacts_dir, sizeof(srv.artifacts_dir), "%s/artifacts", srv.data_dir);
+	snprintf(path, sizeof(path), "%s/instances", srv.data_dir);
+	if (mkdirs(srv.data_dir) || mkdirs(srv.artifacts_dir) || mkdirs(path)) {
+		error("could not create data directory '%s': %s", srv.data_dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		error("could not find the sluice binary: %s", strerror(errno));
+		return EXIT_USAGE;
+	}
+	exe[n] = '\0';
+
+	struct err e = {""};
+	int rc = EXIT_USAGE;
+	snprintf(path, sizeof(path), "%s/sluice.db", srv.data_dir);
+	if (store_open(&srv.store, path, &e)) {
+		error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	snprintf(path, sizeof(path), "%s/instances", srv.data_dir);
+	if (runtime_open(&srv.rt, path, &e)) {
+		error("%s", e.msg);
+		goto out;
+	}
+	srv.router = router_new(admin, exe, srv.data_dir);
+	srv.loop = loop_new();
+	if (!srv.router || !srv.loop) {
+		error("out of memory");
+		goto out;
+	}
+	struct httpd_opts hopts = {.max_body = 256u << 20, .max_conns = 512};
+	if (httpd_start(&srv.api, srv.loop, listen, &hopts, api_handle, &srv, &e)) {
+		error("%s", e.msg);
+		goto out;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0 || loop_add(srv.loop, sfd, LOOP_READ, on_signal, &srv)) {
+		error("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	log_info("sluice %s: API on http://%s, data in %s, proxy admin on %s", SLUICE_VERSION, listen,
+		 srv.data_dir, admin);
+	loop_timer(srv.loop, 0, on_tick, &srv);
+	loop_timer(srv.loop, 50, on_runtime, &srv);
+	rc = loop_run(srv.loop) ? EXIT_UNREACHABLE : EXIT_OK;
+	loop_del(srv.loop, sfd);
+	close(sfd);
+	if (srv.stop_data_plane) {
+		log_info("stopping every instance and the proxy");
+		runtime_stop_all(srv.rt);
+		for (int i = 0; i < 400; i++) {
+			runtime_tick(srv.rt, loop_clock_ms());
+			struct instance_info *in = NULL;
+			size_t cnt = 0, live = 0;
+			if (runtime_list(srv.rt, NULL, NULL, NULL, NULL, &in, &cnt) == 0) {
+				for (size_t k = 0; k < cnt; k++)
+					if (in[k].pid && in[k].state != INSTANCE_STOPPED)
+						live++;
+				free(in);
+			}
+			if (!live)
+				break;
+			usleep(50000);
+		}
+		router_stop(srv.router);
+	}
+out:
+	httpd_free(srv.api);
+	for (size_t i = 0; i < srv.nwindows; i++)
+		json_decref(srv.windows[i].evidence);
+	free(srv.windows);
+	json_decref(srv.metrics);
+	router_free(srv.router);
+	runtime_close(srv.rt);
+	store_close(srv.store);
+	loop_free(srv.loop);
+	log_info("stopped");
+	return rc;
 }

@@ -1,0 +1,767 @@
+/*
+ * The commands that change or read the control plane: apply, release, deploy, rollback,
+ * history, events, logs, shutdown. Each is a thin client of the /v1 API (docs/api.md).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "util/buf.h"
+#include "util/doc.h"
+#include "util/sha256.h"
+
+/* Parses the common options plus `extra` ones; returns the first non-option index, or -1
+ * after printing usage (status in *rc). `fn` handles command-specific options. */
+typedef int option_fn(int opt, const char *arg, void *ctx);
+
+static int parse(struct client *c, int argc, char **argv, const char *shortopts,
+		 const struct option *extra, option_fn *fn, void *ctx, const char *usage, int *rc)
+{
+	struct option opts[24] = {CLIENT_OPTIONS};
+	int n = 3;
+	for (int i = 0; extra && extra[i].name && n < 23; i++)
+		opts[n++] = extra[i];
+	memset(&opts[n], 0, sizeof(opts[n]));
+	char so[64];
+	snprintf(so, sizeof(so), "+ho:%s", shortopts ? shortopts : "");
+	optind = 1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage, stdout);
+			*rc = EXIT_OK;
+			return -1;
+		}
+		if (opt == '?') {
+			fputs(usage, stderr);
+			*rc = EXIT_USAGE;
+			return -1;
+		}
+		if (client_option(c, opt, optarg) == 0)
+			continue;
+		if (opt == 'o' || opt == CLIENT_OPT_SERVER || !fn || fn(opt, optarg, ctx)) {
+			*rc = EXIT_USAGE;
+			return -1;
+		}
+	}
+	return optind;
+}
+
+#define COMMON_HELP                                                                               \
+	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n" \
+	"  -o FORMAT      text (default) or json\n"                                            \
+	"  -h, --help     this help\n"
+
+/* ---- apply ---- */
+
+struct apply_opts {
+	const char *files[256];
+	int n;
+};
+
+static int apply_opt(int opt, const char *arg, void *ctx)
+{
+	struct apply_opts *a = ctx;
+	if (opt != 'f')
+		return -1;
+	if (a->n >= 256)
+		return error("at most 256 -f arguments");
+	a->files[a->n++] = arg;
+	return 0;
+}
+
+static int read_file(const char *path, struct buf *b)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	if (!f)
+		return error("could not open '%s': %s", path, strerror(errno));
+	char chunk[65536];
+	size_t n;
+	int rc = 0;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_add(b, chunk, n)) {
+			rc = error("'%s' is larger than %zu bytes", path, b->limit);
+			break;
+		}
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds a file, or every .yaml/.yml/.json file of a directory in name order. */
+static int add_path(json_t *files, const char *path)
+{
+	struct stat st;
+	if (strcmp(path, "-") && stat(path, &st))
+		return error("could not open '%s': %s", path, strerror(errno));
+	if (strcmp(path, "-") && S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		if (!d)
+			return error("could not read directory '%s': %s", path, strerror(errno));
+		char *names[1024];
+		int n = 0;
+		struct dirent *de;
+		while ((de = readdir(d)) && n < 1024) {
+			const char *dot = strrchr(de->d_name, '.');
+			if (de->d_name[0] != '.' && dot &&
+			    (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml") || !strcmp(dot, ".json")))
+				names[n++] = strdup(de->d_name);
+		}
+		closedir(d);
+		qsort(names, (size_t)n, sizeof(char *), cmp_str);
+		int rc = 0;
+		for (int i = 0; i < n; i++) {
+			char p[4096];
+			snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+			if (!rc)
+				rc = add_path(files, p);
+			free(names[i]);
+		}
+		return rc;
+	}
+	struct buf b;
+	buf_init(&b, DOC_MAX_BYTES);
+	int rc = read_file(path, &b);
+	if (!rc)
+		json_array_append_new(files, json_pack("{s:s, s:s%}", "name", path, "content", b.data, b.len));
+	buf_release(&b);
+	return rc;
+}
+
+int cmd_apply(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice apply -f FILE|DIR [-f ...] [--server URL] [-o json]\n\n"
+		"Validates Environment and Service manifests (YAML, several documents per file) and\n"
+		"stores them. An error names file:line:column; nothing is stored unless every file is\n"
+		"valid. A directory means every .yaml, .yml and .json file in it.\n\n"
+		"  -f, --file PATH  a manifest file, a directory, or - for stdin\n" COMMON_HELP;
+	static const struct option extra[] = {{"file", required_argument, NULL, 'f'}, {0}};
+	struct client c;
+	struct apply_opts a = {.n = 0};
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = parse(&c, argc, argv, "f:", extra, apply_opt, &a, usage, &rc);
+	if (i < 0)
+		goto out;
+	for (; i < argc; i++)
+		if (apply_opt('f', argv[i], &a))
+			goto out;
+	if (!a.n) {
+		error("nothing to apply: give -f FILE");
+		goto out;
+	}
+	json_t *files = json_array();
+	for (int k = 0; k < a.n; k++)
+		if (add_path(files, a.files[k])) {
+			json_decref(files);
+			goto out;
+		}
+	json_t *body = json_pack("{s:o}", "files", files), *resp = NULL;
+	rc = client_call(&c, "POST", "/v1/apply", body, &resp, NULL);
+	json_decref(body);
+	if (rc == EXIT_OK) {
+		if (c.json) {
+			client_print_json(resp);
+		} else {
+			size_t k;
+			json_t *m;
+			json_array_foreach(json_object_get(resp, "applied"), k, m)
+				printf("%s %s %s\n", json_string_value(json_object_get(m, "kind")),
+				       json_string_value(json_object_get(m, "name")),
+				       json_is_true(json_object_get(m, "changed")) ? "applied" : "unchanged");
+		}
+	}
+	json_decref(resp);
+out:
+	client_release(&c);
+	return rc;
+}
+
+/* ---- release ---- */
+
+struct release_opts {
+	const char *artifact, *contract;
+};
+
+static int release_opt(int opt, const char *arg, void *ctx)
+{
+	struct release_opts *r = ctx;
+	if (opt == 'a')
+		r->artifact = arg;
+	else if (opt == 'c')
+		r->contract = arg;
+	else
+		return -1;
+	return 0;
+}
+
+static int file_digest(const char *path, char out[72])
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return error("could not open artifact '%s': %s", path, strerror(errno));
+	struct sha256 h;
+	sha256_init(&h);
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		sha256_update(&h, chunk, n);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return error("could not read artifact '%s'", path);
+	unsigned char d[32];
+	char hex[65];
+	sha256_final(&h, d);
+	sha256_hex(d, hex);
+	snprintf(out, 72, "sha256:%s", hex);
+	return 0;
+}
+
+/* Reads a contract file (YAML or JSON) into the JSON the server stores. */
+static int load_contract_json(const char *path, json_t **out)
+{
+	doc *d = NULL;
+	struct err e = {""};
+	if (doc_load(path, &d, &e)) {
+		error("%s", e.msg);
+		return -1;
+	}
+	if (doc_count(d) != 1 || !json_is_object(doc_root(d, 0))) {
+		doc_free(d);
+		return error("%s: a contract is one YAML or JSON object", path);
+	}
+	*out = json_incref(doc_root(d, 0));
+	doc_free(d);
+	return 0;
+}
+
+static int release_push(struct client *c, int argc, char **argv, int i, struct release_opts *r)
+{
+	if (argc - i != 2 || !r->artifact) {
+		error("usage: sluice release push SERVICE VERSION --artifact PATH [--contract FILE]");
+		return EXIT_USAGE;
+	}
+	const char *service = argv[i], *version = argv[i + 1];
+	char digest[72];
+	if (file_digest(r->artifact, digest))
+		return EXIT_USAGE;
+	json_t *contract = NULL;
+	if (r->contract && load_contract_json(r->contract, &contract))
+		return EXIT_USAGE;
+	/* CI hands over the artifact: upload it (content-addressed, a no-op when present) */
+	char path[512], url[4096];
+	snprintf(path, sizeof(path), "/v1/artifacts/%s", digest);
+	snprintf(url, sizeof(url), "%s%s", c->server, path);
+	long status = 0;
+	struct buf resp;
+	buf_init(&resp, 1 << 20);
+	struct err e = {""};
+	if (httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e)) {
+		buf_release(&resp);
+		json_decref(contract);
+		error("cannot reach the sluice server at %s: %s", c->server, e.msg);
+		return EXIT_UNREACHABLE;
+	}
+	if (status != 200 && status != 201) {
+		error("artifact upload refused (%ld): %s", status, resp.data);
+		buf_release(&resp);
+		json_decref(contract);
+		return status >= 500 ? EXIT_UNREACHABLE : EXIT_USAGE;
+	}
+	buf_release(&resp);
+	json_t *body = json_pack("{s:s, s:s, s:o?}", "version", version, "digest", digest, "contract", contract);
+	json_t *out = NULL;
+	snprintf(path, sizeof(path), "/v1/services/%s/releases", service);
+	int rc = client_call(c, "POST", path, body, &out, NULL);
+	json_decref(body);
+	if (rc == EXIT_OK) {
+		if (c->json)
+			client_print_json(out);
+		else if (json_is_true(json_object_get(out, "created")))
+			printf("pushed %s %s (%s)\n", service, version, digest);
+		else
+			printf("%s %s is already registered with this digest; nothing to do\n", service, version);
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int release_list(struct client *c, int argc, char **argv, int i)
+{
+	if (argc - i != 1) {
+		error("usage: sluice release list SERVICE [-o json]");
+		return EXIT_USAGE;
+	}
+	char path[512];
+	snprintf(path, sizeof(path), "/v1/services/%s/releases", argv[i]);
+	json_t *out = NULL;
+	int rc = client_call(c, "GET", path, NULL, &out, NULL);
+	if (rc == EXIT_OK && c->json) {
+		client_print_json(out);
+	} else if (rc == EXIT_OK) {
+		printf("%-12s %-20s %-12s %s\n", "VERSION", "CREATED", "CONTRACT", "DIGEST");
+		size_t k;
+		json_t *r;
+		json_array_foreach(json_object_get(out, "releases"), k, r) {
+			time_t t = (time_t)(json_integer_value(json_object_get(r, "created_at")) / 1000);
+			char ts[32];
+			strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", gmtime(&t));
+			printf("%-12s %-20s %-12s %s\n", json_string_value(json_object_get(r, "version")), ts,
+			       json_integer_value(json_object_get(r, "has_contract")) ? "yes" : "no",
+			       json_string_value(json_object_get(r, "digest")));
+		}
+	}
+	json_decref(out);
+	return rc;
+}
+
+int cmd_release(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice release push SERVICE VERSION --artifact PATH [--contract FILE]\n"
+		"       sluice release list SERVICE [-o json]\n\n"
+		"push registers an immutable release: the artifact is uploaded to the server's\n"
+		"content-addressed store (sha256). Pushing the same version with the same digest again\n"
+		"does nothing; the same version with another digest is refused (exit 1).\n\n"
+		"  -a, --artifact PATH  the built artifact (for the local runtime: an executable)\n"
+		"  -c, --contract FILE  the release's contract (YAML or JSON, docs/contracts.md)\n" COMMON_HELP;
+	static const struct option extra[] = {{"artifact", required_argument, NULL, 'a'},
+					      {"contract", required_argument, NULL, 'c'}, {0}};
+	struct client c;
+	struct release_opts r = {0};
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	if (argc >= 2 && (!strcmp(argv[1], "push") || !strcmp(argv[1], "list"))) {
+		int i = parse(&c, argc - 1, argv + 1, "a:c:", extra, release_opt, &r, usage, &rc);
+		if (i >= 0)
+			rc = !strcmp(argv[1], "push") ? release_push(&c, argc - 1, argv + 1, i, &r)
+						      : release_list(&c, argc - 1, argv + 1, i);
+		if (rc == EXIT_NO + 100)
+			rc = EXIT_NO;
+	} else if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(usage, stdout);
+		rc = EXIT_OK;
+	} else {
+		fputs(usage, stderr);
+	}
+	client_release(&c);
+	return rc;
+}
+
+/* ---- deploy, rollback: follow a deployment until it ends ---- */
+
+static void print_event(const json_t *ev)
+{
+	time_t t = (time_t)(json_integer_value(json_object_get(ev, "at")) / 1000);
+	char ts[32];
+	strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
+	const char *region = json_string_value(json_object_get(ev, "region"));
+	printf("%s  %-18s %-10s %s\n", ts, json_string_value(json_object_get(ev, "type")),
+	       region ? region : "-", json_string_value(json_object_get(ev, "message")));
+}
+
+/* Polls until the deployment ends; prints events as they come. Returns the exit code. */
+static int follow(struct client *c, json_int_t id, int timeout_s)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/deployments/%lld/events", (long long)id);
+	size_t shown = 0;
+	time_t start = time(NULL);
+	for (;;) {
+		json_t *d = NULL;
+		int rc = client_call(c, "GET", path, NULL, &d, NULL);
+		if (rc != EXIT_OK)
+			return rc;
+		json_t *events = json_object_get(d, "events");
+		for (; !c->json && shown < json_array_size(events); shown++)
+			print_event(json_array_get(events, shown));
+		fflush(stdout);
+		const char *phase = json_string_value(json_object_get(d, "phase"));
+		if (phase && strcmp(phase, "active")) {
+			int ok = !strcmp(phase, "promoted");
+			if (c->json) {
+				client_print_json(d);
+			} else {
+				const char *reason = json_string_value(json_object_get(d, "reason"));
+				printf("deployment %lld %s%s%s\n", (long long)id, phase, reason ? ": " : "",
+				       reason ? reason : "");
+			}
+			json_decref(d);
+			return ok ? EXIT_OK : EXIT_NO;
+		}
+		json_decref(d);
+		if (timeout_s > 0 && time(NULL) - start > timeout_s) {
+			error("deployment %lld still running after %d s (it goes on; see 'sluice status')",
+			      (long long)id, timeout_s);
+			return EXIT_NO;
+		}
+		usleep(300000);
+	}
+}
+
+struct deploy_opts {
+	const char *env, *to;
+	int wait, force, hotfix, timeout;
+};
+
+static int deploy_opt(int opt, const char *arg, void *ctx)
+{
+	struct deploy_opts *d = ctx;
+	switch (opt) {
+	case 'e':
+		d->env = arg;
+		return 0;
+	case 'w':
+		d->wait = 1;
+		return 0;
+	case 'F':
+		d->force = 1;
+		return 0;
+	case 't':
+		d->to = arg;
+		return 0;
+	case 'T':
+		d->timeout = atoi(arg);
+		return 0;
+	}
+	return -1;
+}
+
+int cmd_deploy(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice deploy SERVICE VERSION [--env ENV] [--wait [--timeout S]] [--force]\n\n"
+		"Starts a deployment of a pushed release: compatibility gate, then the service's\n"
+		"strategy (canary by default) region by region, each step verified against the stable\n"
+		"version; a failed check rolls back by itself.\n\n"
+		"  --env ENV     target environment (default production)\n"
+		"  --wait        follow the deployment; exit 0 when promoted, 1 when rolled back or\n"
+		"                failed\n"
+		"  --timeout S   with --wait, give up waiting after S seconds (the deployment goes on)\n"
+		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n" COMMON_HELP;
+	static const struct option extra[] = {{"env", required_argument, NULL, 'e'},
+					      {"wait", no_argument, NULL, 'w'},
+					      {"force", no_argument, NULL, 'F'},
+					      {"timeout", required_argument, NULL, 'T'}, {0}};
+	struct client c;
+	struct deploy_opts d = {.env = "production"};
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	if (i < 0)
+		goto out;
+	if (argc - i != 2) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	json_t *body = json_pack("{s:s, s:s, s:s, s:b}", "service", argv[i], "version", argv[i + 1],
+				 "env", d.env, "force", d.force);
+	json_t *resp = NULL;
+	long status = 0;
+	rc = client_call(&c, "POST", "/v1/deployments", body, &resp, &status);
+	json_decref(body);
+	if (rc == EXIT_OK) {
+		json_int_t id = json_integer_value(json_object_get(resp, "id"));
+		if (!c.json || !d.wait) {
+			if (c.json)
+				client_print_json(resp);
+			else
+				printf("deployment %lld: %s %s to %s\n", (long long)id, argv[i], argv[i + 1], d.env);
+		}
+		if (d.wait)
+			rc = follow(&c, id, d.timeout);
+	} else if (resp) {
+		/* refused: show the server's explanation (and the gate's report when there is one) */
+		const char *msg = json_string_value(json_object_get(resp, "error"));
+		json_t *report = json_object_get(resp, "report");
+		if (c.json)
+			client_print_json(resp);
+		else
+			error("%s", msg ? msg : "refused");
+		if (report && !c.json)
+			client_print_json(report);
+		rc = status == 404 ? EXIT_NOTFOUND : status == 409 || status == 412 ? EXIT_NO
+		     : status >= 500 ? EXIT_UNREACHABLE : EXIT_USAGE;
+	}
+	json_decref(resp);
+out:
+	client_release(&c);
+	return rc;
+}
+
+int cmd_rollback(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice rollback SERVICE [--to VERSION] [--env ENV] [--wait]\n\n"
+		"Returns the service to its last known good release at once, without canary steps.\n"
+		"A deployment in flight is aborted (traffic back to stable, canary drained and\n"
+		"stopped); with nothing in flight, the previous stable release comes back. --to names\n"
+		"the version to return to.\n\n"
+		"  --to VERSION  the release to return to\n"
+		"  --env ENV     environment (default production)\n"
+		"  --wait        follow it; exit 0 when done\n" COMMON_HELP;
+	static const struct option extra[] = {{"env", required_argument, NULL, 'e'},
+					      {"to", required_argument, NULL, 't'},
+					      {"wait", no_argument, NULL, 'w'}, {0}};
+	struct client c;
+	struct deploy_opts d = {.env = "production"};
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	if (i < 0)
+		goto out;
+	if (argc - i != 1) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/services/%s/rollback", argv[i]);
+	json_t *body = json_pack("{s:s, s:s?}", "env", d.env, "to", d.to), *resp = NULL;
+	rc = client_call(&c, "POST", path, body, &resp, NULL);
+	json_decref(body);
+	if (rc == EXIT_OK) {
+		json_t *ab = json_object_get(resp, "aborted"), *id = json_object_get(resp, "id");
+		if (c.json && !d.wait)
+			client_print_json(resp);
+		else if (!c.json) {
+			if (ab)
+				printf("deployment %lld aborted: traffic returns to stable\n",
+				       (long long)json_integer_value(ab));
+			if (id)
+				printf("rollback %lld: %s back to %s\n", (long long)json_integer_value(id), argv[i],
+				       json_string_value(json_object_get(resp, "version")));
+		}
+		if (d.wait && (id || ab))
+			rc = follow(&c, json_integer_value(id ? id : ab), 0);
+		if (d.wait && ab && !id)
+			rc = EXIT_OK; /* the aborted deployment ending rolled back is what was asked */
+	}
+	json_decref(resp);
+out:
+	client_release(&c);
+	return rc;
+}
+
+/* ---- history, events, logs, shutdown ---- */
+
+int cmd_history(int argc, char **argv)
+{
+	static const char usage[] = "usage: sluice history SERVICE [-o json]\n\n"
+				    "Lists the service's deployments, newest first (never deleted).\n\n" COMMON_HELP;
+	struct client c;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
+	if (i < 0)
+		goto out;
+	if (argc - i != 1) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	char *esc = httpc_escape(argv[i]);
+	char path[512];
+	snprintf(path, sizeof(path), "/v1/deployments?service=%s", esc);
+	free(esc);
+	json_t *out = NULL;
+	rc = client_call(&c, "GET", path, NULL, &out, NULL);
+	if (rc == EXIT_OK && c.json) {
+		client_print_json(out);
+	} else if (rc == EXIT_OK) {
+		printf("%-5s %-9s %-10s %-12s %-20s %-12s %s\n", "ID", "KIND", "VERSION", "ENV", "STARTED", "PHASE", "REASON");
+		size_t k;
+		json_t *d;
+		json_array_foreach(json_object_get(out, "deployments"), k, d) {
+			time_t t = (time_t)(json_integer_value(json_object_get(d, "created_at")) / 1000);
+			char ts[32];
+			strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			const char *reason = json_string_value(json_object_get(d, "reason"));
+			printf("%-5lld %-9s %-10s %-12s %-20s %-12s %s\n",
+			       (long long)json_integer_value(json_object_get(d, "id")),
+			       json_string_value(json_object_get(d, "kind")),
+			       json_string_value(json_object_get(d, "version")),
+			       json_string_value(json_object_get(d, "env")), ts,
+			       json_string_value(json_object_get(d, "phase")), reason ? reason : "");
+		}
+	}
+	json_decref(out);
+out:
+	client_release(&c);
+	return rc;
+}
+
+int cmd_events(int argc, char **argv)
+{
+	static const char usage[] = "usage: sluice events DEPLOYMENT [-o json]\n\n"
+				    "Shows what happened in one deployment, with each verdict's evidence\n"
+				    "(metric, samples, observed value, limit, decision).\n\n" COMMON_HELP;
+	struct client c;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
+	if (i < 0)
+		goto out;
+	if (argc - i != 1) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/deployments/%s/events", argv[i]);
+	json_t *out = NULL;
+	rc = client_call(&c, "GET", path, NULL, &out, NULL);
+	if (rc == EXIT_OK && c.json) {
+		client_print_json(out);
+	} else if (rc == EXIT_OK) {
+		printf("deployment %lld: %s %s %s to %s, %s\n",
+		       (long long)json_integer_value(json_object_get(out, "id")),
+		       json_string_value(json_object_get(out, "kind")),
+		       json_string_value(json_object_get(out, "service")),
+		       json_string_value(json_object_get(out, "version")),
+		       json_string_value(json_object_get(out, "env")),
+		       json_string_value(json_object_get(out, "phase")));
+		size_t k;
+		json_t *ev;
+		json_array_foreach(json_object_get(out, "events"), k, ev) {
+			print_event(ev);
+			json_t *evidence = json_object_get(ev, "evidence");
+			size_t m;
+			json_t *chk;
+			json_array_foreach(json_object_get(evidence, "checks"), m, chk)
+				printf("%10s %-22s observed %-10.4g limit %-10.4g %s\n", "",
+				       json_string_value(json_object_get(chk, "metric")),
+				       json_number_value(json_object_get(chk, "observed")),
+				       json_number_value(json_object_get(chk, "limit")),
+				       json_string_value(json_object_get(chk, "decision")));
+		}
+	}
+	json_decref(out);
+out:
+	client_release(&c);
+	return rc;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	static const char usage[] = "usage: sluice logs SERVICE [--region R] [--env ENV] [--bytes N]\n\n"
+				    "Shows the end of the instance logs of a service, each line prefixed with\n"
+				    "the instance.\n\n"
+				    "  --region R  only this region\n"
+				    "  --env ENV   only this environment\n"
+				    "  --bytes N   how much of the end of each log (default 65536)\n" COMMON_HELP;
+	static const struct option extra[] = {{"region", required_argument, NULL, 'r'},
+					      {"env", required_argument, NULL, 'e'},
+					      {"bytes", required_argument, NULL, 'b'}, {0}};
+	struct logs_opts {
+		const char *region, *env, *bytes;
+	} lo = {0};
+	struct client c;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i;
+	{
+		struct option opts[8] = {CLIENT_OPTIONS, extra[0], extra[1], extra[2], {0}};
+		optind = 1;
+		int opt;
+		while ((opt = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
+			if (opt == 'h') {
+				fputs(usage, stdout);
+				rc = EXIT_OK;
+				goto out;
+			} else if (opt == 'r')
+				lo.region = optarg;
+			else if (opt == 'e')
+				lo.env = optarg;
+			else if (opt == 'b')
+				lo.bytes = optarg;
+			else if (client_option(&c, opt, optarg)) {
+				fputs(usage, stderr);
+				goto out;
+			}
+		}
+		i = optind;
+	}
+	if (argc - i != 1) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	struct buf q;
+	buf_init(&q, 4096);
+	char *esc = httpc_escape(argv[i]);
+	int bad = buf_addf(&q, "%s/v1/logs?service=%s", c.server, esc);
+	free(esc);
+	const char *keys[] = {"region", "env", "bytes"}, *vals[] = {lo.region, lo.env, lo.bytes};
+	for (int k = 0; k < 3; k++)
+		if (vals[k]) {
+			esc = httpc_escape(vals[k]);
+			bad |= buf_addf(&q, "&%s=%s", keys[k], esc);
+			free(esc);
+		}
+	long status = 0;
+	struct buf resp;
+	buf_init(&resp, 64u << 20);
+	struct err e = {""};
+	if (bad || httpc_request(c.http, "GET", q.data, NULL, 0, NULL, &status, &resp, &e)) {
+		error("cannot reach the sluice server at %s: %s", c.server, e.msg);
+		rc = EXIT_UNREACHABLE;
+	} else if (status != 200) {
+		error("%s", resp.data);
+		rc = status == 404 ? EXIT_NOTFOUND : EXIT_USAGE;
+	} else {
+		fwrite(resp.data, 1, resp.len, stdout);
+		rc = EXIT_OK;
+	}
+	buf_release(&resp);
+	buf_release(&q);
+out:
+	client_release(&c);
+	return rc;
+}
+
+int cmd_shutdown(int argc, char **argv)
+{
+	static const char usage[] = "usage: sluice shutdown [--data-plane]\n\n"
+				    "Stops the server. With --data-plane, also stops every instance it runs\n"
+				    "(gracefully) and the proxy; without it they keep serving.\n\n" COMMON_HELP;
+	static const struct option extra[] = {{"data-plane", no_argument, NULL, 'D'}, {0}};
+	int all = 0;
+	struct client c;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	struct option opts[6] = {CLIENT_OPTIONS, extra[0], {0}};
+	optind = 1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage, stdout);
+			rc = EXIT_OK;
+			goto out;
+		} else if (opt == 'D') {
+			all = 1;
+		} else if (client_option(&c, opt, optarg)) {
+			fputs(usage, stderr);
+			goto out;
+		}
+	}
+	json_t *body = json_pack("{s:b}", "data_plane", all);
+	rc = client_call(&c, "POST", "/v1/shutdown", body, NULL, NULL);
+	json_decref(body);
+	if (rc == EXIT_OK && !c.json)
+		printf("server stopping%s\n", all ? " with its instances and proxy" : "");
+out:
+	client_release(&c);
+	return rc;
+}

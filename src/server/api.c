@@ -1,0 +1,643 @@
+/*
+ * api: the control plane's HTTP/JSON API (/v1/...), documented in docs/api.md.
+ *
+ * Handlers validate everything they are given and answer 400 with a precise message (a
+ * manifest's file:line:column, a field path) before changing anything; each change is one
+ * store transaction. Errors are {"error": "..."}; 404 for unknown things, 409 for conflicts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/manifest.h"
+#include "server/server.h"
+#include "util/doc.h"
+#include "util/sha256.h"
+
+#define MAX_SEGMENTS 8
+
+struct route_ctx {
+	struct server *srv;
+	const struct httpd_req *req;
+	struct httpd_resp *resp;
+	char *seg[MAX_SEGMENTS];
+	int nseg;
+};
+
+static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+{
+	resp->status = status;
+	char *txt = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(body);
+	if (!txt || buf_adds(&resp->body, txt) || buf_adds(&resp->body, "\n")) {
+		buf_reset(&resp->body);
+		resp->status = 500;
+		if (buf_adds(&resp->body, "{\"error\": \"response too large\"}\n"))
+			resp->status = 500;
+	}
+	free(txt);
+}
+
+static json_t *parse_body(struct route_ctx *c)
+{
+	json_error_t je;
+	json_t *j = json_loadb(c->req->body, c->req->body_len, 0, &je);
+	if (!j)
+		httpd_error(c->resp, 400, "request body: invalid JSON at line %d column %d: %s", je.line,
+			    je.column, je.text);
+	else if (!json_is_object(j)) {
+		json_decref(j);
+		j = NULL;
+		httpd_error(c->resp, 400, "request body: expected a JSON object");
+	}
+	return j;
+}
+
+/* A string field of the body; answers 400 naming the field when missing. */
+static const char *body_str(struct route_ctx *c, json_t *body, const char *field, int required)
+{
+	json_t *v = json_object_get(body, field);
+	if (!v && !required)
+		return NULL;
+	if (!json_is_string(v) || !json_string_length(v)) {
+		httpd_error(c->resp, 400, "request body: field '%s' must be a non-empty string", field);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static int valid_version(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= PL_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.' || s[i] == '_' || s[i] == '+'))
+			return 0;
+	return 1;
+}
+
+/* ---- POST /v1/apply ---- */
+
+static void h_apply(struct route_ctx *c)
+{
+	json_t *body = parse_body(c);
+	if (!body)
+		return;
+	json_t *files = json_object_get(body, "files");
+	if (!json_is_array(files) || !json_array_size(files)) {
+		json_decref(body);
+		httpd_error(c->resp, 400, "request body: 'files' must be a non-empty array of {name, content}");
+		return;
+	}
+	json_t *all = json_array(), *errors = json_array();
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *content = json_string_value(json_object_get(f, "content"));
+		if (!name || !content) {
+			json_array_append_new(errors, json_sprintf("files[%zu]: needs 'name' and 'content' strings", i));
+			continue;
+		}
+		doc *d = NULL;
+		struct err e = {""};
+		json_t *ms = NULL;
+		if (doc_parse(name, content, json_string_length(json_object_get(f, "content")), &d, &e) ||
+		    manifest_validate(d, &ms, &e)) {
+			json_array_append_new(errors, json_string(e.msg));
+		} else {
+			json_array_extend(all, ms);
+		}
+		json_decref(ms);
+		doc_free(d);
+	}
+	if (json_array_size(errors)) {
+		json_t *r = json_pack("{s:s, s:o}", "error", json_string_value(json_array_get(errors, 0)),
+				      "errors", errors);
+		reply_json(c->resp, 400, r);
+		json_decref(all);
+		json_decref(body);
+		return;
+	}
+	json_decref(errors);
+	struct err e = {""};
+	json_t *applied = json_array();
+	int rc = store_begin(c->srv->store, &e);
+	json_t *m;
+	json_array_foreach(all, i, m) {
+		if (rc)
+			break;
+		const char *kind = json_string_value(json_object_get(m, "kind"));
+		const char *name = json_string_value(json_object_get(m, "name"));
+		int changed = 0;
+		rc = store_put_manifest(c->srv->store, kind, name, m, &changed, &e);
+		json_array_append_new(applied, json_pack("{s:s, s:s, s:b}", "kind", kind, "name", name,
+							 "changed", changed));
+	}
+	if (!rc)
+		rc = store_commit(c->srv->store, &e);
+	else
+		store_rollback(c->srv->store);
+	if (rc) {
+		json_decref(applied);
+		httpd_error(c->resp, 500, "%s", e.msg);
+	} else {
+		reply_json(c->resp, 200, json_pack("{s:o}", "applied", applied));
+	}
+	json_decref(all);
+	json_decref(body);
+}
+
+/* ---- PUT /v1/artifacts/sha256:HEX ---- */
+
+static void h_artifact_put(struct route_ctx *c, const char *id)
+{
+	if (strncmp(id, "sha256:", 7) || strlen(id) != 71 || strspn(id + 7, "0123456789abcdef") != 64) {
+		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
+		return;
+	}
+	struct sha256 h;
+	unsigned char dg[32];
+	char hex[65];
+	sha256_init(&h);
+	sha256_update(&h, c->req->body, c->req->body_len);
+	sha256_final(&h, dg);
+	sha256_hex(dg, hex);
+	if (strcmp(hex, id + 7)) {
+		httpd_error(c->resp, 400, "artifact body has digest sha256:%s, not %s", hex, id);
+		return;
+	}
+	char path[PATH_MAX + 100], tmp[PATH_MAX + 120];
+	snprintf(path, sizeof(path), "%s/%s", c->srv->artifacts_dir, hex);
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		reply_json(c->resp, 200, json_pack("{s:s, s:b}", "digest", id, "created", 0));
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", c->srv->artifacts_dir, hex, getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	size_t off = 0;
+	while (fd >= 0 && off < c->req->body_len) {
+		ssize_t n = write(fd, c->req->body + off, c->req->body_len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	int ok = fd >= 0 && off == c->req->body_len && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, path)) {
+		unlink(tmp);
+		httpd_error(c->resp, 500, "could not store artifact: %s", strerror(errno));
+		return;
+	}
+	reply_json(c->resp, 201, json_pack("{s:s, s:b}", "digest", id, "created", 1));
+}
+
+/* ---- releases ---- */
+
+static void h_release_push(struct route_ctx *c, const char *service)
+{
+	json_t *body = parse_body(c);
+	if (!body)
+		return;
+	const char *version = body_str(c, body, "version", 1);
+	const char *digest = version ? body_str(c, body, "digest", 1) : NULL;
+	json_t *contract = json_object_get(body, "contract");
+	if (!digest)
+		goto out;
+	if (!valid_version(version)) {
+		httpd_error(c->resp, 400, "version '%s': use letters, digits and . _ - + (at most %d)",
+			    version, PL_NAME_MAX - 1);
+		goto out;
+	}
+	json_t *svc = server_service(c->srv, service);
+	if (!svc) {
+		httpd_error(c->resp, 404, "service '%s' is not known: apply its manifest first", service);
+		goto out;
+	}
+	json_decref(svc);
+	char path[PATH_MAX + 100];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", c->srv->artifacts_dir,
+		 strncmp(digest, "sha256:", 7) ? "" : digest + 7);
+	if (strncmp(digest, "sha256:", 7) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+		httpd_error(c->resp, 400, "artifact %s has not been uploaded", digest);
+		goto out;
+	}
+	if (contract && !json_is_object(contract) && !json_is_null(contract)) {
+		httpd_error(c->resp, 400, "request body: 'contract' must be an object or null");
+		goto out;
+	}
+	struct err e = {""};
+	int created = 0;
+	if (store_put_release(c->srv->store, service, version, digest, (int64_t)st.st_size,
+			      json_is_object(contract) ? contract : NULL, &created, &e)) {
+		httpd_error(c->resp, 409, "%s", e.msg);
+		goto out;
+	}
+	reply_json(c->resp, created ? 201 : 200,
+		   json_pack("{s:s, s:s, s:s, s:b}", "service", service, "version", version, "digest",
+			     digest, "created", created));
+out:
+	json_decref(body);
+}
+
+static void h_release_list(struct route_ctx *c, const char *service)
+{
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_releases(c->srv->store, service, &list, &e)) {
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
+	reply_json(c->resp, 200, json_pack("{s:s, s:o}", "service", service, "releases", list));
+}
+
+/* ---- deployments ---- */
+
+static void h_deploy(struct route_ctx *c)
+{
+	json_t *body = parse_body(c);
+	if (!body)
+		return;
+	const char *service = body_str(c, body, "service", 1);
+	const char *version = service ? body_str(c, body, "version", 1) : NULL;
+	if (!version) {
+		json_decref(body);
+		return;
+	}
+	const char *env = json_string_value(json_object_get(body, "env"));
+	if (!env)
+		env = "production";
+	int force = json_is_true(json_object_get(body, "force"));
+	struct err e = {""};
+	int64_t id = executor_create(c->srv, service, env, version, PL_DEPLOY, force, NULL, &e);
+	if (id < 0) {
+		int status = strstr(e.msg, "still running") ? 409 : strstr(e.msg, "not known") ? 404 : 400;
+		httpd_error(c->resp, status, "%s", e.msg);
+	} else {
+		reply_json(c->resp, 201, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "service",
+						   service, "version", version, "env", env));
+	}
+	json_decref(body);
+}
+
+static void h_rollback(struct route_ctx *c, const char *service)
+{
+	json_t *body = c->req->body_len ? parse_body(c) : json_object();
+	if (!body)
+		return;
+	const char *env = json_string_value(json_object_get(body, "env"));
+	const char *to = json_string_value(json_object_get(body, "to"));
+	if (!env)
+		env = "production";
+	struct err e = {""};
+	json_t *active = NULL, *result = json_object();
+	store_active_deployments(c->srv->store, &active, &e);
+	size_t i;
+	json_t *d;
+	int aborted = 0;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
+		    strcmp(json_string_value(json_object_get(d, "env")), env) ||
+		    strcmp(json_string_value(json_object_get(d, "kind")), "deploy"))
+			continue;
+		int64_t id = json_integer_value(json_object_get(d, "id"));
+		if (executor_abort(c->srv, id, "rollback requested", to != NULL, &e) == 0) {
+			json_object_set_new(result, "aborted", json_integer(id));
+			aborted = 1;
+		}
+	}
+	json_decref(active);
+	char target[PL_NAME_MAX] = "";
+	if (to) {
+		snprintf(target, sizeof(target), "%s", to);
+	} else if (!aborted) {
+		/* nothing in flight: go back to the stable release before the current one */
+		json_t *envm = server_environment(c->srv, env);
+		json_t *r0 = json_array_get(json_object_get(envm, "regions"), 0);
+		char cur[PL_NAME_MAX] = "";
+		const char *rname = json_string_value(json_object_get(r0, "name"));
+		if (rname && store_get_stable(c->srv->store, service, env, rname, cur, sizeof(cur), NULL) == 0)
+			store_previous_stable(c->srv->store, service, env, rname, cur, target, sizeof(target), NULL);
+		json_decref(envm);
+		if (!target[0]) {
+			json_decref(result);
+			json_decref(body);
+			httpd_error(c->resp, 409, "%s has no earlier stable release in %s to roll back to; "
+						  "name one with --to", service, env);
+			return;
+		}
+	}
+	if (target[0]) {
+		int64_t id = executor_create(c->srv, service, env, target, PL_ROLLBACK, 0, NULL, &e);
+		if (id < 0) {
+			json_decref(result);
+			json_decref(body);
+			httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+			return;
+		}
+		json_object_set_new(result, "id", json_integer(id));
+		json_object_set_new(result, "version", json_string(target));
+	}
+	json_decref(body);
+	reply_json(c->resp, 201, result);
+}
+
+static void h_deployment_list(struct route_ctx *c)
+{
+	char service[128];
+	const char *svc = httpd_query(c->req, "service", service, sizeof(service));
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_deployments(c->srv->store, svc, &list, &e)) {
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
+	size_t i;
+	json_t *d;
+	json_array_foreach(list, i, d)
+		json_object_del(d, "state");
+	reply_json(c->resp, 200, json_pack("{s:o}", "deployments", list));
+}
+
+static int parse_id(const char *s, int64_t *id)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end || v <= 0)
+		return -1;
+	*id = v;
+	return 0;
+}
+
+static void h_deployment_get(struct route_ctx *c, const char *ids, int events)
+{
+	int64_t id;
+	if (parse_id(ids, &id)) {
+		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+		return;
+	}
+	json_t *d = NULL;
+	struct err e = {""};
+	int rc = store_get_deployment(c->srv->store, id, &d, &e);
+	if (rc) {
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
+			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
+		return;
+	}
+	if (events) {
+		json_t *list = NULL;
+		if (store_list_events(c->srv->store, id, &list, &e)) {
+			json_decref(d);
+			httpd_error(c->resp, 500, "%s", e.msg);
+			return;
+		}
+		json_object_set_new(d, "events", list);
+	}
+	/* the latest check of each region, while it runs */
+	json_t *regions = json_object_get(json_object_get(d, "state"), "regions");
+	size_t i;
+	json_t *r;
+	json_array_foreach(regions, i, r) {
+		const struct window *w = executor_window(c->srv, id, (int)i);
+		if (w && w->verdict[0])
+			json_object_set_new(r, "check", json_string(w->verdict));
+	}
+	reply_json(c->resp, 200, d);
+}
+
+/* ---- status ---- */
+
+static const char *instance_state_name(enum instance_state s)
+{
+	static const char *const names[] = {"starting", "healthy", "unhealthy", "backoff", "stopping", "stopped"};
+	return names[s];
+}
+
+static json_t *region_status(struct server *srv, const char *service, const char *env,
+			     const char *region, json_t *active)
+{
+	char stable[PL_NAME_MAX] = "";
+	store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL);
+	json_t *out = json_pack("{s:s, s:s?}", "region", region, "stable", stable[0] ? stable : NULL);
+	json_t *traffic = json_array();
+	int have_traffic = 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
+		    strcmp(json_string_value(json_object_get(d, "env")), env))
+			continue;
+		struct pl_state st;
+		if (pipeline_from_json(json_object_get(d, "state"), &st))
+			continue;
+		int64_t id = json_integer_value(json_object_get(d, "id"));
+		for (int ri = 0; ri < st.nregions; ri++) {
+			if (strcmp(st.regions[ri].name, region))
+				continue;
+			const struct pl_region *r = &st.regions[ri];
+			json_t *dj = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "kind",
+					       pipeline_kind_name(st.kind), "version", st.version, "state",
+					       pipeline_rstate_name(r->state));
+			if (r->state == R_STEP) {
+				json_object_set_new(dj, "step", json_integer(r->step + 1));
+				json_object_set_new(dj, "steps", json_integer(st.cfg.nsteps));
+			}
+			const struct window *w = executor_window(srv, id, ri);
+			if (w && w->verdict[0])
+				json_object_set_new(dj, "check", json_string(w->verdict));
+			json_object_set_new(out, "deployment", dj);
+			if (r->state != R_PENDING && r->state != R_DONE && r->state != R_ROLLED_BACK) {
+				struct pl_desired ds;
+				pipeline_desired(&st, ri, &ds);
+				for (int k = 0; k < ds.nroute; k++)
+					json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", ds.route[k].version,
+										 "weight", ds.route[k].weight));
+				have_traffic = 1;
+			}
+		}
+		break;
+	}
+	if (!have_traffic && stable[0])
+		json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", stable, "weight", 100));
+	json_object_set_new(out, "traffic", traffic);
+	struct instance_info *in = NULL;
+	size_t n = 0;
+	json_t *insts = json_array();
+	if (runtime_list(srv->rt, service, env, region, NULL, &in, &n) == 0) {
+		for (size_t k = 0; k < n; k++)
+			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "id", in[k].id,
+							       "version", in[k].version, "state",
+							       instance_state_name(in[k].state), "addr", in[k].addr,
+							       "pid", in[k].pid, "restarts", (int)in[k].restarts,
+							       "reason", in[k].reason));
+		free(in);
+	}
+	json_object_set_new(out, "instances", insts);
+	return out;
+}
+
+static void h_status(struct route_ctx *c)
+{
+	char want[128];
+	const char *only = httpd_query(c->req, "service", want, sizeof(want));
+	json_t *svcs = NULL, *envs = NULL, *active = NULL;
+	struct err e = {""};
+	if (store_list_manifests(c->srv->store, "Service", &svcs, &e) ||
+	    store_list_manifests(c->srv->store, "Environment", &envs, &e) ||
+	    store_active_deployments(c->srv->store, &active, &e)) {
+		json_decref(svcs);
+		json_decref(envs);
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
+	json_t *out = json_array();
+	size_t i, j, k;
+	json_t *svc, *envm, *region;
+	int found = 0;
+	json_array_foreach(svcs, i, svc) {
+		const char *name = json_string_value(json_object_get(svc, "name"));
+		if (only && strcmp(only, name))
+			continue;
+		found = 1;
+		json_t *ej = json_array();
+		json_array_foreach(envs, j, envm) {
+			const char *env = json_string_value(json_object_get(envm, "name"));
+			json_t *rj = json_array();
+			json_array_foreach(json_object_get(envm, "regions"), k, region)
+				json_array_append_new(rj, region_status(c->srv, name, env,
+									json_string_value(json_object_get(region, "name")),
+									active));
+			json_array_append_new(ej, json_pack("{s:s, s:o}", "env", env, "regions", rj));
+		}
+		json_array_append_new(out, json_pack("{s:s, s:o}", "service", name, "envs", ej));
+	}
+	json_decref(svcs);
+	json_decref(envs);
+	json_decref(active);
+	if (only && !found) {
+		json_decref(out);
+		httpd_error(c->resp, 404, "service '%s' is not known", only);
+		return;
+	}
+	reply_json(c->resp, 200, json_pack("{s:o}", "services", out));
+}
+
+static void h_logs(struct route_ctx *c)
+{
+	char svc[128], env[128], region[128], bytes[32];
+	const char *s = httpd_query(c->req, "service", svc, sizeof(svc));
+	const char *en = httpd_query(c->req, "env", env, sizeof(env));
+	const char *r = httpd_query(c->req, "region", region, sizeof(region));
+	const char *b = httpd_query(c->req, "bytes", bytes, sizeof(bytes));
+	if (!s) {
+		httpd_error(c->resp, 400, "query parameter 'service' is required");
+		return;
+	}
+	size_t max = b ? (size_t)strtoull(b, NULL, 10) : 65536;
+	if (max == 0 || max > (8u << 20))
+		max = 65536;
+	c->resp->content_type = "text/plain; charset=utf-8";
+	if (runtime_logs(c->srv->rt, s, en, r, max, &c->resp->body))
+		httpd_error(c->resp, 500, "could not read logs");
+}
+
+static void stop_soon(loop *l, void *arg)
+{
+	loop_stop(l);
+}
+
+static void h_shutdown(struct route_ctx *c)
+{
+	json_t *body = c->req->body_len ? parse_body(c) : json_object();
+	if (!body)
+		return;
+	c->srv->stop_data_plane = json_is_true(json_object_get(body, "data_plane"));
+	json_decref(body);
+	loop_timer(c->srv->loop, 50, stop_soon, NULL);
+	reply_json(c->resp, 200, json_pack("{s:b, s:b}", "stopping", 1, "data_plane", c->srv->stop_data_plane));
+}
+
+static void h_services(struct route_ctx *c)
+{
+	json_t *svcs = NULL, *envs = NULL;
+	struct err e = {""};
+	if (store_list_manifests(c->srv->store, "Service", &svcs, &e) ||
+	    store_list_manifests(c->srv->store, "Environment", &envs, &e)) {
+		json_decref(svcs);
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
+	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", svcs, "environments", envs));
+}
+
+
+
+void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct route_ctx c = {.srv = ctx, .req = req, .resp = resp};
+	char path[1024];
+	snprintf(path, sizeof(path), "%s", req->path);
+	for (char *tok = strtok(path, "/"); tok && c.nseg < MAX_SEGMENTS; tok = strtok(NULL, "/"))
+		c.seg[c.nseg++] = tok;
+	const char *m = req->method;
+	if (c.nseg < 2 || strcmp(c.seg[0], "v1")) {
+		httpd_error(resp, 404, "no such endpoint: %s %s (the API is under /v1)", m, req->path);
+		return;
+	}
+	const char *a = c.seg[1];
+	const char *b = c.nseg > 2 ? c.seg[2] : NULL;
+	const char *d3 = c.nseg > 3 ? c.seg[3] : NULL;
+	if (!strcmp(a, "health") && !strcmp(m, "GET"))
+		reply_json(resp, 200, json_pack("{s:b, s:s}", "ok", 1, "version", SLUICE_VERSION));
+	else if (!strcmp(a, "apply") && c.nseg == 2 && !strcmp(m, "POST"))
+		h_apply(&c);
+	else if (!strcmp(a, "artifacts") && c.nseg == 3 && !strcmp(m, "PUT"))
+		h_artifact_put(&c, b);
+	else if (!strcmp(a, "services") && c.nseg == 2 && !strcmp(m, "GET"))
+		h_services(&c);
+	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "releases") && valid_name(b) &&
+		 !strcmp(m, "POST"))
+		h_release_push(&c, b);
+	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "releases") && valid_name(b) &&
+		 !strcmp(m, "GET"))
+		h_release_list(&c, b);
+	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "rollback") && valid_name(b) &&
+		 !strcmp(m, "POST"))
+		h_rollback(&c, b);
+	else if (!strcmp(a, "deployments") && c.nseg == 2 && !strcmp(m, "POST"))
+		h_deploy(&c);
+	else if (!strcmp(a, "deployments") && c.nseg == 2 && !strcmp(m, "GET"))
+		h_deployment_list(&c);
+	else if (!strcmp(a, "deployments") && c.nseg == 3 && !strcmp(m, "GET"))
+		h_deployment_get(&c, b, 0);
+	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "events") && !strcmp(m, "GET"))
+		h_deployment_get(&c, b, 1);
+	else if (!strcmp(a, "status") && c.nseg == 2 && !strcmp(m, "GET"))
+		h_status(&c);
+	else if (!strcmp(a, "logs") && c.nseg == 2 && !strcmp(m, "GET"))
+		h_logs(&c);
+	else if (!strcmp(a, "shutdown") && c.nseg == 2 && !strcmp(m, "POST"))
+		h_shutdown(&c);
+	else
+		httpd_error(resp, 404, "no such endpoint: %s %s", m, req->path);
+}

@@ -1,0 +1,299 @@
+/*
+ * reconcile: converge instances and proxy routes to the desired state, level-triggered.
+ *
+ * For every service, environment and region: the desired versions and traffic split come from
+ * the active deployment's pipeline (pipeline_desired) or, when none controls the region, from
+ * the stable release. Order matters and is the whole point (traffic moves before instances):
+ *   1. make the desired versions' instances run (runtime_ensure; idempotent),
+ *   2. send the route (only healthy instances as backends) to the proxy,
+ *   3. stop a version that is no longer desired only once the proxy no longer routes to it and
+ *      reports its backends drained.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server.h"
+
+void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
+			  const char *region)
+{
+	snprintf(buf, len, "%s.%s.%s", service, env, region);
+}
+
+json_t *server_environment(struct server *srv, const char *env)
+{
+	json_t *out = NULL;
+	if (store_get_manifest(srv->store, "Environment", env, &out, NULL) != 0)
+		return NULL;
+	return out;
+}
+
+json_t *server_service(struct server *srv, const char *service)
+{
+	json_t *out = NULL;
+	if (store_get_manifest(srv->store, "Service", service, &out, NULL) != 0)
+		return NULL;
+	return out;
+}
+
+static int64_t jint(const json_t *obj, const char *path)
+{
+	/* path like "health.interval_ms" */
+	char key[128];
+	const json_t *v = obj;
+	const char *p = path;
+	while (v && *p) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		snprintf(key, sizeof(key), "%.*s", (int)n, p);
+		v = json_object_get(v, key);
+		p += n + (dot ? 1 : 0);
+	}
+	return json_integer_value(v);
+}
+
+static int region_port(struct server *srv, const char *env, const char *region, const char *svc)
+{
+	json_t *e = server_environment(srv, env), *s = server_service(srv, svc);
+	int port = -1;
+	if (e && s) {
+		size_t i;
+		json_t *r;
+		json_array_foreach(json_object_get(e, "regions"), i, r)
+			if (!strcmp(json_string_value(json_object_get(r, "name")), region))
+				port = (int)(jint(s, "listen_port") + jint(r, "port_offset"));
+	}
+	json_decref(e);
+	json_decref(s);
+	return port;
+}
+
+/* Starts (or keeps) the instances of one version. */
+static void ensure_version(struct server *srv, const json_t *svc, const char *env,
+			   const char *region, const char *version, unsigned count)
+{
+	const char *name = json_string_value(json_object_get(svc, "name"));
+	json_t *rel = NULL;
+	struct err e = {""};
+	if (store_get_release(srv->store, name, version, &rel, &e) != 0) {
+		log_warn("%s %s: release not found: %s", name, version, e.msg);
+		return;
+	}
+	const char *digest = json_string_value(json_object_get(rel, "digest"));
+	char artifact[PATH_MAX + 160];
+	snprintf(artifact, sizeof(artifact), "%s/%s", srv->artifacts_dir,
+		 digest && !strncmp(digest, "sha256:", 7) ? digest + 7 : "missing");
+
+	const json_t *run = json_object_get(svc, "run");
+	const json_t *args = json_object_get(run, "args");
+	const json_t *envs = json_object_get(run, "env");
+	const json_t *deps = json_object_get(svc, "depends_on");
+	size_t nargs = json_array_size(args), nenv = json_object_size(envs) + json_array_size(deps);
+	const char **argv = calloc(nargs + 1, sizeof(char *));
+	char **envv = calloc(nenv + 1, sizeof(char *));
+	size_t k = 0, i;
+	json_t *v;
+	json_array_foreach(args, i, v)
+		argv[i] = json_string_value(v);
+	const char *key;
+	json_object_foreach((json_t *)envs, key, v)
+		if (asprintf(&envv[k], "%s=%s", key, json_string_value(v)) > 0)
+			k++;
+	json_array_foreach(deps, i, v) {
+		const char *dep = json_string_value(v);
+		char upper[80];
+		size_t j = 0;
+		for (; dep[j] && j < sizeof(upper) - 1; j++)
+			upper[j] = dep[j] == '-' ? '_' : (char)(dep[j] >= 'a' && dep[j] <= 'z' ? dep[j] - 32 : dep[j]);
+		upper[j] = '\0';
+		int port = region_port(srv, env, region, dep);
+		if (port > 0 && asprintf(&envv[k], "SLUICE_UPSTREAM_%s=127.0.0.1:%d", upper, port) > 0)
+			k++;
+	}
+	struct instance_spec spec = {
+		.service = name, .env = env, .region = region, .version = version,
+		.artifact = artifact,
+		.command = json_string_value(json_object_get(run, "command")),
+		.args = argv, .env_vars = (const char *const *)envv,
+		.health_path = json_string_value(json_object_get(json_object_get(svc, "health"), "path")),
+		.health_interval_ms = (unsigned)jint(svc, "health.interval_ms"),
+		.health_timeout_ms = (unsigned)jint(svc, "health.timeout_ms"),
+		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
+	};
+	if (runtime_ensure(srv->rt, &spec, count, &e))
+		log_warn("%s %s in %s/%s: %s", name, version, env, region, e.msg);
+	for (i = 0; i < k; i++)
+		free(envv[i]);
+	free(envv);
+	free(argv);
+	json_decref(rel);
+}
+
+static int version_in(const char *v, const char *const *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] && !strcmp(list[i], v))
+			return 1;
+	return 0;
+}
+
+/* Is any backend of `version` still draining with requests in flight? */
+static int still_draining(const json_t *route_state, const struct instance_info *in, size_t n,
+			  const char *version)
+{
+	size_t i;
+	json_t *b;
+	json_array_foreach(json_object_get(route_state, "backends_state"), i, b) {
+		const char *addr = json_string_value(json_object_get(b, "addr"));
+		const char *st = json_string_value(json_object_get(b, "state"));
+		json_int_t inflight = json_integer_value(json_object_get(b, "in_flight"));
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(in[j].version, version) && addr && !strcmp(in[j].addr, addr) &&
+			    ((st && !strcmp(st, "active")) || inflight > 0))
+				return 1;
+	}
+	return 0;
+}
+
+static void reconcile_region(struct server *srv, const json_t *svc, const json_t *envm,
+			     const json_t *region, const struct pl_desired *d)
+{
+	const char *name = json_string_value(json_object_get(svc, "name"));
+	const char *env = json_string_value(json_object_get(envm, "name"));
+	const char *rname = json_string_value(json_object_get(region, "name"));
+	unsigned count = (unsigned)jint(svc, "instances");
+	struct err e = {""};
+
+	for (int i = 0; i < d->nrun; i++)
+		ensure_version(srv, svc, env, rname, d->run[i], count);
+
+	struct instance_info *in = NULL;
+	size_t n = 0;
+	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
+		return;
+
+	json_t *versions = json_array();
+	for (int r = 0; r < d->nroute; r++) {
+		json_t *backends = json_array(), *fallback = json_array();
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid)
+				continue;
+			if (in[j].state == INSTANCE_HEALTHY)
+				json_array_append_new(backends, json_string(in[j].addr));
+			else if (in[j].state == INSTANCE_UNHEALTHY || in[j].state == INSTANCE_STARTING)
+				json_array_append_new(fallback, json_string(in[j].addr));
+		}
+		/* Without a healthy instance, the best effort is the ones that run. */
+		json_array_append_new(versions, json_pack("{s:s, s:i, s:o}", "version", d->route[r].version,
+							  "weight", d->route[r].weight, "backends",
+							  json_array_size(backends) ? backends : fallback));
+		json_decref(json_array_size(backends) ? fallback : backends);
+	}
+	char rn[256], listen[64];
+	reconcile_route_name(rn, sizeof(rn), name, env, rname);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%lld",
+		 (long long)(jint(svc, "listen_port") + jint(region, "port_offset")));
+	json_t *route = json_pack("{s:s, s:s, s:o}", "name", rn, "listen", listen, "versions", versions);
+	int routed = router_put_route(srv->router, rn, route, &e) == 0;
+	json_decref(route);
+	if (!routed) {
+		uint64_t now = loop_now(srv->loop);
+		if (now - srv->last_error_log > 5000) {
+			log_warn("route %s: %s", rn, e.msg);
+			srv->last_error_log = now;
+		}
+	}
+
+	/* Versions that run but are no longer desired: stop once drained. */
+	json_t *state = NULL;
+	for (size_t j = 0; routed && j < n; j++) {
+		if (in[j].state == INSTANCE_STOPPED || in[j].state == INSTANCE_STOPPING ||
+		    version_in(in[j].version, d->run, d->nrun))
+			continue;
+		int routed_to = 0;
+		for (int r = 0; r < d->nroute; r++)
+			if (!strcmp(d->route[r].version, in[j].version))
+				routed_to = 1;
+		if (routed_to)
+			continue;
+		if (!state && router_get_route(srv->router, rn, &state, &e))
+			break;
+		if (still_draining(state, in, n, in[j].version))
+			continue;
+		log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
+		runtime_stop(srv->rt, name, env, rname, in[j].version);
+	}
+	json_decref(state);
+	free(in);
+}
+
+/* The active deployment of (service, env), if any: the oldest one, which is the one running. */
+static json_t *active_for(json_t *active, const char *service, const char *env)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(active, i, d)
+		if (!strcmp(json_string_value(json_object_get(d, "service")), service) &&
+		    !strcmp(json_string_value(json_object_get(d, "env")), env))
+			return d;
+	return NULL;
+}
+
+void reconcile_all(struct server *srv)
+{
+	struct err e = {""};
+	if (router_ensure(srv->router, &e)) {
+		uint64_t now = loop_now(srv->loop);
+		if (now - srv->last_error_log > 5000) {
+			log_error("%s", e.msg);
+			srv->last_error_log = now;
+		}
+		return;
+	}
+	json_t *svcs = NULL, *envs = NULL, *active = NULL;
+	if (store_list_manifests(srv->store, "Service", &svcs, &e) ||
+	    store_list_manifests(srv->store, "Environment", &envs, &e) ||
+	    store_active_deployments(srv->store, &active, &e)) {
+		log_error("reconcile: %s", e.msg);
+		goto out;
+	}
+	size_t i, j, k;
+	json_t *svc, *envm, *region;
+	json_array_foreach(svcs, i, svc) {
+		const char *name = json_string_value(json_object_get(svc, "name"));
+		json_array_foreach(envs, j, envm) {
+			const char *env = json_string_value(json_object_get(envm, "name"));
+			json_t *dep = active_for(active, name, env);
+			struct pl_state st;
+			int have = dep && pipeline_from_json(json_object_get(dep, "state"), &st) == 0;
+			json_array_foreach(json_object_get(envm, "regions"), k, region) {
+				const char *rname = json_string_value(json_object_get(region, "name"));
+				struct pl_desired d = {.nrun = 0, .nroute = 0};
+				int ri = -1;
+				for (int x = 0; have && x < st.nregions; x++)
+					if (!strcmp(st.regions[x].name, rname))
+						ri = x;
+				char stable[PL_NAME_MAX] = "";
+				if (ri >= 0 && st.regions[ri].state != R_PENDING &&
+				    st.regions[ri].state != R_DONE && st.regions[ri].state != R_ROLLED_BACK) {
+					pipeline_desired(&st, ri, &d);
+				} else if (store_get_stable(srv->store, name, env, rname, stable,
+							    sizeof(stable), NULL) == 0) {
+					d.run[0] = stable;
+					d.nrun = 1;
+					d.route[0].version = stable;
+					d.route[0].weight = 100;
+					d.nroute = 1;
+				} else {
+					continue; /* nothing deployed here yet */
+				}
+				reconcile_region(srv, svc, envm, region, &d);
+			}
+		}
+	}
+out:
+	json_decref(svcs);
+	json_decref(envs);
+	json_decref(active);
+}

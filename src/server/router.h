@@ -1,0 +1,38 @@
+/*
+ * router: the traffic-router driver, i.e. the control plane's side of the built-in proxy.
+ *
+ * It makes sure one `sluice proxy` process runs (started in its own session so it outlives the
+ * server; a restarted server finds it again through its admin address), and talks to the
+ * proxy's admin API (docs/proxy.md): replace a route atomically, read a route's backend states
+ * (draining, in flight), read the per-version metrics snapshot. A route is only sent when it
+ * differs from what this router last sent successfully, so calling router_put_route on every
+ * reconcile pass costs nothing. A Kubernetes driver would set Gateway API weights instead.
+ */
+#ifndef SLUICE_ROUTER_H
+#define SLUICE_ROUTER_H
+
+#include <jansson.h>
+
+#include "util/log.h"
+
+typedef struct router router;
+
+/* admin: "127.0.0.1:7071"; exe: path of the sluice binary; dir: where the proxy's config and
+ * log live. Does not start anything yet. */
+router *router_new(const char *admin, const char *exe, const char *dir);
+void router_free(router *r);
+
+/* Starts the proxy when its admin endpoint does not answer; returns 0 when it answers. When
+ * it had to be (re)started, everything cached is forgotten so routes are sent again. */
+int router_ensure(router *r, struct err *e);
+
+/* PUT /v1/routes/NAME unless identical to the last successful PUT. */
+int router_put_route(router *r, const char *name, const json_t *route, struct err *e);
+/* GET /v1/routes/NAME (with backends_state). */
+int router_get_route(router *r, const char *name, json_t **out, struct err *e);
+/* GET /v1/metrics: the whole snapshot. */
+int router_metrics(router *r, json_t **out, struct err *e);
+/* Asks the proxy to exit (SIGTERM to the recorded pid). */
+void router_stop(router *r);
+
+#endif

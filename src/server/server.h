@@ -1,0 +1,81 @@
+/*
+ * server: the control plane, `sluice server`.
+ *
+ * One thread runs one event loop: the /v1 HTTP API (api.c), and a periodic tick that drives
+ * the runtime driver, advances every active deployment's pipeline (executor.c: observe, feed
+ * the pure state machine, persist the new state and its records in one transaction, then let
+ * the reconciler act) and converges instances and proxy routes to the desired state
+ * (reconcile.c). Everything durable is in the store; what is in memory here (verification
+ * windows, latest checks, the last metrics snapshot) is rebuilt after a restart.
+ */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "core/analysis.h"
+#include "core/pipeline.h"
+#include "http/server.h"
+#include "loop/loop.h"
+#include "runtime/runtime.h"
+#include "server/router.h"
+#include "store/store.h"
+
+#define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
+#define SERVER_DEFAULT_PROXY_ADMIN "127.0.0.1:7071"
+#define SERVER_TICK_MS 200
+
+/* The verification window of one region of one deployment at one step. */
+struct window {
+	int64_t deployment;
+	int region;
+	int step;
+	int has_base;
+	struct version_window base_new, base_old; /* cumulative counters at the window's start */
+	char verdict[256];                        /* latest check, for status */
+	json_t *evidence;                         /* latest check's evidence */
+};
+
+struct server {
+	loop *loop;
+	httpd *api;
+	store *store;
+	runtime *rt;
+	router *router;
+	char data_dir[PATH_MAX];
+	char artifacts_dir[PATH_MAX + 32];
+	json_t *metrics;          /* latest proxy metrics snapshot, or NULL */
+	uint64_t metrics_at;      /* loop time of it */
+	struct window *windows;
+	size_t nwindows;
+	int stop_data_plane;      /* on exit, stop instances and the proxy too */
+	uint64_t last_error_log;
+};
+
+/* api.c */
+void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+
+/* executor.c: one pass over every active deployment, then reconcile. */
+void executor_tick(struct server *srv);
+/* Creates a deployment (kind deploy or rollback) for service@version in env. Returns the id,
+ * or -1 with e (e.g. another deployment is active and this is not a rollback). */
+int64_t executor_create(struct server *srv, const char *service, const char *env,
+			const char *version, enum pl_kind kind, int force, json_t *gate_report,
+			struct err *e);
+/* Asks an active deployment to stop (traffic back to stable, canary drained and stopped). */
+int executor_abort(struct server *srv, int64_t id, const char *reason, int preempt, struct err *e);
+/* The latest check of a region, or NULL. */
+const struct window *executor_window(struct server *srv, int64_t deployment, int region);
+
+/* reconcile.c: converge instances and routes of every service/env/region. */
+void reconcile_all(struct server *srv);
+/* Route name of a service in an env/region: "service.env.region". */
+void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
+			  const char *region);
+/* Finds the environment's manifest and the index of a region in it (or -1). */
+json_t *server_environment(struct server *srv, const char *env); /* new reference or NULL */
+json_t *server_service(struct server *srv, const char *service);   /* new reference or NULL */
+
+#endif

@@ -1,0 +1,165 @@
+#include "util/httpc.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct httpc {
+	CURL *curl;
+	long timeout_ms;
+	size_t max_response;
+};
+
+static int curl_ready;
+
+httpc *httpc_new(long timeout_ms, size_t max_response)
+{
+	if (!curl_ready) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl_ready = 1;
+	}
+	httpc *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->curl = curl_easy_init();
+	if (!c->curl) {
+		free(c);
+		return NULL;
+	}
+	c->timeout_ms = timeout_ms;
+	c->max_response = max_response;
+	return c;
+}
+
+void httpc_free(httpc *c)
+{
+	if (!c)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c);
+}
+
+struct sink {
+	struct buf *b;
+	int too_big;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	if (buf_add(s->b, p, size * n)) {
+		s->too_big = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+static int perform(httpc *c, const char *method, const char *url, struct curl_slist *hdrs,
+		   long *status, struct buf *resp, struct err *e)
+{
+	CURL *h = c->curl;
+	size_t limit = resp->limit;
+	resp->limit = resp->len + c->max_response < resp->len ? BUF_NOLIMIT : resp->len + c->max_response;
+	struct sink sink = {resp, 0};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 2000 ? c->timeout_ms : 2000);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* never send loopback calls through $http_proxy */
+	CURLcode rc = curl_easy_perform(h);
+	resp->limit = limit;
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	if (sink.too_big)
+		return err_set(e, "%s %s: response larger than %zu bytes", method, url, c->max_response);
+	if (rc != CURLE_OK)
+		return err_set(e, "%s %s: %s", method, url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
+int httpc_request(httpc *c, const char *method, const char *url, const char *body, size_t body_len,
+		  const char *ctype, long *status, struct buf *resp, struct err *e)
+{
+	struct curl_slist *hdrs = NULL;
+	char ct[128];
+	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
+	hdrs = curl_slist_append(hdrs, ct);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
+	if (body) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	}
+	int rc = perform(c, method, url, hdrs, status, resp, e);
+	curl_slist_free_all(hdrs);
+	return rc;
+}
+
+int httpc_json(httpc *c, const char *method, const char *url, const json_t *body, long *status,
+	       json_t **out, struct err *e)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct buf resp;
+	buf_init(&resp, BUF_NOLIMIT);
+	int rc = httpc_request(c, method, url, txt, txt ? strlen(txt) : 0, NULL, status, &resp, e);
+	free(txt);
+	if (rc == 0 && out)
+		*out = resp.len ? json_loadb(resp.data, resp.len, 0, NULL) : NULL;
+	buf_release(&resp);
+	return rc;
+}
+
+int httpc_upload(httpc *c, const char *method, const char *url, const char *path, long *status,
+		 struct buf *resp, struct err *e)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return err_set(e, "could not open '%s': %s", path, strerror(errno));
+	struct stat st;
+	fstat(fileno(f), &st);
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, f);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+	int rc = perform(c, method, url, hdrs, status, resp, e);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
+	curl_slist_free_all(hdrs);
+	fclose(f);
+	return rc;
+}
+
+char *httpc_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = malloc(3 * n + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			*p++ = (char)ch;
+		} else {
+			*p++ = '%';
+			*p++ = hex[ch >> 4];
+			*p++ = hex[ch & 15];
+		}
+	}
+	*p = '\0';
+	return out;
+}

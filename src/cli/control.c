@@ -31,7 +31,7 @@ static int parse(struct client *c, int argc, char **argv, const char *shortopts,
 		opts[n++] = extra[i];
 	memset(&opts[n], 0, sizeof(opts[n]));
 	char so[64];
-	snprintf(so, sizeof(so), "+ho:%s", shortopts ? shortopts : "");
+	snprintf(so, sizeof(so), "ho:%s", shortopts ? shortopts : "");
 	optind = 1;
 	int opt;
 	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
@@ -676,7 +676,7 @@ int cmd_logs(int argc, char **argv)
 		struct option opts[8] = {CLIENT_OPTIONS, extra[0], extra[1], extra[2], {0}};
 		optind = 1;
 		int opt;
-		while ((opt = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
+		while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 			if (opt == 'h') {
 				fputs(usage, stdout);
 				rc = EXIT_OK;
@@ -744,7 +744,7 @@ int cmd_shutdown(int argc, char **argv)
 	struct option opts[6] = {CLIENT_OPTIONS, extra[0], {0}};
 	optind = 1;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage, stdout);
 			rc = EXIT_OK;

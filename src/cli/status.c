@@ -80,7 +80,7 @@ int cmd_status(int argc, char **argv)
 	int watch = 0, rc = EXIT_USAGE, opt;
 	client_init(&c);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+ho:w", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "ho:w", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage, stdout);
 			rc = EXIT_OK;

@@ -78,7 +78,7 @@ struct pl_obs {
 	int new_healthy;        /* instances of the new version that are healthy */
 	int new_wanted;         /* instances of the new version that should run */
 	int new_broken;         /* they crash or fail health checks beyond a restart or two */
-	char broken_reason[160];
+	char broken_reason[256];
 	enum pl_verdict verdict; /* verification of the current step, PL_VERDICT_NONE = not yet */
 	char verdict_msg[256];
 	int old_stopped; /* after PROMOTING: the previous version's instances are gone */

@@ -363,8 +363,8 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 		pos += 2;
 	if (pos < end && buf[pos] == '\n')
 		return HTTP_E_BARE_CR;
-	ssize_t lf = next_lf(buf, pos, end);
-	if (lf == -1) {
+	const char *lfp = memchr(buf + pos, '\n', end - pos);
+	if (!lfp) {
 		if (limit_hit)
 			return HTTP_E_HEAD_TOO_LARGE;
 		/* Fail early on a method that can never become valid, so garbage is refused at once
@@ -375,18 +375,22 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 				       buf[i] == '\r' ? HTTP_E_BARE_CR : HTTP_E_BAD_METHOD;
 		return HTTP_E_INCOMPLETE;
 	}
-	if (lf == -2)
-		return HTTP_E_BARE_CR;
+	ssize_t lf = lfp - buf;
+	int bare_lf = (size_t)lf == pos || buf[lf - 1] != '\r';
 	const char *p = buf + pos;
-	size_t n = (size_t)lf - 1 - pos;
-	/* The method is checked before the rest of the line, in the same order as the early
-	 * check above, so a prefix and its completion always give the same answer. */
+	size_t n = (size_t)lf - pos - (bare_lf ? 0 : 1);
+	/* The method is checked first, in the same order as the early check above, so that a
+	 * prefix and its completion always give the same answer. */
 	size_t i = 0;
 	while (i < n && IS(p[i], C_TCHAR))
 		i++;
 	if (i < n && p[i] == '\r')
 		return HTTP_E_BARE_CR;
-	if (i == 0 || i == n || p[i] != ' ')
+	if (i < n && p[i] != ' ')
+		return HTTP_E_BAD_METHOD;
+	if (bare_lf)
+		return HTTP_E_BARE_CR; /* lines end in CRLF only */
+	if (i == 0 || i == n)
 		return HTTP_E_BAD_METHOD;
 	if (has_cr(p + i, n - i))
 		return HTTP_E_BARE_CR;
@@ -425,8 +429,8 @@ ssize_t http_parse_response(const char *buf, size_t len, const struct http_limit
 	cls_init();
 	int limit_hit;
 	size_t end = scan_end(len, lim, &limit_hit);
-	ssize_t lf = next_lf(buf, 0, end);
-	if (lf == -1) {
+	const char *lfp = memchr(buf, '\n', end);
+	if (!lfp) {
 		if (limit_hit)
 			return HTTP_E_HEAD_TOO_LARGE;
 		size_t k = end < 5 ? end : 5;
@@ -434,11 +438,15 @@ ssize_t http_parse_response(const char *buf, size_t len, const struct http_limit
 			return HTTP_E_BAD_VERSION;
 		return HTTP_E_INCOMPLETE;
 	}
-	if (lf == -2)
+	ssize_t lf = lfp - buf;
+	/* same order as the early check above */
+	if (memcmp(buf, "HTTP/", lf < 5 ? (size_t)lf : 5) != 0)
+		return HTTP_E_BAD_VERSION;
+	if (lf == 0 || buf[lf - 1] != '\r')
 		return HTTP_E_BARE_CR;
 	size_t n = (size_t)lf - 1;
-	if (n < 5 || memcmp(buf, "HTTP/", 5) != 0)
-		return HTTP_E_BAD_VERSION; /* same order as the early check above */
+	if (n < 5)
+		return HTTP_E_BAD_VERSION;
 	if (has_cr(buf, n))
 		return HTTP_E_BARE_CR;
 	if (n < 12 || buf[8] != ' ')

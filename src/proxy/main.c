@@ -1,9 +1,191 @@
+/*
+ * main: `sluice proxy`, the data plane process: reads the config file, starts the workers and
+ * the admin API, and runs until SIGTERM/SIGINT (then stops accepting, lets in-flight requests
+ * finish and exits).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "loop/loop.h"
+#include "proxy/proxy.h"
+#include "util/log.h"
+
+static const char usage[] =
+	"usage: sluice proxy --config FILE [--admin ADDR] [--workers N]\n"
+	"\n"
+	"Runs the traffic-splitting HTTP/1.1 proxy (docs/proxy.md).\n"
+	"  --config FILE   JSON configuration: admin address, workers, limits, routes\n"
+	"  --admin ADDR    admin API address (overrides the file; default 127.0.0.1:9901)\n"
+	"  --workers N     worker threads (overrides the file; default: number of cores)\n"
+	"  -v, --verbose   debug logging\n";
+
+#define CONFIG_MAX_BYTES (16u << 20)
+
+struct settings {
+	char admin[128];
+	unsigned workers;
+	struct proxy_limits lim;
+	json_t *routes; /* borrowed from the document */
+};
+
+static int load_config(const char *file, json_t **doc, struct settings *s, struct err *e)
+{
+	json_error_t je;
+	json_t *j = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return err_set(e, "%s:%d:%d: %s", file, je.line, je.column, je.text);
+	*doc = j;
+	if (!json_is_object(j))
+		return err_set(e, "%s: the configuration must be a JSON object", file);
+	static const char *const keys[] = {"admin", "workers", "limits", "routes", NULL};
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) {
+		int ok = 0;
+		for (size_t i = 0; keys[i]; i++)
+			ok |= !strcmp(k, keys[i]);
+		if (!ok)
+			return err_set(e, "%s: %s: unknown field", file, k);
+	}
+	v = json_object_get(j, "admin");
+	if (v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= sizeof(s->admin))
+			return err_set(e, "%s: admin: must be a \"host:port\" string", file);
+		snprintf(s->admin, sizeof(s->admin), "%s", json_string_value(v));
+	}
+	v = json_object_get(j, "workers");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 256)
+			return err_set(e, "%s: workers: must be an integer from 1 to 256", file);
+		s->workers = (unsigned)json_integer_value(v);
+	}
+	v = json_object_get(j, "limits");
+	struct err le;
+	if (v && proxy_limits_parse(v, "limits", &s->lim, &le))
+		return err_set(e, "%s: %s", file, le.msg);
+	v = json_object_get(j, "routes");
+	if (v && !json_is_array(v))
+		return err_set(e, "%s: routes: must be an array of route objects", file);
+	s->routes = v;
+	return 0;
+}
+
+static void on_signal(loop *l, int fd, unsigned events, void *arg)
+{
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		log_info("proxy: got signal %u", si.ssi_signo);
+	loop_stop(l);
+}
 
 int cmd_proxy(int argc, char **argv)
 {
-	fprintf(stderr, "sluice: '%s' is not built yet\n", argv[0]);
-	return EXIT_USAGE;
+	const char *config = NULL, *admin = NULL;
+	long workers = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return EXIT_OK;
+		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+			log_set_level(LOG_DEBUG);
+		} else if (!strcmp(a, "--config") && i + 1 < argc) {
+			config = argv[++i];
+		} else if (!strcmp(a, "--admin") && i + 1 < argc) {
+			admin = argv[++i];
+		} else if (!strcmp(a, "--workers") && i + 1 < argc) {
+			char *end;
+			workers = strtol(argv[++i], &end, 10);
+			if (*end || workers < 1 || workers > 256) {
+				error("--workers: must be an integer from 1 to 256");
+				return EXIT_USAGE;
+			}
+		} else {
+			fprintf(stderr, "sluice proxy: unknown or incomplete argument '%s'\n%s", a, usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (!config) {
+		fprintf(stderr, "sluice proxy: --config FILE is required\n%s", usage);
+		return EXIT_USAGE;
+	}
+	struct settings s = {.admin = "127.0.0.1:9901"};
+	proxy_limits_default(&s.lim);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	s.workers = ncpu > 0 ? (unsigned)ncpu : 1;
+	json_t *doc = NULL;
+	struct err e;
+	if (load_config(config, &doc, &s, &e)) {
+		json_decref(doc);
+		error("%s", e.msg);
+		return EXIT_USAGE;
+	}
+	if (admin)
+		snprintf(s.admin, sizeof(s.admin), "%s", admin);
+	if (workers)
+		s.workers = (unsigned)workers;
+	log_set_prefix("proxy");
+
+	/* Signals are read from a signalfd on the admin loop; every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	proxy *p = NULL;
+	loop *l = loop_new();
+	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int rc = EXIT_USAGE;
+	if (!l || sfd < 0) {
+		error("cannot create the admin event loop: %s", strerror(errno));
+		goto out;
+	}
+	if (proxy_new(&p, s.workers, &s.lim, &e)) {
+		error("%s", e.msg);
+		goto out;
+	}
+	for (size_t i = 0; s.routes && i < json_array_size(s.routes); i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "routes[%zu]", i);
+		if (proxy_route_put(p, json_array_get(s.routes, i), NULL, path, &e)) {
+			error("%s: %s", config, e.msg);
+			goto out;
+		}
+	}
+	if (proxy_admin_start(p, l, s.admin, &e)) {
+		error("admin %s: %s", s.admin, e.msg);
+		goto out;
+	}
+	if (proxy_start(p, &e)) {
+		error("%s", e.msg);
+		rc = EXIT_UNREACHABLE;
+		goto out;
+	}
+	if (loop_add(l, sfd, LOOP_READ, on_signal, NULL)) {
+		error("cannot watch signals: %s", strerror(errno));
+		goto out;
+	}
+	log_info("proxy: %u workers, admin on %s (port %d), %zu routes", s.workers, s.admin,
+		 proxy_admin_port(p), s.routes ? json_array_size(s.routes) : 0);
+	loop_run(l);
+	log_info("proxy: stopping: no new connections, finishing in-flight requests");
+	rc = EXIT_OK;
+out:
+	proxy_free(p);
+	if (sfd >= 0) {
+		loop_del(l, sfd);
+		close(sfd);
+	}
+	loop_free(l);
+	json_decref(doc);
+	return rc;
 }

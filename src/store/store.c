@@ -309,11 +309,13 @@ int store_put_release(store *s, const char *service, const char *version, const 
 	if (rc == 0) {
 		const char *d = json_string_value(json_object_get(old, "digest"));
 		int same = d && !strcmp(d, digest);
+		if (!same)
+			err_set(e, "release %s %s already exists with digest %s; a version is "
+				   "immutable: push the new artifact under a new version",
+				service, version, d ? d : "?");
 		json_decref(old);
 		if (!same)
-			return err_set(e, "release %s %s already exists with digest %s; a version is "
-					  "immutable: push the new artifact under a new version",
-				       service, version, d ? d : "?");
+			return -1;
 		*created = 0;
 		return 0;
 	}

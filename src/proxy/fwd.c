@@ -1,0 +1,181 @@
+#include "proxy/fwd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+struct wr {
+	char *p;
+	size_t len, cap;
+	int overflow;
+};
+
+static void put(struct wr *w, const char *s, size_t n)
+{
+	if (w->overflow || n > w->cap - w->len) {
+		w->overflow = 1;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(struct wr *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void putu(struct wr *w, unsigned long long v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", v);
+	put(w, tmp, (size_t)n);
+}
+
+static int name_is(const char *name, size_t len, const char *lit)
+{
+	return strlen(lit) == len && !strncasecmp(name, lit, len);
+}
+
+/* Does comma-separated list v[0..n) contain token t[0..tn) (case-insensitive)? */
+static int list_has(const char *v, size_t n, const char *t, size_t tn)
+{
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == tn && !strncasecmp(v + s, t, tn))
+			return 1;
+	}
+	return 0;
+}
+
+int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len)
+{
+	static const char *const fixed[] = {"connection", "keep-alive", "te", "trailer",
+					    "transfer-encoding", "upgrade", "content-length", NULL};
+	for (size_t i = 0; fixed[i]; i++)
+		if (name_is(name, len, fixed[i]))
+			return 1;
+	if (len >= 6 && !strncasecmp(name, "proxy-", 6))
+		return 1;
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct http_header *f = &h->headers[i];
+		if (name_is(f->name, f->name_len, "connection") && list_has(f->value, f->value_len, name, len))
+			return 1;
+	}
+	return 0;
+}
+
+/* Copies every end-to-end field except those in `skip` (NULL-terminated). */
+static void copy_fields(struct wr *w, const struct http_head *h, const char *const *skip)
+{
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct http_header *f = &h->headers[i];
+		int drop = fwd_is_hop_by_hop(h, f->name, f->name_len);
+		for (size_t k = 0; !drop && skip && skip[k]; k++)
+			drop = name_is(f->name, f->name_len, skip[k]);
+		if (drop)
+			continue;
+		put(w, f->name, f->name_len);
+		put(w, ": ", 2);
+		put(w, f->value, f->value_len);
+		put(w, "\r\n", 2);
+	}
+}
+
+/* Writes one combined field: the values of every `name` field, then `extra`. */
+static void append_list(struct wr *w, const struct http_head *h, const char *name, const char *extra)
+{
+	puts_(w, name);
+	put(w, ": ", 2);
+	for (size_t i = 0; i < h->nheaders; i++) {
+		const struct http_header *f = &h->headers[i];
+		if (name_is(f->name, f->name_len, name) && f->value_len) {
+			put(w, f->value, f->value_len);
+			put(w, ", ", 2);
+		}
+	}
+	puts_(w, extra);
+	put(w, "\r\n", 2);
+}
+
+static void put_framing(struct wr *w, const struct http_head *h)
+{
+	if (h->body == HTTP_BODY_LENGTH) {
+		puts_(w, "Content-Length: ");
+		putu(w, h->content_length);
+		put(w, "\r\n", 2);
+	} else if (h->body == HTTP_BODY_CHUNKED) {
+		puts_(w, "Transfer-Encoding: chunked\r\n");
+	}
+}
+
+long fwd_request_head(const struct http_head *h, const char *client_ip, int client_v6, char *out,
+		      size_t cap)
+{
+	static const char *const skip[] = {"x-forwarded-for", "x-forwarded-proto", "forwarded", NULL};
+	struct wr w = {out, 0, cap, 0};
+	char fw[96];
+	put(&w, h->method, h->method_len);
+	put(&w, " ", 1);
+	put(&w, h->target, h->target_len);
+	/* An HTTP/1.0 client's request goes up as 1.0 so that the answer is not chunked. */
+	puts_(&w, h->version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+	copy_fields(&w, h, skip);
+	append_list(&w, h, "X-Forwarded-For", client_ip);
+	puts_(&w, "X-Forwarded-Proto: http\r\n");
+	snprintf(fw, sizeof(fw), client_v6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http", client_ip);
+	append_list(&w, h, "Forwarded", fw);
+	put_framing(&w, h);
+	put(&w, "\r\n", 2);
+	return w.overflow ? -1 : (long)w.len;
+}
+
+long fwd_response_head(const struct http_head *h, int client_minor, int close, char *out, size_t cap)
+{
+	struct wr w = {out, 0, cap, 0};
+	puts_(&w, "HTTP/1.1 ");
+	putu(&w, (unsigned)h->status);
+	put(&w, " ", 1);
+	put(&w, h->reason, h->reason_len);
+	put(&w, "\r\n", 2);
+	copy_fields(&w, h, NULL);
+	if (h->body == HTTP_BODY_NONE) {
+		/* HEAD, 204, 304: the upstream's Content-Length describes the representation. */
+		for (size_t i = 0; i < h->nheaders; i++) {
+			const struct http_header *f = &h->headers[i];
+			if (name_is(f->name, f->name_len, "content-length")) {
+				puts_(&w, "Content-Length: ");
+				put(&w, f->value, f->value_len);
+				put(&w, "\r\n", 2);
+				break;
+			}
+		}
+	} else {
+		put_framing(&w, h);
+	}
+	if (h->status >= 200) {
+		if (close)
+			puts_(&w, "Connection: close\r\n");
+		else if (client_minor == 0)
+			puts_(&w, "Connection: keep-alive\r\n");
+	}
+	put(&w, "\r\n", 2);
+	return w.overflow ? -1 : (long)w.len;
+}
+
+long fwd_simple_response(int status, const char *reason, const char *body, int close, char *out,
+			 size_t cap)
+{
+	int n = snprintf(out, cap,
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
+			 status, reason, strlen(body), close ? "Connection: close\r\n" : "", body);
+	return n < 0 || (size_t)n >= cap ? -1 : n;
+}

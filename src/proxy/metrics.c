@@ -1,0 +1,213 @@
+#include "proxy/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct metrics {
+	unsigned nworkers;
+	struct metrics_series **series;
+	size_t n, cap;
+};
+
+/* The sum of one series over its workers. */
+struct total {
+	uint64_t requests, responses[5], upstream_errors, latency_sum_us, hist[HIST_BUCKETS];
+	int64_t in_flight;
+};
+
+metrics *metrics_new(unsigned nworkers)
+{
+	metrics *m = calloc(1, sizeof(*m));
+	if (m)
+		m->nworkers = nworkers;
+	return m;
+}
+
+void metrics_free(metrics *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->series[i]->cells);
+		free(m->series[i]);
+	}
+	free(m->series);
+	free(m);
+}
+
+struct metrics_series *metrics_series(metrics *m, const char *route, const char *version)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->series[i]->route, route) && !strcmp(m->series[i]->version, version))
+			return m->series[i];
+	if (m->n >= METRICS_MAX_SERIES || strlen(route) >= 128 || strlen(version) >= 64)
+		return NULL;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		struct metrics_series **p = realloc(m->series, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		m->series = p;
+		m->cap = cap;
+	}
+	struct metrics_series *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cells = aligned_alloc(64, sizeof(struct metrics_cell) * m->nworkers);
+	if (!s->cells) {
+		free(s);
+		return NULL;
+	}
+	memset(s->cells, 0, sizeof(struct metrics_cell) * m->nworkers);
+	strcpy(s->route, route);
+	strcpy(s->version, version);
+	m->series[m->n++] = s;
+	return s;
+}
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static void sum(const metrics *m, const struct metrics_series *s, struct total *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned w = 0; w < m->nworkers; w++) {
+		const struct metrics_cell *c = &s->cells[w];
+		t->requests += LD(&c->requests);
+		for (int k = 0; k < 5; k++)
+			t->responses[k] += LD(&c->responses[k]);
+		t->upstream_errors += LD(&c->upstream_errors);
+		t->in_flight += LD(&c->in_flight);
+		t->latency_sum_us += LD(&c->latency_sum_us);
+		for (size_t k = 0; k < HIST_BUCKETS; k++)
+			t->hist[k] += LD(&c->hist[k]);
+	}
+	/* A reader may see a decrement before the matching increment of another counter. */
+	if (t->in_flight < 0)
+		t->in_flight = 0;
+}
+
+/* Series sorted by route so the JSON groups them; indexes into m->series. */
+static int by_route(const void *a, const void *b, void *arg)
+{
+	const metrics *m = arg;
+	const struct metrics_series *x = m->series[*(const size_t *)a], *y = m->series[*(const size_t *)b];
+	int c = strcmp(x->route, y->route);
+	return c ? c : strcmp(x->version, y->version);
+}
+
+static size_t *sorted(const metrics *m)
+{
+	size_t *idx = malloc((m->n ? m->n : 1) * sizeof(*idx));
+	if (!idx)
+		return NULL;
+	for (size_t i = 0; i < m->n; i++)
+		idx[i] = i;
+	qsort_r(idx, m->n, sizeof(*idx), by_route, (void *)m);
+	return idx;
+}
+
+int metrics_json(metrics *m, uint64_t time_ms, struct buf *out)
+{
+	size_t *idx = sorted(m);
+	if (!idx)
+		return -1;
+	struct total *t = malloc(sizeof(*t));
+	if (!t) {
+		free(idx);
+		return -1;
+	}
+	int rc = buf_addf(out, "{\"time_ms\":%llu,\"routes\":{", (unsigned long long)time_ms);
+	const char *prev = NULL;
+	for (size_t i = 0; i < m->n && !rc; i++) {
+		const struct metrics_series *s = m->series[idx[i]];
+		sum(m, s, t);
+		if (!prev || strcmp(prev, s->route))
+			rc |= buf_addf(out, "%s\"%s\":{\"versions\":{", prev ? "}}," : "", s->route);
+		else
+			rc |= buf_adds(out, ",");
+		prev = s->route;
+		/* Route and version names are validated tokens: no JSON escaping needed. */
+		rc |= buf_addf(out,
+			       "\"%s\":{\"requests\":%llu,\"responses\":{\"1xx\":%llu,\"2xx\":%llu,"
+			       "\"3xx\":%llu,\"4xx\":%llu,\"5xx\":%llu},\"upstream_errors\":%llu,"
+			       "\"in_flight\":%lld,\"latency_sum_us\":%llu,\"latency_us\":{\"bounds\":[",
+			       s->version, (unsigned long long)t->requests,
+			       (unsigned long long)t->responses[0], (unsigned long long)t->responses[1],
+			       (unsigned long long)t->responses[2], (unsigned long long)t->responses[3],
+			       (unsigned long long)t->responses[4], (unsigned long long)t->upstream_errors,
+			       (long long)t->in_flight, (unsigned long long)t->latency_sum_us);
+		for (size_t k = 0; k < HIST_FINITE; k++)
+			rc |= buf_addf(out, "%llu,", (unsigned long long)hist_bound(k));
+		rc |= buf_adds(out, "-1],\"counts\":[");
+		for (size_t k = 0; k < HIST_BUCKETS; k++)
+			rc |= buf_addf(out, k ? ",%llu" : "%llu", (unsigned long long)t->hist[k]);
+		rc |= buf_adds(out, "]}}");
+	}
+	rc |= buf_adds(out, prev ? "}}}}" : "}}");
+	free(t);
+	free(idx);
+	return rc ? -1 : 0;
+}
+
+int metrics_prometheus(metrics *m, struct buf *out)
+{
+	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+	struct total *t = malloc(sizeof(*t) * (m->n ? m->n : 1));
+	if (!t)
+		return -1;
+	for (size_t i = 0; i < m->n; i++)
+		sum(m, m->series[i], &t[i]);
+	int rc = 0;
+#define LBL "route=\"%s\",version=\"%s\""
+	rc |= buf_adds(out, "# HELP sluice_proxy_requests_total Requests routed to a version.\n"
+			    "# TYPE sluice_proxy_requests_total counter\n");
+	for (size_t i = 0; i < m->n; i++)
+		rc |= buf_addf(out, "sluice_proxy_requests_total{" LBL "} %llu\n", m->series[i]->route,
+			       m->series[i]->version, (unsigned long long)t[i].requests);
+	rc |= buf_adds(out, "# HELP sluice_proxy_responses_total Responses sent, by status class.\n"
+			    "# TYPE sluice_proxy_responses_total counter\n");
+	for (size_t i = 0; i < m->n; i++)
+		for (int k = 0; k < 5; k++)
+			rc |= buf_addf(out, "sluice_proxy_responses_total{" LBL ",class=\"%s\"} %llu\n",
+				       m->series[i]->route, m->series[i]->version, classes[k],
+				       (unsigned long long)t[i].responses[k]);
+	rc |= buf_adds(out, "# HELP sluice_proxy_upstream_errors_total Connect failures, resets and "
+			    "timeouts talking to a backend.\n"
+			    "# TYPE sluice_proxy_upstream_errors_total counter\n");
+	for (size_t i = 0; i < m->n; i++)
+		rc |= buf_addf(out, "sluice_proxy_upstream_errors_total{" LBL "} %llu\n",
+			       m->series[i]->route, m->series[i]->version,
+			       (unsigned long long)t[i].upstream_errors);
+	rc |= buf_adds(out, "# HELP sluice_proxy_in_flight Requests being proxied now.\n"
+			    "# TYPE sluice_proxy_in_flight gauge\n");
+	for (size_t i = 0; i < m->n; i++)
+		rc |= buf_addf(out, "sluice_proxy_in_flight{" LBL "} %lld\n", m->series[i]->route,
+			       m->series[i]->version, (long long)t[i].in_flight);
+	rc |= buf_adds(out, "# HELP sluice_proxy_request_duration_seconds Time from the request head "
+			    "to the end of the response.\n"
+			    "# TYPE sluice_proxy_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < m->n && !rc; i++) {
+		uint64_t cum = 0, total = 0;
+		for (size_t k = 0; k < HIST_BUCKETS; k++)
+			total += t[i].hist[k];
+		/* Every 4th bound keeps the exposition small; cumulative counts stay exact. */
+		for (size_t k = 0; k < HIST_FINITE; k++) {
+			cum += t[i].hist[k];
+			if (k % 4 == 3)
+				rc |= buf_addf(out, "sluice_proxy_request_duration_seconds_bucket{" LBL
+					       ",le=\"%.6g\"} %llu\n", m->series[i]->route,
+					       m->series[i]->version, (double)hist_bound(k) / 1e6,
+					       (unsigned long long)cum);
+		}
+		rc |= buf_addf(out, "sluice_proxy_request_duration_seconds_bucket{" LBL ",le=\"+Inf\"} %llu\n"
+			       "sluice_proxy_request_duration_seconds_sum{" LBL "} %.6f\n"
+			       "sluice_proxy_request_duration_seconds_count{" LBL "} %llu\n",
+			       m->series[i]->route, m->series[i]->version, (unsigned long long)total,
+			       m->series[i]->route, m->series[i]->version,
+			       (double)t[i].latency_sum_us / 1e6, m->series[i]->route,
+			       m->series[i]->version, (unsigned long long)total);
+	}
+#undef LBL
+	free(t);
+	return rc ? -1 : 0;
+}

@@ -14,6 +14,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "contract/contract.h"
 #include "util/buf.h"
 #include "util/doc.h"
 #include "util/sha256.h"
@@ -232,22 +233,17 @@ static int file_digest(const char *path, char out[72])
 	return 0;
 }
 
-/* Reads a contract file (YAML or JSON) into the JSON the server stores. */
+/* Reads and validates a contract file (YAML or JSON) into the self-contained JSON the server
+ * stores (a `provides` path is inlined). */
 static int load_contract_json(const char *path, json_t **out)
 {
-	doc *d = NULL;
+	contract *ct = NULL;
 	struct err e = {""};
-	if (doc_load(path, &d, &e)) {
-		error("%s", e.msg);
-		return -1;
-	}
-	if (doc_count(d) != 1 || !json_is_object(doc_root(d, 0))) {
-		doc_free(d);
-		return error("%s: a contract is one YAML or JSON object", path);
-	}
-	*out = json_incref(doc_root(d, 0));
-	doc_free(d);
-	return 0;
+	if (contract_load(path, &ct, &e))
+		return error("%s", e.msg);
+	*out = contract_to_json(ct);
+	contract_free(ct);
+	return *out ? 0 : error("out of memory");
 }
 
 static int release_push(struct client *c, int argc, char **argv, int i, struct release_opts *r)
@@ -260,8 +256,8 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 	char digest[72];
 	if (file_digest(r->artifact, digest))
 		return EXIT_USAGE;
-	json_t *contract = NULL;
-	if (r->contract && load_contract_json(r->contract, &contract))
+	json_t *cjson = NULL;
+	if (r->contract && load_contract_json(r->contract, &cjson))
 		return EXIT_USAGE;
 	/* CI hands over the artifact: upload it (content-addressed, a no-op when present) */
 	char path[512], url[4096];
@@ -273,18 +269,18 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 	struct err e = {""};
 	if (httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e)) {
 		buf_release(&resp);
-		json_decref(contract);
+		json_decref(cjson);
 		error("cannot reach the sluice server at %s: %s", c->server, e.msg);
 		return EXIT_UNREACHABLE;
 	}
 	if (status != 200 && status != 201) {
 		error("artifact upload refused (%ld): %s", status, resp.data);
 		buf_release(&resp);
-		json_decref(contract);
+		json_decref(cjson);
 		return status >= 500 ? EXIT_UNREACHABLE : EXIT_USAGE;
 	}
 	buf_release(&resp);
-	json_t *body = json_pack("{s:s, s:s, s:o?}", "version", version, "digest", digest, "contract", contract);
+	json_t *body = json_pack("{s:s, s:s, s:o?}", "version", version, "digest", digest, "contract", cjson);
 	json_t *out = NULL;
 	snprintf(path, sizeof(path), "/v1/services/%s/releases", service);
 	int rc = client_call(c, "POST", path, body, &out, NULL);

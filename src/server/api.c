@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "contract/contract.h"
 #include "core/manifest.h"
 #include "server/server.h"
 #include "util/doc.h"
@@ -220,7 +221,7 @@ static void h_release_push(struct route_ctx *c, const char *service)
 		return;
 	const char *version = body_str(c, body, "version", 1);
 	const char *digest = version ? body_str(c, body, "digest", 1) : NULL;
-	json_t *contract = json_object_get(body, "contract");
+	json_t *cjson = json_object_get(body, "contract");
 	if (!digest)
 		goto out;
 	if (!valid_version(version)) {
@@ -242,14 +243,18 @@ static void h_release_push(struct route_ctx *c, const char *service)
 		httpd_error(c->resp, 400, "artifact %s has not been uploaded", digest);
 		goto out;
 	}
-	if (contract && !json_is_object(contract) && !json_is_null(contract)) {
-		httpd_error(c->resp, 400, "request body: 'contract' must be an object or null");
-		goto out;
-	}
 	struct err e = {""};
+	if (cjson && !json_is_null(cjson)) {
+		contract *ct = NULL;
+		if (contract_from_json(cjson, "contract", &ct, &e)) {
+			httpd_error(c->resp, 400, "request body: %s", e.msg);
+			goto out;
+		}
+		contract_free(ct);
+	}
 	int created = 0;
 	if (store_put_release(c->srv->store, service, version, digest, (int64_t)st.st_size,
-			      json_is_object(contract) ? contract : NULL, &created, &e)) {
+			      json_is_object(cjson) ? cjson : NULL, &created, &e)) {
 		httpd_error(c->resp, 409, "%s", e.msg);
 		goto out;
 	}

@@ -110,6 +110,8 @@ static void join_index(char *out, const char *path, size_t i)
 /* A short description of a value for "got ..." (strings quoted and cut at 40 bytes). */
 static const char *describe(const json_t *v, char *buf, size_t n)
 {
+	if (!v)
+		return "nothing";
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		return "a mapping";

@@ -280,6 +280,10 @@ Test(manifest, normalized_errors)
 				"normalized manifest has every key)");
 	json_decref(c);
 
+	cr_expect_eq(manifest_check_normalized(NULL, &e), -1);
+	cr_expect_str_eq(e.msg, "manifest '?': expected a mapping with kind: Environment or Service, "
+				"got nothing");
+
 	json_decref(out);
 }
 

@@ -86,13 +86,6 @@ static void start_region(struct pl_state *s, int i, int64_t now, struct pl_actio
 		act(out, PL_ACT_RECORD, i, "starting", "starting %s (no stable release yet)", s->version);
 }
 
-/* The region's first step: a first release has nothing to compare with, so it takes all
- * traffic at once and is verified on absolute limits only. */
-static int first_step(const struct pl_state *s, const struct pl_region *r)
-{
-	return r->stable[0] ? 0 : s->cfg.nsteps - 1;
-}
-
 static void set_step(struct pl_state *s, int i, int step, int64_t now, struct pl_actions *out)
 {
 	struct pl_region *r = &s->regions[i];
@@ -174,10 +167,13 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 		if (o->new_wanted > 0 && o->new_healthy >= o->new_wanted) {
 			act(out, PL_ACT_RECORD, i, "healthy", "%d instance(s) of %s are healthy", o->new_healthy,
 			    s->version);
-			if (s->kind == PL_ROLLBACK)
+			/* A rollback returns to a known good release, and a first release has no
+			 * stable version to compare with or fall back to: both take all traffic
+			 * once healthy. */
+			if (s->kind == PL_ROLLBACK || !r->stable[0])
 				promote(s, i, ev->now, out);
 			else
-				set_step(s, i, first_step(s, r), ev->now, out);
+				set_step(s, i, 0, ev->now, out);
 			return 1;
 		}
 		if (age >= s->cfg.start_timeout_ms) {

@@ -15,7 +15,8 @@
  * failed check or broken instances turn the region to ABORTING (traffic back to stable first,
  * then the canary instances stop) -> ROLLED_BACK, and the deployment ends. Regions that were
  * already DONE stay done. A rollback runs every region at once: start the target, switch all
- * traffic when healthy, drain and stop the rest.
+ * traffic when healthy, drain and stop the rest. A first release (no stable version in the
+ * region) has nothing to compare with or fall back to: it is promoted once healthy.
  */
 #ifndef SLUICE_PIPELINE_H
 #define SLUICE_PIPELINE_H

@@ -53,6 +53,7 @@ extern char **environ;
 #define HEALTH_FAILS 3               /* failures in a row that make a healthy instance unhealthy */
 #define STARTING_RETRY_MS 100        /* health retry period while starting (bounded by interval) */
 #define STATUS_LINE_MAX 64
+#define KEPT_LOGS 64                 /* logs of stopped instances kept in DIR/logs/ */
 
 enum hc_phase { HC_IDLE, HC_CONNECTING, HC_READING };
 
@@ -677,6 +678,43 @@ static void signal_group(struct inst *in, int sig)
 		kill(in->pid, sig); /* not a group leader (should not happen): the process alone */
 }
 
+struct kept {
+	char name[128];
+	time_t mtime;
+};
+
+static int cmp_kept(const void *a, const void *b)
+{
+	time_t x = ((const struct kept *)a)->mtime, y = ((const struct kept *)b)->mtime;
+	return (x > y) - (x < y);
+}
+
+/* Keeps the newest KEPT_LOGS files of DIR/logs/, so stopped releases do not fill the disk. */
+static void prune_logs(const char *logs)
+{
+	DIR *d = opendir(logs);
+	if (!d)
+		return;
+	struct kept *v = calloc(1024, sizeof *v);
+	size_t n = 0;
+	struct dirent *de;
+	while (v && (de = readdir(d)) && n < 1024) {
+		struct stat st;
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof v->name ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		strcpy(v[n].name, de->d_name);
+		v[n++].mtime = st.st_mtime;
+	}
+	if (v && n > KEPT_LOGS) {
+		qsort(v, n, sizeof *v, cmp_kept);
+		for (size_t i = 0; i < n - KEPT_LOGS; i++)
+			unlinkat(dirfd(d), v[i].name, 0);
+	}
+	free(v);
+	closedir(d);
+}
+
 /* The instance is gone for good: keep its log under DIR/logs/, remove its directory. */
 static void finish_stopped(runtime *rt, struct inst *in)
 {
@@ -694,8 +732,10 @@ static void finish_stopped(runtime *rt, struct inst *in)
 	snprintf(keep, sizeof keep, "%s/logs", rt->dir);
 	mkdir(keep, 0755);
 	int r = snprintf(keep, sizeof keep, "%s/logs/%s.log", rt->dir, in->id);
-	if (r > 0 && (size_t)r < sizeof keep)
-		rename(logp, keep);
+	if (r > 0 && (size_t)r < sizeof keep && rename(logp, keep) == 0) {
+		snprintf(keep, sizeof keep, "%s/logs", rt->dir);
+		prune_logs(keep);
+	}
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 

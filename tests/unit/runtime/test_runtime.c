@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -680,4 +681,37 @@ Test(runtime, unrecorded_process_is_adopted_and_a_twin_is_killed)
 	cr_assert(proc_gone(other), "the twin %d was left running", other);
 	cr_assert(!proc_gone(b[0].pid));
 	kill(-twin, SIGKILL);
+}
+
+Test(runtime, kept_logs_of_stopped_instances_are_bounded)
+{
+	char p[512];
+	snprintf(p, sizeof p, "%s/logs", dir);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	for (int i = 0; i < 70; i++) {
+		snprintf(p, sizeof p, "%s/logs/old.e.r.v%d.0.log", dir, i);
+		FILE *f = fopen(p, "w");
+		cr_assert_not_null(f);
+		fclose(f);
+		struct timespec ts[2] = {{.tv_sec = 1000000 + i}, {.tv_sec = 1000000 + i}};
+		cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+	}
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 1);
+	runtime_stop(rt, NULL, NULL, NULL, NULL);
+	struct want w = {"v1", INSTANCE_STOPPED, 1};
+	cr_assert(tick_until(have_state, &w, 3000));
+	snprintf(p, sizeof p, "%s/logs", dir);
+	DIR *d = opendir(p);
+	int n = 0;
+	bool mine = false, oldest = false;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		n += de->d_name[0] != '.';
+		mine |= !strcmp(de->d_name, "svc.test.r1.v1.0.log");
+		oldest |= !strcmp(de->d_name, "old.e.r.v0.0.log");
+	}
+	closedir(d);
+	cr_assert_eq(n, 64);
+	cr_assert(mine && !oldest);
 }

@@ -1085,9 +1085,12 @@ static int adopt_one(runtime *rt, const char *name)
 		uint64_t wall = clock_ms(CLOCK_REALTIME);
 		in->state = INSTANCE_STOPPING;
 		in->term_sent = true;
-		in->stop_deadline = deadline > 0 && (uint64_t)deadline > wall ? rt->now + ((uint64_t)deadline - wall) : rt->now;
-		if (deadline <= 0)
+		if (deadline > 0) {
+			in->stop_deadline = (uint64_t)deadline > wall ? rt->now + ((uint64_t)deadline - wall) : rt->now;
+		} else { /* stopped before SIGTERM was recorded: start the drain now */
 			signal_group(in, SIGTERM);
+			in->stop_deadline = rt->now + in->spec.drain_timeout_ms;
+		}
 	} else if (in->want_running) {
 		in->state = INSTANCE_BACKOFF;
 		in->next_start = rt->now;

@@ -119,6 +119,11 @@ static void print_steps(FILE *f, const json_t *steps)
 	json_array_foreach(steps, i, s) {
 		fprintf(f, "  %zu. deploy %s %s (from %s)%s\n", i + 1, str(s, "service"), str(s, "to"), str(s, "from"),
 			json_is_true(json_object_get(s, "fallback")) ? "  [a consumer relies on its fallback]" : "");
+		size_t k;
+		json_t *p;
+		json_array_foreach(json_object_get(s, "pairs"), k, p)
+			fprintf(f, "       %s -> %s: %s%s\n", str(p, "provider"), str(p, "consumer"), str(p, "verdict"),
+				json_is_true(json_object_get(p, "fallback")) ? " (through a fallback)" : "");
 	}
 }
 

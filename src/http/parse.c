@@ -365,15 +365,14 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 		return HTTP_E_BARE_CR;
 	const char *lfp = memchr(buf + pos, '\n', end - pos);
 	if (!lfp) {
-		if (limit_hit)
-			return HTTP_E_HEAD_TOO_LARGE;
 		/* Fail early on a method that can never become valid, so garbage is refused at once
-		 * instead of after max_head bytes. */
+		 * instead of after max_head bytes (and before the size check, which a shorter
+		 * prefix would not see). */
 		for (size_t i = pos; i < end && buf[i] != ' '; i++)
 			if (!IS(buf[i], C_TCHAR))
-				return buf[i] == '\r' && i + 1 == end ? HTTP_E_INCOMPLETE :
+				return buf[i] == '\r' && i + 1 == end ? (limit_hit ? HTTP_E_HEAD_TOO_LARGE : HTTP_E_INCOMPLETE) :
 				       buf[i] == '\r' ? HTTP_E_BARE_CR : HTTP_E_BAD_METHOD;
-		return HTTP_E_INCOMPLETE;
+		return limit_hit ? HTTP_E_HEAD_TOO_LARGE : HTTP_E_INCOMPLETE;
 	}
 	ssize_t lf = lfp - buf;
 	int bare_lf = (size_t)lf == pos || buf[lf - 1] != '\r';
@@ -431,12 +430,10 @@ ssize_t http_parse_response(const char *buf, size_t len, const struct http_limit
 	size_t end = scan_end(len, lim, &limit_hit);
 	const char *lfp = memchr(buf, '\n', end);
 	if (!lfp) {
-		if (limit_hit)
-			return HTTP_E_HEAD_TOO_LARGE;
 		size_t k = end < 5 ? end : 5;
 		if (memcmp(buf, "HTTP/", k) != 0)
 			return HTTP_E_BAD_VERSION;
-		return HTTP_E_INCOMPLETE;
+		return limit_hit ? HTTP_E_HEAD_TOO_LARGE : HTTP_E_INCOMPLETE;
 	}
 	ssize_t lf = lfp - buf;
 	/* same order as the early check above */

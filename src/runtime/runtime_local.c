@@ -77,6 +77,7 @@ struct inst {
 	bool want_running;
 	bool term_sent, kill_sent;
 	bool gone;                     /* STOPPED: listed once more, then freed */
+	bool persisted;                /* state.json has been written durably once */
 	unsigned restarts;
 	int last_exit;
 	char reason[128];
@@ -343,7 +344,13 @@ static uint64_t to_wall(const runtime *rt, uint64_t mono)
 	return mono >= rt->now ? wall + (mono - rt->now) : wall - (rt->now - mono);
 }
 
-static int state_save(runtime *rt, struct inst *in)
+/* `durable` (fsync before the rename) when the change should survive a power loss: the
+ * record's creation, a new desired state or spec. The frequent updates (pid, health, exits) are
+ * only written: the page cache survives a kill of the server, and after a machine crash the
+ * processes they describe are gone anyway. Directories are not fsynced: after a machine crash
+ * the store is the truth and the reconciler calls ensure/stop again, which repairs a lost
+ * record; an fsync costs ~5 ms here and ensure/stop run on the server's loop thread. */
+static int state_save(runtime *rt, struct inst *in, bool durable)
 {
 	char path[4096], tmp[4200];
 	if (path_of(rt, in, "state.json", path, sizeof path))
@@ -365,11 +372,15 @@ static int state_save(runtime *rt, struct inst *in)
 	int rc = -1;
 	if (fd >= 0) {
 		size_t len = strlen(text);
-		rc = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0 ? 0 : -1;
+		rc = write(fd, text, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && (!durable || fsync(fd) == 0)
+			     ? 0
+			     : -1;
 		close(fd);
 		if (rc == 0 && rename(tmp, path) != 0)
 			rc = -1;
 	}
+	if (rc == 0 && durable)
+		in->persisted = true;
 	if (rc != 0) {
 		log_warn("runtime: could not write '%s': %s", path, strerror(errno));
 		unlink(tmp);
@@ -619,7 +630,7 @@ static int spawn(runtime *rt, struct inst *in)
 	 * (SLUICE_RUNTIME_DIR + SLUICE_INSTANCE) and adopts it instead of starting a twin. */
 	in->pid = 0;
 	in->state = INSTANCE_STARTING;
-	state_save(rt, in);
+	state_save(rt, in, !in->persisted);
 	pid_t pid = fork();
 	if (pid < 0) {
 		set_reason(in, "fork: %s", strerror(errno));
@@ -656,7 +667,7 @@ out:
 		in->pid = 0;
 		backoff_schedule(rt, in);
 	}
-	state_save(rt, in);
+	state_save(rt, in, false);
 	if (logfd >= 0)
 		close(logfd);
 	if (pfd[0] >= 0)
@@ -778,7 +789,7 @@ static void on_exit_seen(runtime *rt, struct inst *in, int status)
 		size_t l = strlen(in->reason);
 		snprintf(in->reason + l, sizeof in->reason - l, "; restarting in %llu ms", (unsigned long long)delay);
 	}
-	state_save(rt, in);
+	state_save(rt, in, false);
 }
 
 /* Returns true when the process has exited (and handles it). */
@@ -825,7 +836,7 @@ static void stop_inst(runtime *rt, struct inst *in)
 	in->state = INSTANCE_STOPPING;
 	in->stop_deadline = rt->now + in->spec.drain_timeout_ms;
 	log_note(rt, in, "stopping: SIGTERM sent, SIGKILL in %u ms", in->spec.drain_timeout_ms);
-	state_save(rt, in);
+	state_save(rt, in, true);
 }
 
 /* ---- health ---- */
@@ -844,7 +855,7 @@ static void hc_done(runtime *rt, struct inst *in, bool ok, const char *why)
 			in->state = INSTANCE_HEALTHY;
 			in->healthy_since = rt->now;
 			in->reason[0] = 0;
-			state_save(rt, in);
+			state_save(rt, in, false);
 		}
 		return;
 	}
@@ -853,7 +864,7 @@ static void hc_done(runtime *rt, struct inst *in, bool ok, const char *why)
 	if (in->state == INSTANCE_HEALTHY && in->hc_fails >= HEALTH_FAILS) {
 		in->state = INSTANCE_UNHEALTHY;
 		log_note(rt, in, "unhealthy after %u failed health checks: %s", in->hc_fails, why);
-		state_save(rt, in);
+		state_save(rt, in, false);
 	}
 }
 
@@ -1043,6 +1054,7 @@ static int adopt_one(runtime *rt, const char *name)
 		goto bad;
 	}
 	in->index = (int)idx;
+	in->persisted = true;
 	r = snprintf(in->id, sizeof in->id, "%s.%s.%s.%s.%d", in->service, in->env, in->region, in->version, in->index);
 	if (r < 0 || (size_t)r >= sizeof in->id || strcmp(in->id, name) != 0) {
 		err_set(&e, "the id does not match the directory name");
@@ -1096,7 +1108,7 @@ static int adopt_one(runtime *rt, const char *name)
 		in->next_start = rt->now;
 		set_reason(in, "process %lld was gone when the runtime reopened; restarting", (long long)pid);
 		log_note(rt, in, "%s", in->reason);
-		state_save(rt, in);
+		state_save(rt, in, false);
 	} else {
 		finish_stopped(rt, in);
 	}
@@ -1170,7 +1182,7 @@ static void adopt_unrecorded(runtime *rt)
 			in->hc_next = rt->now;
 			in->reason[0] = 0;
 			log_note(rt, in, "adopted unrecorded pid %ld", pid);
-			state_save(rt, in);
+			state_save(rt, in, false);
 			continue;
 		}
 		log_warn("runtime: killing process group %ld: an unrecorded duplicate of instance '%s'", pid, id);
@@ -1315,7 +1327,7 @@ int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count
 				dirty = true;
 			}
 			if (dirty)
-				state_save(rt, in);
+				state_save(rt, in, true);
 			continue;
 		}
 		if (!(in = inst_new(rt))) {

@@ -37,7 +37,7 @@ check-asan: $(ASAN_BUILD)/build.ninja
 		$(MESON_TEST) -C $(ASAN_BUILD) --suite unit
 
 demo: build
-	scripts/demo.sh $(BUILD)/sluice
+	scripts/demo.sh $(BUILD)
 
 fuzz: deps-test
 	scripts/fuzz.sh

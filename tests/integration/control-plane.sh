@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Integration: the real server, proxy and example services on loopback.
+#   promotion of a first release; an instance killed by hand is restarted; a healthy canary
+#   rollout under continuous load with 0 failed requests; an automatic rollback with its
+#   evidence; kill -9 of the server in the middle of a canary, restart, the deployment finishes
+#   while the proxy keeps serving with no failed request; `sluice rollback`; no orphans.
+# Usage: control-plane.sh BUILD_DIR
+set -euo pipefail
+B=$(cd "$1" && pwd)
+S=$B/src/sluice
+EX=$B/examples
+D=$(mktemp -d /tmp/sluice-it-cp.XXXXXX)
+export SLUICE_SERVER=http://127.0.0.1:27070
+SERVER_PID=
+pass=0 fail=0
+
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+bad() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+start_server() {
+	"$S" server --data "$D" --listen 127.0.0.1:27070 --proxy-admin 127.0.0.1:27071 >>"$D/server.log" 2>&1 &
+	SERVER_PID=$!
+	for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && return 0; sleep 0.05; done
+	echo "server did not start"; cat "$D/server.log"; exit 1
+}
+
+cleanup() {
+	set +e
+	pkill -f "$B/examples/loadgen --url http://127.0.0.1:28" 2>/dev/null
+	if curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null 2>&1; then
+		"$S" shutdown --data-plane >/dev/null 2>&1
+		for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	fi
+	pkill -9 -f "$D" 2>/dev/null
+	pkill -9 -f "metadata-v2 --error-rate 0.6 --port" 2>/dev/null
+	if [ "$fail" -ne 0 ]; then echo "--- server log"; tail -60 "$D/server.log"; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT
+
+# wait_until SECONDS COMMAND...: polls every 0.2 s
+wait_until() {
+	local t=$1; shift
+	for _ in $(seq $((t * 5))); do "$@" && return 0; sleep 0.2; done
+	return 1
+}
+
+stable_is() { # stable_is VERSION: every region of production has it
+	local st; st=$("$S" status metadata -o json)
+	[ "$(grep -c "\"stable\": \"$1\"" <<<"$st")" -eq 2 ]
+}
+
+cat >"$D/env.yaml" <<'Y'
+kind: Environment
+name: production
+regions:
+  - name: east
+  - name: west
+Y
+cat >"$D/svc.yaml" <<'Y'
+kind: Service
+name: metadata
+listen_port: 28001
+health: {path: /healthz, interval: 200ms, timeout: 500ms}
+instances: 2
+drain_timeout: 2s
+strategy: {steps: [10, 50, 100], step_duration: 1s, max_step_duration: 30s}
+analysis: {min_requests: 10, max_error_rate: 0.05, max_error_rate_increase: 0.02, max_p99_latency: 1s, interval: 200ms}
+---
+kind: Service
+name: profile
+listen_port: 28002
+depends_on: [metadata]
+health: {path: /healthz, interval: 200ms, timeout: 500ms}
+instances: 1
+drain_timeout: 2s
+strategy: {steps: [50, 100], step_duration: 1s}
+analysis: {min_requests: 10}
+Y
+
+start_server
+check "apply validates and stores manifests" "$S" apply -f "$D/env.yaml" -f "$D/svc.yaml"
+printf '#!/bin/sh\nexec %s --error-rate 0.6 "$@"\n' "$EX/metadata-v2" >"$D/bad"
+chmod +x "$D/bad"
+"$S" release push metadata v1 --artifact "$EX/metadata-v1" >/dev/null
+"$S" release push metadata v2 --artifact "$EX/metadata-v2" >/dev/null
+"$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
+"$S" release push profile v2 --artifact "$EX/profile-v2" >/dev/null
+
+# --- promotion of first releases
+check "first release of metadata is promoted" "$S" deploy metadata v1 --wait --timeout 60
+check "first release of profile is promoted" "$S" deploy profile v2 --wait --timeout 60
+check "metadata v1 is stable in both regions" stable_is v1
+check "the proxy routes metadata to v1" bash -c "curl -sf -i http://127.0.0.1:28001/items/1 | grep -q 'X-Version: v1'"
+check "the west region has its own route" bash -c "curl -sf -i http://127.0.0.1:28101/items/1 | grep -q 'X-Version: v1'"
+
+# --- an instance killed by hand is restarted
+pid=$("$S" status metadata -o json | grep -m1 '"pid"' | grep -o '[0-9]\+')
+kill -9 "$pid"
+restarted() { "$S" status metadata -o json | grep -q '"restarts": [1-9]' && \
+	[ "$("$S" status metadata -o json | grep -c '"state": "healthy"')" -ge 4 ]; }
+check "an instance killed with SIGKILL is restarted and healthy again" wait_until 15 restarted
+
+# --- a healthy canary under continuous load: zero failed requests
+"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+	--rate 120 --conns 6 --duration 90 >"$D/load1.txt" &
+L=$!
+sleep 0.5
+check "metadata v2 is promoted through its canary steps" "$S" deploy metadata v2 --wait --timeout 80
+sleep 0.5
+kill -TERM $L; wait $L || true
+cat "$D/load1.txt"
+check "zero failed requests during the healthy rollout" grep -q ' failed 0 ' "$D/load1.txt"
+check "metadata v2 is stable in both regions" stable_is v2
+check "no v1 instance is left" bash -c "! '$S' status metadata -o json | grep -q '\"version\": \"v1\"'"
+
+# --- a bad canary is rolled back automatically, with its evidence
+"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+	--rate 120 --conns 6 --duration 90 >"$D/load2.txt" &
+L=$!
+sleep 0.5
+set +e
+"$S" deploy metadata v2-bad --wait --timeout 80 >"$D/bad.txt"
+rc=$?
+set -e
+kill -TERM $L; wait $L || true
+check "deploy --wait exits 1 when the release is rolled back" test "$rc" -eq 1
+check "the outcome says rolled_back with the reason" grep -q 'rolled_back: verification failed' "$D/bad.txt"
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+check "the abort event carries its evidence (metric, observed, limit)" \
+	bash -c "'$S' events $dep -o json | grep -q '\"metric\": \"error_rate\"'"
+check "metadata v2 is still stable" stable_is v2
+gone() { ! "$S" status metadata -o json | grep -q '"version": "v2-bad"'; }
+check "the bad instances are stopped" wait_until 10 gone
+
+# --- kill -9 of the server in the middle of a canary
+"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+	--rate 120 --conns 6 --duration 120 >"$D/load3.txt" &
+L=$!
+sleep 0.5
+"$S" deploy metadata v1 >/dev/null
+in_step() { "$S" status metadata -o json | grep -q '"state": "step"'; }
+check "the canary reaches a step" wait_until 20 in_step
+kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+sleep 1.5   # the proxy and the instances serve on alone
+start_server
+done_ok() { "$S" history metadata -o json | grep -m1 '"phase"' | grep -q '"promoted"'; }
+check "after a restart the deployment resumes and is promoted" wait_until 60 done_ok
+sleep 0.5
+kill -TERM $L; wait $L || true
+cat "$D/load3.txt"
+check "zero failed requests across the server's kill -9 and restart" grep -q ' failed 0 ' "$D/load3.txt"
+check "metadata v1 is stable again" stable_is v1
+count=$(pgrep -fc "$D/artifacts" || true)
+check "no duplicate instances after re-adoption (2 metadata x 2 regions + 2 profile = $count)" test "$count" -eq 6
+
+# --- sluice rollback: back to the previous stable release at once
+check "rollback returns to the previous stable release" "$S" rollback metadata --wait
+check "metadata v2 is stable after the rollback" stable_is v2
+
+# --- shutdown with the data plane leaves nothing behind
+"$S" shutdown --data-plane >/dev/null
+for _ in $(seq 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+nothing_left() { ! pgrep -af "$D" | grep -v pgrep; }
+check "shutdown --data-plane leaves no process behind" nothing_left
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

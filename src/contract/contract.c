@@ -641,7 +641,10 @@ json_t *contract_check(const char *provider_service, const contract *provider, c
 	}
 	size_t nb = report_count(findings, REPORT_BREAKING);
 	const char *cname = contract_service(consumer);
-	return json_pack("{s:s, s:s, s:s?, s:s, s:b, s:i, s:o}", "kind", "check", "provider", provider_service,
-			 "consumer", cname, "verdict", nb ? "refused" : "ok", "uses", ops != NULL, "fallbacks",
-			 fallbacks, "findings", findings);
+	const char *pver = provider ? json_string_value(json_object_get(provider->json, "version")) : NULL;
+	const char *cver = json_string_value(json_object_get(consumer->json, "version"));
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s, s:b, s:i, s:o}", "kind", "check", "provider",
+			 provider_service, "provider_version", pver, "consumer", cname, "consumer_version", cver,
+			 "verdict", nb ? "refused" : "ok", "uses", ops != NULL, "fallbacks", fallbacks, "findings",
+			 findings);
 }

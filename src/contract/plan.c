@@ -218,8 +218,8 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 	json_t *report = NULL;
 	if (world_init(w, live, nlive, releases, nreleases, policy, e))
 		goto out;
-	if (!cand || !cand->contract) {
-		err_set(e, "the candidate release needs a contract to be checked");
+	if (!cand) {
+		err_set(e, "no candidate release to check");
 		goto out;
 	}
 	int ci = world_add(w, cand->service, cand->version, cand->contract, e);
@@ -241,12 +241,14 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 			refused |= blocks(w, pair_verdict(p));
 		}
 		p = pair(w, (int)i, ci);
-		if (p && u->c) { /* an unknown consumer was reported once above */
+		if (p && (u->c || cand->contract)) { /* both unknown: reported once above */
 			add_pair(pairs, p, u->regions);
 			refused |= blocks(w, pair_verdict(p));
 		}
 	}
-	for (size_t k = 0; k < contract_consumes_count(cand->contract); k++) {
+	if (!cand->contract)
+		json_array_append_new(notes, json_sprintf("%s declares no contract: every pair it is part of is unknown", cl));
+	for (size_t k = 0; cand->contract && k < contract_consumes_count(cand->contract); k++) {
 		const char *svc = contract_consumes_name(cand->contract, k);
 		int any = 0;
 		for (size_t i = 0; i < w->n && !any; i++)

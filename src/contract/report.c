@@ -61,9 +61,9 @@ static void print_diff(FILE *f, const json_t *r)
 
 static void print_check(FILE *f, const json_t *r)
 {
-	const char *consumer = str(r, "consumer");
-	fprintf(f, "check: %s against provider %s: %s", *consumer ? consumer : "consumer", str(r, "provider"),
-		str(r, "verdict"));
+	const char *consumer = str(r, "consumer"), *cver = str(r, "consumer_version"), *pver = str(r, "provider_version");
+	fprintf(f, "check: %s%s%s against provider %s%s%s: %s", *consumer ? consumer : "consumer", *cver ? "@" : "", cver,
+		str(r, "provider"), *pver ? "@" : "", pver, str(r, "verdict"));
 	if (!json_is_true(json_object_get(r, "uses")))
 		fprintf(f, " (it does not call %s)", str(r, "provider"));
 	fprintf(f, "\n");

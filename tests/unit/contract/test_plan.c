@@ -293,3 +293,22 @@ Test(gate, plan_rejects_unknown_release)
 	cr_expect_null(plan_make(live, 1, all_releases, 6, tg, 1, NULL, &e));
 	cr_expect(strstr(e.msg, "no release metadata@v9"), "%s", e.msg);
 }
+
+Test(gate, candidate_without_contract_is_unknown)
+{
+	struct plan_live live[] = {{"eu", "metadata", "v1", m1, "stable"}, {"eu", "profile", "v1", p1, "stable"}};
+	struct plan_unit cand = {"metadata", "v4", NULL};
+	struct plan_policy pol = {0};
+	struct err e;
+	json_t *r = plan_can_i_deploy(live, 2, NULL, 0, &cand, &pol, &e);
+	cr_assert(r, "%s", e.msg);
+	char *d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "refused", "%s", d);
+	cr_expect_str_eq(verdict(find_pair(json_object_get(r, "pairs"), "metadata@v4", "profile@v1")), "unknown", "%s", d);
+	free(d);
+	json_decref(r);
+	pol.allow_unknown = 1;
+	r = plan_can_i_deploy(live, 2, NULL, 0, &cand, &pol, &e);
+	cr_expect_str_eq(verdict(r), "ok");
+	json_decref(r);
+}

@@ -4,6 +4,7 @@
 # requests, a bad one rolled back by itself, the compatibility gate refusing an unsafe release
 # and planning a safe order. Leaves no process behind.
 set -euo pipefail
+START=$(date +%s)
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=$ROOT/$BUILD/src/sluice
@@ -63,6 +64,13 @@ echo "pushing v1 again with another artifact is refused:"
 say "first releases: metadata v1, profile v1, web v1"
 for svc in metadata profile web; do "$S" deploy $svc v1 --wait | tail -1; done
 
+say "the compatibility gate: profile v1 reads 'metadata', which v3 no longer serves"
+set +e
+"$S" can-i-deploy metadata v3 | sed 's/^/  /'
+echo "  (exit ${PIPESTATUS[0]})"
+"$S" plan metadata=v3 profile=v2 | sed 's/^/  /'
+set -e
+
 URLS=(--url http://127.0.0.1:18003/ --url http://127.0.0.1:18103/)
 
 say "continuous load on web in both regions; deploy metadata v2 (canary 10% -> 50% -> 100%, region by region)"
@@ -98,13 +106,6 @@ detect=$("$S" events "$dep" -o json | awk -F': ' '
 	/"type": "region_rolled_back"/ && !end {end = at}
 	END {if (start && end) printf "%.1f", (end - start) / 1000; else print "?"}')
 
-say "the compatibility gate: profile v1 reads 'metadata', which v3 no longer serves"
-set +e
-"$S" can-i-deploy metadata v3 | sed 's/^/  /'
-echo "  (exit ${PIPESTATUS[0]})"
-"$S" plan metadata=v3 profile=v2 | sed 's/^/  /'
-set -e
-
 say "status"
 "$S" status metadata
 
@@ -113,4 +114,4 @@ echo "good release (metadata v2): promoted in $(printf '%.0f' "$(echo "$T1 - $T0
 echo "bad release (metadata v2.1): rolled back automatically ${detect} s after its first canary traffic; load: $bad"
 read -r gfail < <(sed -E 's/.*failed ([0-9]+).*/\1/' "$D/good.txt")
 if [ "$gfail" != 0 ]; then echo "demo: $gfail requests failed during the healthy rollout" >&2; exit 1; fi
-echo "zero failed requests during the healthy rollout"
+echo "zero failed requests during the healthy rollout; demo took $(( $(date +%s) - START )) s"

@@ -15,6 +15,7 @@
 
 #include "contract/contract.h"
 #include "core/manifest.h"
+#include "server/gate.h"
 #include "server/server.h"
 #include "util/doc.h"
 #include "util/sha256.h"
@@ -294,7 +295,27 @@ static void h_deploy(struct route_ctx *c)
 		env = "production";
 	int force = json_is_true(json_object_get(body, "force"));
 	struct err e = {""};
-	int64_t id = executor_create(c->srv, service, env, version, PL_DEPLOY, force, NULL, &e);
+	/* The gate: the release against every version that is live in the environment. */
+	json_t *report = gate_can_i_deploy(c->srv, service, version, env, &e);
+	if (!report) {
+		httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+		json_decref(body);
+		return;
+	}
+	const char *verdict = json_string_value(json_object_get(report, "verdict"));
+	int refused = !verdict || strcmp(verdict, "ok");
+	if (refused && !force) {
+		reply_json(c->resp, 409,
+			   json_pack("{s:s, s:o}", "error",
+				     "the compatibility gate refuses this release next to what is live "
+				     "(see the report; --force overrides and is recorded)",
+				     "report", report));
+		json_decref(body);
+		return;
+	}
+	int64_t id = executor_create(c->srv, service, env, version, PL_DEPLOY, refused && force,
+				     report, &e);
+	json_decref(report);
 	if (id < 0) {
 		int status = strstr(e.msg, "still running") ? 409 : strstr(e.msg, "not known") ? 404 : 400;
 		httpd_error(c->resp, status, "%s", e.msg);
@@ -582,6 +603,45 @@ static void h_shutdown(struct route_ctx *c)
 	reply_json(c->resp, 200, json_pack("{s:b, s:b}", "stopping", 1, "data_plane", c->srv->stop_data_plane));
 }
 
+static void h_can_i_deploy(struct route_ctx *c)
+{
+	char svc[128], ver[128], env[128];
+	const char *s = httpd_query(c->req, "service", svc, sizeof(svc));
+	const char *v = httpd_query(c->req, "version", ver, sizeof(ver));
+	const char *en = httpd_query(c->req, "env", env, sizeof(env));
+	if (!s || !v) {
+		httpd_error(c->resp, 400, "query parameters 'service' and 'version' are required");
+		return;
+	}
+	struct err e = {""};
+	json_t *report = gate_can_i_deploy(c->srv, s, v, en ? en : "production", &e);
+	if (!report)
+		httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, report);
+}
+
+static void h_plan(struct route_ctx *c)
+{
+	json_t *body = parse_body(c);
+	if (!body)
+		return;
+	const char *env = json_string_value(json_object_get(body, "env"));
+	json_t *targets = json_object_get(body, "targets");
+	if (!json_is_object(targets)) {
+		json_decref(body);
+		httpd_error(c->resp, 400, "request body: 'targets' must be an object {service: version}");
+		return;
+	}
+	struct err e = {""};
+	json_t *report = gate_plan(c->srv, targets, env ? env : "production", &e);
+	json_decref(body);
+	if (!report)
+		httpd_error(c->resp, strstr(e.msg, "not known") || strstr(e.msg, "unknown") ? 404 : 400, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, report);
+}
+
 static void h_services(struct route_ctx *c)
 {
 	json_t *svcs = NULL, *envs = NULL;
@@ -637,6 +697,10 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		h_deployment_get(&c, b, 0);
 	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "events") && !strcmp(m, "GET"))
 		h_deployment_get(&c, b, 1);
+	else if (!strcmp(a, "can-i-deploy") && c.nseg == 2 && !strcmp(m, "GET"))
+		h_can_i_deploy(&c);
+	else if (!strcmp(a, "plan") && c.nseg == 2 && !strcmp(m, "POST"))
+		h_plan(&c);
 	else if (!strcmp(a, "status") && c.nseg == 2 && !strcmp(m, "GET"))
 		h_status(&c);
 	else if (!strcmp(a, "logs") && c.nseg == 2 && !strcmp(m, "GET"))

@@ -1,0 +1,235 @@
+/*
+ * gate: the compatibility gate over what is live, fed from the server's own records.
+ *
+ * What is live in an environment, per region: the stable release (the rollback target, which
+ * serves), the new version of a deployment in flight (a canary), and any version whose
+ * instances still run (e.g. draining). Contracts come from the releases. The checks themselves
+ * are the pure functions of src/contract/plan.h; this file only gathers their inputs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contract/plan.h"
+#include "server/gate.h"
+
+struct gather {
+	struct plan_live *live;
+	size_t nlive, caplive;
+	struct plan_unit *rels;
+	size_t nrels;
+	contract **owned; /* one parsed contract per release, freed at the end */
+	json_t *strings;  /* keeps every string the arrays point to alive */
+};
+
+static const char *keep(struct gather *g, const char *s)
+{
+	json_t *v = json_string(s ? s : "");
+	json_array_append_new(g->strings, v);
+	return json_string_value(v);
+}
+
+static const contract *contract_of(struct gather *g, const char *service, const char *version)
+{
+	for (size_t i = 0; i < g->nrels; i++)
+		if (!strcmp(g->rels[i].service, service) && !strcmp(g->rels[i].version, version))
+			return g->rels[i].contract;
+	return NULL;
+}
+
+static void add_live(struct gather *g, const char *region, const char *service,
+		     const char *version, const char *role)
+{
+	for (size_t i = 0; i < g->nlive; i++)
+		if (!strcmp(g->live[i].region, region) && !strcmp(g->live[i].service, service) &&
+		    !strcmp(g->live[i].version, version) && !strcmp(g->live[i].role, role))
+			return;
+	if (g->nlive == g->caplive) {
+		size_t cap = g->caplive ? g->caplive * 2 : 32;
+		struct plan_live *p = realloc(g->live, cap * sizeof(*p));
+		if (!p)
+			return;
+		g->live = p;
+		g->caplive = cap;
+	}
+	g->live[g->nlive++] = (struct plan_live){keep(g, region), keep(g, service), keep(g, version),
+						 contract_of(g, service, version), keep(g, role)};
+}
+
+static void gather_free(struct gather *g)
+{
+	for (size_t i = 0; i < g->nrels; i++)
+		contract_free(g->owned[i]);
+	free(g->owned);
+	free(g->rels);
+	free(g->live);
+	json_decref(g->strings);
+}
+
+static int add_release(struct gather *g, struct server *srv, const char *name, const char *ver,
+		       struct err *e)
+{
+	json_t *full = NULL;
+	contract *ct = NULL;
+	if (store_get_release(srv->store, name, ver, &full, NULL) == 0) {
+		json_t *cj = json_object_get(full, "contract");
+		struct err ce;
+		if (json_is_object(cj) && contract_from_json(cj, ver, &ct, &ce))
+			log_warn("release %s %s: stored contract is invalid: %s", name, ver, ce.msg);
+	}
+	json_decref(full);
+	struct plan_unit *nr = realloc(g->rels, (g->nrels + 1) * sizeof(*nr));
+	if (nr)
+		g->rels = nr;
+	contract **no = realloc(g->owned, (g->nrels + 1) * sizeof(*no));
+	if (no)
+		g->owned = no;
+	if (!nr || !no) {
+		contract_free(ct);
+		return err_set(e, "out of memory");
+	}
+	g->rels[g->nrels] = (struct plan_unit){keep(g, name), keep(g, ver), ct};
+	g->owned[g->nrels++] = ct;
+	return 0;
+}
+
+static void add_region(struct gather *g, struct server *srv, const char *env, const char *name,
+		       const char *rname)
+{
+	char stable[PL_NAME_MAX];
+	if (store_get_stable(srv->store, name, env, rname, stable, sizeof(stable), NULL) == 0) {
+		add_live(g, rname, name, stable, "stable");
+		add_live(g, rname, name, stable, "serving");
+	}
+	struct instance_info *in = NULL;
+	size_t n = 0;
+	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n) == 0) {
+		for (size_t k = 0; k < n; k++)
+			if (in[k].state != INSTANCE_STOPPED)
+				add_live(g, rname, name, in[k].version, "serving");
+		free(in);
+	}
+}
+
+static int gather(struct server *srv, const char *env, struct gather *g, struct err *e)
+{
+	memset(g, 0, sizeof(*g));
+	g->strings = json_array();
+	json_t *svcs = NULL, *active = NULL, *envm = server_environment(srv, env);
+	int rc = -1;
+	if (!envm) {
+		err_set(e, "environment '%s' is not known", env);
+		goto out;
+	}
+	if (store_list_manifests(srv->store, "Service", &svcs, e) ||
+	    store_active_deployments(srv->store, &active, e))
+		goto out;
+	size_t i, j;
+	json_t *svc, *r;
+	/* every release of every service, with its contract */
+	json_array_foreach(svcs, i, svc) {
+		const char *name = json_string_value(json_object_get(svc, "name"));
+		json_t *rels = NULL;
+		if (store_list_releases(srv->store, name, &rels, e))
+			goto out;
+		json_array_foreach(rels, j, r) {
+			if (add_release(g, srv, name, json_string_value(json_object_get(r, "version")), e)) {
+				json_decref(rels);
+				goto out;
+			}
+		}
+		json_decref(rels);
+	}
+	/* what is live, region by region */
+	json_array_foreach(svcs, i, svc) {
+		json_t *region;
+		json_array_foreach(json_object_get(envm, "regions"), j, region)
+			add_region(g, srv, env, json_string_value(json_object_get(svc, "name")),
+				   json_string_value(json_object_get(region, "name")));
+	}
+	json_t *d;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "env")), env))
+			continue;
+		struct pl_state st;
+		if (pipeline_from_json(json_object_get(d, "state"), &st))
+			continue;
+		for (int k = 0; k < st.nregions; k++)
+			if (st.regions[k].state == R_STARTING || st.regions[k].state == R_STEP ||
+			    st.regions[k].state == R_PROMOTING)
+				add_live(g, st.regions[k].name, json_string_value(json_object_get(d, "service")),
+					 st.version, "canary");
+	}
+	rc = 0;
+out:
+	json_decref(svcs);
+	json_decref(active);
+	json_decref(envm);
+	if (rc)
+		gather_free(g);
+	return rc;
+}
+
+static struct plan_policy policy_of(struct server *srv, const char *env)
+{
+	json_t *envm = server_environment(srv, env);
+	struct plan_policy p = {
+		.allow_unknown = json_is_true(json_object_get(json_object_get(envm, "policy"),
+							      "allow_unknown_consumers")),
+	};
+	json_decref(envm);
+	return p;
+}
+
+json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *version,
+			  const char *env, struct err *e)
+{
+	struct gather g;
+	if (gather(srv, env, &g, e))
+		return NULL;
+	json_t *report = NULL;
+	size_t i;
+	for (i = 0; i < g.nrels; i++)
+		if (!strcmp(g.rels[i].service, service) && !strcmp(g.rels[i].version, version))
+			break;
+	if (i < g.nrels) {
+		struct plan_policy p = policy_of(srv, env);
+		report = plan_can_i_deploy(g.live, g.nlive, g.rels, g.nrels, &g.rels[i], &p, e);
+	} else {
+		err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
+			service, version);
+	}
+	gather_free(&g);
+	return report;
+}
+
+json_t *gate_plan(struct server *srv, const json_t *targets, const char *env, struct err *e)
+{
+	struct plan_target t[PLAN_MAX_TARGETS];
+	size_t n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)targets, k, v) {
+		if (n == PLAN_MAX_TARGETS) {
+			err_set(e, "at most %d services in one plan", PLAN_MAX_TARGETS);
+			return NULL;
+		}
+		if (!json_is_string(v)) {
+			err_set(e, "targets.%s: expected a version string", k);
+			return NULL;
+		}
+		t[n].service = k;
+		t[n++].version = json_string_value(v);
+	}
+	if (!n) {
+		err_set(e, "targets: name at least one SERVICE=VERSION");
+		return NULL;
+	}
+	struct gather g;
+	if (gather(srv, env, &g, e))
+		return NULL;
+	struct plan_policy p = policy_of(srv, env);
+	json_t *report = plan_make(g.live, g.nlive, g.rels, g.nrels, t, n, &p, e);
+	gather_free(&g);
+	return report;
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Differential test of src/http/parse.c against llhttp (see llhttp-diff.js).
+# usage: llhttp-diff.sh PATH/http-parse-dump      (exit 77 = skipped: node or llhttp missing)
+#
+# The llhttp driven here is the one node itself is built on (node's HTTPParser binding,
+# process.versions.llhttp). Debian's node-llhttp package is llhttp's *generator* (TypeScript
+# compiled to a llparse graph, plus the generated C in /usr/share/llhttp): it has no parser
+# that runs inside node, so it cannot be fed bytes from JavaScript.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+dumper=${1:?usage: llhttp-diff.sh PATH/http-parse-dump}
+if ! command -v node >/dev/null 2>&1; then
+	echo "skip: node is not installed (apt-get install nodejs)"
+	exit 77
+fi
+if ! node -e 'if (!process.versions.llhttp || !require("_http_common").HTTPParser) process.exit(1)' 2>/dev/null; then
+	echo "skip: this node has no llhttp HTTPParser binding"
+	exit 77
+fi
+exec node "$here/llhttp-diff.js" "$dumper" "$here/../unit/http/cases/reject.txt" "${LLHTTP_DIFF_COUNT:-400}"

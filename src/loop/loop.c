@@ -278,6 +278,8 @@ int loop_run(loop *l)
 				ready |= LOOP_WRITE;
 			if (evs[i].events & (EPOLLERR | EPOLLHUP))
 				ready |= LOOP_READ | LOOP_WRITE;
+			if ((h->events & LOOP_RDHUP) && (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+				ready |= LOOP_RDHUP;
 			h->fn(l, fd, ready, h->arg);
 			/* fds may have been reallocated by the callback: refetch through l->fds */
 		}

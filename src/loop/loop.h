@@ -18,6 +18,9 @@ enum {
 	LOOP_READ = 1,
 	LOOP_WRITE = 2,
 	LOOP_EDGE = 4, /* edge-triggered: the callback must drain until EAGAIN */
+	/* Opt-in: also report LOOP_RDHUP when the peer has shut down its side (EPOLLRDHUP/HUP),
+	 * so that an edge-triggered reader may stop after a short read unless EOF is pending. */
+	LOOP_RDHUP = 8,
 };
 
 /* `events` is the subset of LOOP_READ|LOOP_WRITE that is ready; errors and hang-ups are

@@ -28,8 +28,12 @@ static void puts_(struct wr *w, const char *s)
 static void putu(struct wr *w, unsigned long long v)
 {
 	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", v);
-	put(w, tmp, (size_t)n);
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(w, tmp + i, sizeof(tmp) - i);
 }
 
 static int name_is(const char *name, size_t len, const char *lit)
@@ -90,8 +94,9 @@ static void copy_fields(struct wr *w, const struct http_head *h, const char *con
 	}
 }
 
-/* Writes one combined field: the values of every `name` field, then `extra`. */
-static void append_list(struct wr *w, const struct http_head *h, const char *name, const char *extra)
+/* Writes one combined field: the values of every `name` field, then extra1 extra2 extra3. */
+static void append_list(struct wr *w, const struct http_head *h, const char *name, const char *extra1,
+			const char *extra2, const char *extra3)
 {
 	puts_(w, name);
 	put(w, ": ", 2);
@@ -102,7 +107,9 @@ static void append_list(struct wr *w, const struct http_head *h, const char *nam
 			put(w, ", ", 2);
 		}
 	}
-	puts_(w, extra);
+	puts_(w, extra1);
+	puts_(w, extra2);
+	puts_(w, extra3);
 	put(w, "\r\n", 2);
 }
 
@@ -122,17 +129,19 @@ long fwd_request_head(const struct http_head *h, const char *client_ip, int clie
 {
 	static const char *const skip[] = {"x-forwarded-for", "x-forwarded-proto", "forwarded", NULL};
 	struct wr w = {out, 0, cap, 0};
-	char fw[96];
 	put(&w, h->method, h->method_len);
 	put(&w, " ", 1);
 	put(&w, h->target, h->target_len);
 	/* An HTTP/1.0 client's request goes up as 1.0 so that the answer is not chunked. */
 	puts_(&w, h->version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
 	copy_fields(&w, h, skip);
-	append_list(&w, h, "X-Forwarded-For", client_ip);
+	append_list(&w, h, "X-Forwarded-For", client_ip, "", "");
 	puts_(&w, "X-Forwarded-Proto: http\r\n");
-	snprintf(fw, sizeof(fw), client_v6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http", client_ip);
-	append_list(&w, h, "Forwarded", fw);
+	/* RFC 7239: an IPv6 node is quoted and bracketed */
+	if (client_v6)
+		append_list(&w, h, "Forwarded", "for=\"[", client_ip, "]\";proto=http");
+	else
+		append_list(&w, h, "Forwarded", "for=", client_ip, ";proto=http");
 	put_framing(&w, h);
 	put(&w, "\r\n", 2);
 	return w.overflow ? -1 : (long)w.len;

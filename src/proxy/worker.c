@@ -99,7 +99,7 @@ struct uconn {
 	struct backend *b;
 	struct cconn *c; /* NULL while idle in the pool */
 	int fd;
-	int connecting, rd_ready, wr_ready, eof, reused;
+	int connecting, rd_ready, wr_ready, eof, reused, hup;
 	uint64_t idle_since;
 	char *in;
 	size_t start, end, cap;
@@ -112,7 +112,7 @@ struct cconn {
 	int fd;
 	char ip[INET6_ADDRSTRLEN];
 	int v6;
-	int rd_ready, wr_ready, eof, closing, busy, dead;
+	int rd_ready, wr_ready, eof, hup, closing, busy, dead;
 	uint64_t cdl, udl; /* client and upstream deadlines (loop ms), 0 = none */
 	char *in;          /* client bytes: [start, end) */
 	size_t start, end, cap;
@@ -251,6 +251,8 @@ static void pool_remove(struct uconn *u)
 static void upstream_io(loop *l, int fd, unsigned events, void *arg)
 {
 	struct uconn *u = arg;
+	if (events & LOOP_RDHUP)
+		u->hup = 1;
 	if (events & LOOP_READ)
 		u->rd_ready = 1;
 	if (events & LOOP_WRITE)
@@ -303,7 +305,7 @@ static struct uconn *uconn_new(worker *w, struct backend *b)
 	} else {
 		u->wr_ready = 1;
 	}
-	if (loop_add(w->l, u->fd, LOOP_READ | LOOP_WRITE | LOOP_EDGE, upstream_io, u)) {
+	if (loop_add(w->l, u->fd, LOOP_READ | LOOP_WRITE | LOOP_EDGE | LOOP_RDHUP, upstream_io, u)) {
 		uconn_free(u);
 		return NULL;
 	}
@@ -734,14 +736,22 @@ static int resp_complete(const struct cconn *c)
 }
 
 /* Reads into buf[*end..cap). Returns bytes read (0: nothing now), or -1 on a socket error. */
-static ssize_t read_some(int fd, char *buf, size_t *end, size_t cap, int *ready, int *eof)
+static ssize_t read_some(int fd, char *buf, size_t *end, size_t cap, int *ready, int *eof, int hup)
 {
 	ssize_t total = 0;
 	while (*ready && *end < cap) {
-		ssize_t n = read(fd, buf + *end, cap - *end);
+		size_t want = cap - *end;
+		ssize_t n = read(fd, buf + *end, want);
 		if (n > 0) {
 			*end += (size_t)n;
 			total += n;
+			/* A short read emptied the socket: the next arrival raises a new edge, so no
+			 * read-until-EAGAIN, unless the peer's FIN is already queued (RDHUP): then
+			 * read on to see the end of file now. */
+			if ((size_t)n < want && !hup) {
+				*ready = 0;
+				break;
+			}
 			continue;
 		}
 		if (n == 0) {
@@ -844,7 +854,8 @@ static int pump_upstream(struct cconn *c)
 	if (u->end == u->cap && u->start > 0)
 		compact(u->in, &u->start, &u->end, &c->resp_scan);
 	if (u->rd_ready && u->end < u->cap) {
-		ssize_t k = read_some(u->fd, u->in, &u->end, u->cap, &u->rd_ready, &u->eof);
+		ssize_t k = read_some(u->fd, u->in, &u->end, u->cap, &u->rd_ready, &u->eof,
+				      u->hup || c->resp_kind == HTTP_BODY_UNTIL_CLOSE);
 		if (k < 0) {
 			upstream_failed(c, 0);
 			return 1;
@@ -914,7 +925,7 @@ static void pump(struct cconn *c)
 			if (c->end == c->cap && c->start > 0)
 				compact(c->in, &c->start, &c->end, c->busy ? &c->req_scan : NULL);
 			size_t before = c->end;
-			ssize_t k = read_some(c->fd, c->in, &c->end, c->cap, &c->rd_ready, &c->eof);
+			ssize_t k = read_some(c->fd, c->in, &c->end, c->cap, &c->rd_ready, &c->eof, c->hup);
 			if (k < 0) {
 				cconn_close(c);
 				break;
@@ -1014,6 +1025,8 @@ static void pump(struct cconn *c)
 static void client_io(loop *l, int fd, unsigned events, void *arg)
 {
 	struct cconn *c = arg;
+	if (events & LOOP_RDHUP)
+		c->hup = 1;
 	if (events & LOOP_READ)
 		c->rd_ready = 1;
 	if (events & LOOP_WRITE)
@@ -1069,7 +1082,7 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		}
 		int one = 1;
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (loop_add(w->l, cfd, LOOP_READ | LOOP_WRITE | LOOP_EDGE, client_io, c)) {
+		if (loop_add(w->l, cfd, LOOP_READ | LOOP_WRITE | LOOP_EDGE | LOOP_RDHUP, client_io, c)) {
 			close(cfd);
 			free(c);
 			continue;

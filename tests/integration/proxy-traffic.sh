@@ -19,7 +19,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$tmp"
+	[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- proxy log"; tail -30 "$tmp/proxy.log" || true; exit 1; }

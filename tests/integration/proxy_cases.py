@@ -11,7 +11,7 @@ indentation and the line breaks of the file are not part of the bytes).
 
 usage: proxy_cases.py SLUICE_BINARY CASES_FILE
 """
-import json, os, re, select, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, select, shutil, socket, subprocess, sys, tempfile, time, urllib.request
 
 TIMEOUT = 3.0
 
@@ -195,8 +195,11 @@ def main():
     if proc.returncode not in (0, None) and proc.returncode != -9:
         print('FAIL: proxy exit status %s' % proc.returncode)
         fails += 1
+    log.close()
     if fails:
         print('proxy log: %s' % os.path.join(tmp, 'proxy.log'))
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     print('%d cases, %d failed' % (len(cases) + 1, fails))
     return 1 if fails else 0
 

@@ -13,6 +13,12 @@
 #define MAX_DEPTH 64       /* nesting of compared schemas */
 #define MAX_ALTS 64        /* anyOf/oneOf alternatives compared pairwise */
 #define PATH_MAX_LEN 1024
+/* Work budgets: nesting is bounded above, but breadth multiplies (allOf of $refs to allOfs,
+ * anyOf inside anyOf compared pairwise), so a hostile document could still ask for
+ * exponential work. Past a budget the answer is a warning, never a hang. */
+#define APPLY_BUDGET 20000   /* schema nodes merged into one normalised schema */
+#define COMPARE_BUDGET 20000 /* schema pairs compared in one schema_compare */
+#define GUARANTEE_BUDGET 50000
 
 #define T_NUM (SCHEMA_T_INTEGER | SCHEMA_T_NUMBER)
 
@@ -99,6 +105,7 @@ struct norm {
 	json_t *kw;
 	json_t *alts;    /* anyOf/oneOf alternatives (borrowed raw schemas), or NULL */
 	char problem[200];
+	int work;
 };
 
 static const char *const lower_bounds[] = {"minLength", "minItems", "minProperties", "minimum", "exclusiveMinimum"};
@@ -280,6 +287,12 @@ static void apply(const json_t *root, const json_t *s, struct norm *n, int depth
 	}
 	if (!json_is_object(s))
 		return;
+	if (++n->work > APPLY_BUDGET) {
+		if (!n->problem[0])
+			snprintf(n->problem, sizeof(n->problem), "schema too large to normalise (more than %d merged nodes)",
+				 APPLY_BUDGET);
+		return;
+	}
 	if (depth > MAX_APPLY_DEPTH) {
 		if (!n->problem[0])
 			snprintf(n->problem, sizeof(n->problem),
@@ -334,6 +347,7 @@ struct cmp {
 	json_t *findings;
 	int breaking;
 	int depth;
+	long *budget; /* shared with quiet sub-comparisons */
 	const char *stack_a[MAX_DEPTH], *stack_b[MAX_DEPTH];
 	char path[PATH_MAX_LEN];
 	size_t plen;
@@ -678,6 +692,10 @@ static void compare_norm(struct cmp *c, const struct norm *na, const json_t *a, 
 
 static void compare(struct cmp *c, const json_t *a, const json_t *b)
 {
+	if (--*c->budget < 0) {
+		c->breaking++; /* unproven is not compatible: the gate fails closed (reported once, at the top) */
+		return;
+	}
 	if (c->depth >= MAX_DEPTH) {
 		emit(c, REPORT_WARNING, "schemas nested deeper than %d levels: not compared further", MAX_DEPTH);
 		return;
@@ -713,6 +731,8 @@ int schema_compare(const json_t *root_a, const json_t *a, const json_t *root_b, 
 		report_add(findings, REPORT_BREAKING, loc, "out of memory comparing schemas");
 		return 1;
 	}
+	long budget = COMPARE_BUDGET;
+	c->budget = &budget;
 	c->root_a = root_a;
 	c->root_b = root_b;
 	c->dir = dir;
@@ -723,6 +743,13 @@ int schema_compare(const json_t *root_a, const json_t *a, const json_t *root_b, 
 		c->plen = strlen(c->path);
 	}
 	compare(c, a, b);
+	if (budget < 0) {
+		c->plen = 0;
+		c->path[0] = 0;
+		emit(c, REPORT_BREAKING,
+		     "schemas too complex to compare (more than %d comparisons): sluice cannot prove them compatible",
+		     COMPARE_BUDGET);
+	}
 	int n = c->breaking;
 	free(c);
 	return n;
@@ -731,10 +758,15 @@ int schema_compare(const json_t *root_a, const json_t *a, const json_t *root_b, 
 /* ---- guarantees ------------------------------------------------------------------------- */
 
 static int guarantee(const json_t *root, const json_t *schema, const char *const *segs, size_t nsegs,
-		     unsigned types, int optional, struct buf *at, char *why, size_t whysize, int depth)
+		     unsigned types, int optional, struct buf *at, char *why, size_t whysize, int depth, long *budget)
 {
 	char have[64], want[64];
 	const char *where = at->len ? at->data : "/";
+	if (--*budget < 0) {
+		snprintf(why, whysize, "%s: the provider's schema is too complex to follow (more than %d steps)", where,
+			 GUARANTEE_BUDGET);
+		return 0;
+	}
 	if (depth > MAX_DEPTH) {
 		snprintf(why, whysize, "%s: schema nested too deep to follow", where);
 		return 0;
@@ -756,7 +788,7 @@ static int guarantee(const json_t *root, const json_t *schema, const char *const
 		json_t *alt;
 		ok = 1;
 		json_array_foreach(n.alts, i, alt)
-			if (!guarantee(root, alt, segs, nsegs, types, optional, at, why, whysize, depth + 1)) {
+			if (!guarantee(root, alt, segs, nsegs, types, optional, at, why, whysize, depth + 1, budget)) {
 				ok = 0;
 				break;
 			}
@@ -811,7 +843,7 @@ static int guarantee(const json_t *root, const json_t *schema, const char *const
 			goto restore;
 		}
 	}
-	ok = guarantee(root, next, segs + 1, nsegs - 1, types, optional, at, why, whysize, depth + 1);
+	ok = guarantee(root, next, segs + 1, nsegs - 1, types, optional, at, why, whysize, depth + 1, budget);
 restore:
 	at->len = old;
 	at->data[old] = 0;
@@ -829,7 +861,8 @@ int schema_guarantees(const json_t *root, const json_t *schema, const char *cons
 	struct buf at;
 	buf_init(&at, PATH_MAX_LEN);
 	why[0] = 0;
-	int ok = guarantee(root, schema, segs, nsegs, types, optional, &at, why, whysize, 0);
+	long budget = GUARANTEE_BUDGET;
+	int ok = guarantee(root, schema, segs, nsegs, types, optional, &at, why, whysize, 0, &budget);
 	buf_release(&at);
 	return ok;
 }

@@ -331,3 +331,36 @@ Test(schema, guarantees_follow_required_and_types)
 	cr_expect(strstr(why, "/b is not in the provider's schema"), "%s", why);
 	json_decref(s);
 }
+
+/* anyOf of anyOf of ... compared pairwise is exponential: the budget turns it into a warning */
+Test(diff, hostile_breadth_is_bounded, .timeout = 20)
+{
+	json_t *comps = json_object();
+	for (int i = 0; i < 12; i++) {
+		char name[8], next[40];
+		snprintf(name, sizeof(name), "S%d", i);
+		snprintf(next, sizeof(next), "#/components/schemas/S%d", i + 1);
+		json_t *alts = json_array();
+		for (int k = 0; k < 8; k++)
+			json_array_append_new(alts, json_pack("{s:s}", "$ref", next));
+		json_object_set_new(comps, name, json_pack("{s:o}", "anyOf", alts));
+	}
+	json_object_set_new(comps, "S12", json_pack("{s:s}", "type", "string"));
+	char *c = json_dumps(comps, JSON_COMPACT);
+	json_t *a = make_api(RESP, "{\"$ref\":\"#/components/schemas/S0\"}", c);
+	json_t *b = make_api(RESP, "{\"type\":\"integer\"}", NULL);
+	/* new (integer) <= old (a tower of strings): 8^12 paths to explore, it is not compatible, and
+	 * running out of budget must not pass for compatible */
+	json_t *r = openapi_diff(a, b);
+	cr_assert(r);
+	cr_expect(find(json_object_get(r, "findings"), "too complex to compare", REPORT_BREAKING));
+	json_decref(r);
+	r = openapi_diff(b, a);
+	cr_assert(r);
+	cr_expect_gt(json_integer_value(json_object_get(r, "breaking")), 0);
+	json_decref(r);
+	json_decref(a);
+	json_decref(b);
+	json_decref(comps);
+	free(c);
+}

@@ -46,9 +46,10 @@ static void usage(FILE *f)
 		"\n"
 		"Sequential: one observation per line, 'baseline VALUE' or 'canary VALUE' (VALUE is 0 or 1\n"
 		"for errors, milliseconds for latency), and 'weight W': the canary's share of traffic in\n"
-		"percent (0-100) from that line on; without weight lines the share is estimated from the\n"
-		"observations. Stops at the first decision: fail (regression proven at level A, default\n"
-		"0.05), pass (ratios above 1 + T excluded, default T 0.25) or continue (input ended).\n"
+		"percent (0-100, '10' or '10%%') from that line on; without weight lines the share is\n"
+		"estimated from the observations. Stops at the first decision: fail (regression proven\n"
+		"at level A, default 0.05), pass (ratios above 1 + T excluded, default T 0.25) or\n"
+		"continue (input ended).\n"
 		"Latency events are values above the baseline's running Q quantile (default 0.9).\n"
 		"\n"
 		"exit: 0 pass or continue, 1 fail, 2 usage error or invalid input. Method:\n"
@@ -362,6 +363,8 @@ static int run_sequential(struct opts *o)
 		char *end;
 		errno = 0;
 		double v = strtod(sp, &end);
+		if (!strcmp(s, "weight") && end != sp && !strcmp(end, "%"))
+			end++; /* "weight 10%" reads as "weight 10" */
 		if (end == sp || *end || errno == ERANGE || !isfinite(v))
 			return error("stdin:%ld: '%s' is not a finite number", line, sp), EXIT_USAGE;
 		if (!strcmp(s, "weight")) {

@@ -28,7 +28,11 @@
  * so the counts test above applies; rho is then the ratio of exceedance probabilities.
  *
  * Cost: O(grid) = a few hundred floating-point operations per observation, no allocation;
- * the structs are plain values (init, feed, read; nothing to release).
+ * the structs are plain values (init, feed, read; nothing to release) without pointers, so
+ * a caller may copy them or store their bytes to resume a test later (same build).
+ *
+ * With no events at all (both rates 0) the test never passes: zero events say nothing about
+ * the ratio. The caller's maximum duration decides then.
  */
 #ifndef SLUICE_SEQUENTIAL_H
 #define SLUICE_SEQUENTIAL_H
@@ -57,7 +61,7 @@ struct seq_counts {
 	double log_e_fail, log_e_pass; /* natural logs of the current e-values */
 	enum seq_decision decision;
 	uint64_t decided_at;      /* observation count when the decision was reached (0: none) */
-	uint64_t observations;
+	uint64_t observations;    /* calls to _observe and _update */
 };
 
 /* Evidence for a verdict: what was tested, the statistic and the confidence sequence. */

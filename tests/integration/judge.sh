@@ -86,6 +86,8 @@ check "sequential: bad value exit 2" run 2 "$tmp/o" --sequential --kind errors <
 check "sequential: error names stdin:3" grep -q 'stdin:3: an error observation is 0 or 1' "$tmp/o.err"
 check "sequential: bad word exit 2" run 2 "$tmp/o" --sequential --kind latency < <(printf 'baseline 1\nkanary 5\n')
 check "sequential: error names stdin:2" grep -q "stdin:2: unknown observation 'kanary'" "$tmp/o.err"
+check "sequential: weight with a percent sign" run 1 "$tmp/o" --sequential --kind errors < <(sed 's/^weight 10$/weight 10%/' "$tmp/s1")
+check "sequential: share 10% printed" grep -q '^share: *10% (given)' "$tmp/o"
 check "sequential: bad weight exit 2" run 2 "$tmp/o" --sequential --kind errors < <(printf 'weight 120\n')
 check "sequential: missing --kind exit 2" run 2 "$tmp/o" --sequential </dev/null
 

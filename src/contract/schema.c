@@ -328,6 +328,12 @@ static void norm_init(struct norm *n, const json_t *root, const json_t *s)
 	n->types = SCHEMA_T_ANY;
 	n->kw = json_object();
 	apply(root, s, n, 0);
+	/* OpenAPI 3.0 writes a nullable reference as {nullable: true, allOf: [{$ref}]}: no `type`
+	 * of its own, so the intersection above cannot add null. Taking it as nullable reports
+	 * more in responses, which is the safe side for the gate. */
+	if (json_is_object(s) && json_is_true(json_object_get(s, "nullable")) && !json_object_get(s, "type") &&
+	    n->types)
+		n->types |= SCHEMA_T_NULL;
 	if (!n->types)
 		n->never = 1;
 }

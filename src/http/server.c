@@ -39,6 +39,8 @@ struct conn {
 	uint64_t last_active; /* loop ms */
 	uint64_t timer;
 	int closing;          /* no more requests: close once `out` is written */
+	int paused;           /* requests wait in `in` until `out` drains below OUT_PAUSE */
+	int rd_eof;           /* the client closed its side: serve what is queued, then close */
 	/* the request being read (its head is at in.data[0..head_len)) */
 	size_t head_len;      /* 0 while the head is incomplete */
 	int continue_sent;
@@ -312,7 +314,12 @@ static int process(struct conn *c)
 	struct httpd *s = c->srv;
 	struct http_limits lim = limits(s);
 	struct http_head h;
-	while (!c->closing && c->out.len - c->out_off < OUT_PAUSE) {
+	c->paused = 0;
+	while (!c->closing) {
+		if (c->out.len - c->out_off >= OUT_PAUSE) {
+			c->paused = c->in.len > 0;
+			return 0;
+		}
 		if (c->head_len == 0) {
 			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
 			if (r == HTTP_E_INCOMPLETE)
@@ -437,22 +444,39 @@ static int conn_write(struct conn *c)
 	return 0;
 }
 
-/* Writes, then chooses which events to wait for. */
-static void conn_flush(struct conn *c)
+/*
+ * Runs queued requests and writes their answers until neither makes progress, then chooses
+ * the events to wait for. Requests are not read while too much output waits (a client that
+ * pipelines without reading its answers must not grow `out` without bound).
+ */
+static void conn_service(struct conn *c)
 {
-	if (conn_write(c))
-		return;
-	unsigned ev = 0;
-	int pending = c->out_off < c->out.len;
-	if (!c->closing && c->out.len - c->out_off < OUT_PAUSE) {
-		if (c->in.len == c->in.limit) {
-			conn_close(c); /* cannot happen: a full buffer always holds a whole request */
+	for (int round = 0; round < 16; round++) {
+		if (!c->closing && process(c)) {
+			conn_close(c);
 			return;
 		}
-		ev |= LOOP_READ;
+		int paused = c->paused;
+		if (conn_write(c))
+			return; /* closed */
+		/* the write made room for requests that were waiting: go again */
+		if (!paused || c->closing || c->out.len - c->out_off >= OUT_PAUSE)
+			break;
 	}
-	if (pending)
-		ev |= LOOP_WRITE;
+	int pending = c->out_off < c->out.len;
+	if (c->rd_eof && !c->paused && !pending) {
+		conn_close(c); /* nothing more can arrive and nothing is left to answer */
+		return;
+	}
+	if (!c->closing && !c->paused && !c->rd_eof && c->in.len == c->in.limit) {
+		conn_close(c); /* cannot happen: a full buffer always holds a whole request */
+		return;
+	}
+	unsigned ev = 0;
+	if (!c->closing && !c->paused && !c->rd_eof)
+		ev |= LOOP_READ;
+	if (pending || c->paused)
+		ev |= LOOP_WRITE; /* paused with nothing pending: come back at once */
 	if (!ev)
 		ev = LOOP_READ; /* cannot happen; never leave a connection without events */
 	set_events(c, ev);
@@ -462,11 +486,7 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 {
 	struct conn *c = arg;
 	c->last_active = loop_now(l);
-	if (events & LOOP_WRITE) {
-		if (conn_write(c))
-			return;
-	}
-	if ((events & LOOP_READ) && !c->closing) {
+	if ((events & LOOP_READ) && !c->closing && !c->rd_eof && !c->paused) {
 		/* bounded reads per wake-up keep one client from starving the others */
 		for (int rounds = 0; rounds < 4; rounds++) {
 			size_t room = c->in.limit - c->in.len;
@@ -487,30 +507,15 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 			}
 			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 				break;
-			/* EOF or error: finish what is queued, then close */
-			if (r == 0 && c->in.len == 0 && c->out_off == c->out.len) {
-				conn_close(c);
-				return;
-			}
 			if (r < 0) {
 				conn_close(c);
 				return;
 			}
-			if (process(c)) {
-				conn_close(c);
-				return;
-			}
-			c->closing = 1;
-			conn_flush(c);
-			return;
+			c->rd_eof = 1; /* half-close: requests already received are still answered */
+			break;
 		}
 	}
-	/* also after a write: requests may wait for output room (OUT_PAUSE) */
-	if (!c->closing && process(c)) {
-		conn_close(c);
-		return;
-	}
-	conn_flush(c);
+	conn_service(c);
 }
 
 static void conn_timer(loop *l, void *arg)

@@ -327,6 +327,38 @@ Test(server, large_response_partial_writes, .init = setup_default, .fini = stop)
 	close(fd);
 }
 
+Test(server, half_close_still_answered, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\nGET /3 HTTP/1.1\r\nHo");
+	shutdown(fd, SHUT_WR);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /1"), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /2"), "%s", R);
+	cr_expect(at_eof(fd), "the cut third request is dropped and the connection closed");
+	close(fd);
+}
+
+Test(server, pipelined_large_responses_pause_and_resume, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	/* 3 x 3 MiB answers pipelined: the server pauses after the second (OUT_PAUSE) */
+	for (int i = 0; i < 3; i++)
+		sends(fd, "GET /big?n=3145728 HTTP/1.1\r\nHost: t\r\n\r\n");
+	sends(fd, "GET /last HTTP/1.1\r\nHost: t\r\n\r\n");
+	usleep(100000);
+	char *big = malloc(4u << 20);
+	for (int i = 0; i < 3; i++) {
+		size_t got = read_resp(fd, big, 4u << 20);
+		cr_assert_gt(got, 3145728, "response %d", i);
+	}
+	free(big);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /last"), "%s", R);
+	close(fd);
+}
+
 Test(server, max_conns_refuses_extras, .fini = stop)
 {
 	struct httpd_opts o = { .max_conns = 2 };

@@ -256,3 +256,79 @@ Test(check, consumer_of_another_service_is_not_concerned)
 	contract_free(p);
 	contract_free(c);
 }
+
+/* A cheap, deterministic stand-in for a fuzzer: mutated example contracts must be either
+ * rejected with a message or accepted and usable (checked, serialised, re-validated). Under
+ * ASan this also proves the validator reads nothing it should not. */
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+
+static unsigned rnd(unsigned n)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (unsigned)(rng_state % n);
+}
+
+Test(contract, mutated_contracts_fail_cleanly, .timeout = 120)
+{
+	static const char *const names[] = {"profile-v2", "web-v1", "profile-v1"};
+	static const char alphabet[] = "{}[]:,-'\"#&*!|>%@ \n\t/~abz019.$";
+	contract *prov = load_example("metadata-v2");
+	int accepted = 0, rejected = 0;
+	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s.yaml", EXAMPLES, names[f]);
+		FILE *in = fopen(path, "rb");
+		cr_assert(in);
+		char orig[8192];
+		size_t len = fread(orig, 1, sizeof(orig), in);
+		fclose(in);
+		for (int it = 0; it < 1500; it++) {
+			char buf[8192 + 64];
+			size_t n = len;
+			memcpy(buf, orig, len);
+			int muts = 1 + (int)rnd(4);
+			for (int m = 0; m < muts && n > 1; m++) {
+				size_t at = rnd((unsigned)n);
+				switch (rnd(3)) {
+				case 0:
+					buf[at] = alphabet[rnd(sizeof(alphabet) - 1)];
+					break;
+				case 1:
+					memmove(buf + at, buf + at + 1, n - at - 1);
+					n--;
+					break;
+				default:
+					if (n + 16 < sizeof(buf)) {
+						size_t k = 1 + rnd(16);
+						memmove(buf + at + k, buf + at, n - at);
+						for (size_t q = 0; q < k; q++)
+							buf[at + q] = alphabet[rnd(sizeof(alphabet) - 1)];
+						n += k;
+					}
+				}
+			}
+			contract *c = NULL;
+			struct err e = {{0}};
+			if (contract_parse("mutant.yaml", buf, n, EXAMPLES, &c, &e)) {
+				cr_assert(e.msg[0], "a rejection without a message");
+				rejected++;
+				continue;
+			}
+			accepted++;
+			json_t *r = contract_check("metadata", prov, c);
+			cr_assert(r);
+			json_decref(r);
+			json_t *j = contract_to_json(c);
+			contract *c2 = NULL;
+			cr_assert_eq(contract_from_json(j, "again", &c2, &e), 0, "accepted once, refused from JSON: %s", e.msg);
+			contract_free(c2);
+			json_decref(j);
+			contract_free(c);
+		}
+	}
+	cr_expect_gt(accepted, 50);
+	cr_expect_gt(rejected, 1000);
+	contract_free(prov);
+}

@@ -10,6 +10,7 @@
 #include "contract/openapi.h"
 #include "contract/report.h"
 #include "contract/schema.h"
+#include "util/doc.h"
 
 enum kind { RESP = 'R', REQ = 'Q', ITEM = 'I' };
 
@@ -366,4 +367,62 @@ Test(diff, hostile_breadth_is_bounded, .timeout = 20)
 	json_decref(b);
 	json_decref(comps);
 	free(c);
+}
+
+/* Mutated OpenAPI documents: either rejected by validation, or diffed both ways without
+ * crashing (under ASan: without reading out of bounds or leaking). */
+
+static unsigned long long mut_state = 0x2545f4914f6cdd1dull;
+
+static unsigned mut_rnd(unsigned n)
+{
+	mut_state ^= mut_state << 13;
+	mut_state ^= mut_state >> 7;
+	mut_state ^= mut_state << 17;
+	return (unsigned)(mut_state % n);
+}
+
+Test(diff, mutated_documents_diff_cleanly, .timeout = 120)
+{
+	static const char alphabet[] = "{}[]:,-'\"#&* \n/~az01$";
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/openapi/metadata-v2.yaml", EXAMPLES);
+	doc *od;
+	struct err e;
+	cr_assert_eq(doc_load(path, &od, &e), 0, "%s", e.msg);
+	FILE *in = fopen(path, "rb");
+	cr_assert(in);
+	char orig[8192];
+	size_t len = fread(orig, 1, sizeof(orig), in);
+	fclose(in);
+	int valid = 0;
+	for (int it = 0; it < 3000; it++) {
+		char buf[8192];
+		memcpy(buf, orig, len);
+		size_t n = len;
+		for (int m = 1 + (int)mut_rnd(3); m > 0; m--) {
+			size_t at = mut_rnd((unsigned)n);
+			if (mut_rnd(2))
+				buf[at] = alphabet[mut_rnd(sizeof(alphabet) - 1)];
+			else {
+				memmove(buf + at, buf + at + 1, n - at - 1);
+				n--;
+			}
+		}
+		doc *d;
+		if (doc_parse("m.yaml", buf, n, &d, &e))
+			continue;
+		struct valid v = {d, "m.yaml", &e};
+		if (doc_count(d) == 1 && !openapi_validate(&v, doc_root(d, 0), "")) {
+			valid++;
+			json_t *r1 = openapi_diff(doc_root(od, 0), doc_root(d, 0));
+			json_t *r2 = openapi_diff(doc_root(d, 0), doc_root(od, 0));
+			cr_assert(r1 && r2);
+			json_decref(r1);
+			json_decref(r2);
+		}
+		doc_free(d);
+	}
+	cr_expect_gt(valid, 100);
+	doc_free(od);
 }

@@ -101,8 +101,11 @@ static void promote(struct pl_state *s, int i, int64_t now, struct pl_actions *o
 	struct pl_region *r = &s->regions[i];
 	enter(r, R_PROMOTING, now);
 	act(out, PL_ACT_SET_STABLE, i, "stable", "%s", s->version);
-	act(out, PL_ACT_RECORD, i, "promoted", "%s is stable; %s drains and stops", s->version,
-	    r->stable[0] ? r->stable : "nothing");
+	if (r->stable[0])
+		act(out, PL_ACT_RECORD, i, "promoted", "%s is stable; %s drains and stops", s->version,
+		    r->stable);
+	else
+		act(out, PL_ACT_RECORD, i, "promoted", "%s is stable", s->version);
 }
 
 static void abort_region(struct pl_state *s, int i, int64_t now, const char *why,

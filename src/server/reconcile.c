@@ -194,17 +194,20 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 	reconcile_route_name(rn, sizeof(rn), name, env, rname);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%lld",
 		 (long long)(jint(svc, "listen_port") + jint(region, "port_offset")));
-	json_t *route = json_pack("{s:s, s:s, s:o}", "name", rn, "listen", listen, "versions", versions);
-	int routed = router_put_route(srv->router, rn, route, &e) == 0;
-	json_decref(route);
-	if (!routed) {
-		uint64_t now = loop_now(srv->loop);
-		if (now - srv->last_error_log > 5000) {
-			log_warn("route %s: %s", rn, e.msg);
-			srv->last_error_log = now;
-		}
+	int any_weight = 0;
+	for (int r = 0; r < d->nroute; r++)
+		any_weight |= d->route[r].weight > 0;
+	int routed;
+	if (any_weight) {
+		json_t *route = json_pack("{s:s, s:s, s:o}", "name", rn, "listen", listen, "versions", versions);
+		routed = router_put_route(srv->router, rn, route, &e) == 0;
+		json_decref(route);
+	} else {
+		/* nothing may take traffic (a first release starting, or aborted): no route at all;
+		 * the proxy lets in-flight requests finish before it closes the listener */
+		json_decref(versions);
+		routed = router_delete_route(srv->router, rn, &e) == 0;
 	}
-
 	/* Versions that run but are no longer desired: stop once drained. */
 	json_t *state = NULL;
 	for (size_t j = 0; routed && j < n; j++) {
@@ -217,10 +220,12 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 				routed_to = 1;
 		if (routed_to)
 			continue;
-		if (!state && router_get_route(srv->router, rn, &state, &e))
-			break;
-		if (still_draining(state, in, n, in[j].version))
-			continue;
+		if (any_weight) {
+			if (!state && router_get_route(srv->router, rn, &state, &e))
+				break;
+			if (still_draining(state, in, n, in[j].version))
+				continue;
+		}
 		log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
 		runtime_stop(srv->rt, name, env, rname, in[j].version);
 	}

@@ -138,6 +138,24 @@ int router_put_route(router *r, const char *name, const json_t *route, struct er
 	return 0;
 }
 
+int router_delete_route(router *r, const char *name, struct err *e)
+{
+	json_t *last = json_object_get(r->sent, name);
+	if (last && json_is_null(last))
+		return 0; /* already deleted by us */
+	char url[512];
+	snprintf(url, sizeof(url), "http://%s/v1/routes/%s", r->admin, name);
+	long status = 0;
+	json_t *out = NULL;
+	if (httpc_json(r->http, "DELETE", url, NULL, &status, &out, e))
+		return -1;
+	json_decref(out);
+	if (status != 200 && status != 204 && status != 404)
+		return err_set(e, "proxy: DELETE route %s answered %ld", name, status);
+	json_object_set_new(r->sent, name, json_null());
+	return 0;
+}
+
 int router_get_route(router *r, const char *name, json_t **out, struct err *e)
 {
 	char url[512];

@@ -28,6 +28,8 @@ int router_ensure(router *r, struct err *e);
 
 /* PUT /v1/routes/NAME unless identical to the last successful PUT. */
 int router_put_route(router *r, const char *name, const json_t *route, struct err *e);
+/* DELETE /v1/routes/NAME when this router sent it or does not know (a 404 is success). */
+int router_delete_route(router *r, const char *name, struct err *e);
 /* GET /v1/routes/NAME (with backends_state). */
 int router_get_route(router *r, const char *name, json_t **out, struct err *e);
 /* GET /v1/metrics: the whole snapshot. */

@@ -26,7 +26,7 @@ static double grid_log_rho(int j)
 	return (j - SEQ_HALF) * STEP;
 }
 
-/* log of the mixing weight at distance d; log_norm normalizes over d = 1 .. SEQ_GRID - 1 */
+/* log of the mixing weight at distance d (normalized over d = 1 .. SEQ_GRID - 1 at init) */
 static double log_weight(const struct seq_counts *s, int d)
 {
 	return s->lw[d];

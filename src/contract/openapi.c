@@ -291,12 +291,11 @@ int openapi_validate(const struct valid *v, const json_t *api, const char *field
 		return valid_value(v, api, "openapi", FLD("%s%sopenapi", pre ? pre : "", pre ? "." : ""),
 				   "OpenAPI version '%s' is not supported (3.0.x or 3.1.x)", vs);
 	json_t *paths = json_object_get(api, "paths");
-	if (!paths)
-		return 0; /* 3.1 allows a document with components or webhooks only */
-	if (!json_is_object(paths))
+	/* 3.1 allows a document with components or webhooks only: no paths is an empty API */
+	if (paths && !json_is_object(paths))
 		return valid_value(v, api, "paths", FLD("%s%spaths", pre ? pre : "", pre ? "." : ""),
 				   "'paths' must map path templates to path items");
-	if (json_object_size(paths) > OPENAPI_MAX_PATHS)
+	if (paths && json_object_size(paths) > OPENAPI_MAX_PATHS)
 		return valid_value(v, api, "paths", FLD("%s%spaths", pre ? pre : "", pre ? "." : ""),
 				   "more than %d paths", OPENAPI_MAX_PATHS);
 	const char *p;
@@ -328,7 +327,9 @@ int openapi_validate(const struct valid *v, const json_t *api, const char *field
 	json_t *schemas = json_object_get(json_object_get(api, "components"), "schemas");
 	if (schemas) {
 		if (!json_is_object(schemas))
-			return valid_node(v, schemas, "components.schemas", "'schemas' must map names to schemas");
+			return valid_value(v, json_object_get(api, "components"), "schemas",
+					   FLD("%s%scomponents.schemas", pre ? pre : "", pre ? "." : ""),
+					   "'schemas' must map names to schemas");
 		const char *k;
 		json_t *s;
 		json_object_foreach(schemas, k, s)

@@ -18,12 +18,13 @@
 #include "util/log.h"
 
 static const char usage[] =
-	"usage: sluice proxy --config FILE [--admin ADDR] [--workers N]\n"
+	"usage: sluice proxy --config FILE [--admin ADDR] [--workers N] [--state FILE]\n"
 	"\n"
 	"Runs the traffic-splitting HTTP/1.1 proxy (docs/proxy.md).\n"
 	"  --config FILE   JSON configuration: admin address, workers, limits, routes\n"
 	"  --admin ADDR    admin API address (overrides the file; default 127.0.0.1:9901)\n"
 	"  --workers N     worker threads (overrides the file; default: number of cores)\n"
+	"  --state FILE    save the routes there after every change and restore them at start\n"
 	"  -v, --verbose   debug logging\n";
 
 #define CONFIG_MAX_BYTES (16u << 20)
@@ -87,7 +88,7 @@ static void on_signal(loop *l, int fd, unsigned events, void *arg)
 
 int cmd_proxy(int argc, char **argv)
 {
-	const char *config = NULL, *admin = NULL;
+	const char *config = NULL, *admin = NULL, *state = NULL;
 	long workers = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -98,6 +99,8 @@ int cmd_proxy(int argc, char **argv)
 			log_set_level(LOG_DEBUG);
 		} else if (!strcmp(a, "--config") && i + 1 < argc) {
 			config = argv[++i];
+		} else if (!strcmp(a, "--state") && i + 1 < argc) {
+			state = argv[++i];
 		} else if (!strcmp(a, "--admin") && i + 1 < argc) {
 			admin = argv[++i];
 		} else if (!strcmp(a, "--workers") && i + 1 < argc) {
@@ -160,6 +163,12 @@ int cmd_proxy(int argc, char **argv)
 			error("%s: %s", config, e.msg);
 			goto out;
 		}
+	}
+	/* the saved routes win over the file's: they are the control plane's latest word */
+	proxy_state_file(p, state);
+	if (proxy_state_load(p, &e)) {
+		error("%s", e.msg);
+		goto out;
 	}
 	if (proxy_admin_start(p, l, s.admin, &e)) {
 		error("admin %s: %s", s.admin, e.msg);

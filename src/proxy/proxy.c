@@ -39,7 +39,10 @@ struct proxy {
 	size_t nroutes;
 	httpd *admin;
 	int started;
+	char *state; /* --state FILE, or NULL */
 };
+
+static void state_save(proxy *p);
 
 void proxy_limits_default(struct proxy_limits *lim)
 {
@@ -424,6 +427,7 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 	en->cur = r;
 	log_info("proxy: route %s %s (listen %s, %zu versions)", r->cfg.name, old ? "replaced" : "added",
 		 r->cfg.listen.text, r->cfg.nversions);
+	state_save(p);
 	return 0;
 }
 
@@ -458,6 +462,7 @@ int proxy_route_delete(proxy *p, const char *name)
 			ST(&en->cur->v[i].b[k]->removed, 1);
 	log_info("proxy: route %s deleted", name);
 	entry_free(en);
+	state_save(p);
 	return 0;
 }
 
@@ -496,6 +501,54 @@ json_t *proxy_routes_json(proxy *p)
 	for (struct rentry *en = p->routes; en; en = en->next)
 		json_array_append_new(a, entry_json(p, en));
 	return json_pack("{so}", "routes", a);
+}
+
+/* ---- optional persistence ---- */
+
+void proxy_state_file(proxy *p, const char *path)
+{
+	free(p->state);
+	p->state = path ? strdup(path) : NULL;
+}
+
+static void state_save(proxy *p)
+{
+	if (!p->state)
+		return;
+	json_t *a = json_array();
+	for (struct rentry *en = p->routes; en; en = en->next)
+		json_array_append_new(a, route_cfg_json(&en->cur->cfg));
+	json_t *doc = json_pack("{so}", "routes", a);
+	size_t n = strlen(p->state) + 8;
+	char *tmp = malloc(n);
+	if (tmp) {
+		snprintf(tmp, n, "%s.tmp", p->state);
+		if (json_dump_file(doc, tmp, JSON_INDENT(1)) || rename(tmp, p->state))
+			log_warn("proxy: could not save the routes to '%s': %s", p->state, strerror(errno));
+		free(tmp);
+	}
+	json_decref(doc);
+}
+
+int proxy_state_load(proxy *p, struct err *e)
+{
+	if (!p->state || access(p->state, F_OK) != 0)
+		return 0;
+	json_error_t je;
+	json_t *doc = json_load_file(p->state, JSON_REJECT_DUPLICATES, &je);
+	if (!doc)
+		return err_set(e, "%s:%d:%d: %s", p->state, je.line, je.column, je.text);
+	json_t *a = json_object_get(doc, "routes");
+	int rc = 0;
+	for (size_t i = 0; json_is_array(a) && i < json_array_size(a) && !rc; i++) {
+		char path[32];
+		struct err re;
+		snprintf(path, sizeof(path), "routes[%zu]", i);
+		if (proxy_route_put(p, json_array_get(a, i), NULL, path, &re))
+			rc = err_set(e, "%s: %s", p->state, re.msg);
+	}
+	json_decref(doc);
+	return rc;
 }
 
 /* ---- admin API ---- */
@@ -618,5 +671,6 @@ void proxy_free(proxy *p)
 	}
 	free(p->w);
 	metrics_free(p->m);
+	free(p->state);
 	free(p);
 }

@@ -45,6 +45,13 @@ json_t *proxy_routes_json(proxy *p);
 __attribute__((warn_unused_result)) int proxy_admin_start(proxy *p, loop *l, const char *addr,
 							  struct err *e);
 int proxy_admin_port(const proxy *p);
+/*
+ * Optional persistence (--state FILE): after every successful PUT or DELETE the routes are
+ * written to path (via a temporary file and rename, so a crash leaves the old or the new file).
+ * proxy_state_load PUTs the routes saved there; a missing file is not an error.
+ */
+void proxy_state_file(proxy *p, const char *path);
+__attribute__((warn_unused_result)) int proxy_state_load(proxy *p, struct err *e);
 /* Stops accepting, lets in-flight requests finish, joins the workers and frees everything. */
 void proxy_free(proxy *p);
 

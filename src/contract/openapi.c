@@ -431,41 +431,75 @@ struct diffctx {
 	char op[300];
 };
 
-static void param_key(const json_t *p, char *out, size_t size)
+/* What identifies a parameter on the wire: a path parameter is its position in the template
+ * (renaming `{id}` to `{itemId}` changes nothing for callers), a header its name in any case,
+ * the others their name. */
+static void param_key(const json_t *p, const char *tmpl, char *out, size_t size)
 {
-	snprintf(out, size, "/%s/%s", json_string_value(json_object_get(p, "in")),
-		 json_string_value(json_object_get(p, "name")));
+	const char *in = json_string_value(json_object_get(p, "in"));
+	const char *name = json_string_value(json_object_get(p, "name"));
+	if (!strcmp(in, "path") && tmpl) {
+		char want[300];
+		snprintf(want, sizeof(want), "{%s}", name);
+		const char *at = strstr(tmpl, want);
+		if (at) {
+			int idx = 0;
+			for (const char *q = tmpl; q < at; q++)
+				idx += *q == '{';
+			snprintf(out, size, "/path/{%d}", idx);
+			return;
+		}
+	}
+	int n = snprintf(out, size, "/%s/%s", in, name);
+	if (!strcmp(in, "header"))
+		for (int i = 8; i < n && (size_t)i < size; i++)
+			out[i] = (char)tolower((unsigned char)out[i]);
 }
 
-/* Parameters of an operation, path-level ones overridden by operation-level ones. */
-static json_t *collect_params(const json_t *api, const json_t *item, const json_t *op)
+/* Parameters of an operation, path-level ones overridden by operation-level ones, keyed by
+ * param_key; each value is {"p": parameter, "label": "/in/name"}. */
+static json_t *collect_params(const json_t *api, const json_t *item, const json_t *op, const char *tmpl)
 {
 	json_t *all = json_object();
 	const json_t *owners[2] = {item, op};
-	char key[300];
+	char key[300], label[300];
 	for (int o = 0; o < 2; o++) {
 		size_t i;
 		json_t *x;
 		json_array_foreach(json_object_get(owners[o], "parameters"), i, x) {
 			const json_t *p = openapi_deref(api, x);
-			if (!p || !json_is_string(json_object_get(p, "name")))
+			if (!p || !json_is_string(json_object_get(p, "name")) || !json_is_string(json_object_get(p, "in")))
 				continue;
-			param_key(p, key, sizeof(key));
-			json_object_set(all, key, (json_t *)p);
+			param_key(p, tmpl, key, sizeof(key));
+			snprintf(label, sizeof(label), "/%s/%s", json_string_value(json_object_get(p, "in")),
+				 json_string_value(json_object_get(p, "name")));
+			json_object_set_new(all, key, json_pack("{s:O, s:s}", "p", p, "label", label));
 		}
 	}
 	return all;
 }
 
-static void diff_params(struct diffctx *c, const json_t *oitem, const json_t *oop, const json_t *nitem,
-			const json_t *nop)
+/* The key of `paths` whose template matches (parameter names aside). */
+static const char *template_of(const json_t *api, const char *path)
 {
-	json_t *po = collect_params(c->old_api, oitem, oop), *pn = collect_params(c->new_api, nitem, nop);
+	const char *p;
+	json_t *item;
+	json_object_foreach(json_object_get(api, "paths"), p, item)
+		if (template_eq(p, path))
+			return p;
+	return NULL;
+}
+
+static void diff_params(struct diffctx *c, const char *tmpl, const json_t *oitem, const json_t *oop,
+			const json_t *nitem, const json_t *nop)
+{
+	json_t *po = collect_params(c->old_api, oitem, oop, tmpl);
+	json_t *pn = collect_params(c->new_api, nitem, nop, template_of(c->new_api, tmpl));
 	const char *k;
-	json_t *p;
-	json_object_foreach(pn, k, p) {
-		json_t *old = json_object_get(po, k);
-		struct report_loc loc = {c->op, NULL, "parameter", k};
+	json_t *x;
+	json_object_foreach(pn, k, x) {
+		json_t *p = json_object_get(x, "p"), *ox = json_object_get(po, k), *old = json_object_get(ox, "p");
+		struct report_loc loc = {c->op, NULL, "parameter", json_string_value(json_object_get(x, "label"))};
 		int req = json_is_true(json_object_get(p, "required"));
 		if (!old) {
 			if (req)
@@ -479,10 +513,10 @@ static void diff_params(struct diffctx *c, const json_t *oitem, const json_t *oo
 		schema_compare(c->old_api, json_object_get(old, "schema"), c->new_api, json_object_get(p, "schema"),
 			       SCHEMA_REQUEST, &loc, c->findings);
 	}
-	json_object_foreach(po, k, p) {
+	json_object_foreach(po, k, x) {
 		if (json_object_get(pn, k))
 			continue;
-		struct report_loc loc = {c->op, NULL, "parameter", k};
+		struct report_loc loc = {c->op, NULL, "parameter", json_string_value(json_object_get(x, "label"))};
 		report_add(c->findings, REPORT_WARNING, &loc, "parameter removed: callers that send it may see it ignored");
 	}
 	json_decref(po);
@@ -589,7 +623,7 @@ json_t *openapi_diff(const json_t *old_api, const json_t *new_api)
 				report_add(c.findings, REPORT_BREAKING, &loc, "operation removed");
 				continue;
 			}
-			diff_params(&c, item, op, nitem, nop);
+			diff_params(&c, p, item, op, nitem, nop);
 			diff_body(&c, op, nop);
 			diff_responses(&c, op, nop);
 		}

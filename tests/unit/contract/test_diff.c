@@ -198,6 +198,16 @@ static const struct dcase cases[] = {
 	{"req: new required query parameter", ITEM, "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\"}}}}", NULL,
 	 "{\"get\":{\"parameters\":[{\"name\":\"q\",\"in\":\"query\",\"required\":true,\"schema\":{\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
 	 NULL, 1, "new required parameter", "/query/q"},
+	{"req: path parameter renamed", ITEM,
+	 "{\"get\":{\"parameters\":[{\"name\":\"id\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
+	 NULL,
+	 "{\"get\":{\"parameters\":[{\"name\":\"itemId\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
+	 NULL, 0, NULL, NULL},
+	{"req: header parameter name changes case", ITEM,
+	 "{\"get\":{\"parameters\":[{\"name\":\"X-Trace\",\"in\":\"header\",\"required\":true,\"schema\":{\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
+	 NULL,
+	 "{\"get\":{\"parameters\":[{\"name\":\"x-trace\",\"in\":\"header\",\"required\":true,\"schema\":{\"type\":\"string\"}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
+	 NULL, 0, NULL, NULL},
 	{"req: query parameter enum narrowed", ITEM,
 	 "{\"get\":{\"parameters\":[{\"name\":\"o\",\"in\":\"query\",\"schema\":{\"enum\":[\"asc\",\"desc\"]}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
 	 NULL,
@@ -224,8 +234,10 @@ static json_t *make_api(char kind, const char *s, const char *comps)
 	else
 		item = json_pack("{s:{s:{s:{s:{s:o}}}, s:{s:{s:s}}}}", "post", "requestBody", "content", "application/json",
 				 "schema", schema, "responses", "200", "description", "ok");
+	/* a path parameter lives in the template: "/x/{id}" or "/x/{itemId}" */
+	const char *tmpl = strstr(s, "\"name\":\"itemId\"") ? "/x/{itemId}" : strstr(s, "\"in\":\"path\"") ? "/x/{id}" : "/x";
 	json_t *api = json_pack("{s:s, s:{s:s, s:s}, s:{s:o}}", "openapi", "3.1.0", "info", "title", "t", "version", "1",
-				"paths", "/x", item);
+				"paths", tmpl, item);
 	if (comps)
 		json_object_set_new(api, "components", json_pack("{s:o}", "schemas", load(comps)));
 	return api;

@@ -428,6 +428,47 @@ int contract_load_openapi(const char *path, json_t **out, struct err *e)
 	return rc;
 }
 
+/* Appends a then b (either may be NULL) to out, cutting at size. */
+static void append(char *out, size_t size, size_t *len, const char *a, const char *b)
+{
+	const char *parts[2] = {a, b};
+	for (int i = 0; i < 2; i++)
+		for (const char *q = parts[i] ? parts[i] : ""; *q && *len + 1 < size; q++)
+			out[(*len)++] = *q;
+	out[*len] = 0;
+}
+
+static void alt_label(const json_t *alt, char *out, size_t size);
+
+void contract_reads_summary(const contract *c, const char *provider, char *out, size_t size)
+{
+	size_t len = 0, i, j, k;
+	json_t *op, *rd, *alt;
+	char lab[CONTRACT_MAX_PATH + 64];
+	out[0] = 0;
+	json_array_foreach(json_object_get(json_object_get(c->json, "consumes"), provider), i, op) {
+		append(out, size, &len, len ? "; " : "", json_string_value(json_object_get(op, "method")));
+		append(out, size, &len, " ", json_string_value(json_object_get(op, "path")));
+		append(out, size, &len, " reads ", NULL);
+		json_t *reads = json_object_get(op, "reads");
+		if (!json_array_size(reads))
+			append(out, size, &len, "nothing", NULL);
+		json_array_foreach(reads, j, rd) {
+			json_t *any = json_object_get(rd, "any_of");
+			if (!any) {
+				append(out, size, &len, j ? ", " : "", json_string_value(json_object_get(rd, "path")));
+				continue;
+			}
+			append(out, size, &len, j ? ", " : "", "any of (");
+			json_array_foreach(any, k, alt) {
+				alt_label(alt, lab, sizeof(lab));
+				append(out, size, &len, k ? " | " : "", lab);
+			}
+			append(out, size, &len, ")", NULL);
+		}
+	}
+}
+
 /* ---- the check -------------------------------------------------------------------------- */
 
 #define WHY_MAX 400

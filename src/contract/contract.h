@@ -72,6 +72,11 @@ int contract_consumes(const contract *c, const char *service); /* 1 when it call
 size_t contract_consumes_count(const contract *c);
 const char *contract_consumes_name(const contract *c, size_t i);
 
+/* A one-line summary of what `c` reads from `provider`, per operation, e.g.
+ * "GET /items/{id} reads /id, any of (/metadata_v2 + 2 more | /metadata)", written into out.
+ * Empty when it does not call the provider. */
+void contract_reads_summary(const contract *c, const char *provider, char *out, size_t size);
+
 /* Reads a file that is either an OpenAPI document or a contract with `provides`, and returns
  * the validated OpenAPI document (new reference), for `contract diff`. */
 __attribute__((warn_unused_result)) int contract_load_openapi(const char *path, json_t **out, struct err *e);

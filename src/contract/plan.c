@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "contract/report.h"
+#include "util/buf.h"
 
 #define ROLE_SERVING 1u
 #define ROLE_CANARY 2u
@@ -567,30 +568,70 @@ static int plan_setup(struct search *s, const struct plan_target *targets, size_
 	return 0;
 }
 
-static json_t *suggestions(const json_t *conflicts)
+static const struct unit *unit_of(const struct world *w, const char *label)
 {
-	json_t *out = json_array();
+	for (size_t i = 0; i < w->n; i++) {
+		size_t ls = strlen(w->u[i].service);
+		if (!strncmp(label, w->u[i].service, ls) && label[ls] == '@' && !strcmp(label + ls + 1, w->u[i].version))
+			return &w->u[i];
+	}
+	return NULL;
+}
+
+/* What an intermediate release would have to do, per pair of conflicting services: the
+ * expand step (one provider release that serves at once what every conflicting consumer
+ * version reads) or the tolerant reader (one consumer release that reads the new form and
+ * falls back to the old one). */
+static json_t *suggestions(const struct world *w, const json_t *conflicts)
+{
+	json_t *out = json_array(), *groups = json_object();
 	size_t i;
 	json_t *p;
+	char reads[1024], key[300];
 	json_array_foreach(conflicts, i, p) {
 		const char *prov = json_string_value(json_object_get(p, "provider"));
 		const char *cons = json_string_value(json_object_get(p, "consumer"));
-		const char *verdict = json_string_value(json_object_get(p, "verdict"));
-		char ps[128], cs[128];
-		snprintf(ps, sizeof(ps), "%.*s", (int)strcspn(prov, "@"), prov);
-		snprintf(cs, sizeof(cs), "%.*s", (int)strcspn(cons, "@"), cons);
-		if (!strcmp(verdict, "unknown")) {
+		const struct unit *up = unit_of(w, prov), *uc = unit_of(w, cons);
+		if (!up || !uc)
+			continue;
+		if (!strcmp(json_string_value(json_object_get(p, "verdict")), "unknown")) {
 			json_array_append_new(out, json_sprintf("declare the contracts of %s and %s (or allow unknown pairs in the environment's policy)",
 								prov, cons));
 			continue;
 		}
-		json_t *why = json_array_get(json_object_get(p, "reasons"), 0);
-		json_array_append_new(out,
-				      json_sprintf("%s breaks %s (%s). Expand/contract: release a %s that serves both the form %s reads "
-						   "and the new one, and deploy it before %s moves; or release a %s that reads the new "
-						   "form with a fallback to the old one (any_of) and deploy it first",
-						   prov, cons, why ? json_string_value(why) : "incompatible", ps, cons, cs, cs));
+		snprintf(key, sizeof(key), "%s|%s", up->service, uc->service);
+		json_t *g = json_object_get(groups, key);
+		if (!g) {
+			g = json_pack("{s:s, s:s, s:o}", "provider", up->service, "consumer", uc->service, "reads", json_object());
+			json_object_set_new(groups, key, g);
+		}
+		reads[0] = 0;
+		if (uc->c)
+			contract_reads_summary(uc->c, up->service, reads, sizeof(reads));
+		json_object_set_new(json_object_get(g, "reads"), cons, json_string(reads));
 	}
+	const char *k;
+	json_t *g;
+	json_object_foreach(groups, k, g) {
+		const char *ps = json_string_value(json_object_get(g, "provider"));
+		const char *cs = json_string_value(json_object_get(g, "consumer"));
+		struct buf b;
+		buf_init(&b, 4096);
+		const char *label;
+		json_t *r;
+		int n = 0;
+		json_object_foreach(json_object_get(g, "reads"), label, r)
+			if (buf_addf(&b, "%swhat %s reads (%s)", n++ ? " and " : "", label, json_string_value(r))) {
+				/* long enough to act on */
+			}
+		json_array_append_new(out,
+				      json_sprintf("expand: release a %s that serves at once %s, and deploy it before %s moves; "
+						   "or a tolerant reader: release a %s that reads the new form with a fallback (any_of) "
+						   "to the old one, and deploy it before %s moves",
+						   ps, b.data, cs, cs, ps));
+		buf_release(&b);
+	}
+	json_decref(groups);
 	return out;
 }
 
@@ -630,7 +671,7 @@ json_t *plan_make(const struct plan_live *live, size_t nlive, const struct plan_
 			json_array_append(conf, p);
 		report = json_pack("{s:s, s:s, s:o, s:o, s:n, s:o, s:o, s:o}", "kind", "plan", "verdict", "impossible",
 				   "targets", tg, "steps", steps, "reverse", "conflicts", conf, "suggestions",
-				   suggestions(conf), "notes", notes);
+				   suggestions(w, conf), "notes", notes);
 	} else {
 		/* the way back starts from the targets as the only versions serving */
 		json_t *rev = json_array();

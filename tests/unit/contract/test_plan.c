@@ -262,8 +262,10 @@ Test(gate, plan_impossible_names_conflicts_and_the_intermediate_release)
 	const json_t *conf = json_object_get(r, "conflicts");
 	cr_expect(find_pair(conf, "metadata@v3", "profile@v1"), "%s", d);
 	cr_expect(find_pair(conf, "metadata@v1", "profile@v3"), "%s", d);
-	cr_expect(strstr(d, "release a metadata that serves both"), "%s", d);
-	cr_expect(strstr(d, "with a fallback to the old one"), "%s", d);
+	cr_expect(strstr(d, "release a metadata that serves at once what profile@v1 reads (GET /items/{id} reads /id, /metadata) "
+			    "and what profile@v3 reads (GET /items/{id} reads /metadata_v2)"),
+		  "%s", d);
+	cr_expect(strstr(d, "release a profile that reads the new form with a fallback"), "%s", d);
 	free(d);
 	json_decref(r);
 }

@@ -220,9 +220,23 @@ static int validate_root(const struct valid *v, const json_t *root, const json_t
 {
 	if (!json_is_object(root))
 		return valid_node(v, root, "", "a contract must be a mapping (service, provides, consumes)");
-	static const char *const keys[] = {"service", "version", "description", "provides", "consumes", NULL};
-	if (only_keys(v, root, "", keys, "a contract has service, version, description, provides, consumes"))
+	static const char *const keys[] = {"service", "version", "description", "provides", "consumes", "$defs", NULL};
+	if (only_keys(v, root, "", keys, "a contract has service, version, description, provides, consumes, $defs"))
 		return -1;
+	/* $defs: schemas the `sends` of several operations share, as "#/$defs/Name" */
+	json_t *defs = json_object_get(root, "$defs");
+	if (defs) {
+		if (!json_is_object(defs))
+			return valid_value(v, root, "$defs", "$defs", "'$defs' must map names to JSON Schemas");
+		const char *k;
+		json_t *d;
+		json_object_foreach(defs, k, d) {
+			char f[FIELD_MAX];
+			snprintf(f, sizeof(f), "$defs.%s", k);
+			if (openapi_validate_schema(v, root, d, f))
+				return -1;
+		}
+	}
 	json_t *svc = json_object_get(root, "service");
 	if (svc && (!json_is_string(svc) || !valid_name(json_string_value(svc))))
 		return valid_value(v, root, "service", "service",

@@ -41,6 +41,7 @@ struct vcase {
 
 static const struct vcase vcases[] = {
 	{"servic: x\nconsumes: {}\n", "c.yaml:1:1: (top level): unknown key 'servic'"},
+	{"$defs: {A: {type: nope}}\nconsumes: {}\n", "c.yaml:1:19: $defs.A: unknown type 'nope'"},
 	{"service: Profile\nconsumes: {}\n", "c.yaml:1:10: service: 'service' must be a service name"},
 	{"service: a\n", "c.yaml:1:1: (top level): a contract needs 'provides', 'consumes' or both"},
 	{"consumes:\n  metadata:\n    - method: FETCH\n      path: /x\n",
@@ -228,11 +229,17 @@ Test(check, reads_sends_and_operations)
 		{"- {method: POST, path: '/things/{id}', sends: {type: object, properties: {name: {type: string, maxLength: 5}}}}",
 		 "refused", "became required"},
 		{"- {method: GET, path: '/things/{id}', sends: {type: object}}", "refused", "accepts none"},
+		{"- {method: POST, path: '/things/{id}', sends: {$ref: '#/$defs/Thing'}}", "ok", NULL},
+		{"- {method: POST, path: '/things/{id}', sends: {$ref: '#/$defs/Loose'}}", "refused", "new required property 'name'"},
 	};
 	contract *p = parse(PROVIDER);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[2048];
-		snprintf(text, sizeof(text), "service: c\nconsumes:\n  p:\n    %s\n", cases[i].consumes);
+		snprintf(text, sizeof(text),
+			 "service: c\n$defs:\n  Thing: {type: object, additionalProperties: false, required: [name], properties: "
+			 "{name: {type: string, maxLength: 3}}}\n  Loose: {type: object, additionalProperties: false, properties: "
+			 "{size: {type: integer}}}\nconsumes:\n  p:\n    %s\n",
+			 cases[i].consumes);
 		contract *c = parse(text);
 		json_t *r = contract_check("p", p, c);
 		char *d = json_dumps(r, JSON_COMPACT);

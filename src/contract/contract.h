@@ -18,6 +18,7 @@
  *               - {path: /metadata, type: object}
  *         sends: {type: object}       # optional: JSON Schema of the request body sent
  *
+ * A top-level `$defs` mapping holds schemas that several `sends` share ("#/$defs/Name").
  * A read path is JSON-pointer-like: property names separated by '/', with '*' standing for
  * every element of an array; an `any_of` alternative is one read or `all_of: [reads]`.
  *

@@ -82,6 +82,33 @@ static ssize_t next_lf(const char *buf, size_t pos, size_t end)
 	return (ssize_t)i;
 }
 
+/*
+ * Index of the first byte of p[0..n) that may not appear in a field value (controls other than
+ * HTAB, DEL; CR included), or n. Eight bytes at a time: a word with no byte below 0x20 and
+ * none equal to 0x7f is valid as a whole (bytes >= 0x80 are obs-text, allowed); a word that
+ * may hold one (the test can report false positives, never misses) is checked byte by byte.
+ */
+static size_t value_scan(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	while (i + 8 <= n) {
+		uint64_t x, y;
+		memcpy(&x, p + i, 8);
+		y = x ^ (ones * 0x7f);
+		if (((x - ones * 0x20) & ~x & highs) | ((y - ones) & ~y & highs)) {
+			for (size_t k = 0; k < 8; k++)
+				if (!IS(p[i + k], C_VALUE))
+					return i + k;
+		}
+		i += 8;
+	}
+	for (; i < n; i++)
+		if (!IS(p[i], C_VALUE))
+			return i;
+	return n;
+}
+
 /* A CR inside a line (not the one before LF) is always a bare CR. */
 static int has_cr(const char *p, size_t n)
 {
@@ -239,13 +266,17 @@ static ssize_t parse_fields(const char *buf, size_t pos, size_t end, int limit_h
 			return (ssize_t)lf + 1; /* the empty line ends the head */
 		const char *p = buf + pos;
 		size_t n = le - pos;
-		if (has_cr(p, n))
-			return HTTP_E_BARE_CR;
+		/* No separate scan for CR: neither the name nor the value classes hold it, so the
+		 * loops below stop on it and report it as a bare CR. */
 		if (p[0] == ' ' || p[0] == '\t')
 			return HTTP_E_OBS_FOLD; /* also a first field line starting with whitespace */
+		/* p[n] is the CR before LF, in no class: it stops every loop below (a sentinel,
+		 * so the loops need no bounds test) */
 		size_t i = 0;
-		while (i < n && IS(p[i], C_TCHAR))
+		while (IS(p[i], C_TCHAR))
 			i++;
+		if (i < n && p[i] == '\r')
+			return HTTP_E_BARE_CR;
 		if (i == n || i == 0)
 			return HTTP_E_BAD_HEADER_NAME;
 		if (p[i] != ':') {
@@ -254,12 +285,14 @@ static ssize_t parse_fields(const char *buf, size_t pos, size_t end, int limit_h
 			size_t j = i;
 			while (j < n && (p[j] == ' ' || p[j] == '\t'))
 				j++;
-			return j < n && p[j] == ':' ? HTTP_E_SPACE_BEFORE_COLON : HTTP_E_BAD_HEADER_NAME;
+			if (j < n && p[j] == ':')
+				return HTTP_E_SPACE_BEFORE_COLON;
+			return has_cr(p + j, n - j) ? HTTP_E_BARE_CR : HTTP_E_BAD_HEADER_NAME;
 		}
 		size_t vs = i + 1;
-		for (size_t k = vs; k < n; k++)
-			if (!IS(p[k], C_VALUE))
-				return HTTP_E_BAD_HEADER_VALUE;
+		size_t bad = vs + value_scan(p + vs, n - vs);
+		if (bad < n)
+			return p[bad] == '\r' ? HTTP_E_BARE_CR : HTTP_E_BAD_HEADER_VALUE;
 		while (vs < n && (p[vs] == ' ' || p[vs] == '\t'))
 			vs++;
 		size_t ve = n;
@@ -381,7 +414,7 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 	/* The method is checked first, in the same order as the early check above, so that a
 	 * prefix and its completion always give the same answer. */
 	size_t i = 0;
-	while (i < n && IS(p[i], C_TCHAR))
+	while (IS(p[i], C_TCHAR)) /* p[n] is CR or LF: a sentinel */
 		i++;
 	if (i < n && p[i] == '\r')
 		return HTTP_E_BARE_CR;
@@ -396,7 +429,7 @@ ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits
 	h->method = p;
 	h->method_len = i;
 	size_t ts = ++i;
-	while (i < n && IS(p[i], C_TARGET))
+	while (IS(p[i], C_TARGET)) /* stops at the CR at p[n] */
 		i++;
 	if (i == ts || i == n || p[i] != ' ')
 		return HTTP_E_BAD_TARGET;

@@ -1115,7 +1115,10 @@ static void sweep(loop *l, void *arg)
 			continue;
 		}
 		int client_blocked = !c->wr_ready && (c->out_off < c->out_len || c->resp_state == RESP_BODY);
-		if (!c->req_done && now >= c->cdl) {
+		/* whose turn is it: a body that stalls because the upstream does not read it is the
+		 * upstream's fault, one that stalls with the upstream writable is the client's */
+		int upstream_blocked = c->u && (c->u->connecting || !c->u->wr_ready);
+		if (!c->req_done && now >= c->cdl && !upstream_blocked) {
 			if (!c->resp_any && c->out_off == c->out_len) {
 				c->close_after = 1;
 				exchange_end(c, 408, 0, 0);
@@ -1124,7 +1127,7 @@ static void sweep(loop *l, void *arg)
 				cconn_close(c);
 			}
 			pump(c);
-		} else if (c->udl && now >= c->udl) {
+		} else if (c->udl && now >= c->udl && (c->req_done || upstream_blocked || !c->u)) {
 			if (client_blocked && now >= c->cdl)
 				cconn_close(c); /* the client stopped reading its response */
 			else if (!client_blocked)

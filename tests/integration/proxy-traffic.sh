@@ -158,4 +158,18 @@ kill -TERM "${pids[1]}"
 for i in $(seq 50); do kill -0 "${pids[1]}" 2>/dev/null || break; sleep 0.1; done
 kill -0 "${pids[1]}" 2>/dev/null && fail "the proxy did not exit on SIGTERM"
 ok "DELETE closes the route; SIGTERM stops the proxy"
+
+# 7. --state FILE: a restarted proxy serves the routes it was given before, without any PUT
+echo "{\"admin\": \"127.0.0.1:$ADMIN\", \"workers\": 1, \"routes\": []}" >"$tmp/empty.json"
+"$sluice" proxy --config "$tmp/empty.json" --state "$tmp/state.json" 2>>"$tmp/proxy.log" &
+spid=$!
+pids+=($spid)
+for i in $(seq 100); do curl -sf "$admin/healthz" >/dev/null && break; sleep 0.05; done
+put "$(route 1 0 "$A1")"
+kill -TERM $spid; wait $spid || true
+"$sluice" proxy --config "$tmp/empty.json" --state "$tmp/state.json" 2>>"$tmp/proxy.log" &
+pids+=($!)
+for i in $(seq 100); do curl -sf "$admin/healthz" >/dev/null && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$P1/" | grep -q "v1 a1" || fail "the route saved with --state was not restored"
+ok "--state restores the routes after a restart"
 echo "all proxy traffic checks passed"

@@ -9,6 +9,15 @@
  * Content-Length together with Transfer-Encoding, conflicting or repeated Content-Length, a
  * transfer coding other than a final "chunked", invalid tokens, and heads over the limits.
  *
+ * Lines end in CRLF only: a bare LF is refused like a bare CR (HTTP_E_BARE_CR), although RFC
+ * 9112 lets a recipient accept it, because some servers do and some do not. Other choices:
+ * empty lines (CRLF) before a request line are skipped (RFC 9112 2.2); a repeated Host, or one
+ * with characters outside an authority, is HTTP_E_BAD_HEADER_VALUE; Transfer-Encoding in an
+ * HTTP/1.0 message is HTTP_E_BAD_TRANSFER_ENCODING (RFC 9112 6.1). Errors are final and
+ * depend only on the bytes seen: a prefix of a message gives HTTP_E_INCOMPLETE or the same
+ * error as the whole, and bytes after the head never change the result. docs/http.md lists
+ * everything that is accepted and refused.
+ *
  * Bodies are framed, not parsed: the head says how (none, length, chunked, until close); the
  * chunked decoder below walks chunked bodies incrementally, decoding or just validating.
  */

@@ -41,6 +41,7 @@ struct conn {
 	int closing;          /* no more requests: close once `out` is written */
 	int paused;           /* requests wait in `in` until `out` drains below OUT_PAUSE */
 	int rd_eof;           /* the client closed its side: serve what is queued, then close */
+	uint64_t head_start;  /* loop ms when the pending head's first byte was seen, 0: none */
 	/* the request being read (its head is at in.data[0..head_len)) */
 	size_t head_len;      /* 0 while the head is incomplete */
 	int continue_sent;
@@ -58,6 +59,7 @@ struct httpd {
 	struct conn *conns;
 	unsigned nconns;
 	int port;
+	uint64_t accept_timer; /* set while accepting is paused (out of descriptors) */
 };
 
 static void conn_close(struct conn *c);
@@ -322,8 +324,14 @@ static int process(struct conn *c)
 		}
 		if (c->head_len == 0) {
 			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
-			if (r == HTTP_E_INCOMPLETE)
+			if (r == HTTP_E_INCOMPLETE) {
+				/* the head must be complete within idle_timeout_ms of its first byte,
+				 * however slowly it trickles in (slowloris) */
+				if (c->in.len && !c->head_start)
+					c->head_start = loop_now(s->l);
 				return 0;
+			}
+			c->head_start = 0;
 			if (r < 0)
 				return reply_error(c, (int)r);
 			c->head_len = (size_t)r;
@@ -525,11 +533,21 @@ static void conn_timer(loop *l, void *arg)
 	c->timer = 0;
 	uint64_t now = loop_now(l);
 	uint64_t deadline = c->last_active + s->o.idle_timeout_ms;
+	if (c->head_start && c->head_start + s->o.idle_timeout_ms < deadline)
+		deadline = c->head_start + s->o.idle_timeout_ms;
 	if (now >= deadline) {
 		conn_close(c);
 		return;
 	}
 	c->timer = loop_timer(l, deadline - now, conn_timer, c);
+}
+
+static void accept_resume(loop *l, void *arg)
+{
+	struct httpd *s = arg;
+	s->accept_timer = 0;
+	if (loop_mod(l, s->fd, LOOP_READ))
+		s->accept_timer = loop_timer(l, 100, accept_resume, s);
 }
 
 static void on_accept(loop *l, int fd, unsigned events, void *arg)
@@ -539,8 +557,15 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof ss;
 		int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0)
-			return; /* EAGAIN, or a transient error (EMFILE...): retried on next wake */
+		if (cfd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* the pending connection stays readable: without a pause the loop
+				 * would spin on it; try again a little later */
+				if (loop_mod(l, fd, 0) == 0)
+					s->accept_timer = loop_timer(l, 100, accept_resume, s);
+			}
+			return; /* EAGAIN, EINTR, ECONNABORTED...: next wake */
+		}
 		if (s->nconns >= s->o.max_conns) {
 			close(cfd); /* refused: over max_conns */
 			continue;
@@ -674,6 +699,8 @@ void httpd_free(httpd *h)
 		return;
 	while (h->conns)
 		conn_close(h->conns);
+	if (h->accept_timer)
+		loop_timer_cancel(h->l, h->accept_timer);
 	loop_del(h->l, h->fd);
 	close(h->fd);
 	free(h);

@@ -6,12 +6,14 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -86,6 +88,7 @@ static int dial(void)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	struct timeval tv = { 5, 0 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0, "connect: %s", strerror(errno));
 	return fd;
 }
@@ -397,6 +400,67 @@ Test(server, idle_timeout_closes, .fini = stop)
 	sends(fd, "GET / HTTP/1.1\r\n");
 	cr_expect(at_eof(fd));
 	close(fd);
+}
+
+Test(server, slow_head_is_cut, .fini = stop)
+{
+	struct httpd_opts o = { .idle_timeout_ms = 300 };
+	start(&o);
+	int fd = dial();
+	const char *req = "GET /slow HTTP/1.1\r\nHost: t\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	uint64_t t0 = loop_clock_ms();
+	size_t i = 0;
+	/* one byte every 50 ms: never idle for 300 ms, but the head takes 3.5 s */
+	for (; req[i] && loop_clock_ms() - t0 < 3000; i++) {
+		if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		usleep(50000);
+	}
+	uint64_t dt = loop_clock_ms() - t0;
+	cr_expect(req[i] != 0, "the whole head was accepted byte by byte");
+	cr_expect(dt < 1500, "the server cut the slow head after %llu ms", (unsigned long long)dt);
+	close(fd);
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+Test(server, out_of_descriptors_pauses_accept, .init = setup_default, .fini = stop)
+{
+	/* descriptors are allocated lowest first: f is the next one */
+	/* the three lowest free descriptors: with the limit just above the third, exactly
+	 * three can be opened (descriptors are allocated lowest first) */
+	int f[3];
+	for (int i = 0; i < 3; i++) {
+		f[i] = open("/dev/null", O_RDONLY);
+		cr_assert_geq(f[i], 0);
+	}
+	for (int i = 0; i < 3; i++)
+		close(f[i]);
+	struct rlimit old, rl;
+	getrlimit(RLIMIT_NOFILE, &old);
+	rl = old;
+	rl.rlim_cur = (rlim_t)f[2] + 1; /* client A, server side of A, client B: then none left */
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int a = dial();
+	sends(a, "GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(a, R, sizeof R), 0);
+	int b = dial(); /* connected in the kernel, but the server cannot accept it */
+	sends(b, "GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+	double c0 = cpu_seconds();
+	usleep(400000);
+	double used = cpu_seconds() - c0;
+	cr_expect(used < 0.2, "the server spun on the listener: %.2f s of CPU in 0.4 s", used);
+	close(a); /* frees the server's descriptor for A once it sees the close */
+	cr_assert_gt(read_resp(b, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /b"), "%s", R);
+	close(b);
+	setrlimit(RLIMIT_NOFILE, &old);
 }
 
 Test(server, head_too_large, .fini = stop)

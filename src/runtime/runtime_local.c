@@ -681,9 +681,11 @@ out:
 
 /* ---- stopping and exits ---- */
 
+/* Signals the instance's process group. Never with a pid of 0 or 1 (or our own): kill(-1)
+ * would signal every process we may signal, and kill(0) our own group. */
 static void signal_group(struct inst *in, int sig)
 {
-	if (in->pid <= 0)
+	if (in->pid <= 1 || in->pid == getpid())
 		return;
 	if (kill(-in->pid, sig) != 0 && errno == ESRCH)
 		kill(in->pid, sig); /* not a group leader (should not happen): the process alone */
@@ -1073,7 +1075,10 @@ static int adopt_one(runtime *rt, const char *name)
 	json_decref(j); /* desired, state and reason point into it */
 
 	unsigned long long now_st;
-	bool alive = pid > 0 && proc_start_time((int)pid, &now_st) == 0 && now_st == (unsigned long long)start_time;
+	/* Ours are session leaders (setsid) other than init and us: a record that names anything
+	 * else is wrong, and signalling its "group" could hit unrelated processes. */
+	bool alive = pid > 1 && pid != getpid() && getsid((pid_t)pid) == (pid_t)pid &&
+		     proc_start_time((int)pid, &now_st) == 0 && now_st == (unsigned long long)start_time;
 	if (alive) {
 		in->pid = (int)pid;
 		in->start_time = (unsigned long long)start_time;
@@ -1161,7 +1166,7 @@ static void adopt_unrecorded(runtime *rt)
 	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 1 || pid == getpid() || getsid((pid_t)pid) != pid)
+		if (*end || pid <= 1 || pid > INT32_MAX || pid == getpid() || getsid((pid_t)pid) != pid)
 			continue;
 		char id[128];
 		if (proc_marks((int)pid, rt->real_dir, id, sizeof id) != 0)

@@ -27,6 +27,8 @@
 #define RESP_HEADERS_MAX 16384
 #define RESP_BODY_MAX (64u << 20)
 #define ACCEPT_BURST 64
+#define LINGER_MS 2000          /* after the last answer, drain the client for at most this */
+#define LINGER_BYTES (1u << 20) /* ... or this many bytes, before closing */
 
 struct conn {
 	struct httpd *srv;
@@ -42,6 +44,8 @@ struct conn {
 	int paused;           /* requests wait in `in` until `out` drains below OUT_PAUSE */
 	int rd_eof;           /* the client closed its side: serve what is queued, then close */
 	uint64_t head_start;  /* loop ms when the pending head's first byte was seen, 0: none */
+	uint64_t linger_until; /* != 0: answered and half-closed; reading and dropping input */
+	size_t lingered;      /* bytes dropped while lingering */
 	/* the request being read (its head is at in.data[0..head_len)) */
 	size_t head_len;      /* 0 while the head is incomplete */
 	int continue_sent;
@@ -63,6 +67,7 @@ struct httpd {
 };
 
 static void conn_close(struct conn *c);
+static void conn_timer(loop *l, void *arg);
 
 static const char *reason(int st)
 {
@@ -442,11 +447,21 @@ static int conn_write(struct conn *c)
 	if (c->out_off == c->out.len) {
 		buf_reset(&c->out);
 		c->out_off = 0;
-		if (c->closing) {
-			/* shutdown first so the client reads everything before it sees the close */
+		if (c->closing && !c->linger_until) {
+			/* FIN after the answer. Closing now while the client is still sending (a
+			 * body we refused) would make the kernel send a reset, which can destroy the
+			 * answer before the client reads it: drain for a while first ("lingering
+			 * close"), unless the client has already finished. */
 			shutdown(c->fd, SHUT_WR);
-			conn_close(c);
-			return -1;
+			if (c->rd_eof) {
+				conn_close(c);
+				return -1;
+			}
+			loop *l = c->srv->l;
+			c->linger_until = loop_now(l) + LINGER_MS;
+			if (c->timer)
+				loop_timer_cancel(l, c->timer);
+			c->timer = loop_timer(l, LINGER_MS, conn_timer, c);
 		}
 	}
 	return 0;
@@ -471,6 +486,10 @@ static void conn_service(struct conn *c)
 		if (!paused || c->closing || c->out.len - c->out_off >= OUT_PAUSE)
 			break;
 	}
+	if (c->linger_until) {
+		set_events(c, LOOP_READ);
+		return;
+	}
 	int pending = c->out_off < c->out.len;
 	if (c->rd_eof && !c->paused && !pending) {
 		conn_close(c); /* nothing more can arrive and nothing is left to answer */
@@ -494,6 +513,20 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 {
 	struct conn *c = arg;
 	c->last_active = loop_now(l);
+	if (c->linger_until) {
+		char sink[16384];
+		for (int rounds = 0; rounds < 4; rounds++) {
+			ssize_t r = recv(fd, sink, sizeof sink, 0);
+			if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+				return;
+			c->lingered += r > 0 ? (size_t)r : 0;
+			if (r <= 0 || c->lingered > LINGER_BYTES) {
+				conn_close(c);
+				return;
+			}
+		}
+		return;
+	}
 	if ((events & LOOP_READ) && !c->closing && !c->rd_eof && !c->paused) {
 		/* bounded reads per wake-up keep one client from starving the others */
 		for (int rounds = 0; rounds < 4; rounds++) {
@@ -535,6 +568,8 @@ static void conn_timer(loop *l, void *arg)
 	uint64_t deadline = c->last_active + s->o.idle_timeout_ms;
 	if (c->head_start && c->head_start + s->o.idle_timeout_ms < deadline)
 		deadline = c->head_start + s->o.idle_timeout_ms;
+	if (c->linger_until && c->linger_until < deadline)
+		deadline = c->linger_until;
 	if (now >= deadline) {
 		conn_close(c);
 		return;

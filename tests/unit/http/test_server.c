@@ -257,6 +257,29 @@ Test(server, body_too_large_413, .fini = stop)
 	close(fd);
 }
 
+Test(server, error_reaches_a_client_still_sending, .fini = stop)
+{
+	struct httpd_opts o = { .max_body = 100 };
+	start(&o);
+	int fd = dial();
+	/* no Expect: the client sends its whole body before reading; the 413 must not be lost
+	 * to a reset caused by closing with unread bytes */
+	sends(fd, "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n");
+	usleep(50000); /* the server has answered and half-closed by now */
+	static char body[200000];
+	memset(body, 'q', sizeof body);
+	size_t off = 0;
+	while (off < sizeof body) {
+		ssize_t w = send(fd, body + off, sizeof body - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 413") == R, "%s", R);
+	close(fd);
+}
+
 Test(server, connection_close_and_http10, .init = setup_default, .fini = stop)
 {
 	int fd = dial();

@@ -5,8 +5,9 @@
 #include <string.h>
 
 static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted"};
-static const char *const rstate_names[] = {"pending", "starting", "step", "promoting",
-					   "done", "aborting", "rolled_back"};
+static const char *const rstate_names[] = {"pending", "starting", "step", "promoting", "done",
+					   "aborting", "rolled_back", "baking", "reverted"};
+#define NRSTATES ((int)(sizeof(rstate_names) / sizeof(rstate_names[0])))
 static const char *const kind_names[] = {"deploy", "rollback"};
 
 const char *pipeline_phase_name(enum pl_phase p)
@@ -76,14 +77,22 @@ static void enter(struct pl_region *r, enum pl_rstate st, int64_t now)
 	r->since = now;
 }
 
-static void start_region(struct pl_state *s, int i, int64_t now, struct pl_actions *out)
+/* Starts region i. Returns 0 when there is nothing to do there (the version is already its
+ * stable release): the region is done at once. */
+static int start_region(struct pl_state *s, int i, int64_t now, struct pl_actions *out)
 {
 	struct pl_region *r = &s->regions[i];
+	if (!strcmp(r->stable, s->version)) {
+		enter(r, R_DONE, now);
+		act(out, PL_ACT_RECORD, i, "region_done", "%s already runs %s", r->name, s->version);
+		return 0;
+	}
 	enter(r, R_STARTING, now);
 	if (r->stable[0])
 		act(out, PL_ACT_RECORD, i, "starting", "starting %s beside stable %s", s->version, r->stable);
 	else
 		act(out, PL_ACT_RECORD, i, "starting", "starting %s (no stable release yet)", s->version);
+	return 1;
 }
 
 static void set_step(struct pl_state *s, int i, int step, int64_t now, struct pl_actions *out)
@@ -132,22 +141,21 @@ static int any_region_in(const struct pl_state *s, enum pl_rstate st)
 static void advance(struct pl_state *s, int64_t now, struct pl_actions *out)
 {
 	if (any_region_in(s, R_STARTING) || any_region_in(s, R_STEP) ||
-	    any_region_in(s, R_PROMOTING) || any_region_in(s, R_ABORTING))
+	    any_region_in(s, R_PROMOTING) || any_region_in(s, R_ABORTING) || any_region_in(s, R_BAKING))
 		return;
-	if (s->aborted || any_region_in(s, R_ROLLED_BACK)) {
+	if (s->aborted || any_region_in(s, R_ROLLED_BACK) || any_region_in(s, R_REVERTED)) {
 		int had_stable = 0;
 		for (int i = 0; i < s->nregions; i++)
-			if (s->regions[i].state == R_ROLLED_BACK && s->regions[i].stable[0])
+			if ((s->regions[i].state == R_ROLLED_BACK || s->regions[i].state == R_REVERTED) &&
+			    s->regions[i].stable[0])
 				had_stable = 1;
 		s->phase = s->preempted ? PL_PREEMPTED : had_stable ? PL_ROLLED_BACK : PL_FAILED;
 		act(out, PL_ACT_RECORD, -1, pipeline_phase_name(s->phase), "%s", s->reason);
 		return;
 	}
 	for (int i = 0; i < s->nregions; i++)
-		if (s->regions[i].state == R_PENDING) {
-			start_region(s, i, now, out);
+		if (s->regions[i].state == R_PENDING && start_region(s, i, now, out))
 			return;
-		}
 	s->phase = PL_PROMOTED;
 	act(out, PL_ACT_RECORD, -1, "done", "%s is stable in every region", s->version);
 }
@@ -216,8 +224,35 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 		}
 		return 0;
 	case R_PROMOTING:
+		if (o->old_stopped && s->cfg.bake_ms > 0 && r->stable[0] && s->kind == PL_DEPLOY) {
+			enter(r, R_BAKING, ev->now);
+			act(out, PL_ACT_RESET_WINDOW, i, "window", NULL);
+			act(out, PL_ACT_RECORD, i, "baking", "verifying %s against %s's recorded behaviour for %lld ms",
+			    s->version, r->stable, (long long)s->cfg.bake_ms);
+			return 1;
+		}
 		if (o->old_stopped) {
 			enter(r, R_DONE, ev->now);
+			act(out, PL_ACT_RECORD, i, "region_done", "%s done", r->name);
+			advance(s, ev->now, out);
+			return 1;
+		}
+		return 0;
+	case R_BAKING:
+		if (o->verdict == PL_VERDICT_FAIL) {
+			enter(r, R_REVERTED, ev->now);
+			s->aborted = 1;
+			snprintf(why, sizeof(why), "post-deployment verification failed: %s", o->verdict_msg);
+			if (!s->reason[0])
+				copy(s->reason, sizeof(s->reason), why);
+			act(out, PL_ACT_RECORD, i, "reverted", "%s; rolling back to %s", why, r->stable);
+			act(out, PL_ACT_REVERT, i, "revert", "%s", r->stable);
+			advance(s, ev->now, out);
+			return 1;
+		}
+		if (age >= s->cfg.bake_ms) {
+			enter(r, R_DONE, ev->now);
+			act(out, PL_ACT_RECORD, i, "baked", "%s", o->verdict_msg[0] ? o->verdict_msg : "no regression");
 			act(out, PL_ACT_RECORD, i, "region_done", "%s done", r->name);
 			advance(s, ev->now, out);
 			return 1;
@@ -254,10 +289,8 @@ int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actio
 				else
 					enter(&s->regions[i], R_STARTING, ev->now);
 			}
-			advance(s, ev->now, out);
-		} else {
-			start_region(s, 0, ev->now, out);
 		}
+		advance(s, ev->now, out);
 		return 1;
 	case PL_EV_OBSERVE:
 		if (ev->region < 0 || ev->region >= s->nregions)
@@ -314,6 +347,8 @@ void pipeline_desired(const struct pl_state *s, int i, struct pl_desired *d)
 	}
 	case R_PROMOTING:
 	case R_DONE:
+	case R_BAKING:
+	case R_REVERTED:
 		RUN(nv);
 		ROUTE(nv, 100);
 		break;
@@ -343,12 +378,13 @@ json_t *pipeline_to_json(const struct pl_state *s)
 							 pipeline_rstate_name(r->state), "step", r->step,
 							 "since", (json_int_t)r->since));
 	}
-	return json_pack("{s:s, s:s, s:s, s:{s:o, s:I, s:I, s:I}, s:o, s:s, s:b, s:b}", "kind",
+	return json_pack("{s:s, s:s, s:s, s:{s:o, s:I, s:I, s:I, s:I}, s:o, s:s, s:b, s:b}", "kind",
 			 pipeline_kind_name(s->kind), "phase", pipeline_phase_name(s->phase),
 			 "version", s->version, "config", "steps", steps, "step_duration_ms",
 			 (json_int_t)s->cfg.step_duration_ms, "max_step_duration_ms",
 			 (json_int_t)s->cfg.max_step_duration_ms, "start_timeout_ms",
-			 (json_int_t)s->cfg.start_timeout_ms, "regions", regions, "reason", s->reason,
+			 (json_int_t)s->cfg.start_timeout_ms, "bake_ms", (json_int_t)s->cfg.bake_ms,
+			 "regions", regions, "reason", s->reason,
 			 "aborted", s->aborted, "preempted", s->preempted);
 }
 
@@ -380,9 +416,9 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	copy(s->version, sizeof(s->version), version);
 	copy(s->reason, sizeof(s->reason), reason);
 	json_t *steps;
-	json_int_t sd, msd, st;
-	if (json_unpack(cfg, "{s:o, s:I, s:I, s:I}", "steps", &steps, "step_duration_ms", &sd,
-			"max_step_duration_ms", &msd, "start_timeout_ms", &st) ||
+	json_int_t sd, msd, st, bake = 0;
+	if (json_unpack(cfg, "{s:o, s:I, s:I, s:I, s?I}", "steps", &steps, "step_duration_ms", &sd,
+			"max_step_duration_ms", &msd, "start_timeout_ms", &st, "bake_ms", &bake) ||
 	    !json_is_array(steps) || json_array_size(steps) > PL_MAX_STEPS ||
 	    !json_is_array(regions) || json_array_size(regions) > PL_MAX_REGIONS)
 		return -1;
@@ -392,6 +428,7 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	s->cfg.step_duration_ms = sd;
 	s->cfg.max_step_duration_ms = msd;
 	s->cfg.start_timeout_ms = st;
+	s->cfg.bake_ms = bake;
 	s->nregions = (int)json_array_size(regions);
 	for (int i = 0; i < s->nregions; i++) {
 		const char *name, *stable, *state;
@@ -400,7 +437,7 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 		if (json_unpack(json_array_get(regions, (size_t)i), "{s:s, s:s, s:s, s:i, s:I}", "name",
 				&name, "stable", &stable, "state", &state, "step", &step, "since", &since))
 			return -1;
-		int rs = lookup(rstate_names, 7, state);
+		int rs = lookup(rstate_names, NRSTATES, state);
 		if (rs < 0 || step < 0 || step >= PL_MAX_STEPS)
 			return -1;
 		copy(s->regions[i].name, PL_NAME_MAX, name);

@@ -16,7 +16,10 @@
  * then the canary instances stop) -> ROLLED_BACK, and the deployment ends. Regions that were
  * already DONE stay done. A rollback runs every region at once: start the target, switch all
  * traffic when healthy, drain and stop the rest. A first release (no stable version in the
- * region) has nothing to compare with or fall back to: it is promoted once healthy.
+ * region) has nothing to compare with or fall back to: it is promoted once healthy. After a
+ * promotion with a bake window, the region BAKES: the new stable is compared with the previous
+ * release's recorded behaviour for bake_ms; a regression REVERTS it (the deployment ends
+ * rolled back and a rollback to the previous release is created in the same transaction).
  */
 #ifndef SLUICE_PIPELINE_H
 #define SLUICE_PIPELINE_H
@@ -42,6 +45,8 @@ enum pl_rstate {
 	R_DONE,
 	R_ABORTING,
 	R_ROLLED_BACK,
+	R_BAKING,   /* promoted; post-deployment verification against the previous release */
+	R_REVERTED, /* the bake found a regression: a rollback to the previous release follows */
 };
 
 struct pl_config {
@@ -50,6 +55,7 @@ struct pl_config {
 	int64_t step_duration_ms;     /* minimum time at a step */
 	int64_t max_step_duration_ms; /* no verdict by then: abort as inconclusive */
 	int64_t start_timeout_ms;     /* instances not healthy by then: abort */
+	int64_t bake_ms;              /* post-deployment verification after promotion, 0 = none */
 };
 
 struct pl_region {
@@ -105,6 +111,7 @@ enum pl_action_type {
 	PL_ACT_RECORD,        /* append an event to the deployment's history */
 	PL_ACT_SET_STABLE,    /* record `version` as the region's stable release */
 	PL_ACT_RESET_WINDOW,  /* a new verification window begins in the region (new step) */
+	PL_ACT_REVERT,        /* create a rollback of the region's env to the previous stable */
 };
 
 struct pl_action {

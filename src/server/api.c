@@ -17,6 +17,7 @@
 #include "core/manifest.h"
 #include "server/gate.h"
 #include "server/server.h"
+#include "server/verify.h"
 #include "util/doc.h"
 #include "util/sha256.h"
 
@@ -444,7 +445,7 @@ static void h_deployment_get(struct route_ctx *c, const char *ids, int events)
 	size_t i;
 	json_t *r;
 	json_array_foreach(regions, i, r) {
-		const struct window *w = executor_window(c->srv, id, (int)i);
+		const struct window *w = verify_window(c->srv, id, (int)i);
 		if (w && w->verdict[0])
 			json_object_set_new(r, "check", json_string(w->verdict));
 	}
@@ -488,7 +489,7 @@ static json_t *region_status(struct server *srv, const char *service, const char
 				json_object_set_new(dj, "step", json_integer(r->step + 1));
 				json_object_set_new(dj, "steps", json_integer(st.cfg.nsteps));
 			}
-			const struct window *w = executor_window(srv, id, ri);
+			const struct window *w = verify_window(srv, id, ri);
 			if (w && w->verdict[0])
 				json_object_set_new(dj, "check", json_string(w->verdict));
 			json_object_set_new(out, "deployment", dj);

@@ -147,6 +147,17 @@ int router_delete_route(router *r, const char *name, struct err *e)
 	snprintf(url, sizeof(url), "http://%s/v1/routes/%s", r->admin, name);
 	long status = 0;
 	json_t *out = NULL;
+	/* Only delete what exists: a route about to be created must not race its own deletion. */
+	if (!last) {
+		if (httpc_json(r->http, "GET", url, NULL, &status, &out, e))
+			return -1;
+		json_decref(out);
+		out = NULL;
+		if (status == 404) {
+			json_object_set_new(r->sent, name, json_null());
+			return 0;
+		}
+	}
 	if (httpc_json(r->http, "DELETE", url, NULL, &status, &out, e))
 		return -1;
 	json_decref(out);

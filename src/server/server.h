@@ -34,6 +34,8 @@ struct window {
 	int step;
 	int has_base;
 	struct version_window base_new, base_old; /* cumulative counters at the window's start */
+	struct version_window recorded_old;       /* the old version's last window, for the bake */
+	int has_recorded;
 	char verdict[256];                        /* latest check, for status */
 	json_t *evidence;                         /* latest check's evidence */
 };
@@ -66,8 +68,6 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 			struct err *e);
 /* Asks an active deployment to stop (traffic back to stable, canary drained and stopped). */
 int executor_abort(struct server *srv, int64_t id, const char *reason, int preempt, struct err *e);
-/* The latest check of a region, or NULL. */
-const struct window *executor_window(struct server *srv, int64_t deployment, int region);
 
 /* reconcile.c: converge instances and routes of every service/env/region. */
 void reconcile_all(struct server *srv);

@@ -36,65 +36,76 @@ struct row {
 	int want_step;
 	enum pl_phase want_phase;
 	const char *want_actions; /* space-separated kinds of PL_ACT_RECORD, "stable", "window" */
+	int64_t bake;             /* the service's bake window, ms */
 };
 
 #define OBS(...) ((struct pl_obs){__VA_ARGS__})
 
 static const struct row rows[] = {
 	{"start begins the first region", PL_DEPLOY, "v1", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 5, {0}, 0,
-	 1, R_STARTING, R_PENDING, 0, PL_ACTIVE, "started starting"},
+	 1, R_STARTING, R_PENDING, 0, PL_ACTIVE, "started starting", 0},
+	{"a region that already runs the version is done at once", PL_DEPLOY, "v2", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 5, {0}, 0,
+	 1, R_DONE, R_DONE, 0, PL_PROMOTED, "started region_done region_done done", 0},
 	{"start twice is ignored", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_START, 0, 5, {0}, 0,
-	 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, ""},
+	 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"not yet healthy waits", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
-	 OBS(.new_healthy = 1, .new_wanted = 2), 0, 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, ""},
+	 OBS(.new_healthy = 1, .new_wanted = 2), 0, 0, R_STARTING, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"healthy goes to the first step", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
-	 OBS(.new_healthy = 2, .new_wanted = 2), 0, 1, R_STEP, R_PENDING, 0, PL_ACTIVE, "healthy window step"},
+	 OBS(.new_healthy = 2, .new_wanted = 2), 0, 1, R_STEP, R_PENDING, 0, PL_ACTIVE, "healthy window step", 0},
 	{"first release is promoted once healthy", PL_DEPLOY, "", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
-	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_PENDING, 0, PL_ACTIVE, "healthy stable promoted"},
+	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_PENDING, 0, PL_ACTIVE, "healthy stable promoted", 0},
 	{"broken instances abort while starting", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
-	 OBS(.new_wanted = 2, .new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	 OBS(.new_wanted = 2, .new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
 	{"start timeout aborts", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 5000,
-	 OBS(.new_wanted = 2), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	 OBS(.new_wanted = 2), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
 	{"pass before step_duration waits", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 500,
-	 OBS(.verdict = PL_VERDICT_PASS), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"pass after step_duration advances", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 1000,
-	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_STEP, R_PENDING, 1, PL_ACTIVE, "passed window step"},
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_STEP, R_PENDING, 1, PL_ACTIVE, "passed window step", 0},
 	{"pass at the last step promotes", PL_DEPLOY, "v1", R_STEP, R_PENDING, 2, PL_EV_OBSERVE, 0, 1000,
-	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, "passed stable promoted"},
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, "passed stable promoted", 0},
 	{"fail aborts at once", PL_DEPLOY, "v1", R_STEP, R_PENDING, 1, PL_EV_OBSERVE, 0, 10,
-	 OBS(.verdict = PL_VERDICT_FAIL), 0, 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted"},
+	 OBS(.verdict = PL_VERDICT_FAIL), 0, 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted", 0},
 	{"no verdict by max_step_duration aborts", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 10000,
-	 OBS(.verdict = PL_VERDICT_NONE), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	 OBS(.verdict = PL_VERDICT_NONE), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
 	{"inconclusive waits until max_step_duration", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 9999,
-	 OBS(.verdict = PL_VERDICT_INCONCLUSIVE), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	 OBS(.verdict = PL_VERDICT_INCONCLUSIVE), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"broken instances abort during a step", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
-	 OBS(.new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted"},
+	 OBS(.new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
 	{"promoting waits for the old instances", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_OBSERVE, 0, 10,
-	 OBS(0), 0, 0, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, ""},
+	 OBS(0), 0, 0, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, "", 0},
 	{"old stopped: region done, next region starts", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_OBSERVE, 0, 10,
-	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_STARTING, 2, PL_ACTIVE, "region_done starting"},
+	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_STARTING, 2, PL_ACTIVE, "region_done starting", 0},
 	{"last region done: promoted", PL_DEPLOY, "v1", R_DONE, R_PROMOTING, 2, PL_EV_OBSERVE, 1, 10,
-	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_DONE, 2, PL_PROMOTED, "region_done done"},
+	 OBS(.old_stopped = 1), 0, 1, R_DONE, R_DONE, 2, PL_PROMOTED, "region_done done", 0},
 	{"aborting waits for the canary to stop", PL_DEPLOY, "v1", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
-	 OBS(0), 0, 0, R_ABORTING, R_PENDING, 0, PL_ACTIVE, ""},
+	 OBS(0), 0, 0, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"canary stopped: rolled back, later regions untouched", PL_DEPLOY, "v1", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
-	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back"},
+	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back", 0},
 	{"failure in a later region keeps the done one", PL_DEPLOY, "v1", R_DONE, R_ABORTING, 0, PL_EV_OBSERVE, 1, 10,
-	 OBS(.new_stopped = 1), 0, 1, R_DONE, R_ROLLED_BACK, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back"},
+	 OBS(.new_stopped = 1), 0, 1, R_DONE, R_ROLLED_BACK, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back", 0},
 	{"first release that fails ends failed", PL_DEPLOY, "", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
-	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_FAILED, "region_rolled_back failed"},
+	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_FAILED, "region_rolled_back failed", 0},
 	{"abort during a step", PL_DEPLOY, "v1", R_STEP, R_PENDING, 1, PL_EV_ABORT, 0, 10, {0}, 0,
-	 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted"},
+	 1, R_ABORTING, R_PENDING, 1, PL_ACTIVE, "aborted", 0},
 	{"pre-empt while promoting lets the promotion finish", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_ABORT, 0, 10, {0}, 1,
-	 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, ""},
+	 1, R_PROMOTING, R_PENDING, 2, PL_ACTIVE, "", 0},
 	{"pre-empt between regions ends at once", PL_DEPLOY, "v1", R_DONE, R_PENDING, 2, PL_EV_ABORT, 0, 10, {0}, 1,
-	 1, R_DONE, R_PENDING, 2, PL_PREEMPTED, "preempted"},
+	 1, R_DONE, R_PENDING, 2, PL_PREEMPTED, "preempted", 0},
 	{"events for a region out of range are ignored", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 7, 10,
-	 OBS(.verdict = PL_VERDICT_FAIL), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, ""},
+	 OBS(.verdict = PL_VERDICT_FAIL), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, "", 0},
+	{"promoted with a bake window: baking", PL_DEPLOY, "v1", R_PROMOTING, R_PENDING, 2, PL_EV_OBSERVE, 0, 10,
+	 OBS(.old_stopped = 1), 0, 1, R_BAKING, R_PENDING, 2, PL_ACTIVE, "window baking", 2000},
+	{"baking waits for the window", PL_DEPLOY, "v1", R_BAKING, R_PENDING, 2, PL_EV_OBSERVE, 0, 1999,
+	 OBS(.verdict = PL_VERDICT_PASS), 0, 0, R_BAKING, R_PENDING, 2, PL_ACTIVE, "", 2000},
+	{"baked: region done, next starts", PL_DEPLOY, "v1", R_BAKING, R_PENDING, 2, PL_EV_OBSERVE, 0, 2000,
+	 OBS(.verdict = PL_VERDICT_NONE), 0, 1, R_DONE, R_STARTING, 2, PL_ACTIVE, "baked region_done starting", 2000},
+	{"a regression while baking reverts", PL_DEPLOY, "v1", R_BAKING, R_PENDING, 2, PL_EV_OBSERVE, 0, 100,
+	 OBS(.verdict = PL_VERDICT_FAIL), 0, 1, R_REVERTED, R_PENDING, 2, PL_ROLLED_BACK, "reverted revert rolled_back", 2000},
 	{"rollback starts every region at once", PL_ROLLBACK, "v1", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 0, {0}, 0,
-	 1, R_STARTING, R_STARTING, 0, PL_ACTIVE, "started"},
+	 1, R_STARTING, R_STARTING, 0, PL_ACTIVE, "started", 0},
 	{"rollback target healthy switches all traffic", PL_ROLLBACK, "v1", R_STARTING, R_STARTING, 0, PL_EV_OBSERVE, 0, 10,
-	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_STARTING, 0, PL_ACTIVE, "healthy stable promoted"},
+	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_STARTING, 0, PL_ACTIVE, "healthy stable promoted", 0},
 };
 
 static void kinds_of(const struct pl_actions *a, char *out, size_t n)
@@ -102,7 +113,8 @@ static void kinds_of(const struct pl_actions *a, char *out, size_t n)
 	out[0] = '\0';
 	for (int i = 0; i < a->n; i++) {
 		const char *k = a->a[i].type == PL_ACT_RECORD ? a->a[i].kind
-				: a->a[i].type == PL_ACT_SET_STABLE ? "stable" : "window";
+				: a->a[i].type == PL_ACT_SET_STABLE ? "stable"
+				: a->a[i].type == PL_ACT_REVERT ? "revert" : "window";
 		if (out[0])
 			strncat(out, " ", n - strlen(out) - 1);
 		strncat(out, k, n - strlen(out) - 1);
@@ -117,6 +129,7 @@ Test(pipeline, transitions)
 		s.regions[0].state = r->r0;
 		s.regions[1].state = r->r1;
 		s.regions[0].step = s.regions[1].step = r->step;
+		s.cfg.bake_ms = r->bake;
 		struct pl_event ev = {.type = r->ev, .now = r->now, .region = r->region, .obs = r->obs,
 				      .preempt = r->preempt};
 		snprintf(ev.reason, sizeof(ev.reason), "asked");

@@ -79,15 +79,22 @@ int runtime_stop(runtime *rt, const char *service, const char *env, const char *
 void runtime_stop_all(runtime *rt);
 
 /* Does the work: reaps exits, restarts with backoff, health checks, escalates SIGTERM to
- * SIGKILL after drain_timeout_ms. Call often (every ~100 ms). */
+ * SIGKILL after drain_timeout_ms. Call often (every ~100 ms). now_ms is CLOCK_MONOTONIC in
+ * milliseconds (loop_now). The local driver reaps its children with waitid on their pids: the
+ * server must not reap with waitpid(-1) nor ignore SIGCHLD (exits would still be seen, but
+ * without their status). */
 void runtime_tick(runtime *rt, uint64_t now_ms);
 
-/* Snapshot of instances matching the filters (NULL matches all). *out is malloc'd; free it. */
+/* Snapshot of instances matching the filters (NULL matches all), sorted by service, env,
+ * region, version, index. *out is malloc'd (NULL when *n is 0); free it. An INSTANCE_STOPPED
+ * entry is returned by the first call that matches it, then forgotten. Returns 0 or -1 (out of
+ * memory). */
 int runtime_list(runtime *rt, const char *service, const char *env, const char *region,
 		 const char *version, struct instance_info **out, size_t *n);
 
 /* Appends up to max_bytes of the end of the logs of the matching instances (each line
- * prefixed with the instance id) to out. */
+ * prefixed with "[id] ", instances in id order, each given max_bytes / n) to out. Returns 0,
+ * or -1 when out's limit is reached or memory is exhausted. */
 int runtime_logs(runtime *rt, const char *service, const char *env, const char *region,
 		 size_t max_bytes, struct buf *out);
 

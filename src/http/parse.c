@@ -355,6 +355,8 @@ static ssize_t framing(struct http_head *h, const struct fields *f, const struct
 	} else
 		h->body = is_request ? HTTP_BODY_NONE : HTTP_BODY_UNTIL_CLOSE;
 	h->keep_alive = h->version_minor == 1 ? !f->conn_close : (f->conn_keep && !f->conn_close);
+	if (h->body == HTTP_BODY_UNTIL_CLOSE)
+		h->keep_alive = 0; /* the close is what ends the body */
 	h->expect_continue = is_request && h->version_minor == 1 && f->expect_continue;
 	h->upgrade = f->conn_upgrade && f->has_upgrade;
 	return 0;

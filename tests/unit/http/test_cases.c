@@ -380,3 +380,29 @@ Test(cases, valid_requests) { cr_expect_gt(run_file("valid.txt"), 30); }
 Test(cases, rejected_requests) { cr_expect_gt(run_file("reject.txt"), 30); }
 Test(cases, responses) { cr_expect_gt(run_file("response.txt"), 5); }
 Test(cases, chunked) { cr_expect_gt(run_file("chunked.txt"), 10); }
+
+Test(strerror, every_code_has_its_own_message)
+{
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		const char *m = http_strerror(codes[i].code);
+		cr_expect_str_neq(m, "unknown parser error", "%s", codes[i].name);
+		for (size_t j = 0; j < i; j++)
+			cr_expect_str_neq(m, http_strerror(codes[j].code), "%s and %s share a message",
+					  codes[i].name, codes[j].name);
+	}
+	cr_expect_str_eq(http_strerror(-99), "unknown parser error");
+}
+
+Test(head_get, case_insensitive_first_match)
+{
+	static struct http_head h;
+	struct http_limits lim = { 4096, 16, 0 };
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Dup: 1\r\nx-dup: 2\r\n\r\n";
+	cr_assert_gt(http_parse_request(raw, strlen(raw), &lim, &h), 1);
+	const struct http_header *f = http_head_get(&h, "X-DUP");
+	cr_assert_not_null(f);
+	cr_expect_eq(f->value_len, 1);
+	cr_expect_eq(f->value[0], '1');
+	cr_expect_null(http_head_get(&h, "X-Du"));
+	cr_expect_null(http_head_get(&h, "X-Dupe"));
+}

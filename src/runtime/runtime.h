@@ -100,6 +100,9 @@ int runtime_logs(runtime *rt, const char *service, const char *env, const char *
 
 /* Lowercase name of a state ("healthy"), for events, JSON and the CLI. */
 const char *runtime_state_name(enum instance_state s);
+/* Ports given to new instances (and to restarted ones whose port was taken), default
+ * 20000-26999. Returns 0 or -1 with e when the range is not within 1024-65535. */
+__attribute__((warn_unused_result)) int runtime_set_ports(runtime *rt, int lo, int hi, struct err *e);
 /* Size past which an instance's log is cut to its newest half (default 10 MiB, min 1 KiB). */
 void runtime_set_log_cap(runtime *rt, size_t bytes);
 

@@ -38,8 +38,11 @@
 
 extern char **environ;
 
+/* Instance ports: below the kernel's ephemeral range (32768+, where outgoing connections
+ * take their local ports) and below 27000, where the project's tests and demo put listeners
+ * of their own (27070, 28001-28102, 29001-29071). runtime_set_ports changes it. */
 #define PORT_LO 20000
-#define PORT_HI 29999
+#define PORT_HI 26999
 #define MAX_INSTANCES 4096           /* per runtime: a bound on memory and on tick work */
 #define MAX_COUNT 1000               /* per ensure */
 #define MAX_ARGS 256                 /* args and env vars of a spec, each */
@@ -102,6 +105,7 @@ struct runtime {
 	size_t count;
 	uint64_t now;
 	unsigned port_cursor;
+	int port_lo, port_hi;
 	size_t log_cap;
 	uint64_t next_log_check;
 };
@@ -445,9 +449,9 @@ static bool port_known(const runtime *rt, int port, const struct inst *except)
  * regions, parallel tests) rarely probe the same port between probe and the instance's bind. */
 static int port_alloc(runtime *rt, const struct inst *for_inst)
 {
-	unsigned span = PORT_HI - PORT_LO + 1;
+	unsigned span = (unsigned)(rt->port_hi - rt->port_lo + 1);
 	for (unsigned k = 0; k < span; k++) {
-		int port = PORT_LO + (int)(rt->port_cursor++ % span);
+		int port = rt->port_lo + (int)(rt->port_cursor++ % span);
 		if (!port_known(rt, port, for_inst) && port_free(port))
 			return port;
 	}
@@ -564,7 +568,7 @@ static int spawn(runtime *rt, struct inst *in)
 		in->port = port_alloc(rt, in);
 	if (in->port < 0) {
 		in->port = 0;
-		set_reason(in, "no free port in %d-%d", PORT_LO, PORT_HI);
+		set_reason(in, "no free port in %d-%d", rt->port_lo, rt->port_hi);
 		goto out;
 	}
 	while (in->spec.args[nargs])
@@ -1242,6 +1246,8 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 	}
 	rt->now = clock_ms(CLOCK_MONOTONIC);
 	rt->log_cap = LOG_CAP_DEFAULT;
+	rt->port_lo = PORT_LO;
+	rt->port_hi = PORT_HI;
 	rt->port_cursor = (unsigned)getpid() * 2654435761u + (unsigned)clock_ms(CLOCK_REALTIME);
 	DIR *d = opendir(dir);
 	if (!d) {
@@ -1273,6 +1279,15 @@ void runtime_close(runtime *rt)
 	free(rt->dir);
 	free(rt->real_dir);
 	free(rt);
+}
+
+int runtime_set_ports(runtime *rt, int lo, int hi, struct err *e)
+{
+	if (lo < 1024 || hi > 65535 || lo > hi)
+		return err_set(e, "instance port range %d-%d must lie within 1024-65535, low end first", lo, hi);
+	rt->port_lo = lo;
+	rt->port_hi = hi;
+	return 0;
 }
 
 void runtime_set_log_cap(runtime *rt, size_t bytes)

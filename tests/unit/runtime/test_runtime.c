@@ -250,7 +250,7 @@ Test(runtime, instances_become_healthy_on_distinct_ports_and_ensure_is_idempoten
 		cr_assert_eq(a[i].index, i);
 		cr_assert_gt(a[i].pid, 0);
 		cr_assert_eq(getsid(a[i].pid), a[i].pid, "instance is not in its own session");
-		cr_assert_geq(a[i].port, 20000);
+		cr_assert(a[i].port >= 20000 && a[i].port <= 26999, "port %d", a[i].port);
 		char addr[64];
 		snprintf(addr, sizeof addr, "127.0.0.1:%d", a[i].port);
 		cr_assert_str_eq(a[i].addr, addr);
@@ -780,4 +780,26 @@ Test(runtime, unreadable_state_files_are_skipped)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, 5000));
+}
+
+Test(runtime, port_range_is_respected_and_exhaustion_reported)
+{
+	struct err e;
+	cr_assert_eq(runtime_set_ports(rt, 80, 90, &e), -1);
+	cr_assert(strstr(e.msg, "1024-65535"), "%s", e.msg);
+	cr_assert_eq(runtime_set_ports(rt, 2000, 1999, &e), -1);
+	int lo = 21000 + (int)(getpid() % 5000);
+	cr_assert_eq(runtime_set_ports(rt, lo, lo + 2, &e), 0, "%s", e.msg);
+	struct instance_spec s = spec_of("v1", NULL);
+	ensure(&s, 4);
+	struct instance_info a[8];
+	cr_assert_eq(list_of("v1", a, 8), 4);
+	for (int i = 0; i < 3; i++)
+		cr_assert(a[i].port >= lo && a[i].port <= lo + 2 && a[i].pid > 0, "instance %d: port %d pid %d", i,
+			  a[i].port, a[i].pid);
+	cr_assert_eq(a[3].state, INSTANCE_BACKOFF);
+	cr_assert_eq(a[3].pid, 0);
+	char want[64];
+	snprintf(want, sizeof want, "no free port in %d-%d", lo, lo + 2);
+	cr_assert_str_eq(a[3].reason, want);
 }

@@ -93,8 +93,9 @@ int runtime_list(runtime *rt, const char *service, const char *env, const char *
 		 const char *version, struct instance_info **out, size_t *n);
 
 /* Appends up to max_bytes of the end of the logs of the matching instances (each line
- * prefixed with "[id] ", instances in id order, each given max_bytes / n) to out. Returns 0,
- * or -1 when out's limit is reached or memory is exhausted. */
+ * prefixed with "[id] ", instances in id order, each given max_bytes / n) to out, after those
+ * of up to 8 recently stopped matching instances (prefixed "[id stopped] "). Returns 0, or -1
+ * when out's limit is reached or memory is exhausted. */
 int runtime_logs(runtime *rt, const char *service, const char *env, const char *region,
 		 size_t max_bytes, struct buf *out);
 

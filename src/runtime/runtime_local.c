@@ -1568,19 +1568,90 @@ static int tail_one(const char *path, const char *id, size_t budget, struct buf 
 	return rc;
 }
 
+/* Whether a kept log's name "service.env.region.version.index.log" matches the filters.
+ * Service, env and region names contain no dots (manifest names are [a-z0-9-]). */
+static bool kept_matches(const char *name, const char *service, const char *env, const char *region)
+{
+	const char *f[3] = {service, env, region}, *p = name;
+	for (int i = 0; i < 3; i++) {
+		const char *dot = strchr(p, '.');
+		if (!dot)
+			return false;
+		if (f[i] && (strlen(f[i]) != (size_t)(dot - p) || strncmp(p, f[i], (size_t)(dot - p)) != 0))
+			return false;
+		p = dot + 1;
+	}
+	size_t n = strlen(name);
+	return n > 4 && !strcmp(name + n - 4, ".log");
+}
+
+static bool id_is_live(const runtime *rt, const char *name)
+{
+	for (const struct inst *in = rt->list; in; in = in->next)
+		if (!in->gone && strlen(in->id) + 4 == strlen(name) && !strncmp(in->id, name, strlen(in->id)))
+			return true;
+	return false;
+}
+
+/* The newest KEPT_SHOWN logs of stopped instances that match, oldest first, so that the output
+ * tells why a rolled-back release failed even after its instances stopped. */
+#define KEPT_SHOWN 8
+static size_t kept_select(runtime *rt, const char *service, const char *env, const char *region,
+			  struct kept *out)
+{
+	char logs[4096];
+	snprintf(logs, sizeof logs, "%s/logs", rt->dir);
+	DIR *d = opendir(logs);
+	if (!d)
+		return 0;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof out->name ||
+		    !kept_matches(de->d_name, service, env, region) || id_is_live(rt, de->d_name) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		size_t at = n;
+		if (n == KEPT_SHOWN) { /* full: replace the oldest if this one is newer */
+			at = 0;
+			for (size_t i = 1; i < n; i++)
+				if (out[i].mtime < out[at].mtime)
+					at = i;
+			if (out[at].mtime >= st.st_mtime)
+				continue;
+		} else {
+			n++;
+		}
+		strcpy(out[at].name, de->d_name);
+		out[at].mtime = st.st_mtime;
+	}
+	closedir(d);
+	qsort(out, n, sizeof *out, cmp_kept);
+	return n;
+}
+
 int runtime_logs(runtime *rt, const char *service, const char *env, const char *region, size_t max_bytes,
 		 struct buf *out)
 {
 	struct inst *sel[MAX_INSTANCES];
+	struct kept kept[KEPT_SHOWN];
 	size_t k = 0;
 	for (struct inst *in = rt->list; in && k < MAX_INSTANCES; in = in->next)
 		if (!in->gone && match(service, in->service) && match(env, in->env) && match(region, in->region))
 			sel[k++] = in;
-	if (!k)
+	size_t nk = kept_select(rt, service, env, region, kept);
+	if (!k && !nk)
 		return 0;
 	qsort(sel, k, sizeof *sel, cmp_inst);
-	size_t budget = max_bytes / k;
-	char p[4096];
+	size_t budget = max_bytes / (k + nk);
+	char p[4096], label[160];
+	for (size_t i = 0; i < nk; i++) {
+		int r = snprintf(p, sizeof p, "%s/logs/%s", rt->dir, kept[i].name);
+		snprintf(label, sizeof label, "%.*s stopped", (int)strlen(kept[i].name) - 4, kept[i].name);
+		if (r > 0 && (size_t)r < sizeof p && tail_one(p, label, budget, out) != 0)
+			return -1;
+	}
 	for (size_t i = 0; i < k; i++)
 		if (path_of(rt, sel[i], "log", p, sizeof p) == 0 && tail_one(p, sel[i]->id, budget, out) != 0)
 			return -1;

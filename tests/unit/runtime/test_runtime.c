@@ -399,6 +399,18 @@ Test(runtime, stop_sends_term_then_kill_to_the_group_and_keeps_the_log)
 	}
 	fclose(f);
 	cr_assert(term && killed);
+
+	/* runtime_logs still shows the stopped instances' last lines, marked as such. */
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	cr_assert_eq(runtime_logs(rt, "svc", "test", "r1", 1 << 16, &out), 0);
+	snprintf(line, sizeof line, "[%s stopped] --- sluice ", b[0].id);
+	cr_assert(strstr(out.data, line), "%s", out.data);
+	cr_assert(strstr(out.data, "drain deadline passed: SIGKILL sent\n"), "%s", out.data);
+	buf_reset(&out);
+	cr_assert_eq(runtime_logs(rt, "svc", "other-env", NULL, 1 << 16, &out), 0);
+	cr_assert_eq(out.len, 0);
+	buf_release(&out);
 }
 
 Test(runtime, reopen_adopts_running_instances_without_duplicates)

@@ -152,4 +152,7 @@ print("%-8s %12s %10s %10s %10s %10s" % ("proxy", "requests/s", "p50 us", "p99 u
 for n in ("sluice", "nginx", "haproxy"):
     r = med[n]
     print("%-8s %12.0f %10.0f %10.0f %10.2f %10.2f" % (n, r[0], r[1], r[2], r[0] / ng[0], r[2] / ng[2]))
+print("medians of %d rounds; per round (requests/s, p99 us):" % len(rows["nginx"]))
+for n in ("sluice", "nginx", "haproxy"):
+    print("  %-8s %s" % (n, "  ".join("%.0f/%.0f" % (x[0], x[2]) for x in rows[n])))
 PY

@@ -26,12 +26,15 @@ enum ftype {
 	F_NAMES,    /* list of distinct names */
 	F_STEPS,    /* strictly increasing percentages ending at 100 */
 	F_REGIONS,  /* list of region mappings with distinct names and listener offsets */
+	F_WAVES,    /* list of non-empty lists of region names, each name once */
+	F_SMOKE,    /* list of smoke-check mappings (smoke_fields) */
 };
 
 struct field {
 	const char *key; /* as written in YAML; NULL ends a table */
 	enum ftype type;
 	int required;
+	int nullable; /* the normalized form may hold null (then the default is "null") */
 	const char *def; /* default as JSON text (durations in ms); NULL: required, object or special */
 	long long min, max;
 	double dmin, dmax;
@@ -344,6 +347,12 @@ static const char *const strategies[] = {"canary", "rolling", "blue-green", NULL
 static const char *const methods[] = {"threshold", "sequential", NULL};
 static const char *const kind_env[] = {"Environment", NULL};
 static const char *const kind_svc[] = {"Service", NULL};
+static const char *const region_failures[] = {"halt", "continue", NULL};
+static const char *const concurrencies[] = {"queue", "supersede", NULL};
+static const char *const smoke_methods[] = {"GET", "HEAD", "POST", NULL};
+
+/* Smoke checks run one after the other before traffic moves: a few are plenty. */
+#define SMOKE_MAX 32
 
 #define NAME_WHAT                                                                                  \
 	"a name of lowercase letters, digits and '-' (1..63 characters, starting and ending with "  \
@@ -362,6 +371,22 @@ static const struct field policy_fields[] = {
 	{.key = "allow_unknown_consumers", .type = F_BOOL, .def = "false"},
 	{.key = "wave_bake", .type = F_DURATION, .def = "0", .min = 0,
 	 .max = (long long)MANIFEST_MAX_DURATION_MS},
+	{.key = "on_region_failure", .type = F_ENUM, .def = "\"halt\"", .choices = region_failures},
+	{.key = "region_retries", .type = F_INT, .def = "2", .min = 0, .max = 10},
+	/* Doubling from at most 5m over at most 10 retries still ends within days, not years. */
+	{.key = "retry_backoff", .type = F_DURATION, .def = "2000", .min = 0, .max = 300000},
+	{0},
+};
+
+static const struct field promotion_fields[] = {
+	/* Whether that environment exists is for the server, which sees every manifest. */
+	{.key = "from", .type = F_NAME, .nullable = 1, .def = "null", .what = NAME_WHAT},
+	{0},
+};
+
+static const struct field stage_fields[] = {
+	{.key = "side_by_side", .type = F_DURATION, .def = "20000", .min = 1000, .max = 3600000},
+	{.key = "traffic_rate", .type = F_INT, .def = "50", .min = 1, .max = 10000},
 	{0},
 };
 
@@ -370,7 +395,12 @@ static const struct field env_fields[] = {
 	{.key = "name", .type = F_NAME, .required = 1, .what = NAME_WHAT},
 	{.key = "regions", .type = F_REGIONS, .required = 1,
 	 .what = "a list of regions (at least one)"},
+	/* Default (one wave per region, in order) is filled by check_env_rules, which sees regions;
+	 * "null" only holds the key's place so that keys stay in table order. */
+	{.key = "waves", .type = F_WAVES, .def = "null"},
 	{.key = "policy", .type = F_OBJECT, .sub = policy_fields},
+	{.key = "promotion", .type = F_OBJECT, .sub = promotion_fields},
+	{.key = "stage", .type = F_OBJECT, .sub = stage_fields},
 	{0},
 };
 
@@ -396,6 +426,27 @@ static const struct field strategy_fields[] = {
 	{.key = "step_duration", .type = F_DURATION, .def = "10000", .min = 0, .max = 86400000},
 	{.key = "max_step_duration", .type = F_DURATION, .def = "300000", .min = 1,
 	 .max = (long long)MANIFEST_MAX_DURATION_MS},
+	/* max_surge >= 1 keeps max_surge + max_unavailable >= 1: a rollout always makes progress. */
+	{.key = "max_surge", .type = F_INT, .def = "1", .min = 1, .max = 64},
+	{.key = "max_unavailable", .type = F_INT, .def = "0", .min = 0, .max = 64},
+	{.key = "keep_old", .type = F_DURATION, .def = "30000", .min = 0, .max = 86400000},
+	{0},
+};
+
+static const struct field smoke_fields[] = {
+	{.key = "path", .type = F_STRING, .required = 1, .check = http_path_ok,
+	 .what = "an HTTP path starting with '/' (no spaces)"},
+	{.key = "method", .type = F_ENUM, .def = "\"GET\"", .choices = smoke_methods},
+	{.key = "status", .type = F_INT, .def = "200", .min = 100, .max = 599,
+	 .what = "an HTTP status 100..599"},
+	{.key = "body_contains", .type = F_STRING, .nullable = 1, .def = "null",
+	 .what = "a non-empty string"},
+	{.key = "timeout", .type = F_DURATION, .def = "1000", .min = 10, .max = 60000},
+	{0},
+};
+
+static const struct field svc_policy_fields[] = {
+	{.key = "concurrency", .type = F_ENUM, .def = "\"queue\"", .choices = concurrencies},
 	{0},
 };
 
@@ -425,6 +476,8 @@ static const struct field svc_fields[] = {
 	{.key = "analysis", .type = F_OBJECT, .sub = analysis_fields},
 	{.key = "bake", .type = F_DURATION, .def = "0", .min = 0,
 	 .max = (long long)MANIFEST_MAX_DURATION_MS},
+	{.key = "policy", .type = F_OBJECT, .sub = svc_policy_fields},
+	{.key = "smoke", .type = F_SMOKE, .def = "[]"},
 	{0},
 };
 
@@ -763,11 +816,95 @@ static int check_regions(const struct vctx *c, struct at a, const char *path, co
 	return 0;
 }
 
+/* Shape only: a non-empty list of non-empty lists of names, no name twice. That the names are
+ * exactly the environment's regions is for check_env_rules, which sees both keys. */
+static int check_waves(const struct vctx *c, struct at a, const char *path, const json_t *v,
+		       json_t **out)
+{
+	char got[64], ep[PATH_MAX_LEN], np[PATH_MAX_LEN];
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return fail(c, at_pos(c, a), path,
+			    "expected a list of waves, each a list of region names, got %s", GOT(v));
+	if (json_array_size(v) > MANIFEST_MAX_REGIONS)
+		return fail(c, at_pos(c, a), path, "at most %d waves, got %zu", MANIFEST_MAX_REGIONS,
+			    json_array_size(v));
+	json_t *res = json_array();
+	size_t i;
+	json_t *w;
+	json_array_foreach(v, i, w) {
+		join_index(ep, path, i);
+		json_t *names = NULL;
+		if (!json_is_array(w) || json_array_size(w) == 0 ||
+		    json_array_size(w) > MANIFEST_MAX_REGIONS) {
+			json_decref(res);
+			return fail(c, at_pos(c, at_index(v, i)), ep,
+				    "expected a list of 1..%d region names, got %s",
+				    MANIFEST_MAX_REGIONS, GOT(w));
+		}
+		if (check_string_list(c, ep, w, MANIFEST_MAX_REGIONS, 1, &names)) {
+			json_decref(res);
+			return -1;
+		}
+		for (size_t j = 0; j < json_array_size(names); j++) {
+			const char *name = json_string_value(json_array_get(names, j));
+			for (size_t k = 0; k < i; k++) {
+				const json_t *ow = json_array_get(res, k);
+				for (size_t l = 0; l < json_array_size(ow); l++)
+					if (!strcmp(json_string_value(json_array_get(ow, l)), name)) {
+						json_decref(names);
+						json_decref(res);
+						join_index(np, ep, j);
+						return fail(c, at_pos(c, at_index(w, j)), np,
+							    "region \"%s\" is already in %s[%zu] (each "
+							    "region belongs to exactly one wave)",
+							    name, path, k);
+					}
+			}
+		}
+		json_array_append_new(res, names);
+	}
+	*out = res;
+	return 0;
+}
+
+static int check_smoke(const struct vctx *c, struct at a, const char *path, const json_t *v,
+		       json_t **out)
+{
+	char got[64], ep[PATH_MAX_LEN];
+	if (!json_is_array(v))
+		return fail(c, at_pos(c, a), path,
+			    "expected a list of checks (mappings with at least a path), got %s",
+			    GOT(v));
+	if (json_array_size(v) > SMOKE_MAX)
+		return fail(c, at_pos(c, a), path, "at most %d checks, got %zu", SMOKE_MAX,
+			    json_array_size(v));
+	json_t *res = json_array();
+	size_t i;
+	json_t *el;
+	json_array_foreach(v, i, el) {
+		join_index(ep, path, i);
+		json_t *r = NULL;
+		if (check_object(c, at_index(v, i), ep, smoke_fields, el, &r)) {
+			json_decref(res);
+			return -1;
+		}
+		json_array_append_new(res, r);
+	}
+	*out = res;
+	return 0;
+}
+
 static int check_value(const struct vctx *c, struct at a, const char *path, const struct field *f,
 		       const json_t *v, json_t **out)
 {
 	char got[64];
 	struct doc_pos p = at_pos(c, a);
+	/* Only the stored form spells a nullable default out: in YAML an explicit null is an error
+	 * as everywhere else (leave the key out instead). */
+	if (f->nullable && !c->d && json_is_null(v)) {
+		*out = json_null();
+		return 0;
+	}
 	switch (f->type) {
 	case F_NAME:
 		if (!json_is_string(v) || !manifest_name_ok(json_string_value(v)) ||
@@ -828,6 +965,10 @@ static int check_value(const struct vctx *c, struct at a, const char *path, cons
 		return check_steps(c, a, path, v, out);
 	case F_REGIONS:
 		return check_regions(c, a, path, v, out);
+	case F_WAVES:
+		return check_waves(c, a, path, v, out);
+	case F_SMOKE:
+		return check_smoke(c, a, path, v, out);
 	}
 	return fail(c, p, path, "internal error: unknown field type");
 }
@@ -862,6 +1003,17 @@ static int check_service_rules(const struct vctx *c, const json_t *src, const js
 		if (strcmp(type, "canary") && json_object_get(sst, "steps"))
 			return fail(c, doc_key_pos(c->d, sst, "steps"), "strategy.steps",
 				    "only used with type: canary (type is %s)", type);
+		static const struct {
+			const char *key, *type;
+		} only[] = {{"max_surge", "rolling"},
+			    {"max_unavailable", "rolling"},
+			    {"keep_old", "blue-green"}};
+		for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++)
+			if (strcmp(type, only[i].type) && json_object_get(sst, only[i].key)) {
+				snprintf(path, sizeof(path), "strategy.%s", only[i].key);
+				return fail(c, doc_key_pos(c->d, sst, only[i].key), path,
+					    "only used with type: %s (type is %s)", only[i].type, type);
+			}
 		const json_t *san = json_object_get(src, "analysis");
 		static const char *const seq_only[] = {"alpha", "tolerance"};
 		for (size_t i = 0; i < 2; i++)
@@ -883,6 +1035,19 @@ static int check_service_rules(const struct vctx *c, const json_t *src, const js
 			    fmt_duration((uint64_t)msd, b1, sizeof(b1)),
 			    fmt_duration((uint64_t)sd, b2, sizeof(b2)));
 	}
+	const json_t *smoke = json_object_get(m, "smoke");
+	for (size_t i = 0; i < json_array_size(smoke); i++) {
+		const json_t *ck = json_array_get(smoke, i);
+		/* A HEAD answer has no body: the matcher could never pass. */
+		if (!strcmp(json_string_value(json_object_get(ck, "method")), "HEAD") &&
+		    json_is_string(json_object_get(ck, "body_contains"))) {
+			snprintf(path, sizeof(path), "smoke[%zu].body_contains", i);
+			const json_t *sck = c->d ? json_array_get(json_object_get(src, "smoke"), i) : NULL;
+			return fail(c, c->d ? doc_value_pos(c->d, sck, "body_contains")
+					    : (struct doc_pos){0, 0},
+				    path, "a HEAD response has no body (use method: GET)");
+		}
+	}
 	const char *name = json_string_value(json_object_get(m, "name"));
 	const json_t *deps = json_object_get(m, "depends_on");
 	for (size_t i = 0; i < json_array_size(deps); i++)
@@ -893,6 +1058,69 @@ static int check_service_rules(const struct vctx *c, const json_t *src, const js
 					 : (struct doc_pos){0, 0},
 				    path, "a service cannot depend on itself");
 		}
+	return 0;
+}
+
+/* Waves against regions, the default waves, and promotion.from; m is the normalized result
+ * (its placeholder waves replaced here), src the input. */
+static int check_env_rules(const struct vctx *c, const json_t *src, json_t *m)
+{
+	char path[PATH_MAX_LEN], list[256];
+	const json_t *regions = json_object_get(m, "regions");
+	const json_t *waves = json_object_get(m, "waves");
+	const char *name = json_string_value(json_object_get(m, "name"));
+	size_t nr = json_array_size(regions), o = 0;
+	list[0] = '\0';
+	for (size_t r = 0; r < nr && o < sizeof(list); r++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", r ? ", " : "",
+				      json_string_value(json_object_get(json_array_get(regions, r),
+									"name")));
+	if (json_is_null(waves)) {
+		/* Default: one wave per region, in region order. */
+		json_t *def = json_array();
+		for (size_t r = 0; r < nr; r++)
+			json_array_append_new(def, json_pack("[O]", json_object_get(
+									 json_array_get(regions, r), "name")));
+		json_object_set_new(m, "waves", def);
+	} else {
+		const json_t *swaves = c->d ? json_object_get(src, "waves") : NULL;
+		for (size_t i = 0; i < json_array_size(waves); i++) {
+			const json_t *w = json_array_get(waves, i);
+			for (size_t j = 0; j < json_array_size(w); j++) {
+				const char *rn = json_string_value(json_array_get(w, j));
+				size_t r = 0;
+				while (r < nr && strcmp(rn, json_string_value(json_object_get(
+								   json_array_get(regions, r), "name"))))
+					r++;
+				if (r < nr)
+					continue;
+				snprintf(path, sizeof(path), "waves[%zu][%zu]", i, j);
+				return fail(c, c->d ? doc_index_pos(c->d, json_array_get(swaves, i), j)
+						    : (struct doc_pos){0, 0},
+					    path, "unknown region \"%s\" (the regions are %s)", rn, list);
+			}
+		}
+		for (size_t r = 0; r < nr; r++) {
+			const char *rn = json_string_value(json_object_get(json_array_get(regions, r),
+									    "name"));
+			int found = 0;
+			for (size_t i = 0; i < json_array_size(waves) && !found; i++) {
+				const json_t *w = json_array_get(waves, i);
+				for (size_t j = 0; j < json_array_size(w) && !found; j++)
+					found = !strcmp(rn, json_string_value(json_array_get(w, j)));
+			}
+			if (!found)
+				return fail(c, c->d ? doc_value_pos(c->d, src, "waves")
+						    : (struct doc_pos){0, 0},
+					    "waves", "region \"%s\" is in no wave (every region must be in "
+					    "exactly one)", rn);
+		}
+	}
+	const char *from = json_string_value(json_object_get(json_object_get(m, "promotion"), "from"));
+	if (from && !strcmp(from, name))
+		return fail(c, pos_of(c, src, "promotion", "from"), "promotion.from",
+			    "an environment cannot be promoted from itself (name the environment "
+			    "before this one)");
 	return 0;
 }
 
@@ -918,6 +1146,10 @@ static int check_manifest(const struct vctx *c, const json_t *m, struct at a, js
 	if (check_object(c, a, "", svc ? svc_fields : env_fields, m, &res))
 		return -1;
 	if (svc && check_service_rules(c, m, res)) {
+		json_decref(res);
+		return -1;
+	}
+	if (!svc && check_env_rules(c, m, res)) {
 		json_decref(res);
 		return -1;
 	}

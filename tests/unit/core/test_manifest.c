@@ -158,11 +158,11 @@ Test(manifest, service_defaults_are_filled)
 		"\"health\":{\"path\":\"/healthz\",\"interval_ms\":1000,\"timeout_ms\":1000},"
 		"\"instances\":1,\"drain_timeout_ms\":10000,"
 		"\"strategy\":{\"type\":\"canary\",\"steps\":[10,50,100],\"step_duration_ms\":10000,"
-		"\"max_step_duration_ms\":300000},"
+		"\"max_step_duration_ms\":300000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":30000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.05,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
 		"\"method\":\"threshold\",\"alpha\":0.05,\"tolerance\":0.2},"
-		"\"bake_ms\":0}");
+		"\"bake_ms\":0,\"policy\":{\"concurrency\":\"queue\"},\"smoke\":[]}");
 	free(s);
 }
 
@@ -174,9 +174,12 @@ Test(manifest, service_values_are_normalized)
 				"depends_on: [profile, metadata]\n"
 				"health: {path: /ready, interval: 1m30s, timeout: 250}\n"
 				"instances: 3\ndrain_timeout: 0s\n"
-				"strategy: {type: blue-green, step_duration: 1h, max_step_duration: 2h}\n"
+				"strategy: {type: blue-green, step_duration: 1h, max_step_duration: 2h,\n"
+				"  keep_old: 1m}\n"
 				"analysis: {max_error_rate: 0, method: sequential, alpha: 0.01, tolerance: 1}\n"
-				"bake: 1m\n");
+				"bake: 1m\npolicy: {concurrency: supersede}\n"
+				"smoke:\n  - path: /items/1\n    body_contains: id\n"
+				"  - {path: /healthz, method: HEAD, status: 204, timeout: 250ms}\n");
 	cr_expect_str_eq(
 		s,
 		"{\"kind\":\"Service\",\"name\":\"web\",\"listen_port\":80,"
@@ -186,11 +189,15 @@ Test(manifest, service_values_are_normalized)
 		"\"health\":{\"path\":\"/ready\",\"interval_ms\":90000,\"timeout_ms\":250},"
 		"\"instances\":3,\"drain_timeout_ms\":0,"
 		"\"strategy\":{\"type\":\"blue-green\",\"steps\":[10,50,100],\"step_duration_ms\":3600000,"
-		"\"max_step_duration_ms\":7200000},"
+		"\"max_step_duration_ms\":7200000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":60000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.0,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
 		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0},"
-		"\"bake_ms\":60000}");
+		"\"bake_ms\":60000,\"policy\":{\"concurrency\":\"supersede\"},"
+		"\"smoke\":[{\"path\":\"/items/1\",\"method\":\"GET\",\"status\":200,"
+		"\"body_contains\":\"id\",\"timeout_ms\":1000},"
+		"{\"path\":\"/healthz\",\"method\":\"HEAD\",\"status\":204,\"body_contains\":null,"
+		"\"timeout_ms\":250}]}");
 	free(s);
 }
 
@@ -205,8 +212,99 @@ Test(manifest, environment_ports_are_resolved)
 		"{\"name\":\"us-east\",\"runtime\":\"local\",\"port_offset\":0},"
 		"{\"name\":\"eu-west\",\"runtime\":\"local\",\"port_offset\":100},"
 		"{\"name\":\"ap-south\",\"runtime\":\"local\",\"port_offset\":7}],"
-		"\"policy\":{\"allow_unknown_consumers\":false,\"wave_bake_ms\":30000}}");
+		"\"waves\":[[\"us-east\"],[\"eu-west\"],[\"ap-south\"]],"
+		"\"policy\":{\"allow_unknown_consumers\":false,\"wave_bake_ms\":30000,"
+		"\"on_region_failure\":\"halt\",\"region_retries\":2,\"retry_backoff_ms\":2000},"
+		"\"promotion\":{\"from\":null},"
+		"\"stage\":{\"side_by_side_ms\":20000,\"traffic_rate\":50}}");
 	free(s);
+}
+
+/* ---- waves, promotion, stage (issue 6) ---- */
+
+Test(manifest, environment_waves_promotion_stage)
+{
+	char *s = normalize_one("kind: Environment\nname: production\n"
+				"regions: [{name: us-east}, {name: eu-west}, {name: ap-south}]\n"
+				"waves:\n  - [us-east]\n  - [eu-west, ap-south]\n"
+				"promotion: {from: preprod}\n"
+				"policy: {on_region_failure: continue, region_retries: 0, retry_backoff: 500ms}\n"
+				"stage: {side_by_side: 4s, traffic_rate: 200}\n");
+	cr_expect_str_eq(
+		s,
+		"{\"kind\":\"Environment\",\"name\":\"production\",\"regions\":["
+		"{\"name\":\"us-east\",\"runtime\":\"local\",\"port_offset\":0},"
+		"{\"name\":\"eu-west\",\"runtime\":\"local\",\"port_offset\":100},"
+		"{\"name\":\"ap-south\",\"runtime\":\"local\",\"port_offset\":200}],"
+		"\"waves\":[[\"us-east\"],[\"eu-west\",\"ap-south\"]],"
+		"\"policy\":{\"allow_unknown_consumers\":false,\"wave_bake_ms\":0,"
+		"\"on_region_failure\":\"continue\",\"region_retries\":0,\"retry_backoff_ms\":500},"
+		"\"promotion\":{\"from\":\"preprod\"},"
+		"\"stage\":{\"side_by_side_ms\":4000,\"traffic_rate\":200}}");
+	free(s);
+}
+
+/* The stored form: null is accepted where it is the default (promotion.from, body_contains),
+ * nowhere else; waves are re-checked against the regions. */
+Test(manifest, normalized_waves_and_nulls)
+{
+	const char *y = "kind: Environment\nname: prod\nregions: [{name: a}, {name: b}]\n---\n"
+			"kind: Service\nname: web\nlisten_port: 80\nsmoke: [{path: /}]\n";
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("n.yaml", y, &out, &e), 0, "%s", e.msg);
+	json_t *env = json_array_get(out, 0), *svc = json_array_get(out, 1);
+	cr_expect(json_is_null(json_object_get(json_object_get(env, "promotion"), "from")));
+	cr_expect(json_is_null(json_object_get(json_array_get(json_object_get(svc, "smoke"), 0),
+					       "body_contains")));
+	cr_expect_eq(manifest_check_normalized(env, &e), 0, "%s", e.msg);
+	cr_expect_eq(manifest_check_normalized(svc, &e), 0, "%s", e.msg);
+
+	json_t *c = json_deep_copy(env);
+	json_object_set_new(c, "waves", json_null());
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Environment 'prod': waves: expected a list of waves, each a list of "
+				"region names, got null (nothing)");
+	json_decref(c);
+
+	c = json_deep_copy(env);
+	json_object_set_new(c, "waves", json_pack("[[s]]", "a"));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Environment 'prod': waves: region \"b\" is in no wave (every region "
+				"must be in exactly one)");
+	json_decref(c);
+
+	c = json_deep_copy(env);
+	json_object_del(c, "waves");
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Environment 'prod': missing key \"waves\" (a normalized manifest has "
+				"every key)");
+	json_decref(c);
+
+	c = json_deep_copy(env);
+	json_object_set_new(json_object_get(c, "promotion"), "from", json_string("prod"));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Environment 'prod': promotion.from: an environment cannot be "
+				"promoted from itself (name the environment before this one)");
+	json_decref(c);
+
+	c = json_deep_copy(svc);
+	json_object_set_new(json_object_get(c, "policy"), "concurrency", json_null());
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'web': policy.concurrency: expected one of queue, supersede, "
+				"got null (nothing)");
+	json_decref(c);
+
+	c = json_deep_copy(svc);
+	json_t *ck = json_array_get(json_object_get(c, "smoke"), 0);
+	json_object_set_new(ck, "method", json_string("HEAD"));
+	json_object_set_new(ck, "body_contains", json_string("x"));
+	cr_expect_eq(manifest_check_normalized(c, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'web': smoke[0].body_contains: a HEAD response has no body "
+				"(use method: GET)");
+	json_decref(c);
+
+	json_decref(out);
 }
 
 Test(manifest, normalized_is_a_fixed_point)
@@ -262,7 +360,7 @@ Test(manifest, normalized_errors)
 	cr_expect_eq(manifest_check_normalized(c, &e), -1);
 	cr_expect_str_eq(e.msg, "Service 'metadata': bake: unknown key, expected one of: kind, name, "
 				"listen_port, run, depends_on, health, instances, drain_timeout, "
-				"strategy, analysis, bake");
+				"strategy, analysis, bake, policy, smoke");
 	json_decref(c);
 
 	c = json_deep_copy(m);
@@ -298,7 +396,7 @@ static const struct {
 	{SVC "instancse: 2\n", "s.yaml:4:1: instancse: unknown key (did you mean \"instances\"?)"},
 	{SVC "colour: red\n",
 	 "s.yaml:4:1: colour: unknown key, expected one of: kind, name, listen_port, run, depends_on, "
-	 "health, instances, drain_timeout, strategy, analysis, bake"},
+	 "health, instances, drain_timeout, strategy, analysis, bake, policy, smoke"},
 	{SVC "strategy:\n  stpes: [10, 100]\n",
 	 "s.yaml:5:3: strategy.stpes: unknown key (did you mean \"steps\"?)"},
 	{SVC "strategy:\n  step_duration_ms: 100\n",
@@ -416,6 +514,82 @@ static const struct {
 	{ENV "regions:\n  - port_offset: 5\n",
 	 "s.yaml:4:5: regions[0]: missing required key \"name\" (expected a name of lowercase letters, "
 	 "digits and '-' (1..63 characters, starting and ending with a letter or digit))"},
+	/* waves, promotion, stage, region retry policy (issue 6) */
+	{ENV "regions: [{name: us-east}, {name: eu-west}]\nwaves: [[us-east], [eu-west, ap-south]]\n",
+	 "s.yaml:4:30: waves[1][1]: unknown region \"ap-south\" (the regions are us-east, eu-west)"},
+	{ENV "regions: [{name: us-east}, {name: eu-west}]\nwaves: [[us-east]]\n",
+	 "s.yaml:4:8: waves: region \"eu-west\" is in no wave (every region must be in exactly one)"},
+	{ENV "regions: [{name: us-east}, {name: eu-west}]\nwaves: [[us-east], [eu-west, us-east]]\n",
+	 "s.yaml:4:30: waves[1][1]: region \"us-east\" is already in waves[0] (each region belongs to exactly one wave)"},
+	{ENV "regions: [{name: us-east}]\nwaves: [[us-east, us-east]]\n",
+	 "s.yaml:4:19: waves[0][1]: \"us-east\" is listed twice"},
+	{ENV "regions: [{name: us-east}]\nwaves: [us-east]\n",
+	 "s.yaml:4:9: waves[0]: expected a list of 1..64 region names, got \"us-east\""},
+	{ENV "regions: [{name: us-east}]\nwaves: [[us-east], []]\n",
+	 "s.yaml:4:20: waves[1]: expected a list of 1..64 region names, got an empty list"},
+	{ENV "regions: [{name: us-east}]\nwaves: []\n",
+	 "s.yaml:4:8: waves: expected a list of waves, each a list of region names, got an empty list"},
+	{ENV "regions: [{name: us-east}]\nwaves:\n",
+	 "s.yaml:4:7: waves: expected a list of waves, each a list of region names, got null (nothing)"},
+	{ENV "regions: [{name: us-east}]\nwaves: [[US-East]]\n",
+	 "s.yaml:4:10: waves[0][0]: expected a name of lowercase letters, digits and '-' (1..63 characters, starting and ending with a letter or digit), got \"US-East\""},
+	{ENV "regions: [{name: us-east}]\npromotion:\n  from: production\n",
+	 "s.yaml:5:9: promotion.from: an environment cannot be promoted from itself (name the environment before this one)"},
+	{ENV "regions: [{name: us-east}]\npromotion:\n  from:\n",
+	 "s.yaml:5:8: promotion.from: expected a name of lowercase letters, digits and '-' (1..63 characters, starting and ending with a letter or digit), got null (nothing)"},
+	{ENV "regions: [{name: us-east}]\npromotion:\n  form: preprod\n",
+	 "s.yaml:5:3: promotion.form: unknown key (did you mean \"from\"?)"},
+	{ENV "regions: [{name: us-east}]\npolicy:\n  on_region_failure: stop\n",
+	 "s.yaml:5:22: policy.on_region_failure: expected one of halt, continue, got \"stop\""},
+	{ENV "regions: [{name: us-east}]\npolicy:\n  on_region_failure: continu\n",
+	 "s.yaml:5:22: policy.on_region_failure: expected one of halt, continue, got \"continu\" (did you mean \"continue\"?)"},
+	{ENV "regions: [{name: us-east}]\npolicy:\n  region_retries: 11\n",
+	 "s.yaml:5:19: policy.region_retries: expected an integer 0..10, got 11"},
+	{ENV "regions: [{name: us-east}]\npolicy:\n  retry_backoff: 10m\n",
+	 "s.yaml:5:18: policy.retry_backoff: expected a duration of at most 5m, got 10m"},
+	{ENV "regions: [{name: us-east}]\nstage:\n  side_by_side: 500ms\n",
+	 "s.yaml:5:17: stage.side_by_side: expected a duration of at least 1s, got 500ms"},
+	{ENV "regions: [{name: us-east}]\nstage:\n  traffic_rate: 0\n",
+	 "s.yaml:5:17: stage.traffic_rate: expected an integer 1..10000, got 0"},
+	{ENV "regions: [{name: us-east}]\nstage:\n  trafic_rate: 5\n",
+	 "s.yaml:5:3: stage.trafic_rate: unknown key (did you mean \"traffic_rate\"?)"},
+	/* service concurrency, smoke checks, rolling and blue-green keys (issue 6) */
+	{SVC "policy:\n  concurrency: parallel\n",
+	 "s.yaml:5:16: policy.concurrency: expected one of queue, supersede, got \"parallel\""},
+	{SVC "smoke: /items/1\n",
+	 "s.yaml:4:8: smoke: expected a list of checks (mappings with at least a path), got \"/items/1\""},
+	{SVC "smoke:\n  - method: GET\n",
+	 "s.yaml:5:5: smoke[0]: missing required key \"path\" (expected an HTTP path starting with '/' (no spaces))"},
+	{SVC "smoke:\n  - path: items/1\n",
+	 "s.yaml:5:11: smoke[0].path: expected an HTTP path starting with '/' (no spaces), got \"items/1\""},
+	{SVC "smoke:\n  - path: /items/1\n    method: PUT\n",
+	 "s.yaml:6:13: smoke[0].method: expected one of GET, HEAD, POST, got \"PUT\""},
+	{SVC "smoke:\n  - path: /items/1\n    method: get\n",
+	 "s.yaml:6:13: smoke[0].method: expected one of GET, HEAD, POST, got \"get\""},
+	{SVC "smoke:\n  - path: /items/1\n    status: 700\n",
+	 "s.yaml:6:13: smoke[0].status: expected an HTTP status 100..599, got 700"},
+	{SVC "smoke:\n  - path: /items/1\n    body_contains: \"\"\n",
+	 "s.yaml:6:20: smoke[0].body_contains: expected a non-empty string, got \"\""},
+	{SVC "smoke:\n  - path: /items/1\n    body_contains:\n",
+	 "s.yaml:6:19: smoke[0].body_contains: expected a non-empty string, got null (nothing)"},
+	{SVC "smoke:\n  - path: /items/1\n    timeout: 5ms\n",
+	 "s.yaml:6:14: smoke[0].timeout: expected a duration of at least 10ms, got 5ms"},
+	{SVC "smoke:\n  - path: /\n  - path: /x\n    method: HEAD\n    body_contains: ok\n",
+	 "s.yaml:8:20: smoke[1].body_contains: a HEAD response has no body (use method: GET)"},
+	{SVC "smoke:\n  - path: /\n    bodycontains: ok\n",
+	 "s.yaml:6:5: smoke[0].bodycontains: unknown key (did you mean \"body_contains\"?)"},
+	{SVC "strategy:\n  max_surge: 2\n",
+	 "s.yaml:5:3: strategy.max_surge: only used with type: rolling (type is canary)"},
+	{SVC "strategy:\n  type: blue-green\n  max_unavailable: 1\n",
+	 "s.yaml:6:3: strategy.max_unavailable: only used with type: rolling (type is blue-green)"},
+	{SVC "strategy:\n  type: rolling\n  keep_old: 1m\n",
+	 "s.yaml:6:3: strategy.keep_old: only used with type: blue-green (type is rolling)"},
+	{SVC "strategy:\n  type: rolling\n  max_surge: 0\n",
+	 "s.yaml:6:14: strategy.max_surge: expected an integer 1..64, got 0"},
+	{SVC "strategy:\n  type: rolling\n  max_unavailable: 65\n",
+	 "s.yaml:6:20: strategy.max_unavailable: expected an integer 0..64, got 65"},
+	{SVC "strategy:\n  type: blue-green\n  keep_old: 25h\n",
+	 "s.yaml:6:13: strategy.keep_old: expected a duration of at most 24h, got 25h"},
 	{SVC "---\n" SVC,
 	 "s.yaml:6:7: name: Service \"metadata\" is defined twice in this file (first at line 2)"},
 	{SVC "---\nkind: Service\nname: profile\nlisten_port: 18002\nbake: soon\n",

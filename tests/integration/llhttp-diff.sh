@@ -1,14 +1,17 @@
 #!/bin/sh
 # Differential test of src/http/parse.c against llhttp (see llhttp-diff.js).
-# usage: llhttp-diff.sh PATH/http-parse-dump      (exit 77 = skipped: node or llhttp missing)
+# usage: llhttp-diff.sh PATH/http-parse-dump [PATH/llhttp-c-dump]
+#        (exit 77 = skipped: node or its llhttp missing)
 #
-# The llhttp driven here is the one node itself is built on (node's HTTPParser binding,
-# process.versions.llhttp). Debian's node-llhttp package is llhttp's *generator* (TypeScript
-# compiled to a llparse graph, plus the generated C in /usr/share/llhttp): it has no parser
-# that runs inside node, so it cannot be fed bytes from JavaScript.
+# Two llhttp builds are compared with ours. The one node itself is built on (node's HTTPParser
+# binding, process.versions.llhttp), always. And Debian's node-llhttp package when meson found
+# it: that package is llhttp's *generator* (TypeScript that builds an llparse graph) plus the
+# generated C in /usr/share/llhttp; it has no parser that runs inside node, so it cannot be fed
+# bytes from JavaScript; meson builds its C into llhttp-c-dump instead.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-dumper=${1:?usage: llhttp-diff.sh PATH/http-parse-dump}
+dumper=${1:?usage: llhttp-diff.sh PATH/http-parse-dump [PATH/llhttp-c-dump]}
+cdump=${2:-}
 if ! command -v node >/dev/null 2>&1; then
 	echo "skip: node is not installed (apt-get install nodejs)"
 	exit 77
@@ -17,4 +20,4 @@ if ! node -e 'if (!process.versions.llhttp || !require("_http_common").HTTPParse
 	echo "skip: this node has no llhttp HTTPParser binding"
 	exit 77
 fi
-exec node "$here/llhttp-diff.js" "$dumper" "$here/../unit/http/cases/reject.txt" "${LLHTTP_DIFF_COUNT:-400}"
+exec node "$here/llhttp-diff.js" "$dumper" "$here/../unit/http/cases/reject.txt" "${LLHTTP_DIFF_COUNT:-400}" "$cdump"

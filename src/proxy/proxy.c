@@ -448,6 +448,11 @@ int proxy_route_delete(proxy *p, const char *name)
 		return -1;
 	*link = en->next;
 	p->nroutes--;
+	/* before the messages: a worker closes its idle connections to removed backends when it
+	 * lets the route go, and the backends may be freed right after */
+	for (size_t i = 0; i < en->cur->cfg.nversions; i++)
+		for (size_t k = 0; k < en->cur->v[i].nb; k++)
+			ST(&en->cur->v[i].b[k]->removed, 1);
 	for (unsigned i = 0; i < p->nw; i++) {
 		struct wmsg *m = calloc(1, sizeof(*m));
 		if (!m)
@@ -457,9 +462,6 @@ int proxy_route_delete(proxy *p, const char *name)
 		m->lfd = -1;
 		worker_send(p->w[i], m);
 	}
-	for (size_t i = 0; i < en->cur->cfg.nversions; i++)
-		for (size_t k = 0; k < en->cur->v[i].nb; k++)
-			ST(&en->cur->v[i].b[k]->removed, 1);
 	log_info("proxy: route %s deleted", name);
 	entry_free(en);
 	state_save(p);

@@ -172,4 +172,7 @@ pids+=($!)
 for i in $(seq 100); do curl -sf "$admin/healthz" >/dev/null && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$P1/" | grep -q "v1 a1" || fail "the route saved with --state was not restored"
 ok "--state restores the routes after a restart"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+# under -Db_sanitize the proxy reports memory errors and UB on stderr without failing requests
+grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$tmp/proxy.log" && fail "sanitizer report in the proxy log"
 echo "all proxy traffic checks passed"

@@ -196,6 +196,10 @@ def main():
         print('FAIL: proxy exit status %s' % proc.returncode)
         fails += 1
     log.close()
+    text = open(os.path.join(tmp, 'proxy.log'), errors='replace').read()
+    if re.search(r'AddressSanitizer|LeakSanitizer|runtime error', text):
+        print('FAIL: sanitizer report in the proxy log')
+        fails += 1
     if fails:
         print('proxy log: %s' % os.path.join(tmp, 'proxy.log'))
     else:

@@ -28,6 +28,7 @@ enum ftype {
 	F_REGIONS,  /* list of region mappings with distinct names and listener offsets */
 	F_WAVES,    /* list of non-empty lists of region names, each name once */
 	F_SMOKE,    /* list of smoke-check mappings (smoke_fields) */
+	F_METRICS,  /* list of custom metric mappings (`sub`) with distinct names, at most `max` */
 };
 
 struct field {
@@ -331,6 +332,30 @@ static int http_path_ok(const char *s)
 	return 1;
 }
 
+static int metric_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 63)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return 0;
+	return 1;
+}
+
+/* A Prometheus server's base URL: scheme, then a host, no spaces or control characters. */
+static int http_url_ok(const char *s)
+{
+	const char *rest = !strncmp(s, "http://", 7) ? s + 7 : !strncmp(s, "https://", 8) ? s + 8 : NULL;
+	if (!rest || !*rest || *rest == '/')
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 static int command_ok(const char *s)
 {
 	for (; *s; s++)
@@ -345,6 +370,7 @@ static const char *const kinds[] = {"Environment", "Service", NULL};
 static const char *const runtimes[] = {"local", NULL};
 static const char *const strategies[] = {"canary", "rolling", "blue-green", NULL};
 static const char *const methods[] = {"threshold", "sequential", NULL};
+static const char *const directions[] = {"increase", "decrease", "either", NULL};
 static const char *const kind_env[] = {"Environment", NULL};
 static const char *const kind_svc[] = {"Service", NULL};
 static const char *const region_failures[] = {"halt", "continue", NULL};
@@ -450,6 +476,21 @@ static const struct field svc_policy_fields[] = {
 	{0},
 };
 
+static const struct field metric_fields[] = {
+	{.key = "name", .type = F_STRING, .required = 1, .check = metric_name_ok,
+	 .what = "a metric name of letters, digits, '_', '-' and '.' (1..63 characters)"},
+	{.key = "query", .type = F_STRING, .required = 1, .check = command_ok,
+	 .what = "a PromQL query (a non-empty string without control characters)"},
+	{.key = "direction", .type = F_ENUM, .def = "\"either\"", .choices = directions},
+	{.key = "critical", .type = F_BOOL, .def = "false"},
+	{.key = "weight", .type = F_NUMBER, .def = "1.0", .dmin = 0, .dmax = 1000},
+	{.key = "allowed_increase", .type = F_NUMBER, .def = "1.0", .dmin = 1, .dmax = 1000},
+	{.key = "allowed_decrease", .type = F_NUMBER, .def = "1.0", .dmin = 0, .dmax = 1},
+	{.key = "critical_increase", .type = F_NUMBER, .def = "1.0", .dmin = 1, .dmax = 1000},
+	{.key = "critical_decrease", .type = F_NUMBER, .def = "1.0", .dmin = 0, .dmax = 1},
+	{0},
+};
+
 static const struct field analysis_fields[] = {
 	{.key = "min_requests", .type = F_INT, .def = "50", .min = 1, .max = 1000000},
 	{.key = "max_error_rate", .type = F_NUMBER, .def = "0.05", .dmin = 0, .dmax = 1},
@@ -459,6 +500,12 @@ static const struct field analysis_fields[] = {
 	{.key = "method", .type = F_ENUM, .def = "\"threshold\"", .choices = methods},
 	{.key = "alpha", .type = F_NUMBER, .def = "0.05", .dmin = 0.0001, .dmax = 0.5},
 	{.key = "tolerance", .type = F_NUMBER, .def = "0.2", .dmin = 0, .dmax = 1},
+	/* custom metrics from Prometheus, judged Kayenta-style (src/server/prometheus.h) */
+	{.key = "metrics", .type = F_METRICS, .def = "[]", .max = 16, .sub = metric_fields},
+	{.key = "prometheus", .type = F_STRING, .def = "\"http://127.0.0.1:9090\"", .check = http_url_ok,
+	 .what = "an http:// or https:// URL of a Prometheus server"},
+	{.key = "pass_score", .type = F_NUMBER, .def = "95.0", .dmin = 0, .dmax = 100},
+	{.key = "marginal_score", .type = F_NUMBER, .def = "75.0", .dmin = 0, .dmax = 100},
 	{0},
 };
 
@@ -760,6 +807,41 @@ static int check_steps(const struct vctx *c, struct at a, const char *path, cons
 	return 0;
 }
 
+/* analysis.metrics: mappings of metric_fields, names distinct (they name the evidence). */
+static int check_metrics(const struct vctx *c, struct at a, const char *path, const struct field *f,
+			 const json_t *v, json_t **out)
+{
+	char got[64], ep[PATH_MAX_LEN], fp[PATH_MAX_LEN];
+	if (!json_is_array(v))
+		return fail(c, at_pos(c, a), path, "expected a list of metrics, got %s", GOT(v));
+	if (json_array_size(v) > (size_t)f->max)
+		return fail(c, at_pos(c, a), path, "at most %lld metrics, got %zu", f->max,
+			    json_array_size(v));
+	json_t *res = json_array();
+	size_t i;
+	json_t *el;
+	json_array_foreach(v, i, el) {
+		join_index(ep, path, i);
+		json_t *m = NULL;
+		if (check_object(c, at_index(v, i), ep, f->sub, el, &m)) {
+			json_decref(res);
+			return -1;
+		}
+		const char *name = json_string_value(json_object_get(m, "name"));
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(json_string_value(json_object_get(json_array_get(res, j), "name")), name)) {
+				json_decref(m);
+				json_decref(res);
+				join_key(fp, ep, "name");
+				return fail(c, at_pos(c, at_key(el, "name")), fp,
+					    "metric \"%s\" is listed twice (first as %s[%zu])", name, path, j);
+			}
+		json_array_append_new(res, m);
+	}
+	*out = res;
+	return 0;
+}
+
 static int check_regions(const struct vctx *c, struct at a, const char *path, const json_t *v,
 			 json_t **out)
 {
@@ -969,6 +1051,8 @@ static int check_value(const struct vctx *c, struct at a, const char *path, cons
 		return check_waves(c, a, path, v, out);
 	case F_SMOKE:
 		return check_smoke(c, a, path, v, out);
+	case F_METRICS:
+		return check_metrics(c, a, path, f, v, out);
 	}
 	return fail(c, p, path, "internal error: unknown field type");
 }

@@ -21,11 +21,18 @@
 #include "loop/loop.h"
 #include "runtime/runtime.h"
 #include "server/router.h"
+#include "stats/sequential.h"
 #include "store/store.h"
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
 #define SERVER_DEFAULT_PROXY_ADMIN "127.0.0.1:7071"
 #define SERVER_TICK_MS 200
+
+/* Counters of one version as the sequential method reads them. */
+struct window_counts {
+	uint64_t requests, errors; /* errors: 5xx + upstream errors */
+	uint64_t done, slow;       /* completed requests; those slower than the window's slow_us */
+};
 
 /* The verification window of one region of one deployment at one step. */
 struct window {
@@ -38,6 +45,19 @@ struct window {
 	int has_recorded;
 	char verdict[256];                        /* latest check, for status */
 	json_t *evidence;                         /* latest check's evidence */
+	/* analysis.method sequential (verify.c): anytime-valid tests over the window, fed at
+	 * each poll with the differences of the counters since the previous poll */
+	struct seq_counts seq_err, seq_slow;      /* errors; requests slower than slow_us */
+	uint64_t slow_us;                         /* latency threshold of the window, 0 = unset */
+	struct window_counts last_new, last_old;  /* cumulative counters at the previous poll */
+	struct window_counts rec_old;             /* the old version over the last step (bake) */
+	int has_rec;
+	int decided;                              /* sticky verdict of the window (PL_VERDICT_*) */
+	int64_t opened_ms;                        /* wall clock of the opening (Prometheus) */
+	int prom_done;                            /* the Prometheus metrics were judged */
+	int prom_verdict;                         /* their verdict (PL_VERDICT_*) */
+	char prom_msg[256];
+	json_t *prom_evidence;
 };
 
 struct server {
@@ -66,6 +86,8 @@ void executor_tick(struct server *srv);
 int64_t executor_create(struct server *srv, const char *service, const char *env,
 			const char *version, enum pl_kind kind, int force, json_t *gate_report,
 			struct err *e);
+/* Restarts a failed region of a deployment alone. */
+int executor_retry(struct server *srv, int64_t id, const char *region, struct err *e);
 /* Asks an active deployment to stop (traffic back to stable, canary drained and stopped). */
 int executor_abort(struct server *srv, int64_t id, const char *reason, int preempt, struct err *e);
 

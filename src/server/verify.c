@@ -2,8 +2,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "server/prometheus.h"
 #include "server/verify.h"
+#include "stats/mannwhitney.h"
+
+/* Latency differences below this are not judged: at that scale the scheduler of a loaded host
+ * decides, not the release. */
+#define SLOW_FLOOR_US 1000
+/* The latency threshold is the stable version's 90th percentile... */
+#define SLOW_QUANTILE 0.9
+/* ...read once it has served this many requests. */
+#define SLOW_MIN_REQUESTS 50
 
 /* ---- verification windows (in memory; a restart opens a fresh window) ---- */
 
@@ -31,6 +42,7 @@ void verify_forget(struct server *srv, int64_t dep)
 	for (size_t i = 0; i < srv->nwindows;) {
 		if (srv->windows[i].deployment == dep) {
 			json_decref(srv->windows[i].evidence);
+			json_decref(srv->windows[i].prom_evidence);
 			srv->windows[i] = srv->windows[--srv->nwindows];
 		} else {
 			i++;
@@ -50,13 +62,20 @@ void verify_reset(struct server *srv, int64_t dep, int region)
 		w->has_base = 0;
 }
 
+/* ---- reading the proxy's snapshot ---- */
+
+static const json_t *version_json(const json_t *metrics, const char *route, const char *version)
+{
+	const json_t *rt = json_object_get(json_object_get(metrics, "routes"), route);
+	return json_object_get(json_object_get(rt, "versions"), version);
+}
+
 /* Reads one version's cumulative counters from the proxy snapshot. Returns 0 if absent. */
 static int read_counts(const json_t *metrics, const char *route, const char *version,
 		       struct version_window *w)
 {
 	memset(w, 0, sizeof(*w));
-	const json_t *rt = json_object_get(json_object_get(metrics, "routes"), route);
-	const json_t *v = json_object_get(json_object_get(rt, "versions"), version);
+	const json_t *v = version_json(metrics, route, version);
 	if (!v)
 		return 0;
 	const json_t *resp = json_object_get(v, "responses");
@@ -77,12 +96,71 @@ static int read_counts(const json_t *metrics, const char *route, const char *ver
 	return 1;
 }
 
+/* The sequential method's counters: requests, errors, and from the whole histogram (every
+ * bucket) the completed requests and those slower than slow_us (0: none counted). */
+static int read_wcounts(const json_t *metrics, const char *route, const char *version,
+			uint64_t slow_us, struct window_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	const json_t *v = version_json(metrics, route, version);
+	if (!v)
+		return 0;
+	c->requests = (uint64_t)json_integer_value(json_object_get(v, "requests"));
+	c->errors = (uint64_t)(json_integer_value(json_object_get(json_object_get(v, "responses"), "5xx")) +
+			       json_integer_value(json_object_get(v, "upstream_errors")));
+	const json_t *lat = json_object_get(v, "latency_us");
+	const json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
+	for (size_t i = 0; i < json_array_size(counts) && i < json_array_size(bounds); i++) {
+		uint64_t k = (uint64_t)json_integer_value(json_array_get(counts, i));
+		double b = json_number_value(json_array_get(bounds, i));
+		c->done += k;
+		/* bucket i holds (bound[i-1], bound[i]]: all of it is slower than slow_us when its
+		 * lower end is at or above slow_us, i.e. the previous bound is >= slow_us */
+		if (slow_us && i > 0 &&
+		    json_number_value(json_array_get(bounds, i - 1)) >= (double)slow_us)
+			c->slow += k;
+		(void)b;
+	}
+	return 1;
+}
+
+/* The smallest histogram bound at or above the q quantile of a version's cumulative latency
+ * (microseconds), or 0 when it has served fewer than min requests. */
+static uint64_t quantile_bound(const json_t *metrics, const char *route, const char *version,
+			       double q, uint64_t min)
+{
+	const json_t *lat = json_object_get(version_json(metrics, route, version), "latency_us");
+	const json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
+	size_t n = json_array_size(counts);
+	uint64_t total = 0, seen = 0;
+	for (size_t i = 0; i < n; i++)
+		total += (uint64_t)json_integer_value(json_array_get(counts, i));
+	if (total < min || !total)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		seen += (uint64_t)json_integer_value(json_array_get(counts, i));
+		if ((double)seen >= q * (double)total) {
+			double b = json_number_value(json_array_get(bounds, i));
+			/* in the +Inf bucket: the last finite bound */
+			if (b < 0 && i > 0)
+				b = json_number_value(json_array_get(bounds, i - 1));
+			return b > 0 ? (uint64_t)b : 1;
+		}
+	}
+	return 0;
+}
+
 static void window_diff(struct version_window *now, const struct version_window *base)
 {
 	now->requests = now->requests >= base->requests ? now->requests - base->requests : 0;
 	now->errors = now->errors >= base->errors ? now->errors - base->errors : 0;
 	for (int i = 0; i < now->nbuckets && i < base->nbuckets; i++)
 		now->counts[i] = now->counts[i] >= base->counts[i] ? now->counts[i] - base->counts[i] : 0;
+}
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+	return a >= b ? a - b : 0; /* a restarted proxy starts its counters again */
 }
 
 static void refresh_metrics(struct server *srv)
@@ -101,6 +179,280 @@ static void refresh_metrics(struct server *srv)
 	srv->metrics_at = now;
 }
 
+/* ---- pure helpers of the sequential method ---- */
+
+#define RATE_ALTS 8
+
+double verify_rate_log_e(uint64_t events, uint64_t trials, double p0, int below)
+{
+	if (!(p0 > 0 && p0 < 1) || events > trials)
+		return -INFINITY;
+	double k = (double)events, f = (double)(trials - events), sum = 0;
+	for (int a = 1; a <= RATE_ALTS; a++) {
+		/* alternatives 2^(-a/2) p0 (below) or 2^(a/2) p0 (above, kept under 1) */
+		double m = pow(2.0, (below ? -a : a) / 2.0);
+		double p1 = p0 * m;
+		if (p1 >= 1)
+			p1 = (p0 + 1) / 2;
+		double l = k * log(p1 / p0) + f * (log1p(-p1) - log1p(-p0));
+		sum += exp(l) / RATE_ALTS;
+	}
+	return log(sum);
+}
+
+double verify_rate_upper(uint64_t events, uint64_t trials, double alpha)
+{
+	if (!trials)
+		return 1;
+	/* Wilson score bound; the recorded sample is looked at once, so a fixed-sample bound */
+	double n = (double)trials, ph = (double)events / n, z = mw_qnorm(1 - alpha);
+	double c = ph + z * z / (2 * n), r = z * sqrt(ph * (1 - ph) / n + z * z / (4 * n * n));
+	double u = (c + r) / (1 + z * z / n);
+	return u > 1 ? 1 : u;
+}
+
+/* JSON has no infinity or NaN: those become null (an open end of an interval). */
+static json_t *jnum(double x)
+{
+	return isfinite(x) ? json_real(x) : json_null();
+}
+
+/* Evidence of one two-sample counts test, plus its absolute floor test. */
+static json_t *counts_evidence(const char *metric, const struct seq_counts *s, double floor_limit,
+			       double floor_log_e, int floor_pass, int decision)
+{
+	struct seq_evidence ev;
+	seq_counts_evidence(s, &ev);
+	return json_pack("{s:s, s:s, s:f, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:o, s:o, "
+			 "s:{s:s, s:o, s:o, s:f, s:s}, s:s}",
+			 "metric", metric, "test", "rate ratio canary/stable (Lindon-Malek conditional binomial)",
+			 "alpha", s->alpha, "tolerance", s->tolerance, "e_fail", jnum(ev.e_fail), "e_pass",
+			 jnum(ev.e_pass), "e_threshold", jnum(ev.threshold), "ratio_estimate",
+			 jnum(ev.ratio_estimate), "ratio_lo", jnum(ev.ratio_lo), "ratio_hi", jnum(ev.ratio_hi),
+			 "canary_events", (json_int_t)ev.canary_events, "canary_requests",
+			 (json_int_t)ev.canary_trials, "stable_events", (json_int_t)ev.baseline_events,
+			 "stable_requests", (json_int_t)ev.baseline_trials, "share_lo", jnum(ev.share_lo),
+			 "share_hi", jnum(ev.share_hi), "floor", "test", "canary rate below limit (one-sample)",
+			 "limit", jnum(floor_limit), "e_value", jnum(exp(floor_log_e)), "e_threshold",
+			 1 / s->alpha, "decision", floor_pass ? "pass" : "continue", "decision",
+			 decision == PL_VERDICT_FAIL ? "fail" : decision == PL_VERDICT_PASS ? "pass" : "continue");
+}
+
+/* The canary's share of traffic in this window, known from the pipeline's weights, or -1
+ * (estimated by the test from the request split) when the state has no step percentage. */
+static double canary_share(const struct pl_state *st, const struct pl_region *r)
+{
+	if (r->state == R_STEP && r->stable[0] && r->step >= 0 && r->step < st->cfg.nsteps)
+		return st->cfg.steps[r->step] / 100.0;
+	return -1;
+}
+
+struct seq_params {
+	double alpha, tolerance;
+	double err_floor;  /* errors pass once the canary's rate is proven below this */
+	double slow_floor; /* slow requests pass once the canary's share is proven below this */
+};
+
+static void seq_params(const json_t *an, struct seq_params *p)
+{
+	p->alpha = json_number_value(json_object_get(an, "alpha"));
+	if (!(p->alpha > 0 && p->alpha <= 0.5))
+		p->alpha = 0.05;
+	p->tolerance = json_is_number(json_object_get(an, "tolerance"))
+			       ? json_number_value(json_object_get(an, "tolerance"))
+			       : 0.2;
+	double mer = json_number_value(json_object_get(an, "max_error_rate"));
+	double meri = json_number_value(json_object_get(an, "max_error_rate_increase"));
+	/* proven below both: within the absolute limit, and whatever the stable's rate, no more
+	 * than the allowed increase above it */
+	p->err_floor = mer < meri ? mer : meri;
+	p->slow_floor = (1 - SLOW_QUANTILE) * (1 + p->tolerance);
+}
+
+/* One poll of a canary step with the sequential method. */
+static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const char *route,
+				const struct pl_state *st, const struct pl_region *r,
+				const struct seq_params *p, char *msg, size_t msglen, json_t **evidence)
+{
+	double share = canary_share(st, r);
+	if (!w->slow_us && r->stable[0]) {
+		uint64_t b = quantile_bound(metrics, route, r->stable, SLOW_QUANTILE, SLOW_MIN_REQUESTS);
+		if (b) {
+			/* fixed before any of the data it will judge: the counts start now */
+			w->slow_us = b < SLOW_FLOOR_US ? SLOW_FLOOR_US : b;
+			struct window_counts c;
+			read_wcounts(metrics, route, st->version, w->slow_us, &c);
+			w->last_new.slow = c.slow;
+			w->last_new.done = c.done;
+			read_wcounts(metrics, route, r->stable, w->slow_us, &c);
+			w->last_old.slow = c.slow;
+			w->last_old.done = c.done;
+		}
+	}
+	struct window_counts cn, co;
+	read_wcounts(metrics, route, st->version, w->slow_us, &cn);
+	if (!r->stable[0] || !read_wcounts(metrics, route, r->stable, w->slow_us, &co))
+		memset(&co, 0, sizeof(co));
+	seq_counts_update(&w->seq_err, sub0(cn.errors, w->last_new.errors), sub0(cn.requests, w->last_new.requests),
+			  sub0(co.errors, w->last_old.errors), sub0(co.requests, w->last_old.requests), share);
+	if (w->slow_us)
+		seq_counts_update(&w->seq_slow, sub0(cn.slow, w->last_new.slow), sub0(cn.done, w->last_new.done),
+				  sub0(co.slow, w->last_old.slow), sub0(co.done, w->last_old.done), share);
+	w->last_new = cn;
+	w->last_old = co;
+	const struct seq_counts *se = &w->seq_err, *ss = &w->seq_slow;
+	double thr = log(1 / se->alpha);
+	/* fail: a ratio above 1 proven, at any poll (also after a pass: the step goes on) */
+	int err_fail = se->decision == SEQ_FAIL || se->log_e_fail >= thr;
+	int slow_fail = w->slow_us && (ss->decision == SEQ_FAIL || ss->log_e_fail >= thr);
+	double err_fe = verify_rate_log_e(se->canary_events, se->canary_trials, p->err_floor, 1);
+	double slow_fe = verify_rate_log_e(ss->canary_events, ss->canary_trials, p->slow_floor, 1);
+	int err_pass = !err_fail && (se->decision == SEQ_PASS || err_fe >= thr);
+	int slow_pass = w->slow_us && !slow_fail && (ss->decision == SEQ_PASS || slow_fe >= thr);
+	enum pl_verdict v = PL_VERDICT_NONE;
+	if (err_fail || slow_fail)
+		v = PL_VERDICT_FAIL;
+	else if (w->decided == PL_VERDICT_PASS || (err_pass && slow_pass))
+		v = PL_VERDICT_PASS;
+	if (v != PL_VERDICT_NONE)
+		w->decided = v;
+	struct seq_evidence ee;
+	seq_counts_evidence(se, &ee);
+	if (err_fail) {
+		snprintf(msg, msglen, "error rate higher than stable's (proven, e=%.3g >= %.3g): canary %llu errors of %llu, "
+			 "stable %llu of %llu, ratio >= %.2f",
+			 ee.e_fail, 1 / se->alpha, (unsigned long long)ee.canary_events,
+			 (unsigned long long)ee.canary_trials, (unsigned long long)ee.baseline_events,
+			 (unsigned long long)ee.baseline_trials, ee.ratio_lo);
+	} else if (slow_fail) {
+		struct seq_evidence es;
+		seq_counts_evidence(ss, &es);
+		snprintf(msg, msglen, "more canary requests slower than %.1f ms than stable's (proven, e=%.3g): canary %llu "
+			 "of %llu, stable %llu of %llu, ratio >= %.2f",
+			 (double)w->slow_us / 1000, es.e_fail, (unsigned long long)es.canary_events,
+			 (unsigned long long)es.canary_trials, (unsigned long long)es.baseline_events,
+			 (unsigned long long)es.baseline_trials, es.ratio_lo);
+	} else if (v == PL_VERDICT_PASS) {
+		snprintf(msg, msglen, "no regression (proven): canary %llu errors of %llu, stable %llu of %llu; "
+			 "slow (> %.1f ms) canary %llu of %llu",
+			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials,
+			 (unsigned long long)ee.baseline_events, (unsigned long long)ee.baseline_trials,
+			 (double)w->slow_us / 1000, (unsigned long long)ss->canary_events,
+			 (unsigned long long)ss->canary_trials);
+	} else {
+		snprintf(msg, msglen, "collecting: canary %llu errors of %llu (stable %llu of %llu), errors %s, latency %s",
+			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials,
+			 (unsigned long long)ee.baseline_events, (unsigned long long)ee.baseline_trials,
+			 err_pass ? "pass" : "undecided",
+			 !w->slow_us ? "waiting for stable's p90" : slow_pass ? "pass" : "undecided");
+	}
+	json_t *tests = json_array();
+	json_array_append_new(tests, counts_evidence("error_rate", se, p->err_floor, err_fe, err_pass,
+						     err_fail ? PL_VERDICT_FAIL : err_pass ? PL_VERDICT_PASS : PL_VERDICT_NONE));
+	if (w->slow_us) {
+		json_t *t = counts_evidence("slow_requests", ss, p->slow_floor, slow_fe, slow_pass,
+					    slow_fail ? PL_VERDICT_FAIL : slow_pass ? PL_VERDICT_PASS : PL_VERDICT_NONE);
+		json_object_set_new(t, "slow_ms", json_real((double)w->slow_us / 1000));
+		json_object_set_new(t, "threshold_rule", json_string("stable's p90 before the counts, at least 1 ms"));
+		json_array_append_new(tests, t);
+	}
+	*evidence = json_pack("{s:s, s:s, s:f, s:f, s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:o}", "method", "sequential",
+			      "verdict", v == PL_VERDICT_FAIL ? "fail" : v == PL_VERDICT_PASS ? "pass" : "continue",
+			      "alpha", p->alpha, "tolerance", p->tolerance, "share", jnum(share), "canary",
+			      "requests", (json_int_t)se->canary_trials, "errors", (json_int_t)se->canary_events,
+			      "stable", "requests", (json_int_t)se->baseline_trials, "errors",
+			      (json_int_t)se->baseline_events, "tests", tests);
+	return v;
+}
+
+/* One poll of a bake with the sequential method: the new stable against the old version's
+ * recorded rates, one-sample tests that the new rate is above the recorded one (its upper
+ * confidence bound) times 1 + tolerance. A bake only fails or goes on: it ends by time. */
+static enum pl_verdict seq_bake(struct window *w, const json_t *metrics, const char *route,
+				const struct pl_state *st, const struct seq_params *p, char *msg,
+				size_t msglen, json_t **evidence)
+{
+	struct window_counts c;
+	read_wcounts(metrics, route, st->version, w->slow_us, &c);
+	uint64_t req = sub0(c.requests, w->last_new.requests), err = sub0(c.errors, w->last_new.errors);
+	uint64_t done = sub0(c.done, w->last_new.done), slow = sub0(c.slow, w->last_new.slow);
+	double a = p->alpha / 2; /* errors and latency share alpha */
+	double thr = log(1 / a);
+	const struct window_counts *o = &w->rec_old;
+	double p_err = verify_rate_upper(o->errors, o->requests, a) * (1 + p->tolerance);
+	double le = p_err < 1 ? verify_rate_log_e(err, req, p_err, 0) : -INFINITY;
+	int have_slow = w->slow_us && o->done > 0;
+	double p_slow = have_slow ? verify_rate_upper(o->slow, o->done, a) * (1 + p->tolerance) : 1;
+	double ls = p_slow < 1 ? verify_rate_log_e(slow, done, p_slow, 0) : -INFINITY;
+	int err_fail = le >= thr, slow_fail = ls >= thr;
+	enum pl_verdict v = err_fail || slow_fail ? PL_VERDICT_FAIL : PL_VERDICT_PASS;
+	if (err_fail)
+		snprintf(msg, msglen, "error rate above the previous release's (proven, e=%.3g): %llu errors of %llu "
+			 "requests, limit %.3f%% (recorded %llu of %llu)",
+			 exp(le), (unsigned long long)err, (unsigned long long)req, p_err * 100,
+			 (unsigned long long)o->errors, (unsigned long long)o->requests);
+	else if (slow_fail)
+		snprintf(msg, msglen, "more requests slower than %.1f ms than the previous release (proven, e=%.3g): %llu "
+			 "of %llu, limit %.2f%%",
+			 (double)w->slow_us / 1000, exp(ls), (unsigned long long)slow, (unsigned long long)done,
+			 p_slow * 100);
+	else
+		snprintf(msg, msglen, "no regression against the previous release: %llu errors of %llu requests "
+			 "(limit %.3f%%)", (unsigned long long)err, (unsigned long long)req, p_err * 100);
+	json_t *tests = json_array();
+	json_array_append_new(tests, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:s}", "metric",
+					       "error_rate", "test", "one-sample: rate above recorded bound",
+					       "events", (json_int_t)err, "requests", (json_int_t)req,
+					       "recorded_events", (json_int_t)o->errors, "recorded_requests",
+					       (json_int_t)o->requests, "limit", jnum(p_err), "e_value",
+					       jnum(exp(le)), "e_threshold", 1 / a, "decision",
+					       err_fail ? "fail" : "continue"));
+	if (have_slow)
+		json_array_append_new(tests, json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:o, s:o, s:f, s:s}", "metric",
+						       "slow_requests", "slow_ms", (double)w->slow_us / 1000,
+						       "events", (json_int_t)slow, "requests", (json_int_t)done,
+						       "recorded_events", (json_int_t)o->slow, "recorded_requests",
+						       (json_int_t)o->done, "limit", jnum(p_slow), "e_value",
+						       jnum(exp(ls)), "e_threshold", 1 / a, "decision",
+						       slow_fail ? "fail" : "continue"));
+	*evidence = json_pack("{s:s, s:s, s:f, s:f, s:o}", "method", "sequential", "verdict",
+			      v == PL_VERDICT_FAIL ? "fail" : "pass", "alpha", p->alpha, "tolerance",
+			      p->tolerance, "tests", tests);
+	return v;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The Prometheus metrics of a canary step: judged once, when the step's minimum duration has
+ * passed (a fixed-sample test is only valid when looked at once). */
+static void prom_step(struct window *w, const json_t *svc, const char *env, const struct pl_state *st,
+		      const struct pl_region *r)
+{
+	const json_t *an = json_object_get(svc, "analysis");
+	if (w->prom_done || !json_array_size(json_object_get(an, "metrics")) || !r->stable[0])
+		return;
+	int64_t now = wall_ms();
+	if (now - w->opened_ms < st->cfg.step_duration_ms)
+		return;
+	const char *name = json_string_value(json_object_get(svc, "name"));
+	struct prom_target canary = {name, st->version, r->name, env};
+	struct prom_target base = {name, r->stable, r->name, env};
+	json_t *ev = NULL;
+	enum pl_verdict v = prom_judge(an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
+				       w->prom_msg, sizeof(w->prom_msg), &ev);
+	if (v == PL_VERDICT_NONE)
+		return; /* no test was made (no samples yet, Prometheus away): ask again later */
+	w->prom_done = 1;
+	w->prom_verdict = v;
+	json_decref(w->prom_evidence);
+	w->prom_evidence = ev;
+}
+
 enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen)
 {
@@ -116,6 +468,11 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	char route[256];
 	reconcile_route_name(route, sizeof(route), json_string_value(json_object_get(svc, "name")),
 			     env, r->name);
+	const json_t *an = json_object_get(svc, "analysis");
+	const char *method = json_string_value(json_object_get(an, "method"));
+	int sequential = method && !strcmp(method, "sequential");
+	struct seq_params sp;
+	seq_params(an, &sp);
 	struct version_window cur_new, cur_old;
 	read_counts(srv->metrics, route, st->version, &cur_new);
 	int has_old = r->stable[0] && read_counts(srv->metrics, route, r->stable, &cur_old);
@@ -130,13 +487,26 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		w->has_base = 1;
 		w->base_new = cur_new;
 		w->base_old = cur_old;
+		w->decided = PL_VERDICT_NONE;
+		w->opened_ms = wall_ms();
+		w->prom_done = 0;
+		w->prom_msg[0] = '\0';
+		json_decref(w->prom_evidence);
+		w->prom_evidence = NULL;
+		/* errors and latency are two tests: each gets half of alpha */
+		seq_counts_init(&w->seq_err, sp.alpha / 2, sp.tolerance);
+		seq_counts_init(&w->seq_slow, sp.alpha / 2, sp.tolerance);
+		if (!baking)
+			w->slow_us = 0; /* a bake keeps the threshold its baseline was recorded with */
+		read_wcounts(srv->metrics, route, st->version, w->slow_us, &w->last_new);
+		if (!r->stable[0] || !read_wcounts(srv->metrics, route, r->stable, w->slow_us, &w->last_old))
+			memset(&w->last_old, 0, sizeof(w->last_old));
 		snprintf(w->verdict, sizeof(w->verdict), "window opened");
 		snprintf(msg, msglen, "window opened");
 		return PL_VERDICT_NONE;
 	}
 	window_diff(&cur_new, &w->base_new);
 	window_diff(&cur_old, &w->base_old);
-	const json_t *an = json_object_get(svc, "analysis");
 	struct analysis_limits lim = {
 		.min_requests = (uint64_t)json_integer_value(json_object_get(an, "min_requests")),
 		.max_error_rate = json_number_value(json_object_get(an, "max_error_rate")),
@@ -144,16 +514,53 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		.max_p99_ms = (double)json_integer_value(json_object_get(an, "max_p99_latency_ms")),
 	};
 	json_t *evidence = NULL;
-	const struct version_window *base = NULL;
-	if (baking)
-		base = w->has_recorded ? &w->recorded_old : NULL;
-	else if (has_old)
-		base = &cur_old;
-	enum pl_verdict v = analysis_threshold(&lim, &cur_new, base, msg, msglen, &evidence);
-	if (!baking && has_old && cur_old.requests > 0) {
-		/* the old version's behaviour, recorded for the bake that follows the promotion */
-		w->recorded_old = cur_old;
-		w->has_recorded = 1;
+	enum pl_verdict v;
+	if (sequential && baking && w->has_rec) {
+		v = seq_bake(w, srv->metrics, route, st, &sp, msg, msglen, &evidence);
+	} else if (sequential && !baking) {
+		v = seq_step(w, srv->metrics, route, st, r, &sp, msg, msglen, &evidence);
+		/* the old version over this step, for the bake that follows the promotion */
+		const struct seq_counts *se = &w->seq_err, *ss = &w->seq_slow;
+		if (se->baseline_trials > 0) {
+			w->rec_old = (struct window_counts){se->baseline_trials, se->baseline_events,
+							    ss->baseline_trials, ss->baseline_events};
+			w->has_rec = 1;
+		}
+	} else {
+		/* threshold; also a sequential bake after a restart (nothing recorded): absolute
+		 * limits only */
+		const struct version_window *base = NULL;
+		if (baking)
+			base = w->has_recorded ? &w->recorded_old : NULL;
+		else if (has_old)
+			base = &cur_old;
+		v = analysis_threshold(&lim, &cur_new, base, msg, msglen, &evidence);
+		if (!baking && has_old && cur_old.requests > 0) {
+			w->recorded_old = cur_old;
+			w->has_recorded = 1;
+		}
+	}
+	/* custom Prometheus metrics: a canary step passes only when they pass too */
+	if (!baking && v != PL_VERDICT_FAIL) {
+		prom_step(w, svc, env, st, r);
+		if (json_array_size(json_object_get(an, "metrics"))) {
+			if (w->prom_done && w->prom_verdict == PL_VERDICT_FAIL) {
+				v = PL_VERDICT_FAIL;
+				snprintf(msg, msglen, "%s", w->prom_msg);
+			} else if (v == PL_VERDICT_PASS && !(w->prom_done && w->prom_verdict == PL_VERDICT_PASS)) {
+				char inner[192];
+				snprintf(inner, sizeof(inner), "%s", msg);
+				snprintf(msg, msglen, "%s; waiting for prometheus metrics: %s", inner,
+					 w->prom_msg[0] ? w->prom_msg : "the step's minimum duration");
+				v = PL_VERDICT_NONE;
+			} else if (v == PL_VERDICT_PASS) {
+				char inner[160];
+				snprintf(inner, sizeof(inner), "%s", msg);
+				snprintf(msg, msglen, "%s; %s", inner, w->prom_msg);
+			}
+		}
+		if (evidence && w->prom_evidence)
+			json_object_set(evidence, "prometheus", w->prom_evidence);
 	}
 	snprintf(w->verdict, sizeof(w->verdict), "%s", msg);
 	if (evidence) {
@@ -162,10 +569,11 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 			json_object_set_new(evidence, "phase", json_string("bake"));
 		else
 			json_object_set_new(evidence, "step_percent",
-					    json_integer(r->stable[0] ? st->cfg.steps[r->step] : 100));
+					    json_integer(r->stable[0] && r->step >= 0 && r->step < st->cfg.nsteps
+								 ? st->cfg.steps[r->step]
+								 : 100));
 		json_decref(w->evidence);
 		w->evidence = evidence;
 	}
 	return v;
 }
-

@@ -7,6 +7,19 @@
  * Windows live in memory: after a restart of the server a fresh window opens, so no verdict
  * ever mixes data from before a step with data after it. Each verdict keeps its evidence for
  * the event that records it and for `sluice status`.
+ *
+ * Methods (analysis.method): `threshold` (core/analysis.h: fixed limits, re-checked each poll)
+ * or `sequential`: anytime-valid tests (stats/sequential.h) fed at each poll (every tick, 200
+ * ms) with the counter differences since the previous poll and the canary's known share (the
+ * step's weight): the error rate ratio canary/stable and the ratio of requests slower than
+ * the stable's 90th percentile (fixed when the window opens, at least 1 ms). A step FAILS the
+ * moment either ratio is proven above 1, and PASSES once both are proven harmless: the ratio
+ * below 1 + tolerance, or the canary's rate proven below an absolute floor (errors:
+ * min(max_error_rate, max_error_rate_increase); slow requests: 10% * (1 + tolerance)). A bake
+ * compares the new stable with the old version's rates recorded over the last step
+ * (one-sample tests). Custom Prometheus metrics (analysis.metrics, server/prometheus.h) are
+ * judged once per step by the Kayenta-style judge; a step passes only when they pass too.
+ * docs/verification.md has the details.
  */
 #ifndef SLUICE_VERIFY_H
 #define SLUICE_VERIFY_H
@@ -22,5 +35,19 @@ void verify_reset(struct server *srv, int64_t dep, int region);
 const struct window *verify_window(struct server *srv, int64_t dep, int region);
 /* Forgets every window of a deployment (it ended). */
 void verify_forget(struct server *srv, int64_t dep);
+
+/* ---- pure helpers, exported for tests ---- */
+
+/*
+ * Natural log of an e-value from `events` among `trials` Bernoulli trials against
+ * H0: rate >= p0 (below = 1: evidence that the rate is below p0) or H0: rate <= p0 (below =
+ * 0). A mixture with equal weights of the likelihood ratios of 8 alternatives, p0 times
+ * 2^(-k/2) (below) or 2^(k/2) (above; kept under 1), k = 1..8: a nonnegative supermartingale
+ * under H0, so rejecting when it reaches log(1/alpha) is valid at any time (Ville). -inf when
+ * p0 is not in (0, 1) or events > trials.
+ */
+double verify_rate_log_e(uint64_t events, uint64_t trials, double p0, int below);
+/* Upper (1 - alpha) Wilson score bound of a rate from a recorded sample; 1 with no trials. */
+double verify_rate_upper(uint64_t events, uint64_t trials, double alpha);
 
 #endif

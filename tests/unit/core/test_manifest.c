@@ -161,7 +161,8 @@ Test(manifest, service_defaults_are_filled)
 		"\"max_step_duration_ms\":300000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":30000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.05,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
-		"\"method\":\"threshold\",\"alpha\":0.05,\"tolerance\":0.2},"
+		"\"method\":\"threshold\",\"alpha\":0.05,\"tolerance\":0.2,"
+		"\"metrics\":[],\"prometheus\":\"http://127.0.0.1:9090\",\"pass_score\":95.0,\"marginal_score\":75.0},"
 		"\"bake_ms\":0,\"policy\":{\"concurrency\":\"queue\"},\"smoke\":[]}");
 	free(s);
 }
@@ -192,12 +193,45 @@ Test(manifest, service_values_are_normalized)
 		"\"max_step_duration_ms\":7200000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":60000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.0,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
-		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0},"
+		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0,"
+		"\"metrics\":[],\"prometheus\":\"http://127.0.0.1:9090\",\"pass_score\":95.0,\"marginal_score\":75.0},"
 		"\"bake_ms\":60000,\"policy\":{\"concurrency\":\"supersede\"},"
 		"\"smoke\":[{\"path\":\"/items/1\",\"method\":\"GET\",\"status\":200,"
 		"\"body_contains\":\"id\",\"timeout_ms\":1000},"
 		"{\"path\":\"/healthz\",\"method\":\"HEAD\",\"status\":204,\"body_contains\":null,"
 		"\"timeout_ms\":250}]}");
+	free(s);
+}
+
+Test(manifest, service_metrics_are_normalized)
+{
+	char *s = normalize_one("kind: Service\nname: web\nlisten_port: 80\n"
+				"analysis:\n  prometheus: http://127.0.0.1:31090/\n  pass_score: 90\n"
+				"  metrics:\n"
+				"    - name: p95_latency\n"
+				"      query: 'histogram_quantile(0.95, x{version=\"{version}\"})'\n"
+				"      direction: increase\n      allowed_increase: 1.2\n      critical_increase: 2\n"
+				"    - {name: errors, query: up, critical: true, weight: 2}\n");
+	json_t *j = json_loads(s, 0, NULL);
+	cr_assert(j);
+	const json_t *an = json_object_get(j, "analysis"), *m = json_object_get(an, "metrics");
+	cr_expect_str_eq(json_string_value(json_object_get(an, "prometheus")), "http://127.0.0.1:31090/");
+	cr_expect_eq(json_real_value(json_object_get(an, "pass_score")), 90.0);
+	cr_assert_eq(json_array_size(m), 2);
+	char *m0 = json_dumps(json_array_get(m, 0), JSON_COMPACT | JSON_REAL_PRECISION(6));
+	cr_expect_str_eq(m0, "{\"name\":\"p95_latency\",\"query\":\"histogram_quantile(0.95, "
+			     "x{version=\\\"{version}\\\"})\",\"direction\":\"increase\",\"critical\":false,"
+			     "\"weight\":1.0,\"allowed_increase\":1.2,\"allowed_decrease\":1.0,"
+			     "\"critical_increase\":2.0,\"critical_decrease\":1.0}");
+	const json_t *m1 = json_array_get(m, 1);
+	cr_expect_str_eq(json_string_value(json_object_get(m1, "direction")), "either");
+	cr_expect(json_is_true(json_object_get(m1, "critical")));
+	cr_expect_eq(json_real_value(json_object_get(m1, "weight")), 2.0);
+	/* the stored form is accepted as it is */
+	struct err e;
+	cr_expect_eq(manifest_check_normalized(j, &e), 0, "%s", e.msg);
+	free(m0);
+	json_decref(j);
 	free(s);
 }
 
@@ -590,6 +624,25 @@ static const struct {
 	 "s.yaml:6:20: strategy.max_unavailable: expected an integer 0..64, got 65"},
 	{SVC "strategy:\n  type: blue-green\n  keep_old: 25h\n",
 	 "s.yaml:6:13: strategy.keep_old: expected a duration of at most 24h, got 25h"},
+	/* custom Prometheus metrics (issue 5) */
+	{SVC "analysis:\n  metrics: {name: x}\n",
+	 "s.yaml:5:12: analysis.metrics: expected a list of metrics, got a mapping"},
+	{SVC "analysis:\n  metrics:\n    - name: err\n",
+	 "s.yaml:6:7: analysis.metrics[0]: missing required key \"query\" (expected a PromQL query (a non-empty string without control characters))"},
+	{SVC "analysis:\n  metrics:\n    - {name: 'a b', query: up}\n",
+	 "s.yaml:6:14: analysis.metrics[0].name: expected a metric name of letters, digits, '_', '-' and '.' (1..63 characters), got \"a b\""},
+	{SVC "analysis:\n  metrics:\n    - {name: e, query: up, direction: up}\n",
+	 "s.yaml:6:39: analysis.metrics[0].direction: expected one of increase, decrease, either, got \"up\""},
+	{SVC "analysis:\n  metrics:\n    - {name: e, query: up, allowed_increase: 0.5}\n",
+	 "s.yaml:6:46: analysis.metrics[0].allowed_increase: expected a number 1..1000, got 0.5"},
+	{SVC "analysis:\n  metrics:\n    - {name: e, query: up}\n    - {name: e, query: down}\n",
+	 "s.yaml:7:14: analysis.metrics[1].name: metric \"e\" is listed twice (first as analysis.metrics[0])"},
+	{SVC "analysis:\n  metrics:\n    - {name: e, query: up, critcal: true}\n",
+	 "s.yaml:6:28: analysis.metrics[0].critcal: unknown key (did you mean \"critical\"?)"},
+	{SVC "analysis:\n  prometheus: 127.0.0.1:9090\n",
+	 "s.yaml:5:15: analysis.prometheus: expected an http:// or https:// URL of a Prometheus server, got \"127.0.0.1:9090\""},
+	{SVC "analysis:\n  pass_score: 101\n",
+	 "s.yaml:5:15: analysis.pass_score: expected a number 0..100, got 101"},
 	{SVC "---\n" SVC,
 	 "s.yaml:6:7: name: Service \"metadata\" is defined twice in this file (first at line 2)"},
 	{SVC "---\nkind: Service\nname: profile\nlisten_port: 18002\nbake: soon\n",

@@ -1,0 +1,83 @@
+/*
+ * prometheus: the Prometheus metric provider of the control plane (a driver).
+ *
+ * A service's manifest may list custom metrics as PromQL templates (analysis.metrics, with the
+ * server in analysis.prometheus). For a verification window, each template is expanded twice,
+ * for the canary and for the baseline (stable) version, with {service}, {version}, {region}
+ * and {env} substituted; both are asked of GET /api/v1/query_range over the window, and the
+ * two series of samples are judged by the Kayenta-style classifier (stats/judge.h). The
+ * weighted score then decides: pass, marginal (inconclusive) or fail.
+ *
+ * Being a fixed-sample test, the judgement is only valid when made once: the caller asks for
+ * it once per window, after the step's minimum duration (see docs/verification.md).
+ *
+ * The pure parts (template expansion, parsing of an answer, the verdict of a score) are
+ * exported for tests. Queries are blocking with a timeout, and answers have hard limits.
+ */
+#ifndef SLUICE_PROMETHEUS_H
+#define SLUICE_PROMETHEUS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/pipeline.h"
+#include "stats/judge.h"
+#include "util/httpc.h"
+#include "util/log.h"
+
+#define PROM_MAX_RESPONSE (4u << 20) /* bytes of one query_range answer */
+#define PROM_MAX_SAMPLES 11000       /* values kept from one answer (Prometheus' own cap) */
+#define PROM_MAX_QUERY 4096          /* bytes of an expanded query */
+#define PROM_MAX_METRICS 16          /* metrics per service (the manifest says so too) */
+#define PROM_MIN_SAMPLES 5           /* per side, before a judgement is made */
+#define PROM_TIMEOUT_MS 2000
+
+/* What a template is expanded for. Every field must be set. */
+struct prom_target {
+	const char *service, *version, *region, *env;
+};
+
+/*
+ * Expands {service}, {version}, {region} and {env} in tmpl into out (NUL-terminated). The
+ * values are escaped for a double-quoted PromQL string (backslash, quote). "{{" gives "{".
+ * Returns 0, or -1 with e on an unknown placeholder or when the result does not fit outlen.
+ */
+__attribute__((warn_unused_result)) int prom_expand(const char *tmpl, const struct prom_target *t,
+						    char *out, size_t outlen, struct err *e);
+
+/*
+ * Parses a /api/v1/query_range answer (len bytes, at most PROM_MAX_RESPONSE): appends the
+ * values of every series of the matrix to values (at most max), in order. "NaN" and infinite
+ * values are kept as NaN (the judge's NaN strategy decides). Returns 0 with *n set, or -1 with
+ * e (not JSON, status error with Prometheus' message, not a matrix, too many values).
+ */
+__attribute__((warn_unused_result)) int prom_parse_range(const char *body, size_t len, double *values,
+							 size_t max, size_t *n /* OUT */, struct err *e);
+
+/* Asks base_url/api/v1/query_range for query over [start_s, end_s] (Unix seconds) every
+ * step_s; values as prom_parse_range. Blocking, PROM_TIMEOUT_MS at most. */
+__attribute__((warn_unused_result)) int prom_query_range(httpc *c, const char *base_url, const char *query,
+							 double start_s, double end_s, double step_s,
+							 double *values, size_t max, size_t *n /* OUT */,
+							 struct err *e);
+
+/* The classifier's configuration of one normalized manifest entry of analysis.metrics. */
+void prom_metric_config(const json_t *metric, struct judge_metric_config *c /* OUT */);
+
+/* The pipeline's verdict for a score: pass -> PASS, fail (or a critical failure) -> FAIL,
+ * marginal -> INCONCLUSIVE (the step's maximum duration then decides). */
+enum pl_verdict prom_verdict(const struct judge_summary *s);
+
+/*
+ * Judges every metric of `analysis` (a normalized manifest's analysis object) for canary
+ * against baseline over [start_s, end_s]. Returns the verdict: NONE when a side has fewer than
+ * PROM_MIN_SAMPLES samples of a metric or Prometheus could not be asked (msg says why; the
+ * caller asks again later), else PASS / FAIL / INCONCLUSIVE. *evidence (may be NULL) receives
+ * a new object: per metric the queries, samples, classification, p-value, interval, effect,
+ * and the score.
+ */
+enum pl_verdict prom_judge(const json_t *analysis, const struct prom_target *canary,
+			   const struct prom_target *baseline, double start_s, double end_s, char *msg,
+			   size_t msglen, json_t **evidence);
+
+#endif

@@ -827,10 +827,15 @@ static int pump_upstream(struct cconn *c)
 	if (u->wr_ready && (c->uh_off < c->uh_len || !c->req_done)) {
 		ssize_t ready = req_ready(c);
 		if (ready < 0) {
-			/* the client's chunked body is invalid: 400, and close both sides */
+			/* the client's chunked body is invalid or too large: answer, close both sides */
+			int big = ready == HTTP_E_BODY_TOO_LARGE;
 			c->close_after = 1;
-			exchange_end(c, 400, 0, 0);
-			send_simple(c, 400, "Bad Request", "invalid chunked body\n", 1);
+			exchange_end(c, big ? 413 : 400, 0, 0);
+			if (c->resp_any)
+				c->closing = 1;
+			else
+				send_simple(c, big ? 413 : 400, big ? "Content Too Large" : "Bad Request",
+					    big ? "body too large\n" : "invalid chunked body\n", 1);
 			return 1;
 		}
 		struct iovec iov[2] = {{c->uh + c->uh_off, c->uh_len - c->uh_off},

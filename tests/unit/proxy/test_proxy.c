@@ -368,3 +368,98 @@ Test(fwd, response_rewrite)
 	out[n] = 0;
 	cr_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
 }
+
+#include "proxy/proxy.h"
+
+static json_t *js(const char *s)
+{
+	json_t *j = json_loads(s, 0, NULL);
+	cr_assert(j, "bad test JSON");
+	return j;
+}
+
+Test(table, put_replace_drain_delete)
+{
+	struct proxy_limits lim;
+	proxy_limits_default(&lim);
+	proxy *p;
+	struct err e;
+	cr_assert_eq(proxy_new(&p, 2, &lim, &e), 0, "%s", e.msg);
+	/* workers are not started: their messages wait in the queues and are freed with them */
+	json_t *r1 = js("{\"listen\":\"127.0.0.1:0\",\"versions\":[{\"version\":\"v1\",\"weight\":9,"
+			"\"backends\":[\"127.0.0.1:1\",\"127.0.0.1:2\"]}]}");
+	cr_assert_eq(proxy_route_put(p, r1, "a.b", "", &e), 0, "%s", e.msg);
+	json_t *g = proxy_route_json(p, "a.b");
+	const char *listen = json_string_value(json_object_get(g, "listen"));
+	cr_assert(strncmp(listen, "127.0.0.1:", 10) == 0 && strcmp(listen, "127.0.0.1:0") != 0,
+		  "port 0 is replaced by the bound port: %s", listen);
+	cr_assert_eq(json_array_size(json_object_get(g, "backends_state")), 2);
+	/* another route cannot take the same address */
+	char body[256];
+	snprintf(body, sizeof(body), "{\"listen\":\"%s\",\"versions\":[{\"version\":\"v1\",\"weight\":1,"
+		 "\"backends\":[\"127.0.0.1:3\"]}]}", listen);
+	json_t *clash = js(body);
+	cr_assert_eq(proxy_route_put(p, clash, "c.d", "", &e), -1);
+	cr_assert(strstr(e.msg, "listen: ") && strstr(e.msg, "already used by route a.b"), "%s", e.msg);
+	json_decref(g);
+	/* the name in the body must match the URL's */
+	json_t *named = js("{\"name\":\"x\",\"listen\":\"127.0.0.1:0\",\"versions\":[{\"version\":\"v1\","
+			   "\"weight\":1,\"backends\":[\"127.0.0.1:3\"]}]}");
+	cr_assert_eq(proxy_route_put(p, named, "a.b", "", &e), -1);
+	cr_assert(strstr(e.msg, "name: 'x' does not match"), "%s", e.msg);
+	/* the config file form needs a name */
+	cr_assert_eq(proxy_route_put(p, r1, NULL, "routes[4]", &e), -1);
+	cr_assert_str_eq(e.msg, "routes[4].name: is required");
+	/* replacing drops backend 2: reported drained (nothing in flight) until the next PUT */
+	g = proxy_route_json(p, "a.b");
+	json_t *r2 = js(body);
+	json_object_set_new(r2, "versions", json_pack("[{sssis[s]}]", "version", "v2", "weight", 1,
+						      "backends", "127.0.0.1:1"));
+	cr_assert_eq(proxy_route_put(p, r2, "a.b", "", &e), 0, "%s", e.msg);
+	json_decref(g);
+	g = proxy_route_json(p, "a.b");
+	json_t *st = json_object_get(g, "backends_state");
+	/* 127.0.0.1:1 moved to v2 and stays the same backend; 127.0.0.1:2 left */
+	cr_assert_eq(json_array_size(st), 2, "%s", json_dumps(st, 0));
+	int drained = 0;
+	for (size_t i = 0; i < json_array_size(st); i++) {
+		json_t *b = json_array_get(st, i);
+		if (!strcmp(json_string_value(json_object_get(b, "state")), "drained"))
+			drained++;
+	}
+	cr_assert_eq(drained, 1);
+	json_decref(g);
+	cr_assert_eq(proxy_route_put(p, r2, "a.b", "", &e), 0, "%s", e.msg);
+	g = proxy_route_json(p, "a.b");
+	cr_assert_eq(json_array_size(json_object_get(g, "backends_state")), 1, "drained ones forgotten");
+	json_decref(g);
+	cr_assert_eq(proxy_route_delete(p, "a.b"), 0);
+	cr_assert_eq(proxy_route_delete(p, "a.b"), -1);
+	cr_assert_null(proxy_route_json(p, "a.b"));
+	json_decref(r1);
+	json_decref(r2);
+	json_decref(clash);
+	json_decref(named);
+	proxy_free(p);
+}
+
+Test(table, limits_errors)
+{
+	struct proxy_limits lim;
+	proxy_limits_default(&lim);
+	struct err e;
+	json_t *j = js("{\"max_head\":512}");
+	cr_assert_eq(proxy_limits_parse(j, "limits", &lim, &e), -1);
+	cr_assert_str_eq(e.msg, "limits.max_head: must be an integer from 1024 to 1048576");
+	json_decref(j);
+	j = js("{\"max_conn\":5}");
+	cr_assert_eq(proxy_limits_parse(j, "limits", &lim, &e), -1);
+	cr_assert_str_eq(e.msg, "limits.max_conn: unknown field");
+	json_decref(j);
+	j = js("{\"max_headers\":20,\"client_timeout_ms\":500}");
+	cr_assert_eq(proxy_limits_parse(j, "limits", &lim, &e), 0);
+	cr_assert_eq(lim.max_headers, 20);
+	cr_assert_eq(lim.client_timeout_ms, 500);
+	cr_assert_eq(lim.max_head, 16384, "absent fields keep their value");
+	json_decref(j);
+}

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +384,60 @@ Test(server, pipelined_large_responses_pause_and_resume, .init = setup_default, 
 	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
 	cr_expect_not_null(strstr(R, "GET /last"), "%s", R);
 	close(fd);
+}
+
+Test(server, valid_then_bad_in_one_write, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET /ok HTTP/1.1\r\nHost: t\r\n\r\nGET /bad HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 200") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "GET /ok"), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect(strstr(R, "HTTP/1.1 400") == R, "%s", R);
+	cr_expect_not_null(strstr(R, "bare CR"), "%s", R);
+	cr_expect(at_eof(fd));
+	close(fd);
+}
+
+Test(server, request_sent_byte_by_byte, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	const char *req = "POST /slow?q=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world";
+	for (size_t i = 0; req[i]; i++) {
+		send_all(fd, req + i, 1);
+		usleep(1000);
+	}
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "POST /slow ?q=1 x=- len=11 body=hello world"), "%s", R);
+	close(fd);
+}
+
+Test(server, many_connections_pipelining, .init = setup_default, .fini = stop)
+{
+	enum { NC = 40, NR = 25 };
+	int fds[NC];
+	char batch[NR * 64];
+	for (int c = 0; c < NC; c++) {
+		fds[c] = dial();
+		size_t n = 0;
+		for (int r = 0; r < NR; r++)
+			n += (size_t)snprintf(batch + n, sizeof batch - n,
+					      "GET /c%d/r%d HTTP/1.1\r\nHost: t\r\n\r\n", c, r);
+		send_all(fds[c], batch, n);
+	}
+	for (int c = 0; c < NC; c++) {
+		for (int r = 0; r < NR; r++) {
+			char want[64];
+			snprintf(want, sizeof want, "GET /c%d/r%d ?", c, r);
+			cr_assert_gt(read_resp(fds[c], R, sizeof R), 0);
+			cr_assert_not_null(strstr(R, want), "conn %d request %d: %s", c, r, R);
+		}
+		close(fds[c]);
+	}
+	cr_expect_eq(__atomic_load_n(&calls, __ATOMIC_SEQ_CST), NC * NR);
 }
 
 Test(server, max_conns_refuses_extras, .fini = stop)

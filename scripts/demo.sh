@@ -74,7 +74,7 @@ set -e
 URLS=(--url http://127.0.0.1:18003/ --url http://127.0.0.1:18103/)
 
 say "continuous load on web in both regions; deploy metadata v2 (canary 10% -> 50% -> 100%, region by region)"
-"$EX/loadgen" "${URLS[@]}" --rate 200 --conns 8 --duration 170 --json "$D/good.json" >"$D/good.txt" &
+"$S" load "${URLS[@]}" --rate 200 --conns 8 --duration 170 --json "$D/good.json" >"$D/good.txt" &
 LOADS+=($!)
 sleep 1
 T0=$(date +%s.%N)
@@ -85,7 +85,7 @@ kill -TERM "${LOADS[-1]}"; wait "${LOADS[-1]}" || true
 good=$(cat "$D/good.txt")
 
 say "a bad release: metadata v2.1 fails half its requests"
-"$EX/loadgen" "${URLS[@]}" --rate 200 --conns 8 --duration 120 --json "$D/bad.json" >"$D/bad.txt" &
+"$S" load "${URLS[@]}" --rate 200 --conns 8 --duration 120 --json "$D/bad.json" >"$D/bad.txt" &
 LOADS+=($!)
 sleep 1
 set +e

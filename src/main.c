@@ -29,6 +29,7 @@ static const struct command commands[] = {
 	{"shutdown", cmd_shutdown, "stop the server (and with --data-plane its instances and proxy)"},
 	{"contract", cmd_contract, "diff OpenAPI documents, check a consumer against a provider"},
 	{"judge", cmd_judge, "judge canary against baseline samples, offline"},
+	{"load", cmd_load, "send bounded, rate-limited HTTP load and summarize failures and latency"},
 };
 
 static void usage(FILE *f)

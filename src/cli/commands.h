@@ -40,5 +40,6 @@ int cmd_shutdown(int argc, char **argv);
 /* offline tools */
 int cmd_judge(int argc, char **argv);    /* src/cli/judge.c */
 int cmd_contract(int argc, char **argv); /* src/cli/contract.c */
+int cmd_load(int argc, char **argv);     /* src/cli/load.c */
 
 #endif

@@ -102,6 +102,9 @@ int httpc_request(httpc *c, const char *method, const char *url, const char *bod
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	}
+	/* A HEAD answer has no body whatever its Content-Length says: without NOBODY curl would
+	 * wait for one until the timeout. */
+	curl_easy_setopt(c->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") ? 0L : 1L);
 	int rc = perform(c, method, url, hdrs, status, resp, e);
 	curl_slist_free_all(hdrs);
 	return rc;

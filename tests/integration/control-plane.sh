@@ -27,7 +27,7 @@ start_server() {
 
 cleanup() {
 	set +e
-	pkill -f "$B/examples/loadgen --url http://127.0.0.1:28" 2>/dev/null
+	pkill -f "$S load --url http://127.0.0.1:28" 2>/dev/null
 	if curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null 2>&1; then
 		"$S" shutdown --data-plane >/dev/null 2>&1
 		for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -103,7 +103,7 @@ restarted() { "$S" status metadata -o json | grep -q '"restarts": [1-9]' && \
 check "an instance killed with SIGKILL is restarted and healthy again" wait_until 15 restarted
 
 # --- a healthy canary under continuous load: zero failed requests
-"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+"$S" load --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
 	--rate 120 --conns 6 --duration 90 >"$D/load1.txt" &
 L=$!
 sleep 0.5
@@ -116,7 +116,7 @@ check "metadata v2 is stable in both regions" stable_is v2
 check "no v1 instance is left" bash -c "! '$S' status metadata -o json | grep -q '\"version\": \"v1\"'"
 
 # --- a bad canary is rolled back automatically, with its evidence
-"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+"$S" load --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
 	--rate 120 --conns 6 --duration 90 >"$D/load2.txt" &
 L=$!
 sleep 0.5
@@ -135,7 +135,7 @@ gone() { ! "$S" status metadata -o json | grep -q '"version": "v2-bad"'; }
 check "the bad instances are stopped" wait_until 10 gone
 
 # --- kill -9 of the server in the middle of a canary
-"$EX/loadgen" --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
+"$S" load --url http://127.0.0.1:28002/profiles/1 --url http://127.0.0.1:28102/profiles/1 \
 	--rate 120 --conns 6 --duration 120 >"$D/load3.txt" &
 L=$!
 sleep 0.5

@@ -89,7 +89,7 @@ check "deploy metadata v3 is refused by the gate (exit 1)" test $rc -eq 1
 check "the refusal shows the report" grep -q 'refused' "$D/deploy.txt"
 check "nothing was started" bash -c "! '$S' history metadata | grep -q ' v3 '"
 
-"$EX/loadgen" --url http://127.0.0.1:29001/items/1 --rate 100 --duration 60 >/dev/null &
+"$S" load --url http://127.0.0.1:29001/items/1 --rate 100 --duration 60 >/dev/null &
 L=$!
 check "deploy --force overrides the gate" "$S" deploy metadata v3 --force --wait --timeout 60
 kill $L; wait $L || true

@@ -1,0 +1,544 @@
+/*
+ * `sluice load`: continuous, rate-limited HTTP/1.1 load, for the demo, the integration tests and
+ * the control plane's pre-production stage (which spawns it as a child with --json).
+ *
+ *   sluice load --url http://127.0.0.1:18003/ [--url ...] [--rate N] [--duration S] [--conns C]
+ *               [--json FILE] [--header 'Name: value']
+ *
+ * Each of the C connections is a thread with one keep-alive connection that sends GETs to the
+ * URLs in turn, paced so that the total is about N requests per second. A request fails when
+ * the connection cannot be made, breaks before a full response, or the status is 5xx. It stops
+ * after S seconds or at SIGTERM/SIGINT, and prints one summary line (and writes JSON to FILE,
+ * atomically): requests, failed, statuses, versions seen (X-Version), p50/p99 latency.
+ *
+ * Bounded in time and count: it never runs longer than --duration (at most 1 hour) plus one
+ * response timeout (5 s), at most 100000 requests/s, 64 connections, 1 MiB per response.
+ * Responses are framed by Content-Length (what sluice's proxy and the examples send).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "util/log.h"
+
+#define LOAD_MAX_URLS 16
+#define LOAD_MAX_CONNS 64
+#define LOAD_MAX_RATE 100000.0
+#define LOAD_MAX_DURATION 3600.0
+#define LOAD_MAX_RESPONSE (1 << 20)
+#define LOAD_IO_TIMEOUT_S 5
+#define LOAD_MAX_VERSIONS 16
+#define LOAD_VERSION_LEN 32
+/* Latency histogram: 0.1 ms buckets up to 200 ms, then 10 ms buckets up to 5 s, then "more". */
+#define FINE_BUCKETS 2000
+#define COARSE_BUCKETS 480
+#define LAT_BUCKETS (FINE_BUCKETS + COARSE_BUCKETS)
+/* Longest sleep between two looks at the stop flag, so that SIGTERM is answered at once. */
+#define SLICE_US 20000
+
+struct target {
+	char host[INET_ADDRSTRLEN];
+	struct sockaddr_in addr;
+	int port;
+	char path[256];
+};
+
+struct load {
+	struct target targets[LOAD_MAX_URLS];
+	int ntargets;
+	double rate, duration;
+	int nconns;
+	const char *json, *header;
+	double end; /* monotonic time at which workers stop starting requests */
+
+	atomic_ulong req, failed, s2xx, s4xx, s5xx, conn_err;
+	atomic_ulong lat[LAT_BUCKETS + 1];
+	pthread_mutex_t ver_mu;
+	char versions[LOAD_MAX_VERSIONS][LOAD_VERSION_LEN];
+	unsigned long version_count[LOAD_MAX_VERSIONS];
+	int nversions;
+	atomic_int fds[LOAD_MAX_CONNS]; /* each worker's socket or -1, so a stop can cut them */
+};
+
+struct worker_arg {
+	struct load *l;
+	int id;
+};
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sluice load --url URL [--url URL...] [--rate N] [--duration S] [--conns C]\n"
+		"                   [--json FILE] [--header 'Name: value']\n"
+		"\n"
+		"Sends GET requests to the URLs in turn (http://IPV4:PORT/path, at most %d) at about N\n"
+		"requests per second in total (default 50, at most %.0f) over C keep-alive connections\n"
+		"(default 4, 1..%d) for S seconds (default 10, at most %.0f), then prints one line:\n"
+		"  requests R failed F (5xx X, connection E) 2xx A 4xx B p50 Pms p99 Qms versions V=n,...\n"
+		"A request fails when the connection cannot be made, breaks before a full response or\n"
+		"answers 5xx. SIGTERM or SIGINT stops early and still prints the line (a request cut by\n"
+		"the stop is not counted). --json FILE also writes {requests, failed, 5xx,\n"
+		"connection_errors, 2xx, 4xx, p50_ms, p99_ms, versions} to FILE, atomically.\n"
+		"--header adds one request header to every request.\n"
+		"\n"
+		"exit: 0 the load ran (whatever the failures), 1 FILE could not be written, 2 usage error\n",
+		LOAD_MAX_URLS, LOAD_MAX_RATE, LOAD_MAX_CONNS, LOAD_MAX_DURATION);
+}
+
+static int parse_url(const char *url, struct target *t)
+{
+	if (strncmp(url, "http://", 7))
+		return error("--url %s: expected http://IPV4:PORT/path", url);
+	const char *h = url + 7, *colon = strchr(h, ':');
+	const char *slash = strchr(h, '/');
+	if (!colon || (slash && slash < colon) || (size_t)(colon - h) >= sizeof(t->host))
+		return error("--url %s: expected http://IPV4:PORT/path (the port is required)", url);
+	snprintf(t->host, sizeof(t->host), "%.*s", (int)(colon - h), h);
+	memset(&t->addr, 0, sizeof(t->addr));
+	t->addr.sin_family = AF_INET;
+	if (inet_pton(AF_INET, t->host, &t->addr.sin_addr) != 1)
+		return error("--url %s: '%s' is not an IPv4 address (names are not resolved)", url,
+			     t->host);
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || (*end && *end != '/') || port < 1 || port > 65535)
+		return error("--url %s: expected a port 1..65535 after the address", url);
+	t->port = (int)port;
+	t->addr.sin_port = htons((uint16_t)port);
+	const char *path = *end ? end : "/";
+	if (strlen(path) >= sizeof(t->path))
+		return error("--url %s: the path is longer than %zu bytes", url, sizeof(t->path) - 1);
+	for (const char *p = path; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return error("--url %s: the path has a space or a control character", url);
+	snprintf(t->path, sizeof(t->path), "%s", path);
+	return 0;
+}
+
+static int parse_number(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi))
+		return error("%s: '%s' is not a number between %g and %g", opt, s, lo, hi);
+	*out = v;
+	return 0;
+}
+
+static int header_ok(const char *h)
+{
+	const char *colon = strchr(h, ':');
+	if (!colon || colon == h || strlen(h) > 512)
+		return 0;
+	for (const char *p = h; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			return 0;
+	for (const char *p = h; p < colon; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/* 0, or EXIT_USAGE after a message; *help set for --help. */
+static int parse_args(int argc, char **argv, struct load *l, int *help)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			*help = 1;
+			return 0;
+		}
+		static const char *const with_value[] = {"--url",  "--rate", "--duration", "--conns",
+							 "--json", "--header"};
+		int known = 0;
+		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+			known |= !strcmp(a, with_value[k]);
+		if (!known)
+			return error("load: unknown option '%s'; see 'sluice load --help'", a), EXIT_USAGE;
+		if (i + 1 >= argc)
+			return error("load: %s needs a value; see 'sluice load --help'", a), EXIT_USAGE;
+		const char *v = argv[++i];
+		double d;
+		if (!strcmp(a, "--url")) {
+			if (l->ntargets == LOAD_MAX_URLS)
+				return error("--url: at most %d URLs", LOAD_MAX_URLS), EXIT_USAGE;
+			if (parse_url(v, &l->targets[l->ntargets]))
+				return EXIT_USAGE;
+			l->ntargets++;
+		} else if (!strcmp(a, "--rate")) {
+			if (parse_number(a, v, 0.001, LOAD_MAX_RATE, &l->rate))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--duration")) {
+			if (parse_number(a, v, 0.001, LOAD_MAX_DURATION, &l->duration))
+				return EXIT_USAGE;
+		} else if (!strcmp(a, "--conns")) {
+			if (parse_number(a, v, 1, LOAD_MAX_CONNS, &d) || d != (double)(int)d)
+				return error("--conns: expected an integer 1..%d, got '%s'",
+					     LOAD_MAX_CONNS, v),
+				       EXIT_USAGE;
+			l->nconns = (int)d;
+		} else if (!strcmp(a, "--json")) {
+			if (!*v)
+				return error("--json: expected a file name"), EXIT_USAGE;
+			l->json = v;
+		} else {
+			if (!header_ok(v))
+				return error("--header: expected 'Name: value' (at most 512 bytes, no "
+					     "control characters), got '%.64s'",
+					     v),
+				       EXIT_USAGE;
+			l->header = v;
+		}
+	}
+	if (!l->ntargets)
+		return error("load: at least one --url is required; see 'sluice load --help'"),
+		       EXIT_USAGE;
+	return 0;
+}
+
+static int dial(const struct target *t)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* On Linux SO_SNDTIMEO also bounds connect(). */
+	struct timeval tv = {LOAD_IO_TIMEOUT_S, 0};
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    connect(fd, (const struct sockaddr *)&t->addr, sizeof(t->addr))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void note_version(struct load *l, const char *v, size_t n)
+{
+	if (n >= LOAD_VERSION_LEN)
+		n = LOAD_VERSION_LEN - 1;
+	pthread_mutex_lock(&l->ver_mu);
+	int i;
+	for (i = 0; i < l->nversions; i++)
+		if (strlen(l->versions[i]) == n && !strncmp(l->versions[i], v, n))
+			break;
+	if (i == l->nversions && l->nversions < LOAD_MAX_VERSIONS) {
+		/* Only printable bytes: the name goes to a terminal and into JSON. */
+		for (size_t k = 0; k < n; k++)
+			l->versions[i][k] = (v[k] > 0x20 && v[k] < 0x7f) ? v[k] : '?';
+		l->versions[i][n] = '\0';
+		l->nversions++;
+	}
+	if (i < LOAD_MAX_VERSIONS)
+		l->version_count[i]++;
+	pthread_mutex_unlock(&l->ver_mu);
+}
+
+/* The value of header `name` (case-insensitive) in head[0..n), or NULL; *len its length. */
+static const char *header_value(const char *head, size_t n, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	const char *p = memchr(head, '\n', n), *end = head + n;
+	while (p && p + 1 < end) {
+		const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			break;
+		if ((size_t)(eol - line) > nl && !strncasecmp(line, name, nl) && line[nl] == ':') {
+			const char *v = line + nl + 1;
+			while (v < eol && (*v == ' ' || *v == '\t'))
+				v++;
+			const char *ve = eol;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			*len = (size_t)(ve - v);
+			return v;
+		}
+		p = eol;
+	}
+	return NULL;
+}
+
+/* Reads one response; returns its status, -2 when the connection was closed before any byte
+ * of it (a keep-alive connection the server had closed), or -1 when it broke. Bytes after the
+ * response stay in buf for the next one. */
+static int read_response(struct load *l, int fd, char *buf, size_t cap, size_t *have)
+{
+	for (;;) {
+		char *end = memmem(buf, *have, "\r\n\r\n", 4);
+		if (end) {
+			size_t head = (size_t)(end - buf) + 4, vlen = 0;
+			int status = 0;
+			if (sscanf(buf, "HTTP/1.%*d %3d", &status) != 1 || status < 100 || status > 999)
+				return -1;
+			size_t clen = 0;
+			const char *cl = header_value(buf, head, "content-length", &vlen);
+			if (cl) {
+				char num[24];
+				if (vlen == 0 || vlen >= sizeof(num))
+					return -1;
+				memcpy(num, cl, vlen);
+				num[vlen] = '\0';
+				char *e;
+				unsigned long long x = strtoull(num, &e, 10);
+				if (*e || x > LOAD_MAX_RESPONSE)
+					return -1;
+				clen = (size_t)x;
+			}
+			const char *xv = header_value(buf, head, "x-version", &vlen);
+			if (xv && vlen)
+				note_version(l, xv, vlen);
+			if (head + clen > cap)
+				return -1;
+			while (*have < head + clen) {
+				ssize_t n = read(fd, buf + *have, cap - *have);
+				if (n <= 0)
+					return -1;
+				*have += (size_t)n;
+			}
+			memmove(buf, buf + head + clen, *have - head - clen);
+			*have -= head + clen;
+			return status;
+		}
+		if (*have == cap)
+			return -1;
+		ssize_t n = read(fd, buf + *have, cap - *have);
+		if (n <= 0)
+			return *have == 0 && n == 0 ? -2 : -1;
+		*have += (size_t)n;
+	}
+}
+
+static void set_fd(struct load *l, int id, int *fd, int v)
+{
+	if (*fd >= 0 && v != *fd)
+		close(*fd);
+	*fd = v;
+	atomic_store(&l->fds[id], v);
+}
+
+static void record(struct load *l, int status, double ms)
+{
+	atomic_fetch_add(&l->req, 1);
+	size_t b = ms < 200 ? (size_t)(ms * 10) : FINE_BUCKETS + (size_t)((ms - 200) / 10);
+	atomic_fetch_add(&l->lat[b > LAT_BUCKETS ? LAT_BUCKETS : b], 1);
+	if (status < 0) {
+		atomic_fetch_add(&l->failed, 1);
+		atomic_fetch_add(&l->conn_err, 1);
+	} else if (status >= 500) {
+		atomic_fetch_add(&l->failed, 1);
+		atomic_fetch_add(&l->s5xx, 1);
+	} else if (status >= 400) {
+		atomic_fetch_add(&l->s4xx, 1);
+	} else {
+		atomic_fetch_add(&l->s2xx, 1);
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct load *l = wa->l;
+	int id = wa->id;
+	double interval = (double)l->nconns / l->rate;
+	double next = now_s() + interval * (double)id / l->nconns;
+	char *buf = malloc(LOAD_MAX_RESPONSE);
+	size_t have = 0;
+	int fd = -1;
+	unsigned long k = (unsigned long)id;
+	char req[1024];
+	while (buf && !stopping && now_s() < l->end) {
+		double t = now_s();
+		if (t < next) {
+			double wait = next - t;
+			usleep(wait * 1e6 < SLICE_US ? (useconds_t)(wait * 1e6) : SLICE_US);
+			continue;
+		}
+		next += interval;
+		const struct target *tg = &l->targets[k++ % (unsigned long)l->ntargets];
+		int len = snprintf(req, sizeof(req),
+				   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: sluice-load\r\n%s%s\r\n",
+				   tg->path, tg->host, tg->port, l->header ? l->header : "",
+				   l->header ? "\r\n" : "");
+		double t0 = now_s();
+		int status = -2;
+		if (fd < 0) {
+			set_fd(l, id, &fd, dial(tg));
+			status = fd < 0 ? -1 : -2;
+		}
+		if (fd >= 0) {
+			status = -1;
+			if (write(fd, req, (size_t)len) == len)
+				status = read_response(l, fd, buf, LOAD_MAX_RESPONSE, &have);
+			if (status == -2 && !stopping) {
+				/* A keep-alive connection the server closed between requests is not a
+				 * failed request when nothing came back: retry once on a new one. */
+				have = 0;
+				set_fd(l, id, &fd, dial(tg));
+				status = -1;
+				if (fd >= 0 && write(fd, req, (size_t)len) == len)
+					status = read_response(l, fd, buf, LOAD_MAX_RESPONSE, &have);
+			}
+		}
+		if (status < 0) {
+			have = 0;
+			set_fd(l, id, &fd, -1);
+			/* A request cut by our own stop (SIGTERM shuts the sockets down) is not the
+			 * server's failure. */
+			if (stopping)
+				break;
+		}
+		record(l, status < -1 ? -1 : status, (now_s() - t0) * 1000);
+	}
+	set_fd(l, id, &fd, -1);
+	free(buf);
+	return NULL;
+}
+
+/* Upper bound of the bucket holding quantile q, in ms (0 without data). */
+static double quantile(struct load *l, double q)
+{
+	unsigned long total = 0, seen = 0;
+	for (int i = 0; i <= LAT_BUCKETS; i++)
+		total += atomic_load(&l->lat[i]);
+	for (int i = 0; i <= LAT_BUCKETS; i++) {
+		seen += atomic_load(&l->lat[i]);
+		if (total && (double)seen >= q * (double)total)
+			return i < FINE_BUCKETS ? (i + 1) / 10.0
+					       : 200.0 + (double)(i - FINE_BUCKETS + 1) * 10.0;
+	}
+	return 0;
+}
+
+/* Written to FILE.tmp.PID and renamed, so a reader (the control plane) never sees half. */
+static int write_json(struct load *l, const char *path)
+{
+	json_t *vs = json_object();
+	for (int i = 0; i < l->nversions; i++)
+		json_object_set_new(vs, l->versions[i], json_integer((json_int_t)l->version_count[i]));
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:o}",
+			      "requests", (json_int_t)atomic_load(&l->req),
+			      "failed", (json_int_t)atomic_load(&l->failed),
+			      "5xx", (json_int_t)atomic_load(&l->s5xx),
+			      "connection_errors", (json_int_t)atomic_load(&l->conn_err),
+			      "2xx", (json_int_t)atomic_load(&l->s2xx),
+			      "4xx", (json_int_t)atomic_load(&l->s4xx),
+			      "p50_ms", quantile(l, 0.5), "p99_ms", quantile(l, 0.99), "versions", vs);
+	char tmp[4096];
+	if (!o || snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+		json_decref(o);
+		return error("--json %s: the file name is too long", path);
+	}
+	FILE *f = fopen(tmp, "w");
+	int rc = -1;
+	if (f) {
+		int w = json_dumpf(o, f, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0 && fputc('\n', f) != EOF;
+		w = (fflush(f) == 0) && w && fsync(fileno(f)) == 0;
+		if (fclose(f) == 0 && w && rename(tmp, path) == 0)
+			rc = 0;
+	}
+	if (rc) {
+		error("--json %s: cannot write it: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	json_decref(o);
+	return rc;
+}
+
+int cmd_load(int argc, char **argv)
+{
+	static struct load l;
+	memset(&l, 0, sizeof(l));
+	l.rate = 50;
+	l.duration = 10;
+	l.nconns = 4;
+	int help = 0, rc = parse_args(argc, argv, &l, &help);
+	if (help) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (rc)
+		return rc;
+	pthread_mutex_init(&l.ver_mu, NULL);
+	for (int i = 0; i < LOAD_MAX_CONNS; i++)
+		atomic_init(&l.fds[i], -1);
+
+	/* No SA_RESTART: nothing here needs it, and the flag is what every thread looks at. */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	l.end = now_s() + l.duration;
+	pthread_t th[LOAD_MAX_CONNS];
+	struct worker_arg args[LOAD_MAX_CONNS];
+	int started = 0;
+	for (int i = 0; i < l.nconns; i++) {
+		args[i] = (struct worker_arg){&l, i};
+		if (pthread_create(&th[i], NULL, worker, &args[i])) {
+			warning("load: could not start connection %d of %d", i + 1, l.nconns);
+			break;
+		}
+		started++;
+	}
+	/* Wait for the end or a signal; on a signal cut the requests in flight so that the summary
+	 * comes at once rather than after a slow response. */
+	while (!stopping && now_s() < l.end)
+		usleep(SLICE_US);
+	if (stopping)
+		for (int i = 0; i < started; i++) {
+			int fd = atomic_load(&l.fds[i]);
+			if (fd >= 0)
+				shutdown(fd, SHUT_RDWR);
+		}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+
+	char vs[LOAD_MAX_VERSIONS * (LOAD_VERSION_LEN + 24)] = "";
+	size_t o = 0;
+	for (int i = 0; i < l.nversions && o < sizeof(vs); i++)
+		o += (size_t)snprintf(vs + o, sizeof(vs) - o, "%s%s=%lu", i ? "," : "", l.versions[i],
+				      l.version_count[i]);
+	printf("requests %lu failed %lu (5xx %lu, connection %lu) 2xx %lu 4xx %lu p50 %.1fms p99 "
+	       "%.1fms versions %s\n",
+	       atomic_load(&l.req), atomic_load(&l.failed), atomic_load(&l.s5xx),
+	       atomic_load(&l.conn_err), atomic_load(&l.s2xx), atomic_load(&l.s4xx),
+	       quantile(&l, 0.5), quantile(&l, 0.99), vs);
+	fflush(stdout);
+	rc = EXIT_OK;
+	if (l.json && write_json(&l, l.json))
+		rc = EXIT_NO;
+	pthread_mutex_destroy(&l.ver_mu);
+	return rc;
+}

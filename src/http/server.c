@@ -261,24 +261,27 @@ static int dispatch(struct conn *c, const struct http_head *h, const char *body,
 	struct httpd *s = c->srv;
 	const char *t = h->target;
 	size_t tl = h->target_len;
-	/* absolute-form: drop scheme://authority, keep the path */
+	const char *root = NULL; /* "/" when an absolute-form target has an empty path */
+	/* absolute-form: drop scheme://authority, keep the path and query */
 	if (tl && t[0] != '/' && !(tl == 1 && t[0] == '*')) {
 		const char *ss = memchr(t, ':', tl);
 		if (ss && (size_t)(t + tl - ss) >= 3 && ss[1] == '/' && ss[2] == '/') {
-			const char *auth = ss + 3;
-			const char *p = memchr(auth, '/', (size_t)(t + tl - auth));
-			if (p) {
-				tl -= (size_t)(p - t);
-				t = p;
-			} else {
-				t = "/";
-				tl = 1;
-			}
+			const char *p = ss + 3, *end = t + tl;
+			while (p < end && *p != '/' && *p != '?')
+				p++;
+			tl = (size_t)(end - p);
+			t = p;
+			if (!tl || *p == '?')
+				root = "/";
 		}
 	}
 	const char *qm = memchr(t, '?', tl);
 	size_t pl = qm ? (size_t)(qm - t) : tl;
 	size_t ql = qm ? tl - pl - 1 : 0;
+	if (root) {
+		t = root;
+		pl = 1;
+	}
 	char *scratch = malloc(h->method_len + pl + ql + 3);
 	if (!scratch)
 		return -1;

@@ -400,6 +400,21 @@ Test(server, valid_then_bad_in_one_write, .init = setup_default, .fini = stop)
 	close(fd);
 }
 
+Test(server, absolute_form_targets, .init = setup_default, .fini = stop)
+{
+	int fd = dial();
+	sends(fd, "GET http://t:80/a/b?x=1 HTTP/1.1\r\nHost: t:80\r\n\r\n"
+		  "GET http://t?y=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+		  "GET http://t HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET /a/b ?x=1 "), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET / ?y=2 "), "%s", R);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "GET / ? "), "%s", R);
+	close(fd);
+}
+
 Test(server, request_sent_byte_by_byte, .init = setup_default, .fini = stop)
 {
 	int fd = dial();

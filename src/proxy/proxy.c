@@ -26,6 +26,7 @@ struct rentry {
 	struct rentry *next;
 	char name[ROUTE_NAME_MAX];
 	struct route *cur; /* the admin thread's reference */
+	uint64_t *seq;     /* per worker: the message that published cur */
 	struct gone *gone;
 	size_t ngone;
 };
@@ -43,6 +44,7 @@ struct proxy {
 };
 
 static void state_save(proxy *p);
+static int entry_switched(const proxy *p, const struct rentry *en);
 
 void proxy_limits_default(struct proxy_limits *lim)
 {
@@ -362,6 +364,16 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 			route_unref(r);
 			return err_set(e, "out of memory");
 		}
+		en->seq = calloc(p->nw, sizeof(*en->seq));
+		if (!en->seq) {
+			free(en);
+			for (unsigned i = 0; i < p->nw; i++)
+				if (fds[i] >= 0)
+					close(fds[i]);
+			free(fds);
+			route_unref(r);
+			return err_set(e, "out of memory");
+		}
 		snprintf(en->name, sizeof(en->name), "%s", r->cfg.name);
 		en->next = p->routes;
 		p->routes = en;
@@ -370,9 +382,10 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 
 	/* the draining list: forget drained backends and those that came back, add those leaving */
 	size_t keep = 0;
+	int switched = entry_switched(p, en);
 	for (size_t i = 0; i < en->ngone; i++) {
 		struct backend *b = en->gone[i].b;
-		if (route_has(r, b) || backend_in_flight(p, b) == 0) {
+		if (route_has(r, b) || (switched && backend_in_flight(p, b) == 0)) {
 			backend_unref(b);
 			continue;
 		}
@@ -419,7 +432,7 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		route_ref(r);
 		m->r = r;
 		m->lfd = fds[i];
-		worker_send(p->w[i], m);
+		en->seq[i] = worker_send(p->w[i], m);
 	}
 	free(fds);
 	if (en->cur)
@@ -438,6 +451,7 @@ static void entry_free(struct rentry *en)
 	free(en->gone);
 	if (en->cur)
 		route_unref(en->cur);
+	free(en->seq);
 	free(en);
 }
 
@@ -468,6 +482,16 @@ int proxy_route_delete(proxy *p, const char *name)
 	return 0;
 }
 
+/* Whether every worker has applied the entry's current route (so none can pick a backend
+ * that left it): "drained" needs this as well as nothing in flight. */
+static int entry_switched(const proxy *p, const struct rentry *en)
+{
+	for (unsigned i = 0; i < p->nw; i++)
+		if (worker_applied(p->w[i]) < en->seq[i])
+			return 0;
+	return 1;
+}
+
 static json_t *entry_json(proxy *p, struct rentry *en)
 {
 	json_t *r = route_cfg_json(&en->cur->cfg);
@@ -481,11 +505,12 @@ static json_t *entry_json(proxy *p, struct rentry *en)
 							    LD(&b->ejected_until) > now ? "ejected" : "active",
 							    "in_flight", (json_int_t)backend_in_flight(p, b)));
 		}
+	int switched = entry_switched(p, en);
 	for (size_t i = 0; i < en->ngone; i++) {
 		int64_t n = backend_in_flight(p, en->gone[i].b);
 		json_array_append_new(st, json_pack("{sssssssI}", "version", en->gone[i].version, "addr",
-						    en->gone[i].b->addr.text, "state", n ? "draining" : "drained",
-						    "in_flight", (json_int_t)n));
+						    en->gone[i].b->addr.text, "state",
+						    n || !switched ? "draining" : "drained", "in_flight", (json_int_t)n));
 	}
 	json_object_set_new(r, "backends_state", st);
 	return r;

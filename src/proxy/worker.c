@@ -158,6 +158,8 @@ struct worker {
 	struct uconn *uconns;
 	unsigned nconns;
 	int stopping;
+	uint64_t sent;    /* messages queued (the admin thread's counter) */
+	uint64_t applied; /* messages handled (atomic: written here, read by the admin thread) */
 	uint64_t rng;
 	unsigned rr;
 	struct http_head head; /* scratch: heads are rewritten as soon as they are parsed */
@@ -1265,12 +1267,19 @@ static void on_msg(loop *l, int fd, unsigned events, void *arg)
 		struct wmsg *next = q->next;
 		handle(w, q);
 		free(q);
+		__atomic_add_fetch(&w->applied, 1, __ATOMIC_RELEASE);
 		q = next;
 	}
 }
 
-void worker_send(worker *w, struct wmsg *m)
+uint64_t worker_applied(const worker *w)
 {
+	return __atomic_load_n(&w->applied, __ATOMIC_ACQUIRE);
+}
+
+uint64_t worker_send(worker *w, struct wmsg *m)
+{
+	uint64_t seq = ++w->sent;
 	m->next = NULL;
 	pthread_mutex_lock(&w->mu);
 	struct wmsg **p = &w->q;
@@ -1281,6 +1290,7 @@ void worker_send(worker *w, struct wmsg *m)
 	uint64_t one = 1;
 	ssize_t n = write(w->evfd, &one, sizeof(one));
 	(void)n;
+	return seq;
 }
 
 /* ---- life cycle ---- */

@@ -82,8 +82,13 @@ typedef struct worker worker;
 /* Creates worker `id` of n; it starts running with worker_start. NULL when out of resources. */
 worker *worker_new(unsigned id, unsigned n, const struct proxy_limits *lim);
 int worker_start(worker *w);
-/* Queues a message (taking ownership of it) and wakes the worker. Any thread. */
-void worker_send(worker *w, struct wmsg *m);
+/*
+ * Queues a message (taking ownership of it) and wakes the worker. One sending thread only.
+ * Returns the message's sequence number: the worker has applied it once worker_applied
+ * reaches it (used to report a removed backend "drained" only when no worker can still pick it).
+ */
+uint64_t worker_send(worker *w, struct wmsg *m);
+uint64_t worker_applied(const worker *w);
 /* Waits for the thread to end (after WMSG_STOP) and frees everything. */
 void worker_join_free(worker *w);
 

@@ -25,9 +25,9 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- proxy log"; tail -30 "$tmp/proxy.log" || true; exit 1; }
 ok() { echo "ok:   $*"; }
 
-read -r A1 A2 A3 B1 DEAD ADMIN P1 P2 < <(python3 -c '
+read -r A1 A2 A3 B1 DEAD ADMIN < <(python3 -c '
 import socket
-ss=[socket.socket() for _ in range(8)]
+ss=[socket.socket() for _ in range(6)]
 for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -52,10 +52,10 @@ pids+=($!)
 
 cat > "$tmp/proxy.json" <<JS
 {"admin": "127.0.0.1:$ADMIN", "workers": 2,
- "routes": [{"name": "web.production.local", "listen": "127.0.0.1:$P1",
+ "routes": [{"name": "web.production.local", "listen": "127.0.0.1:0",
              "versions": [{"version": "v1", "weight": 80, "backends": ["127.0.0.1:$A1", "127.0.0.1:$A2"]},
                           {"version": "v2", "weight": 20, "backends": ["127.0.0.1:$B1"]}]},
-            {"name": "sticky.production.local", "listen": "127.0.0.1:$P2", "sticky": {"cookie": "uid"},
+            {"name": "sticky.production.local", "listen": "127.0.0.1:0", "sticky": {"cookie": "uid"},
              "versions": [{"version": "v1", "weight": 70, "backends": ["127.0.0.1:$A1"]},
                           {"version": "v2", "weight": 30, "backends": ["127.0.0.1:$B1"]}]}]}
 JS
@@ -67,6 +67,12 @@ for i in $(seq 100); do
 	sleep 0.05
 done
 curl -sf "$admin/healthz" >/dev/null || fail "the proxy did not start"
+# the routes listen on port 0: the kernel picks free ports, GET tells which
+listen_port() {
+	curl -sf "$admin/v1/routes/$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['listen'].rsplit(':',1)[1])"
+}
+P1=$(listen_port web.production.local)
+P2=$(listen_port sticky.production.local)
 
 metric() { # route version field -> number
 	curl -sf "$admin/v1/metrics" | python3 -c "import json,sys; m=json.load(sys.stdin); print(m['routes']['$1']['versions']['$2']$3)"

@@ -394,7 +394,13 @@ static int process(struct conn *c)
 			}
 			return 0;
 		}
-		if (dispatch(c, &h, body, body_len))
+		/* the body is NUL-terminated for the handler (a convenience for text parsers):
+		 * the byte after it belongs to the next request, so it is put back afterwards */
+		char saved = c->in.data[used];
+		c->in.data[used] = 0;
+		int rc = dispatch(c, &h, body, body_len);
+		c->in.data[used] = saved;
+		if (rc)
 			return -1;
 		request_done(c, used);
 	}

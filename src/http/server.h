@@ -25,7 +25,7 @@ struct httpd_req {
 	const char *method; /* NUL-terminated copies, valid during the handler call */
 	const char *path;   /* target without the query, percent-decoding NOT applied */
 	const char *query;  /* after '?', "" when none */
-	const char *body;
+	const char *body;   /* decoded (chunked), NUL-terminated: body[body_len] == 0 */
 	size_t body_len;
 	const char *peer;   /* "ip:port" */
 };

@@ -48,6 +48,7 @@ static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 		if (buf_adds(&resp->headers, "X-Test: yes\r\n"))
 			cr_assert_fail();
 	}
+	cr_assert_eq(req->body[req->body_len], 0, "the body is NUL-terminated");
 	const char *x = httpd_header(req, "X-Echo", v, sizeof v);
 	if (buf_addf(&resp->body, "%s %s ?%s x=%s len=%zu body=%.*s", req->method, req->path,
 		     req->query, x ? x : "-", req->body_len, (int)req->body_len, req->body))

@@ -36,6 +36,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_can_i_deploy(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
 
 /* offline tools */
 int cmd_judge(int argc, char **argv);    /* src/cli/judge.c */

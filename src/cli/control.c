@@ -434,6 +434,9 @@ static int deploy_opt(int opt, const char *arg, void *ctx)
 	case 'T':
 		d->timeout = atoi(arg);
 		return 0;
+	case 'H':
+		d->hotfix = 1;
+		return 0;
 	}
 	return -1;
 }
@@ -441,18 +444,23 @@ static int deploy_opt(int opt, const char *arg, void *ctx)
 int cmd_deploy(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: sluice deploy SERVICE VERSION [--env ENV] [--wait [--timeout S]] [--force]\n\n"
-		"Starts a deployment of a pushed release: compatibility gate, then the service's\n"
-		"strategy (canary by default) region by region, each step verified against the stable\n"
-		"version; a failed check rolls back by itself.\n\n"
+		"usage: sluice deploy SERVICE VERSION [--env ENV] [--wait [--timeout S]] [--force] [--hotfix]\n\n"
+		"Starts a deployment of a pushed release: compatibility gate, the pre-production stage\n"
+		"when the environment is promoted from one, then the service's strategy (canary by\n"
+		"default) wave by wave, each step verified against the stable version; a failed check\n"
+		"rolls back by itself. One pipeline runs per service: a new request waits its turn\n"
+		"(policy queue) or replaces those waiting (policy supersede).\n\n"
 		"  --env ENV     target environment (default production)\n"
 		"  --wait        follow the deployment; exit 0 when promoted, 1 when rolled back or\n"
 		"                failed\n"
 		"  --timeout S   with --wait, give up waiting after S seconds (the deployment goes on)\n"
-		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n" COMMON_HELP;
+		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n"
+		"  --hotfix      a fix: pre-empts the pipeline in flight (its traffic goes back to\n"
+		"                stable, its instances drain and stop), then runs before any queued one\n" COMMON_HELP;
 	static const struct option extra[] = {{"env", required_argument, NULL, 'e'},
 					      {"wait", no_argument, NULL, 'w'},
 					      {"force", no_argument, NULL, 'F'},
+					      {"hotfix", no_argument, NULL, 'H'},
 					      {"timeout", required_argument, NULL, 'T'}, {0}};
 	struct client c;
 	struct deploy_opts d = {.env = "production"};
@@ -465,8 +473,8 @@ int cmd_deploy(int argc, char **argv)
 		fputs(usage, stderr);
 		goto out;
 	}
-	json_t *body = json_pack("{s:s, s:s, s:s, s:b}", "service", argv[i], "version", argv[i + 1],
-				 "env", d.env, "force", d.force);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:b, s:b}", "service", argv[i], "version", argv[i + 1],
+				 "env", d.env, "force", d.force, "hotfix", d.hotfix);
 	json_t *resp = NULL;
 	long status = 0;
 	rc = client_call(&c, "POST", "/v1/deployments", body, &resp, &status);
@@ -757,6 +765,60 @@ int cmd_shutdown(int argc, char **argv)
 	json_decref(body);
 	if (rc == EXIT_OK && !c.json)
 		printf("server stopping%s\n", all ? " with its instances and proxy" : "");
+out:
+	client_release(&c);
+	return rc;
+}
+
+int cmd_retry(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice retry DEPLOYMENT --region REGION [--wait]\n\n"
+		"Retries one failed region of a deployment alone: no other region is touched.\n\n"
+		"  --region R  the failed region\n"
+		"  --wait      follow the deployment; exit 0 when it ends promoted\n" COMMON_HELP;
+	static const struct option extra[] = {{"region", required_argument, NULL, 'r'},
+					      {"wait", no_argument, NULL, 'w'}, {0}};
+	struct client c;
+	struct deploy_opts d = {0};
+	const char *region = NULL;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	struct option opts[8] = {CLIENT_OPTIONS, extra[0], extra[1], {0}};
+	optind = 1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage, stdout);
+			rc = EXIT_OK;
+			goto out;
+		} else if (opt == 'r') {
+			region = optarg;
+		} else if (opt == 'w') {
+			d.wait = 1;
+		} else if (client_option(&c, opt, optarg)) {
+			fputs(usage, stderr);
+			goto out;
+		}
+	}
+	if (argc - optind != 1 || !region) {
+		fputs(usage, stderr);
+		goto out;
+	}
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/deployments/%s/retry", argv[optind]);
+	json_t *body = json_pack("{s:s}", "region", region), *resp = NULL;
+	rc = client_call(&c, "POST", path, body, &resp, NULL);
+	json_decref(body);
+	if (rc == EXIT_OK) {
+		if (c.json && !d.wait)
+			client_print_json(resp);
+		else if (!c.json)
+			printf("deployment %s: retrying %s\n", argv[optind], region);
+		if (d.wait)
+			rc = follow(&c, json_integer_value(json_object_get(resp, "id")), 0);
+	}
+	json_decref(resp);
 out:
 	client_release(&c);
 	return rc;

@@ -6,9 +6,11 @@
 
 static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted"};
 static const char *const rstate_names[] = {"pending", "starting", "step", "promoting", "done",
-					   "aborting", "rolled_back", "baking", "reverted"};
-#define NRSTATES ((int)(sizeof(rstate_names) / sizeof(rstate_names[0])))
-static const char *const kind_names[] = {"deploy", "rollback"};
+					   "aborting", "rolled_back", "baking", "reverted", "smoke",
+					   "side_by_side", "hold", "retry_wait", "failed"};
+static const char *const kind_names[] = {"deploy", "rollback", "hotfix"};
+static const char *const strategy_names[] = {"canary", "rolling", "blue-green"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 const char *pipeline_phase_name(enum pl_phase p)
 {
@@ -25,28 +27,53 @@ const char *pipeline_kind_name(enum pl_kind k)
 	return kind_names[k];
 }
 
+const char *pipeline_strategy_name(enum pl_strategy k)
+{
+	return strategy_names[k];
+}
+
+static int lookup(const char *const *names, int n, const char *v)
+{
+	for (int i = 0; v && i < n; i++)
+		if (!strcmp(names[i], v))
+			return i;
+	return -1;
+}
+
+int pipeline_strategy_from_name(const char *name)
+{
+	return lookup(strategy_names, COUNT(strategy_names), name);
+}
+
 static void copy(char *dst, size_t n, const char *src)
 {
 	snprintf(dst, n, "%s", src ? src : "");
 }
 
 int pipeline_init(struct pl_state *s, enum pl_kind kind, const char *version,
-		  const struct pl_config *cfg, const char *const *regions,
-		  const char *const *stables, int nregions)
+		  const struct pl_config *cfg, const struct pl_region_init *regions, int nregions)
 {
 	if (nregions < 1 || nregions > PL_MAX_REGIONS || cfg->nsteps < 1 ||
 	    cfg->nsteps > PL_MAX_STEPS || cfg->steps[cfg->nsteps - 1] != 100 ||
-	    strlen(version) >= PL_NAME_MAX)
+	    strlen(version) >= PL_NAME_MAX || cfg->instances < 1)
 		return -1;
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;
 	s->phase = PL_ACTIVE;
 	copy(s->version, sizeof(s->version), version);
 	s->cfg = *cfg;
+	if (s->cfg.max_surge + s->cfg.max_unavailable < 1)
+		s->cfg.max_surge = 1;
 	s->nregions = nregions;
 	for (int i = 0; i < nregions; i++) {
-		copy(s->regions[i].name, PL_NAME_MAX, regions[i]);
-		copy(s->regions[i].stable, PL_NAME_MAX, stables[i]);
+		if (strlen(regions[i].name) >= PL_NAME_MAX || strlen(regions[i].env) >= PL_NAME_MAX ||
+		    strlen(regions[i].stable) >= PL_NAME_MAX)
+			return -1;
+		copy(s->regions[i].name, PL_NAME_MAX, regions[i].name);
+		copy(s->regions[i].env, PL_NAME_MAX, regions[i].env);
+		copy(s->regions[i].stable, PL_NAME_MAX, regions[i].stable);
+		s->regions[i].wave = regions[i].wave;
+		s->regions[i].stage = regions[i].stage;
 		s->regions[i].state = R_PENDING;
 	}
 	return 0;
@@ -77,6 +104,61 @@ static void enter(struct pl_region *r, enum pl_rstate st, int64_t now)
 	r->since = now;
 }
 
+/* States in which the pipeline drives the region (and the wave is not finished). */
+static int is_active(enum pl_rstate st)
+{
+	return st == R_STARTING || st == R_SMOKE || st == R_STEP || st == R_SIDE_BY_SIDE ||
+	       st == R_HOLD || st == R_PROMOTING || st == R_BAKING || st == R_ABORTING ||
+	       st == R_RETRY_WAIT;
+}
+
+int pipeline_controls(const struct pl_state *s, int i)
+{
+	return i >= 0 && i < s->nregions && is_active(s->regions[i].state) &&
+	       s->regions[i].state != R_RETRY_WAIT;
+}
+
+static int any_region_in(const struct pl_state *s, enum pl_rstate st)
+{
+	for (int i = 0; i < s->nregions; i++)
+		if (s->regions[i].state == st)
+			return 1;
+	return 0;
+}
+
+/* ---- rolling arithmetic: step s alternates surge (even) and retire (odd) ---- */
+
+static int rolling_batch(const struct pl_state *s)
+{
+	int b = s->cfg.max_surge + s->cfg.max_unavailable;
+	return b < 1 ? 1 : b;
+}
+
+static int imin(int a, int b)
+{
+	return a < b ? a : b;
+}
+
+/* Instances of the new version wanted at step `step`, and of the old one. */
+static void rolling_counts(const struct pl_state *s, int step, int *n_new, int *n_old,
+			   int *w_new, int *w_old)
+{
+	int N = s->cfg.instances, b = rolling_batch(s), j = step / 2;
+	int before = imin(N, j * b), after = imin(N, (j + 1) * b);
+	*n_new = after;
+	if (step % 2 == 0) { /* surge: the new batch starts; traffic as before */
+		*n_old = N - before;
+		*w_new = before;
+		*w_old = N - before;
+	} else { /* retire: as many old instances leave */
+		*n_old = N - after;
+		*w_new = after;
+		*w_old = N - after;
+	}
+}
+
+/* ---- region transitions ---- */
+
 /* Starts region i. Returns 0 when there is nothing to do there (the version is already its
  * stable release): the region is done at once. */
 static int start_region(struct pl_state *s, int i, int64_t now, struct pl_actions *out)
@@ -84,14 +166,24 @@ static int start_region(struct pl_state *s, int i, int64_t now, struct pl_action
 	struct pl_region *r = &s->regions[i];
 	if (!strcmp(r->stable, s->version)) {
 		enter(r, R_DONE, now);
+		r->ended_at = now;
 		act(out, PL_ACT_RECORD, i, "region_done", "%s already runs %s", r->name, s->version);
 		return 0;
 	}
+	if (s->cfg.strategy == PL_ROLLING && r->stable[0] && s->kind != PL_ROLLBACK && !r->stage) {
+		enter(r, R_STEP, now);
+		r->step = 0;
+		act(out, PL_ACT_RECORD, i, "starting", "rolling %s over %s, %d instance(s) at a time",
+		    s->version, r->stable, rolling_batch(s));
+		return 1;
+	}
 	enter(r, R_STARTING, now);
 	if (r->stable[0])
-		act(out, PL_ACT_RECORD, i, "starting", "starting %s beside stable %s", s->version, r->stable);
+		act(out, PL_ACT_RECORD, i, "starting", "starting %s beside stable %s%s", s->version,
+		    r->stable, r->stage ? " (pre-production stage)" : "");
 	else
-		act(out, PL_ACT_RECORD, i, "starting", "starting %s (no stable release yet)", s->version);
+		act(out, PL_ACT_RECORD, i, "starting", "starting %s (no stable release yet)%s", s->version,
+		    r->stage ? " (pre-production stage)" : "");
 	return 1;
 }
 
@@ -102,7 +194,7 @@ static void set_step(struct pl_state *s, int i, int step, int64_t now, struct pl
 	r->step = step;
 	act(out, PL_ACT_RESET_WINDOW, i, "window", NULL);
 	act(out, PL_ACT_RECORD, i, "step", "step %d/%d: %s gets %d%% of traffic", step + 1,
-	    s->cfg.nsteps, s->version, r->stable[0] ? s->cfg.steps[step] : 100);
+	    s->cfg.nsteps, s->version, s->cfg.steps[step]);
 }
 
 static void promote(struct pl_state *s, int i, int64_t now, struct pl_actions *out)
@@ -117,47 +209,136 @@ static void promote(struct pl_state *s, int i, int64_t now, struct pl_actions *o
 		act(out, PL_ACT_RECORD, i, "promoted", "%s is stable", s->version);
 }
 
+/* Healthy new instances (and smoke checks passed): what comes next. */
+static void after_smoke(struct pl_state *s, int i, int64_t now, struct pl_actions *out)
+{
+	struct pl_region *r = &s->regions[i];
+	if (s->kind == PL_ROLLBACK) {
+		promote(s, i, now, out);
+	} else if (r->stage) {
+		enter(r, R_SIDE_BY_SIDE, now);
+		act(out, PL_ACT_RESET_WINDOW, i, "window", NULL);
+		act(out, PL_ACT_TRAFFIC, i, "traffic", NULL);
+		act(out, PL_ACT_RECORD, i, "side_by_side", "%s%s%s under generated traffic for %lld ms",
+		    s->version, r->stable[0] ? " and " : "", r->stable[0] ? r->stable : "",
+		    (long long)s->cfg.side_by_side_ms);
+	} else if (!r->stable[0]) {
+		promote(s, i, now, out);
+	} else if (s->cfg.strategy == PL_BLUE_GREEN) {
+		enter(r, R_HOLD, now);
+		act(out, PL_ACT_RESET_WINDOW, i, "window", NULL);
+		act(out, PL_ACT_RECORD, i, "switched", "all traffic on %s; %s kept %lld ms for an instant rollback",
+		    s->version, r->stable, (long long)s->cfg.keep_old_ms);
+	} else {
+		set_step(s, i, 0, now, out);
+	}
+}
+
 static void abort_region(struct pl_state *s, int i, int64_t now, const char *why,
 			 struct pl_actions *out)
 {
 	struct pl_region *r = &s->regions[i];
+	if (r->state == R_RETRY_WAIT) { /* nothing of the new version runs there */
+		enter(r, R_ROLLED_BACK, now);
+		return;
+	}
 	enter(r, R_ABORTING, now);
-	s->aborted = 1;
-	if (!s->reason[0])
-		copy(s->reason, sizeof(s->reason), why);
 	act(out, PL_ACT_RECORD, i, "aborted", "%s; traffic returns to %s, then %s stops", why,
 	    r->stable[0] ? r->stable : "nothing", s->version);
 }
 
-static int any_region_in(const struct pl_state *s, enum pl_rstate st)
+/* A regression is proven (or an abort was asked): every region in flight goes back. */
+static void regression(struct pl_state *s, int64_t now, const char *why, struct pl_actions *out)
 {
-	for (int i = 0; i < s->nregions; i++)
-		if (s->regions[i].state == st)
-			return 1;
-	return 0;
+	s->aborted = 1;
+	if (!s->reason[0])
+		copy(s->reason, sizeof(s->reason), why);
+	for (int i = 0; i < s->nregions; i++) {
+		enum pl_rstate st = s->regions[i].state;
+		if (st == R_STARTING || st == R_SMOKE || st == R_STEP || st == R_SIDE_BY_SIDE ||
+		    st == R_HOLD || st == R_RETRY_WAIT)
+			abort_region(s, i, now, why, out);
+	}
 }
 
-/* After a region finished or rolled back: start the next one, or end the deployment. */
-static void advance(struct pl_state *s, int64_t now, struct pl_actions *out)
+/* The region's new instances do not come up: stop them, then retry or give up. */
+static void transient(struct pl_state *s, int i, int64_t now, const char *why, struct pl_actions *out)
 {
-	if (any_region_in(s, R_STARTING) || any_region_in(s, R_STEP) ||
-	    any_region_in(s, R_PROMOTING) || any_region_in(s, R_ABORTING) || any_region_in(s, R_BAKING))
-		return;
-	if (s->aborted || any_region_in(s, R_ROLLED_BACK) || any_region_in(s, R_REVERTED)) {
-		int had_stable = 0;
-		for (int i = 0; i < s->nregions; i++)
-			if ((s->regions[i].state == R_ROLLED_BACK || s->regions[i].state == R_REVERTED) &&
-			    s->regions[i].stable[0])
-				had_stable = 1;
-		s->phase = s->preempted ? PL_PREEMPTED : had_stable ? PL_ROLLED_BACK : PL_FAILED;
-		act(out, PL_ACT_RECORD, -1, pipeline_phase_name(s->phase), "%s", s->reason);
-		return;
-	}
+	struct pl_region *r = &s->regions[i];
+	r->attempts++;
+	enter(r, R_ABORTING, now);
+	act(out, PL_ACT_RECORD, i, "region_attempt_failed", "attempt %d of %d: %s; %s stops",
+	    r->attempts, s->cfg.region_retries + 1, why, s->version);
+}
+
+static int wave_of_next(const struct pl_state *s)
+{
+	int w = -1;
 	for (int i = 0; i < s->nregions; i++)
-		if (s->regions[i].state == R_PENDING && start_region(s, i, now, out))
-			return;
-	s->phase = PL_PROMOTED;
-	act(out, PL_ACT_RECORD, -1, "done", "%s is stable in every region", s->version);
+		if (s->regions[i].state == R_PENDING && (w < 0 || s->regions[i].wave < w))
+			w = s->regions[i].wave;
+	return w;
+}
+
+static void finish(struct pl_state *s, struct pl_actions *out)
+{
+	int rolled = 0, had_stable = 0, failed = 0;
+	for (int i = 0; i < s->nregions; i++) {
+		enum pl_rstate st = s->regions[i].state;
+		if (st == R_ROLLED_BACK || st == R_REVERTED) {
+			rolled = 1;
+			had_stable |= s->regions[i].stable[0] != '\0';
+		}
+		failed |= st == R_FAILED;
+	}
+	if (s->preempted)
+		s->phase = PL_PREEMPTED;
+	else if (s->aborted || rolled)
+		s->phase = had_stable ? PL_ROLLED_BACK : PL_FAILED;
+	else if (failed)
+		s->phase = PL_FAILED;
+	else
+		s->phase = PL_PROMOTED;
+	if (s->phase == PL_PROMOTED)
+		act(out, PL_ACT_RECORD, -1, "done", "%s is stable in every region", s->version);
+	else
+		act(out, PL_ACT_RECORD, -1, pipeline_phase_name(s->phase), "%s", s->reason);
+}
+
+/* Starts the next wave when the current one is over (and has baked), or ends the deployment.
+ * Returns 1 when something changed. */
+static int advance(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	for (int i = 0; i < s->nregions; i++)
+		if (is_active(s->regions[i].state))
+			return 0;
+	int failed = any_region_in(s, R_FAILED);
+	int next = wave_of_next(s);
+	if (s->aborted || next < 0 || (failed && !s->cfg.continue_on_failure)) {
+		if (failed && next >= 0 && !s->aborted && !s->reason[0])
+			snprintf(s->reason, sizeof(s->reason), "a region failed; later waves halted");
+		finish(s, out);
+		return 1;
+	}
+	/* wave_bake: the previous production wave must have run this long */
+	int64_t last_end = 0;
+	int prev_stage = 0;
+	for (int i = 0; i < s->nregions; i++)
+		if (s->regions[i].wave < next && s->regions[i].ended_at > last_end) {
+			last_end = s->regions[i].ended_at;
+			prev_stage = s->regions[i].stage;
+		}
+	if (last_end && !prev_stage && now < last_end + s->cfg.wave_bake_ms)
+		return 0;
+	int changed = 0;
+	for (int i = 0; i < s->nregions; i++)
+		if (s->regions[i].state == R_PENDING && s->regions[i].wave == next) {
+			start_region(s, i, now, out);
+			changed = 1;
+		}
+	if (changed)
+		advance(s, now, out); /* every region of the wave may already have been done */
+	return changed;
 }
 
 static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out)
@@ -172,46 +353,106 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 	case R_STARTING:
 		if (o->new_broken) {
 			snprintf(why, sizeof(why), "instances of %s are failing: %s", s->version, o->broken_reason);
-			abort_region(s, i, ev->now, why, out);
+			transient(s, i, ev->now, why, out);
 			return 1;
 		}
 		if (o->new_wanted > 0 && o->new_healthy >= o->new_wanted) {
 			act(out, PL_ACT_RECORD, i, "healthy", "%d instance(s) of %s are healthy", o->new_healthy,
 			    s->version);
-			/* A rollback returns to a known good release, and a first release has no
-			 * stable version to compare with or fall back to: both take all traffic
-			 * once healthy. */
-			if (s->kind == PL_ROLLBACK || !r->stable[0])
-				promote(s, i, ev->now, out);
-			else
-				set_step(s, i, 0, ev->now, out);
+			if (s->cfg.smoke && s->kind != PL_ROLLBACK) {
+				enter(r, R_SMOKE, ev->now);
+				act(out, PL_ACT_SMOKE, i, "smoke", NULL);
+			} else {
+				after_smoke(s, i, ev->now, out);
+			}
 			return 1;
 		}
 		if (age >= s->cfg.start_timeout_ms) {
 			snprintf(why, sizeof(why), "instances of %s not healthy after %lld ms (%d/%d healthy)",
 				 s->version, (long long)age, o->new_healthy, o->new_wanted);
-			abort_region(s, i, ev->now, why, out);
+			transient(s, i, ev->now, why, out);
+			return 1;
+		}
+		return 0;
+	case R_SMOKE:
+		if (o->verdict == PL_VERDICT_FAIL) {
+			snprintf(why, sizeof(why), "smoke checks failed in %s: %s", r->name, o->verdict_msg);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
+			return 1;
+		}
+		if (o->verdict == PL_VERDICT_PASS) {
+			act(out, PL_ACT_RECORD, i, "smoke_passed", "%s", o->verdict_msg);
+			after_smoke(s, i, ev->now, out);
 			return 1;
 		}
 		return 0;
 	case R_STEP:
+		if (s->cfg.strategy == PL_ROLLING) {
+			int nn, no, wn, wo;
+			rolling_counts(s, r->step, &nn, &no, &wn, &wo);
+			if (o->new_broken) {
+				snprintf(why, sizeof(why), "instances of %s are failing: %s", s->version, o->broken_reason);
+				transient(s, i, ev->now, why, out);
+				return 1;
+			}
+			if (r->step % 2 == 0 && o->new_healthy >= nn) {
+				r->step++;
+				r->since = ev->now;
+				act(out, PL_ACT_RECORD, i, "step", "%d of %d instances run %s; retiring old ones",
+				    nn, s->cfg.instances, s->version);
+				return 1;
+			}
+			if (r->step % 2 == 1 && o->old_running <= no) {
+				if (nn >= s->cfg.instances) {
+					promote(s, i, ev->now, out);
+				} else {
+					r->step++;
+					r->since = ev->now;
+				}
+				return 1;
+			}
+			if (age >= s->cfg.start_timeout_ms) {
+				snprintf(why, sizeof(why), "rolling step %d not done after %lld ms", r->step + 1,
+					 (long long)age);
+				transient(s, i, ev->now, why, out);
+				return 1;
+			}
+			return 0;
+		}
+		__attribute__((fallthrough)); /* a canary step */
+	case R_HOLD:
 		if (o->new_broken) {
 			snprintf(why, sizeof(why), "instances of %s are failing: %s", s->version, o->broken_reason);
-			abort_region(s, i, ev->now, why, out);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
 			return 1;
 		}
 		if (o->verdict == PL_VERDICT_FAIL) {
-			snprintf(why, sizeof(why), "verification failed at %d%%: %s",
-				 r->stable[0] ? s->cfg.steps[r->step] : 100, o->verdict_msg);
-			abort_region(s, i, ev->now, why, out);
+			if (r->state == R_HOLD)
+				snprintf(why, sizeof(why), "verification failed after the switch: %s", o->verdict_msg);
+			else
+				snprintf(why, sizeof(why), "verification failed at %d%%: %s",
+					 s->cfg.steps[r->step], o->verdict_msg);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
 			return 1;
+		}
+		if (r->state == R_HOLD) {
+			if (age >= s->cfg.keep_old_ms) {
+				if (o->verdict_msg[0])
+					act(out, PL_ACT_RECORD, i, "passed", "%s", o->verdict_msg);
+				promote(s, i, ev->now, out);
+				return 1;
+			}
+			return 0;
 		}
 		if (o->verdict != PL_VERDICT_PASS && age >= s->cfg.max_step_duration_ms) {
 			snprintf(why, sizeof(why), "no verdict within %lld ms at %d%%: %s",
-				 (long long)s->cfg.max_step_duration_ms,
-				 r->stable[0] ? s->cfg.steps[r->step] : 100,
+				 (long long)s->cfg.max_step_duration_ms, s->cfg.steps[r->step],
 				 o->verdict_msg[0] ? o->verdict_msg : "not enough requests");
-			abort_region(s, i, ev->now, why, out);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
 			return 1;
 		}
 		if (o->verdict == PL_VERDICT_PASS && age >= s->cfg.step_duration_ms) {
@@ -223,35 +464,54 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 			return 1;
 		}
 		return 0;
+	case R_SIDE_BY_SIDE:
+		if (o->verdict == PL_VERDICT_FAIL) {
+			snprintf(why, sizeof(why), "pre-production stage failed in %.40s/%.40s: %.250s", r->env, r->name,
+				 o->verdict_msg);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
+			return 1;
+		}
+		if (o->verdict == PL_VERDICT_PASS && age >= s->cfg.side_by_side_ms) {
+			act(out, PL_ACT_RECORD, i, "stage_passed", "%s", o->verdict_msg);
+			promote(s, i, ev->now, out);
+			return 1;
+		}
+		if (age >= s->cfg.side_by_side_ms + s->cfg.max_step_duration_ms) {
+			snprintf(why, sizeof(why), "pre-production stage in %s/%s gave no verdict", r->env, r->name);
+			regression(s, ev->now, why, out);
+			advance(s, ev->now, out);
+			return 1;
+		}
+		return 0;
 	case R_PROMOTING:
-		if (o->old_stopped && s->cfg.bake_ms > 0 && r->stable[0] && s->kind == PL_DEPLOY) {
+		if (!o->old_stopped)
+			return 0;
+		if (s->cfg.bake_ms > 0 && r->stable[0] && s->kind != PL_ROLLBACK && !r->stage) {
 			enter(r, R_BAKING, ev->now);
 			act(out, PL_ACT_RESET_WINDOW, i, "window", NULL);
 			act(out, PL_ACT_RECORD, i, "baking", "verifying %s against %s's recorded behaviour for %lld ms",
 			    s->version, r->stable, (long long)s->cfg.bake_ms);
 			return 1;
 		}
-		if (o->old_stopped) {
-			enter(r, R_DONE, ev->now);
-			act(out, PL_ACT_RECORD, i, "region_done", "%s done", r->name);
-			advance(s, ev->now, out);
-			return 1;
-		}
-		return 0;
+		enter(r, R_DONE, ev->now);
+		r->ended_at = ev->now;
+		act(out, PL_ACT_RECORD, i, "region_done", "%s done", r->name);
+		advance(s, ev->now, out);
+		return 1;
 	case R_BAKING:
 		if (o->verdict == PL_VERDICT_FAIL) {
 			enter(r, R_REVERTED, ev->now);
-			s->aborted = 1;
 			snprintf(why, sizeof(why), "post-deployment verification failed: %s", o->verdict_msg);
-			if (!s->reason[0])
-				copy(s->reason, sizeof(s->reason), why);
 			act(out, PL_ACT_RECORD, i, "reverted", "%s; rolling back to %s", why, r->stable);
 			act(out, PL_ACT_REVERT, i, "revert", "%s", r->stable);
+			regression(s, ev->now, why, out);
 			advance(s, ev->now, out);
 			return 1;
 		}
 		if (age >= s->cfg.bake_ms) {
 			enter(r, R_DONE, ev->now);
+			r->ended_at = ev->now;
 			act(out, PL_ACT_RECORD, i, "baked", "%s", o->verdict_msg[0] ? o->verdict_msg : "no regression");
 			act(out, PL_ACT_RECORD, i, "region_done", "%s done", r->name);
 			advance(s, ev->now, out);
@@ -259,56 +519,95 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 		}
 		return 0;
 	case R_ABORTING:
-		if (o->new_stopped) {
+		if (!o->new_stopped)
+			return 0;
+		if (s->aborted || r->attempts == 0) {
 			enter(r, R_ROLLED_BACK, ev->now);
 			act(out, PL_ACT_RECORD, i, "region_rolled_back", "%s serves %s again", r->name,
 			    r->stable[0] ? r->stable : "nothing");
-			advance(s, ev->now, out);
+		} else if (r->attempts <= s->cfg.region_retries) {
+			enter(r, R_RETRY_WAIT, ev->now);
+			int64_t backoff = s->cfg.retry_backoff_ms;
+			for (int k = 1; k < r->attempts && backoff < 3600000; k++)
+				backoff *= 2;
+			r->retry_at = ev->now + backoff;
+			act(out, PL_ACT_RECORD, i, "retry_scheduled", "%s retries in %lld ms", r->name,
+			    (long long)backoff);
 			return 1;
+		} else {
+			enter(r, R_FAILED, ev->now);
+			act(out, PL_ACT_RECORD, i, "region_failed", "%s failed after %d attempts; %s",
+			    r->name, r->attempts,
+			    s->cfg.continue_on_failure ? "later waves go on" : "later waves halt");
+			if (!s->reason[0])
+				snprintf(s->reason, sizeof(s->reason), "region %s failed after %d attempts", r->name,
+					 r->attempts);
 		}
-		return 0;
+		advance(s, ev->now, out);
+		return 1;
 	default:
 		return 0;
 	}
 }
 
+static int tick(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	int changed = 0;
+	for (int i = 0; i < s->nregions; i++) {
+		struct pl_region *r = &s->regions[i];
+		if (r->state == R_RETRY_WAIT && now >= r->retry_at && !s->aborted) {
+			act(out, PL_ACT_RECORD, i, "retry", "retrying %s (attempt %d)", r->name, r->attempts + 1);
+			start_region(s, i, now, out);
+			changed = 1;
+		}
+	}
+	return advance(s, now, out) || changed;
+}
+
 int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out)
 {
 	out->n = 0;
+	if (ev->type == PL_EV_RETRY) {
+		if (ev->region < 0 || ev->region >= s->nregions || s->regions[ev->region].state != R_FAILED ||
+		    s->aborted || s->phase == PL_PREEMPTED)
+			return 0;
+		struct pl_region *r = &s->regions[ev->region];
+		r->attempts = 0;
+		s->phase = PL_ACTIVE;
+		s->reason[0] = '\0';
+		act(out, PL_ACT_RECORD, ev->region, "retry", "retrying %s alone (asked)", r->name);
+		start_region(s, ev->region, ev->now, out);
+		advance(s, ev->now, out);
+		return 1;
+	}
 	if (s->phase != PL_ACTIVE)
 		return 0;
 	switch (ev->type) {
 	case PL_EV_START:
-		if (any_region_in(s, R_STARTING) || s->regions[0].state != R_PENDING)
-			return 0;
-		act(out, PL_ACT_RECORD, -1, "started", "%s of %s", pipeline_kind_name(s->kind), s->version);
-		if (s->kind == PL_ROLLBACK) {
-			for (int i = 0; i < s->nregions; i++) {
-				if (!strcmp(s->regions[i].stable, s->version))
-					enter(&s->regions[i], R_DONE, ev->now);
-				else
-					enter(&s->regions[i], R_STARTING, ev->now);
-			}
-		}
+		for (int i = 0; i < s->nregions; i++)
+			if (s->regions[i].state != R_PENDING)
+				return 0;
+		act(out, PL_ACT_RECORD, -1, "started", "%s of %s (%s)", pipeline_kind_name(s->kind),
+		    s->version, pipeline_strategy_name(s->cfg.strategy));
+		if (s->kind == PL_ROLLBACK)
+			for (int i = 0; i < s->nregions; i++)
+				start_region(s, i, ev->now, out);
 		advance(s, ev->now, out);
 		return 1;
 	case PL_EV_OBSERVE:
 		if (ev->region < 0 || ev->region >= s->nregions)
 			return 0;
 		return observe(s, ev, out);
-	case PL_EV_ABORT: {
-		copy(s->reason, sizeof(s->reason), ev->reason);
-		s->aborted = 1;
+	case PL_EV_TICK:
+		return tick(s, ev->now, out);
+	case PL_EV_ABORT:
 		s->preempted = ev->preempt;
-		for (int i = 0; i < s->nregions; i++) {
-			enum pl_rstate st = s->regions[i].state;
-			if (st == R_STARTING || st == R_STEP)
-				abort_region(s, i, ev->now, ev->reason, out);
-		}
-		/* Regions promoting finish first (their new version is already stable there). */
+		regression(s, ev->now, ev->reason, out);
+		copy(s->reason, sizeof(s->reason), ev->reason);
 		advance(s, ev->now, out);
 		return 1;
-	}
+	case PL_EV_RETRY:
+		break;
 	}
 	return 0;
 }
@@ -323,40 +622,68 @@ void pipeline_desired(const struct pl_state *s, int i, struct pl_desired *d)
 	const struct pl_region *r = &s->regions[i];
 	const char *old = r->stable[0] ? r->stable : NULL;
 	const char *nv = s->version;
+	int N = s->cfg.instances;
 	d->nrun = d->nroute = 0;
-#define RUN(v) (d->run[d->nrun++] = (v))
+#define RUN(v, c) (d->run[d->nrun].version = (v), d->run[d->nrun++].count = (c))
 #define ROUTE(v, w) (d->route[d->nroute].version = (v), d->route[d->nroute++].weight = (w))
 	switch (r->state) {
 	case R_STARTING:
+	case R_SMOKE:
 		if (old) {
-			RUN(old);
+			RUN(old, N);
 			ROUTE(old, 100);
 		}
-		RUN(nv);
+		RUN(nv, N);
 		ROUTE(nv, 0);
 		break;
-	case R_STEP: {
-		int w = old ? s->cfg.steps[r->step] : 100;
-		if (old) {
-			RUN(old);
-			ROUTE(old, 100 - w);
+	case R_STEP:
+		if (s->cfg.strategy == PL_ROLLING) {
+			int nn, no, wn, wo;
+			rolling_counts(s, r->step, &nn, &no, &wn, &wo);
+			if (old && no > 0)
+				RUN(old, no);
+			RUN(nv, nn);
+			if (old && wo > 0)
+				ROUTE(old, wo);
+			ROUTE(nv, wn);
+		} else {
+			int w = s->cfg.steps[r->step];
+			if (old) {
+				RUN(old, N);
+				ROUTE(old, 100 - w);
+			}
+			RUN(nv, N);
+			ROUTE(nv, old ? w : 100);
 		}
-		RUN(nv);
-		ROUTE(nv, w);
 		break;
-	}
+	case R_SIDE_BY_SIDE:
+		if (old) {
+			RUN(old, N);
+			ROUTE(old, 50);
+		}
+		RUN(nv, N);
+		ROUTE(nv, old ? 50 : 100);
+		break;
+	case R_HOLD:
+		if (old)
+			RUN(old, N);
+		RUN(nv, N);
+		ROUTE(nv, 100);
+		break;
 	case R_PROMOTING:
 	case R_DONE:
 	case R_BAKING:
 	case R_REVERTED:
-		RUN(nv);
+		RUN(nv, N);
 		ROUTE(nv, 100);
 		break;
 	case R_PENDING:
 	case R_ABORTING:
 	case R_ROLLED_BACK:
+	case R_RETRY_WAIT:
+	case R_FAILED:
 		if (old) {
-			RUN(old);
+			RUN(old, N);
 			ROUTE(old, 100);
 		}
 		break;
@@ -373,27 +700,30 @@ json_t *pipeline_to_json(const struct pl_state *s)
 	json_t *regions = json_array();
 	for (int i = 0; i < s->nregions; i++) {
 		const struct pl_region *r = &s->regions[i];
-		json_array_append_new(regions, json_pack("{s:s, s:s, s:s, s:i, s:I}", "name", r->name,
-							 "stable", r->stable, "state",
-							 pipeline_rstate_name(r->state), "step", r->step,
-							 "since", (json_int_t)r->since));
+		json_array_append_new(regions,
+				      json_pack("{s:s, s:s, s:s, s:i, s:b, s:s, s:i, s:I, s:i, s:I, s:I}",
+						"name", r->name, "env", r->env, "stable", r->stable, "wave",
+						r->wave, "stage", r->stage, "state",
+						pipeline_rstate_name(r->state), "step", r->step, "since",
+						(json_int_t)r->since, "attempts", r->attempts, "retry_at",
+						(json_int_t)r->retry_at, "ended_at", (json_int_t)r->ended_at));
 	}
-	return json_pack("{s:s, s:s, s:s, s:{s:o, s:I, s:I, s:I, s:I}, s:o, s:s, s:b, s:b}", "kind",
-			 pipeline_kind_name(s->kind), "phase", pipeline_phase_name(s->phase),
-			 "version", s->version, "config", "steps", steps, "step_duration_ms",
-			 (json_int_t)s->cfg.step_duration_ms, "max_step_duration_ms",
-			 (json_int_t)s->cfg.max_step_duration_ms, "start_timeout_ms",
-			 (json_int_t)s->cfg.start_timeout_ms, "bake_ms", (json_int_t)s->cfg.bake_ms,
-			 "regions", regions, "reason", s->reason,
-			 "aborted", s->aborted, "preempted", s->preempted);
-}
-
-static int lookup(const char *const *names, int n, const char *v)
-{
-	for (int i = 0; v && i < n; i++)
-		if (!strcmp(names[i], v))
-			return i;
-	return -1;
+	const struct pl_config *c = &s->cfg;
+	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b}",
+				"strategy", pipeline_strategy_name(c->strategy), "steps", steps,
+				"instances", c->instances, "max_surge", c->max_surge, "max_unavailable",
+				c->max_unavailable, "smoke", c->smoke, "step_duration_ms",
+				(json_int_t)c->step_duration_ms, "max_step_duration_ms",
+				(json_int_t)c->max_step_duration_ms, "start_timeout_ms",
+				(json_int_t)c->start_timeout_ms, "bake_ms", (json_int_t)c->bake_ms,
+				"keep_old_ms", (json_int_t)c->keep_old_ms, "wave_bake_ms",
+				(json_int_t)c->wave_bake_ms, "side_by_side_ms", (json_int_t)c->side_by_side_ms,
+				"region_retries", c->region_retries, "retry_backoff_ms",
+				(json_int_t)c->retry_backoff_ms, "continue_on_failure", c->continue_on_failure);
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:b}", "kind", pipeline_kind_name(s->kind),
+			 "phase", pipeline_phase_name(s->phase), "version", s->version, "config", cfg,
+			 "regions", regions, "reason", s->reason, "aborted", s->aborted, "preempted",
+			 s->preempted);
 }
 
 int pipeline_from_json(const json_t *j, struct pl_state *s)
@@ -406,45 +736,74 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 			"phase", &phase, "version", &version, "config", &cfg, "regions", &regions,
 			"reason", &reason, "aborted", &aborted, "preempted", &preempted))
 		return -1;
-	s->aborted = aborted;
-	s->preempted = preempted;
-	int k = lookup(kind_names, 2, kind), p = lookup(phase_names, 5, phase);
-	if (k < 0 || p < 0)
+	int k = lookup(kind_names, COUNT(kind_names), kind);
+	int p = lookup(phase_names, COUNT(phase_names), phase);
+	if (k < 0 || p < 0 || strlen(version) >= PL_NAME_MAX)
 		return -1;
 	s->kind = (enum pl_kind)k;
 	s->phase = (enum pl_phase)p;
+	s->aborted = aborted;
+	s->preempted = preempted;
 	copy(s->version, sizeof(s->version), version);
 	copy(s->reason, sizeof(s->reason), reason);
+	struct pl_config *c = &s->cfg;
+	const char *strategy = "canary";
 	json_t *steps;
-	json_int_t sd, msd, st, bake = 0;
-	if (json_unpack(cfg, "{s:o, s:I, s:I, s:I, s?I}", "steps", &steps, "step_duration_ms", &sd,
-			"max_step_duration_ms", &msd, "start_timeout_ms", &st, "bake_ms", &bake) ||
-	    !json_is_array(steps) || json_array_size(steps) > PL_MAX_STEPS ||
-	    !json_is_array(regions) || json_array_size(regions) > PL_MAX_REGIONS)
+	json_int_t sd = 0, msd = 0, st = 0, bake = 0, keep = 0, wb = 0, sbs = 0, backoff = 0;
+	int smoke = 0, cont = 0;
+	c->instances = 1;
+	if (json_unpack(cfg, "{s?s, s:o, s?i, s?i, s?i, s?b, s:I, s:I, s:I, s?I, s?I, s?I, s?I, s?i, s?I, s?b}",
+			"strategy", &strategy, "steps", &steps, "instances", &c->instances,
+			"max_surge", &c->max_surge, "max_unavailable", &c->max_unavailable, "smoke",
+			&smoke, "step_duration_ms", &sd, "max_step_duration_ms", &msd,
+			"start_timeout_ms", &st, "bake_ms", &bake, "keep_old_ms", &keep,
+			"wave_bake_ms", &wb, "side_by_side_ms", &sbs, "region_retries",
+			&c->region_retries, "retry_backoff_ms", &backoff, "continue_on_failure", &cont) ||
+	    !json_is_array(steps) || json_array_size(steps) < 1 ||
+	    json_array_size(steps) > PL_MAX_STEPS || !json_is_array(regions) ||
+	    json_array_size(regions) > PL_MAX_REGIONS)
 		return -1;
-	s->cfg.nsteps = (int)json_array_size(steps);
-	for (int i = 0; i < s->cfg.nsteps; i++)
-		s->cfg.steps[i] = (int)json_integer_value(json_array_get(steps, (size_t)i));
-	s->cfg.step_duration_ms = sd;
-	s->cfg.max_step_duration_ms = msd;
-	s->cfg.start_timeout_ms = st;
-	s->cfg.bake_ms = bake;
+	int strat = pipeline_strategy_from_name(strategy);
+	if (strat < 0)
+		return -1;
+	c->strategy = (enum pl_strategy)strat;
+	c->smoke = smoke;
+	c->continue_on_failure = cont;
+	c->nsteps = (int)json_array_size(steps);
+	for (int i = 0; i < c->nsteps; i++)
+		c->steps[i] = (int)json_integer_value(json_array_get(steps, (size_t)i));
+	c->step_duration_ms = sd;
+	c->max_step_duration_ms = msd;
+	c->start_timeout_ms = st;
+	c->bake_ms = bake;
+	c->keep_old_ms = keep;
+	c->wave_bake_ms = wb;
+	c->side_by_side_ms = sbs;
+	c->retry_backoff_ms = backoff;
 	s->nregions = (int)json_array_size(regions);
 	for (int i = 0; i < s->nregions; i++) {
-		const char *name, *stable, *state;
-		int step;
-		json_int_t since;
-		if (json_unpack(json_array_get(regions, (size_t)i), "{s:s, s:s, s:s, s:i, s:I}", "name",
-				&name, "stable", &stable, "state", &state, "step", &step, "since", &since))
+		struct pl_region *r = &s->regions[i];
+		const char *name, *env = "", *stable, *state;
+		int stage = 0;
+		json_int_t since, retry_at = 0, ended_at = 0;
+		if (json_unpack(json_array_get(regions, (size_t)i),
+				"{s:s, s?s, s:s, s?i, s?b, s:s, s:i, s:I, s?i, s?I, s?I}", "name", &name, "env",
+				&env, "stable", &stable, "wave", &r->wave, "stage", &stage, "state", &state,
+				"step", &r->step, "since", &since, "attempts", &r->attempts, "retry_at",
+				&retry_at, "ended_at", &ended_at))
 			return -1;
-		int rs = lookup(rstate_names, NRSTATES, state);
-		if (rs < 0 || step < 0 || step >= PL_MAX_STEPS)
+		int rs = lookup(rstate_names, COUNT(rstate_names), state);
+		if (rs < 0 || r->step < 0 || r->step >= 4 * 64 || strlen(name) >= PL_NAME_MAX ||
+		    strlen(env) >= PL_NAME_MAX || strlen(stable) >= PL_NAME_MAX)
 			return -1;
-		copy(s->regions[i].name, PL_NAME_MAX, name);
-		copy(s->regions[i].stable, PL_NAME_MAX, stable);
-		s->regions[i].state = (enum pl_rstate)rs;
-		s->regions[i].step = step;
-		s->regions[i].since = since;
+		copy(r->name, PL_NAME_MAX, name);
+		copy(r->env, PL_NAME_MAX, env);
+		copy(r->stable, PL_NAME_MAX, stable);
+		r->stage = stage;
+		r->state = (enum pl_rstate)rs;
+		r->since = since;
+		r->retry_at = retry_at;
+		r->ended_at = ended_at;
 	}
 	return 0;
 }

@@ -4,22 +4,40 @@
  * (state, event) -> (new state, actions). No I/O, no clock, no allocation: the executor
  * (src/server/executor.c) feeds it events that carry the time and what it observed, persists
  * the new state and the actions' records in one transaction, and only then acts. Desired state
- * is level-triggered: pipeline_desired() says, for each region, which versions should run and
- * how traffic should be split; the reconciler converges the runtime and the proxy to it, so
- * repeating any action after a crash is harmless.
+ * is level-triggered: pipeline_desired() says, for each region, which versions should run, how
+ * many instances of each, and how traffic is split; the reconciler converges the runtime and
+ * the proxy to it, so repeating any action after a crash is harmless.
  *
- * A deploy walks the regions in order. In each region: STARTING (new instances beside the
- * stable ones, no traffic) -> STEP k (canary gets steps[k] percent; each step passes its
- * verification and lasts at least step_duration) -> PROMOTING (new version recorded stable,
- * all traffic to it, old instances drained then stopped) -> DONE, then the next region. A
- * failed check or broken instances turn the region to ABORTING (traffic back to stable first,
- * then the canary instances stop) -> ROLLED_BACK, and the deployment ends. Regions that were
- * already DONE stay done. A rollback runs every region at once: start the target, switch all
- * traffic when healthy, drain and stop the rest. A first release (no stable version in the
- * region) has nothing to compare with or fall back to: it is promoted once healthy. After a
- * promotion with a bake window, the region BAKES: the new stable is compared with the previous
- * release's recorded behaviour for bake_ms; a regression REVERTS it (the deployment ends
- * rolled back and a rollback to the previous release is created in the same transaction).
+ * Regions are grouped in waves. Wave 0 may be the pre-production stage (regions of another
+ * environment, flagged `stage`): there the release runs beside the old one at 50/50 under
+ * generated traffic after its smoke checks, and a failure ends the deployment before
+ * production is touched. Then the production waves run one after the other, the regions of a
+ * wave in parallel; a wave starts when the previous one has finished and baked for
+ * wave_bake_ms. The first production wave is the pilot.
+ *
+ * In a region, by strategy:
+ *   canary      STARTING (new instances beside the stable ones, no traffic) -> [SMOKE] ->
+ *               STEP k (the new version gets steps[k] percent, each step verified and at least
+ *               step_duration long) -> PROMOTING
+ *   blue-green  STARTING (the whole new set) -> [SMOKE] -> HOLD (all traffic switched at once,
+ *               the old set kept keep_old_ms for an instant rollback, verified) -> PROMOTING
+ *   rolling     STARTING (the first batch) -> STEP s: alternately start a batch of new
+ *               instances (surge) and retire as many old ones, each gated on health -> PROMOTING
+ * PROMOTING records the new stable release, moves all traffic to it, drains and stops the old
+ * instances; then BAKING (post-deployment verification against the previous release for
+ * bake_ms: a regression REVERTS, i.e. ends the deployment rolled back and creates a rollback in
+ * the same transaction) and DONE.
+ *
+ * Failures: a region whose new instances never get healthy (or keep crashing) is transient: it
+ * is stopped (ABORTING) and retried after retry_backoff_ms, doubling, region_retries times;
+ * then it is FAILED. Other regions are not touched; later waves stop (halt, the default) or go
+ * on (continue); a retry request (PL_EV_RETRY) restarts a failed region alone. A verification
+ * that proves a regression is not transient: every active region aborts (traffic back to
+ * stable first, then the new instances stop) and the deployment ends rolled back. Regions that
+ * were DONE stay done. An abort request (a rollback or hotfix pre-empting) does the same.
+ * A region that already runs the version is done at once. A first release (nothing stable in
+ * the region) has nothing to compare with or fall back to: it is promoted once healthy (after
+ * its smoke checks). A rollback runs every region at once with no steps.
  */
 #ifndef SLUICE_PIPELINE_H
 #define SLUICE_PIPELINE_H
@@ -30,10 +48,12 @@
 #define PL_NAME_MAX 64
 #define PL_MAX_REGIONS 16
 #define PL_MAX_STEPS 16
-#define PL_MAX_ACTIONS 8
+#define PL_MAX_ACTIONS 12
 #define PL_MSG_MAX 384
 
-enum pl_kind { PL_DEPLOY, PL_ROLLBACK };
+enum pl_kind { PL_DEPLOY, PL_ROLLBACK, PL_HOTFIX };
+
+enum pl_strategy { PL_CANARY, PL_ROLLING, PL_BLUE_GREEN };
 
 enum pl_phase { PL_ACTIVE, PL_PROMOTED, PL_ROLLED_BACK, PL_FAILED, PL_PREEMPTED };
 
@@ -45,25 +65,47 @@ enum pl_rstate {
 	R_DONE,
 	R_ABORTING,
 	R_ROLLED_BACK,
-	R_BAKING,   /* promoted; post-deployment verification against the previous release */
-	R_REVERTED, /* the bake found a regression: a rollback to the previous release follows */
+	R_BAKING,     /* promoted; post-deployment verification against the previous release */
+	R_REVERTED,   /* the bake found a regression: a rollback to the previous release follows */
+	R_SMOKE,      /* smoke checks against the new instances, before any traffic */
+	R_SIDE_BY_SIDE, /* pre-production stage: old and new at 50/50 under generated traffic */
+	R_HOLD,       /* blue-green: all traffic on the new set, the old one kept for a while */
+	R_RETRY_WAIT, /* failed transiently; restarts at retry_at */
+	R_FAILED,     /* failed after every retry; `sluice retry` restarts it */
 };
 
 struct pl_config {
-	int steps[PL_MAX_STEPS]; /* strictly increasing percentages ending at 100 */
+	enum pl_strategy strategy;
+	int steps[PL_MAX_STEPS]; /* canary: strictly increasing percentages ending at 100 */
 	int nsteps;
+	int instances;       /* per region */
+	int max_surge;       /* rolling */
+	int max_unavailable; /* rolling */
+	int smoke;           /* the service has smoke checks */
 	int64_t step_duration_ms;     /* minimum time at a step */
 	int64_t max_step_duration_ms; /* no verdict by then: abort as inconclusive */
-	int64_t start_timeout_ms;     /* instances not healthy by then: abort */
+	int64_t start_timeout_ms;     /* instances not healthy by then: a transient failure */
 	int64_t bake_ms;              /* post-deployment verification after promotion, 0 = none */
+	int64_t keep_old_ms;          /* blue-green */
+	int64_t wave_bake_ms;         /* a wave starts this long after the previous one ended */
+	int64_t side_by_side_ms;      /* pre-production stage */
+	int region_retries;
+	int64_t retry_backoff_ms;
+	int continue_on_failure; /* policy continue: later waves go on after a region failed */
 };
 
 struct pl_region {
 	char name[PL_NAME_MAX];
+	char env[PL_NAME_MAX];
 	char stable[PL_NAME_MAX]; /* stable version when the region began ("" = none) */
+	int wave;
+	int stage;     /* a pre-production stage region */
 	enum pl_rstate state;
-	int step;      /* index into cfg.steps while in R_STEP */
+	int step;      /* index into cfg.steps (canary) or the rolling step */
 	int64_t since; /* when the current state or step began, ms */
+	int attempts;  /* transient failures so far */
+	int64_t retry_at;
+	int64_t ended_at; /* when it reached DONE (for wave_bake) */
 };
 
 struct pl_state {
@@ -74,19 +116,22 @@ struct pl_state {
 	struct pl_region regions[PL_MAX_REGIONS];
 	int nregions;
 	char reason[PL_MSG_MAX]; /* why it ended, when it did not promote */
-	int aborted;   /* a region failed or an abort was asked: start no further region */
+	int aborted;   /* a regression or an abort was asked: start no further region */
 	int preempted; /* the abort came from a rollback or fix that takes over */
 };
 
-/* What the executor observed about one region. */
+/* What the executor observed about one region. The verdict means, by state: SMOKE the smoke
+ * checks, STEP and HOLD the verification window, SIDE_BY_SIDE the stage's traffic and
+ * verification, BAKING the bake window. */
 enum pl_verdict { PL_VERDICT_NONE, PL_VERDICT_PASS, PL_VERDICT_FAIL, PL_VERDICT_INCONCLUSIVE };
 
 struct pl_obs {
-	int new_healthy;        /* instances of the new version that are healthy */
-	int new_wanted;         /* instances of the new version that should run */
-	int new_broken;         /* they crash or fail health checks beyond a restart or two */
+	int new_healthy;  /* instances of the new version that are healthy */
+	int new_wanted;   /* instances of the new version that should run now */
+	int new_broken;   /* they crash or fail health checks beyond a restart or two */
 	char broken_reason[256];
-	enum pl_verdict verdict; /* verification of the current step, PL_VERDICT_NONE = not yet */
+	int old_running;  /* instances of the previous version still running */
+	enum pl_verdict verdict;
 	char verdict_msg[256];
 	int old_stopped; /* after PROMOTING: the previous version's instances are gone */
 	int new_stopped; /* after ABORTING: the new version's instances are gone */
@@ -95,7 +140,9 @@ struct pl_obs {
 enum pl_event_type {
 	PL_EV_START,   /* begin the deployment */
 	PL_EV_OBSERVE, /* region `region` was observed (obs) */
-	PL_EV_ABORT,   /* stop now (a user rollback pre-empts, or the server gave up): reason */
+	PL_EV_TICK,    /* time passed: start waves and retries that are due */
+	PL_EV_ABORT,   /* stop now (a rollback or hotfix pre-empts, or a user asked): reason */
+	PL_EV_RETRY,   /* restart failed region `region` alone */
 };
 
 struct pl_event {
@@ -108,10 +155,12 @@ struct pl_event {
 };
 
 enum pl_action_type {
-	PL_ACT_RECORD,        /* append an event to the deployment's history */
-	PL_ACT_SET_STABLE,    /* record `version` as the region's stable release */
-	PL_ACT_RESET_WINDOW,  /* a new verification window begins in the region (new step) */
-	PL_ACT_REVERT,        /* create a rollback of the region's env to the previous stable */
+	PL_ACT_RECORD,       /* append an event to the deployment's history */
+	PL_ACT_SET_STABLE,   /* record `version` as the region's stable release */
+	PL_ACT_RESET_WINDOW, /* a new verification window begins in the region */
+	PL_ACT_REVERT,       /* create a rollback to the previous stable (message = version) */
+	PL_ACT_SMOKE,        /* run the smoke checks against the region's new instances */
+	PL_ACT_TRAFFIC,      /* generate the stage's traffic in the region for side_by_side_ms */
 };
 
 struct pl_action {
@@ -126,22 +175,31 @@ struct pl_actions {
 	int n;
 };
 
-/* Desired state of one region: versions that run, and the traffic split. */
+/* Desired state of one region: versions that run (how many instances) and the split. */
 struct pl_desired {
-	const char *run[2];
+	struct {
+		const char *version;
+		int count;
+	} run[2];
 	int nrun;
 	struct {
 		const char *version;
-		int weight; /* percent */
+		int weight; /* relative weight */
 	} route[2];
 	int nroute;
 };
 
-/* Initialises a deployment (or rollback) of `version` over the given regions, each with its
- * current stable version ("" when none). Returns 0, or -1 when the arguments do not fit. */
+/* One region of a new deployment. */
+struct pl_region_init {
+	const char *name, *env, *stable; /* stable: "" when none */
+	int wave;
+	int stage;
+};
+
+/* Initialises a deployment (or rollback, or hotfix) of `version`. Returns 0, or -1 when the
+ * arguments do not fit (too many regions, steps not ending at 100, names too long). */
 int pipeline_init(struct pl_state *s, enum pl_kind kind, const char *version,
-		  const struct pl_config *cfg, const char *const *regions,
-		  const char *const *stables, int nregions);
+		  const struct pl_config *cfg, const struct pl_region_init *regions, int nregions);
 
 /* Applies one event. Returns 1 when the state changed (persist it and the actions), 0 when
  * nothing happened. Never fails: an event that does not apply is ignored. */
@@ -149,15 +207,19 @@ int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actio
 
 /* Whether the deployment has ended. */
 int pipeline_done(const struct pl_state *s);
+/* Whether the pipeline controls region i now (otherwise its stable release is what runs). */
+int pipeline_controls(const struct pl_state *s, int i);
 
-/* Desired state of region i (pointers into s). For a region the deployment does not control
- * (pending, or finished) the caller uses the store's stable version instead. */
+/* Desired state of region i (pointers into s). */
 void pipeline_desired(const struct pl_state *s, int i, struct pl_desired *d);
 
 /* Names for logs and the API. */
 const char *pipeline_phase_name(enum pl_phase p);
 const char *pipeline_rstate_name(enum pl_rstate r);
 const char *pipeline_kind_name(enum pl_kind k);
+const char *pipeline_strategy_name(enum pl_strategy k);
+/* -1 when unknown */
+int pipeline_strategy_from_name(const char *name);
 
 /* Serialization as stored in the deployments table. from_json returns -1 on malformed input. */
 json_t *pipeline_to_json(const struct pl_state *s);

@@ -295,6 +295,7 @@ static void h_deploy(struct route_ctx *c)
 	if (!env)
 		env = "production";
 	int force = json_is_true(json_object_get(body, "force"));
+	enum pl_kind kind = json_is_true(json_object_get(body, "hotfix")) ? PL_HOTFIX : PL_DEPLOY;
 	struct err e = {""};
 	/* The gate: the release against every version that is live in the environment. */
 	json_t *report = gate_can_i_deploy(c->srv, service, version, env, &e);
@@ -314,17 +315,44 @@ static void h_deploy(struct route_ctx *c)
 		json_decref(body);
 		return;
 	}
-	int64_t id = executor_create(c->srv, service, env, version, PL_DEPLOY, refused && force,
+	int64_t id = executor_create(c->srv, service, env, version, kind, refused && force,
 				     report, &e);
 	json_decref(report);
 	if (id < 0) {
-		int status = strstr(e.msg, "still running") ? 409 : strstr(e.msg, "not known") ? 404 : 400;
+		int status = strstr(e.msg, "not known") ? 404 : 400;
 		httpd_error(c->resp, status, "%s", e.msg);
 	} else {
 		reply_json(c->resp, 201, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "service",
 						   service, "version", version, "env", env));
 	}
 	json_decref(body);
+}
+
+/* The stable release a deployment in flight started from (its rollback target), or "". */
+static void inflight_target(json_t *active, const char *service, char *target, size_t len,
+			    int64_t *id)
+{
+	size_t i;
+	json_t *d;
+	target[0] = '\0';
+	*id = 0;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "service")), service))
+			continue;
+		struct pl_state st;
+		if (pipeline_from_json(json_object_get(d, "state"), &st))
+			continue;
+		int started = 0;
+		for (int k = 0; k < st.nregions; k++)
+			started |= st.regions[k].state != R_PENDING;
+		if (!started)
+			continue;
+		*id = json_integer_value(json_object_get(d, "id"));
+		for (int k = 0; k < st.nregions && !target[0]; k++)
+			if (!st.regions[k].stage && st.regions[k].stable[0])
+				snprintf(target, len, "%s", st.regions[k].stable);
+		return;
+	}
 }
 
 static void h_rollback(struct route_ctx *c, const char *service)
@@ -338,26 +366,28 @@ static void h_rollback(struct route_ctx *c, const char *service)
 		env = "production";
 	struct err e = {""};
 	json_t *active = NULL, *result = json_object();
-	store_active_deployments(c->srv->store, &active, &e);
-	size_t i;
-	json_t *d;
-	int aborted = 0;
-	json_array_foreach(active, i, d) {
-		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
-		    strcmp(json_string_value(json_object_get(d, "env")), env) ||
-		    strcmp(json_string_value(json_object_get(d, "kind")), "deploy"))
-			continue;
-		int64_t id = json_integer_value(json_object_get(d, "id"));
-		if (executor_abort(c->srv, id, "rollback requested", to != NULL, &e) == 0) {
-			json_object_set_new(result, "aborted", json_integer(id));
-			aborted = 1;
-		}
+	if (store_active_deployments(c->srv->store, &active, &e)) {
+		json_decref(result);
+		json_decref(body);
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
 	}
-	json_decref(active);
 	char target[PL_NAME_MAX] = "";
+	int64_t inflight = 0;
+	inflight_target(active, service, target, sizeof(target), &inflight);
+	json_decref(active);
 	if (to) {
 		snprintf(target, sizeof(target), "%s", to);
-	} else if (!aborted) {
+	} else if (inflight && !target[0]) {
+		/* a first release in flight: there is nothing to return to, only to stop it */
+		if (executor_abort(c->srv, inflight, "rollback requested", 0, &e)) {
+			json_decref(result);
+			json_decref(body);
+			httpd_error(c->resp, 500, "%s", e.msg);
+			return;
+		}
+		json_object_set_new(result, "aborted", json_integer(inflight));
+	} else if (!inflight) {
 		/* nothing in flight: go back to the stable release before the current one */
 		json_t *envm = server_environment(c->srv, env);
 		json_t *r0 = json_array_get(json_object_get(envm, "regions"), 0);
@@ -375,6 +405,7 @@ static void h_rollback(struct route_ctx *c, const char *service)
 		}
 	}
 	if (target[0]) {
+		/* the rollback pre-empts the deployment in flight, in the same transaction */
 		int64_t id = executor_create(c->srv, service, env, target, PL_ROLLBACK, 0, NULL, &e);
 		if (id < 0) {
 			json_decref(result);
@@ -382,11 +413,37 @@ static void h_rollback(struct route_ctx *c, const char *service)
 			httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 			return;
 		}
+		if (inflight)
+			json_object_set_new(result, "preempted", json_integer(inflight));
 		json_object_set_new(result, "id", json_integer(id));
 		json_object_set_new(result, "version", json_string(target));
 	}
 	json_decref(body);
 	reply_json(c->resp, 201, result);
+}
+
+static void h_retry(struct route_ctx *c, const char *ids)
+{
+	int64_t id;
+	json_t *body = parse_body(c);
+	if (!body)
+		return;
+	const char *region = body_str(c, body, "region", 1);
+	if (!region) {
+		json_decref(body);
+		return;
+	}
+	char *end;
+	id = strtoll(ids, &end, 10);
+	struct err e = {""};
+	if (*end || id <= 0)
+		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+	else if (executor_retry(c->srv, id, region, &e))
+		httpd_error(c->resp, strstr(e.msg, "not found") ? 404 : 409, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "region", region,
+						   "retrying", 1));
+	json_decref(body);
 }
 
 static void h_deployment_list(struct route_ctx *c)
@@ -470,40 +527,61 @@ static json_t *region_status(struct server *srv, const char *service, const char
 	int have_traffic = 0;
 	size_t i;
 	json_t *d;
+	json_t *queued = json_array();
+	int shown = 0;
 	json_array_foreach(active, i, d) {
-		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
-		    strcmp(json_string_value(json_object_get(d, "env")), env))
+		if (strcmp(json_string_value(json_object_get(d, "service")), service))
 			continue;
 		struct pl_state st;
 		if (pipeline_from_json(json_object_get(d, "state"), &st))
 			continue;
 		int64_t id = json_integer_value(json_object_get(d, "id"));
+		int started = 0;
+		for (int k = 0; k < st.nregions; k++)
+			started |= st.regions[k].state != R_PENDING;
+		if (!started && shown) {
+			json_array_append_new(queued, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "kind",
+								 pipeline_kind_name(st.kind), "version", st.version));
+			continue;
+		}
 		for (int ri = 0; ri < st.nregions; ri++) {
-			if (strcmp(st.regions[ri].name, region))
+			if (strcmp(st.regions[ri].name, region) || strcmp(st.regions[ri].env, env))
 				continue;
 			const struct pl_region *r = &st.regions[ri];
-			json_t *dj = json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "kind",
-					       pipeline_kind_name(st.kind), "version", st.version, "state",
-					       pipeline_rstate_name(r->state));
+			json_t *dj = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:i}", "id", (json_int_t)id, "kind",
+					       pipeline_kind_name(st.kind), "strategy",
+					       pipeline_strategy_name(st.cfg.strategy), "version", st.version,
+					       "state", pipeline_rstate_name(r->state), "wave", r->wave,
+					       "attempts", r->attempts);
 			if (r->state == R_STEP) {
 				json_object_set_new(dj, "step", json_integer(r->step + 1));
-				json_object_set_new(dj, "steps", json_integer(st.cfg.nsteps));
+				json_object_set_new(dj, "steps", json_integer(st.cfg.strategy == PL_ROLLING
+									     ? 0 : st.cfg.nsteps));
 			}
+			if (r->state == R_RETRY_WAIT)
+				json_object_set_new(dj, "retry_at", json_integer(r->retry_at));
 			const struct window *w = verify_window(srv, id, ri);
 			if (w && w->verdict[0])
 				json_object_set_new(dj, "check", json_string(w->verdict));
 			json_object_set_new(out, "deployment", dj);
-			if (r->state != R_PENDING && r->state != R_DONE && r->state != R_ROLLED_BACK) {
+			shown = 1;
+			if (pipeline_controls(&st, ri)) {
 				struct pl_desired ds;
 				pipeline_desired(&st, ri, &ds);
+				int total = 0;
+				for (int k = 0; k < ds.nroute; k++)
+					total += ds.route[k].weight;
 				for (int k = 0; k < ds.nroute; k++)
 					json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", ds.route[k].version,
-										 "weight", ds.route[k].weight));
+										 "weight", total ? ds.route[k].weight * 100 / total : 0));
 				have_traffic = 1;
 			}
 		}
-		break;
 	}
+	if (json_array_size(queued))
+		json_object_set_new(out, "queued", queued);
+	else
+		json_decref(queued);
 	if (!have_traffic && stable[0])
 		json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", stable, "weight", 100));
 	json_object_set_new(out, "traffic", traffic);
@@ -696,6 +774,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		h_deployment_list(&c);
 	else if (!strcmp(a, "deployments") && c.nseg == 3 && !strcmp(m, "GET"))
 		h_deployment_get(&c, b, 0);
+	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "retry") && !strcmp(m, "POST"))
+		h_retry(&c, b);
 	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "events") && !strcmp(m, "GET"))
 		h_deployment_get(&c, b, 1);
 	else if (!strcmp(a, "can-i-deploy") && c.nseg == 2 && !strcmp(m, "GET"))

@@ -1,37 +1,190 @@
 /*
  * executor: drives every active deployment's pipeline.
  *
- * Each tick, for each active deployment (one per service and environment runs; later ones
- * wait their turn): observe every region the pipeline controls (instances from the runtime,
- * the verification verdict from the proxy's metrics), feed the observation to the pure state
- * machine, and when the state changes persist the new state, its event records and any new
- * stable release in ONE transaction. Acting is left to the reconciler, which reads the
- * persisted state: so a crash between the two only repeats idempotent work.
+ * One pipeline per service at a time: each tick, per service, the deployment that has started
+ * runs; when none has, a rollback or hotfix goes first, else the oldest (a queue, which lives
+ * in the store and so survives restarts). For the running one: observe every region the
+ * pipeline controls (instances from the runtime; by state, the smoke checks, the verification
+ * window from the proxy's metrics, the pre-production stage's traffic result), feed the
+ * observation to the pure state machine, and when the state changes persist the new state, its
+ * event records, a new stable release or a revert's rollback in ONE transaction. Acting is left
+ * to the reconciler, which reads the persisted state: so a crash between the two only repeats
+ * idempotent work. The stage's traffic generator is a child process (`sluice load`) started by
+ * the executor and identified by its result file, so a restarted server finds its result.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "server/server.h"
+#include "server/smoke.h"
 #include "server/verify.h"
 
-static void observe(struct server *srv, int64_t dep, const json_t *svc, const char *env,
-		    const struct pl_state *st, int ri, struct pl_obs *o)
+static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
+			    const char *version, enum pl_kind kind, struct err *e);
+
+/* ---- the pre-production stage's traffic: `sluice load` as a child ---- */
+
+static void traffic_path(struct server *srv, int64_t dep, int region, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/traffic/%lld-%d.json", srv->data_dir, (long long)dep, region);
+}
+
+static int region_listen_port(struct server *srv, const char *service, const char *env,
+			      const char *region)
+{
+	json_t *svc = server_service(srv, service), *envm = server_environment(srv, env);
+	int port = -1;
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(envm, "regions"), i, r)
+		if (!strcmp(json_string_value(json_object_get(r, "name")), region))
+			port = (int)(json_integer_value(json_object_get(svc, "listen_port")) +
+				     json_integer_value(json_object_get(r, "port_offset")));
+	json_decref(svc);
+	json_decref(envm);
+	return port;
+}
+
+/* Starts the generator (detached, in its own session) unless its result already exists. */
+static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
+			  const struct pl_state *st, int ri)
+{
+	const struct pl_region *r = &st->regions[ri];
+	char result[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
+	traffic_path(srv, dep, ri, result, sizeof(result));
+	snprintf(dir, sizeof(dir), "%s/traffic", srv->data_dir);
+	mkdir(dir, 0755);
+	unlink(result);
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	const char *service = json_string_value(json_object_get(svc, "name"));
+	int port = region_listen_port(srv, service, r->env, r->name);
+	json_t *envm = server_environment(srv, r->env);
+	json_int_t rate = json_integer_value(json_object_get(json_object_get(envm, "stage"), "traffic_rate"));
+	json_decref(envm);
+	const json_t *smoke0 = json_array_get(json_object_get(svc, "smoke"), 0);
+	const char *path = smoke0 ? json_string_value(json_object_get(smoke0, "path")) : "/";
+	char url[512], rates[32], dur[32];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path ? path : "/");
+	snprintf(rates, sizeof(rates), "%lld", (long long)(rate > 0 ? rate : 50));
+	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (fork() != 0)
+			_exit(0);
+		setsid();
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl(exe, exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
+		      "--json", result, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	log_info("deployment %lld: stage traffic to %s at %s/s for %s s", (long long)dep, url, rates, dur);
+}
+
+/* The stage's verdict: verification as the window goes, then the generator's result. */
+static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json_t *svc,
+				     const struct pl_state *st, int ri, char *msg, size_t msglen)
+{
+	const struct pl_region *r = &st->regions[ri];
+	enum pl_verdict v = verify_region(srv, dep, svc, r->env, st, ri, msg, msglen);
+	if (v == PL_VERDICT_FAIL)
+		return v;
+	int64_t age = store_now_ms() - r->since;
+	if (age < st->cfg.side_by_side_ms)
+		return PL_VERDICT_NONE;
+	char result[PATH_MAX + 64];
+	traffic_path(srv, dep, ri, result, sizeof(result));
+	json_t *j = json_load_file(result, 0, NULL);
+	if (!j) {
+		if (age > st->cfg.side_by_side_ms + 15000) {
+			snprintf(msg, msglen, "the stage's traffic generator left no result");
+			return PL_VERDICT_FAIL;
+		}
+		snprintf(msg, msglen, "waiting for the stage's traffic result");
+		return PL_VERDICT_NONE;
+	}
+	json_int_t reqs = json_integer_value(json_object_get(j, "requests"));
+	json_int_t failed = json_integer_value(json_object_get(j, "failed"));
+	json_decref(j);
+	if (reqs == 0 || failed > 0) {
+		snprintf(msg, msglen, "%lld of %lld generated requests failed while old and new served side by side",
+			 (long long)failed, (long long)reqs);
+		return PL_VERDICT_FAIL;
+	}
+	snprintf(msg, msglen, "%lld generated requests, 0 failed, old and new side by side", (long long)reqs);
+	return PL_VERDICT_PASS;
+}
+
+/* ---- observation ---- */
+
+static void smoke(struct server *srv, const json_t *svc, const struct instance_info *in, size_t n,
+		  const char *version, struct pl_obs *o)
+{
+	json_t *all = json_array();
+	int ok = 1, tried = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(in[i].version, version) || in[i].state != INSTANCE_HEALTHY)
+			continue;
+		int one = 0;
+		json_t *ev = smoke_run(json_object_get(svc, "smoke"), in[i].addr, &one);
+		json_array_append_new(all, json_pack("{s:s, s:o}", "instance", in[i].id, "checks", ev ? ev : json_null()));
+		ok &= one;
+		tried++;
+	}
+	if (!tried) {
+		json_decref(all);
+		return; /* nothing healthy to check yet */
+	}
+	o->verdict = ok ? PL_VERDICT_PASS : PL_VERDICT_FAIL;
+	char *txt = json_dumps(all, JSON_COMPACT);
+	snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%s on %d instance(s): %.200s",
+		 ok ? "smoke checks passed" : "smoke checks failed", tried, txt ? txt : "");
+	free(txt);
+	json_decref(all);
+}
+
+static void observe(struct server *srv, int64_t dep, const json_t *svc, const struct pl_state *st,
+		    int ri, struct pl_obs *o)
 {
 	const struct pl_region *r = &st->regions[ri];
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	memset(o, 0, sizeof(*o));
-	o->new_wanted = (int)json_integer_value(json_object_get(svc, "instances"));
+	struct pl_desired d;
+	pipeline_desired(st, ri, &d);
+	for (int k = 0; k < d.nrun; k++)
+		if (!strcmp(d.run[k].version, st->version))
+			o->new_wanted = d.run[k].count;
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, env, r->name, NULL, &in, &n))
+	if (runtime_list(srv->rt, name, r->env, r->name, NULL, &in, &n))
 		return;
 	int new_alive = 0, old_alive = 0;
 	for (size_t i = 0; i < n; i++) {
-		int gone = in[i].state == INSTANCE_STOPPED;
+		int gone = in[i].state == INSTANCE_STOPPED || in[i].state == INSTANCE_STOPPING;
 		if (!strcmp(in[i].version, st->version)) {
-			if (!gone)
+			if (in[i].state != INSTANCE_STOPPED)
 				new_alive++;
 			if (in[i].state == INSTANCE_HEALTHY)
 				o->new_healthy++;
@@ -41,65 +194,113 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const ch
 				snprintf(o->broken_reason, sizeof(o->broken_reason), "%.40s restarted %u times: %.100s",
 					 in[i].id, in[i].restarts, in[i].reason);
 			}
-		} else if (r->stable[0] && !strcmp(in[i].version, r->stable) && !gone) {
-			old_alive++;
+		} else if (r->stable[0] && !strcmp(in[i].version, r->stable)) {
+			if (in[i].state != INSTANCE_STOPPED)
+				old_alive++;
+			if (!gone)
+				o->old_running++;
 		}
 	}
-	free(in);
 	o->old_stopped = old_alive == 0;
 	o->new_stopped = new_alive == 0;
-	if (r->state == R_STEP || r->state == R_BAKING)
-		o->verdict = verify_region(srv, dep, svc, env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+	switch (r->state) {
+	case R_SMOKE:
+		smoke(srv, svc, in, n, st->version, o);
+		break;
+	case R_STEP:
+		if (st->cfg.strategy != PL_ROLLING)
+			o->verdict = verify_region(srv, dep, svc, r->env, st, ri, o->verdict_msg,
+						   sizeof(o->verdict_msg));
+		break;
+	case R_HOLD:
+	case R_BAKING:
+		o->verdict = verify_region(srv, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		break;
+	case R_SIDE_BY_SIDE:
+		o->verdict = stage_verdict(srv, dep, svc, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		break;
+	default:
+		break;
+	}
+	free(in);
 }
 
-static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
-			    const char *version, enum pl_kind kind, struct err *e);
+/* Writes (state, actions) inside the caller's transaction. */
+static int persist_in_tx(struct server *srv, int64_t id, const char *service, const char *env,
+			 const struct pl_state *st, const struct pl_actions *acts, struct err *e)
+{
+	json_t *js = pipeline_to_json(st);
+	int rc = store_update_deployment(srv->store, id, js, pipeline_phase_name(st->phase),
+					 st->reason[0] ? st->reason : NULL, e);
+	json_decref(js);
+	for (int i = 0; !rc && i < acts->n; i++) {
+		const struct pl_action *a = &acts->a[i];
+		const struct pl_region *r = a->region >= 0 ? &st->regions[a->region] : NULL;
+		const char *region = r ? r->name : NULL;
+		if (a->type == PL_ACT_SET_STABLE) {
+			rc = store_set_stable(srv->store, service, r->env, region, st->version, id, e);
+		} else if (a->type == PL_ACT_REVERT) {
+			/* same transaction: the rollback exists as soon as the revert is recorded */
+			rc = create_in_tx(srv, service, env, a->message, PL_ROLLBACK, e) < 0 ? -1 : 0;
+		} else if (a->type == PL_ACT_RECORD) {
+			const struct window *w = a->region >= 0 ? verify_window(srv, id, a->region) : NULL;
+			const json_t *evidence = NULL;
+			if (w && (!strcmp(a->kind, "passed") || !strcmp(a->kind, "aborted") ||
+				  !strcmp(a->kind, "baked") || !strcmp(a->kind, "reverted") ||
+				  !strcmp(a->kind, "stage_passed")))
+				evidence = w->evidence;
+			rc = store_add_event(srv->store, id, a->kind, region, a->message, evidence, e);
+			log_info("deployment %lld %s %s%s%s: %s", (long long)id, service, a->kind,
+				 region ? " in " : "", region ? region : "", a->message);
+		}
+	}
+	return rc;
+}
 
 /* Persists (state, actions) in one transaction. */
 static int persist(struct server *srv, int64_t id, const char *service, const char *env,
 		   const struct pl_state *st, const struct pl_actions *acts)
 {
 	struct err e = {""};
-	json_t *js = pipeline_to_json(st);
-	const char *phase = pipeline_phase_name(st->phase);
 	int rc = store_begin(srv->store, &e);
 	if (!rc)
-		rc = store_update_deployment(srv->store, id, js, phase, st->reason[0] ? st->reason : NULL, &e);
-	for (int i = 0; !rc && i < acts->n; i++) {
-		const struct pl_action *a = &acts->a[i];
-		const char *region = a->region >= 0 ? st->regions[a->region].name : NULL;
-		if (a->type == PL_ACT_SET_STABLE) {
-			rc = store_set_stable(srv->store, service, env, region, st->version, id, &e);
-		} else if (a->type == PL_ACT_REVERT) {
-			/* same transaction: the rollback exists as soon as the revert is recorded */
-			rc = create_in_tx(srv, service, env, a->message, PL_ROLLBACK, &e) < 0 ? -1 : 0;
-		} else if (a->type == PL_ACT_RECORD) {
-			const struct window *w = a->region >= 0 ? verify_window(srv, id, a->region) : NULL;
-			const json_t *evidence = NULL;
-			if (w && (!strcmp(a->kind, "passed") || !strcmp(a->kind, "aborted") ||
-				  !strcmp(a->kind, "baked") || !strcmp(a->kind, "reverted")))
-				evidence = w->evidence;
-			rc = store_add_event(srv->store, id, a->kind, region, a->message, evidence, &e);
-			log_info("deployment %lld %s %s%s%s: %s", (long long)id, service, a->kind,
-				 region ? " in " : "", region ? region : "", a->message);
-		}
-	}
+		rc = persist_in_tx(srv, id, service, env, st, acts, &e);
 	if (!rc)
 		rc = store_commit(srv->store, &e);
 	else
 		store_rollback(srv->store);
-	json_decref(js);
 	if (rc)
 		log_error("deployment %lld: could not persist: %s", (long long)id, e.msg);
 	return rc;
 }
 
-static void after_actions(struct server *srv, int64_t id, const struct pl_actions *acts)
+/* Effects that are not in the store: they follow the commit. */
+static void after_actions(struct server *srv, int64_t id, const json_t *svc,
+			  const struct pl_state *st, const struct pl_actions *acts)
 {
-	for (int i = 0; i < acts->n; i++)
-		if (acts->a[i].type == PL_ACT_RESET_WINDOW) {
+	for (int i = 0; i < acts->n; i++) {
+		if (acts->a[i].type == PL_ACT_RESET_WINDOW)
 			verify_reset(srv, id, acts->a[i].region);
-		}
+		else if (acts->a[i].type == PL_ACT_TRAFFIC)
+			start_traffic(srv, id, svc, st, acts->a[i].region);
+	}
+}
+
+/* Applies ev; persists and acts when it changed something. Returns -1 when persisting failed
+ * (the state is then left as it was). */
+static int apply(struct server *srv, int64_t id, const json_t *svc, const char *service,
+		 const char *env, struct pl_state *st, const struct pl_event *ev)
+{
+	struct pl_actions acts;
+	struct pl_state before = *st;
+	if (!pipeline_step(st, ev, &acts))
+		return 0;
+	if (persist(srv, id, service, env, st, &acts)) {
+		*st = before;
+		return -1;
+	}
+	after_actions(srv, id, svc, st, &acts);
+	return 1;
 }
 
 static void drive(struct server *srv, json_t *dep)
@@ -118,38 +319,64 @@ static void drive(struct server *srv, json_t *dep)
 	if (!svc)
 		return;
 	int64_t now = store_now_ms();
-	struct pl_actions acts;
 	int started = 0;
 	for (int i = 0; i < st.nregions; i++)
 		if (st.regions[i].state != R_PENDING)
 			started = 1;
 	if (!started && !st.aborted) {
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
-		if (pipeline_step(&st, &ev, &acts) && persist(srv, id, service, env, &st, &acts) == 0)
-			after_actions(srv, id, &acts);
+		apply(srv, id, svc, service, env, &st, &ev);
 		json_decref(svc);
 		return; /* let the reconciler start instances before observing */
 	}
+	struct pl_event tick = {.type = PL_EV_TICK, .now = now};
+	if (apply(srv, id, svc, service, env, &st, &tick) < 0)
+		goto out;
 	for (int i = 0; i < st.nregions && !pipeline_done(&st); i++) {
-		enum pl_rstate rs = st.regions[i].state;
-		if (rs != R_STARTING && rs != R_STEP && rs != R_PROMOTING && rs != R_ABORTING)
+		if (!pipeline_controls(&st, i))
 			continue;
 		struct pl_event ev = {.type = PL_EV_OBSERVE, .now = now, .region = i};
-		observe(srv, id, svc, env, &st, i, &ev.obs);
-		struct pl_state before = st;
-		if (pipeline_step(&st, &ev, &acts)) {
-			if (persist(srv, id, service, env, &st, &acts)) {
-				st = before;
-				break;
-			}
-			after_actions(srv, id, &acts);
-		}
+		observe(srv, id, svc, &st, i, &ev.obs);
+		if (apply(srv, id, svc, service, env, &st, &ev) < 0)
+			break;
 	}
-	if (pipeline_done(&st)) {
+	if (pipeline_done(&st))
 		log_info("deployment %lld of %s %s ended: %s%s%s", (long long)id, service, st.version,
 			 pipeline_phase_name(st.phase), st.reason[0] ? ": " : "", st.reason);
-	}
+out:
 	json_decref(svc);
+}
+
+static int has_started(const json_t *dep)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(json_object_get(dep, "state"), "regions"), i, r) {
+		const char *st = json_string_value(json_object_get(r, "state"));
+		if (st && strcmp(st, "pending"))
+			return 1;
+	}
+	return 0;
+}
+
+/* The deployment of `service` that may run now: one that has started; else a rollback or a
+ * hotfix; else the oldest. `active` is ordered oldest first. */
+static json_t *runnable(json_t *active, const char *service)
+{
+	json_t *first = NULL, *urgent = NULL, *d;
+	size_t i;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "service")), service))
+			continue;
+		if (has_started(d))
+			return d;
+		const char *kind = json_string_value(json_object_get(d, "kind"));
+		if (!urgent && kind && strcmp(kind, "deploy"))
+			urgent = d;
+		if (!first)
+			first = d;
+	}
+	return urgent ? urgent : first;
 }
 
 void executor_tick(struct server *srv)
@@ -160,18 +387,17 @@ void executor_tick(struct server *srv)
 		log_error("executor: %s", e.msg);
 		return;
 	}
-	/* One pipeline per service and environment at a time: the oldest active one runs. */
 	json_t *seen = json_object();
 	size_t i;
 	json_t *dep;
 	json_array_foreach(active, i, dep) {
-		char key[300];
-		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(dep, "service")),
-			 json_string_value(json_object_get(dep, "env")));
-		if (json_object_get(seen, key))
+		const char *service = json_string_value(json_object_get(dep, "service"));
+		if (json_object_get(seen, service))
 			continue;
-		json_object_set_new(seen, key, json_true());
-		drive(srv, dep);
+		json_object_set_new(seen, service, json_true());
+		json_t *run = runnable(active, service);
+		if (run)
+			drive(srv, run);
 	}
 	json_decref(seen);
 	/* forget the windows of deployments that ended */
@@ -190,6 +416,54 @@ void executor_tick(struct server *srv)
 	reconcile_all(srv);
 }
 
+/* ---- creating deployments ---- */
+
+static int64_t jint(const json_t *o, const char *k1, const char *k2, int64_t def)
+{
+	const json_t *v = json_object_get(o, k1);
+	if (k2)
+		v = json_object_get(v, k2);
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+/* Adds the regions of environment envm in wave order, starting at wave `first`. */
+static int add_regions(struct server *srv, const json_t *envm, const char *service, int first,
+		       int stage, struct pl_region_init *out, char stables[][PL_NAME_MAX], int *n,
+		       int *waves_used, struct err *e)
+{
+	const char *env = json_string_value(json_object_get(envm, "name"));
+	const json_t *regions = json_object_get(envm, "regions"), *waves = json_object_get(envm, "waves");
+	size_t i, j;
+	json_t *v, *w;
+	int nwaves = 0;
+	json_array_foreach(regions, i, v) {
+		if (*n >= PL_MAX_REGIONS)
+			return err_set(e, "more than %d regions in one deployment", PL_MAX_REGIONS);
+		const char *name = json_string_value(json_object_get(v, "name"));
+		int wave = (int)i; /* default: one wave per region, in order */
+		if (json_array_size(waves)) {
+			json_array_foreach(waves, j, w) {
+				size_t k;
+				json_t *x;
+				json_array_foreach(w, k, x)
+					if (!strcmp(json_string_value(x), name))
+						wave = (int)j;
+			}
+		}
+		if (stage)
+			wave = 0;
+		if (wave + 1 > nwaves)
+			nwaves = wave + 1;
+		stables[*n][0] = '\0';
+		if (store_get_stable(srv->store, service, env, name, stables[*n], PL_NAME_MAX, e) < 0)
+			return -1;
+		out[*n] = (struct pl_region_init){name, env, stables[*n], first + wave, stage};
+		(*n)++;
+	}
+	*waves_used = nwaves;
+	return 0;
+}
+
 /* Builds the initial pipeline state of a deployment from the manifests and the stable
  * releases. Returns 0, or -1 with e. */
 static int initial_state(struct server *srv, const json_t *svc, const json_t *envm,
@@ -197,39 +471,60 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 			 enum pl_kind kind, struct pl_state *st, struct err *e)
 {
 	const json_t *strat = json_object_get(svc, "strategy");
+	const json_t *policy = json_object_get(envm, "policy");
+	int strategy = pipeline_strategy_from_name(json_string_value(json_object_get(strat, "type")));
 	struct pl_config cfg = {
-		.step_duration_ms = json_integer_value(json_object_get(strat, "step_duration_ms")),
-		.max_step_duration_ms = json_integer_value(json_object_get(strat, "max_step_duration_ms")),
+		.strategy = strategy < 0 ? PL_CANARY : (enum pl_strategy)strategy,
+		.instances = (int)jint(svc, "instances", NULL, 1),
+		.max_surge = (int)jint(strat, "max_surge", NULL, 1),
+		.max_unavailable = (int)jint(strat, "max_unavailable", NULL, 0),
+		.smoke = json_array_size(json_object_get(svc, "smoke")) > 0,
+		.step_duration_ms = jint(strat, "step_duration_ms", NULL, 10000),
+		.max_step_duration_ms = jint(strat, "max_step_duration_ms", NULL, 300000),
 		.start_timeout_ms = 120000,
-		.bake_ms = json_integer_value(json_object_get(svc, "bake_ms")),
+		.bake_ms = jint(svc, "bake_ms", NULL, 0),
+		.keep_old_ms = jint(strat, "keep_old_ms", NULL, 30000),
+		.wave_bake_ms = jint(policy, "wave_bake_ms", NULL, 0),
+		.region_retries = (int)jint(policy, "region_retries", NULL, 2),
+		.retry_backoff_ms = jint(policy, "retry_backoff_ms", NULL, 2000),
+		.continue_on_failure = !strcmp(json_string_value(json_object_get(policy, "on_region_failure"))
+					       ? json_string_value(json_object_get(policy, "on_region_failure"))
+					       : "halt", "continue"),
 	};
 	size_t i;
 	json_t *v;
 	json_array_foreach(json_object_get(strat, "steps"), i, v)
 		if (cfg.nsteps < PL_MAX_STEPS)
 			cfg.steps[cfg.nsteps++] = (int)json_integer_value(v);
+	if (!cfg.nsteps)
+		cfg.steps[cfg.nsteps++] = 100;
 	if (kind == PL_ROLLBACK) {
+		cfg.strategy = PL_CANARY;
 		cfg.steps[0] = 100;
 		cfg.nsteps = 1;
 		cfg.bake_ms = 0;
+		cfg.smoke = 0;
 	}
-	const json_t *regions = json_object_get(envm, "regions");
-	int nr = (int)json_array_size(regions);
-	if (nr > PL_MAX_REGIONS)
-		return err_set(e, "environment '%s' has %d regions; at most %d are supported", env, nr,
-			       PL_MAX_REGIONS);
-	const char *names[PL_MAX_REGIONS];
+	struct pl_region_init regions[PL_MAX_REGIONS];
 	char stables[PL_MAX_REGIONS][PL_NAME_MAX];
-	const char *stp[PL_MAX_REGIONS];
-	json_array_foreach(regions, i, v) {
-		names[i] = json_string_value(json_object_get(v, "name"));
-		stables[i][0] = '\0';
-		if (store_get_stable(srv->store, service, env, names[i], stables[i], PL_NAME_MAX, e) < 0)
+	int n = 0, waves = 0;
+	/* the pre-production stage first, when this environment is promoted from another */
+	const char *from = json_string_value(json_object_get(json_object_get(envm, "promotion"), "from"));
+	json_t *stage_env = from && kind != PL_ROLLBACK ? server_environment(srv, from) : NULL;
+	if (from && kind != PL_ROLLBACK && !stage_env)
+		return err_set(e, "environment '%s' is promoted from '%s', which is not known: apply it first",
+			       env, from);
+	if (stage_env) {
+		cfg.side_by_side_ms = jint(json_object_get(stage_env, "stage"), "side_by_side_ms", NULL, 20000);
+		int rc = add_regions(srv, stage_env, service, 0, 1, regions, stables, &n, &waves, e);
+		json_decref(stage_env);
+		if (rc)
 			return -1;
-		stp[i] = stables[i];
 	}
-	if (pipeline_init(st, kind, version, &cfg, names, stp, nr))
-		return err_set(e, "invalid pipeline for %s: check strategy.steps", service);
+	if (add_regions(srv, envm, service, waves, 0, regions, stables, &n, &waves, e))
+		return -1;
+	if (pipeline_init(st, kind, version, &cfg, regions, n))
+		return err_set(e, "invalid pipeline for %s: check strategy.steps and instances", service);
 	return 0;
 }
 
@@ -256,6 +551,17 @@ static int64_t create_in_tx(struct server *srv, const char *service, const char 
 	return id;
 }
 
+/* Marks a deployment that has not started as superseded, in the caller's transaction. */
+static int supersede(struct server *srv, const json_t *d, int64_t by, struct err *e)
+{
+	int64_t id = json_integer_value(json_object_get(d, "id"));
+	char msg[160];
+	snprintf(msg, sizeof(msg), "superseded by deployment %lld before it started", (long long)by);
+	if (store_update_deployment(srv->store, id, json_object_get(d, "state"), "superseded", msg, e))
+		return -1;
+	return store_add_event(srv->store, id, "superseded", NULL, msg, NULL, e);
+}
+
 int64_t executor_create(struct server *srv, const char *service, const char *env,
 			const char *version, enum pl_kind kind, int force, json_t *gate_report,
 			struct err *e)
@@ -270,26 +576,44 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 			service, version);
 		return -1;
 	}
+	json_t *svc = server_service(srv, service);
+	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
+	int supersede_policy = conc && !strcmp(conc, "supersede");
+	json_decref(svc);
 	json_t *active = NULL;
 	if (store_active_deployments(srv->store, &active, e))
 		return -1;
-	size_t i;
-	json_t *d;
-	json_array_foreach(active, i, d)
-		if (!strcmp(json_string_value(json_object_get(d, "service")), service) &&
-		    !strcmp(json_string_value(json_object_get(d, "env")), env) && kind == PL_DEPLOY) {
-			err_set(e, "deployment %lld of %s %s is still running in %s; wait for it or "
-				   "'sluice rollback %s'",
-				(long long)json_integer_value(json_object_get(d, "id")), service,
-				json_string_value(json_object_get(d, "version")), env, service);
-			json_decref(active);
-			return -1;
-		}
-	json_decref(active);
-	if (store_begin(srv->store, e))
+	if (store_begin(srv->store, e)) {
+		json_decref(active);
 		return -1;
+	}
 	int64_t id = create_in_tx(srv, service, env, version, kind, e);
 	rc = id < 0 ? -1 : 0;
+	size_t i;
+	json_t *d;
+	json_array_foreach(active, i, d) {
+		if (rc || strcmp(json_string_value(json_object_get(d, "service")), service))
+			continue;
+		int64_t other = json_integer_value(json_object_get(d, "id"));
+		if (kind != PL_DEPLOY && has_started(d)) {
+			/* a rollback or hotfix pre-empts the pipeline in flight */
+			struct pl_state ost;
+			struct pl_actions acts;
+			if (pipeline_from_json(json_object_get(d, "state"), &ost) == 0) {
+				char why[PL_MSG_MAX];
+				snprintf(why, sizeof(why), "pre-empted by %s %lld of %s", pipeline_kind_name(kind),
+					 (long long)id, version);
+				struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = 1};
+				snprintf(ev.reason, sizeof(ev.reason), "%s", why);
+				if (pipeline_step(&ost, &ev, &acts))
+					rc = persist_in_tx(srv, other, service, json_string_value(json_object_get(d, "env")), &ost, &acts, e);
+			}
+		} else if (!has_started(d) &&
+			   (kind != PL_DEPLOY || supersede_policy)) {
+			rc = supersede(srv, d, id, e);
+		}
+	}
+	json_decref(active);
 	if (!rc && force)
 		rc = store_add_event(srv->store, id, "gate_overridden", NULL,
 				     "compatibility gate overridden with --force", gate_report, e);
@@ -323,4 +647,45 @@ int executor_abort(struct server *srv, int64_t id, const char *reason, int preem
 			     json_string_value(json_object_get(dep, "env")), &st, &acts);
 	json_decref(dep);
 	return rc ? err_set(e, "could not record the abort") : 0;
+}
+
+int executor_retry(struct server *srv, int64_t id, const char *region, struct err *e)
+{
+	json_t *dep = NULL;
+	int rc = store_get_deployment(srv->store, id, &dep, e);
+	if (rc)
+		return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
+	struct pl_state st;
+	int ri = -1;
+	if (pipeline_from_json(json_object_get(dep, "state"), &st) == 0)
+		for (int i = 0; i < st.nregions; i++)
+			if (!strcmp(st.regions[i].name, region))
+				ri = i;
+	const char *service = json_string_value(json_object_get(dep, "service"));
+	const char *env = json_string_value(json_object_get(dep, "env"));
+	rc = 0;
+	if (ri < 0) {
+		rc = err_set(e, "deployment %lld has no region '%s'", (long long)id, region);
+	} else if (st.regions[ri].state != R_FAILED) {
+		rc = err_set(e, "region %s of deployment %lld is %s, not failed: only a failed region is retried",
+			     region, (long long)id, pipeline_rstate_name(st.regions[ri].state));
+	} else {
+		/* a newer deployment of the service may have run since: never go back behind it */
+		json_t *list = NULL;
+		if (store_list_deployments(srv->store, service, &list, e) == 0) {
+			json_t *newest = json_array_get(list, 0);
+			if (newest && json_integer_value(json_object_get(newest, "id")) != id)
+				rc = err_set(e, "deployment %lld of %s is newer; retry is only for the latest",
+					     (long long)json_integer_value(json_object_get(newest, "id")), service);
+			json_decref(list);
+		}
+		if (!rc) {
+			struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
+			struct pl_actions acts;
+			if (pipeline_step(&st, &ev, &acts))
+				rc = persist(srv, id, service, env, &st, &acts) ? err_set(e, "could not record the retry") : 0;
+		}
+	}
+	json_decref(dep);
+	return rc;
 }

@@ -149,14 +149,11 @@ static int gather(struct server *srv, const char *env, struct gather *g, struct 
 	}
 	json_t *d;
 	json_array_foreach(active, i, d) {
-		if (strcmp(json_string_value(json_object_get(d, "env")), env))
-			continue;
 		struct pl_state st;
 		if (pipeline_from_json(json_object_get(d, "state"), &st))
 			continue;
 		for (int k = 0; k < st.nregions; k++)
-			if (st.regions[k].state == R_STARTING || st.regions[k].state == R_STEP ||
-			    st.regions[k].state == R_PROMOTING)
+			if (!strcmp(st.regions[k].env, env) && pipeline_controls(&st, k))
 				add_live(g, st.regions[k].name, json_string_value(json_object_get(d, "service")),
 					 st.version, "canary");
 	}

@@ -130,30 +130,32 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 	json_decref(rel);
 }
 
-static int version_in(const char *v, const char *const *list, int n)
+static int desired_count(const struct pl_desired *d, const char *version)
 {
-	for (int i = 0; i < n; i++)
-		if (list[i] && !strcmp(list[i], v))
-			return 1;
-	return 0;
+	for (int i = 0; i < d->nrun; i++)
+		if (!strcmp(d->run[i].version, version))
+			return d->run[i].count;
+	return -1;
 }
 
-/* Is any backend of `version` still draining with requests in flight? */
-static int still_draining(const json_t *route_state, const struct instance_info *in, size_t n,
-			  const char *version)
+/* Does the proxy still send to (or wait on) this backend? */
+static int addr_busy(const json_t *route_state, const char *addr)
 {
 	size_t i;
 	json_t *b;
 	json_array_foreach(json_object_get(route_state, "backends_state"), i, b) {
-		const char *addr = json_string_value(json_object_get(b, "addr"));
+		const char *a = json_string_value(json_object_get(b, "addr"));
 		const char *st = json_string_value(json_object_get(b, "state"));
-		json_int_t inflight = json_integer_value(json_object_get(b, "in_flight"));
-		for (size_t j = 0; j < n; j++)
-			if (!strcmp(in[j].version, version) && addr && !strcmp(in[j].addr, addr) &&
-			    ((st && !strcmp(st, "active")) || inflight > 0))
-				return 1;
+		if (a && !strcmp(a, addr) &&
+		    ((st && !strcmp(st, "active")) || json_integer_value(json_object_get(b, "in_flight")) > 0))
+			return 1;
 	}
 	return 0;
+}
+
+static int alive(const struct instance_info *in)
+{
+	return in->state != INSTANCE_STOPPED && in->state != INSTANCE_STOPPING;
 }
 
 static void reconcile_region(struct server *srv, const json_t *svc, const json_t *envm,
@@ -162,22 +164,33 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	const char *env = json_string_value(json_object_get(envm, "name"));
 	const char *rname = json_string_value(json_object_get(region, "name"));
-	unsigned count = (unsigned)jint(svc, "instances");
 	struct err e = {""};
-
-	for (int i = 0; i < d->nrun; i++)
-		ensure_version(srv, svc, env, rname, d->run[i], count);
 
 	struct instance_info *in = NULL;
 	size_t n = 0;
 	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
 		return;
+	/* 1. instances: start what is missing now; fewer instances wait for the drain below */
+	for (int i = 0; i < d->nrun; i++) {
+		int running = 0;
+		for (size_t j = 0; j < n; j++)
+			running += alive(&in[j]) && !strcmp(in[j].version, d->run[i].version);
+		if (running <= d->run[i].count)
+			ensure_version(srv, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
+	}
+	free(in);
+	in = NULL;
+	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
+		return;
 
+	/* 2. the route: healthy instances that stay, with the weights */
 	json_t *versions = json_array();
 	for (int r = 0; r < d->nroute; r++) {
 		json_t *backends = json_array(), *fallback = json_array();
+		int keep = desired_count(d, d->route[r].version);
 		for (size_t j = 0; j < n; j++) {
-			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid)
+			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid || !alive(&in[j]) ||
+			    (keep >= 0 && in[j].index >= keep))
 				continue;
 			if (in[j].state == INSTANCE_HEALTHY)
 				json_array_append_new(backends, json_string(in[j].addr));
@@ -208,41 +221,75 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		json_decref(versions);
 		routed = router_delete_route(srv->router, rn, &e) == 0;
 	}
-	/* Versions that run but are no longer desired: stop once drained. */
+	if (!routed) {
+		uint64_t now = loop_now(srv->loop);
+		if (now - srv->last_error_log > 5000) {
+			log_warn("route %s: %s", rn, e.msg);
+			srv->last_error_log = now;
+		}
+		free(in);
+		return;
+	}
+
+	/* 3. instances no longer wanted (a whole version, or the highest indexes of one): stop
+	 * them once the proxy has drained them */
 	json_t *state = NULL;
-	for (size_t j = 0; routed && j < n; j++) {
-		if (in[j].state == INSTANCE_STOPPED || in[j].state == INSTANCE_STOPPING ||
-		    version_in(in[j].version, d->run, d->nrun))
+	int state_read = 0;
+	for (size_t j = 0; j < n; j++) {
+		if (!alive(&in[j]))
 			continue;
-		int routed_to = 0;
-		for (int r = 0; r < d->nroute; r++)
-			if (!strcmp(d->route[r].version, in[j].version))
-				routed_to = 1;
-		if (routed_to)
+		int keep = desired_count(d, in[j].version);
+		if (keep >= 0 && in[j].index < keep)
 			continue;
 		if (any_weight) {
-			if (!state && router_get_route(srv->router, rn, &state, &e))
-				break;
-			if (still_draining(state, in, n, in[j].version))
+			if (!state_read) {
+				state_read = 1;
+				if (router_get_route(srv->router, rn, &state, &e))
+					break;
+			}
+			if (addr_busy(state, in[j].addr))
 				continue;
 		}
-		log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
-		runtime_stop(srv->rt, name, env, rname, in[j].version);
+		if (keep < 0) {
+			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
+			runtime_stop(srv->rt, name, env, rname, in[j].version);
+		} else {
+			log_info("%s: retiring %s (no longer routed, drained)", rn, in[j].id);
+			ensure_version(srv, svc, env, rname, in[j].version, (unsigned)keep);
+		}
 	}
 	json_decref(state);
 	free(in);
 }
 
-/* The active deployment of (service, env), if any: the oldest one, which is the one running. */
-static json_t *active_for(json_t *active, const char *service, const char *env)
+/* Region (env, name) of the deployment that controls it now, if any: *st and the index. */
+static int controlled_by(json_t *active, const char *service, const char *env, const char *region,
+			 struct pl_state *st)
 {
 	size_t i;
 	json_t *d;
-	json_array_foreach(active, i, d)
-		if (!strcmp(json_string_value(json_object_get(d, "service")), service) &&
-		    !strcmp(json_string_value(json_object_get(d, "env")), env))
-			return d;
-	return NULL;
+	json_array_foreach(active, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
+		    pipeline_from_json(json_object_get(d, "state"), st))
+			continue;
+		for (int x = 0; x < st->nregions; x++)
+			if (!strcmp(st->regions[x].env, env) && !strcmp(st->regions[x].name, region) &&
+			    pipeline_controls(st, x))
+				return x;
+	}
+	return -1;
+}
+
+static int has_instances(struct server *srv, const char *service, const char *env, const char *region)
+{
+	struct instance_info *in = NULL;
+	size_t n = 0, live = 0;
+	if (runtime_list(srv->rt, service, env, region, NULL, &in, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			live += alive(&in[i]);
+		free(in);
+	}
+	return live > 0;
 }
 
 void reconcile_all(struct server *srv)
@@ -267,31 +314,27 @@ void reconcile_all(struct server *srv)
 	json_t *svc, *envm, *region;
 	json_array_foreach(svcs, i, svc) {
 		const char *name = json_string_value(json_object_get(svc, "name"));
+		int count = (int)jint(svc, "instances");
 		json_array_foreach(envs, j, envm) {
 			const char *env = json_string_value(json_object_get(envm, "name"));
-			json_t *dep = active_for(active, name, env);
-			struct pl_state st;
-			int have = dep && pipeline_from_json(json_object_get(dep, "state"), &st) == 0;
 			json_array_foreach(json_object_get(envm, "regions"), k, region) {
 				const char *rname = json_string_value(json_object_get(region, "name"));
 				struct pl_desired d = {.nrun = 0, .nroute = 0};
-				int ri = -1;
-				for (int x = 0; have && x < st.nregions; x++)
-					if (!strcmp(st.regions[x].name, rname))
-						ri = x;
+				struct pl_state st;
 				char stable[PL_NAME_MAX] = "";
-				if (ri >= 0 && st.regions[ri].state != R_PENDING &&
-				    st.regions[ri].state != R_DONE && st.regions[ri].state != R_ROLLED_BACK) {
+				int ri = controlled_by(active, name, env, rname, &st);
+				if (ri >= 0) {
 					pipeline_desired(&st, ri, &d);
 				} else if (store_get_stable(srv->store, name, env, rname, stable,
 							    sizeof(stable), NULL) == 0) {
-					d.run[0] = stable;
+					d.run[0].version = stable;
+					d.run[0].count = count;
 					d.nrun = 1;
 					d.route[0].version = stable;
 					d.route[0].weight = 100;
 					d.nroute = 1;
-				} else {
-					continue; /* nothing deployed here yet */
+				} else if (!has_instances(srv, name, env, rname)) {
+					continue; /* nothing deployed here */
 				}
 				reconcile_region(srv, svc, envm, region, &d);
 			}

@@ -6,14 +6,22 @@
 #include "core/analysis.h"
 #include "core/pipeline.h"
 
+static struct pl_config config(void)
+{
+	struct pl_config cfg = {.steps = {10, 50, 100}, .nsteps = 3, .instances = 2, .max_surge = 1,
+				.step_duration_ms = 1000, .max_step_duration_ms = 10000,
+				.start_timeout_ms = 5000, .keep_old_ms = 3000, .side_by_side_ms = 4000,
+				.retry_backoff_ms = 1000};
+	return cfg;
+}
+
 static struct pl_state make(enum pl_kind kind, const char *stable0, const char *stable1)
 {
-	struct pl_config cfg = {.steps = {10, 50, 100}, .nsteps = 3, .step_duration_ms = 1000,
-				.max_step_duration_ms = 10000, .start_timeout_ms = 5000};
-	const char *regions[] = {"us-east", "eu-west"};
-	const char *stables[] = {stable0, stable1};
+	struct pl_config cfg = config();
+	struct pl_region_init regions[] = {{"us-east", "production", stable0, 0, 0},
+					   {"eu-west", "production", stable1, 1, 0}};
 	struct pl_state s;
-	cr_assert_eq(pipeline_init(&s, kind, "v2", &cfg, regions, stables, 2), 0);
+	cr_assert_eq(pipeline_init(&s, kind, "v2", &cfg, regions, 2), 0);
 	return s;
 }
 
@@ -54,10 +62,10 @@ static const struct row rows[] = {
 	 OBS(.new_healthy = 2, .new_wanted = 2), 0, 1, R_STEP, R_PENDING, 0, PL_ACTIVE, "healthy window step", 0},
 	{"first release is promoted once healthy", PL_DEPLOY, "", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
 	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_PENDING, 0, PL_ACTIVE, "healthy stable promoted", 0},
-	{"broken instances abort while starting", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
-	 OBS(.new_wanted = 2, .new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
-	{"start timeout aborts", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 5000,
-	 OBS(.new_wanted = 2), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "aborted", 0},
+	{"broken instances while starting are a transient failure", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 100,
+	 OBS(.new_wanted = 2, .new_broken = 1), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "region_attempt_failed", 0},
+	{"start timeout is a transient failure", PL_DEPLOY, "v1", R_STARTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 5000,
+	 OBS(.new_wanted = 2), 0, 1, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "region_attempt_failed", 0},
 	{"pass before step_duration waits", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 500,
 	 OBS(.verdict = PL_VERDICT_PASS), 0, 0, R_STEP, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"pass after step_duration advances", PL_DEPLOY, "v1", R_STEP, R_PENDING, 0, PL_EV_OBSERVE, 0, 1000,
@@ -103,7 +111,7 @@ static const struct row rows[] = {
 	{"a regression while baking reverts", PL_DEPLOY, "v1", R_BAKING, R_PENDING, 2, PL_EV_OBSERVE, 0, 100,
 	 OBS(.verdict = PL_VERDICT_FAIL), 0, 1, R_REVERTED, R_PENDING, 2, PL_ROLLED_BACK, "reverted revert rolled_back", 2000},
 	{"rollback starts every region at once", PL_ROLLBACK, "v1", R_PENDING, R_PENDING, 0, PL_EV_START, 0, 0, {0}, 0,
-	 1, R_STARTING, R_STARTING, 0, PL_ACTIVE, "started", 0},
+	 1, R_STARTING, R_STARTING, 0, PL_ACTIVE, "started starting starting", 0},
 	{"rollback target healthy switches all traffic", PL_ROLLBACK, "v1", R_STARTING, R_STARTING, 0, PL_EV_OBSERVE, 0, 10,
 	 OBS(.new_healthy = 1, .new_wanted = 1), 0, 1, R_PROMOTING, R_STARTING, 0, PL_ACTIVE, "healthy stable promoted", 0},
 };
@@ -112,9 +120,7 @@ static void kinds_of(const struct pl_actions *a, char *out, size_t n)
 {
 	out[0] = '\0';
 	for (int i = 0; i < a->n; i++) {
-		const char *k = a->a[i].type == PL_ACT_RECORD ? a->a[i].kind
-				: a->a[i].type == PL_ACT_SET_STABLE ? "stable"
-				: a->a[i].type == PL_ACT_REVERT ? "revert" : "window";
+		const char *k = a->a[i].kind; /* records name their event; other actions their type */
 		if (out[0])
 			strncat(out, " ", n - strlen(out) - 1);
 		strncat(out, k, n - strlen(out) - 1);
@@ -130,6 +136,8 @@ Test(pipeline, transitions)
 		s.regions[1].state = r->r1;
 		s.regions[0].step = s.regions[1].step = r->step;
 		s.cfg.bake_ms = r->bake;
+		if (r->r0 == R_ABORTING || r->r1 == R_ABORTING)
+			s.aborted = 1; /* an aborting region means a regression was proven */
 		struct pl_event ev = {.type = r->ev, .now = r->now, .region = r->region, .obs = r->obs,
 				      .preempt = r->preempt};
 		snprintf(ev.reason, sizeof(ev.reason), "asked");
@@ -174,7 +182,7 @@ Test(pipeline, desired_state_moves_traffic_before_instances)
 	s.regions[0].state = R_ABORTING;
 	pipeline_desired(&s, 0, &d);
 	cr_assert_eq(d.nrun, 1);
-	cr_assert_str_eq(d.run[0], "v1");
+	cr_assert_str_eq(d.run[0].version, "v1");
 	cr_assert_eq(d.nroute, 1);
 	s.regions[0].state = R_PROMOTING;
 	pipeline_desired(&s, 0, &d);
@@ -257,4 +265,200 @@ Test(analysis, quantile_interpolates)
 	struct version_window w = {.nbuckets = 2, .bounds_ms = {10, 20}, .counts = {50, 50}};
 	cr_assert_float_eq(analysis_quantile(&w, 0.5), 10.0, 1e-9);
 	cr_assert_float_eq(analysis_quantile(&w, 0.75), 15.0, 1e-9);
+}
+
+/* ---- flows: a sequence of events and the states they lead to ---- */
+
+static int step(struct pl_state *s, enum pl_event_type t, int region, int64_t now, struct pl_obs o,
+		char *kinds, size_t n)
+{
+	struct pl_event ev = {.type = t, .region = region, .now = now, .obs = o};
+	snprintf(ev.reason, sizeof(ev.reason), "asked");
+	struct pl_actions a;
+	int changed = pipeline_step(s, &ev, &a);
+	if (kinds)
+		kinds_of(&a, kinds, n);
+	return changed;
+}
+
+Test(pipeline, transient_failure_is_retried_with_backoff_then_fails_the_region_and_halts)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.region_retries = 1;
+	char k[256];
+	step(&s, PL_EV_START, 0, 0, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	step(&s, PL_EV_OBSERVE, 0, 100, OBS(.new_wanted = 2, .new_broken = 1), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_ABORTING);
+	step(&s, PL_EV_OBSERVE, 0, 200, OBS(.new_stopped = 1), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_RETRY_WAIT);
+	cr_assert_str_eq(k, "retry_scheduled");
+	cr_assert_eq(s.regions[0].retry_at, 1200);
+	cr_assert_eq(step(&s, PL_EV_TICK, 0, 1100, OBS(0), k, sizeof(k)), 0, "not yet due");
+	step(&s, PL_EV_TICK, 0, 1200, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	cr_assert_str_eq(k, "retry starting");
+	step(&s, PL_EV_OBSERVE, 0, 1300, OBS(.new_wanted = 2, .new_broken = 1), k, sizeof(k));
+	step(&s, PL_EV_OBSERVE, 0, 1400, OBS(.new_stopped = 1), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_FAILED);
+	cr_assert_eq(s.regions[1].state, R_PENDING, "halt: the next wave does not start");
+	cr_assert_eq(s.phase, PL_FAILED);
+	cr_assert_str_eq(k, "region_failed failed");
+	/* sluice retry: that region alone */
+	step(&s, PL_EV_RETRY, 0, 5000, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.phase, PL_ACTIVE);
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	cr_assert_eq(s.regions[1].state, R_PENDING);
+	cr_assert_eq(s.regions[0].attempts, 0);
+	cr_assert_eq(step(&s, PL_EV_RETRY, 1, 5000, OBS(0), k, sizeof(k)), 0, "only failed regions retry");
+}
+
+Test(pipeline, continue_policy_lets_later_waves_go_on)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.continue_on_failure = 1;
+	s.regions[0].state = R_ABORTING;
+	s.regions[0].attempts = 1;
+	char k[256];
+	step(&s, PL_EV_OBSERVE, 0, 10, OBS(.new_stopped = 1), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_FAILED);
+	cr_assert_eq(s.regions[1].state, R_STARTING);
+	cr_assert_eq(s.phase, PL_ACTIVE);
+}
+
+Test(pipeline, waves_run_in_parallel_and_wait_for_the_wave_bake)
+{
+	struct pl_config cfg = config();
+	cfg.wave_bake_ms = 5000;
+	struct pl_region_init regions[] = {{"a", "production", "v1", 0, 0},
+					   {"b", "production", "v1", 1, 0},
+					   {"c", "production", "v1", 1, 0}};
+	struct pl_state s;
+	cr_assert_eq(pipeline_init(&s, PL_DEPLOY, "v2", &cfg, regions, 3), 0);
+	char k[256];
+	step(&s, PL_EV_START, 0, 0, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	cr_assert_eq(s.regions[1].state, R_PENDING);
+	s.regions[0].state = R_PROMOTING;
+	step(&s, PL_EV_OBSERVE, 0, 1000, OBS(.old_stopped = 1), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_DONE);
+	cr_assert_eq(s.regions[1].state, R_PENDING, "the wave bakes first");
+	cr_assert_eq(step(&s, PL_EV_TICK, 0, 5999, OBS(0), k, sizeof(k)), 0);
+	step(&s, PL_EV_TICK, 0, 6000, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[1].state, R_STARTING);
+	cr_assert_eq(s.regions[2].state, R_STARTING, "regions of one wave roll out in parallel");
+	/* a regression in one region of the wave rolls back both */
+	s.regions[1].state = R_STEP;
+	s.regions[2].state = R_STEP;
+	step(&s, PL_EV_OBSERVE, 1, 6100, OBS(.verdict = PL_VERDICT_FAIL), k, sizeof(k));
+	cr_assert_eq(s.regions[1].state, R_ABORTING);
+	cr_assert_eq(s.regions[2].state, R_ABORTING);
+	cr_assert_eq(s.regions[0].state, R_DONE, "done regions stay done");
+}
+
+Test(pipeline, smoke_checks_gate_the_first_traffic)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.smoke = 1;
+	s.regions[0].state = R_STARTING;
+	char k[256];
+	step(&s, PL_EV_OBSERVE, 0, 10, OBS(.new_healthy = 2, .new_wanted = 2), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_SMOKE);
+	cr_assert_str_eq(k, "healthy smoke");
+	struct pl_desired d;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.route[1].weight, 0, "no traffic before the smoke checks pass");
+	step(&s, PL_EV_OBSERVE, 0, 20, OBS(.verdict = PL_VERDICT_PASS), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STEP);
+	struct pl_state t = make(PL_DEPLOY, "v1", "v1");
+	t.cfg.smoke = 1;
+	t.regions[0].state = R_SMOKE;
+	step(&t, PL_EV_OBSERVE, 0, 20, OBS(.verdict = PL_VERDICT_FAIL), k, sizeof(k));
+	cr_assert_eq(t.regions[0].state, R_ABORTING);
+	cr_assert(t.aborted, "a failed smoke check is a regression, not retried");
+}
+
+Test(pipeline, blue_green_switches_at_once_and_keeps_the_old_set)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.strategy = PL_BLUE_GREEN;
+	s.regions[0].state = R_STARTING;
+	char k[256];
+	struct pl_desired d;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.run[1].count, 2, "the whole new set starts");
+	step(&s, PL_EV_OBSERVE, 0, 10, OBS(.new_healthy = 2, .new_wanted = 2), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_HOLD);
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.nroute, 1);
+	cr_assert_str_eq(d.route[0].version, "v2");
+	cr_assert_eq(d.nrun, 2, "the old set is kept");
+	cr_assert_eq(step(&s, PL_EV_OBSERVE, 0, 3000, OBS(0), k, sizeof(k)), 0);
+	step(&s, PL_EV_OBSERVE, 0, 3010, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_PROMOTING);
+	/* a failure during the hold switches back at once */
+	struct pl_state t = make(PL_DEPLOY, "v1", "v1");
+	t.cfg.strategy = PL_BLUE_GREEN;
+	t.regions[0].state = R_HOLD;
+	step(&t, PL_EV_OBSERVE, 0, 100, OBS(.verdict = PL_VERDICT_FAIL), k, sizeof(k));
+	cr_assert_eq(t.regions[0].state, R_ABORTING);
+	pipeline_desired(&t, 0, &d);
+	cr_assert_str_eq(d.route[0].version, "v1");
+	cr_assert_eq(d.route[0].weight, 100);
+}
+
+Test(pipeline, rolling_replaces_instances_a_batch_at_a_time)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.strategy = PL_ROLLING;
+	s.cfg.instances = 3;
+	char k[256];
+	step(&s, PL_EV_START, 0, 0, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STEP);
+	struct pl_desired d;
+	int expect[][4] = {/* run new, run old, weight new, weight old */
+			   {1, 3, 0, 3}, {1, 2, 1, 2}, {2, 2, 1, 2}, {2, 1, 2, 1}, {3, 1, 2, 1}, {3, 0, 3, 0}};
+	for (int st = 0; st < 6; st++) {
+		cr_assert_eq(s.regions[0].step, st);
+		pipeline_desired(&s, 0, &d);
+		int rn = 0, ro = 0, wn = 0, wo = 0;
+		for (int i = 0; i < d.nrun; i++)
+			*(strcmp(d.run[i].version, "v2") ? &ro : &rn) = d.run[i].count;
+		for (int i = 0; i < d.nroute; i++)
+			*(strcmp(d.route[i].version, "v2") ? &wo : &wn) = d.route[i].weight;
+		cr_assert(rn == expect[st][0] && ro == expect[st][1] && wn == expect[st][2] && wo == expect[st][3],
+			  "step %d: run %d/%d weights %d/%d", st, rn, ro, wn, wo);
+		struct pl_obs o = st % 2 == 0 ? OBS(.new_healthy = expect[st][0], .old_running = 3)
+					      : OBS(.new_healthy = 3, .old_running = expect[st][1]);
+		step(&s, PL_EV_OBSERVE, 0, 10 + st, o, k, sizeof(k));
+	}
+	cr_assert_eq(s.regions[0].state, R_PROMOTING);
+}
+
+Test(pipeline, the_preproduction_stage_runs_first_and_its_failure_keeps_production_untouched)
+{
+	struct pl_config cfg = config();
+	struct pl_region_init regions[] = {{"local", "preprod", "v1", 0, 1},
+					   {"us-east", "production", "v1", 1, 0}};
+	struct pl_state s;
+	cr_assert_eq(pipeline_init(&s, PL_DEPLOY, "v2", &cfg, regions, 2), 0);
+	char k[256];
+	step(&s, PL_EV_START, 0, 0, OBS(0), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	step(&s, PL_EV_OBSERVE, 0, 10, OBS(.new_healthy = 2, .new_wanted = 2), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_SIDE_BY_SIDE);
+	cr_assert_str_eq(k, "healthy window traffic side_by_side");
+	struct pl_desired d;
+	pipeline_desired(&s, 0, &d);
+	cr_assert_eq(d.route[0].weight, 50);
+	cr_assert_eq(d.route[1].weight, 50);
+	cr_assert_eq(step(&s, PL_EV_OBSERVE, 0, 4000, OBS(.verdict = PL_VERDICT_NONE), k, sizeof(k)), 0);
+	struct pl_state f = s;
+	step(&s, PL_EV_OBSERVE, 0, 4010, OBS(.verdict = PL_VERDICT_PASS), k, sizeof(k));
+	cr_assert_eq(s.regions[0].state, R_PROMOTING);
+	step(&f, PL_EV_OBSERVE, 0, 4010, OBS(.verdict = PL_VERDICT_FAIL), k, sizeof(k));
+	cr_assert_eq(f.regions[0].state, R_ABORTING);
+	step(&f, PL_EV_OBSERVE, 0, 4020, OBS(.new_stopped = 1), k, sizeof(k));
+	cr_assert_eq(f.phase, PL_ROLLED_BACK);
+	cr_assert_eq(f.regions[1].state, R_PENDING, "production never started");
 }

@@ -1,0 +1,267 @@
+/* Unit tests of src/server/smoke: every check kind against a tiny HTTP server started here on
+ * 127.0.0.1:0 (one thread, one request per connection, bounded in connections and time). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/smoke.h"
+
+#define MAX_CONNS 64 /* the server answers at most this many connections per test */
+
+static int lfd = -1;
+static pthread_t th;
+static volatile int stop;
+static char addr[32];
+static char last_method[16];
+static int last_had_clen0;
+
+static void reply(int fd, const char *status, const char *body, size_t blen, int send_body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Type: text/plain\r\n"
+			 "Connection: close\r\n\r\n",
+			 status, blen);
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+		return;
+	for (size_t o = 0; send_body && o < blen;) {
+		ssize_t w = send(fd, body + o, blen - o, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		o += (size_t)w;
+	}
+}
+
+static void answer(int fd)
+{
+	char req[4096];
+	size_t have = 0;
+	/* Read the head (bounded: 4 KiB, 2 s). */
+	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4)) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 2000) <= 0)
+			return;
+		ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
+		if (n <= 0)
+			return;
+		have += (size_t)n;
+	}
+	req[have] = '\0';
+	char method[16] = "", path[256] = "";
+	if (sscanf(req, "%15s %255s", method, path) != 2)
+		return;
+	snprintf(last_method, sizeof(last_method), "%s", method);
+	last_had_clen0 = strcasestr(req, "\r\nContent-Length: 0\r\n") != NULL;
+	int head = !strcmp(method, "HEAD");
+	static char big[70 * 1024];
+	if (!strcmp(path, "/items/1")) {
+		const char *b = "{\"id\": \"1\", \"metadata\": {\"color\": \"blue\"}}";
+		reply(fd, "200 OK", b, strlen(b), !head);
+	} else if (!strcmp(path, "/slow")) {
+		usleep(400 * 1000);
+		reply(fd, "200 OK", "late", 4, 1);
+	} else if (!strcmp(path, "/big")) {
+		memset(big, 'x', sizeof(big));
+		memcpy(big + sizeof(big) - 6, "needle", 6);
+		reply(fd, "200 OK", big, sizeof(big), 1);
+	} else if (!strcmp(path, "/post") && !strcmp(method, "POST")) {
+		reply(fd, "201 Created", "made", 4, 1);
+	} else if (!strcmp(path, "/fail")) {
+		reply(fd, "503 Service Unavailable", "down", 4, 1);
+	} else {
+		reply(fd, "404 Not Found", "no such path", 12, !head);
+	}
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < MAX_CONNS && !stop; i++) {
+		struct pollfd p = {lfd, POLLIN, 0};
+		int r = poll(&p, 1, 100);
+		if (r <= 0) {
+			i--; /* an idle wait is not a connection; stop bounds the loop */
+			continue;
+		}
+		int fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		answer(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void start(void)
+{
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(lfd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 16), 0);
+	socklen_t len = sizeof(a);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+	stop = 0;
+	cr_assert_eq(pthread_create(&th, NULL, serve, NULL), 0);
+}
+
+static void finish(void)
+{
+	stop = 1;
+	pthread_join(th, NULL);
+	close(lfd);
+}
+
+TestSuite(smoke, .init = start, .fini = finish, .timeout = 20);
+
+/* A normalized check, as the manifest validator produces it. */
+static json_t *check(const char *path, const char *method, int status, const char *contains,
+		     int timeout_ms)
+{
+	return json_pack("{s:s, s:s, s:i, s:s?, s:i}", "path", path, "method", method, "status",
+			 status, "body_contains", contains, "timeout_ms", timeout_ms);
+}
+
+static const char *str(const json_t *ev, const char *k)
+{
+	return json_string_value(json_object_get(ev, k));
+}
+
+Test(smoke, passing_checks_and_their_evidence)
+{
+	json_t *checks = json_pack("[o, o, o]", check("/items/1", "GET", 200, "\"id\"", 1000),
+				   check("/nope", "GET", 404, NULL, 1000),
+				   check("/items/1", "HEAD", 200, NULL, 1000));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, addr, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 1);
+	cr_assert_eq(json_array_size(ev), 3);
+	char *txt = json_dumps(json_array_get(ev, 0), JSON_COMPACT);
+	cr_expect_str_eq(txt, "{\"path\":\"/items/1\",\"method\":\"GET\",\"want_status\":200,"
+			      "\"status\":200,\"body_contains\":\"\\\"id\\\"\",\"matched\":true,"
+			      "\"ok\":true,\"error\":null}");
+	free(txt);
+	txt = json_dumps(json_array_get(ev, 1), JSON_COMPACT);
+	cr_expect_str_eq(txt, "{\"path\":\"/nope\",\"method\":\"GET\",\"want_status\":404,"
+			      "\"status\":404,\"body_contains\":null,\"matched\":null,\"ok\":true,"
+			      "\"error\":null}");
+	free(txt);
+	/* HEAD finishes without waiting for the body its Content-Length announces. */
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(ev, 2), "status")), 200);
+	cr_expect(json_is_true(json_object_get(json_array_get(ev, 2), "ok")));
+	cr_expect_str_eq(last_method, "HEAD");
+	json_decref(ev);
+	json_decref(checks);
+}
+
+Test(smoke, wrong_status_and_missing_substring_fail)
+{
+	json_t *checks = json_pack("[o, o, o]", check("/items/1", "GET", 200, "metadata_v2", 1000),
+				   check("/fail", "GET", 200, NULL, 1000),
+				   check("/items/1", "GET", 200, "color", 1000));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, addr, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 0);
+	json_t *e0 = json_array_get(ev, 0), *e1 = json_array_get(ev, 1), *e2 = json_array_get(ev, 2);
+	cr_expect(json_is_false(json_object_get(e0, "matched")));
+	cr_expect(json_is_false(json_object_get(e0, "ok")));
+	cr_expect_str_eq(str(e0, "error"),
+			 "GET /items/1: the response body (42 bytes) does not contain \"metadata_v2\"");
+	cr_expect_eq(json_integer_value(json_object_get(e1, "status")), 503);
+	cr_expect_str_eq(str(e1, "error"), "GET /fail answered 503, expected 200");
+	/* Every check runs even after a failure: the evidence is complete. */
+	cr_expect(json_is_true(json_object_get(e2, "ok")));
+	json_decref(ev);
+	json_decref(checks);
+}
+
+Test(smoke, timeout_is_the_checks_own)
+{
+	json_t *checks = json_pack("[o]", check("/slow", "GET", 200, NULL, 100));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, addr, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 0);
+	json_t *e0 = json_array_get(ev, 0);
+	cr_expect(json_is_null(json_object_get(e0, "status")));
+	cr_expect(strstr(str(e0, "error"), "GET http://127.0.0.1:") != NULL, "%s", str(e0, "error"));
+	cr_expect(strstr(str(e0, "error"), "imeout") != NULL || strstr(str(e0, "error"), "timed out"),
+		  "%s", str(e0, "error"));
+	json_decref(ev);
+	json_decref(checks);
+}
+
+Test(smoke, body_over_64k_fails)
+{
+	json_t *checks = json_pack("[o]", check("/big", "GET", 200, "needle", 1000));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, addr, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 0);
+	cr_expect(strstr(str(json_array_get(ev, 0), "error"), "response larger than 65536 bytes"),
+		  "%s", str(json_array_get(ev, 0), "error"));
+	json_decref(ev);
+	json_decref(checks);
+}
+
+Test(smoke, post_sends_an_empty_body)
+{
+	json_t *checks = json_pack("[o]", check("/post", "POST", 201, "made", 1000));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, addr, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 1, "%s", str(json_array_get(ev, 0), "error"));
+	cr_expect_str_eq(last_method, "POST");
+	cr_expect(last_had_clen0);
+	json_decref(ev);
+	json_decref(checks);
+}
+
+Test(smoke, unreachable_instance_and_no_checks)
+{
+	/* A port nobody listens on: bind one, note it, close it. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	char dead[32];
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", ntohs(a.sin_port));
+
+	json_t *checks = json_pack("[o]", check("/items/1", "GET", 200, NULL, 500));
+	int ok = -1;
+	json_t *ev = smoke_run(checks, dead, &ok);
+	cr_assert(ev);
+	cr_expect_eq(ok, 0);
+	cr_expect(json_is_null(json_object_get(json_array_get(ev, 0), "status")));
+	cr_expect(str(json_array_get(ev, 0), "error") != NULL);
+	json_decref(ev);
+
+	ok = -1;
+	ev = smoke_run(NULL, addr, &ok);
+	cr_expect_eq(ok, 1);
+	cr_expect_eq(json_array_size(ev), 0);
+	json_decref(ev);
+
+	/* A malformed entry fails rather than being skipped. */
+	json_t *bad = json_pack("[{s:s}]", "method", "GET");
+	ok = -1;
+	ev = smoke_run(bad, addr, &ok);
+	cr_expect_eq(ok, 0);
+	cr_expect(strstr(str(json_array_get(ev, 0), "error"), "malformed check"));
+	json_decref(ev);
+	json_decref(bad);
+	json_decref(checks);
+}

@@ -23,13 +23,11 @@ enum {
 };
 
 static unsigned char cls[256];
-static int cls_ready;
 
-static void cls_init(void)
+/* Filled once at program load, before main and any thread, so the parsers (called from the
+ * proxy's worker threads) only ever read it. */
+__attribute__((constructor)) static void cls_init(void)
 {
-	/* Idempotent and racy-safe: every thread writes the same bytes. */
-	if (__atomic_load_n(&cls_ready, __ATOMIC_ACQUIRE))
-		return;
 	for (int c = 0; c < 256; c++) {
 		unsigned char v = 0;
 		int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -45,7 +43,6 @@ static void cls_init(void)
 			v |= C_HOST;
 		cls[c] = v;
 	}
-	__atomic_store_n(&cls_ready, 1, __ATOMIC_RELEASE);
 }
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))
@@ -388,7 +385,6 @@ static int target_ok(const char *m, size_t ml, const char *t, size_t tl)
 ssize_t http_parse_request(const char *buf, size_t len, const struct http_limits *lim,
 			   struct http_head *h)
 {
-	cls_init();
 	int limit_hit;
 	size_t end = scan_end(len, lim, &limit_hit);
 	size_t pos = 0;
@@ -460,7 +456,6 @@ ssize_t http_parse_response(const char *buf, size_t len, const struct http_limit
 			    const char *request_method, size_t request_method_len,
 			    struct http_head *h)
 {
-	cls_init();
 	int limit_hit;
 	size_t end = scan_end(len, lim, &limit_hit);
 	const char *lfp = memchr(buf, '\n', end);
@@ -593,7 +588,6 @@ void http_chunked_init(struct http_chunked *c, uint64_t max_body)
 ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, char *out,
 			  size_t *out_len)
 {
-	cls_init();
 	size_t i = 0, o = 0;
 	if (out_len)
 		*out_len = 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -78,6 +79,33 @@ static int load_config(const char *file, json_t **doc, struct settings *s, struc
 	return 0;
 }
 
+/*
+ * Each client connection may need an upstream one: raise the descriptor limit to the hard
+ * limit, and lower max_conns when even that cannot hold 2 descriptors per connection (plus
+ * listeners and pools), so that the cap refuses connections instead of every request failing
+ * for lack of an upstream socket.
+ */
+static void fit_fd_limit(struct proxy_limits *lim)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t reserve = 256; /* listeners, admin, idle pools beyond one per client */
+	rlim_t fit = rl.rlim_cur > 2 * reserve ? (rl.rlim_cur - reserve) / 2 : rl.rlim_cur / 4;
+	if (fit < 1)
+		fit = 1;
+	if ((rlim_t)lim->max_conns > fit) {
+		log_warn("proxy: max_conns lowered from %u to %lu to fit the descriptor limit (%lu)",
+			 lim->max_conns, (unsigned long)fit, (unsigned long)rl.rlim_cur);
+		lim->max_conns = (unsigned)fit;
+	}
+}
+
 static void on_signal(loop *l, int fd, unsigned events, void *arg)
 {
 	struct signalfd_siginfo si;
@@ -135,6 +163,7 @@ int cmd_proxy(int argc, char **argv)
 	if (workers)
 		s.workers = (unsigned)workers;
 	log_set_prefix("proxy");
+	fit_fd_limit(&s.lim);
 
 	/* Signals are read from a signalfd on the admin loop; every thread inherits the mask. */
 	sigset_t set;

@@ -85,6 +85,7 @@ struct wslot {
 	worker *w;
 	char name[ROUTE_NAME_MAX];
 	int lfd;
+	int paused; /* accept failed for lack of resources: re-armed by the sweep */
 	struct wroute *cur;
 	int deleted;
 	unsigned nconns;
@@ -280,8 +281,10 @@ static struct uconn *uconn_new(worker *w, struct backend *b)
 {
 	size_t cap = w->lim.max_head + 1 > IO_BUF_MIN ? w->lim.max_head + 1 : IO_BUF_MIN;
 	struct uconn *u = malloc(sizeof(*u) + cap);
-	if (!u)
+	if (!u) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	memset(u, 0, sizeof(*u));
 	u->in = (char *)(u + 1);
 	u->cap = cap;
@@ -289,7 +292,9 @@ static struct uconn *uconn_new(worker *w, struct backend *b)
 	u->b = b;
 	u->fd = socket(b->addr.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (u->fd < 0) {
+		int err = errno;
 		free(u);
+		errno = err; /* the caller tells our shortage (EMFILE...) from the backend's failure */
 		return NULL;
 	}
 	int one = 1;
@@ -300,7 +305,9 @@ static struct uconn *uconn_new(worker *w, struct backend *b)
 	w->uconns = u;
 	if (connect(u->fd, (struct sockaddr *)&b->addr.sa, b->addr.salen) < 0) {
 		if (errno != EINPROGRESS) {
+			int err = errno;
 			uconn_free(u);
+			errno = err;
 			return NULL;
 		}
 		u->connecting = 1;
@@ -309,6 +316,7 @@ static struct uconn *uconn_new(worker *w, struct backend *b)
 	}
 	if (loop_add(w->l, u->fd, LOOP_READ | LOOP_WRITE | LOOP_EDGE | LOOP_RDHUP, upstream_io, u)) {
 		uconn_free(u);
+		errno = ENOMEM;
 		return NULL;
 	}
 	return u;
@@ -531,6 +539,8 @@ static int exchange_connect(struct cconn *c)
 			c->udl = loop_now(w->l) + w->lim.upstream_timeout_ms;
 			return 0;
 		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			return -2; /* the proxy's own shortage: not the backend's fault */
 		backend_failed(w, c->ver, c->b);
 		struct backend *nb = c->attempts < 2 ? pick_backend(w, c->ver, c->b) : NULL;
 		if (!nb || nb == c->b)
@@ -662,8 +672,15 @@ static int exchange_start(struct cconn *c)
 	c->cdl = loop_now(w->l) + w->lim.client_timeout_ms;
 	c->b = pick_backend(w, c->ver, NULL);
 	inflight_add(w, c->b, 1);
-	if (exchange_connect(c))
+	int rc = exchange_connect(c);
+	if (rc == -2) {
+		c->close_after = !c->req_done;
+		exchange_end(c, 503, 0, 0);
+		send_simple(c, 503, "Service Unavailable", "proxy out of file descriptors or memory\n",
+			    c->close_after);
+	} else if (rc) {
 		answer_failure(c, 0);
+	}
 	return 1;
 }
 
@@ -1052,8 +1069,13 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN)
-				log_warn("proxy: accept on route %s: %s", s->name, strerror(errno));
+			if (errno != EAGAIN) {
+				/* out of descriptors or memory: the listener stays readable, so stop
+				 * watching it until the next sweep instead of spinning on it */
+				log_warn("proxy: accept on route %s: %s (pausing accepts)", s->name, strerror(errno));
+				loop_del(w->l, fd);
+				s->paused = 1;
+			}
 			return;
 		}
 		if (w->nconns >= w->conn_cap || w->stopping) {
@@ -1142,6 +1164,12 @@ static void sweep(loop *l, void *arg)
 			pump(c);
 		}
 	}
+	for (struct wslot *s = w->slots; s; s = s->next)
+		if (s->paused && s->lfd >= 0 && !w->stopping) {
+			s->paused = 0;
+			if (loop_add(l, s->lfd, LOOP_READ, on_accept, s))
+				s->paused = 1;
+		}
 	for (struct uconn *u = w->uconns, *next; u; u = next) {
 		next = u->next;
 		if (!u->c && u->b && now - u->idle_since > POOL_IDLE_MS) {
@@ -1221,6 +1249,7 @@ static void handle(worker *w, struct wmsg *m)
 		if (m->lfd >= 0) {
 			close_listener(w, s);
 			s->lfd = m->lfd;
+			s->paused = 0;
 			if (w->stopping || loop_add(w->l, s->lfd, LOOP_READ, on_accept, s))
 				close_listener(w, s);
 		}

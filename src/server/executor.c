@@ -516,16 +516,17 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 			       env, from);
 	if (stage_env) {
 		cfg.side_by_side_ms = jint(json_object_get(stage_env, "stage"), "side_by_side_ms", NULL, 20000);
-		int rc = add_regions(srv, stage_env, service, 0, 1, regions, stables, &n, &waves, e);
-		json_decref(stage_env);
-		if (rc)
+		if (add_regions(srv, stage_env, service, 0, 1, regions, stables, &n, &waves, e)) {
+			json_decref(stage_env);
 			return -1;
+		}
 	}
-	if (add_regions(srv, envm, service, waves, 0, regions, stables, &n, &waves, e))
-		return -1;
-	if (pipeline_init(st, kind, version, &cfg, regions, n))
-		return err_set(e, "invalid pipeline for %s: check strategy.steps and instances", service);
-	return 0;
+	/* the region names point into the manifests: keep them until pipeline_init copied them */
+	int rc = add_regions(srv, envm, service, waves, 0, regions, stables, &n, &waves, e);
+	if (!rc && pipeline_init(st, kind, version, &cfg, regions, n))
+		rc = err_set(e, "invalid pipeline for %s: check strategy.steps and instances", service);
+	json_decref(stage_env);
+	return rc;
 }
 
 /* Creates a deployment inside the caller's transaction. Returns its id or -1 with e. */

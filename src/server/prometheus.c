@@ -37,22 +37,21 @@ int prom_expand(const char *tmpl, const struct prom_target *t, char *out, size_t
 	if (!outlen)
 		return err_set(e, "no room for the query");
 	for (const char *p = tmpl; *p; p++) {
-		if (p[0] == '{' && p[1] == '{') {
-			PUT('{');
-			p++;
-			continue;
-		}
-		if (*p != '{') {
+		/* PromQL has braces of its own (label matchers): only {identifier} is ours */
+		size_t id = 0;
+		if (*p == '{')
+			while ((p[1 + id] >= 'a' && p[1 + id] <= 'z') || (p[1 + id] >= 'A' && p[1 + id] <= 'Z') ||
+			       p[1 + id] == '_')
+				id++;
+		if (!id || p[1 + id] != '}') {
 			PUT(*p);
 			continue;
 		}
-		const char *end = strchr(p, '}');
-		const char *v = end ? target_value(t, p + 1, (size_t)(end - p - 1)) : NULL;
-		if (!v) {
-			int n = end ? (int)(end - p + 1) : (int)strlen(p);
+		const char *end = p + 1 + id;
+		const char *v = target_value(t, p + 1, id);
+		if (!v)
 			return err_set(e, "unknown placeholder '%.*s' (use {service}, {version}, {region} "
-					  "or {env}; '{{' for a literal brace)", n > 40 ? 40 : n, p);
-		}
+					  "or {env})", id > 40 ? 42 : (int)id + 2, p);
 		/* the values go into double-quoted label matchers: escape what would end them */
 		for (; *v; v++) {
 			if (*v == '\\' || *v == '"')
@@ -269,10 +268,21 @@ enum pl_verdict prom_judge(const json_t *an, const struct prom_target *canary,
 		groups[i] = cfg[i].group;
 		weights[i] = num_or(m, "weight", 1.0);
 		size_t ncv, nbv, fc, fb;
+		double bstart = start_s, bend = end_s;
 		if (!tmpl || fetch(c, base, tmpl, canary, start_s, end_s, step_s, cq, cv, &ncv, &fc, &e) ||
 		    fetch(c, base, tmpl, baseline, start_s, end_s, step_s, bq, bv, &nbv, &fb, &e)) {
 			snprintf(msg, msglen, "metric %s: %s", cfg[i].name ? cfg[i].name : "?", e.msg);
 			goto out;
+		}
+		if (fb < PROM_MIN_SAMPLES) {
+			/* a baseline that served nothing in the window (the canary has all the traffic
+			 * at the last step) is read over as long a time just before it */
+			bstart = start_s - (end_s - start_s);
+			bend = start_s;
+			if (fetch(c, base, tmpl, baseline, bstart, bend, step_s, bq, bv, &nbv, &fb, &e)) {
+				snprintf(msg, msglen, "metric %s: %s", cfg[i].name, e.msg);
+				goto out;
+			}
 		}
 		if (fc < PROM_MIN_SAMPLES || fb < PROM_MIN_SAMPLES) {
 			snprintf(msg, msglen, "metric %s: waiting for samples (canary %zu, baseline %zu of %d)",
@@ -290,9 +300,9 @@ enum pl_verdict prom_judge(const json_t *an, const struct prom_target *canary,
 						   "exact", r->mw.exact)
 				       : json_null();
 		json_array_append_new(
-			per, json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:s, s:s, s:b, s:o}",
+			per, json_pack("{s:s, s:s, s:s, s:[o, o], s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:s, s:s, s:b, s:o}",
 				       "metric", cfg[i].name, "query_canary", cq, "query_baseline", bq,
-				       "direction",
+				       "baseline_range", jnum(bstart), jnum(bend), "direction",
 				       cfg[i].direction == JUDGE_INCREASE   ? "increase"
 				       : cfg[i].direction == JUDGE_DECREASE ? "decrease"
 									    : "either",

@@ -39,7 +39,8 @@ struct prom_target {
 
 /*
  * Expands {service}, {version}, {region} and {env} in tmpl into out (NUL-terminated). The
- * values are escaped for a double-quoted PromQL string (backslash, quote). "{{" gives "{".
+ * values are escaped for a double-quoted PromQL string (backslash, quote). A placeholder is a
+ * brace around letters and '_' only, so PromQL's own braces ({job="x"}) stay as they are.
  * Returns 0, or -1 with e on an unknown placeholder or when the result does not fit outlen.
  */
 __attribute__((warn_unused_result)) int prom_expand(const char *tmpl, const struct prom_target *t,
@@ -72,7 +73,9 @@ enum pl_verdict prom_verdict(const struct judge_summary *s);
  * Judges every metric of `analysis` (a normalized manifest's analysis object) for canary
  * against baseline over [start_s, end_s]. Returns the verdict: NONE when a side has fewer than
  * PROM_MIN_SAMPLES samples of a metric or Prometheus could not be asked (msg says why; the
- * caller asks again later), else PASS / FAIL / INCONCLUSIVE. *evidence (may be NULL) receives
+ * caller asks again later), else PASS / FAIL / INCONCLUSIVE. A baseline with too few samples
+ * in the window (it gets no traffic at the last step) is read over as long a time just before
+ * start_s. *evidence (may be NULL) receives
  * a new object: per metric the queries, samples, classification, p-value, interval, effect,
  * and the score.
  */

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Integration: the Prometheus metric provider against a real Prometheus (Debian's) scraping
+# the real proxy. The service's only discriminating check is a custom metric, the 5xx ratio of
+# a version from sluice_proxy_responses_total, judged Kayenta-style canary against baseline:
+# a good canary is promoted, a canary with 30% errors is rolled back with the evidence naming
+# the metric.
+# Usage: verify-prometheus.sh BUILD_DIR SOURCE_DIR
+#   ports: 31170-31171 (server, proxy admin), 31201 (service), 31090 (prometheus)
+set -euo pipefail
+B=$(cd "$1" && pwd)
+SRC=$(cd "${2:-.}" && pwd)
+S=$B/src/sluice
+EX=$B/examples
+if ! command -v prometheus >/dev/null && [ "$(id -u)" -eq 0 ] && [ -x "$SRC/scripts/deps.sh" ]; then
+	"$SRC/scripts/deps.sh" test >/dev/null 2>&1 || true
+fi
+if ! command -v prometheus >/dev/null; then
+	echo "skip: prometheus is not installed and could not be installed (apt-get install prometheus)"
+	exit 77
+fi
+D=$(mktemp -d /tmp/sluice-it-prom.XXXXXX)
+export SLUICE_SERVER=http://127.0.0.1:31170
+SERVER_PID= LOAD_PID= PROM_PID=
+pass=0 fail=0
+
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+bad() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+cleanup() {
+	set +e
+	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+	if [ -n "$SERVER_PID" ]; then
+		"$S" shutdown --data-plane >/dev/null 2>&1
+		for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$SERVER_PID" 2>/dev/null
+	fi
+	if [ -n "$PROM_PID" ]; then
+		kill "$PROM_PID" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$PROM_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$PROM_PID" 2>/dev/null
+	fi
+	if [ "$fail" -ne 0 ]; then
+		echo "--- server log"; tail -40 "$D/server.log"
+		echo "--- prometheus log"; tail -10 "$D/prom.log"
+	fi
+	rm -rf "$D"
+}
+trap cleanup EXIT
+
+# Prometheus: our own process on loopback, scraping the proxy's admin address every second
+cat >"$D/prom.yml" <<'Y'
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: sluice-proxy
+    static_configs: [{targets: ['127.0.0.1:31171']}]
+Y
+prometheus --config.file="$D/prom.yml" --storage.tsdb.path="$D/tsdb" \
+	--web.listen-address=127.0.0.1:31090 >"$D/prom.log" 2>&1 &
+PROM_PID=$!
+
+"$S" server --data "$D/data" --listen 127.0.0.1:31170 --proxy-admin 127.0.0.1:31171 >>"$D/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.05; done
+ready() { curl -sf -m 1 http://127.0.0.1:31090/-/ready >/dev/null; }
+for _ in $(seq 100); do ready && break; sleep 0.1; done
+check "prometheus is ready" ready
+
+# The built-in threshold checks are wide open (any error rate passes them): the custom metric
+# alone must tell the good canary from the bad one.
+cat >"$D/m.yaml" <<'Y'
+kind: Environment
+name: production
+regions:
+  - name: east
+---
+kind: Service
+name: metadata
+listen_port: 31201
+health: {path: /healthz, interval: 200ms, timeout: 500ms}
+instances: 1
+drain_timeout: 1s
+strategy: {steps: [50, 100], step_duration: 8s, max_step_duration: 40s}
+analysis:
+  method: threshold
+  min_requests: 10
+  max_error_rate: 1
+  max_error_rate_increase: 1
+  prometheus: http://127.0.0.1:31090
+  metrics:
+    - name: error_ratio
+      query: >-
+        sum(rate(sluice_proxy_responses_total{route="{service}.{env}.{region}",version="{version}",class="5xx"}[3s]))
+        / sum(rate(sluice_proxy_requests_total{route="{service}.{env}.{region}",version="{version}"}[3s]))
+      direction: increase
+      critical: true
+      allowed_increase: 1.2
+      critical_increase: 2
+Y
+check "manifest with analysis.metrics and analysis.prometheus is accepted" "$S" apply -f "$D/m.yaml"
+printf '#!/bin/sh\nexec %s --error-rate 0.3 "$@"\n' "$EX/metadata-v2" >"$D/bad"
+chmod +x "$D/bad"
+"$S" release push metadata v1 --artifact "$EX/metadata-v1" >/dev/null
+"$S" release push metadata v2 --artifact "$EX/metadata-v2" >/dev/null
+"$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
+check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
+
+"$EX/loadgen" --url http://127.0.0.1:31201/items/1 --rate 100 --conns 4 --duration 75 >"$D/load.txt" &
+LOAD_PID=$!
+sleep 2
+
+evidence() { # evidence DEP TYPE: the prometheus part of the evidence of the first TYPE event
+	"$S" events "$1" -o json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for e in d.get("events", []):
+    if e.get("type") == sys.argv[1] and e.get("evidence") and "prometheus" in e["evidence"]:
+        p = e["evidence"]["prometheus"]
+        m = p["metrics"][0]
+        print(p["verdict"], m["metric"], m["classification"], m["canary_samples"], m["baseline_samples"],
+              (m["mann_whitney"] or {}).get("p_value"), p["score"])
+        break
+' "$2"
+}
+
+check "a good canary is promoted" "$S" deploy metadata v2 --wait --timeout 40
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+good=$(evidence "$dep" passed)
+echo "# good canary, first step: verdict metric class canary_n baseline_n p score: $good"
+check "the step passed on the prometheus metric (evidence: $good)" grep -q '^pass error_ratio pass' <<<"$good"
+
+set +e
+"$S" deploy metadata v2-bad --wait --timeout 40 >"$D/bad.txt"
+rc=$?
+set -e
+check "deploy --wait exits 1 for the bad canary" test "$rc" -eq 1
+check "the outcome names the metric" grep -q 'rolled_back: verification failed.*metric error_ratio' "$D/bad.txt"
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+badev=$(evidence "$dep" aborted)
+echo "# bad canary: verdict metric class canary_n baseline_n p score: $badev"
+check "the abort evidence names the metric, classified high" grep -q '^fail error_ratio high' <<<"$badev"
+check "v2 is still stable" bash -c "'$S' status metadata -o json | grep -q '\"stable\": \"v2\"'"
+kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true
+LOAD_PID=
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Integration: canary steps judged by the sequential method (analysis.method: sequential) on
+# the proxy's live counters. A good canary passes every step and is promoted; a canary that
+# fails half its requests is aborted within a few dozen canary requests (read from the
+# evidence of the abort event).
+# Usage: verify-sequential.sh BUILD_DIR        ports: 31070-31071, 31001
+set -euo pipefail
+B=$(cd "$1" && pwd)
+S=$B/src/sluice
+EX=$B/examples
+D=$(mktemp -d /tmp/sluice-it-seq.XXXXXX)
+export SLUICE_SERVER=http://127.0.0.1:31070
+SERVER_PID= LOAD_PID=
+pass=0 fail=0
+
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+bad() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+cleanup() {
+	set +e
+	[ -n "$LOAD_PID" ] && kill "$LOAD_PID" 2>/dev/null
+	if [ -n "$SERVER_PID" ]; then
+		"$S" shutdown --data-plane >/dev/null 2>&1
+		for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$SERVER_PID" 2>/dev/null
+	fi
+	if [ "$fail" -ne 0 ]; then echo "--- server log"; tail -40 "$D/server.log"; fi
+	rm -rf "$D"
+}
+trap cleanup EXIT
+
+"$S" server --data "$D" --listen 127.0.0.1:31070 --proxy-admin 127.0.0.1:31071 >>"$D/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.05; done
+
+cat >"$D/m.yaml" <<'Y'
+kind: Environment
+name: production
+regions:
+  - name: east
+---
+kind: Service
+name: metadata
+listen_port: 31001
+health: {path: /healthz, interval: 200ms, timeout: 500ms}
+instances: 1
+drain_timeout: 1s
+strategy: {steps: [10, 50, 100], step_duration: 1s, max_step_duration: 40s}
+analysis:
+  method: sequential
+  alpha: 0.05
+  tolerance: 0.2
+  max_error_rate: 0.1
+  max_error_rate_increase: 0.1
+Y
+check "manifests with method: sequential are accepted" "$S" apply -f "$D/m.yaml"
+printf '#!/bin/sh\nexec %s --error-rate 0.5 "$@"\n' "$EX/metadata-v2" >"$D/bad"
+chmod +x "$D/bad"
+"$S" release push metadata v1 --artifact "$EX/metadata-v1" >/dev/null
+"$S" release push metadata v2 --artifact "$EX/metadata-v2" >/dev/null
+"$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
+check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
+
+"$EX/loadgen" --url http://127.0.0.1:31001/items/1 --rate 200 --conns 4 --duration 70 >"$D/load.txt" &
+LOAD_PID=$!
+sleep 0.5
+
+# --- a good canary: every step passes by proof, then promotion
+t0=$(date +%s.%N)
+check "a good canary is promoted through its steps" "$S" deploy metadata v2 --wait --timeout 60
+t1=$(date +%s.%N)
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+"$S" events "$dep" -o json >"$D/good.json"
+check "each step passed with sequential evidence" \
+	bash -c "[ \$(grep -c '\"method\": \"sequential\"' '$D/good.json') -ge 3 ]"
+check "the evidence carries the rate ratio's confidence sequence and e-values" \
+	bash -c "grep -q '\"ratio_hi\"' '$D/good.json' && grep -q '\"e_fail\"' '$D/good.json' && grep -q '\"alpha\"' '$D/good.json'"
+echo "# good canary promoted in $(echo "$t1 - $t0" | bc) s"
+
+# --- a canary failing half its requests: aborted within a few dozen canary requests
+set +e
+"$S" deploy metadata v2-bad --wait --timeout 60 >"$D/bad.txt"
+rc=$?
+set -e
+check "deploy --wait exits 1 for the bad canary" test "$rc" -eq 1
+check "the outcome names the proven error-rate regression" grep -q 'rolled_back: verification failed.*error rate higher' "$D/bad.txt"
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+"$S" events "$dep" -o json >"$D/bad.json"
+# the abort's evidence: canary requests and errors when the regression was proven
+n=$(python3 -c '
+import json, sys
+ev = json.load(open(sys.argv[1]))
+ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+for e in ev:
+    if e.get("type") == "aborted" and e.get("evidence"):
+        x = e["evidence"]
+        print(x["canary"]["requests"], x["canary"]["errors"], x["tests"][0]["e_fail"], x["tests"][0]["ratio_lo"])
+        break
+' "$D/bad.json")
+echo "# abort evidence: canary requests, errors, e-value, ratio lower bound: $n"
+req=${n%% *}
+check "the bad canary was aborted within 60 canary requests (took ${req:-?})" test "${req:-999}" -le 60
+check "v2 is still stable" bash -c "'$S' status metadata -o json | grep -q '\"stable\": \"v2\"'"
+kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true
+LOAD_PID=
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,223 @@
+/* Unit tests of the pure parts of the verification: src/server/prometheus.h (templates,
+ * query_range answers, verdicts of a score, metric configuration) and src/server/verify.h
+ * (the one-sample e-values of the sequential method and the recorded-rate bound). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/prometheus.h"
+#include "server/verify.h"
+
+static const struct prom_target canary = {"metadata", "v2", "east", "production"};
+
+Test(prom_expand, substitutes_every_placeholder)
+{
+	char out[256];
+	struct err e = {""};
+	cr_assert_eq(prom_expand("x{service=\"{service}\",version=\"{version}\",region=\"{region}\","
+				 "env=\"{env}\"}",
+				 &canary, out, sizeof(out), &e),
+		     0, "%s", e.msg);
+	cr_expect_str_eq(out, "x{service=\"metadata\",version=\"v2\",region=\"east\",env=\"production\"}");
+	cr_assert_eq(prom_expand("sum by (le) (r{route=\"{service}.{env}.{region}\"}[30s])", &canary, out,
+				 sizeof(out), &e),
+		     0);
+	cr_expect_str_eq(out, "sum by (le) (r{route=\"metadata.production.east\"}[30s])");
+}
+
+Test(prom_expand, escapes_values_and_keeps_promql_braces)
+{
+	struct prom_target t = {"a\"b", "v\\1", "r", "e"};
+	char out[128];
+	struct err e = {""};
+	cr_assert_eq(prom_expand("{x=\"1\"} {} {{ s=\"{service}\" v=\"{version}\"", &t, out, sizeof(out), &e), 0);
+	cr_expect_str_eq(out, "{x=\"1\"} {} {{ s=\"a\\\"b\" v=\"v\\\\1\"");
+}
+
+Test(prom_expand, refuses_unknown_placeholders_and_overflow)
+{
+	char out[16];
+	struct err e = {""};
+	cr_expect_eq(prom_expand("up{job=\"{jobname}\"}", &canary, out, sizeof(out), &e), -1);
+	cr_expect(strstr(e.msg, "unknown placeholder '{jobname}'"), "%s", e.msg);
+	cr_expect_eq(prom_expand("up{x=\"{Service}\"}", &canary, out, sizeof(out), &e), -1);
+	cr_expect(strstr(e.msg, "unknown placeholder '{Service}'"), "%s", e.msg);
+	cr_expect_eq(prom_expand("up{x=\"{service", &canary, out, sizeof(out), &e), 0);
+	cr_expect_str_eq(out, "up{x=\"{service");
+	/* "metadata" makes the result 17 bytes: one more than fits */
+	cr_expect_eq(prom_expand("123456789{service}", &canary, out, sizeof(out), &e), -1);
+	cr_expect(strstr(e.msg, "longer than 15 bytes"), "%s", e.msg);
+	char big[18];
+	cr_expect_eq(prom_expand("12345678{env}", &canary, big, sizeof(big), &e), -1);
+	cr_expect_eq(prom_expand("1234567{env}", &canary, big, sizeof(big), &e), 0);
+	cr_expect_str_eq(big, "1234567production");
+}
+
+static const char matrix[] =
+	"{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+	"{\"metric\":{\"version\":\"v2\"},\"values\":[[1700000000,\"0.5\"],[1700000001.5,\"1e-3\"],"
+	"[1700000003,\"NaN\"],[1700000004,\"+Inf\"]]},"
+	"{\"metric\":{\"version\":\"v2\",\"x\":\"y\"},\"values\":[[1700000000,\"2\"]]}]}}";
+
+Test(prom_parse, reads_every_series_in_order)
+{
+	double v[8];
+	size_t n = 99;
+	struct err e = {""};
+	cr_assert_eq(prom_parse_range(matrix, strlen(matrix), v, 8, &n, &e), 0, "%s", e.msg);
+	cr_assert_eq(n, 5);
+	cr_expect_eq(v[0], 0.5);
+	cr_expect_eq(v[1], 1e-3);
+	cr_expect(isnan(v[2]));
+	cr_expect(isnan(v[3]), "an infinite ratio is as undefined as NaN for the judge");
+	cr_expect_eq(v[4], 2);
+}
+
+Test(prom_parse, limits_and_errors)
+{
+	double v[8];
+	size_t n;
+	struct err e = {""};
+	cr_expect_eq(prom_parse_range(matrix, strlen(matrix), v, 4, &n, &e), -1);
+	cr_expect(strstr(e.msg, "more than 4 values"), "%s", e.msg);
+	const char *err = "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"parse error at char 5\"}";
+	cr_expect_eq(prom_parse_range(err, strlen(err), v, 8, &n, &e), -1);
+	cr_expect_str_eq(e.msg, "prometheus: bad_data: parse error at char 5");
+	const char *vec = "{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}";
+	cr_expect_eq(prom_parse_range(vec, strlen(vec), v, 8, &n, &e), -1);
+	cr_expect(strstr(e.msg, "not a matrix (resultType vector)"), "%s", e.msg);
+	const char *badval = "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+			     "{\"values\":[[1,\"12abc\"]]}]}}";
+	cr_expect_eq(prom_parse_range(badval, strlen(badval), v, 8, &n, &e), -1);
+	cr_expect(strstr(e.msg, "\"12abc\" is not a number"), "%s", e.msg);
+	const char *badpair = "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":["
+			      "{\"values\":[[1,2]]}]}}";
+	cr_expect_eq(prom_parse_range(badpair, strlen(badpair), v, 8, &n, &e), -1);
+	cr_expect_eq(prom_parse_range("{\"status\":", 10, v, 8, &n, &e), -1);
+	cr_expect(strstr(e.msg, "not JSON"), "%s", e.msg);
+	cr_expect_eq(prom_parse_range(matrix, PROM_MAX_RESPONSE + 1, v, 8, &n, &e), -1);
+	const char *empty = "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}";
+	cr_expect_eq(prom_parse_range(empty, strlen(empty), v, 8, &n, &e), 0);
+	cr_expect_eq(n, 0);
+}
+
+Test(prom_verdict, maps_scores_to_pipeline_verdicts)
+{
+	struct judge_summary s = {.score = 100, .verdict = JUDGE_VERDICT_PASS};
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_PASS);
+	s.verdict = JUDGE_VERDICT_MARGINAL;
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_INCONCLUSIVE);
+	s.verdict = JUDGE_VERDICT_FAIL;
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_FAIL);
+	s.verdict = JUDGE_VERDICT_PASS;
+	s.critical_failure = 1;
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_FAIL);
+}
+
+/* End to end through the judge, as prom_judge does once the samples are in: a canary whose
+ * error ratio is far above the baseline's scores 0 and fails; an identical one passes. */
+Test(prom_verdict, judge_results_to_verdicts)
+{
+	json_t *m = json_pack("{s:s, s:s, s:s, s:b, s:f, s:f}", "name", "errors", "query", "x", "direction",
+			      "increase", "critical", 0, "allowed_increase", 1.2, "critical_increase", 2.0);
+	struct judge_metric_config c;
+	prom_metric_config(m, &c);
+	cr_expect_str_eq(c.name, "errors");
+	cr_expect_eq(c.direction, JUDGE_INCREASE);
+	cr_expect_eq(c.allowed_increase, 1.2);
+	cr_expect_eq(c.critical_increase, 2.0);
+	cr_expect_eq(c.critical, 0);
+	double base[10] = {0.01, 0.012, 0.009, 0.011, 0.01, 0.008, 0.013, 0.01, 0.011, 0.009};
+	double bad[10] = {0.5, 0.48, 0.52, 0.49, 0.51, 0.5, 0.47, 0.53, 0.5, 0.5};
+	struct judge_metric_result r;
+	struct judge_summary s;
+	struct err e = {""};
+	const char *groups[1] = {"errors"};
+	double w[1] = {1};
+	cr_assert_eq(judge_metric(&c, bad, 10, base, 10, &r, &e), 0, "%s", e.msg);
+	cr_expect_eq(r.classification, JUDGE_HIGH);
+	cr_assert_eq(judge_score(&c, &r, 1, groups, w, 1, 95, 75, &s, &e), 0);
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_FAIL);
+	cr_assert_eq(judge_metric(&c, base, 10, base, 10, &r, &e), 0);
+	cr_assert_eq(judge_score(&c, &r, 1, groups, w, 1, 95, 75, &s, &e), 0);
+	cr_expect_eq(prom_verdict(&s), PL_VERDICT_PASS);
+	json_decref(m);
+}
+
+Test(prom_judge, without_metrics_or_server)
+{
+	char msg[256];
+	json_t *ev = (json_t *)0x1;
+	json_t *an = json_pack("{s:[], s:s}", "metrics", "prometheus", "http://127.0.0.1:9");
+	cr_expect_eq(prom_judge(an, &canary, &canary, 0, 10, msg, sizeof(msg), &ev), PL_VERDICT_PASS);
+	cr_expect_null(ev);
+	json_decref(an);
+	/* a server that is not there: no test was made, the caller asks again later */
+	an = json_pack("{s:[{s:s, s:s}], s:s}", "metrics", "name", "e", "query", "up{v=\"{version}\"}",
+		       "prometheus", "http://127.0.0.1:9");
+	cr_expect_eq(prom_judge(an, &canary, &canary, 0, 10, msg, sizeof(msg), &ev), PL_VERDICT_NONE);
+	cr_expect(strstr(msg, "metric e: "), "%s", msg);
+	cr_expect_null(ev);
+	json_decref(an);
+}
+
+/* ---- the sequential method's one-sample tests ---- */
+
+Test(verify_rate, evidence_grows_with_data)
+{
+	/* no errors in many requests: the rate is proven below 2% (log(1/0.025) = 3.69) */
+	cr_expect_lt(verify_rate_log_e(0, 100, 0.02, 1), log(40));
+	cr_expect_gt(verify_rate_log_e(0, 400, 0.02, 1), log(40));
+	/* at the limit itself there is no evidence either way */
+	cr_expect_lt(verify_rate_log_e(20, 1000, 0.02, 1), 0);
+	cr_expect_lt(verify_rate_log_e(20, 1000, 0.02, 0), 0);
+	/* 50% errors against a 2% limit: proven above within a few dozen requests */
+	cr_expect_gt(verify_rate_log_e(10, 20, 0.02, 0), log(40));
+	cr_expect(isinf(verify_rate_log_e(1, 0, 0.02, 0)));
+	cr_expect(isinf(verify_rate_log_e(0, 10, 0, 1)));
+	cr_expect(isinf(verify_rate_log_e(0, 10, 1, 1)));
+}
+
+static uint64_t rng = 88172645463325252ull;
+static double uniform(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* Under H0 (the true rate is the limit), checking after every request never crosses 1/alpha
+ * in more than alpha of the runs (Ville's inequality): 1,000 runs of 3,000 requests. */
+Test(verify_rate, false_alarms_under_continuous_monitoring, .timeout = 60)
+{
+	const double alpha = 0.05, p0 = 0.05;
+	int crossed_up = 0, crossed_down = 0;
+	for (int run = 0; run < 1000; run++) {
+		uint64_t k = 0;
+		int up = 0, down = 0;
+		for (uint64_t n = 1; n <= 3000 && !(up && down); n++) {
+			k += uniform() < p0;
+			if (!up && verify_rate_log_e(k, n, p0, 0) >= log(1 / alpha))
+				up = 1;
+			if (!down && verify_rate_log_e(k, n, p0, 1) >= log(1 / alpha))
+				down = 1;
+		}
+		crossed_up += up;
+		crossed_down += down;
+	}
+	cr_expect_leq(crossed_up, 50, "rate-above test crossed in %d of 1000 null runs", crossed_up);
+	cr_expect_leq(crossed_down, 50, "rate-below test crossed in %d of 1000 null runs", crossed_down);
+}
+
+Test(verify_rate, recorded_upper_bound)
+{
+	/* Wilson bound, z = qnorm(0.975) = 1.959964: 10 of 1000 -> 0.01813 */
+	cr_expect_float_eq(verify_rate_upper(10, 1000, 0.025), 0.018318, 1e-4);
+	cr_expect_gt(verify_rate_upper(0, 1000, 0.025), 0);
+	cr_expect_lt(verify_rate_upper(0, 1000, 0.025), 0.005);
+	cr_expect_eq(verify_rate_upper(0, 0, 0.025), 1);
+	cr_expect_leq(verify_rate_upper(1000, 1000, 0.025), 1);
+}

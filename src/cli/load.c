@@ -315,9 +315,6 @@ static int read_response(struct load *l, int fd, char *buf, size_t cap, size_t *
 					return -1;
 				clen = (size_t)x;
 			}
-			const char *xv = header_value(buf, head, "x-version", &vlen);
-			if (xv && vlen)
-				note_version(l, xv, vlen);
 			if (head + clen > cap)
 				return -1;
 			while (*have < head + clen) {
@@ -326,6 +323,10 @@ static int read_response(struct load *l, int fd, char *buf, size_t cap, size_t *
 					return -1;
 				*have += (size_t)n;
 			}
+			/* Counted only for a whole response, so that versions add up to requests. */
+			const char *xv = header_value(buf, head, "x-version", &vlen);
+			if (xv && vlen)
+				note_version(l, xv, vlen);
 			memmove(buf, buf + head + clen, *have - head - clen);
 			*have -= head + clen;
 			return status;

@@ -105,7 +105,7 @@ chmod +x "$D/bad"
 "$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
 check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
 
-"$EX/loadgen" --url http://127.0.0.1:31201/items/1 --rate 100 --conns 4 --duration 75 >"$D/load.txt" &
+"$S" load --url http://127.0.0.1:31201/items/1 --rate 100 --conns 4 --duration 75 >"$D/load.txt" &
 LOAD_PID=$!
 sleep 2
 

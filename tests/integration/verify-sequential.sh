@@ -62,7 +62,7 @@ chmod +x "$D/bad"
 "$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
 check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
 
-"$EX/loadgen" --url http://127.0.0.1:31001/items/1 --rate 200 --conns 4 --duration 70 >"$D/load.txt" &
+"$S" load --url http://127.0.0.1:31001/items/1 --rate 200 --conns 4 --duration 70 >"$D/load.txt" &
 LOAD_PID=$!
 sleep 0.5
 

@@ -219,8 +219,10 @@ int cmd_server(int argc, char **argv)
 	}
 out:
 	httpd_free(srv.api);
-	for (size_t i = 0; i < srv.nwindows; i++)
+	for (size_t i = 0; i < srv.nwindows; i++) {
 		json_decref(srv.windows[i].evidence);
+		json_decref(srv.windows[i].prom_evidence);
+	}
 	free(srv.windows);
 	json_decref(srv.metrics);
 	router_free(srv.router);

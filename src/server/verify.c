@@ -15,6 +15,11 @@
 #define SLOW_QUANTILE 0.9
 /* ...read once it has served this many requests. */
 #define SLOW_MIN_REQUESTS 50
+/* The least tolerance on the ratio of exceedances of that threshold. The ratio magnifies a
+ * slowdown (a 20% slower log-normal latency, sigma 0.5, exceeds its old p90 1.8 times as
+ * often), so the errors' tolerance (default 0.2) would demand proof that latency moved by a
+ * few percent at most, which takes thousands of requests. */
+#define SLOW_MIN_TOLERANCE 0.5
 
 /* ---- verification windows (in memory; a restart opens a fresh window) ---- */
 
@@ -265,6 +270,7 @@ static double above_recorded(uint64_t events, uint64_t trials, uint64_t rec_even
 struct seq_params {
 	double alpha, tolerance;
 	double err_floor;  /* errors pass once the canary's rate is proven below this */
+	double slow_tolerance; /* on the ratio of slow requests: max(tolerance, SLOW_MIN_TOLERANCE) */
 	double slow_floor; /* slow requests pass once the canary's share is proven below this */
 };
 
@@ -281,7 +287,8 @@ static void seq_params(const json_t *an, struct seq_params *p)
 	/* proven below both: within the absolute limit, and whatever the stable's rate, no more
 	 * than the allowed increase above it */
 	p->err_floor = mer < meri ? mer : meri;
-	p->slow_floor = (1 - SLOW_QUANTILE) * (1 + p->tolerance);
+	p->slow_tolerance = p->tolerance > SLOW_MIN_TOLERANCE ? p->tolerance : SLOW_MIN_TOLERANCE;
+	p->slow_floor = (1 - SLOW_QUANTILE) * (1 + p->slow_tolerance);
 }
 
 /* One poll of a canary step with the sequential method. */
@@ -528,7 +535,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		w->prom_evidence = NULL;
 		/* errors and latency are two tests: each gets half of alpha */
 		seq_counts_init(&w->seq_err, sp.alpha / 2, sp.tolerance);
-		seq_counts_init(&w->seq_slow, sp.alpha / 2, sp.tolerance);
+		seq_counts_init(&w->seq_slow, sp.alpha / 2, sp.slow_tolerance);
 		if (!baking)
 			w->slow_us = 0; /* a bake keeps the threshold its baseline was recorded with */
 		read_wcounts(srv->metrics, route, st->version, w->slow_us, &w->last_new);

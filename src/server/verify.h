@@ -15,7 +15,8 @@
  * the stable's 90th percentile (fixed when the window opens, at least 1 ms). A step FAILS the
  * moment either ratio is proven above 1, and PASSES once both are proven harmless: the ratio
  * below 1 + tolerance, or the canary's rate proven below an absolute floor (errors:
- * min(max_error_rate, max_error_rate_increase); slow requests: 10% * (1 + tolerance)). A bake
+ * min(max_error_rate, max_error_rate_increase); slow requests: 10% * (1 + tolerance), where
+ * the slow requests' tolerance is at least 0.5). A bake
  * compares the new stable with the old version's rates recorded over the last step
  * (one-sample tests). Custom Prometheus metrics (analysis.metrics, server/prometheus.h) are
  * judged once per step by the Kayenta-style judge; a step passes only when they pass too.

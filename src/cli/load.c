@@ -99,9 +99,11 @@ static void usage(FILE *f)
 		"usage: sluice load --url URL [--url URL...] [--rate N] [--duration S] [--conns C]\n"
 		"                   [--json FILE] [--header 'Name: value']\n"
 		"\n"
-		"Sends GET requests to the URLs in turn (http://IPV4:PORT/path, at most %d) at about N\n"
-		"requests per second in total (default 50, at most %.0f) over C keep-alive connections\n"
-		"(default 4, 1..%d) for S seconds (default 10, at most %.0f), then prints one line:\n"
+		"Sends GET requests to the URLs (http://IPV4:PORT/path, at most %d) at about N requests\n"
+		"per second in total (default 50, at most %.0f) over C keep-alive connections (default 4,\n"
+		"1..%d, at least one per URL; connection i serves URL i mod the number of URLs, so a\n"
+		"multiple of the URL count spreads the load evenly) for S seconds (default 10, at most\n"
+		"%.0f), then prints one line:\n"
 		"  requests R failed F (5xx X, connection E) 2xx A 4xx B p50 Pms p99 Qms versions V=n,...\n"
 		"A request fails when the connection cannot be made, breaks before a full response or\n"
 		"answers 5xx. SIGTERM or SIGINT stops early and still prints the line (a request cut by\n"
@@ -376,7 +378,6 @@ static void *worker(void *arg)
 	char *buf = malloc(LOAD_MAX_RESPONSE);
 	size_t have = 0;
 	int fd = -1;
-	unsigned long k = (unsigned long)id;
 	char req[1024];
 	while (buf && !stopping && now_s() < l->end) {
 		double t = now_s();
@@ -386,7 +387,9 @@ static void *worker(void *arg)
 			continue;
 		}
 		next += interval;
-		const struct target *tg = &l->targets[k++ % (unsigned long)l->ntargets];
+		/* connection `id` serves target id % ntargets: a keep-alive connection stays on the
+		 * listener it was opened to */
+		const struct target *tg = &l->targets[(unsigned long)id % (unsigned long)l->ntargets];
 		int len = snprintf(req, sizeof(req),
 				   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: sluice-load\r\n%s%s\r\n",
 				   tg->path, tg->host, tg->port, l->header ? l->header : "",
@@ -490,6 +493,9 @@ int cmd_load(int argc, char **argv)
 	}
 	if (rc)
 		return rc;
+	/* A keep-alive connection talks to one target: every target needs its own connections. */
+	if (l.nconns < l.ntargets)
+		l.nconns = l.ntargets;
 	pthread_mutex_init(&l.ver_mu, NULL);
 	for (int i = 0; i < LOAD_MAX_CONNS; i++)
 		atomic_init(&l.fds[i], -1);

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Integration (issue: waves, retry, one pipeline at a time, pre-production stage, strategies):
+# the real server, proxy and example services on loopback, ports 33001-33999.
+#   - a region whose instances fail (a fault the test controls) is retried with backoff, then
+#     marked failed: with policy halt later waves stop, with continue they go on; regions done
+#     stay done; `sluice retry --region` retries that region alone (neighbours' pids unchanged)
+#   - queue and supersede; a rollback pre-empting a canary mid-step with zero failed requests;
+#     the queue survives kill -9 of the server
+#   - the pre-production stage stops a release that fails its smoke checks, and one that fails
+#     side by side under generated traffic; production is never touched
+#   - rolling and blue-green under continuous load with zero failed requests
+# Usage: waves.sh BUILD_DIR
+set -euo pipefail
+B=$(cd "$1" && pwd)
+S=$B/src/sluice
+EX=$B/examples
+D=$(mktemp -d /tmp/sluice-it-waves.XXXXXX)
+export SLUICE_SERVER=http://127.0.0.1:33070
+SERVER_PID=
+pass=0 fail=0
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+bad() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+wait_until() { local t=$1; shift; for _ in $(seq $((t * 5))); do "$@" && return 0; sleep 0.2; done; return 1; }
+
+start_server() {
+	"$S" server --data "$D/data" --listen 127.0.0.1:33070 --proxy-admin 127.0.0.1:33071 >>"$D/server.log" 2>&1 &
+	SERVER_PID=$!
+	wait_until 10 curl -sf -m 1 "$SLUICE_SERVER/v1/health" -o /dev/null || { cat "$D/server.log"; exit 1; }
+}
+cleanup() {
+	set +e
+	pkill -f "load --url http://127.0.0.1:33" 2>/dev/null
+	"$S" shutdown --data-plane >/dev/null 2>&1
+	for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+	pkill -9 -f "$D" 2>/dev/null
+	[ "$fail" -ne 0 ] && tail -80 "$D/server.log"
+	if [ -n "${KEEP:-}" ]; then echo "kept $D"; else rm -rf "$D"; fi
+}
+trap cleanup EXIT
+
+phase() { # phase DEPLOYMENT -> its phase
+	curl -s "$SLUICE_SERVER/v1/deployments/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])' || true
+}
+region_state() { # region_state DEPLOYMENT REGION
+	curl -s "$SLUICE_SERVER/v1/deployments/$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print([r["state"] for r in d["state"]["regions"] if r["name"] == sys.argv[1]][0])' "$2" || true
+}
+pids_of() { # pids_of SERVICE REGION (in env halt)
+	curl -s "$SLUICE_SERVER/v1/status?service=$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for e in d["services"][0]["envs"]:
+    if e["env"] == "halt":
+        for r in e["regions"]:
+            if r["region"] == sys.argv[1]:
+                print(" ".join(sorted(str(i["pid"]) for i in r["instances"])))' "$2" || true
+}
+dep_id() { "$S" history "$1" -o json | grep -m1 '"id"' | grep -o '[0-9]\+' || true; }
+
+mkdir -p "$D/data"
+# a release whose instances crash in a region while a file the test controls exists
+printf '#!/bin/sh\n[ -e %s/fail-$REGION ] && exit 3\nexec %s "$@"\n' "$D" "$EX/metadata-v2" >"$D/flaky"
+printf '#!/bin/sh\nexec %s --error-rate 0.3 "$@"\n' "$EX/metadata-v2" >"$D/errors30"
+printf '#!/bin/sh\nexec %s "$@"\n' "$EX/metadata-v3" >"$D/v3-no-metadata"
+chmod +x "$D/flaky" "$D/errors30" "$D/v3-no-metadata"
+
+cat >"$D/m.yaml" <<Y
+kind: Environment
+name: halt
+regions: [{name: a, port_offset: 0}, {name: b, port_offset: 100}, {name: c, port_offset: 200}]
+waves: [[a], [b], [c]]
+policy: {allow_unknown_consumers: true, region_retries: 1, retry_backoff: 300ms, on_region_failure: halt}
+---
+kind: Environment
+name: cont
+regions: [{name: a, port_offset: 300}, {name: b, port_offset: 400}, {name: c, port_offset: 500}]
+waves: [[a], [b], [c]]
+policy: {allow_unknown_consumers: true, region_retries: 1, retry_backoff: 300ms, on_region_failure: continue}
+---
+kind: Environment
+name: pre
+regions: [{name: s, port_offset: 600}]
+stage: {side_by_side: 2s, traffic_rate: 100}
+policy: {allow_unknown_consumers: true}
+---
+kind: Environment
+name: prod
+regions: [{name: p, port_offset: 700}]
+promotion: {from: pre}
+policy: {allow_unknown_consumers: true}
+---
+kind: Service
+name: meta
+listen_port: 33001
+run: {env: {REGION: "{region}"}}
+health: {interval: 200ms, timeout: 500ms}
+instances: 1
+drain_timeout: 2s
+strategy: {steps: [50, 100], step_duration: 300ms, max_step_duration: 20s}
+analysis: {min_requests: 5}
+---
+kind: Service
+name: queued
+listen_port: 33002
+health: {interval: 200ms}
+drain_timeout: 1s
+strategy: {steps: [20, 100], step_duration: 2s, max_step_duration: 20s}
+analysis: {min_requests: 5}
+---
+kind: Service
+name: superseded
+listen_port: 33003
+policy: {concurrency: supersede}
+health: {interval: 200ms}
+drain_timeout: 1s
+strategy: {steps: [20, 100], step_duration: 2s, max_step_duration: 20s}
+analysis: {min_requests: 5}
+---
+kind: Service
+name: staged
+listen_port: 33004
+health: {interval: 200ms}
+drain_timeout: 1s
+smoke: [{path: /items/1, body_contains: '"metadata"'}]
+strategy: {steps: [100], step_duration: 0s}
+---
+kind: Service
+name: roll
+listen_port: 33005
+health: {interval: 200ms}
+instances: 3
+drain_timeout: 2s
+strategy: {type: rolling, max_surge: 1}
+---
+kind: Service
+name: bluegreen
+listen_port: 33006
+health: {interval: 200ms}
+instances: 2
+drain_timeout: 2s
+smoke: [{path: /items/1}]
+strategy: {type: blue-green, keep_old: 2s}
+analysis: {min_requests: 5}
+Y
+start_server
+"$S" apply -f "$D/m.yaml" >/dev/null
+for s in meta queued superseded staged roll bluegreen; do
+	"$S" release push $s v1 --artifact "$EX/metadata-v1" >/dev/null
+	"$S" release push $s v2 --artifact "$EX/metadata-v2" >/dev/null
+done
+"$S" release push meta flaky --artifact "$D/flaky" >/dev/null
+"$S" release push staged v3 --artifact "$D/v3-no-metadata" >/dev/null
+"$S" release push staged bad --artifact "$D/errors30" >/dev/null
+for s in meta; do for e in halt cont; do "$S" deploy $s v1 --env $e --wait >/dev/null; done; done
+
+# ---- region failure: retries with backoff, then failed; halt stops later waves
+"$S" load --url http://127.0.0.1:33001/items/1 --url http://127.0.0.1:33101/items/1 --url http://127.0.0.1:33201/items/1 \
+	--url http://127.0.0.1:33301/items/1 --url http://127.0.0.1:33401/items/1 --url http://127.0.0.1:33501/items/1 \
+	--rate 150 --duration 120 >/dev/null &
+LM=$!
+touch "$D/fail-b"
+set +e; "$S" deploy meta flaky --env halt --wait --timeout 60 >"$D/halt.txt"; rc=$?; set -e
+dep=$(dep_id meta)
+check "halt: the deployment ends failed (exit 1)" test $rc -eq 1
+check "halt: region a is done with the new release" test "$(region_state "$dep" a)" = done
+check "halt: region b failed after its retries" test "$(region_state "$dep" b)" = failed
+check "halt: region c (a later wave) never started" test "$(region_state "$dep" c)" = pending
+check "halt: the retry was scheduled with backoff" grep -q 'retry_scheduled' "$D/halt.txt"
+check "halt: the attempts are recorded" grep -q 'attempt 2 of 2' "$D/halt.txt"
+a_pids=$(pids_of meta a)
+rm -f "$D/fail-b"
+check "retry --region b retries that region alone and the deployment completes" \
+	"$S" retry "$dep" --region b --wait
+check "retry left region a's instances untouched (same pids)" test "$(pids_of meta a)" = "$a_pids"
+check "after the retry, region c (halted) went on too" test "$(region_state "$dep" c)" = done
+
+# ---- continue: later waves go on past a failed region
+touch "$D/fail-b"
+set +e; "$S" deploy meta flaky --env cont --wait --timeout 60 >/dev/null; set -e
+dep=$(dep_id meta)
+check "continue: region b failed" test "$(region_state "$dep" b)" = failed
+check "continue: region c (a later wave) was deployed" test "$(region_state "$dep" c)" = done
+check "continue: the deployment ends failed" test "$(phase "$dep")" = failed
+rm -f "$D/fail-b"
+kill -TERM $LM; wait $LM || true
+
+# ---- queue and supersede (one pipeline per service at a time)
+"$S" deploy queued v1 --env halt --wait >/dev/null
+"$S" deploy superseded v1 --env halt --wait >/dev/null
+load_q() { "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33003/items/1 \
+	--url http://127.0.0.1:33102/items/1 --url http://127.0.0.1:33103/items/1 \
+	--url http://127.0.0.1:33202/items/1 --url http://127.0.0.1:33203/items/1 --rate 150 --duration "$1" >"$2"; }
+load_q 60 "$D/lq.txt" &
+L=$!
+q1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+q2=$("$S" deploy queued v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+s1=$("$S" deploy superseded v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+s2=$("$S" deploy superseded v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+s3=$("$S" deploy superseded v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+sleep 1
+check "queue: the second request waits (pending) while the first runs" \
+	bash -c "'$S' status queued -o json | grep -q '\"queued\"'"
+# queue survives kill -9 of the server
+kill -9 "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+start_server
+ended() { [ "$(phase "$1")" != active ]; }
+check "queue: after kill -9 and a restart, both queued deployments run to the end" \
+	wait_until 90 ended "$q2"
+check "queue: the first is promoted" test "$(phase "$q1")" = promoted
+check "queue: the second is promoted after it" test "$(phase "$q2")" = promoted
+check "supersede: the one in between is recorded as superseded" test "$(phase "$s2")" = superseded
+check "supersede: the newest runs" wait_until 60 ended "$s3"
+check "supersede: the newest is promoted" test "$(phase "$s3")" = promoted
+check "supersede: the first one ran to its end" test "$(phase "$s1")" = promoted
+kill -TERM $L; wait $L || true
+cat "$D/lq.txt"
+check "zero failed requests through queued deployments and a server kill -9" grep -q ' failed 0 ' "$D/lq.txt"
+
+# ---- a rollback pre-empts a canary in mid-step, with zero failed requests
+"$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33102/items/1 --rate 100 --duration 60 >"$D/lr.txt" &
+L=$!
+r1=$("$S" deploy queued v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+in_step() { test "$(region_state "$r1" a)" = step; }
+wait_until 20 in_step
+check "rollback pre-empts the canary in mid-step" "$S" rollback queued --env halt --wait
+check "the pre-empted deployment is recorded as preempted" test "$(phase "$r1")" = preempted
+sleep 0.5
+kill -TERM $L; wait $L || true
+cat "$D/lr.txt"
+check "zero failed requests while the rollback pre-empted the canary" grep -q ' failed 0 ' "$D/lr.txt"
+
+# ---- the pre-production stage
+"$S" deploy staged v1 --env prod --wait >/dev/null
+set +e; "$S" deploy staged v3 --env prod --wait >"$D/st1.txt"; rc=$?; set -e
+check "stage: a release failing its smoke checks is stopped (exit 1)" test $rc -eq 1
+check "stage: the reason names the smoke checks" grep -q 'smoke checks failed' "$D/st1.txt"
+check "stage: production never saw it" bash -c "! grep -q ' p  *starting' '$D/st1.txt'"
+set +e; "$S" deploy staged bad --env prod --wait >"$D/st2.txt"; rc=$?; set -e
+check "stage: a release failing side by side under generated traffic is stopped" test $rc -eq 1
+check "stage: the reason names the stage" grep -q 'pre-production stage failed' "$D/st2.txt"
+check "stage: production still runs v1" bash -c "curl -s -i http://127.0.0.1:33704/items/1 | grep -q 'X-Version: v1'"
+check "stage: a good release passes the stage, then production" "$S" deploy staged v2 --env prod --wait
+check "stage: the good release is stable in the stage environment" \
+	bash -c "'$S' status staged -o json | tr -d ' \n' | grep -q '\"region\":\"s\",\"stable\":\"v2\"'"
+
+# ---- rolling and blue-green under continuous load
+"$S" deploy roll v1 --env halt --wait >/dev/null
+"$S" deploy bluegreen v1 --env halt --wait >/dev/null
+"$S" load --url http://127.0.0.1:33005/items/1 --url http://127.0.0.1:33105/items/1 --url http://127.0.0.1:33205/items/1 \
+	--url http://127.0.0.1:33006/items/1 --url http://127.0.0.1:33106/items/1 --url http://127.0.0.1:33206/items/1 \
+	--rate 200 --duration 90 >"$D/ls.txt" &
+L=$!
+check "rolling: v2 replaces v1 one instance at a time" "$S" deploy roll v2 --env halt --wait --timeout 80
+check "blue-green: v2 takes all traffic at once, v1 kept, then stopped" "$S" deploy bluegreen v2 --env halt --wait --timeout 80
+kill -TERM $L; wait $L || true
+cat "$D/ls.txt"
+check "zero failed requests through rolling and blue-green rollouts" grep -q ' failed 0 ' "$D/ls.txt"
+check "rolling: three v2 instances per region" \
+	test "$("$S" status roll -o json | grep -c '"version": "v2"')" -ge 9
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

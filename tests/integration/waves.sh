@@ -125,7 +125,8 @@ listen_port: 33004
 health: {interval: 200ms}
 drain_timeout: 1s
 smoke: [{path: /items/1, body_contains: '"metadata"'}]
-strategy: {steps: [100], step_duration: 0s}
+strategy: {steps: [100], step_duration: 0s, max_step_duration: 20s}
+analysis: {min_requests: 5}
 ---
 kind: Service
 name: roll
@@ -159,7 +160,7 @@ for s in meta; do for e in halt cont; do "$S" deploy $s v1 --env $e --wait >/dev
 # ---- region failure: retries with backoff, then failed; halt stops later waves
 "$S" load --url http://127.0.0.1:33001/items/1 --url http://127.0.0.1:33101/items/1 --url http://127.0.0.1:33201/items/1 \
 	--url http://127.0.0.1:33301/items/1 --url http://127.0.0.1:33401/items/1 --url http://127.0.0.1:33501/items/1 \
-	--rate 150 --duration 120 >/dev/null &
+	--rate 150 --duration 300 >/dev/null &
 LM=$!
 touch "$D/fail-b"
 set +e; "$S" deploy meta flaky --env halt --wait --timeout 60 >"$D/halt.txt"; rc=$?; set -e
@@ -190,7 +191,7 @@ kill -TERM $LM; wait $LM || true
 # ---- queue and supersede (one pipeline per service at a time)
 "$S" deploy queued v1 --env halt --wait >/dev/null
 "$S" deploy superseded v1 --env halt --wait >/dev/null
-load_q() { "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33003/items/1 \
+load_q() { exec "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33003/items/1 \
 	--url http://127.0.0.1:33102/items/1 --url http://127.0.0.1:33103/items/1 \
 	--url http://127.0.0.1:33202/items/1 --url http://127.0.0.1:33203/items/1 --rate 150 --duration "$1" >"$2"; }
 load_q 60 "$D/lq.txt" &
@@ -198,6 +199,8 @@ L=$!
 q1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 q2=$("$S" deploy queued v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 s1=$("$S" deploy superseded v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+s1_started() { test "$(region_state "$s1" a)" != pending; }
+wait_until 10 s1_started
 s2=$("$S" deploy superseded v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 s3=$("$S" deploy superseded v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 sleep 1
@@ -242,7 +245,10 @@ set +e; "$S" deploy staged bad --env prod --wait >"$D/st2.txt"; rc=$?; set -e
 check "stage: a release failing side by side under generated traffic is stopped" test $rc -eq 1
 check "stage: the reason names the stage" grep -q 'pre-production stage failed' "$D/st2.txt"
 check "stage: production still runs v1" bash -c "curl -s -i http://127.0.0.1:33704/items/1 | grep -q 'X-Version: v1'"
-check "stage: a good release passes the stage, then production" "$S" deploy staged v2 --env prod --wait
+"$S" load --url http://127.0.0.1:33704/items/1 --rate 50 --duration 60 >/dev/null &
+L=$!
+check "stage: a good release passes the stage, then production" "$S" deploy staged v2 --env prod --wait --timeout 50
+kill -TERM $L; wait $L || true
 check "stage: the good release is stable in the stage environment" \
 	bash -c "'$S' status staged -o json | tr -d ' \n' | grep -q '\"region\":\"s\",\"stable\":\"v2\"'"
 

@@ -77,9 +77,9 @@ say "continuous load on web in both regions; deploy metadata v2 (canary 10% -> 5
 "$S" load "${URLS[@]}" --rate 200 --conns 8 --duration 170 --json "$D/good.json" >"$D/good.txt" &
 LOADS+=($!)
 sleep 1
-T0=$(date +%s.%N)
+T0=$(date +%s)
 "$S" deploy metadata v2 --wait
-T1=$(date +%s.%N)
+T1=$(date +%s)
 sleep 1
 kill -TERM "${LOADS[-1]}"; wait "${LOADS[-1]}" || true
 good=$(cat "$D/good.txt")
@@ -110,7 +110,7 @@ say "status"
 "$S" status metadata
 
 say "summary"
-echo "good release (metadata v2): promoted in $(printf '%.0f' "$(echo "$T1 - $T0" | bc 2>/dev/null || echo 0)") s; load: $good"
+echo "good release (metadata v2): promoted in $((T1 - T0)) s; load: $good"
 echo "bad release (metadata v2.1): rolled back automatically ${detect} s after its first canary traffic; load: $bad"
 read -r gfail < <(sed -E 's/.*failed ([0-9]+).*/\1/' "$D/good.txt")
 if [ "$gfail" != 0 ]; then echo "demo: $gfail requests failed during the healthy rollout" >&2; exit 1; fi

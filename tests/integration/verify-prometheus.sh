@@ -59,9 +59,16 @@ prometheus --config.file="$D/prom.yml" --storage.tsdb.path="$D/tsdb" \
 	--web.listen-address=127.0.0.1:31090 >"$D/prom.log" 2>&1 &
 PROM_PID=$!
 
+for _ in $(seq 50); do curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null 2>&1 || break; sleep 0.2; done
 "$S" server --data "$D/data" --listen 127.0.0.1:31170 --proxy-admin 127.0.0.1:31171 >>"$D/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.05; done
+up() { curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null; }
+for _ in $(seq 100); do up && break; sleep 0.05; done
+sleep 0.3 # a server that cannot listen exits at once
+if ! up || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+	echo "the server did not start (is something else on 127.0.0.1:31170?)"; cat "$D/server.log"
+	SERVER_PID=; exit 1
+fi
 ready() { curl -sf -m 1 http://127.0.0.1:31090/-/ready >/dev/null; }
 for _ in $(seq 100); do ready && break; sleep 0.1; done
 check "prometheus is ready" ready

@@ -30,9 +30,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for _ in $(seq 50); do curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null 2>&1 || break; sleep 0.2; done
 "$S" server --data "$D" --listen 127.0.0.1:31070 --proxy-admin 127.0.0.1:31071 >>"$D/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.05; done
+up() { curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null; }
+for _ in $(seq 100); do up && break; sleep 0.05; done
+sleep 0.3 # a server that cannot listen exits at once
+if ! up || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+	echo "the server did not start (is something else on 127.0.0.1:31070?)"; cat "$D/server.log"
+	SERVER_PID=; exit 1
+fi
 
 cat >"$D/m.yaml" <<'Y'
 kind: Environment
@@ -79,7 +86,7 @@ check "the evidence carries the rate ratio's confidence sequence and e-values" \
 	bash -c "grep -q '\"ratio_hi\"' '$D/good.json' && grep -q '\"e_fail\"' '$D/good.json' && grep -q '\"alpha\"' '$D/good.json'"
 check "the bake compared the new stable with the old version's recorded rates" \
 	bash -c "grep -q '\"type\": \"baked\"' '$D/good.json' && grep -q 'one-sample: rate above recorded bound' '$D/good.json'"
-echo "# good canary promoted (steps and a 3 s bake) in $(echo "$t1 - $t0" | bc) s"
+echo "# good canary promoted (steps and a 3 s bake) in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 
 # --- a canary failing half its requests: aborted within a few dozen canary requests
 set +e

@@ -411,7 +411,7 @@ static int follow(struct client *c, json_int_t id, int timeout_s)
 }
 
 struct deploy_opts {
-	const char *env, *to;
+	const char *env, *to, *region;
 	int wait, force, hotfix, timeout;
 };
 
@@ -436,6 +436,9 @@ static int deploy_opt(int opt, const char *arg, void *ctx)
 		return 0;
 	case 'H':
 		d->hotfix = 1;
+		return 0;
+	case 'R':
+		d->region = arg;
 		return 0;
 	}
 	return -1;
@@ -658,6 +661,24 @@ out:
 	return rc;
 }
 
+struct logs_opts {
+	const char *region, *env, *bytes;
+};
+
+static int logs_opt(int opt, const char *arg, void *ctx)
+{
+	struct logs_opts *lo = ctx;
+	if (opt == 'r')
+		lo->region = arg;
+	else if (opt == 'e')
+		lo->env = arg;
+	else if (opt == 'b')
+		lo->bytes = arg;
+	else
+		return -1;
+	return 0;
+}
+
 int cmd_logs(int argc, char **argv)
 {
 	static const char usage[] = "usage: sluice logs SERVICE [--region R] [--env ENV] [--bytes N]\n\n"
@@ -669,35 +690,13 @@ int cmd_logs(int argc, char **argv)
 	static const struct option extra[] = {{"region", required_argument, NULL, 'r'},
 					      {"env", required_argument, NULL, 'e'},
 					      {"bytes", required_argument, NULL, 'b'}, {0}};
-	struct logs_opts {
-		const char *region, *env, *bytes;
-	} lo = {0};
+	struct logs_opts lo = {0};
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i;
-	{
-		struct option opts[8] = {CLIENT_OPTIONS, extra[0], extra[1], extra[2], {0}};
-		optind = 1;
-		int opt;
-		while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-			if (opt == 'h') {
-				fputs(usage, stdout);
-				rc = EXIT_OK;
-				goto out;
-			} else if (opt == 'r')
-				lo.region = optarg;
-			else if (opt == 'e')
-				lo.env = optarg;
-			else if (opt == 'b')
-				lo.bytes = optarg;
-			else if (client_option(&c, opt, optarg)) {
-				fputs(usage, stderr);
-				goto out;
-			}
-		}
-		i = optind;
-	}
+	int i = parse(&c, argc, argv, "", extra, logs_opt, &lo, usage, &rc);
+	if (i < 0)
+		goto out;
 	if (argc - i != 1) {
 		fputs(usage, stderr);
 		goto out;
@@ -735,6 +734,14 @@ out:
 	return rc;
 }
 
+static int shutdown_opt(int opt, const char *arg, void *ctx)
+{
+	if (opt != 'D')
+		return -1;
+	*(int *)ctx = 1;
+	return 0;
+}
+
 int cmd_shutdown(int argc, char **argv)
 {
 	static const char usage[] = "usage: sluice shutdown [--data-plane]\n\n"
@@ -745,21 +752,8 @@ int cmd_shutdown(int argc, char **argv)
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	struct option opts[6] = {CLIENT_OPTIONS, extra[0], {0}};
-	optind = 1;
-	int opt;
-	while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			fputs(usage, stdout);
-			rc = EXIT_OK;
-			goto out;
-		} else if (opt == 'D') {
-			all = 1;
-		} else if (client_option(&c, opt, optarg)) {
-			fputs(usage, stderr);
-			goto out;
-		}
-	}
+	if (parse(&c, argc, argv, "", extra, shutdown_opt, &all, usage, &rc) < 0)
+		goto out;
 	json_t *body = json_pack("{s:b}", "data_plane", all);
 	rc = client_call(&c, "POST", "/v1/shutdown", body, NULL, NULL);
 	json_decref(body);
@@ -777,44 +771,29 @@ int cmd_retry(int argc, char **argv)
 		"Retries one failed region of a deployment alone: no other region is touched.\n\n"
 		"  --region R  the failed region\n"
 		"  --wait      follow the deployment; exit 0 when it ends promoted\n" COMMON_HELP;
-	static const struct option extra[] = {{"region", required_argument, NULL, 'r'},
+	static const struct option extra[] = {{"region", required_argument, NULL, 'R'},
 					      {"wait", no_argument, NULL, 'w'}, {0}};
 	struct client c;
 	struct deploy_opts d = {0};
-	const char *region = NULL;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	struct option opts[8] = {CLIENT_OPTIONS, extra[0], extra[1], {0}};
-	optind = 1;
-	int opt;
-	while ((opt = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			fputs(usage, stdout);
-			rc = EXIT_OK;
-			goto out;
-		} else if (opt == 'r') {
-			region = optarg;
-		} else if (opt == 'w') {
-			d.wait = 1;
-		} else if (client_option(&c, opt, optarg)) {
-			fputs(usage, stderr);
-			goto out;
-		}
-	}
-	if (argc - optind != 1 || !region) {
+	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	if (i < 0)
+		goto out;
+	if (argc - i != 1 || !d.region) {
 		fputs(usage, stderr);
 		goto out;
 	}
 	char path[256];
-	snprintf(path, sizeof(path), "/v1/deployments/%s/retry", argv[optind]);
-	json_t *body = json_pack("{s:s}", "region", region), *resp = NULL;
+	snprintf(path, sizeof(path), "/v1/deployments/%s/retry", argv[i]);
+	json_t *body = json_pack("{s:s}", "region", d.region), *resp = NULL;
 	rc = client_call(&c, "POST", path, body, &resp, NULL);
 	json_decref(body);
 	if (rc == EXIT_OK) {
 		if (c.json && !d.wait)
 			client_print_json(resp);
 		else if (!c.json)
-			printf("deployment %s: retrying %s\n", argv[optind], region);
+			printf("deployment %s: retrying %s\n", argv[i], d.region);
 		if (d.wait)
 			rc = follow(&c, json_integer_value(json_object_get(resp, "id")), 0);
 	}

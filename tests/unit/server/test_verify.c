@@ -1,6 +1,8 @@
-/* Unit tests of the pure parts of the verification: src/server/prometheus.h (templates,
+/* Unit tests of the verification: src/server/prometheus.h (templates,
  * query_range answers, verdicts of a score, metric configuration) and src/server/verify.h
- * (the one-sample e-values of the sequential method and the recorded-rate bound). */
+ * (the one-sample e-values of the sequential method, the recorded-rate bound, and
+ * verify_region's sequential method on synthetic proxy snapshots: abort, pass by the floors,
+ * latency, the 100% step and the bake against the recorded stable). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -220,4 +222,285 @@ Test(verify_rate, recorded_upper_bound)
 	cr_expect_lt(verify_rate_upper(0, 1000, 0.025), 0.005);
 	cr_expect_eq(verify_rate_upper(0, 0, 0.025), 1);
 	cr_expect_leq(verify_rate_upper(1000, 1000, 0.025), 1);
+}
+
+/* ---- verify_region with the sequential method, on synthetic proxy snapshots ---- */
+
+#include "server/server.h"
+
+/* Cumulative counters of one version, as the proxy reports them. Latency buckets (us):
+ * (0, 500], (500, 1000], (1000, 2000], (2000, 4000], (4000, +inf). */
+struct vcount {
+	long long requests, errors;
+	long long lat[5];
+};
+
+static json_t *snapshot(const struct vcount *cv, const struct vcount *sv)
+{
+	json_t *versions = json_object();
+	const struct vcount *vc[2] = {cv, sv};
+	const char *names[2] = {"v2", "v1"};
+	for (int i = 0; i < 2; i++) {
+		if (!vc[i])
+			continue;
+		json_t *counts = json_array();
+		for (int b = 0; b < 5; b++)
+			json_array_append_new(counts, json_integer(vc[i]->lat[b]));
+		json_object_set_new(versions, names[i],
+				    json_pack("{s:I, s:{s:I}, s:I, s:{s:[i, i, i, i, i], s:o}}", "requests",
+					      (json_int_t)vc[i]->requests, "responses", "5xx",
+					      (json_int_t)vc[i]->errors, "upstream_errors", (json_int_t)0,
+					      "latency_us", "bounds", 500, 1000, 2000, 4000, -1, "counts", counts));
+	}
+	return json_pack("{s:{s:{s:o}}}", "routes", "metadata.production.east", "versions", versions);
+}
+
+struct harness {
+	struct server srv;
+	struct pl_state st;
+	json_t *svc;
+	struct vcount c, s;
+	char msg[256];
+};
+
+static void harness_init(struct harness *h, int step_percent)
+{
+	memset(h, 0, sizeof(*h));
+	h->srv.loop = loop_new();
+	cr_assert(h->srv.loop);
+	h->svc = json_pack("{s:s, s:{s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:[]}}", "name", "metadata", "analysis",
+			   "method", "sequential", "alpha", 0.05, "tolerance", 0.2, "max_error_rate", 0.1,
+			   "max_error_rate_increase", 0.1, "min_requests", (json_int_t)10,
+			   "max_p99_latency_ms", (json_int_t)1000, "metrics");
+	strcpy(h->st.version, "v2");
+	h->st.cfg.strategy = PL_CANARY;
+	h->st.cfg.steps[0] = step_percent;
+	h->st.cfg.steps[1] = 100;
+	h->st.cfg.nsteps = step_percent == 100 ? 1 : 2;
+	h->st.cfg.step_duration_ms = 1000;
+	h->st.nregions = 1;
+	strcpy(h->st.regions[0].name, "east");
+	strcpy(h->st.regions[0].stable, "v1");
+	h->st.regions[0].state = R_STEP;
+	/* the stable's history before the window: 1,000 fast requests, no errors */
+	h->s.requests = 1000;
+	h->s.lat[0] = 1000;
+}
+
+static enum pl_verdict poll(struct harness *h)
+{
+	json_decref(h->srv.metrics);
+	h->srv.metrics = snapshot(&h->c, &h->s);
+	h->srv.metrics_at = loop_now(h->srv.loop); /* fresh: verify_region reads no proxy */
+	return verify_region(&h->srv, 1, h->svc, "production", &h->st, 0, h->msg, sizeof(h->msg));
+}
+
+static void harness_release(struct harness *h)
+{
+	verify_forget(&h->srv, 1);
+	free(h->srv.windows);
+	json_decref(h->srv.metrics);
+	json_decref(h->svc);
+	loop_free(h->srv.loop);
+}
+
+/* One poll's traffic: the canary gets `nc` requests (`ec` errors, latency bucket `bc`), the
+ * stable `ns` requests without errors in bucket 0. */
+static void traffic(struct harness *h, int nc, int ec, int bc, int ns)
+{
+	h->c.requests += nc;
+	h->c.errors += ec;
+	h->c.lat[bc] += nc;
+	h->s.requests += ns;
+	h->s.lat[0] += ns;
+}
+
+static const json_t *test_of(const struct window *w, const char *metric)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(w->evidence, "tests"), i, t)
+		if (!strcmp(json_string_value(json_object_get(t, "metric")), metric))
+			return t;
+	return NULL;
+}
+
+Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_requests)
+{
+	struct harness h;
+	harness_init(&h, 10);
+	cr_expect_eq(poll(&h), PL_VERDICT_NONE, "the first poll opens the window");
+	cr_expect_str_eq(h.msg, "window opened");
+	enum pl_verdict v = PL_VERDICT_NONE;
+	int polls = 0;
+	while (v == PL_VERDICT_NONE && polls < 100) {
+		traffic(&h, 2, 1, 0, 18); /* 10% share, half the canary's requests fail */
+		v = poll(&h);
+		polls++;
+	}
+	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
+	cr_expect_leq(h.c.requests, 30, "took %lld canary requests", h.c.requests);
+	cr_expect(strstr(h.msg, "error rate higher than stable's (proven"), "%s", h.msg);
+	const struct window *w = verify_window(&h.srv, 1, 0);
+	cr_assert(w && w->evidence);
+	cr_expect_str_eq(json_string_value(json_object_get(w->evidence, "method")), "sequential");
+	cr_expect_str_eq(json_string_value(json_object_get(w->evidence, "verdict")), "fail");
+	cr_expect_eq(json_real_value(json_object_get(w->evidence, "share")), 0.1);
+	cr_expect_eq(json_integer_value(json_object_get(w->evidence, "step_percent")), 10);
+	const json_t *t = test_of(w, "error_rate");
+	cr_assert(t);
+	cr_expect_str_eq(json_string_value(json_object_get(t, "decision")), "fail");
+	cr_expect_geq(json_real_value(json_object_get(t, "e_fail")), json_real_value(json_object_get(t, "e_threshold")));
+	cr_expect_eq(json_real_value(json_object_get(t, "e_threshold")), 40.0);
+	cr_expect_gt(json_real_value(json_object_get(t, "ratio_lo")), 1.0);
+	/* only the window's requests count: none of the stable's history */
+	cr_expect_eq(json_integer_value(json_object_get(t, "stable_requests")), 18 * polls);
+	cr_expect_eq(json_integer_value(json_object_get(t, "canary_requests")), h.c.requests);
+	harness_release(&h);
+}
+
+Test(verify_sequential, clean_canary_passes_by_its_floors)
+{
+	struct harness h;
+	harness_init(&h, 10);
+	poll(&h);
+	const struct window *w = verify_window(&h.srv, 1, 0);
+	cr_expect_eq(w->slow_us, 0, "chosen at the first poll of the window");
+	enum pl_verdict v = PL_VERDICT_NONE;
+	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
+		traffic(&h, 2, 0, 0, 18);
+		v = poll(&h);
+	}
+	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
+	w = verify_window(&h.srv, 1, 0);
+	cr_expect_eq(w->slow_us, 1000, "the stable's p90 is 500 us: the 1 ms floor applies");
+	/* the error floor (0.1) needs 44 clean canary requests, the slow floor (15%) 29 */
+	cr_expect_geq(h.c.requests, 44);
+	cr_expect_leq(h.c.requests, 46);
+	cr_expect(strstr(h.msg, "no regression (proven)"), "%s", h.msg);
+	w = verify_window(&h.srv, 1, 0);
+	const json_t *t = test_of(w, "error_rate");
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(t, "floor"), "decision")), "pass");
+	cr_expect_eq(json_real_value(json_object_get(json_object_get(t, "floor"), "limit")), 0.1);
+	cr_expect(json_is_null(json_object_get(t, "ratio_hi")), "no errors: the ratio is unbounded");
+	cr_expect(test_of(w, "slow_requests"));
+	/* the pass sticks while nothing is proven against it */
+	traffic(&h, 2, 0, 0, 18);
+	cr_expect_eq(poll(&h), PL_VERDICT_PASS);
+	harness_release(&h);
+}
+
+Test(verify_sequential, a_regression_after_a_pass_still_fails)
+{
+	struct harness h;
+	harness_init(&h, 50);
+	poll(&h);
+	enum pl_verdict v = PL_VERDICT_NONE;
+	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
+		traffic(&h, 10, 0, 0, 10);
+		v = poll(&h);
+	}
+	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
+	int polls = 0;
+	while (v == PL_VERDICT_PASS && polls++ < 50) {
+		traffic(&h, 10, 5, 0, 10);
+		v = poll(&h);
+	}
+	cr_expect_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
+	harness_release(&h);
+}
+
+Test(verify_sequential, slower_canary_fails_on_latency)
+{
+	struct harness h;
+	harness_init(&h, 50);
+	poll(&h);
+	enum pl_verdict v = PL_VERDICT_NONE;
+	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
+		traffic(&h, 10, 0, 3, 10); /* every canary request in (2, 4] ms, the stable's under 0.5 */
+		v = poll(&h);
+	}
+	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
+	cr_expect(strstr(h.msg, "slower than 1.0 ms"), "%s", h.msg);
+	cr_expect_leq(h.c.requests, 30);
+	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "slow_requests");
+	cr_assert(t);
+	cr_expect_str_eq(json_string_value(json_object_get(t, "decision")), "fail");
+	cr_expect_eq(json_real_value(json_object_get(t, "tolerance")), 0.5, "slow requests: tolerance >= 0.5");
+	harness_release(&h);
+}
+
+Test(verify_sequential, bake_compares_with_the_recorded_stable)
+{
+	struct harness h;
+	harness_init(&h, 50);
+	poll(&h);
+	for (int i = 0; i < 50; i++) { /* a step where the old version serves 500 requests, 1% errors */
+		traffic(&h, 10, 0, 0, 10);
+		h.s.errors += i % 10 == 0;
+		poll(&h);
+	}
+	/* promoted, then baking: the new stable serves everything, with 10% errors */
+	h.st.regions[0].state = R_BAKING;
+	verify_reset(&h.srv, 1, 0);
+	cr_expect_eq(poll(&h), PL_VERDICT_NONE, "a bake opens its own window");
+	enum pl_verdict v = PL_VERDICT_PASS;
+	int polls = 0;
+	while (v == PL_VERDICT_PASS && polls++ < 100) {
+		traffic(&h, 20, 2, 0, 0);
+		v = poll(&h);
+	}
+	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
+	cr_expect(strstr(h.msg, "error rate above the previous release's (proven"), "%s", h.msg);
+	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "error_rate");
+	cr_assert(t);
+	cr_expect_eq(json_integer_value(json_object_get(t, "recorded_requests")), 500);
+	cr_expect_eq(json_integer_value(json_object_get(t, "recorded_events")), 5);
+	cr_expect_gt(json_real_value(json_object_get(t, "limit")), 0.01);
+	harness_release(&h);
+}
+
+Test(verify_sequential, healthy_bake_does_not_fail)
+{
+	struct harness h;
+	harness_init(&h, 50);
+	poll(&h);
+	for (int i = 0; i < 50; i++) {
+		traffic(&h, 10, 0, 0, 10);
+		h.s.errors += i % 10 == 0;
+		poll(&h);
+	}
+	h.st.regions[0].state = R_BAKING;
+	verify_reset(&h.srv, 1, 0);
+	poll(&h);
+	for (int i = 0; i < 200; i++) { /* 4,000 requests at the recorded 1% */
+		traffic(&h, 20, i % 5 == 0, 0, 0);
+		cr_assert_eq(poll(&h), PL_VERDICT_PASS, "poll %d: %s", i, h.msg);
+	}
+	harness_release(&h);
+}
+
+Test(verify_sequential, full_traffic_step_compares_with_the_recorded_stable)
+{
+	struct harness h;
+	harness_init(&h, 50);
+	poll(&h);
+	for (int i = 0; i < 50; i++) { /* the 50% step: the stable serves 500 requests, 1% errors */
+		traffic(&h, 10, 0, 0, 10);
+		h.s.errors += i % 10 == 0;
+		poll(&h);
+	}
+	h.st.regions[0].step = 1; /* 100%: the stable gets nothing, the ratio tests are blind */
+	verify_reset(&h.srv, 1, 0);
+	poll(&h);
+	enum pl_verdict v = PL_VERDICT_NONE;
+	int polls = 0;
+	while (v == PL_VERDICT_NONE && polls++ < 100) {
+		traffic(&h, 20, 2, 0, 0);
+		v = poll(&h);
+	}
+	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
+	cr_expect(strstr(h.msg, "recorded at the previous step"), "%s", h.msg);
+	cr_expect_eq(json_real_value(json_object_get(verify_window(&h.srv, 1, 0)->evidence, "share")), 1.0);
+	harness_release(&h);
 }

@@ -25,11 +25,14 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- proxy log"; tail -30 "$tmp/proxy.log" || true; exit 1; }
 ok() { echo "ok:   $*"; }
 
-read -r A1 A2 A3 B1 DEAD ADMIN < <(python3 -c '
+read -r A1 A2 A3 B1 < <(python3 -c '
 import socket
-ss=[socket.socket() for _ in range(6)]
+ss=[socket.socket() for _ in range(4)]
 for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
+# Fixed ports below the kernel's ephemeral range (32768+): a port picked with bind(0) and
+# released could be handed to the proxy's own port-0 listeners before the admin binds it.
+ADMIN=30071 DEAD=30079
 
 mkdir -p "$tmp/ng"
 cat > "$tmp/ng/nginx.conf" <<NG

@@ -1,11 +1,12 @@
 # A thin wrapper over meson. Two entry points matter on a fresh Debian 12 machine:
 #   make demo    installs what is missing, builds, runs the demo (scripts/demo.sh)
-#   make check   installs what is missing, runs every test, then again under ASan+UBSan
+#   make check   installs what is missing, runs every test, then the unit tests again under
+#                ASan+UBSan, then the parser fuzzers briefly (FUZZ_SECONDS, default 15 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST  = meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps deps-test build check check-plain check-asan demo fuzz bench clean
+.PHONY: all deps deps-test build check check-plain check-asan check-fuzz demo fuzz bench clean
 
 all: build
 
@@ -25,7 +26,7 @@ $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Dbuildtype=debug >/dev/null
 
 check: deps-test
-	@$(MAKE) --no-print-directory check-plain check-asan; rc=$$?; scripts/test-summary.sh $(BUILD) $(ASAN_BUILD); exit $$rc
+	@$(MAKE) --no-print-directory check-plain check-asan check-fuzz; rc=$$?; scripts/test-summary.sh $(BUILD) $(ASAN_BUILD); exit $$rc
 
 check-plain: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -35,6 +36,9 @@ check-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(MESON_TEST) -C $(ASAN_BUILD) --suite unit
+
+check-fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
 
 demo: build
 	scripts/demo.sh $(BUILD)

@@ -322,6 +322,12 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 				  sub0(co.slow, w->last_old.slow), sub0(co.done, w->last_old.done), share);
 	w->last_new = cn;
 	w->last_old = co;
+	if (w->decided == PL_VERDICT_FAIL && w->evidence) {
+		/* a proven regression stays proven, with the evidence of the moment it was */
+		snprintf(msg, msglen, "%s", w->verdict);
+		*evidence = json_incref(w->evidence);
+		return PL_VERDICT_FAIL;
+	}
 	const struct seq_counts *se = &w->seq_err, *ss = &w->seq_slow;
 	double thr = log(1 / se->alpha);
 	/* fail: a ratio above 1 proven, at any poll (also after a pass: the step goes on) */

@@ -356,6 +356,14 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 	/* only the window's requests count: none of the stable's history */
 	cr_expect_eq(json_integer_value(json_object_get(t, "stable_requests")), 18 * polls);
 	cr_expect_eq(json_integer_value(json_object_get(t, "canary_requests")), h.c.requests);
+	/* a proven regression stays proven, with its evidence, whatever comes after */
+	char first[256];
+	snprintf(first, sizeof(first), "%s", h.msg);
+	for (int i = 0; i < 200; i++) {
+		traffic(&h, 2, 0, 0, 18);
+		cr_assert_eq(poll(&h), PL_VERDICT_FAIL);
+	}
+	cr_expect_str_eq(h.msg, first);
 	harness_release(&h);
 }
 

@@ -117,14 +117,13 @@ static int read_wcounts(const json_t *metrics, const char *route, const char *ve
 	const json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
 	for (size_t i = 0; i < json_array_size(counts) && i < json_array_size(bounds); i++) {
 		uint64_t k = (uint64_t)json_integer_value(json_array_get(counts, i));
-		double b = json_number_value(json_array_get(bounds, i));
 		c->done += k;
 		/* bucket i holds (bound[i-1], bound[i]]: all of it is slower than slow_us when its
-		 * lower end is at or above slow_us, i.e. the previous bound is >= slow_us */
+		 * lower end is at or above slow_us (so the count is exact when slow_us is a bound, and
+		 * otherwise starts at the next bound: the same rule for both versions) */
 		if (slow_us && i > 0 &&
 		    json_number_value(json_array_get(bounds, i - 1)) >= (double)slow_us)
 			c->slow += k;
-		(void)b;
 	}
 	return 1;
 }

@@ -16,12 +16,12 @@
 
 #include "core/pipeline.h"
 
-#define ANALYSIS_MAX_BUCKETS 160
+#define ANALYSIS_MAX_BUCKETS 512 /* the proxy has 369 (docs/proxy.md) */
 
 /* Counts for one version over a window (differences of cumulative counters). */
 struct version_window {
 	uint64_t requests;
-	uint64_t errors; /* 5xx responses + upstream errors */
+	uint64_t errors; /* 5xx responses, the proxy's own 502/504 included */
 	int nbuckets;
 	double bounds_ms[ANALYSIS_MAX_BUCKETS]; /* upper bounds; the last may be +inf */
 	uint64_t counts[ANALYSIS_MAX_BUCKETS];

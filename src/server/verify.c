@@ -85,8 +85,9 @@ static int read_counts(const json_t *metrics, const char *route, const char *ver
 		return 0;
 	const json_t *resp = json_object_get(v, "responses");
 	w->requests = (uint64_t)json_integer_value(json_object_get(v, "requests"));
-	w->errors = (uint64_t)(json_integer_value(json_object_get(resp, "5xx")) +
-			       json_integer_value(json_object_get(v, "upstream_errors")));
+	/* 5xx as the client saw them: the proxy's own 502/504 for upstream errors included, so
+	 * adding upstream_errors would count those twice (docs/proxy.md) */
+	w->errors = (uint64_t)json_integer_value(json_object_get(resp, "5xx"));
 	const json_t *lat = json_object_get(v, "latency_us");
 	const json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
 	size_t n = json_array_size(bounds);
@@ -111,8 +112,7 @@ static int read_wcounts(const json_t *metrics, const char *route, const char *ve
 	if (!v)
 		return 0;
 	c->requests = (uint64_t)json_integer_value(json_object_get(v, "requests"));
-	c->errors = (uint64_t)(json_integer_value(json_object_get(json_object_get(v, "responses"), "5xx")) +
-			       json_integer_value(json_object_get(v, "upstream_errors")));
+	c->errors = (uint64_t)json_integer_value(json_object_get(json_object_get(v, "responses"), "5xx"));
 	const json_t *lat = json_object_get(v, "latency_us");
 	const json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
 	for (size_t i = 0; i < json_array_size(counts) && i < json_array_size(bounds); i++) {

@@ -54,8 +54,11 @@ C=$ROOT/examples/contracts
 "$S" release push profile v1 --artifact "$EX/profile-v1" --contract "$C/profile-v1.yaml"
 "$S" release push profile v2 --artifact "$EX/profile-v2" --contract "$C/profile-v2.yaml"
 "$S" release push web v1 --artifact "$EX/web-v1" --contract "$C/web-v1.yaml"
-# a bad build: v2's code with a fault that fails half the requests
-printf '#!/bin/sh\nexec %s --error-rate 0.5 "$@"\n' "$EX/metadata-v2" >"$D/metadata-v2-bad"
+# a bad build: v2's code, 800 ms slower per request, but only in production (think of a query
+# that only production's data makes slow): it passes the pre-production stage and the smoke
+# checks, and the production canary has to catch it
+printf '#!/bin/sh\n[ "$SLUICE_ENV" = production ] && exec %s --latency-ms 800 "$@"\nexec %s "$@"\n' \
+	"$EX/metadata-v2" "$EX/metadata-v2" >"$D/metadata-v2-bad"
 chmod +x "$D/metadata-v2-bad"
 "$S" release push metadata v2.1 --artifact "$D/metadata-v2-bad" --contract "$C/metadata-v2.yaml"
 echo "pushing v1 again with another artifact is refused:"
@@ -84,7 +87,7 @@ sleep 1
 kill -TERM "${LOADS[-1]}"; wait "${LOADS[-1]}" || true
 good=$(cat "$D/good.txt")
 
-say "a bad release: metadata v2.1 fails half its requests"
+say "a bad release: metadata v2.1 is 800 ms slower, in production only"
 "$S" load "${URLS[@]}" --rate 200 --conns 8 --duration 120 --json "$D/bad.json" >"$D/bad.txt" &
 LOADS+=($!)
 sleep 1

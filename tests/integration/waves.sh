@@ -63,7 +63,8 @@ dep_id() { "$S" history "$1" -o json | grep -m1 '"id"' | grep -o '[0-9]\+' || tr
 mkdir -p "$D/data"
 # a release whose instances crash in a region while a file the test controls exists
 printf '#!/bin/sh\n[ -e %s/fail-$REGION ] && exit 3\nexec %s "$@"\n' "$D" "$EX/metadata-v2" >"$D/flaky"
-printf '#!/bin/sh\nexec %s --error-rate 0.3 "$@"\n' "$EX/metadata-v2" >"$D/errors30"
+# slow, not failing: its smoke checks pass, and only the side-by-side run can catch it
+printf '#!/bin/sh\nexec %s --latency-ms 300 "$@"\n' "$EX/metadata-v2" >"$D/errors30"
 printf '#!/bin/sh\nexec %s "$@"\n' "$EX/metadata-v3" >"$D/v3-no-metadata"
 chmod +x "$D/flaky" "$D/errors30" "$D/v3-no-metadata"
 
@@ -126,7 +127,7 @@ health: {interval: 200ms}
 drain_timeout: 1s
 smoke: [{path: /items/1, body_contains: '"metadata"'}]
 strategy: {steps: [100], step_duration: 0s, max_step_duration: 20s}
-analysis: {min_requests: 5}
+analysis: {min_requests: 5, max_p99_latency: 150ms}
 ---
 kind: Service
 name: roll

@@ -64,9 +64,9 @@ mkdir -p "$D/data"
 # a release whose instances crash in a region while a file the test controls exists
 printf '#!/bin/sh\n[ -e %s/fail-$REGION ] && exit 3\nexec %s "$@"\n' "$D" "$EX/metadata-v2" >"$D/flaky"
 # slow, not failing: its smoke checks pass, and only the side-by-side run can catch it
-printf '#!/bin/sh\nexec %s --latency-ms 300 "$@"\n' "$EX/metadata-v2" >"$D/errors30"
+printf '#!/bin/sh\nexec %s --latency-ms 300 "$@"\n' "$EX/metadata-v2" >"$D/slow300"
 printf '#!/bin/sh\nexec %s "$@"\n' "$EX/metadata-v3" >"$D/v3-no-metadata"
-chmod +x "$D/flaky" "$D/errors30" "$D/v3-no-metadata"
+chmod +x "$D/flaky" "$D/slow300" "$D/v3-no-metadata"
 
 cat >"$D/m.yaml" <<Y
 kind: Environment
@@ -155,7 +155,7 @@ for s in meta queued superseded staged roll bluegreen; do
 done
 "$S" release push meta flaky --artifact "$D/flaky" >/dev/null
 "$S" release push staged v3 --artifact "$D/v3-no-metadata" >/dev/null
-"$S" release push staged bad --artifact "$D/errors30" >/dev/null
+"$S" release push staged bad --artifact "$D/slow300" >/dev/null
 for s in meta; do for e in halt cont; do "$S" deploy $s v1 --env $e --wait >/dev/null; done; done
 
 # ---- region failure: retries with backoff, then failed; halt stops later waves

@@ -497,7 +497,7 @@ static const struct field analysis_fields[] = {
 	{.key = "max_error_rate_increase", .type = F_NUMBER, .def = "0.02", .dmin = 0, .dmax = 1},
 	{.key = "max_p99_latency", .type = F_DURATION, .def = "1000", .min = 1, .max = 3600000},
 	{.key = "interval", .type = F_DURATION, .def = "1000", .min = 10, .max = 3600000},
-	{.key = "method", .type = F_ENUM, .def = "\"threshold\"", .choices = methods},
+	{.key = "method", .type = F_ENUM, .def = "\"sequential\"", .choices = methods},
 	{.key = "alpha", .type = F_NUMBER, .def = "0.05", .dmin = 0.0001, .dmax = 0.5},
 	{.key = "tolerance", .type = F_NUMBER, .def = "0.2", .dmin = 0, .dmax = 1},
 	/* custom metrics from Prometheus, judged Kayenta-style (src/server/prometheus.h) */

@@ -68,7 +68,7 @@ health: {path: /healthz, interval: 200ms, timeout: 500ms}
 instances: 2
 drain_timeout: 2s
 strategy: {steps: [10, 50, 100], step_duration: 1s, max_step_duration: 30s}
-analysis: {min_requests: 10, max_error_rate: 0.05, max_error_rate_increase: 0.02, max_p99_latency: 1s, interval: 200ms}
+analysis: {method: threshold, min_requests: 10, max_error_rate: 0.05, max_error_rate_increase: 0.02, max_p99_latency: 1s, interval: 200ms}
 ---
 kind: Service
 name: profile
@@ -78,7 +78,7 @@ health: {path: /healthz, interval: 200ms, timeout: 500ms}
 instances: 1
 drain_timeout: 2s
 strategy: {steps: [50, 100], step_duration: 1s}
-analysis: {min_requests: 10}
+analysis: {method: threshold, min_requests: 10}
 Y
 
 start_server

@@ -41,6 +41,7 @@ name: metadata
 listen_port: 29001
 health: {interval: 200ms}
 strategy: {steps: [100], step_duration: 0s}
+analysis: {method: threshold}
 ---
 kind: Service
 name: profile
@@ -48,6 +49,7 @@ listen_port: 29002
 depends_on: [metadata]
 health: {interval: 200ms}
 strategy: {steps: [100], step_duration: 0s}
+analysis: {method: threshold}
 ---
 kind: Service
 name: web
@@ -55,6 +57,7 @@ listen_port: 29003
 depends_on: [profile]
 health: {interval: 200ms}
 strategy: {steps: [100], step_duration: 0s}
+analysis: {method: threshold}
 Y
 "$S" apply -f "$D/m.yaml" >/dev/null
 for r in metadata-v1 metadata-v2 metadata-v3 profile-v1 profile-v2 web-v1; do

@@ -101,7 +101,7 @@ health: {interval: 200ms, timeout: 500ms}
 instances: 1
 drain_timeout: 2s
 strategy: {steps: [50, 100], step_duration: 300ms, max_step_duration: 20s}
-analysis: {min_requests: 5}
+analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: queued
@@ -109,7 +109,7 @@ listen_port: 33002
 health: {interval: 200ms}
 drain_timeout: 1s
 strategy: {steps: [20, 100], step_duration: 2s, max_step_duration: 20s}
-analysis: {min_requests: 5}
+analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: superseded
@@ -118,7 +118,7 @@ policy: {concurrency: supersede}
 health: {interval: 200ms}
 drain_timeout: 1s
 strategy: {steps: [20, 100], step_duration: 2s, max_step_duration: 20s}
-analysis: {min_requests: 5}
+analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: staged
@@ -127,7 +127,7 @@ health: {interval: 200ms}
 drain_timeout: 1s
 smoke: [{path: /items/1, body_contains: '"metadata"'}]
 strategy: {steps: [100], step_duration: 0s, max_step_duration: 20s}
-analysis: {min_requests: 5, max_p99_latency: 150ms}
+analysis: {method: threshold, min_requests: 5, max_p99_latency: 150ms}
 ---
 kind: Service
 name: roll
@@ -145,7 +145,7 @@ instances: 2
 drain_timeout: 2s
 smoke: [{path: /items/1}]
 strategy: {type: blue-green, keep_old: 2s}
-analysis: {min_requests: 5}
+analysis: {method: threshold, min_requests: 5}
 Y
 start_server
 "$S" apply -f "$D/m.yaml" >/dev/null

@@ -161,7 +161,7 @@ Test(manifest, service_defaults_are_filled)
 		"\"max_step_duration_ms\":300000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":30000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.05,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
-		"\"method\":\"threshold\",\"alpha\":0.05,\"tolerance\":0.2,"
+		"\"method\":\"sequential\",\"alpha\":0.05,\"tolerance\":0.2,"
 		"\"metrics\":[],\"prometheus\":\"http://127.0.0.1:9090\",\"pass_score\":95.0,\"marginal_score\":75.0},"
 		"\"bake_ms\":0,\"policy\":{\"concurrency\":\"queue\"},\"smoke\":[]}");
 	free(s);
@@ -489,8 +489,8 @@ static const struct {
 	 "s.yaml:5:9: strategy.type: expected one of canary, rolling, blue-green, got \"linear\""},
 	{SVC "strategy:\n  type: rolling\n  steps: [50, 100]\n",
 	 "s.yaml:6:3: strategy.steps: only used with type: canary (type is rolling)"},
-	{SVC "analysis:\n  alpha: 0.1\n",
-	 "s.yaml:5:3: analysis.alpha: only used with method: sequential (method is threshold)"},
+	{SVC "analysis:\n  method: threshold\n  alpha: 0.1\n",
+	 "s.yaml:6:3: analysis.alpha: only used with method: sequential (method is threshold)"},
 	{SVC "analysis:\n  method: sequental\n",
 	 "s.yaml:5:11: analysis.method: expected one of threshold, sequential, got \"sequental\" (did "
 	 "you mean \"sequential\"?)"},

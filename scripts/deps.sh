@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [build|test]   (test also installs the peers the tests drive)
 set -euo pipefail
 want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-dev
-      libsqlite3-dev libcurl4-openssl-dev curl)
+      libsqlite3-dev libcurl4-openssl-dev curl procps)
 if [ "${1:-build}" = test ]; then
 	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3)
 fi

@@ -653,6 +653,13 @@ int cmd_events(int argc, char **argv)
 				       json_number_value(json_object_get(chk, "observed")),
 				       json_number_value(json_object_get(chk, "limit")),
 				       json_string_value(json_object_get(chk, "decision")));
+			if (evidence && !json_object_get(evidence, "checks")) {
+				/* other methods' evidence: one compact line ('-o json' has all of it) */
+				char *txt = json_dumps(evidence, JSON_COMPACT | JSON_PRESERVE_ORDER);
+				if (txt)
+					printf("%10s evidence %.400s%s\n", "", txt, strlen(txt) > 400 ? " ..." : "");
+				free(txt);
+			}
 		}
 	}
 	json_decref(out);

@@ -142,27 +142,35 @@ static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json
 static void smoke(struct server *srv, const json_t *svc, const struct instance_info *in, size_t n,
 		  const char *version, struct pl_obs *o)
 {
-	json_t *all = json_array();
 	int ok = 1, tried = 0;
+	size_t nchecks = json_array_size(json_object_get(svc, "smoke"));
+	char first_bad[200] = "";
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(in[i].version, version) || in[i].state != INSTANCE_HEALTHY)
 			continue;
 		int one = 0;
 		json_t *ev = smoke_run(json_object_get(svc, "smoke"), in[i].addr, &one);
-		json_array_append_new(all, json_pack("{s:s, s:o}", "instance", in[i].id, "checks", ev ? ev : json_null()));
+		size_t k;
+		json_t *c;
+		json_array_foreach(ev, k, c) {
+			if (json_is_true(json_object_get(c, "ok")) || first_bad[0])
+				continue;
+			const char *err = json_string_value(json_object_get(c, "error"));
+			snprintf(first_bad, sizeof(first_bad), "%.60s: %.130s", in[i].id,
+				 err ? err : "unexpected answer");
+		}
+		json_decref(ev);
 		ok &= one;
 		tried++;
 	}
-	if (!tried) {
-		json_decref(all);
+	if (!tried)
 		return; /* nothing healthy to check yet */
-	}
 	o->verdict = ok ? PL_VERDICT_PASS : PL_VERDICT_FAIL;
-	char *txt = json_dumps(all, JSON_COMPACT);
-	snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%s on %d instance(s): %.200s",
-		 ok ? "smoke checks passed" : "smoke checks failed", tried, txt ? txt : "");
-	free(txt);
-	json_decref(all);
+	if (ok)
+		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%zu smoke check(s) passed on %d instance(s)",
+			 nchecks, tried);
+	else
+		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%s", first_bad);
 }
 
 static void observe(struct server *srv, int64_t dep, const json_t *svc, const struct pl_state *st,

@@ -197,21 +197,36 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 			else if (in[j].state == INSTANCE_UNHEALTHY || in[j].state == INSTANCE_STARTING)
 				json_array_append_new(fallback, json_string(in[j].addr));
 		}
-		/* Without a healthy instance, the best effort is the ones that run. */
-		json_array_append_new(versions, json_pack("{s:s, s:i, s:o}", "version", d->route[r].version,
-							  "weight", d->route[r].weight, "backends",
-							  json_array_size(backends) ? backends : fallback));
-		json_decref(json_array_size(backends) ? fallback : backends);
+		/* Without a healthy instance, the best effort is the ones that run; a version with
+		 * no instance at all is left out (the proxy refuses an empty backend list, and the
+		 * whole route with it). */
+		json_t *use = json_array_size(backends) ? backends : fallback;
+		if (json_array_size(use))
+			json_array_append_new(versions, json_pack("{s:s, s:i, s:O}", "version",
+								  d->route[r].version, "weight",
+								  d->route[r].weight, "backends", use));
+		json_decref(backends);
+		json_decref(fallback);
 	}
 	char rn[256], listen[64];
 	reconcile_route_name(rn, sizeof(rn), name, env, rname);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%lld",
 		 (long long)(jint(svc, "listen_port") + jint(region, "port_offset")));
-	int any_weight = 0;
+	int any_weight = 0, routable = 0;
 	for (int r = 0; r < d->nroute; r++)
 		any_weight |= d->route[r].weight > 0;
+	size_t vi;
+	json_t *vv;
+	json_array_foreach(versions, vi, vv)
+		routable |= json_integer_value(json_object_get(vv, "weight")) > 0;
 	int routed;
-	if (any_weight) {
+	if (any_weight && !routable) {
+		/* traffic is wanted but no instance can take it yet: keep the proxy's last route
+		 * and stop nothing until it can be replaced */
+		json_decref(versions);
+		routed = 0;
+		snprintf(e.msg, sizeof(e.msg), "no running instance for any weighted version yet");
+	} else if (any_weight) {
 		json_t *route = json_pack("{s:s, s:s, s:o}", "name", rn, "listen", listen, "versions", versions);
 		routed = router_put_route(srv->router, rn, route, &e) == 0;
 		json_decref(route);

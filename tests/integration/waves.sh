@@ -222,6 +222,13 @@ check "supersede: the first one ran to its end" test "$(phase "$s1")" = promoted
 kill -TERM $L; wait $L || true
 cat "$D/lq.txt"
 check "zero failed requests through queued deployments and a server kill -9" grep -q ' failed 0 ' "$D/lq.txt"
+grep -q ' failed 0 ' "$D/lq.txt" || curl -s http://127.0.0.1:33071/v1/metrics | python3 -c '
+import json, sys
+for r, v in json.load(sys.stdin)["routes"].items():
+    for ver, c in v["versions"].items():
+        if c["responses"]["5xx"] or c["upstream_errors"]:
+            print("  5xx in", r, ver, c["responses"]["5xx"], "upstream errors", c["upstream_errors"])' || true
+
 
 # ---- a rollback pre-empts a canary in mid-step, with zero failed requests
 "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33102/items/1 --rate 100 --duration 60 >"$D/lr.txt" &

@@ -171,6 +171,7 @@ int cmd_server(int argc, char **argv)
 		goto out;
 	}
 	srv.router = router_new(admin, exe, srv.data_dir);
+	srv.idle = json_object();
 	srv.loop = loop_new();
 	if (!srv.router || !srv.loop) {
 		error("out of memory");
@@ -225,6 +226,7 @@ out:
 	}
 	free(srv.windows);
 	json_decref(srv.metrics);
+	json_decref(srv.idle);
 	router_free(srv.router);
 	runtime_close(srv.rt);
 	store_close(srv.store);

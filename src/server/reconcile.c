@@ -15,6 +15,9 @@
 
 #include "server/server.h"
 
+/* How long an instance must be reported drained before it is stopped. */
+#define RECONCILE_DRAIN_GRACE_MS 1000
+
 void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
 			  const char *region)
 {
@@ -262,9 +265,22 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 				if (router_get_route(srv->router, rn, &state, &e))
 					break;
 			}
-			if (addr_busy(state, in[j].addr))
+			if (addr_busy(state, in[j].addr)) {
+				json_object_del(srv->idle, in[j].id);
 				continue;
+			}
 		}
+		/* drained must hold for a while: a worker's request may still be on its way to the
+		 * backend when the proxy first reports it drained */
+		json_t *since = json_object_get(srv->idle, in[j].id);
+		uint64_t now = loop_now(srv->loop);
+		if (!since) {
+			json_object_set_new(srv->idle, in[j].id, json_integer((json_int_t)now));
+			continue;
+		}
+		if (now - (uint64_t)json_integer_value(since) < RECONCILE_DRAIN_GRACE_MS)
+			continue;
+		json_object_del(srv->idle, in[j].id);
 		if (keep < 0) {
 			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
 			runtime_stop(srv->rt, name, env, rname, in[j].version);

@@ -73,6 +73,7 @@ struct server {
 	struct window *windows;
 	size_t nwindows;
 	int stop_data_plane;      /* on exit, stop instances and the proxy too */
+	json_t *idle;             /* instance id -> loop time it was first seen drained */
 	uint64_t last_error_log;
 };
 

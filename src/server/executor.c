@@ -37,22 +37,6 @@ static void traffic_path(struct server *srv, int64_t dep, int region, char *buf,
 	snprintf(buf, len, "%s/traffic/%lld-%d.json", srv->data_dir, (long long)dep, region);
 }
 
-static int region_listen_port(struct server *srv, const char *service, const char *env,
-			      const char *region)
-{
-	json_t *svc = server_service(srv, service), *envm = server_environment(srv, env);
-	int port = -1;
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(envm, "regions"), i, r)
-		if (!strcmp(json_string_value(json_object_get(r, "name")), region))
-			port = (int)(json_integer_value(json_object_get(svc, "listen_port")) +
-				     json_integer_value(json_object_get(r, "port_offset")));
-	json_decref(svc);
-	json_decref(envm);
-	return port;
-}
-
 /* Starts the generator (detached, in its own session) unless its result already exists. */
 static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 			  const struct pl_state *st, int ri)
@@ -68,7 +52,7 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 		return;
 	exe[n] = '\0';
 	const char *service = json_string_value(json_object_get(svc, "name"));
-	int port = region_listen_port(srv, service, r->env, r->name);
+	int port = reconcile_listen_port(srv, r->env, r->name, service);
 	json_t *envm = server_environment(srv, r->env);
 	json_int_t rate = json_integer_value(json_object_get(json_object_get(envm, "stage"), "traffic_rate"));
 	json_decref(envm);

@@ -56,7 +56,7 @@ static int64_t jint(const json_t *obj, const char *path)
 	return json_integer_value(v);
 }
 
-static int region_port(struct server *srv, const char *env, const char *region, const char *svc)
+int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc)
 {
 	json_t *e = server_environment(srv, env), *s = server_service(srv, svc);
 	int port = -1;
@@ -110,7 +110,7 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 		for (; dep[j] && j < sizeof(upper) - 1; j++)
 			upper[j] = dep[j] == '-' ? '_' : (char)(dep[j] >= 'a' && dep[j] <= 'z' ? dep[j] - 32 : dep[j]);
 		upper[j] = '\0';
-		int port = region_port(srv, env, region, dep);
+		int port = reconcile_listen_port(srv, env, region, dep);
 		if (port > 0 && asprintf(&envv[k], "SLUICE_UPSTREAM_%s=127.0.0.1:%d", upper, port) > 0)
 			k++;
 	}

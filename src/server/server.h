@@ -97,6 +97,9 @@ void reconcile_all(struct server *srv);
 /* Route name of a service in an env/region: "service.env.region". */
 void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
 			  const char *region);
+/* The proxy port of service svc in env/region: listen_port + the region's port_offset; -1
+ * when the service or region is unknown. */
+int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc);
 /* Finds the environment's manifest and the index of a region in it (or -1). */
 json_t *server_environment(struct server *srv, const char *env); /* new reference or NULL */
 json_t *server_service(struct server *srv, const char *service);   /* new reference or NULL */

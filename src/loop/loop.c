@@ -195,14 +195,16 @@ uint64_t loop_timer(loop *l, uint64_t ms, loop_timer_fn *fn, void *arg)
 		l->heap = h;
 		l->capheap = cap;
 	}
+	uint64_t id = l->next_id++;
 	struct timer *t = &l->heap[l->nheap];
 	t->when = loop_clock_ms() + ms;
-	t->id = l->next_id++;
+	t->id = id;
 	t->fn = fn;
 	t->arg = arg;
 	l->nheap++;
+	/* not t->id after this: heap_up may move another timer into *t */
 	heap_up(l->heap, l->nheap - 1);
-	return t->id;
+	return id;
 }
 
 void loop_timer_cancel(loop *l, uint64_t id)

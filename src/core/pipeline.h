@@ -176,16 +176,17 @@ struct pl_actions {
 };
 
 /* Desired state of one region: versions that run (how many instances) and the split. */
+#define PL_MAX_ROUTE 2
 struct pl_desired {
 	struct {
 		const char *version;
 		int count;
-	} run[2];
+	} run[PL_MAX_ROUTE];
 	int nrun;
 	struct {
 		const char *version;
 		int weight; /* relative weight */
-	} route[2];
+	} route[PL_MAX_ROUTE];
 	int nroute;
 };
 

@@ -316,6 +316,14 @@ static void drive(struct server *srv, json_t *dep)
 		if (st.regions[i].state != R_PENDING)
 			started = 1;
 	if (!started && !st.aborted) {
+		/* A queued deployment waited while others changed what is stable: it starts from
+		 * what is stable now (a region already on its version is then done at once). */
+		for (int i = 0; i < st.nregions; i++) {
+			char cur[PL_NAME_MAX] = "";
+			if (store_get_stable(srv->store, service, st.regions[i].env, st.regions[i].name, cur,
+					     sizeof(cur), NULL) >= 0)
+				snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
+		}
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
 		apply(srv, id, svc, service, env, &st, &ev);
 		json_decref(svc);

@@ -186,30 +186,38 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
 		return;
 
-	/* 2. the route: healthy instances that stay, with the weights */
-	json_t *versions = json_array();
+	/* 2. the route: healthy instances that stay, with the weights. A version without a
+	 * healthy instance is left out while another weighted version has one (a starting
+	 * instance refuses connections: routing to it fails requests the others would serve). */
+	json_t *healthy[PL_MAX_ROUTE], *fallback[PL_MAX_ROUTE];
+	int any_healthy = 0;
 	for (int r = 0; r < d->nroute; r++) {
-		json_t *backends = json_array(), *fallback = json_array();
+		healthy[r] = json_array();
+		fallback[r] = json_array();
 		int keep = desired_count(d, d->route[r].version);
 		for (size_t j = 0; j < n; j++) {
 			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid || !alive(&in[j]) ||
 			    (keep >= 0 && in[j].index >= keep))
 				continue;
 			if (in[j].state == INSTANCE_HEALTHY)
-				json_array_append_new(backends, json_string(in[j].addr));
+				json_array_append_new(healthy[r], json_string(in[j].addr));
 			else if (in[j].state == INSTANCE_UNHEALTHY || in[j].state == INSTANCE_STARTING)
-				json_array_append_new(fallback, json_string(in[j].addr));
+				json_array_append_new(fallback[r], json_string(in[j].addr));
 		}
-		/* Without a healthy instance, the best effort is the ones that run; a version with
-		 * no instance at all is left out (the proxy refuses an empty backend list, and the
-		 * whole route with it). */
-		json_t *use = json_array_size(backends) ? backends : fallback;
-		if (json_array_size(use))
+		any_healthy |= d->route[r].weight > 0 && json_array_size(healthy[r]) > 0;
+	}
+	/* Without any healthy instance, the best effort is the ones that run; a version with no
+	 * backend at all is left out (the proxy refuses an empty backend list, and the whole
+	 * route with it). */
+	json_t *versions = json_array();
+	for (int r = 0; r < d->nroute; r++) {
+		json_t *use = json_array_size(healthy[r]) ? healthy[r] : any_healthy ? NULL : fallback[r];
+		if (use && json_array_size(use))
 			json_array_append_new(versions, json_pack("{s:s, s:i, s:O}", "version",
 								  d->route[r].version, "weight",
 								  d->route[r].weight, "backends", use));
-		json_decref(backends);
-		json_decref(fallback);
+		json_decref(healthy[r]);
+		json_decref(fallback[r]);
 	}
 	char rn[256], listen[64];
 	reconcile_route_name(rn, sizeof(rn), name, env, rname);

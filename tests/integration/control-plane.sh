@@ -111,7 +111,7 @@ L=$!
 sleep 0.5
 check "metadata v2 is promoted through its canary steps" "$S" deploy metadata v2 --wait --timeout 80
 sleep 0.5
-kill -TERM $L; wait $L || true
+kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/load1.txt"
 check "zero failed requests during the healthy rollout" grep -q ' failed 0 ' "$D/load1.txt"
 check "metadata v2 is stable in both regions" stable_is v2
@@ -126,7 +126,7 @@ set +e
 "$S" deploy metadata v2-bad --wait --timeout 80 >"$D/bad.txt"
 rc=$?
 set -e
-kill -TERM $L; wait $L || true
+kill -TERM $L 2>/dev/null || true; wait $L || true
 check "deploy --wait exits 1 when the release is rolled back" test "$rc" -eq 1
 check "the outcome says rolled_back with the reason" grep -q 'rolled_back: verification failed' "$D/bad.txt"
 dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
@@ -151,7 +151,7 @@ start_server
 done_ok() { "$S" history metadata -o json | grep -m1 '"phase"' | grep -q '"promoted"'; }
 check "after a restart the deployment resumes and is promoted" wait_until 60 done_ok
 sleep 0.5
-kill -TERM $L; wait $L || true
+kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/load3.txt"
 check "zero failed requests across the server's kill -9 and restart" grep -q ' failed 0 ' "$D/load3.txt"
 check "metadata v1 is stable again" stable_is v1

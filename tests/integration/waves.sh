@@ -187,7 +187,7 @@ check "continue: region b failed" test "$(region_state "$dep" b)" = failed
 check "continue: region c (a later wave) was deployed" test "$(region_state "$dep" c)" = done
 check "continue: the deployment ends failed" test "$(phase "$dep")" = failed
 rm -f "$D/fail-b"
-kill -TERM $LM; wait $LM || true
+kill -TERM $LM 2>/dev/null || true; wait $LM || true
 
 # ---- queue and supersede (one pipeline per service at a time)
 "$S" deploy queued v1 --env halt --wait >/dev/null
@@ -195,7 +195,7 @@ kill -TERM $LM; wait $LM || true
 load_q() { exec "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33003/items/1 \
 	--url http://127.0.0.1:33102/items/1 --url http://127.0.0.1:33103/items/1 \
 	--url http://127.0.0.1:33202/items/1 --url http://127.0.0.1:33203/items/1 --rate 150 --duration "$1" >"$2"; }
-load_q 60 "$D/lq.txt" &
+load_q 150 "$D/lq.txt" &
 L=$!
 q1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 q2=$("$S" deploy queued v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
@@ -215,11 +215,15 @@ check "queue: after kill -9 and a restart, both queued deployments run to the en
 	wait_until 90 ended "$q2"
 check "queue: the first is promoted" test "$(phase "$q1")" = promoted
 check "queue: the second is promoted after it" test "$(phase "$q2")" = promoted
+check "queue: the second started from the first's result (v1 replaced v2 in every region)" \
+	bash -c "test \$('$S' events $q2 | grep -c 'starting v1 beside stable v2') -eq 3"
 check "supersede: the one in between is recorded as superseded" test "$(phase "$s2")" = superseded
 check "supersede: the newest runs" wait_until 60 ended "$s3"
 check "supersede: the newest is promoted" test "$(phase "$s3")" = promoted
 check "supersede: the first one ran to its end" test "$(phase "$s1")" = promoted
-kill -TERM $L; wait $L || true
+check "supersede: the newest starts from what is stable when it leaves the queue (v2, so nothing to do)" \
+	bash -c "'$S' events $s3 | grep -q 'a already runs v2'"
+kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/lq.txt"
 check "zero failed requests through queued deployments and a server kill -9" grep -q ' failed 0 ' "$D/lq.txt"
 grep -q ' failed 0 ' "$D/lq.txt" || curl -s http://127.0.0.1:33071/v1/metrics | python3 -c '
@@ -233,13 +237,13 @@ for r, v in json.load(sys.stdin)["routes"].items():
 # ---- a rollback pre-empts a canary in mid-step, with zero failed requests
 "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33102/items/1 --rate 100 --duration 60 >"$D/lr.txt" &
 L=$!
-r1=$("$S" deploy queued v1 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
+r1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 in_step() { test "$(region_state "$r1" a)" = step; }
 wait_until 20 in_step
 check "rollback pre-empts the canary in mid-step" "$S" rollback queued --env halt --wait
 check "the pre-empted deployment is recorded as preempted" test "$(phase "$r1")" = preempted
 sleep 0.5
-kill -TERM $L; wait $L || true
+kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/lr.txt"
 check "zero failed requests while the rollback pre-empted the canary" grep -q ' failed 0 ' "$D/lr.txt"
 
@@ -256,7 +260,7 @@ check "stage: production still runs v1" bash -c "curl -s -i http://127.0.0.1:337
 "$S" load --url http://127.0.0.1:33704/items/1 --rate 50 --duration 60 >/dev/null &
 L=$!
 check "stage: a good release passes the stage, then production" "$S" deploy staged v2 --env prod --wait --timeout 50
-kill -TERM $L; wait $L || true
+kill -TERM $L 2>/dev/null || true; wait $L || true
 check "stage: the good release is stable in the stage environment" \
 	bash -c "'$S' status staged -o json | tr -d ' \n' | grep -q '\"region\":\"s\",\"stable\":\"v2\"'"
 
@@ -265,15 +269,19 @@ check "stage: the good release is stable in the stage environment" \
 "$S" deploy bluegreen v1 --env halt --wait >/dev/null
 "$S" load --url http://127.0.0.1:33005/items/1 --url http://127.0.0.1:33105/items/1 --url http://127.0.0.1:33205/items/1 \
 	--url http://127.0.0.1:33006/items/1 --url http://127.0.0.1:33106/items/1 --url http://127.0.0.1:33206/items/1 \
-	--rate 200 --duration 90 >"$D/ls.txt" &
+	--rate 200 --duration 150 >"$D/ls.txt" &
 L=$!
 check "rolling: v2 replaces v1 one instance at a time" "$S" deploy roll v2 --env halt --wait --timeout 80
 check "blue-green: v2 takes all traffic at once, v1 kept, then stopped" "$S" deploy bluegreen v2 --env halt --wait --timeout 80
-kill -TERM $L; wait $L || true
+# no room for an extra instance: each old one leaves the route as its replacement starts
+sed -i 's/strategy: {type: rolling, max_surge: 1}/strategy: {type: rolling, max_surge: 0, max_unavailable: 1}/' "$D/m.yaml"
+"$S" apply -f "$D/m.yaml" >/dev/null
+check "rolling with max_surge 0 and max_unavailable 1: back to v1" "$S" deploy roll v1 --env halt --wait --timeout 80
+kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/ls.txt"
 check "zero failed requests through rolling and blue-green rollouts" grep -q ' failed 0 ' "$D/ls.txt"
-check "rolling: three v2 instances per region" \
-	test "$("$S" status roll -o json | grep -c '"version": "v2"')" -ge 9
+check "rolling: three v1 instances per region, no v2 left" \
+	bash -c "test \$('$S' status roll -o json | grep -c '\"version\": \"v1\"') -ge 9 && ! '$S' status roll -o json | grep -q '\"version\": \"v2\"'"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -452,8 +452,8 @@ static const struct field strategy_fields[] = {
 	{.key = "step_duration", .type = F_DURATION, .def = "10000", .min = 0, .max = 86400000},
 	{.key = "max_step_duration", .type = F_DURATION, .def = "300000", .min = 1,
 	 .max = (long long)MANIFEST_MAX_DURATION_MS},
-	/* max_surge >= 1 keeps max_surge + max_unavailable >= 1: a rollout always makes progress. */
-	{.key = "max_surge", .type = F_INT, .def = "1", .min = 1, .max = 64},
+	/* max_surge + max_unavailable >= 1 (a rollout must make progress): checked below */
+	{.key = "max_surge", .type = F_INT, .def = "1", .min = 0, .max = 64},
 	{.key = "max_unavailable", .type = F_INT, .def = "0", .min = 0, .max = 64},
 	{.key = "keep_old", .type = F_DURATION, .def = "30000", .min = 0, .max = 86400000},
 	{0},
@@ -1106,6 +1106,16 @@ static int check_service_rules(const struct vctx *c, const json_t *src, const js
 				return fail(c, doc_key_pos(c->d, san, seq_only[i]), path,
 					    "only used with method: sequential (method is %s)", method);
 			}
+	}
+	if (!strcmp(type, "rolling") &&
+	    json_integer_value(json_object_get(st, "max_surge")) +
+			    json_integer_value(json_object_get(st, "max_unavailable")) < 1) {
+		const json_t *sst = json_object_get(src, "strategy");
+		const char *at = json_object_get(sst, "max_surge") ? "max_surge" : "max_unavailable";
+		snprintf(path, sizeof(path), "strategy.%s", at);
+		return fail(c, pos_of(c, src, "strategy", at), path,
+			    "max_surge and max_unavailable are both 0: no instance could ever be replaced; "
+			    "set one of them to 1 or more");
 	}
 	json_int_t sd = json_integer_value(json_object_get(st, "step_duration_ms"));
 	json_int_t msd = json_integer_value(json_object_get(st, "max_step_duration_ms"));

@@ -146,10 +146,14 @@ static void rolling_counts(const struct pl_state *s, int step, int *n_new, int *
 	int N = s->cfg.instances, b = rolling_batch(s), j = step / 2;
 	int before = imin(N, j * b), after = imin(N, (j + 1) * b);
 	*n_new = after;
-	if (step % 2 == 0) { /* surge: the new batch starts; traffic as before */
-		*n_old = N - before;
+	if (step % 2 == 0) {
+		/* surge: the new batch starts; max_unavailable old instances leave at once (out of
+		 * the route first), so that old + new never exceed N + max_surge */
+		*n_old = imin(N - before, N + s->cfg.max_surge - after);
 		*w_new = before;
-		*w_old = N - before;
+		*w_old = *n_old;
+		if (!*w_new && !*w_old)
+			*w_new = 1; /* the only old instance left: the route waits for the new one */
 	} else { /* retire: as many old instances leave */
 		*n_old = N - after;
 		*w_new = after;

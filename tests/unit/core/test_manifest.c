@@ -619,7 +619,10 @@ static const struct {
 	{SVC "strategy:\n  type: rolling\n  keep_old: 1m\n",
 	 "s.yaml:6:3: strategy.keep_old: only used with type: blue-green (type is rolling)"},
 	{SVC "strategy:\n  type: rolling\n  max_surge: 0\n",
-	 "s.yaml:6:14: strategy.max_surge: expected an integer 1..64, got 0"},
+	 "s.yaml:6:14: strategy.max_surge: max_surge and max_unavailable are both 0: no instance could "
+	 "ever be replaced; set one of them to 1 or more"},
+	{SVC "strategy:\n  type: rolling\n  max_surge: -1\n",
+	 "s.yaml:6:14: strategy.max_surge: expected an integer 0..64, got -1"},
 	{SVC "strategy:\n  type: rolling\n  max_unavailable: 65\n",
 	 "s.yaml:6:20: strategy.max_unavailable: expected an integer 0..64, got 65"},
 	{SVC "strategy:\n  type: blue-green\n  keep_old: 25h\n",

@@ -407,18 +407,20 @@ Test(pipeline, blue_green_switches_at_once_and_keeps_the_old_set)
 	cr_assert_eq(d.route[0].weight, 100);
 }
 
-Test(pipeline, rolling_replaces_instances_a_batch_at_a_time)
+/* Runs a rolling deployment of `n` instances through its steps, checking each step's desired
+ * state against `expect` (run new, run old, weight new, weight old). */
+static void rolling_walk(int n, int surge, int unavailable, const int (*expect)[4], int nsteps)
 {
 	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
 	s.cfg.strategy = PL_ROLLING;
-	s.cfg.instances = 3;
+	s.cfg.instances = n;
+	s.cfg.max_surge = surge;
+	s.cfg.max_unavailable = unavailable;
 	char k[256];
 	step(&s, PL_EV_START, 0, 0, OBS(0), k, sizeof(k));
 	cr_assert_eq(s.regions[0].state, R_STEP);
 	struct pl_desired d;
-	int expect[][4] = {/* run new, run old, weight new, weight old */
-			   {1, 3, 0, 3}, {1, 2, 1, 2}, {2, 2, 1, 2}, {2, 1, 2, 1}, {3, 1, 2, 1}, {3, 0, 3, 0}};
-	for (int st = 0; st < 6; st++) {
+	for (int st = 0; st < nsteps; st++) {
 		cr_assert_eq(s.regions[0].step, st);
 		pipeline_desired(&s, 0, &d);
 		int rn = 0, ro = 0, wn = 0, wo = 0;
@@ -427,12 +429,30 @@ Test(pipeline, rolling_replaces_instances_a_batch_at_a_time)
 		for (int i = 0; i < d.nroute; i++)
 			*(strcmp(d.route[i].version, "v2") ? &wo : &wn) = d.route[i].weight;
 		cr_assert(rn == expect[st][0] && ro == expect[st][1] && wn == expect[st][2] && wo == expect[st][3],
-			  "step %d: run %d/%d weights %d/%d", st, rn, ro, wn, wo);
-		struct pl_obs o = st % 2 == 0 ? OBS(.new_healthy = expect[st][0], .old_running = 3)
-					      : OBS(.new_healthy = 3, .old_running = expect[st][1]);
+			  "N=%d surge %d unavailable %d, step %d: run %d/%d weights %d/%d", n, surge,
+			  unavailable, st, rn, ro, wn, wo);
+		cr_assert_leq(rn + ro, n + surge, "step %d: more than N + max_surge instances", st);
+		struct pl_obs o = st % 2 == 0 ? OBS(.new_healthy = expect[st][0], .old_running = n)
+					      : OBS(.new_healthy = n, .old_running = expect[st][1]);
 		step(&s, PL_EV_OBSERVE, 0, 10 + st, o, k, sizeof(k));
 	}
 	cr_assert_eq(s.regions[0].state, R_PROMOTING);
+}
+
+Test(pipeline, rolling_replaces_instances_a_batch_at_a_time)
+{
+	/* surge 1: a new instance starts, then an old one leaves */
+	int surge1[][4] = {{1, 3, 0, 3}, {1, 2, 1, 2}, {2, 2, 1, 2}, {2, 1, 2, 1}, {3, 1, 2, 1}, {3, 0, 3, 0}};
+	rolling_walk(3, 1, 0, surge1, 6);
+	/* surge 0, unavailable 1: an old instance leaves the route as its replacement starts */
+	int unavail1[][4] = {{1, 2, 0, 2}, {1, 2, 1, 2}, {2, 1, 1, 1}, {2, 1, 2, 1}, {3, 0, 2, 0}, {3, 0, 3, 0}};
+	rolling_walk(3, 0, 1, unavail1, 6);
+	/* surge 1, unavailable 1 over 4: batches of two, one above N and one below */
+	int both[][4] = {{2, 3, 0, 3}, {2, 2, 2, 2}, {4, 1, 2, 1}, {4, 0, 4, 0}};
+	rolling_walk(4, 1, 1, both, 4);
+	/* one instance, surge 0: the old one keeps the route until the new one can take it */
+	int single[][4] = {{1, 0, 1, 0}, {1, 0, 1, 0}};
+	rolling_walk(1, 0, 1, single, 2);
 }
 
 Test(pipeline, the_preproduction_stage_runs_first_and_its_failure_keeps_production_untouched)

@@ -123,38 +123,132 @@ static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json
 
 /* ---- observation ---- */
 
-static void smoke(struct server *srv, const json_t *svc, const struct instance_info *in, size_t n,
-		  const char *version, struct pl_obs *o)
+/* Smoke checks run asynchronously: a job per region and state entry (a retry is another job),
+ * one run per healthy new instance; the verdict is given on the tick after the last run ends.
+ * A job that no tick looks at any more (the region moved on, the deployment ended) is
+ * cancelled at the end of the tick. */
+struct smoke_slot {
+	struct smoke_job *job;
+	smoke_run *run; /* NULL once finished */
+	char id[96]; /* the instance */
+};
+
+struct smoke_job {
+	struct smoke_job *next;
+	int64_t dep;
+	int region;
+	int64_t since;
+	int seen;
+	int pending, tried, ok;
+	char first_bad[200];
+	size_t nslots;
+	struct smoke_slot slots[];
+};
+
+static void smoke_job_free(struct smoke_job *j)
 {
-	int ok = 1, tried = 0;
-	size_t nchecks = json_array_size(json_object_get(svc, "smoke"));
-	char first_bad[200] = "";
+	for (size_t i = 0; i < j->nslots; i++)
+		smoke_cancel(j->slots[i].run);
+	free(j);
+}
+
+static void smoke_done(void *arg, const json_t *evidence, int ok)
+{
+	struct smoke_slot *sl = arg;
+	struct smoke_job *j = sl->job;
+	sl->run = NULL;
+	j->pending--;
+	j->tried++;
+	j->ok &= ok;
+	size_t k;
+	const json_t *c;
+	json_array_foreach(evidence, k, c) {
+		if (json_is_true(json_object_get(c, "ok")) || j->first_bad[0])
+			continue;
+		const char *err = json_string_value(json_object_get(c, "error"));
+		snprintf(j->first_bad, sizeof(j->first_bad), "%.60s: %.130s", sl->id,
+			 err ? err : "unexpected answer");
+	}
+}
+
+/* Starts a job for the healthy instances of `version`; NULL when none is healthy yet. */
+static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, int64_t dep, int ri,
+					 int64_t since, const struct instance_info *in, size_t n,
+					 const char *version)
+{
+	size_t healthy = 0;
+	for (size_t i = 0; i < n; i++)
+		healthy += !strcmp(in[i].version, version) && in[i].state == INSTANCE_HEALTHY;
+	if (!healthy)
+		return NULL;
+	struct smoke_job *j = calloc(1, sizeof(*j) + healthy * sizeof(j->slots[0]));
+	if (!j)
+		return NULL;
+	*j = (struct smoke_job){.dep = dep, .region = ri, .since = since, .ok = 1};
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(in[i].version, version) || in[i].state != INSTANCE_HEALTHY)
 			continue;
-		int one = 0;
-		json_t *ev = smoke_run(json_object_get(svc, "smoke"), in[i].addr, &one);
-		size_t k;
-		json_t *c;
-		json_array_foreach(ev, k, c) {
-			if (json_is_true(json_object_get(c, "ok")) || first_bad[0])
-				continue;
-			const char *err = json_string_value(json_object_get(c, "error"));
-			snprintf(first_bad, sizeof(first_bad), "%.60s: %.130s", in[i].id,
-				 err ? err : "unexpected answer");
+		struct smoke_slot *sl = &j->slots[j->nslots++];
+		sl->job = j;
+		snprintf(sl->id, sizeof(sl->id), "%s", in[i].id);
+		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].addr, smoke_done, sl,
+				     &sl->run);
+		if (rc < 0) {
+			smoke_job_free(j);
+			return NULL; /* out of memory: try again on the next tick */
 		}
-		json_decref(ev);
-		ok &= one;
-		tried++;
+		if (rc == 0)
+			j->pending++;
+		else
+			j->tried++; /* no check at all: passed */
 	}
-	if (!tried)
+	j->next = srv->smoke_jobs;
+	srv->smoke_jobs = j;
+	return j;
+}
+
+static void smoke(struct server *srv, int64_t dep, int ri, const struct pl_region *r,
+		  const json_t *svc, const struct instance_info *in, size_t n, const char *version,
+		  struct pl_obs *o)
+{
+	struct smoke_job *j = srv->smoke_jobs;
+	while (j && (j->dep != dep || j->region != ri || j->since != r->since))
+		j = j->next;
+	if (!j && !(j = smoke_job_start(srv, svc, dep, ri, r->since, in, n, version)))
 		return; /* nothing healthy to check yet */
-	o->verdict = ok ? PL_VERDICT_PASS : PL_VERDICT_FAIL;
-	if (ok)
+	j->seen = 1;
+	size_t nchecks = json_array_size(json_object_get(svc, "smoke"));
+	if (j->pending) {
+		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%zu smoke check(s) running on %zu instance(s)",
+			 nchecks, j->nslots);
+		return;
+	}
+	o->verdict = j->ok ? PL_VERDICT_PASS : PL_VERDICT_FAIL;
+	if (j->ok)
 		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%zu smoke check(s) passed on %d instance(s)",
-			 nchecks, tried);
+			 nchecks, j->tried);
 	else
-		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%s", first_bad);
+		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%s", j->first_bad);
+}
+
+/* Cancels the smoke jobs no tick looked at since the last call (all of them with all = 1). */
+static void smoke_sweep(struct server *srv, int all)
+{
+	for (struct smoke_job **p = &srv->smoke_jobs; *p;) {
+		struct smoke_job *j = *p;
+		if (j->seen && !all) {
+			j->seen = 0;
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		smoke_job_free(j);
+	}
+}
+
+void executor_release(struct server *srv)
+{
+	smoke_sweep(srv, 1);
 }
 
 static void observe(struct server *srv, int64_t dep, const json_t *svc, const struct pl_state *st,
@@ -197,7 +291,7 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	o->new_stopped = new_alive == 0;
 	switch (r->state) {
 	case R_SMOKE:
-		smoke(srv, svc, in, n, st->version, o);
+		smoke(srv, dep, ri, r, svc, in, n, st->version, o);
 		break;
 	case R_STEP:
 		if (st->cfg.strategy != PL_ROLLING)
@@ -404,15 +498,16 @@ void executor_tick(struct server *srv)
 	for (size_t w = 0; w < srv->nwindows;) {
 		int live = 0;
 		json_array_foreach(active, i, dep)
-			if (json_integer_value(json_object_get(dep, "id")) == srv->windows[w].deployment)
+			if (json_integer_value(json_object_get(dep, "id")) == srv->windows[w]->deployment)
 				live = 1;
 		if (live) {
 			w++;
 			continue;
 		}
-		verify_forget(srv, srv->windows[w].deployment);
+		verify_forget(srv, srv->windows[w]->deployment);
 	}
 	json_decref(active);
+	smoke_sweep(srv, 0);
 	reconcile_all(srv);
 }
 

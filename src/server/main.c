@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "server/server.h"
+#include "server/verify.h"
 
 static void usage(FILE *f)
 {
@@ -173,8 +174,9 @@ int cmd_server(int argc, char **argv)
 	srv.router = router_new(admin, exe, srv.data_dir);
 	srv.idle = json_object();
 	srv.loop = loop_new();
-	if (!srv.router || !srv.loop) {
-		error("out of memory");
+	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
+	if (!srv.router || !srv.loop || !srv.fetch) {
+		error("out of memory (or libcurl could not start)");
 		goto out;
 	}
 	struct httpd_opts hopts = {.max_body = 256u << 20, .max_conns = 512};
@@ -220,11 +222,10 @@ int cmd_server(int argc, char **argv)
 	}
 out:
 	httpd_free(srv.api);
-	for (size_t i = 0; i < srv.nwindows; i++) {
-		json_decref(srv.windows[i].evidence);
-		json_decref(srv.windows[i].prom_evidence);
-	}
-	free(srv.windows);
+	executor_release(&srv);
+	verify_release(&srv);
+	if (srv.fetch)
+		fetcher_free(srv.fetch);
 	json_decref(srv.metrics);
 	json_decref(srv.idle);
 	router_free(srv.router);

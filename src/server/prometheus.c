@@ -1,10 +1,12 @@
 #include "server/prometheus.h"
 
+#include <curl/curl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "loop/loop.h"
 #include "util/buf.h"
 
 /* ---- templates ---- */
@@ -126,38 +128,20 @@ out:
 	return rc;
 }
 
-int prom_query_range(httpc *c, const char *base_url, const char *query, double start_s, double end_s,
-		     double step_s, double *values, size_t max, size_t *n, struct err *e)
+/* The query_range URL of one query into url. Returns 0, or -1 with e. */
+static int range_url(struct buf *url, const char *base_url, const char *query, double start_s,
+		     double end_s, double step_s, struct err *e)
 {
-	*n = 0;
-	char *q = httpc_escape(query);
+	char *q = curl_easy_escape(NULL, query, 0);
 	if (!q)
 		return err_set(e, "out of memory");
 	size_t blen = strlen(base_url);
 	while (blen && base_url[blen - 1] == '/')
 		blen--;
-	struct buf url, resp;
-	buf_init(&url, PROM_MAX_QUERY * 3 + 1024);
-	buf_init(&resp, PROM_MAX_RESPONSE);
-	int rc = -1;
-	long status = 0;
-	if (buf_addf(&url, "%.*s/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%.3f", (int)blen,
-		     base_url, q, start_s, end_s, step_s)) {
-		err_set(e, "query too long");
-		goto out;
-	}
-	if (httpc_request(c, "GET", url.data, NULL, 0, NULL, &status, &resp, e))
-		goto out;
-	if (status != 200 && status != 400 && status != 422) {
-		err_set(e, "prometheus at %.*s answered %ld", (int)blen, base_url, status);
-		goto out;
-	}
-	rc = prom_parse_range(resp.data, resp.len, values, max, n, e);
-out:
-	free(q);
-	buf_release(&url);
-	buf_release(&resp);
-	return rc;
+	int rc = buf_addf(url, "%.*s/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%.3f", (int)blen,
+			  base_url, q, start_s, end_s, step_s);
+	curl_free(q);
+	return rc ? err_set(e, "query too long") : 0;
 }
 
 /* ---- judging ---- */
@@ -214,109 +198,305 @@ static const char *verdict_word(enum pl_verdict v)
 	}
 }
 
-/* One side of one metric: expand, ask, count the usable samples. */
-static int fetch(httpc *c, const char *base, const char *tmpl, const struct prom_target *t,
-		 double start_s, double end_s, double step_s, char *query, double *vals, size_t *n,
-		 size_t *finite, struct err *e)
+/* ---- asking Prometheus, asynchronously ---- */
+
+enum { SIDE_CANARY, SIDE_BASE, SIDE_BEFORE, SIDES }; /* BEFORE: the baseline just before */
+
+struct prom_slot {
+	prom_run *run;
+	int metric, side;
+	uint64_t fetch; /* in flight, or 0 */
+	char *query;
+	double *values;
+	size_t n, finite;
+	int done;
+};
+
+struct prom_run {
+	fetcher *f;
+	json_t *an; /* one reference */
+	struct prom_target canary, baseline;
+	char *strings; /* the targets' strings, one allocation */
+	double start_s, end_s, step_s;
+	size_t nm;
+	int pending;
+	uint64_t timer; /* the 0 ms timer that reports an early error from the loop, or 0 */
+	char msg[256];  /* the first error; set = the run has failed */
+	prom_done_fn *fn;
+	void *arg;
+	struct prom_slot slot[PROM_MAX_METRICS][SIDES];
+};
+
+static void run_free(prom_run *r)
 {
-	if (prom_expand(tmpl, t, query, PROM_MAX_QUERY + 1, e) ||
-	    prom_query_range(c, base, query, start_s, end_s, step_s, vals, PROM_MAX_SAMPLES, n, e))
+	for (size_t i = 0; i < r->nm; i++)
+		for (int k = 0; k < SIDES; k++) {
+			if (r->slot[i][k].fetch)
+				fetch_cancel(r->f, r->slot[i][k].fetch);
+			free(r->slot[i][k].query);
+			free(r->slot[i][k].values);
+		}
+	if (r->timer)
+		loop_timer_cancel(fetcher_loop(r->f), r->timer);
+	json_decref(r->an);
+	free(r->strings);
+	free(r);
+}
+
+static const char *metric_name(const prom_run *r, size_t i)
+{
+	const char *n = json_string_value(json_object_get(json_array_get(json_object_get(r->an, "metrics"), i), "name"));
+	return n ? n : "?";
+}
+
+static void judge_all(prom_run *r, enum pl_verdict *v, json_t **evidence);
+
+static void finish(prom_run *r)
+{
+	enum pl_verdict v = PL_VERDICT_NONE;
+	json_t *ev = NULL;
+	if (!r->msg[0])
+		judge_all(r, &v, &ev);
+	r->fn(r->arg, v, r->msg, ev);
+	run_free(r);
+}
+
+static void fail_run(prom_run *r, size_t metric, const char *why)
+{
+	if (!r->msg[0])
+		snprintf(r->msg, sizeof(r->msg), "metric %s: %s", metric_name(r, metric), why);
+}
+
+static int ask(prom_run *r, size_t i, int side, struct err *e);
+
+static void cancel_all(prom_run *r)
+{
+	for (size_t i = 0; i < r->nm; i++)
+		for (int k = 0; k < SIDES; k++)
+			if (r->slot[i][k].fetch) {
+				fetch_cancel(r->f, r->slot[i][k].fetch);
+				r->slot[i][k].fetch = 0;
+			}
+	r->pending = 0;
+}
+
+static void on_answer(void *arg, const struct fetch_result *res)
+{
+	struct prom_slot *sl = arg;
+	prom_run *r = sl->run;
+	sl->fetch = 0;
+	r->pending--;
+	struct err e = {""};
+	if (!res->ok) {
+		fail_run(r, (size_t)sl->metric, res->error);
+	} else if (res->status != 200 && res->status != 400 && res->status != 422) {
+		char why[96];
+		snprintf(why, sizeof(why), "prometheus answered %ld", res->status);
+		fail_run(r, (size_t)sl->metric, why);
+	} else if (!(sl->values = malloc(PROM_MAX_SAMPLES * sizeof(double)))) {
+		fail_run(r, (size_t)sl->metric, "out of memory");
+	} else if (prom_parse_range(res->body, res->body_len, sl->values, PROM_MAX_SAMPLES, &sl->n, &e)) {
+		fail_run(r, (size_t)sl->metric, e.msg);
+	} else {
+		sl->done = 1;
+		for (size_t k = 0; k < sl->n; k++)
+			sl->finite += !isnan(sl->values[k]);
+		/* a baseline that served nothing in the window (the canary has all the traffic at
+		 * the last step) is read over as long a time just before it */
+		if (sl->side == SIDE_BASE && sl->finite < PROM_MIN_SAMPLES &&
+		    ask(r, (size_t)sl->metric, SIDE_BEFORE, &e))
+			fail_run(r, (size_t)sl->metric, e.msg);
+	}
+	if (r->msg[0])
+		cancel_all(r); /* one metric that cannot be judged: the run says so now */
+	if (r->pending == 0)
+		finish(r);
+}
+
+/* Starts one query. Returns 0, or -1 with e. */
+static int ask(prom_run *r, size_t i, int side, struct err *e)
+{
+	struct prom_slot *sl = &r->slot[i][side];
+	const json_t *m = json_array_get(json_object_get(r->an, "metrics"), i);
+	const char *tmpl = json_string_value(json_object_get(m, "query"));
+	const char *base = json_string_value(json_object_get(r->an, "prometheus"));
+	double start = r->start_s, end = r->end_s;
+	if (side == SIDE_BEFORE) {
+		start = r->start_s - (r->end_s - r->start_s);
+		end = r->start_s;
+	}
+	if (!tmpl)
+		return err_set(e, "no query");
+	if (!(sl->query = malloc(PROM_MAX_QUERY + 1)))
+		return err_set(e, "out of memory");
+	if (prom_expand(tmpl, side == SIDE_CANARY ? &r->canary : &r->baseline, sl->query,
+			PROM_MAX_QUERY + 1, e))
 		return -1;
-	*finite = 0;
-	for (size_t i = 0; i < *n; i++)
-		*finite += !isnan(vals[i]);
+	struct buf url;
+	buf_init(&url, PROM_MAX_QUERY * 3 + 1024);
+	if (range_url(&url, base, sl->query, start, end, r->step_s, e)) {
+		buf_release(&url);
+		return -1;
+	}
+	struct fetch_req req = {.url = url.data, .timeout_ms = PROM_TIMEOUT_MS,
+				.max_response = PROM_MAX_RESPONSE};
+	sl->run = r;
+	sl->metric = (int)i;
+	sl->side = side;
+	sl->fetch = fetch_start(r->f, &req, on_answer, sl);
+	buf_release(&url);
+	if (!sl->fetch)
+		return err_set(e, "out of memory");
+	r->pending++;
 	return 0;
 }
 
-enum pl_verdict prom_judge(const json_t *an, const struct prom_target *canary,
-			   const struct prom_target *baseline, double start_s, double end_s, char *msg,
-			   size_t msglen, json_t **evidence)
+static void on_timer(loop *l, void *arg)
 {
-	if (evidence)
-		*evidence = NULL;
+	(void)l;
+	prom_run *r = arg;
+	r->timer = 0;
+	finish(r);
+}
+
+static char *copy_target(char **at, const char *s)
+{
+	char *d = *at;
+	size_t n = strlen(s) + 1;
+	memcpy(d, s, n);
+	*at += n;
+	return d;
+}
+
+prom_run *prom_start(fetcher *f, const json_t *an, const struct prom_target *canary,
+		     const struct prom_target *baseline, double start_s, double end_s,
+		     prom_done_fn *fn, void *arg)
+{
+	prom_run *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	const struct prom_target *t[2] = {canary, baseline};
+	size_t len = 0;
+	for (int k = 0; k < 2; k++)
+		len += strlen(t[k]->service) + strlen(t[k]->version) + strlen(t[k]->region) +
+		       strlen(t[k]->env) + 4;
+	if (!(r->strings = malloc(len))) {
+		free(r);
+		return NULL;
+	}
+	char *at = r->strings;
+	struct prom_target *dst[2] = {&r->canary, &r->baseline};
+	for (int k = 0; k < 2; k++)
+		*dst[k] = (struct prom_target){copy_target(&at, t[k]->service), copy_target(&at, t[k]->version),
+					       copy_target(&at, t[k]->region), copy_target(&at, t[k]->env)};
+	r->f = f;
+	r->an = json_incref((json_t *)an);
+	r->fn = fn;
+	r->arg = arg;
+	r->start_s = start_s;
+	r->end_s = end_s;
+	r->step_s = num_or(an, "interval_ms", 1000) / 1000.0;
+	if (r->step_s < 0.1)
+		r->step_s = 0.1; /* query_range refuses more than 11,000 points: keep windows cheap */
+	r->nm = json_array_size(json_object_get(an, "metrics"));
+	if (r->nm > PROM_MAX_METRICS)
+		r->nm = PROM_MAX_METRICS;
+	struct err e = {""};
+	if (r->nm && json_string_value(json_object_get(an, "prometheus")))
+		for (size_t i = 0; i < r->nm && !r->msg[0]; i++)
+			for (int side = SIDE_CANARY; side <= SIDE_BASE && !r->msg[0]; side++)
+				if (ask(r, i, side, &e))
+					fail_run(r, i, e.msg);
+	if (r->pending == 0 || r->msg[0]) {
+		/* nothing asked, or an early error: cancel what started, answer from the loop */
+		cancel_all(r);
+		if (!(r->timer = loop_timer(fetcher_loop(f), 0, on_timer, r))) {
+			run_free(r);
+			return NULL;
+		}
+	}
+	return r;
+}
+
+void prom_cancel(prom_run *r)
+{
+	if (r)
+		run_free(r);
+}
+
+/* Judges every metric from the answers; sets r->msg. */
+static void judge_all(prom_run *r, enum pl_verdict *vout, json_t **evidence)
+{
+	const json_t *an = r->an;
 	const json_t *metrics = json_object_get(an, "metrics");
-	size_t nm = json_array_size(metrics);
+	size_t nm = r->nm;
 	const char *base = json_string_value(json_object_get(an, "prometheus"));
+	char *msg = r->msg;
+	size_t msglen = sizeof(r->msg);
+	*vout = PL_VERDICT_NONE;
+	*evidence = NULL;
 	if (!nm || !base) {
 		snprintf(msg, msglen, "no prometheus metrics");
-		return PL_VERDICT_PASS;
+		*vout = PL_VERDICT_PASS;
+		return;
 	}
-	if (nm > PROM_MAX_METRICS)
-		nm = PROM_MAX_METRICS;
-	double step_s = num_or(an, "interval_ms", 1000) / 1000.0;
-	if (step_s < 0.1)
-		step_s = 0.1; /* query_range refuses more than 11,000 points: keep windows cheap */
+	double start_s = r->start_s, end_s = r->end_s;
 	struct judge_metric_config cfg[PROM_MAX_METRICS];
 	struct judge_metric_result res[PROM_MAX_METRICS];
 	const char *groups[PROM_MAX_METRICS];
 	double weights[PROM_MAX_METRICS];
-	double *cv = malloc(PROM_MAX_SAMPLES * sizeof(double));
-	double *bv = malloc(PROM_MAX_SAMPLES * sizeof(double));
-	char *cq = malloc(PROM_MAX_QUERY + 1), *bq = malloc(PROM_MAX_QUERY + 1);
-	httpc *c = httpc_new(PROM_TIMEOUT_MS, PROM_MAX_RESPONSE);
 	json_t *per = json_array();
 	enum pl_verdict v = PL_VERDICT_NONE;
 	struct err e = {""};
-	if (!cv || !bv || !cq || !bq || !c || !per) {
+	if (!per) {
 		snprintf(msg, msglen, "prometheus: out of memory");
-		goto out;
+		return;
 	}
 	for (size_t i = 0; i < nm; i++) {
 		const json_t *m = json_array_get(metrics, i);
-		const char *tmpl = json_string_value(json_object_get(m, "query"));
 		prom_metric_config(m, &cfg[i]);
 		groups[i] = cfg[i].group;
 		weights[i] = num_or(m, "weight", 1.0);
-		size_t ncv, nbv, fc, fb;
+		const struct prom_slot *c = &r->slot[i][SIDE_CANARY], *b = &r->slot[i][SIDE_BASE];
 		double bstart = start_s, bend = end_s;
-		if (!tmpl || fetch(c, base, tmpl, canary, start_s, end_s, step_s, cq, cv, &ncv, &fc, &e) ||
-		    fetch(c, base, tmpl, baseline, start_s, end_s, step_s, bq, bv, &nbv, &fb, &e)) {
-			snprintf(msg, msglen, "metric %s: %s", cfg[i].name ? cfg[i].name : "?", e.msg);
-			goto out;
-		}
-		if (fb < PROM_MIN_SAMPLES) {
-			/* a baseline that served nothing in the window (the canary has all the traffic
-			 * at the last step) is read over as long a time just before it */
+		if (b->finite < PROM_MIN_SAMPLES && r->slot[i][SIDE_BEFORE].done) {
+			b = &r->slot[i][SIDE_BEFORE];
 			bstart = start_s - (end_s - start_s);
 			bend = start_s;
-			if (fetch(c, base, tmpl, baseline, bstart, bend, step_s, bq, bv, &nbv, &fb, &e)) {
-				snprintf(msg, msglen, "metric %s: %s", cfg[i].name, e.msg);
-				goto out;
-			}
 		}
-		if (fc < PROM_MIN_SAMPLES || fb < PROM_MIN_SAMPLES) {
+		if (c->finite < PROM_MIN_SAMPLES || b->finite < PROM_MIN_SAMPLES) {
 			snprintf(msg, msglen, "metric %s: waiting for samples (canary %zu, baseline %zu of %d)",
-				 cfg[i].name, fc, fb, PROM_MIN_SAMPLES);
+				 cfg[i].name, c->finite, b->finite, PROM_MIN_SAMPLES);
 			goto out;
 		}
-		if (judge_metric(&cfg[i], cv, ncv, bv, nbv, &res[i], &e)) {
-			snprintf(msg, msglen, "metric %s: %s", cfg[i].name, e.msg);
+		if (judge_metric(&cfg[i], c->values, c->n, b->values, b->n, &res[i], &e)) {
+			snprintf(msg, msglen, "metric %.60s: %.180s", cfg[i].name, e.msg);
 			goto out;
 		}
-		const struct judge_metric_result *r = &res[i];
-		json_t *mw = r->tested ? json_pack("{s:o, s:o, s:o, s:o, s:b}", "u", jnum(r->mw.u), "p_value",
-						   jnum(r->mw.p), "estimate", jnum(r->mw.estimate),
-						   "interval", json_pack("[o, o]", jnum(r->mw.ci_lo), jnum(r->mw.ci_hi)),
-						   "exact", r->mw.exact)
-				       : json_null();
+		const struct judge_metric_result *jr = &res[i];
+		json_t *mw = jr->tested ? json_pack("{s:o, s:o, s:o, s:o, s:b}", "u", jnum(jr->mw.u), "p_value",
+						    jnum(jr->mw.p), "estimate", jnum(jr->mw.estimate),
+						    "interval", json_pack("[o, o]", jnum(jr->mw.ci_lo), jnum(jr->mw.ci_hi)),
+						    "exact", jr->mw.exact)
+					: json_null();
 		json_array_append_new(
 			per, json_pack("{s:s, s:s, s:s, s:[o, o], s:s, s:b, s:I, s:I, s:o, s:o, s:o, s:s, s:s, s:b, s:o}",
-				       "metric", cfg[i].name, "query_canary", cq, "query_baseline", bq,
+				       "metric", cfg[i].name, "query_canary", c->query, "query_baseline", b->query,
 				       "baseline_range", jnum(bstart), jnum(bend), "direction",
 				       cfg[i].direction == JUDGE_INCREASE   ? "increase"
 				       : cfg[i].direction == JUDGE_DECREASE ? "decrease"
 									    : "either",
-				       "critical", cfg[i].critical, "canary_samples", (json_int_t)r->n_canary,
-				       "baseline_samples", (json_int_t)r->n_baseline, "effect", jnum(r->effect),
+				       "critical", cfg[i].critical, "canary_samples", (json_int_t)jr->n_canary,
+				       "baseline_samples", (json_int_t)jr->n_baseline, "effect", jnum(jr->effect),
 				       "allowed_increase", jnum(cfg[i].allowed_increase), "critical_increase",
 				       jnum(cfg[i].critical_increase), "classification",
-				       judge_class_name(r->classification), "reason", r->reason,
-				       "critical_failure", r->critical_failure, "mann_whitney", mw));
+				       judge_class_name(jr->classification), "reason", jr->reason,
+				       "critical_failure", jr->critical_failure, "mann_whitney", mw));
 	}
 	struct judge_summary sum;
 	double pass = num_or(an, "pass_score", 95), marginal = num_or(an, "marginal_score", 75);
 	if (judge_score(cfg, res, nm, groups, weights, nm, pass, marginal, &sum, &e)) {
-		snprintf(msg, msglen, "prometheus metrics: %s", e.msg);
+		snprintf(msg, msglen, "prometheus metrics: %.200s", e.msg);
 		goto out;
 	}
 	v = prom_verdict(&sum);
@@ -327,19 +507,13 @@ enum pl_verdict prom_judge(const json_t *an, const struct prom_target *canary,
 			worst = cfg[i].name;
 	snprintf(msg, msglen, "prometheus metrics: score %.0f (%s)%s%s%s", sum.score, judge_verdict_name(sum.verdict),
 		 worst ? ", metric " : "", worst ? worst : "", worst ? " differs from the baseline" : "");
-	if (evidence)
-		*evidence = json_pack("{s:s, s:s, s:o, s:o, s:f, s:f, s:s, s:b, s:s, s:O}", "provider", "prometheus",
-				      "server", base, "start", jnum(start_s), "end", jnum(end_s), "pass_score",
-				      pass, "marginal_score", marginal, "verdict", verdict_word(v),
-				      "critical_failure", sum.critical_failure, "reason", sum.reason, "metrics", per);
-	if (evidence && *evidence)
+	*evidence = json_pack("{s:s, s:s, s:o, s:o, s:f, s:f, s:s, s:b, s:s, s:O}", "provider", "prometheus",
+			      "server", base, "start", jnum(start_s), "end", jnum(end_s), "pass_score",
+			      pass, "marginal_score", marginal, "verdict", verdict_word(v),
+			      "critical_failure", sum.critical_failure, "reason", sum.reason, "metrics", per);
+	if (*evidence)
 		json_object_set_new(*evidence, "score", json_real(sum.score));
 out:
 	json_decref(per);
-	httpc_free(c);
-	free(cv);
-	free(bv);
-	free(cq);
-	free(bq);
-	return v;
+	*vout = v;
 }

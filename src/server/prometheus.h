@@ -12,7 +12,8 @@
  * it once per window, after the step's minimum duration (see docs/verification.md).
  *
  * The pure parts (template expansion, parsing of an answer, the verdict of a score) are
- * exported for tests. Queries are blocking with a timeout, and answers have hard limits.
+ * exported for tests. Queries are asynchronous (loop/fetch.h: the server's loop never waits on
+ * Prometheus), bounded in time, and answers have hard limits.
  */
 #ifndef SLUICE_PROMETHEUS_H
 #define SLUICE_PROMETHEUS_H
@@ -22,7 +23,7 @@
 
 #include "core/pipeline.h"
 #include "stats/judge.h"
-#include "util/httpc.h"
+#include "loop/fetch.h"
 #include "util/log.h"
 
 #define PROM_MAX_RESPONSE (4u << 20) /* bytes of one query_range answer */
@@ -55,13 +56,6 @@ __attribute__((warn_unused_result)) int prom_expand(const char *tmpl, const stru
 __attribute__((warn_unused_result)) int prom_parse_range(const char *body, size_t len, double *values,
 							 size_t max, size_t *n /* OUT */, struct err *e);
 
-/* Asks base_url/api/v1/query_range for query over [start_s, end_s] (Unix seconds) every
- * step_s; values as prom_parse_range. Blocking, PROM_TIMEOUT_MS at most. */
-__attribute__((warn_unused_result)) int prom_query_range(httpc *c, const char *base_url, const char *query,
-							 double start_s, double end_s, double step_s,
-							 double *values, size_t max, size_t *n /* OUT */,
-							 struct err *e);
-
 /* The classifier's configuration of one normalized manifest entry of analysis.metrics. */
 void prom_metric_config(const json_t *metric, struct judge_metric_config *c /* OUT */);
 
@@ -69,18 +63,29 @@ void prom_metric_config(const json_t *metric, struct judge_metric_config *c /* O
  * marginal -> INCONCLUSIVE (the step's maximum duration then decides). */
 enum pl_verdict prom_verdict(const struct judge_summary *s);
 
+typedef struct prom_run prom_run;
+
 /*
- * Judges every metric of `analysis` (a normalized manifest's analysis object) for canary
- * against baseline over [start_s, end_s]. Returns the verdict: NONE when a side has fewer than
+ * Called once, from the loop, with the verdict: NONE when a side has fewer than
  * PROM_MIN_SAMPLES samples of a metric or Prometheus could not be asked (msg says why; the
- * caller asks again later), else PASS / FAIL / INCONCLUSIVE. A baseline with too few samples
- * in the window (it gets no traffic at the last step) is read over as long a time just before
- * start_s. *evidence (may be NULL) receives
- * a new object: per metric the queries, samples, classification, p-value, interval, effect,
- * and the score.
+ * caller asks again later), else PASS / FAIL / INCONCLUSIVE. evidence (a new reference the
+ * callee owns, or NULL): per metric the queries, samples, classification, p-value, interval,
+ * effect, and the score. The run frees itself after the call.
  */
-enum pl_verdict prom_judge(const json_t *analysis, const struct prom_target *canary,
-			   const struct prom_target *baseline, double start_s, double end_s, char *msg,
-			   size_t msglen, json_t **evidence);
+typedef void prom_done_fn(void *arg, enum pl_verdict v, const char *msg, json_t *evidence);
+
+/*
+ * Starts judging every metric of `analysis` (a normalized manifest's analysis object) for
+ * canary against baseline over [start_s, end_s] (Unix seconds): both queries of every metric
+ * go out at once over f, each bounded by PROM_TIMEOUT_MS. A baseline with too few samples in
+ * the window (it gets no traffic at the last step) is read over as long a time just before
+ * start_s. Without metrics or server the verdict is PASS. The targets are copied. Returns
+ * NULL only when out of memory (then the callback will not run).
+ */
+prom_run *prom_start(fetcher *f, const json_t *analysis, const struct prom_target *canary,
+		     const struct prom_target *baseline, double start_s, double end_s,
+		     prom_done_fn *fn, void *arg);
+/* Stops a run before its callback: the callback will not run, the run is freed. */
+void prom_cancel(prom_run *r);
 
 #endif

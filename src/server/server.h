@@ -18,6 +18,7 @@
 #include "core/analysis.h"
 #include "core/pipeline.h"
 #include "http/server.h"
+#include "loop/fetch.h"
 #include "loop/loop.h"
 #include "runtime/runtime.h"
 #include "server/router.h"
@@ -54,6 +55,7 @@ struct window {
 	int has_rec;
 	int decided;                              /* sticky verdict of the window (PL_VERDICT_*) */
 	int64_t opened_ms;                        /* wall clock of the opening (Prometheus) */
+	struct prom_run *prom;                    /* the Prometheus judgement in flight, or NULL */
 	int prom_done;                            /* the Prometheus metrics were judged */
 	int prom_verdict;                         /* their verdict (PL_VERDICT_*) */
 	char prom_msg[256];
@@ -70,10 +72,12 @@ struct server {
 	char artifacts_dir[PATH_MAX + 32];
 	json_t *metrics;          /* latest proxy metrics snapshot, or NULL */
 	uint64_t metrics_at;      /* loop time of it */
-	struct window *windows;
+	struct window **windows;  /* verify.c; each one allocated alone (callbacks point at it) */
 	size_t nwindows;
 	int stop_data_plane;      /* on exit, stop instances and the proxy too */
 	json_t *idle;             /* instance id -> loop time it was first seen drained */
+	fetcher *fetch;           /* asynchronous HTTP: smoke checks, Prometheus queries */
+	struct smoke_job *smoke_jobs; /* executor.c: smoke checks in flight */
 	uint64_t last_error_log;
 };
 
@@ -82,6 +86,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 
 /* executor.c: one pass over every active deployment, then reconcile. */
 void executor_tick(struct server *srv);
+/* Cancels what the executor has in flight (smoke checks) and frees it; before fetcher_free. */
+void executor_release(struct server *srv);
 /* Creates a deployment (kind deploy or rollback) for service@version in env. Returns the id,
  * or -1 with e (e.g. another deployment is active and this is not a rollback). */
 int64_t executor_create(struct server *srv, const char *service, const char *env,

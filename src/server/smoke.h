@@ -4,29 +4,45 @@
  * switch. Each check is one HTTP request whose status must equal the expected one and whose
  * body, when the check has `body_contains`, must contain that substring.
  *
- * Blocking: the checks run one after the other in the calling thread, each bounded by its own
- * timeout (at most 1 minute each, at most 32 checks, as the manifest validator enforces; the
- * examples use 1 s), so a caller on the event loop stalls for at most the sum of the timeouts.
- * Response bodies are limited to SMOKE_MAX_BODY bytes: a larger one fails the check.
+ * Asynchronous: the checks of one run go one after the other (a check may depend on the one
+ * before it) over a fetcher (loop/fetch.h), each bounded by its own timeout (at most 1 minute,
+ * at most 32 checks, as the manifest validator enforces), so the server's event loop never
+ * waits on a slow instance. Runs against several instances go on in parallel. Response bodies
+ * are limited to SMOKE_MAX_BODY bytes: a larger one fails the check.
  */
 #ifndef SLUICE_SMOKE_H
 #define SLUICE_SMOKE_H
 
 #include <jansson.h>
 
+#include "loop/fetch.h"
+
 #define SMOKE_MAX_BODY (64 * 1024)
 
+typedef struct smoke_run smoke_run;
+
 /*
- * Runs every check of `checks` (a normalized `smoke` array: {path, method, status,
- * body_contains (string or null), timeout_ms}; NULL or empty means no check) against the
- * instance at addr ("127.0.0.1:PORT"). Sets *ok to 1 when all passed (also when there is none),
- * else 0. Returns a new reference to the evidence, one entry per check in order:
+ * Called once, from the loop, when every check has run. `evidence` (borrowed: valid during the
+ * call) has one entry per check in order:
  *   {"path", "method", "want_status", "status" (integer, or null when no response came),
  *    "body_contains" (string or null), "matched" (boolean, or null without body_contains or
  *    response), "ok" (boolean), "error" (null, or what went wrong for people to read)}
- * Returns NULL (and *ok 0) only when out of memory. A malformed check fails with an error
- * entry rather than being skipped.
+ * ok is 1 when all passed. The run frees itself after the call.
  */
-json_t *smoke_run(const json_t *checks, const char *addr, int *ok /* OUT */);
+typedef void smoke_done_fn(void *arg, const json_t *evidence, int ok);
+
+/*
+ * Starts the checks of `checks` (a normalized `smoke` array: {path, method, status,
+ * body_contains (string or null), timeout_ms}) against the instance at addr
+ * ("127.0.0.1:PORT"). A malformed check fails with an error entry rather than being skipped.
+ * Returns 0 with *out set (the callback will run), 1 when there is no check at all (nothing
+ * runs: that passes), or -1 when out of memory.
+ */
+__attribute__((warn_unused_result)) int smoke_start(fetcher *f, const json_t *checks, const char *addr,
+						    smoke_done_fn *fn, void *arg,
+						    smoke_run **out /* OUT */);
+
+/* Stops a run before its callback: the callback will not run, the run is freed. */
+void smoke_cancel(smoke_run *r);
 
 #endif

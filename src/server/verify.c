@@ -27,33 +27,60 @@
 static struct window *window_get(struct server *srv, int64_t dep, int region, int create)
 {
 	for (size_t i = 0; i < srv->nwindows; i++)
-		if (srv->windows[i].deployment == dep && srv->windows[i].region == region)
-			return &srv->windows[i];
+		if (srv->windows[i]->deployment == dep && srv->windows[i]->region == region)
+			return srv->windows[i];
 	if (!create)
 		return NULL;
-	struct window *w = realloc(srv->windows, (srv->nwindows + 1) * sizeof(*w));
+	struct window **all = realloc(srv->windows, (srv->nwindows + 1) * sizeof(*all));
+	if (!all)
+		return NULL;
+	srv->windows = all;
+	struct window *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	srv->windows = w;
-	w = &srv->windows[srv->nwindows++];
-	memset(w, 0, sizeof(*w));
+	all[srv->nwindows++] = w;
 	w->deployment = dep;
 	w->region = region;
 	w->step = -1;
 	return w;
 }
 
+static void prom_clear(struct window *w)
+{
+	prom_cancel(w->prom);
+	w->prom = NULL;
+	w->prom_done = 0;
+	w->prom_msg[0] = '\0';
+	json_decref(w->prom_evidence);
+	w->prom_evidence = NULL;
+}
+
+static void window_free(struct window *w)
+{
+	prom_clear(w);
+	json_decref(w->evidence);
+	free(w);
+}
+
 void verify_forget(struct server *srv, int64_t dep)
 {
 	for (size_t i = 0; i < srv->nwindows;) {
-		if (srv->windows[i].deployment == dep) {
-			json_decref(srv->windows[i].evidence);
-			json_decref(srv->windows[i].prom_evidence);
+		if (srv->windows[i]->deployment == dep) {
+			window_free(srv->windows[i]);
 			srv->windows[i] = srv->windows[--srv->nwindows];
 		} else {
 			i++;
 		}
 	}
+}
+
+void verify_release(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nwindows; i++)
+		window_free(srv->windows[i]);
+	free(srv->windows);
+	srv->windows = NULL;
+	srv->nwindows = 0;
 }
 
 const struct window *verify_window(struct server *srv, int64_t deployment, int region)
@@ -474,13 +501,29 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void prom_done(void *arg, enum pl_verdict v, const char *msg, json_t *evidence)
+{
+	struct window *w = arg;
+	w->prom = NULL;
+	snprintf(w->prom_msg, sizeof(w->prom_msg), "%s", msg);
+	if (v == PL_VERDICT_NONE) {
+		json_decref(evidence); /* no test was made (no samples yet, Prometheus away): ask again */
+		return;
+	}
+	w->prom_done = 1;
+	w->prom_verdict = v;
+	json_decref(w->prom_evidence);
+	w->prom_evidence = evidence;
+}
+
 /* The Prometheus metrics of a canary step: judged once, when the step's minimum duration has
- * passed (a fixed-sample test is only valid when looked at once). */
-static void prom_step(struct window *w, const json_t *svc, const char *env, const struct pl_state *st,
-		      const struct pl_region *r)
+ * passed (a fixed-sample test is only valid when looked at once). The queries run in the
+ * background; a later poll sees the verdict. */
+static void prom_step(struct server *srv, struct window *w, const json_t *svc, const char *env,
+		      const struct pl_state *st, const struct pl_region *r)
 {
 	const json_t *an = json_object_get(svc, "analysis");
-	if (w->prom_done || !json_array_size(json_object_get(an, "metrics")) || !r->stable[0])
+	if (w->prom_done || w->prom || !json_array_size(json_object_get(an, "metrics")) || !r->stable[0])
 		return;
 	int64_t now = wall_ms();
 	if (now - w->opened_ms < st->cfg.step_duration_ms)
@@ -488,15 +531,10 @@ static void prom_step(struct window *w, const json_t *svc, const char *env, cons
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	struct prom_target canary = {name, st->version, r->name, env};
 	struct prom_target base = {name, r->stable, r->name, env};
-	json_t *ev = NULL;
-	enum pl_verdict v = prom_judge(an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
-				       w->prom_msg, sizeof(w->prom_msg), &ev);
-	if (v == PL_VERDICT_NONE)
-		return; /* no test was made (no samples yet, Prometheus away): ask again later */
-	w->prom_done = 1;
-	w->prom_verdict = v;
-	json_decref(w->prom_evidence);
-	w->prom_evidence = ev;
+	w->prom = prom_start(srv->fetch, an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
+			     prom_done, w);
+	if (w->prom && !w->prom_msg[0])
+		snprintf(w->prom_msg, sizeof(w->prom_msg), "asking prometheus");
 }
 
 enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc, const char *env,
@@ -535,10 +573,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		w->base_old = cur_old;
 		w->decided = PL_VERDICT_NONE;
 		w->opened_ms = wall_ms();
-		w->prom_done = 0;
-		w->prom_msg[0] = '\0';
-		json_decref(w->prom_evidence);
-		w->prom_evidence = NULL;
+		prom_clear(w);
 		/* errors and latency are two tests: each gets half of alpha */
 		seq_counts_init(&w->seq_err, sp.alpha / 2, sp.tolerance);
 		seq_counts_init(&w->seq_slow, sp.alpha / 2, sp.slow_tolerance);
@@ -588,7 +623,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	}
 	/* custom Prometheus metrics: a canary step passes only when they pass too */
 	if (!baking && v != PL_VERDICT_FAIL) {
-		prom_step(w, svc, env, st, r);
+		prom_step(srv, w, svc, env, st, r);
 		if (json_array_size(json_object_get(an, "metrics"))) {
 			if (w->prom_done && w->prom_verdict == PL_VERDICT_FAIL) {
 				v = PL_VERDICT_FAIL;

@@ -19,7 +19,8 @@
  * the slow requests' tolerance is at least 0.5). A bake
  * compares the new stable with the old version's rates recorded over the last step
  * (one-sample tests). Custom Prometheus metrics (analysis.metrics, server/prometheus.h) are
- * judged once per step by the Kayenta-style judge; a step passes only when they pass too.
+ * judged once per step by the Kayenta-style judge, their queries running in the background; a
+ * step passes only when they pass too.
  * docs/verification.md has the details.
  */
 #ifndef SLUICE_VERIFY_H
@@ -34,8 +35,10 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 void verify_reset(struct server *srv, int64_t dep, int region);
 /* The window of a region, or NULL. */
 const struct window *verify_window(struct server *srv, int64_t dep, int region);
-/* Forgets every window of a deployment (it ended). */
+/* Forgets every window of a deployment (it ended), cancelling what is in flight. */
 void verify_forget(struct server *srv, int64_t dep);
+/* Forgets every window (the server stops); before fetcher_free. */
+void verify_release(struct server *srv);
 
 /* ---- pure helpers, exported for tests ---- */
 

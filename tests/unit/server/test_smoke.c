@@ -1,15 +1,17 @@
 /* Unit tests of src/server/smoke: every check kind against a tiny HTTP server started here on
- * 127.0.0.1:0 (one thread, one request per connection, bounded in connections and time). */
+ * 127.0.0.1:0 (a thread per connection, one request each, bounded in connections and time). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loop/loop.h"
 #include "server/smoke.h"
 
 #define MAX_CONNS 64 /* the server answers at most this many connections per test */
@@ -66,6 +68,9 @@ static void answer(int fd)
 	} else if (!strcmp(path, "/slow")) {
 		usleep(400 * 1000);
 		reply(fd, "200 OK", "late", 4, 1);
+	} else if (!strcmp(path, "/slow300")) {
+		usleep(300 * 1000);
+		reply(fd, "200 OK", "late", 4, 1);
 	} else if (!strcmp(path, "/big")) {
 		memset(big, 'x', sizeof(big));
 		memcpy(big + sizeof(big) - 6, "needle", 6);
@@ -77,6 +82,14 @@ static void answer(int fd)
 	} else {
 		reply(fd, "404 Not Found", "no such path", 12, !head);
 	}
+}
+
+static void *answer_thread(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	answer(fd);
+	close(fd);
+	return NULL;
 }
 
 static void *serve(void *arg)
@@ -92,8 +105,12 @@ static void *serve(void *arg)
 		int fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			continue;
-		answer(fd);
-		close(fd);
+		/* a thread per connection: checks against several instances overlap */
+		pthread_t t;
+		if (pthread_create(&t, NULL, answer_thread, (void *)(intptr_t)fd) == 0)
+			pthread_detach(t);
+		else
+			close(fd);
 	}
 	return NULL;
 }
@@ -135,13 +152,66 @@ static const char *str(const json_t *ev, const char *k)
 	return json_string_value(json_object_get(ev, k));
 }
 
+/* ---- running checks on a loop of our own, bounded in time ---- */
+
+struct outcome {
+	int calls, ok;
+	json_t *ev;
+	loop *l;
+	int stop_after; /* stop the loop after this many callbacks */
+};
+
+static void on_done(void *arg, const json_t *ev, int ok)
+{
+	struct outcome *o = arg;
+	o->calls++;
+	o->ok = ok;
+	json_decref(o->ev);
+	o->ev = json_deep_copy(ev);
+	if (o->calls >= o->stop_after)
+		loop_stop(o->l);
+}
+
+static void on_guard(loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l);
+}
+
+/* Starts the checks, runs the loop until they end (10 s at most); returns the evidence. */
+static json_t *run_checks(const json_t *checks, const char *at, int *ok)
+{
+	loop *l = loop_new();
+	fetcher *f = fetcher_new(l);
+	cr_assert(l && f);
+	struct outcome o = {.l = l, .stop_after = 1};
+	smoke_run *r = NULL;
+	int rc = smoke_start(f, checks, at, on_done, &o, &r);
+	cr_assert(rc >= 0);
+	if (rc == 1) {
+		*ok = 1;
+		fetcher_free(f);
+		loop_free(l);
+		return json_array();
+	}
+	cr_assert_eq(o.calls, 0, "the callback never runs inside smoke_start");
+	uint64_t guard = loop_timer(l, 10000, on_guard, NULL);
+	loop_run(l);
+	loop_timer_cancel(l, guard);
+	cr_assert_eq(o.calls, 1, "the callback runs once");
+	fetcher_free(f);
+	loop_free(l);
+	*ok = o.ok;
+	return o.ev;
+}
+
 Test(smoke, passing_checks_and_their_evidence)
 {
 	json_t *checks = json_pack("[o, o, o]", check("/items/1", "GET", 200, "\"id\"", 1000),
 				   check("/nope", "GET", 404, NULL, 1000),
 				   check("/items/1", "HEAD", 200, NULL, 1000));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, addr, &ok);
+	json_t *ev = run_checks(checks, addr, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 1);
 	cr_assert_eq(json_array_size(ev), 3);
@@ -169,7 +239,7 @@ Test(smoke, wrong_status_and_missing_substring_fail)
 				   check("/fail", "GET", 200, NULL, 1000),
 				   check("/items/1", "GET", 200, "color", 1000));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, addr, &ok);
+	json_t *ev = run_checks(checks, addr, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 0);
 	json_t *e0 = json_array_get(ev, 0), *e1 = json_array_get(ev, 1), *e2 = json_array_get(ev, 2);
@@ -189,12 +259,12 @@ Test(smoke, timeout_is_the_checks_own)
 {
 	json_t *checks = json_pack("[o]", check("/slow", "GET", 200, NULL, 100));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, addr, &ok);
+	json_t *ev = run_checks(checks, addr, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 0);
 	json_t *e0 = json_array_get(ev, 0);
 	cr_expect(json_is_null(json_object_get(e0, "status")));
-	cr_expect(strstr(str(e0, "error"), "GET http://127.0.0.1:") != NULL, "%s", str(e0, "error"));
+	cr_expect(strstr(str(e0, "error"), "GET /slow: ") == str(e0, "error"), "%s", str(e0, "error"));
 	cr_expect(strstr(str(e0, "error"), "imeout") != NULL || strstr(str(e0, "error"), "timed out"),
 		  "%s", str(e0, "error"));
 	json_decref(ev);
@@ -205,7 +275,7 @@ Test(smoke, body_over_64k_fails)
 {
 	json_t *checks = json_pack("[o]", check("/big", "GET", 200, "needle", 1000));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, addr, &ok);
+	json_t *ev = run_checks(checks, addr, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 0);
 	cr_expect(strstr(str(json_array_get(ev, 0), "error"), "response larger than 65536 bytes"),
@@ -218,7 +288,7 @@ Test(smoke, post_sends_an_empty_body)
 {
 	json_t *checks = json_pack("[o]", check("/post", "POST", 201, "made", 1000));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, addr, &ok);
+	json_t *ev = run_checks(checks, addr, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 1, "%s", str(json_array_get(ev, 0), "error"));
 	cr_expect_str_eq(last_method, "POST");
@@ -242,7 +312,7 @@ Test(smoke, unreachable_instance_and_no_checks)
 
 	json_t *checks = json_pack("[o]", check("/items/1", "GET", 200, NULL, 500));
 	int ok = -1;
-	json_t *ev = smoke_run(checks, dead, &ok);
+	json_t *ev = run_checks(checks, dead, &ok);
 	cr_assert(ev);
 	cr_expect_eq(ok, 0);
 	cr_expect(json_is_null(json_object_get(json_array_get(ev, 0), "status")));
@@ -250,7 +320,7 @@ Test(smoke, unreachable_instance_and_no_checks)
 	json_decref(ev);
 
 	ok = -1;
-	ev = smoke_run(NULL, addr, &ok);
+	ev = run_checks(NULL, addr, &ok);
 	cr_expect_eq(ok, 1);
 	cr_expect_eq(json_array_size(ev), 0);
 	json_decref(ev);
@@ -258,10 +328,37 @@ Test(smoke, unreachable_instance_and_no_checks)
 	/* A malformed entry fails rather than being skipped. */
 	json_t *bad = json_pack("[{s:s}]", "method", "GET");
 	ok = -1;
-	ev = smoke_run(bad, addr, &ok);
+	ev = run_checks(bad, addr, &ok);
 	cr_expect_eq(ok, 0);
 	cr_expect(strstr(str(json_array_get(ev, 0), "error"), "malformed check"));
 	json_decref(ev);
 	json_decref(bad);
+	json_decref(checks);
+}
+
+Test(smoke, instances_are_checked_in_parallel_and_a_run_can_be_cancelled)
+{
+	/* two runs of a 300 ms check on one loop end in well under 2 x 300 ms; a third is
+	 * cancelled at once and never calls back */
+	json_t *checks = json_pack("[o]", check("/slow300", "GET", 200, NULL, 2000));
+	loop *l = loop_new();
+	fetcher *f = fetcher_new(l);
+	struct outcome o = {.l = l, .stop_after = 2};
+	smoke_run *r1, *r2, *r3;
+	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r1), 0);
+	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r2), 0);
+	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r3), 0);
+	smoke_cancel(r3);
+	uint64_t t0 = loop_clock_ms();
+	uint64_t guard = loop_timer(l, 10000, on_guard, NULL);
+	loop_run(l);
+	uint64_t took = loop_clock_ms() - t0;
+	loop_timer_cancel(l, guard);
+	cr_expect_eq(o.calls, 2);
+	cr_expect_eq(o.ok, 1);
+	cr_expect_lt(took, 550, "took %llu ms: the runs did not overlap", (unsigned long long)took);
+	json_decref(o.ev);
+	fetcher_free(f);
+	loop_free(l);
 	json_decref(checks);
 }

@@ -2,13 +2,21 @@
  * query_range answers, verdicts of a score, metric configuration) and src/server/verify.h
  * (the one-sample e-values of the sequential method, the recorded-rate bound, and
  * verify_region's sequential method on synthetic proxy snapshots: abort, pass by the floors,
- * latency, the 100% step and the bake against the recorded stable). */
+ * latency, the 100% step and the bake against the recorded stable); prom_start against a
+ * fake Prometheus served here on loopback. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "loop/loop.h"
 #include "server/prometheus.h"
 #include "server/verify.h"
 
@@ -148,20 +156,211 @@ Test(prom_verdict, judge_results_to_verdicts)
 	json_decref(m);
 }
 
-Test(prom_judge, without_metrics_or_server)
+/* ---- prom_start against a fake Prometheus on 127.0.0.1:0 (a thread per connection) ---- */
+
+static int prom_lfd = -1;
+static pthread_t prom_th;
+static volatile int prom_stop, prom_hits, prom_before_hits;
+static char prom_url[64];
+
+/* Answers query_range: version v2 (the canary) is slow (values around 50), v1 around 10; a
+ * query for version "idle" has no samples in the window, only before it (start < 1000). */
+static void *prom_answer(void *arg)
 {
+	int fd = (int)(intptr_t)arg;
+	char req[8192];
+	size_t have = 0;
+	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4)) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 2000) <= 0)
+			break;
+		ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	req[have] = '\0';
+	__atomic_add_fetch(&prom_hits, 1, __ATOMIC_SEQ_CST);
+	double centre = strstr(req, "%22v2%22") ? 50 : 10;
+	int empty = strstr(req, "%22idle%22") && !strstr(req, "start=900.000");
+	if (strstr(req, "start=900.000"))
+		__atomic_add_fetch(&prom_before_hits, 1, __ATOMIC_SEQ_CST);
+	char body[4096];
+	size_t o = (size_t)snprintf(body, sizeof(body),
+				    "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[{\"metric\":{},\"values\":[");
+	for (int i = 0; i < (empty ? 0 : 20); i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "%s[%d,\"%.1f\"]", i ? "," : "", 1000 + i,
+				      centre + (i % 5));
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "]}]}}");
+	char head[256];
+	int hn = snprintf(head, sizeof(head),
+			  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			  "Connection: close\r\n\r\n",
+			  o);
+	if (send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn)
+		(void)!send(fd, body, o, MSG_NOSIGNAL);
+	close(fd);
+	return NULL;
+}
+
+static void *prom_serve(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 64 && !prom_stop;) {
+		struct pollfd p = {prom_lfd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int fd = accept(prom_lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		i++;
+		pthread_t t;
+		if (pthread_create(&t, NULL, prom_answer, (void *)(intptr_t)fd) == 0)
+			pthread_detach(t);
+		else
+			close(fd);
+	}
+	return NULL;
+}
+
+static void prom_server_start(void)
+{
+	prom_lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(prom_lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(prom_lfd, 64), 0);
+	socklen_t len = sizeof(a);
+	cr_assert_eq(getsockname(prom_lfd, (struct sockaddr *)&a, &len), 0);
+	snprintf(prom_url, sizeof(prom_url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	prom_stop = 0;
+	prom_hits = prom_before_hits = 0;
+	cr_assert_eq(pthread_create(&prom_th, NULL, prom_serve, NULL), 0);
+}
+
+static void prom_server_stop(void)
+{
+	prom_stop = 1;
+	pthread_join(prom_th, NULL);
+	close(prom_lfd);
+}
+
+struct prom_outcome {
+	loop *l; /* stopped by the callback when set */
+	int calls;
+	enum pl_verdict v;
 	char msg[256];
-	json_t *ev = (json_t *)0x1;
+	json_t *ev;
+};
+
+static void prom_cb(void *arg, enum pl_verdict v, const char *msg, json_t *ev)
+{
+	struct prom_outcome *o = arg;
+	o->calls++;
+	o->v = v;
+	snprintf(o->msg, sizeof(o->msg), "%s", msg);
+	json_decref(o->ev);
+	o->ev = ev;
+	if (o->l)
+		loop_stop(o->l);
+}
+
+static void guard_fired(loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l);
+}
+
+/* Runs one judgement to its end (10 s at most). */
+static struct prom_outcome judge_now(const json_t *an, const struct prom_target *c,
+				     const struct prom_target *b, double start, double end)
+{
+	loop *l = loop_new();
+	fetcher *f = fetcher_new(l);
+	cr_assert(l && f);
+	struct prom_outcome o = {.l = l};
+	prom_run *r = prom_start(f, an, c, b, start, end, prom_cb, &o);
+	cr_assert(r);
+	cr_assert_eq(o.calls, 0, "the callback never runs inside prom_start");
+	uint64_t guard = loop_timer(l, 10000, guard_fired, NULL);
+	loop_run(l);
+	loop_timer_cancel(l, guard);
+	cr_assert_eq(o.calls, 1);
+	o.l = NULL;
+	fetcher_free(f);
+	loop_free(l);
+	return o;
+}
+
+Test(prom_start, without_metrics_or_server)
+{
 	json_t *an = json_pack("{s:[], s:s}", "metrics", "prometheus", "http://127.0.0.1:9");
-	cr_expect_eq(prom_judge(an, &canary, &canary, 0, 10, msg, sizeof(msg), &ev), PL_VERDICT_PASS);
-	cr_expect_null(ev);
+	struct prom_outcome o = judge_now(an, &canary, &canary, 0, 10);
+	cr_expect_eq(o.v, PL_VERDICT_PASS);
+	cr_expect_null(o.ev);
 	json_decref(an);
 	/* a server that is not there: no test was made, the caller asks again later */
 	an = json_pack("{s:[{s:s, s:s}], s:s}", "metrics", "name", "e", "query", "up{v=\"{version}\"}",
 		       "prometheus", "http://127.0.0.1:9");
-	cr_expect_eq(prom_judge(an, &canary, &canary, 0, 10, msg, sizeof(msg), &ev), PL_VERDICT_NONE);
-	cr_expect(strstr(msg, "metric e: "), "%s", msg);
-	cr_expect_null(ev);
+	o = judge_now(an, &canary, &canary, 0, 10);
+	cr_expect_eq(o.v, PL_VERDICT_NONE);
+	cr_expect(strstr(o.msg, "metric e: "), "%s", o.msg);
+	cr_expect_null(o.ev);
+	json_decref(an);
+}
+
+Test(prom_start, judges_every_metric_from_parallel_queries, .init = prom_server_start,
+     .fini = prom_server_stop, .timeout = 30)
+{
+	static const struct prom_target v1 = {"metadata", "v1", "east", "production"};
+	json_t *an = json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], s:s, s:i}", "metrics", "name",
+			       "latency", "query", "lat{v=\"{version}\"}", "direction", "increase", "name",
+			       "again", "query", "lat2{v=\"{version}\"}", "direction", "increase",
+			       "prometheus", prom_url, "interval_ms", 1000);
+	/* the canary (v2) is five times slower than the baseline (v1): fail, with evidence */
+	struct prom_outcome o = judge_now(an, &canary, &v1, 1000, 1020);
+	cr_expect_eq(o.v, PL_VERDICT_FAIL, "%s", o.msg);
+	cr_expect(strstr(o.msg, "metric latency differs"), "%s", o.msg);
+	cr_assert(o.ev);
+	cr_expect_eq(json_array_size(json_object_get(o.ev, "metrics")), 2);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(o.ev, "metrics"), 0),
+							    "query_canary")),
+			 "lat{v=\"v2\"}");
+	cr_expect_eq(prom_hits, 4, "two queries per metric");
+	json_decref(o.ev);
+	/* the same version on both sides: pass */
+	o = judge_now(an, &v1, &v1, 1000, 1020);
+	cr_expect_eq(o.v, PL_VERDICT_PASS, "%s", o.msg);
+	json_decref(o.ev);
+	/* a baseline without samples in the window is read just before it */
+	static const struct prom_target idle = {"metadata", "idle", "east", "production"};
+	o = judge_now(an, &v1, &idle, 1000, 1100);
+	cr_expect_eq(prom_before_hits, 2, "one earlier query per metric");
+	cr_expect_eq(o.v, PL_VERDICT_PASS, "%s", o.msg);
+	cr_expect_eq(json_real_value(json_array_get(json_object_get(json_array_get(json_object_get(o.ev, "metrics"), 0),
+								   "baseline_range"),
+						 0)),
+		     900.0);
+	json_decref(o.ev);
+	json_decref(an);
+}
+
+Test(prom_start, cancel_means_no_callback)
+{
+	loop *l = loop_new();
+	fetcher *f = fetcher_new(l);
+	json_t *an = json_pack("{s:[{s:s, s:s}], s:s}", "metrics", "name", "e", "query", "up",
+			       "prometheus", "http://127.0.0.1:9");
+	struct prom_outcome o = {0};
+	prom_run *r = prom_start(f, an, &canary, &canary, 0, 10, prom_cb, &o);
+	cr_assert(r);
+	prom_cancel(r);
+	uint64_t t = loop_timer(l, 300, guard_fired, NULL);
+	loop_run(l);
+	loop_timer_cancel(l, t);
+	cr_expect_eq(o.calls, 0);
+	fetcher_free(f);
+	loop_free(l);
 	json_decref(an);
 }
 
@@ -287,7 +486,7 @@ static void harness_init(struct harness *h, int step_percent)
 	h->s.lat[0] = 1000;
 }
 
-static enum pl_verdict poll(struct harness *h)
+static enum pl_verdict poll_verdict(struct harness *h)
 {
 	json_decref(h->srv.metrics);
 	h->srv.metrics = snapshot(&h->c, &h->s);
@@ -329,13 +528,13 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 {
 	struct harness h;
 	harness_init(&h, 10);
-	cr_expect_eq(poll(&h), PL_VERDICT_NONE, "the first poll opens the window");
+	cr_expect_eq(poll_verdict(&h), PL_VERDICT_NONE, "the first poll opens the window");
 	cr_expect_str_eq(h.msg, "window opened");
 	enum pl_verdict v = PL_VERDICT_NONE;
 	int polls = 0;
 	while (v == PL_VERDICT_NONE && polls < 100) {
 		traffic(&h, 2, 1, 0, 18); /* 10% share, half the canary's requests fail */
-		v = poll(&h);
+		v = poll_verdict(&h);
 		polls++;
 	}
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
@@ -361,7 +560,7 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 	snprintf(first, sizeof(first), "%s", h.msg);
 	for (int i = 0; i < 200; i++) {
 		traffic(&h, 2, 0, 0, 18);
-		cr_assert_eq(poll(&h), PL_VERDICT_FAIL);
+		cr_assert_eq(poll_verdict(&h), PL_VERDICT_FAIL);
 	}
 	cr_expect_str_eq(h.msg, first);
 	harness_release(&h);
@@ -371,13 +570,13 @@ Test(verify_sequential, clean_canary_passes_by_its_floors)
 {
 	struct harness h;
 	harness_init(&h, 10);
-	poll(&h);
+	poll_verdict(&h);
 	const struct window *w = verify_window(&h.srv, 1, 0);
 	cr_expect_eq(w->slow_us, 0, "chosen at the first poll of the window");
 	enum pl_verdict v = PL_VERDICT_NONE;
 	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
 		traffic(&h, 2, 0, 0, 18);
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
 	w = verify_window(&h.srv, 1, 0);
@@ -394,7 +593,7 @@ Test(verify_sequential, clean_canary_passes_by_its_floors)
 	cr_expect(test_of(w, "slow_requests"));
 	/* the pass sticks while nothing is proven against it */
 	traffic(&h, 2, 0, 0, 18);
-	cr_expect_eq(poll(&h), PL_VERDICT_PASS);
+	cr_expect_eq(poll_verdict(&h), PL_VERDICT_PASS);
 	harness_release(&h);
 }
 
@@ -402,17 +601,17 @@ Test(verify_sequential, a_regression_after_a_pass_still_fails)
 {
 	struct harness h;
 	harness_init(&h, 50);
-	poll(&h);
+	poll_verdict(&h);
 	enum pl_verdict v = PL_VERDICT_NONE;
 	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
 		traffic(&h, 10, 0, 0, 10);
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
 	int polls = 0;
 	while (v == PL_VERDICT_PASS && polls++ < 50) {
 		traffic(&h, 10, 5, 0, 10);
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_expect_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	harness_release(&h);
@@ -422,11 +621,11 @@ Test(verify_sequential, slower_canary_fails_on_latency)
 {
 	struct harness h;
 	harness_init(&h, 50);
-	poll(&h);
+	poll_verdict(&h);
 	enum pl_verdict v = PL_VERDICT_NONE;
 	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
 		traffic(&h, 10, 0, 5, 10); /* every canary request above 8 ms, the stable's under 0.5 */
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "slower than 5.0 ms"), "%s", h.msg);
@@ -442,21 +641,21 @@ Test(verify_sequential, bake_compares_with_the_recorded_stable)
 {
 	struct harness h;
 	harness_init(&h, 50);
-	poll(&h);
+	poll_verdict(&h);
 	for (int i = 0; i < 50; i++) { /* a step where the old version serves 500 requests, 1% errors */
 		traffic(&h, 10, 0, 0, 10);
 		h.s.errors += i % 10 == 0;
-		poll(&h);
+		poll_verdict(&h);
 	}
 	/* promoted, then baking: the new stable serves everything, with 10% errors */
 	h.st.regions[0].state = R_BAKING;
 	verify_reset(&h.srv, 1, 0);
-	cr_expect_eq(poll(&h), PL_VERDICT_NONE, "a bake opens its own window");
+	cr_expect_eq(poll_verdict(&h), PL_VERDICT_NONE, "a bake opens its own window");
 	enum pl_verdict v = PL_VERDICT_PASS;
 	int polls = 0;
 	while (v == PL_VERDICT_PASS && polls++ < 100) {
 		traffic(&h, 20, 2, 0, 0);
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "error rate above the previous release's (proven"), "%s", h.msg);
@@ -472,18 +671,18 @@ Test(verify_sequential, healthy_bake_does_not_fail)
 {
 	struct harness h;
 	harness_init(&h, 50);
-	poll(&h);
+	poll_verdict(&h);
 	for (int i = 0; i < 50; i++) {
 		traffic(&h, 10, 0, 0, 10);
 		h.s.errors += i % 10 == 0;
-		poll(&h);
+		poll_verdict(&h);
 	}
 	h.st.regions[0].state = R_BAKING;
 	verify_reset(&h.srv, 1, 0);
-	poll(&h);
+	poll_verdict(&h);
 	for (int i = 0; i < 200; i++) { /* 4,000 requests at the recorded 1% */
 		traffic(&h, 20, i % 5 == 0, 0, 0);
-		cr_assert_eq(poll(&h), PL_VERDICT_PASS, "poll %d: %s", i, h.msg);
+		cr_assert_eq(poll_verdict(&h), PL_VERDICT_PASS, "poll %d: %s", i, h.msg);
 	}
 	harness_release(&h);
 }
@@ -492,20 +691,20 @@ Test(verify_sequential, full_traffic_step_compares_with_the_recorded_stable)
 {
 	struct harness h;
 	harness_init(&h, 50);
-	poll(&h);
+	poll_verdict(&h);
 	for (int i = 0; i < 50; i++) { /* the 50% step: the stable serves 500 requests, 1% errors */
 		traffic(&h, 10, 0, 0, 10);
 		h.s.errors += i % 10 == 0;
-		poll(&h);
+		poll_verdict(&h);
 	}
 	h.st.regions[0].step = 1; /* 100%: the stable gets nothing, the ratio tests are blind */
 	verify_reset(&h.srv, 1, 0);
-	poll(&h);
+	poll_verdict(&h);
 	enum pl_verdict v = PL_VERDICT_NONE;
 	int polls = 0;
 	while (v == PL_VERDICT_NONE && polls++ < 100) {
 		traffic(&h, 20, 2, 0, 0);
-		v = poll(&h);
+		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "recorded at the previous step"), "%s", h.msg);

@@ -1,7 +1,6 @@
 # A thin wrapper over meson. Two entry points matter on a fresh Debian 12 machine:
 #   make demo    installs what is missing, builds, runs the demo (scripts/demo.sh)
-#   make check   installs what is missing, runs every test, then every test but the long
-#                scenario one (tests/integration/waves.sh, in the suite "long") again under
+#   make check   installs what is missing, runs every test, then every test again under
 #                ASan+UBSan, then the parser fuzzers briefly (FUZZ_SECONDS, default 15 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -36,7 +35,7 @@ check-plain: $(BUILD)/build.ninja
 check-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(MESON_TEST) -C $(ASAN_BUILD) --no-suite long
+		$(MESON_TEST) -C $(ASAN_BUILD)
 
 check-fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh

@@ -127,7 +127,7 @@ health: {interval: 200ms}
 drain_timeout: 1s
 smoke: [{path: /items/1, body_contains: '"metadata"'}]
 strategy: {steps: [100], step_duration: 0s, max_step_duration: 20s}
-analysis: {method: threshold, min_requests: 5, max_p99_latency: 150ms}
+analysis: {min_requests: 5}
 ---
 kind: Service
 name: roll

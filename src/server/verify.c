@@ -9,9 +9,11 @@
 #include "stats/mannwhitney.h"
 
 /* Latency differences below this are not judged: at that scale the scheduler of a loaded host
- * (and a freshly started process warming up) decides, not the release. 1 ms proved too small:
- * on a busy 2-core machine a healthy canary's first requests were flagged. */
-#define SLOW_FLOOR_US 5000
+ * (and a freshly started process warming up) decides, not the release. 1 ms, then 5 ms proved
+ * too small on a busy shared 2-core machine: an instance with a tenth of the traffic sleeps
+ * between most of its requests and pays the wake-up, so an identical release was 1.3 to 1.5
+ * times as often above 5 ms as the stable (12% against 8%), which the test proves in time. */
+#define SLOW_FLOOR_US 10000
 /* The latency threshold is the stable version's 90th percentile... */
 #define SLOW_QUANTILE 0.9
 /* ...read once it has served this many requests. */

@@ -431,7 +431,7 @@ Test(verify_rate, recorded_upper_bound)
  * (0, 500], (500, 1000], (1000, 2000], (2000, 4000], (4000, 8000], (8000, +inf). */
 struct vcount {
 	long long requests, errors;
-	long long lat[6];
+	long long lat[7];
 };
 
 static json_t *snapshot(const struct vcount *cv, const struct vcount *sv)
@@ -443,13 +443,13 @@ static json_t *snapshot(const struct vcount *cv, const struct vcount *sv)
 		if (!vc[i])
 			continue;
 		json_t *counts = json_array();
-		for (int b = 0; b < 6; b++)
+		for (int b = 0; b < 7; b++)
 			json_array_append_new(counts, json_integer(vc[i]->lat[b]));
 		json_object_set_new(versions, names[i],
-				    json_pack("{s:I, s:{s:I}, s:I, s:{s:[i, i, i, i, i, i], s:o}}", "requests",
+				    json_pack("{s:I, s:{s:I}, s:I, s:{s:[i, i, i, i, i, i, i], s:o}}", "requests",
 					      (json_int_t)vc[i]->requests, "responses", "5xx",
 					      (json_int_t)vc[i]->errors, "upstream_errors", (json_int_t)0,
-					      "latency_us", "bounds", 500, 1000, 2000, 4000, 8000, -1, "counts", counts));
+					      "latency_us", "bounds", 500, 1000, 2000, 4000, 8000, 16000, -1, "counts", counts));
 	}
 	return json_pack("{s:{s:{s:o}}}", "routes", "metadata.production.east", "versions", versions);
 }
@@ -580,7 +580,7 @@ Test(verify_sequential, clean_canary_passes_by_its_floors)
 	}
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
 	w = verify_window(&h.srv, 1, 0);
-	cr_expect_eq(w->slow_us, 5000, "the stable's p90 is 500 us: the 5 ms floor applies");
+	cr_expect_eq(w->slow_us, 10000, "the stable's p90 is 500 us: the 10 ms floor applies");
 	/* the error floor (0.1) needs 44 clean canary requests, the slow floor (15%) 29 */
 	cr_expect_geq(h.c.requests, 44);
 	cr_expect_leq(h.c.requests, 46);
@@ -624,11 +624,11 @@ Test(verify_sequential, slower_canary_fails_on_latency)
 	poll_verdict(&h);
 	enum pl_verdict v = PL_VERDICT_NONE;
 	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
-		traffic(&h, 10, 0, 5, 10); /* every canary request above 8 ms, the stable's under 0.5 */
+		traffic(&h, 10, 0, 6, 10); /* every canary request above 16 ms, the stable's under 0.5 */
 		v = poll_verdict(&h);
 	}
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
-	cr_expect(strstr(h.msg, "slower than 5.0 ms"), "%s", h.msg);
+	cr_expect(strstr(h.msg, "slower than 10.0 ms"), "%s", h.msg);
 	cr_expect_leq(h.c.requests, 30);
 	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "slow_requests");
 	cr_assert(t);

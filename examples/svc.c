@@ -32,6 +32,8 @@
 static const struct svc_config *cfg;
 static double error_rate;
 static unsigned latency_ms;
+static unsigned fail_after;    /* 0: off; else requests after the first N answer 500 */
+static atomic_uint served;     /* requests answered (health checks aside), for fail_after */
 static atomic_int stopping;
 static atomic_int active_conns;
 static int stop_pipe[2] = {-1, -1};
@@ -237,6 +239,11 @@ static void handle(const struct head *h, struct svc_response *res, int *faulted)
 		svc_error(res, 500, "injected fault (error rate %g)", error_rate);
 		return;
 	}
+	if (fail_after && atomic_fetch_add(&served, 1) >= fail_after) {
+		*faulted = 1;
+		svc_error(res, 500, "injected fault (every request after the first %u)", fail_after);
+		return;
+	}
 	cfg->handler(&req, res);
 }
 
@@ -374,7 +381,7 @@ static void on_signal(int sig)
 static int usage(const char *argv0, const char *why)
 {
 	fprintf(stderr,
-		"%s: %s\nusage: %s --port N [--error-rate F] [--latency-ms N] [--crash-at-start]\n",
+		"%s: %s\nusage: %s --port N [--error-rate F] [--latency-ms N] [--fail-after N] [--crash-at-start]\n",
 		argv0, why, argv0);
 	return 2;
 }
@@ -426,6 +433,10 @@ int svc_main(int argc, char **argv, const struct svc_config *config)
 		} else if (!strcmp(a, "--error-rate") && v) {
 			if (parse_rate(v, &error_rate))
 				return usage(argv[0], "--error-rate must be a number 0..1");
+			i++;
+		} else if (!strcmp(a, "--fail-after") && v) {
+			if (parse_uint(v, 1000000000, &fail_after) || !fail_after)
+				return usage(argv[0], "--fail-after must be an integer 1..1000000000");
 			i++;
 		} else if (!strcmp(a, "--latency-ms") && v) {
 			if (parse_uint(v, 60000, &latency_ms))

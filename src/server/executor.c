@@ -56,6 +56,10 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	json_t *envm = server_environment(srv, r->env);
 	json_int_t rate = json_integer_value(json_object_get(json_object_get(envm, "stage"), "traffic_rate"));
 	json_decref(envm);
+	/* The route must carry the new version before the first generated request: for a first
+	 * release it is created by this very transition (the reconciler would send it after this
+	 * tick, and the generator's first connections would be refused). */
+	reconcile_all(srv);
 	const json_t *smoke0 = json_array_get(json_object_get(svc, "smoke"), 0);
 	const char *path = smoke0 ? json_string_value(json_object_get(smoke0, "path")) : "/";
 	char url[512], rates[32], dur[32];

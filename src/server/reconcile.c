@@ -5,7 +5,7 @@
  * the active deployment's pipeline (pipeline_desired) or, when none controls the region, from
  * the stable release. Order matters and is the whole point (traffic moves before instances):
  *   1. make the desired versions' instances run (runtime_ensure; idempotent),
- *   2. send the route (only healthy instances as backends) to the proxy,
+ *   2. send the route (healthy instances as backends; see step 2 for the fallbacks) to the proxy,
  *   3. stop a version that is no longer desired only once the proxy no longer routes to it and
  *      reports its backends drained.
  */
@@ -186,38 +186,46 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
 		return;
 
-	/* 2. the route: healthy instances that stay, with the weights. A version without a
-	 * healthy instance is left out while another weighted version has one (a starting
-	 * instance refuses connections: routing to it fails requests the others would serve). */
-	json_t *healthy[PL_MAX_ROUTE], *fallback[PL_MAX_ROUTE];
+	/* 2. the route: healthy instances that stay, with the weights. Without a healthy one, a
+	 * version keeps its unhealthy instances (they served; a health check may just have been
+	 * slow). Instances that are still starting refuse connections: they are used only when
+	 * no weighted version has a healthy instance, else their version is left out and its
+	 * share goes to the others for now. */
+	json_t *healthy[PL_MAX_ROUTE], *unhealthy[PL_MAX_ROUTE], *starting[PL_MAX_ROUTE];
 	int any_healthy = 0;
 	for (int r = 0; r < d->nroute; r++) {
 		healthy[r] = json_array();
-		fallback[r] = json_array();
+		unhealthy[r] = json_array();
+		starting[r] = json_array();
 		int keep = desired_count(d, d->route[r].version);
 		for (size_t j = 0; j < n; j++) {
 			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid || !alive(&in[j]) ||
 			    (keep >= 0 && in[j].index >= keep))
 				continue;
-			if (in[j].state == INSTANCE_HEALTHY)
-				json_array_append_new(healthy[r], json_string(in[j].addr));
-			else if (in[j].state == INSTANCE_UNHEALTHY || in[j].state == INSTANCE_STARTING)
-				json_array_append_new(fallback[r], json_string(in[j].addr));
+			json_t *to = in[j].state == INSTANCE_HEALTHY     ? healthy[r]
+				     : in[j].state == INSTANCE_UNHEALTHY ? unhealthy[r]
+				     : in[j].state == INSTANCE_STARTING  ? starting[r]
+									 : NULL;
+			if (to)
+				json_array_append_new(to, json_string(in[j].addr));
 		}
 		any_healthy |= d->route[r].weight > 0 && json_array_size(healthy[r]) > 0;
 	}
-	/* Without any healthy instance, the best effort is the ones that run; a version with no
-	 * backend at all is left out (the proxy refuses an empty backend list, and the whole
-	 * route with it). */
+	/* a version with no backend at all is left out (the proxy refuses an empty backend
+	 * list, and the whole route with it) */
 	json_t *versions = json_array();
 	for (int r = 0; r < d->nroute; r++) {
-		json_t *use = json_array_size(healthy[r]) ? healthy[r] : any_healthy ? NULL : fallback[r];
+		json_t *use = json_array_size(healthy[r])     ? healthy[r]
+			      : json_array_size(unhealthy[r]) ? unhealthy[r]
+			      : any_healthy                   ? NULL
+							      : starting[r];
 		if (use && json_array_size(use))
 			json_array_append_new(versions, json_pack("{s:s, s:i, s:O}", "version",
 								  d->route[r].version, "weight",
 								  d->route[r].weight, "backends", use));
 		json_decref(healthy[r]);
-		json_decref(fallback[r]);
+		json_decref(unhealthy[r]);
+		json_decref(starting[r]);
 	}
 	char rn[256], listen[64];
 	reconcile_route_name(rn, sizeof(rn), name, env, rname);

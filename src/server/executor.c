@@ -115,10 +115,14 @@ static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json
 	}
 	json_int_t reqs = json_integer_value(json_object_get(j, "requests"));
 	json_int_t failed = json_integer_value(json_object_get(j, "failed"));
+	json_int_t s5xx = json_integer_value(json_object_get(j, "5xx"));
+	json_int_t conn = json_integer_value(json_object_get(j, "connection_errors"));
 	json_decref(j);
 	if (reqs == 0 || failed > 0) {
-		snprintf(msg, msglen, "%lld of %lld generated requests failed while old and new served side by side",
-			 (long long)failed, (long long)reqs);
+		snprintf(msg, msglen,
+			 "%lld of %lld generated requests failed (5xx %lld, connection %lld) while old and "
+			 "new served side by side",
+			 (long long)failed, (long long)reqs, (long long)s5xx, (long long)conn);
 		return PL_VERDICT_FAIL;
 	}
 	snprintf(msg, msglen, "%lld generated requests, 0 failed, old and new side by side", (long long)reqs);

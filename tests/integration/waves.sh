@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Integration (issue: waves, retry, one pipeline at a time, pre-production stage, strategies):
-# the real server, proxy and example services on loopback, ports 33001-33999.
+# the real server, proxy and example services on loopback, ports 32001-32706 (below the
+# kernel's ephemeral range, 32768+: a listener there can collide with an outgoing connection).
 #   - a region whose instances fail (a fault the test controls) is retried with backoff, then
 #     marked failed: with policy halt later waves stop, with continue they go on; regions done
 #     stay done; `sluice retry --region` retries that region alone (neighbours' pids unchanged)
@@ -17,7 +18,7 @@ B=$(cd "$1" && pwd)
 S=$B/src/sluice
 EX=$B/examples
 D=$(mktemp -d /tmp/sluice-it-waves.XXXXXX)
-export SLUICE_SERVER=http://127.0.0.1:33070
+export SLUICE_SERVER=http://127.0.0.1:32070
 SERVER_PID=
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
@@ -26,7 +27,7 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 wait_until() { local t=$1; shift; for _ in $(seq $((t * 5))); do "$@" && return 0; sleep 0.2; done; return 1; }
 
 start_server() {
-	"$S" server --data "$D/data" --listen 127.0.0.1:33070 --proxy-admin 127.0.0.1:33071 >>"$D/server.log" 2>&1 &
+	"$S" server --data "$D/data" --listen 127.0.0.1:32070 --proxy-admin 127.0.0.1:32071 >>"$D/server.log" 2>&1 &
 	SERVER_PID=$!
 	wait_until 10 curl -sf -m 1 "$SLUICE_SERVER/v1/health" -o /dev/null || { cat "$D/server.log"; exit 1; }
 }
@@ -97,7 +98,7 @@ policy: {allow_unknown_consumers: true}
 ---
 kind: Service
 name: meta
-listen_port: 33001
+listen_port: 32001
 run: {env: {REGION: "{region}"}}
 health: {interval: 200ms, timeout: 500ms}
 instances: 1
@@ -107,7 +108,7 @@ analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: queued
-listen_port: 33002
+listen_port: 32002
 health: {interval: 200ms}
 drain_timeout: 1s
 strategy: {steps: [20, 100], step_duration: 2s, max_step_duration: 20s}
@@ -115,7 +116,7 @@ analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: superseded
-listen_port: 33003
+listen_port: 32003
 policy: {concurrency: supersede}
 health: {interval: 200ms}
 drain_timeout: 1s
@@ -124,7 +125,7 @@ analysis: {method: threshold, min_requests: 5}
 ---
 kind: Service
 name: staged
-listen_port: 33004
+listen_port: 32004
 health: {interval: 200ms}
 drain_timeout: 1s
 smoke: [{path: /items/1, body_contains: '"metadata"'}]
@@ -134,7 +135,7 @@ analysis: {method: threshold, min_requests: 5, max_p99_latency: 2s}
 ---
 kind: Service
 name: roll
-listen_port: 33005
+listen_port: 32005
 health: {interval: 200ms}
 instances: 3
 drain_timeout: 2s
@@ -142,7 +143,7 @@ strategy: {type: rolling, max_surge: 1}
 ---
 kind: Service
 name: bluegreen
-listen_port: 33006
+listen_port: 32006
 health: {interval: 200ms}
 instances: 2
 drain_timeout: 2s
@@ -162,8 +163,8 @@ done
 for s in meta; do for e in halt cont; do "$S" deploy $s v1 --env $e --wait >/dev/null; done; done
 
 # ---- region failure: retries with backoff, then failed; halt stops later waves
-"$S" load --url http://127.0.0.1:33001/items/1 --url http://127.0.0.1:33101/items/1 --url http://127.0.0.1:33201/items/1 \
-	--url http://127.0.0.1:33301/items/1 --url http://127.0.0.1:33401/items/1 --url http://127.0.0.1:33501/items/1 \
+"$S" load --url http://127.0.0.1:32001/items/1 --url http://127.0.0.1:32101/items/1 --url http://127.0.0.1:32201/items/1 \
+	--url http://127.0.0.1:32301/items/1 --url http://127.0.0.1:32401/items/1 --url http://127.0.0.1:32501/items/1 \
 	--rate 150 --duration 300 >/dev/null &
 LM=$!
 touch "$D/fail-b"
@@ -195,9 +196,9 @@ kill -TERM $LM 2>/dev/null || true; wait $LM || true
 # ---- queue and supersede (one pipeline per service at a time)
 "$S" deploy queued v1 --env halt --wait >/dev/null
 "$S" deploy superseded v1 --env halt --wait >/dev/null
-load_q() { exec "$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33003/items/1 \
-	--url http://127.0.0.1:33102/items/1 --url http://127.0.0.1:33103/items/1 \
-	--url http://127.0.0.1:33202/items/1 --url http://127.0.0.1:33203/items/1 --rate 150 --duration "$1" >"$2"; }
+load_q() { exec "$S" load --url http://127.0.0.1:32002/items/1 --url http://127.0.0.1:32003/items/1 \
+	--url http://127.0.0.1:32102/items/1 --url http://127.0.0.1:32103/items/1 \
+	--url http://127.0.0.1:32202/items/1 --url http://127.0.0.1:32203/items/1 --rate 150 --duration "$1" >"$2"; }
 load_q 150 "$D/lq.txt" &
 L=$!
 q1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
@@ -229,7 +230,7 @@ check "supersede: the newest starts from what is stable when it leaves the queue
 kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/lq.txt"
 check "zero failed requests through queued deployments and a server kill -9" grep -q ' failed 0 ' "$D/lq.txt"
-grep -q ' failed 0 ' "$D/lq.txt" || curl -s http://127.0.0.1:33071/v1/metrics | python3 -c '
+grep -q ' failed 0 ' "$D/lq.txt" || curl -s http://127.0.0.1:32071/v1/metrics | python3 -c '
 import json, sys
 for r, v in json.load(sys.stdin)["routes"].items():
     for ver, c in v["versions"].items():
@@ -238,7 +239,7 @@ for r, v in json.load(sys.stdin)["routes"].items():
 
 
 # ---- a rollback pre-empts a canary in mid-step, with zero failed requests
-"$S" load --url http://127.0.0.1:33002/items/1 --url http://127.0.0.1:33102/items/1 --rate 100 --duration 60 >"$D/lr.txt" &
+"$S" load --url http://127.0.0.1:32002/items/1 --url http://127.0.0.1:32102/items/1 --rate 100 --duration 60 >"$D/lr.txt" &
 L=$!
 r1=$("$S" deploy queued v2 --env halt -o json | grep '"id"' | grep -o '[0-9]\+')
 in_step() { test "$(region_state "$r1" a)" = step; }
@@ -260,8 +261,8 @@ check "stage: production never saw it" bash -c "! grep -q ' p  *starting' '$D/st
 set +e; "$S" deploy staged bad --env prod --wait >"$D/st2.txt"; rc=$?; set -e
 check "stage: a release failing side by side under generated traffic is stopped" test $rc -eq 1
 check "stage: the reason names the stage" grep -q 'pre-production stage failed' "$D/st2.txt"
-check "stage: production still runs v1" bash -c "curl -s -i http://127.0.0.1:33704/items/1 | grep -q 'X-Version: v1'"
-"$S" load --url http://127.0.0.1:33704/items/1 --rate 50 --duration 60 >/dev/null &
+check "stage: production still runs v1" bash -c "curl -s -i http://127.0.0.1:32704/items/1 | grep -q 'X-Version: v1'"
+"$S" load --url http://127.0.0.1:32704/items/1 --rate 50 --duration 60 >/dev/null &
 L=$!
 check "stage: a good release passes the stage, then production" "$S" deploy staged v2 --env prod --wait --timeout 50
 kill -TERM $L 2>/dev/null || true; wait $L || true
@@ -271,8 +272,8 @@ check "stage: the good release is stable in the stage environment" \
 # ---- rolling and blue-green under continuous load
 "$S" deploy roll v1 --env halt --wait >/dev/null
 "$S" deploy bluegreen v1 --env halt --wait >/dev/null
-"$S" load --url http://127.0.0.1:33005/items/1 --url http://127.0.0.1:33105/items/1 --url http://127.0.0.1:33205/items/1 \
-	--url http://127.0.0.1:33006/items/1 --url http://127.0.0.1:33106/items/1 --url http://127.0.0.1:33206/items/1 \
+"$S" load --url http://127.0.0.1:32005/items/1 --url http://127.0.0.1:32105/items/1 --url http://127.0.0.1:32205/items/1 \
+	--url http://127.0.0.1:32006/items/1 --url http://127.0.0.1:32106/items/1 --url http://127.0.0.1:32206/items/1 \
 	--rate 200 --duration 150 >"$D/ls.txt" &
 L=$!
 check "rolling: v2 replaces v1 one instance at a time" "$S" deploy roll v2 --env halt --wait --timeout 80

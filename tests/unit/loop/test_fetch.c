@@ -2,9 +2,7 @@
  * started here on 127.0.0.1:0 (an accept thread plus one thread per connection, bounded in
  * connections and time). Every test runs the loop under a guard timer, and Criterion's timeout
  * bounds the whole test. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +14,7 @@
 #include <unistd.h>
 
 #include "loop/fetch.h"
+#include "support/loopback.h"
 #include "loop/loop.h"
 
 /* ---- test servers ------------------------------------------------------------------------ */
@@ -60,18 +59,6 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void reply(int fd, const char *status, const char *extra, const char *body, size_t blen,
 		  int with_length, int with_body)
 {
@@ -86,8 +73,8 @@ static void reply(int fd, const char *status, const char *extra, const char *bod
 		n = snprintf(head, sizeof(head),
 			     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\n%sConnection: close\r\n\r\n",
 			     status, extra);
-	if (send_all(fd, head, (size_t)n) == 0 && with_body)
-		send_all(fd, body, blen);
+	if (loopback_send_all(fd, head, (size_t)n) == 0 && with_body)
+		loopback_send_all(fd, body, blen);
 }
 
 /* Waits for fd to be readable; 1 ready, 0 when the server stops or 5 s pass, -1 error. */
@@ -210,33 +197,13 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
-static int listen_port(int fd)
-{
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-	return ntohs(a.sin_port);
-}
-
-static int bound_socket(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(fd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
 static struct srv *srv_start(enum mode m)
 {
 	cr_assert(nsrvs < MAX_SRVS);
 	struct srv *s = &srvs[nsrvs++];
 	memset(s, 0, sizeof(*s));
 	s->mode = m;
-	s->lfd = bound_socket();
-	cr_assert_eq(listen(s->lfd, 128), 0);
-	s->port = listen_port(s->lfd);
+	s->lfd = loopback_listen(128, NULL, 0, &s->port);
 	cr_assert_eq(pthread_create(&s->th, NULL, accept_main, s), 0);
 	return s;
 }
@@ -257,8 +224,8 @@ static void srv_stop_all(void)
 /* A port nobody listens on: bound, then closed. */
 static int dead_port(void)
 {
-	int fd = bound_socket();
-	int port = listen_port(fd);
+	int port;
+	int fd = loopback_bind(&port);
 	close(fd);
 	return port;
 }

@@ -1,8 +1,6 @@
 /* Unit tests of src/server/smoke: every check kind against a tiny HTTP server started here on
  * 127.0.0.1:0 (a thread per connection, one request each, bounded in connections and time). */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -13,6 +11,7 @@
 
 #include "loop/loop.h"
 #include "server/smoke.h"
+#include "support/loopback.h"
 
 #define MAX_CONNS 64 /* the server answers at most this many connections per test */
 
@@ -30,31 +29,15 @@ static void reply(int fd, const char *status, const char *body, size_t blen, int
 			 "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Type: text/plain\r\n"
 			 "Connection: close\r\n\r\n",
 			 status, blen);
-	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
-		return;
-	for (size_t o = 0; send_body && o < blen;) {
-		ssize_t w = send(fd, body + o, blen - o, MSG_NOSIGNAL);
-		if (w <= 0)
-			return;
-		o += (size_t)w;
-	}
+	if (loopback_send_all(fd, head, (size_t)n) == 0 && send_body)
+		loopback_send_all(fd, body, blen);
 }
 
 static void answer(int fd)
 {
 	char req[4096];
-	size_t have = 0;
-	/* Read the head (bounded: 4 KiB, 2 s). */
-	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4)) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 2000) <= 0)
-			return;
-		ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
-		if (n <= 0)
-			return;
-		have += (size_t)n;
-	}
-	req[have] = '\0';
+	if (loopback_read_head(fd, req, sizeof(req), 2000) < 0) /* bounded: 4 KiB, 2 s a read */
+		return;
 	char method[16] = "", path[256] = "";
 	if (sscanf(req, "%15s %255s", method, path) != 2)
 		return;
@@ -117,15 +100,7 @@ static void *serve(void *arg)
 
 static void start(void)
 {
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(lfd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(lfd, 16), 0);
-	socklen_t len = sizeof(a);
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+	lfd = loopback_listen(16, addr, sizeof(addr), NULL);
 	stop = 0;
 	cr_assert_eq(pthread_create(&th, NULL, serve, NULL), 0);
 }
@@ -300,15 +275,10 @@ Test(smoke, post_sends_an_empty_body)
 Test(smoke, unreachable_instance_and_no_checks)
 {
 	/* A port nobody listens on: bind one, note it, close it. */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t len = sizeof(a);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
+	int port;
+	close(loopback_bind(&port));
 	char dead[32];
-	snprintf(dead, sizeof(dead), "127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(dead, sizeof(dead), "127.0.0.1:%d", port);
 
 	json_t *checks = json_pack("[o]", check("/items/1", "GET", 200, NULL, 500));
 	int ok = -1;

@@ -4,10 +4,8 @@
  * verify_region's sequential method on synthetic proxy snapshots: abort, pass by the floors,
  * latency, the 100% step and the bake against the recorded stable); prom_start against a
  * fake Prometheus served here on loopback. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -19,6 +17,7 @@
 #include "loop/loop.h"
 #include "server/prometheus.h"
 #include "server/verify.h"
+#include "support/loopback.h"
 
 static const struct prom_target canary = {"metadata", "v2", "east", "production"};
 
@@ -169,17 +168,7 @@ static void *prom_answer(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	char req[8192];
-	size_t have = 0;
-	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4)) {
-		struct pollfd p = {fd, POLLIN, 0};
-		if (poll(&p, 1, 2000) <= 0)
-			break;
-		ssize_t n = read(fd, req + have, sizeof(req) - 1 - have);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-	}
-	req[have] = '\0';
+	loopback_read_head(fd, req, sizeof(req), 2000); /* a cut request is answered all the same */
 	__atomic_add_fetch(&prom_hits, 1, __ATOMIC_SEQ_CST);
 	double centre = strstr(req, "%22v2%22") ? 50 : 10;
 	int empty = strstr(req, "%22idle%22") && !strstr(req, "start=900.000");
@@ -197,8 +186,8 @@ static void *prom_answer(void *arg)
 			  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 			  "Connection: close\r\n\r\n",
 			  o);
-	if (send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn)
-		(void)!send(fd, body, o, MSG_NOSIGNAL);
+	if (loopback_send_all(fd, head, (size_t)hn) == 0)
+		loopback_send_all(fd, body, o);
 	close(fd);
 	return NULL;
 }
@@ -225,14 +214,9 @@ static void *prom_serve(void *arg)
 
 static void prom_server_start(void)
 {
-	prom_lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(prom_lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(prom_lfd, 64), 0);
-	socklen_t len = sizeof(a);
-	cr_assert_eq(getsockname(prom_lfd, (struct sockaddr *)&a, &len), 0);
-	snprintf(prom_url, sizeof(prom_url), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	int port;
+	prom_lfd = loopback_listen(64, NULL, 0, &port);
+	snprintf(prom_url, sizeof(prom_url), "http://127.0.0.1:%d", port);
 	prom_stop = 0;
 	prom_hits = prom_before_hits = 0;
 	cr_assert_eq(pthread_create(&prom_th, NULL, prom_serve, NULL), 0);
@@ -514,6 +498,19 @@ static void traffic(struct harness *h, int nc, int ec, int bc, int ns)
 	h->s.lat[0] += ns;
 }
 
+/* Polls after the same traffic each time (as `traffic`) while the verdict stays `from`, at most
+ * `max` polls; returns the last verdict. */
+static enum pl_verdict poll_while(struct harness *h, enum pl_verdict from, int max, int nc, int ec,
+				  int bc, int ns)
+{
+	enum pl_verdict v = from;
+	for (int polls = 0; v == from && polls < max; polls++) {
+		traffic(h, nc, ec, bc, ns);
+		v = poll_verdict(h);
+	}
+	return v;
+}
+
 static const json_t *test_of(const struct window *w, const char *metric)
 {
 	size_t i;
@@ -530,13 +527,8 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 	harness_init(&h, 10);
 	cr_expect_eq(poll_verdict(&h), PL_VERDICT_NONE, "the first poll opens the window");
 	cr_expect_str_eq(h.msg, "window opened");
-	enum pl_verdict v = PL_VERDICT_NONE;
-	int polls = 0;
-	while (v == PL_VERDICT_NONE && polls < 100) {
-		traffic(&h, 2, 1, 0, 18); /* 10% share, half the canary's requests fail */
-		v = poll_verdict(&h);
-		polls++;
-	}
+	/* 10% share, half the canary's requests fail */
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 100, 2, 1, 0, 18);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect_leq(h.c.requests, 30, "took %lld canary requests", h.c.requests);
 	cr_expect(strstr(h.msg, "error rate higher than stable's (proven"), "%s", h.msg);
@@ -553,7 +545,7 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 	cr_expect_eq(json_real_value(json_object_get(t, "e_threshold")), 40.0);
 	cr_expect_gt(json_real_value(json_object_get(t, "ratio_lo")), 1.0);
 	/* only the window's requests count: none of the stable's history */
-	cr_expect_eq(json_integer_value(json_object_get(t, "stable_requests")), 18 * polls);
+	cr_expect_eq(json_integer_value(json_object_get(t, "stable_requests")), 18 * (h.c.requests / 2)); /* 2 canary, 18 stable a poll */
 	cr_expect_eq(json_integer_value(json_object_get(t, "canary_requests")), h.c.requests);
 	/* a proven regression stays proven, with its evidence, whatever comes after */
 	char first[256];
@@ -573,11 +565,7 @@ Test(verify_sequential, clean_canary_passes_by_its_floors)
 	poll_verdict(&h);
 	const struct window *w = verify_window(&h.srv, 1, 0);
 	cr_expect_eq(w->slow_us, 0, "chosen at the first poll of the window");
-	enum pl_verdict v = PL_VERDICT_NONE;
-	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
-		traffic(&h, 2, 0, 0, 18);
-		v = poll_verdict(&h);
-	}
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 200, 2, 0, 0, 18);
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
 	w = verify_window(&h.srv, 1, 0);
 	cr_expect_eq(w->slow_us, 10000, "the stable's p90 is 500 us: the 10 ms floor applies");
@@ -602,17 +590,9 @@ Test(verify_sequential, a_regression_after_a_pass_still_fails)
 	struct harness h;
 	harness_init(&h, 50);
 	poll_verdict(&h);
-	enum pl_verdict v = PL_VERDICT_NONE;
-	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
-		traffic(&h, 10, 0, 0, 10);
-		v = poll_verdict(&h);
-	}
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 40, 10, 0, 0, 10);
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
-	int polls = 0;
-	while (v == PL_VERDICT_PASS && polls++ < 50) {
-		traffic(&h, 10, 5, 0, 10);
-		v = poll_verdict(&h);
-	}
+	v = poll_while(&h, PL_VERDICT_PASS, 50, 10, 5, 0, 10);
 	cr_expect_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	harness_release(&h);
 }
@@ -622,11 +602,8 @@ Test(verify_sequential, slower_canary_fails_on_latency)
 	struct harness h;
 	harness_init(&h, 50);
 	poll_verdict(&h);
-	enum pl_verdict v = PL_VERDICT_NONE;
-	while (v == PL_VERDICT_NONE && h.c.requests < 400) {
-		traffic(&h, 10, 0, 6, 10); /* every canary request above 16 ms, the stable's under 0.5 */
-		v = poll_verdict(&h);
-	}
+	/* every canary request above 16 ms, the stable's under 0.5 */
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 40, 10, 0, 6, 10);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "slower than 10.0 ms"), "%s", h.msg);
 	cr_expect_leq(h.c.requests, 30);
@@ -651,12 +628,7 @@ Test(verify_sequential, bake_compares_with_the_recorded_stable)
 	h.st.regions[0].state = R_BAKING;
 	verify_reset(&h.srv, 1, 0);
 	cr_expect_eq(poll_verdict(&h), PL_VERDICT_NONE, "a bake opens its own window");
-	enum pl_verdict v = PL_VERDICT_PASS;
-	int polls = 0;
-	while (v == PL_VERDICT_PASS && polls++ < 100) {
-		traffic(&h, 20, 2, 0, 0);
-		v = poll_verdict(&h);
-	}
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_PASS, 100, 20, 2, 0, 0);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "error rate above the previous release's (proven"), "%s", h.msg);
 	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "error_rate");
@@ -700,12 +672,7 @@ Test(verify_sequential, full_traffic_step_compares_with_the_recorded_stable)
 	h.st.regions[0].step = 1; /* 100%: the stable gets nothing, the ratio tests are blind */
 	verify_reset(&h.srv, 1, 0);
 	poll_verdict(&h);
-	enum pl_verdict v = PL_VERDICT_NONE;
-	int polls = 0;
-	while (v == PL_VERDICT_NONE && polls++ < 100) {
-		traffic(&h, 20, 2, 0, 0);
-		v = poll_verdict(&h);
-	}
+	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 100, 20, 2, 0, 0);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "recorded at the previous step"), "%s", h.msg);
 	cr_expect_eq(json_real_value(json_object_get(verify_window(&h.srv, 1, 0)->evidence, "share")), 1.0);

@@ -20,7 +20,7 @@
 
 #include "util/log.h"
 
-#define ROUTE_NAME_MAX 128     /* [A-Za-z0-9._-]+ */
+#define ROUTE_NAME_MAX 192     /* [A-Za-z0-9._-]+: fits "service.env.region" of 63-byte names */
 #define ROUTE_FIELD_MAX 64     /* version names, header and cookie names */
 #define ROUTE_ADDR_MAX 128
 #define ROUTE_MAX_VERSIONS 16

@@ -23,6 +23,11 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+/* The longest instance id, "service.env.region.version.index", plus one: it names a directory
+ * and a log file ("ID.log"), which must fit in a file name (255 bytes). Four names of 63 bytes
+ * do not; the executor refuses such a deployment before it starts. */
+#define RUNTIME_ID_MAX 240
+
 typedef struct runtime runtime;
 
 /* What to run. Strings are copied by the driver. The placeholders {port}, {artifact},
@@ -50,7 +55,7 @@ enum instance_state {
 };
 
 struct instance_info {
-	char id[96];          /* "service.env.region.version.index" */
+	char id[RUNTIME_ID_MAX]; /* "service.env.region.version.index" */
 	char service[64], env[64], region[64], version[64];
 	int index;
 	int pid;              /* 0 when not running */

@@ -68,7 +68,7 @@ struct spec_copy {
 
 struct inst {
 	struct inst *next;
-	char id[96], service[64], env[64], region[64], version[64];
+	char id[RUNTIME_ID_MAX], service[64], env[64], region[64], version[64];
 	int index;
 	struct spec_copy spec;
 
@@ -696,7 +696,7 @@ static void signal_group(struct inst *in, int sig)
 }
 
 struct kept {
-	char name[128];
+	char name[RUNTIME_ID_MAX + 8]; /* "ID.log" */
 	time_t mtime;
 };
 
@@ -1172,7 +1172,7 @@ static void adopt_unrecorded(runtime *rt)
 		long pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 1 || pid > INT32_MAX || pid == getpid() || getsid((pid_t)pid) != pid)
 			continue;
-		char id[128];
+		char id[RUNTIME_ID_MAX];
 		if (proc_marks((int)pid, rt->real_dir, id, sizeof id) != 0)
 			continue;
 		struct inst *in = rt->list;
@@ -1313,6 +1313,21 @@ static bool spec_equal(const struct spec_copy *a, const struct spec_copy *b)
 	return eq;
 }
 
+/* A new instance needs its artifact when the command line names it: refused here, before an
+ * instance exists, so that the caller hears of it at once rather than through restarts. */
+static bool artifact_missing(const struct instance_spec *spec, struct err *e)
+{
+	if (!spec->artifact || !*spec->artifact)
+		return false;
+	bool named = strstr(spec->command, "{artifact}") != NULL;
+	for (const char *const *a = spec->args; !named && a && *a; a++)
+		named = strstr(*a, "{artifact}") != NULL;
+	if (!named || access(spec->artifact, F_OK) == 0)
+		return false;
+	err_set(e, "artifact '%s' is missing: %s", spec->artifact, strerror(errno));
+	return true;
+}
+
 int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count, struct err *e)
 {
 	if (!valid_name(spec->service) || !valid_name(spec->env) || !valid_name(spec->region) ||
@@ -1349,6 +1364,10 @@ int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count
 			if (dirty)
 				state_save(rt, in, true);
 			continue;
+		}
+		if (artifact_missing(spec, e)) {
+			rc = -1;
+			break;
 		}
 		if (!(in = inst_new(rt))) {
 			rc = err_set(e, "too many instances in this runtime (at most %d)", MAX_INSTANCES);
@@ -1645,7 +1664,7 @@ int runtime_logs(runtime *rt, const char *service, const char *env, const char *
 		return 0;
 	qsort(sel, k, sizeof *sel, cmp_inst);
 	size_t budget = max_bytes / (k + nk);
-	char p[4096], label[160];
+	char p[4096], label[RUNTIME_ID_MAX + 16];
 	for (size_t i = 0; i < nk; i++) {
 		int r = snprintf(p, sizeof p, "%s/logs/%s", rt->dir, kept[i].name);
 		snprintf(label, sizeof label, "%.*s stopped", (int)strlen(kept[i].name) - 4, kept[i].name);

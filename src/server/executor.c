@@ -138,7 +138,7 @@ static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json
 struct smoke_slot {
 	struct smoke_job *job;
 	smoke_run *run; /* NULL once finished */
-	char id[96]; /* the instance */
+	char id[RUNTIME_ID_MAX]; /* the instance */
 };
 
 struct smoke_job {
@@ -297,6 +297,13 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	}
 	o->old_stopped = old_alive == 0;
 	o->new_stopped = new_alive == 0;
+	/* The runtime refused to start them at all: that fails the attempt now, not after the
+	 * start timeout; the region's retries (with backoff) try again. */
+	const char *why = o->new_wanted ? reconcile_start_error(srv, name, r->env, r->name, st->version) : NULL;
+	if (why && !o->new_broken) {
+		o->new_broken = 1;
+		snprintf(o->broken_reason, sizeof(o->broken_reason), "could not start instances: %.150s", why);
+	}
 	switch (r->state) {
 	case R_SMOKE:
 		smoke(srv, dep, ri, r, svc, in, n, st->version, o);
@@ -666,6 +673,29 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 	return store_add_event(srv->store, id, "superseded", NULL, msg, NULL, e);
 }
 
+/* Instance ids ("service.env.region.version.NN") name files; one that cannot be made is
+ * refused here, before anything starts. Returns 0, or -1 with e. */
+static int ids_too_long(struct server *srv, const char *service, const char *env, const char *version,
+			struct err *e)
+{
+	json_t *envm = server_environment(srv, env);
+	size_t i;
+	json_t *r;
+	int rc = 0;
+	json_array_foreach(json_object_get(envm, "regions"), i, r) {
+		const char *region = json_string_value(json_object_get(r, "name"));
+		size_t n = strlen(service) + strlen(env) + strlen(region) + strlen(version) + 3 + 3;
+		if (n >= RUNTIME_ID_MAX) {
+			rc = err_set(e, "instance ids of %s %s in %s/%s would be %zu bytes, at most %d (they name "
+					"files): use a shorter version name", service, version, env, region, n,
+				     RUNTIME_ID_MAX - 1);
+			break;
+		}
+	}
+	json_decref(envm);
+	return rc;
+}
+
 int64_t executor_create(struct server *srv, const char *service, const char *env,
 			const char *version, enum pl_kind kind, int force, json_t *gate_report,
 			struct err *e)
@@ -680,6 +710,8 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 			service, version);
 		return -1;
 	}
+	if (ids_too_long(srv, service, env, version, e))
+		return -1;
 	json_t *svc = server_service(srv, service);
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");

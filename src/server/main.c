@@ -173,6 +173,7 @@ int cmd_server(int argc, char **argv)
 	}
 	srv.router = router_new(admin, exe, srv.data_dir);
 	srv.idle = json_object();
+	srv.start_errors = json_object();
 	srv.loop = loop_new();
 	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
 	if (!srv.router || !srv.loop || !srv.fetch) {
@@ -228,6 +229,7 @@ out:
 		fetcher_free(srv.fetch);
 	json_decref(srv.metrics);
 	json_decref(srv.idle);
+	json_decref(srv.start_errors);
 	router_free(srv.router);
 	runtime_close(srv.rt);
 	store_close(srv.store);

@@ -72,6 +72,39 @@ int reconcile_listen_port(struct server *srv, const char *env, const char *regio
 	return port;
 }
 
+static void start_error_key(char *key, size_t len, const char *service, const char *env,
+			    const char *region, const char *version)
+{
+	snprintf(key, len, "%s/%s/%s/%s", service, env, region, version);
+}
+
+/* Records why a version's instances could not be started (msg), or that they could (NULL), in
+ * this reconcile pass; logged when the message changes, not on every tick. */
+static void set_start_error(struct server *srv, const char *service, const char *env, const char *region,
+			    const char *version, const char *msg)
+{
+	char key[512];
+	start_error_key(key, sizeof(key), service, env, region, version);
+	const char *old = json_string_value(json_object_get(srv->start_errors_prev, key));
+	if (!msg) {
+		if (old)
+			log_info("%s %s in %s/%s: instances can be started again", service, version, env, region);
+		json_object_del(srv->start_errors, key);
+		return;
+	}
+	if (!old || strcmp(old, msg))
+		log_warn("%s %s in %s/%s: could not start instances: %s", service, version, env, region, msg);
+	json_object_set_new(srv->start_errors, key, json_string(msg));
+}
+
+const char *reconcile_start_error(struct server *srv, const char *service, const char *env,
+				  const char *region, const char *version)
+{
+	char key[512];
+	start_error_key(key, sizeof(key), service, env, region, version);
+	return json_string_value(json_object_get(srv->start_errors, key));
+}
+
 /* Starts (or keeps) the instances of one version. */
 static void ensure_version(struct server *srv, const json_t *svc, const char *env,
 			   const char *region, const char *version, unsigned count)
@@ -80,7 +113,7 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 	json_t *rel = NULL;
 	struct err e = {""};
 	if (store_get_release(srv->store, name, version, &rel, &e) != 0) {
-		log_warn("%s %s: release not found: %s", name, version, e.msg);
+		set_start_error(srv, name, env, region, version, e.msg);
 		return;
 	}
 	const char *digest = json_string_value(json_object_get(rel, "digest"));
@@ -124,8 +157,8 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 		.health_timeout_ms = (unsigned)jint(svc, "health.timeout_ms"),
 		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
 	};
-	if (runtime_ensure(srv->rt, &spec, count, &e))
-		log_warn("%s %s in %s/%s: %s", name, version, env, region, e.msg);
+	set_start_error(srv, name, env, region, version,
+			runtime_ensure(srv->rt, &spec, count, &e) ? e.msg : NULL);
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);
@@ -350,13 +383,17 @@ void reconcile_all(struct server *srv)
 		}
 		return;
 	}
-	json_t *svcs = NULL, *envs = NULL, *active = NULL;
+	json_t *svcs = NULL, *envs = NULL, *active = NULL, *prev_errors = NULL;
 	if (store_list_manifests(srv->store, "Service", &svcs, &e) ||
 	    store_list_manifests(srv->store, "Environment", &envs, &e) ||
 	    store_active_deployments(srv->store, &active, &e)) {
 		log_error("reconcile: %s", e.msg);
 		goto out;
 	}
+	/* This pass records the start errors afresh: a version no longer started has none. */
+	prev_errors = srv->start_errors;
+	srv->start_errors = json_object();
+	srv->start_errors_prev = prev_errors;
 	size_t i, j, k;
 	json_t *svc, *envm, *region;
 	json_array_foreach(svcs, i, svc) {
@@ -387,7 +424,9 @@ void reconcile_all(struct server *srv)
 			}
 		}
 	}
+	srv->start_errors_prev = NULL;
 out:
+	json_decref(prev_errors);
 	json_decref(svcs);
 	json_decref(envs);
 	json_decref(active);

@@ -76,6 +76,8 @@ struct server {
 	size_t nwindows;
 	int stop_data_plane;      /* on exit, stop instances and the proxy too */
 	json_t *idle;             /* instance id -> loop time it was first seen drained */
+	json_t *start_errors;     /* "service/env/region/version" -> why its instances cannot start */
+	json_t *start_errors_prev; /* reconcile.c: the previous pass's, during a pass */
 	fetcher *fetch;           /* asynchronous HTTP: smoke checks, Prometheus queries */
 	struct smoke_job *smoke_jobs; /* executor.c: smoke checks in flight */
 	uint64_t last_error_log;
@@ -106,6 +108,10 @@ void reconcile_route_name(char *buf, size_t len, const char *service, const char
 /* The proxy port of service svc in env/region: listen_port + the region's port_offset; -1
  * when the service or region is unknown. */
 int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc);
+/* Why the runtime refused to start a version's instances on the last reconcile pass (a bad
+ * spec, an unknown release, a runtime that cannot be reached), or NULL. */
+const char *reconcile_start_error(struct server *srv, const char *service, const char *env,
+				  const char *region, const char *version);
 /* Finds the environment's manifest and the index of a region in it (or -1). */
 json_t *server_environment(struct server *srv, const char *env); /* new reference or NULL */
 json_t *server_service(struct server *srv, const char *service);   /* new reference or NULL */

@@ -162,6 +162,44 @@ check "no duplicate instances after re-adoption (2 metadata x 2 regions + 2 prof
 check "rollback returns to the previous stable release" "$S" rollback metadata --wait
 check "metadata v2 is stable after the rollback" stable_is v2
 
+# --- a release whose artifact is gone fails fast with the runtime's reason (its instances could
+# never start: the regions are retried with backoff, 2 s then 4 s, not left to the 120 s start
+# timeout), and the stable release keeps serving
+printf '#!/bin/sh\nexec %s "$@"\n' "$EX/metadata-v1" >"$D/v3"
+chmod +x "$D/v3"
+"$S" release push metadata v3 --artifact "$D/v3" >/dev/null
+rm "$D/artifacts/$(sha256sum "$D/v3" | cut -d' ' -f1)"
+set +e
+"$S" deploy metadata v3 --wait --timeout 60 >"$D/gone.txt" 2>&1
+rc=$?
+set -e
+cat "$D/gone.txt"
+check "deploy --wait exits 1 when the artifact is gone" test "$rc" -eq 1
+check "the failure names the missing artifact" grep -q "could not start instances: artifact '.*' is missing" "$D/gone.txt"
+check "metadata v2 is still stable after the failed start" stable_is v2
+check "the proxy still routes metadata to v2" bash -c "curl -sf -i http://127.0.0.1:28001/items/1 | grep -q 'X-Version: v2'"
+
+# --- a deployment whose instance ids could not name files is refused before it starts
+n62=$(printf 'n%.0s' $(seq 62)) # with one letter before it, a name of 63 bytes, the longest
+cat >"$D/long.yaml" <<Y
+kind: Environment
+name: e$n62
+regions: [{name: r$n62}]
+policy: {allow_unknown_consumers: true}
+---
+kind: Service
+name: s$n62
+listen_port: 28301
+Y
+"$S" apply -f "$D/long.yaml" >/dev/null
+"$S" release push "s$n62" "v$n62" --artifact "$EX/metadata-v1" >/dev/null
+set +e
+"$S" deploy "s$n62" "v$n62" --env "e$n62" >"$D/long.txt" 2>&1
+rc=$?
+set -e
+check "a deployment with too long instance ids is refused" test "$rc" -ne 0
+check "the refusal says which ids and the limit" grep -q "instance ids of s.* would be 258 bytes, at most 239" "$D/long.txt"
+
 # --- shutdown with the data plane leaves nothing behind
 "$S" shutdown --data-plane >/dev/null
 for _ in $(seq 150); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done

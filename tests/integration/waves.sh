@@ -33,7 +33,7 @@ start_server() {
 }
 cleanup() {
 	set +e
-	pkill -f "load --url http://127.0.0.1:33" 2>/dev/null
+	pkill -f "load --url http://127.0.0.1:32" 2>/dev/null
 	"$S" shutdown --data-plane >/dev/null 2>&1
 	for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
 	pkill -9 -f "$D" 2>/dev/null

@@ -387,7 +387,7 @@ Test(runtime, stop_sends_term_then_kill_to_the_group_and_keeps_the_log)
 	list_of("v2", b, 2);
 
 	/* The helper's own child: it must go with the group. */
-	char lp[512], line[256];
+	char lp[512], line[512];
 	int child = 0;
 	snprintf(lp, sizeof lp, "%s/%s/log", dir, b[0].id);
 	FILE *f = fopen(lp, "r");
@@ -870,4 +870,50 @@ Test(runtime, port_range_is_respected_and_exhaustion_reported)
 	char want[64];
 	snprintf(want, sizeof want, "no free port in %d-%d", lo, lo + 2);
 	cr_assert_str_eq(a[3].reason, want);
+}
+
+Test(runtime, the_longest_instance_id_that_fits_a_file_name_works_and_one_more_byte_is_refused)
+{
+	/* 63 + 63 + 63 + 45 bytes of names, 4 dots and index "0": 239 = RUNTIME_ID_MAX - 1 */
+	char name[4][64];
+	for (int i = 0; i < 4; i++) {
+		memset(name[i], 'a' + i, 63);
+		name[i][i == 3 ? 45 : 63] = 0;
+	}
+	struct instance_spec s = spec_of("v1", NULL);
+	s.service = name[0], s.env = name[1], s.region = name[2], s.version = name[3];
+	ensure(&s, 1);
+	struct want w = {name[3], INSTANCE_HEALTHY, 1};
+	cr_assert(tick_until(have_state, &w, START_MS));
+	struct instance_info *v;
+	size_t n;
+	cr_assert_eq(runtime_list(rt, name[0], name[1], name[2], name[3], &v, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(strlen(v[0].id), RUNTIME_ID_MAX - 1);
+	cr_assert(!strncmp(v[0].id, name[0], 63) && !strcmp(v[0].id + strlen(v[0].id) - 2, ".0"), "%s", v[0].id);
+	free(v);
+	name[3][45] = 'd';
+	name[3][46] = 0;
+	struct err e;
+	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), -1);
+	cr_assert(strstr(e.msg, "is longer than 239 characters"), "%s", e.msg);
+}
+
+Test(runtime, a_missing_artifact_is_refused_before_an_instance_exists)
+{
+	struct instance_spec s = spec_of("v1", NULL);
+	char gone[256];
+	snprintf(gone, sizeof gone, "%s/no-such-artifact", dir);
+	s.artifact = gone;
+	struct err e;
+	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), -1);
+	char want[512];
+	snprintf(want, sizeof want, "artifact '%s' is missing: No such file or directory", gone);
+	cr_assert_str_eq(e.msg, want);
+	struct instance_info a[2];
+	cr_assert_eq(list_of("v1", a, 2), 0);
+	/* A command that does not name the artifact does not need it. */
+	s.command = getenv("RT_TESTSRV");
+	ensure(&s, 1);
+	cr_assert_eq(list_of("v1", a, 2), 1);
 }

@@ -89,6 +89,10 @@ void runtime_stop_all(runtime *rt);
  * server must not reap with waitpid(-1) nor ignore SIGCHLD (exits would still be seen, but
  * without their status). */
 void runtime_tick(runtime *rt, uint64_t now_ms);
+/* A number that changes whenever an instance is added or forgotten or changes state (a start,
+ * health going either way, an exit, a stop): a caller that saw the same number before has
+ * nothing new to look at. */
+uint64_t runtime_generation(const runtime *rt);
 
 /* Snapshot of instances matching the filters (NULL matches all), sorted by service, env,
  * region, version, index. *out is malloc'd (NULL when *n is 0); free it. An INSTANCE_STOPPED

@@ -103,6 +103,7 @@ struct runtime {
 	int lock_fd;
 	struct inst *list;
 	size_t count;
+	uint64_t generation; /* runtime_generation */
 	uint64_t now;
 	unsigned port_cursor;
 	int port_lo, port_hi;
@@ -356,6 +357,7 @@ static uint64_t to_wall(const runtime *rt, uint64_t mono)
  * record; an fsync costs ~5 ms here and ensure/stop run on the server's loop thread. */
 static int state_save(runtime *rt, struct inst *in, bool durable)
 {
+	rt->generation++;
 	char path[4096], tmp[4200];
 	if (path_of(rt, in, "state.json", path, sizeof path))
 		return -1;
@@ -544,6 +546,7 @@ static void hc_reset(struct inst *in)
 
 static void backoff_schedule(runtime *rt, struct inst *in)
 {
+	rt->generation++;
 	in->state = INSTANCE_BACKOFF;
 	in->next_start = rt->now + in->backoff_ms;
 	in->backoff_ms = in->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : in->backoff_ms * 2;
@@ -743,6 +746,7 @@ static void finish_stopped(runtime *rt, struct inst *in)
 	in->pid = 0;
 	in->state = INSTANCE_STOPPED;
 	in->gone = true;
+	rt->generation++;
 	if (path_of(rt, in, NULL, dir, sizeof dir) || path_of(rt, in, "log", logp, sizeof logp))
 		return;
 	log_note(rt, in, "stopped");
@@ -977,6 +981,7 @@ static void log_trim(const char *path, size_t cap)
 
 static struct inst *inst_new(runtime *rt)
 {
+	rt->generation++;
 	if (rt->count >= MAX_INSTANCES)
 		return NULL;
 	struct inst *in = calloc(1, sizeof *in);
@@ -1003,6 +1008,7 @@ static void inst_free(struct inst *in)
 
 static void inst_unlink(runtime *rt, struct inst *in)
 {
+	rt->generation++;
 	for (struct inst **p = &rt->list; *p; p = &(*p)->next)
 		if (*p == in) {
 			*p = in->next;
@@ -1423,6 +1429,11 @@ void runtime_stop_all(runtime *rt)
 {
 	for (struct inst *in = rt->list; in; in = in->next)
 		stop_inst(rt, in);
+}
+
+uint64_t runtime_generation(const runtime *rt)
+{
+	return rt->generation;
 }
 
 void runtime_tick(runtime *rt, uint64_t now_ms)

@@ -521,9 +521,10 @@ void executor_tick(struct server *srv)
 		}
 		verify_forget(srv, srv->windows[w]->deployment);
 	}
+	int busy = json_array_size(active) > 0;
 	json_decref(active);
 	smoke_sweep(srv, 0);
-	reconcile_all(srv);
+	reconcile_tick(srv, busy);
 }
 
 /* ---- creating deployments ---- */

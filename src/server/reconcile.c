@@ -17,6 +17,9 @@
 
 /* How long an instance must be reported drained before it is stopped. */
 #define RECONCILE_DRAIN_GRACE_MS 1000
+/* With nothing known to have changed, a pass still runs this often: the proxy may have lost
+ * its routes (restarted by hand), and a reconciler never assumes an action happened. */
+#define RECONCILE_IDLE_PASS_MS 2000
 
 void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
 			  const char *region)
@@ -95,6 +98,7 @@ static void set_start_error(struct server *srv, const char *service, const char 
 	if (!old || strcmp(old, msg))
 		log_warn("%s %s in %s/%s: could not start instances: %s", service, version, env, region, msg);
 	json_object_set_new(srv->start_errors, key, json_string(msg));
+	srv->reconcile_pending = 1; /* try again next tick */
 }
 
 const char *reconcile_start_error(struct server *srv, const char *service, const char *env,
@@ -289,6 +293,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		routed = router_delete_route(srv->router, rn, &e) == 0;
 	}
 	if (!routed) {
+		srv->reconcile_pending = 1;
 		uint64_t now = loop_now(srv->loop);
 		if (now - srv->last_error_log > 5000) {
 			log_warn("route %s: %s", rn, e.msg);
@@ -308,6 +313,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		int keep = desired_count(d, in[j].version);
 		if (keep >= 0 && in[j].index < keep)
 			continue;
+		srv->reconcile_pending = 1; /* waiting for its drain, or for it to stop */
 		if (any_weight) {
 			if (!state_read) {
 				state_read = 1;
@@ -372,9 +378,19 @@ static int has_instances(struct server *srv, const char *service, const char *en
 	return live > 0;
 }
 
+void reconcile_tick(struct server *srv, int busy)
+{
+	if (!busy && !srv->reconcile_pending && store_changes(srv->store) == srv->reconciled_store &&
+	    runtime_generation(srv->rt) == srv->reconciled_runtime &&
+	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS)
+		return;
+	reconcile_all(srv);
+}
+
 void reconcile_all(struct server *srv)
 {
 	struct err e = {""};
+	srv->reconcile_pending = 1; /* until this pass has run to its end */
 	if (router_ensure(srv->router, &e)) {
 		uint64_t now = loop_now(srv->loop);
 		if (now - srv->last_error_log > 5000) {
@@ -391,6 +407,7 @@ void reconcile_all(struct server *srv)
 		goto out;
 	}
 	/* This pass records the start errors afresh: a version no longer started has none. */
+	srv->reconcile_pending = 0;
 	prev_errors = srv->start_errors;
 	srv->start_errors = json_object();
 	srv->start_errors_prev = prev_errors;
@@ -425,6 +442,10 @@ void reconcile_all(struct server *srv)
 		}
 	}
 	srv->start_errors_prev = NULL;
+	/* what this pass has seen, its own changes included (they need no second look) */
+	srv->reconciled_store = store_changes(srv->store);
+	srv->reconciled_runtime = runtime_generation(srv->rt);
+	srv->reconciled_at = loop_now(srv->loop);
 out:
 	json_decref(prev_errors);
 	json_decref(svcs);

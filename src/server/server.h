@@ -78,6 +78,8 @@ struct server {
 	json_t *idle;             /* instance id -> loop time it was first seen drained */
 	json_t *start_errors;     /* "service/env/region/version" -> why its instances cannot start */
 	json_t *start_errors_prev; /* reconcile.c: the previous pass's, during a pass */
+	int reconcile_pending;    /* the last pass left something to do: a drain, a failed route */
+	uint64_t reconciled_store, reconciled_runtime, reconciled_at; /* what the last pass saw */
 	fetcher *fetch;           /* asynchronous HTTP: smoke checks, Prometheus queries */
 	struct smoke_job *smoke_jobs; /* executor.c: smoke checks in flight */
 	uint64_t last_error_log;
@@ -100,8 +102,12 @@ int executor_retry(struct server *srv, int64_t id, const char *region, struct er
 /* Asks an active deployment to stop (traffic back to stable, canary drained and stopped). */
 int executor_abort(struct server *srv, int64_t id, const char *reason, int preempt, struct err *e);
 
-/* reconcile.c: converge instances and routes of every service/env/region. */
+/* reconcile.c: converge instances and routes of every service/env/region, now. */
 void reconcile_all(struct server *srv);
+/* The tick's reconcile: a pass when deployments are active (busy), when the store or the
+ * runtime changed since the last pass or that pass left something to do, and at least every
+ * RECONCILE_IDLE_PASS_MS; otherwise nothing, which keeps an idle server idle. */
+void reconcile_tick(struct server *srv, int busy);
 /* Route name of a service in an env/region: "service.env.region". */
 void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
 			  const char *region);

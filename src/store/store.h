@@ -30,6 +30,9 @@ typedef struct store store;
 __attribute__((warn_unused_result)) int store_open(store **out, const char *path, struct err *e);
 void store_close(store *s);
 int store_schema_version(store *s);
+/* A number that grows with every row this store has written (committed or not): a caller that
+ * saw the same number before reads the same data again. Only this process writes the file. */
+uint64_t store_changes(store *s);
 
 /* Transactions (BEGIN IMMEDIATE): nested calls are an error. */
 __attribute__((warn_unused_result)) int store_begin(store *s, struct err *e);

@@ -752,7 +752,9 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	const char *b = c.nseg > 2 ? c.seg[2] : NULL;
 	const char *d3 = c.nseg > 3 ? c.seg[3] : NULL;
 	if (!strcmp(a, "health") && !strcmp(m, "GET"))
-		reply_json(resp, 200, json_pack("{s:b, s:s}", "ok", 1, "version", SLUICE_VERSION));
+		reply_json(resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
+						"reconcile", "passes", (json_int_t)c.srv->reconcile_passes,
+						"skipped", (json_int_t)c.srv->reconcile_skipped));
 	else if (!strcmp(a, "apply") && c.nseg == 2 && !strcmp(m, "POST"))
 		h_apply(&c);
 	else if (!strcmp(a, "artifacts") && c.nseg == 3 && !strcmp(m, "PUT"))

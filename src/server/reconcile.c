@@ -382,8 +382,11 @@ void reconcile_tick(struct server *srv, int busy)
 {
 	if (!busy && !srv->reconcile_pending && store_changes(srv->store) == srv->reconciled_store &&
 	    runtime_generation(srv->rt) == srv->reconciled_runtime &&
-	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS)
+	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS) {
+		srv->reconcile_skipped++;
 		return;
+	}
+	srv->reconcile_passes++;
 	reconcile_all(srv);
 }
 

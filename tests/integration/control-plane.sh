@@ -162,6 +162,18 @@ check "no duplicate instances after re-adoption (2 metadata x 2 regions + 2 prof
 check "rollback returns to the previous stable release" "$S" rollback metadata --wait
 check "metadata v2 is stable after the rollback" stable_is v2
 
+# --- an idle server does not reconcile on every tick (every 2 s, or when something changes;
+# that something changes is seen at once is what every check above relies on)
+no_v1() { ! "$S" status metadata -o json | grep -q '"version": "v1"'; }
+wait_until 20 no_v1
+sleep 1
+reconciles() { curl -s "$SLUICE_SERVER/v1/health" | grep -o "\"$1\": *[0-9]*" | grep -o '[0-9]*$'; }
+p0=$(reconciles passes) s0=$(reconciles skipped)
+sleep 4
+p1=$(reconciles passes) s1=$(reconciles skipped)
+check "an idle server skips most ticks ($((s1 - s0)) skipped, $((p1 - p0)) passes in 4 s)" \
+	test $((s1 - s0)) -ge 8 -a $((p1 - p0)) -le 4
+
 # --- a release whose artifact is gone fails fast with the runtime's reason (its instances could
 # never start: the regions are retried with backoff, 2 s then 4 s, not left to the 120 s start
 # timeout), and the stable release keeps serving

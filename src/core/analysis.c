@@ -40,6 +40,7 @@ enum pl_verdict analysis_threshold(const struct analysis_limits *lim,
 {
 	double cr = rate(canary);
 	double sr = stable ? rate(stable) : 0;
+	const char *ref = lim->reference ? lim->reference : "stable";
 	double p99 = analysis_quantile(canary, 0.99);
 	json_t *checks = json_array();
 	enum pl_verdict v = PL_VERDICT_PASS;
@@ -73,8 +74,8 @@ enum pl_verdict analysis_threshold(const struct analysis_limits *lim,
 	if (stable && stable->requests > 0)
 		CHECK("error_rate_increase", cr - sr, lim->max_error_rate_increase,
 		      cr - sr <= lim->max_error_rate_increase,
-		      "canary error rate %.2f%% is %.2f points above stable's %.2f%% (limit %.2f)",
-		      cr * 100, (cr - sr) * 100, sr * 100, lim->max_error_rate_increase * 100);
+		      "canary error rate %.2f%% is %.2f points above %s's %.2f%% (limit %.2f)",
+		      cr * 100, (cr - sr) * 100, ref, sr * 100, lim->max_error_rate_increase * 100);
 	if (!isnan(p99) && enough)
 		CHECK("latency_p99_ms", p99, lim->max_p99_ms, p99 <= lim->max_p99_ms,
 		      "canary p99 latency %.1f ms exceeds %.1f ms", p99, lim->max_p99_ms);
@@ -83,8 +84,8 @@ enum pl_verdict analysis_threshold(const struct analysis_limits *lim,
 		v = PL_VERDICT_FAIL;
 		snprintf(msg, msglen, "%s", first_fail);
 	} else {
-		snprintf(msg, msglen, "canary error rate %.2f%% (stable %.2f%%), p99 %.1f ms over %llu requests",
-			 cr * 100, sr * 100, isnan(p99) ? 0.0 : p99, (unsigned long long)canary->requests);
+		snprintf(msg, msglen, "canary error rate %.2f%% (%s %.2f%%), p99 %.1f ms over %llu requests",
+			 cr * 100, ref, sr * 100, isnan(p99) ? 0.0 : p99, (unsigned long long)canary->requests);
 	}
 	if (evidence)
 		*evidence = json_pack("{s:s, s:s, s:{s:I, s:I}, s:{s:I, s:I}, s:o}", "method", "threshold",

@@ -32,6 +32,8 @@ struct analysis_limits {
 	double max_error_rate;          /* absolute, 0..1 */
 	double max_error_rate_increase; /* canary minus stable, 0..1 */
 	double max_p99_ms;
+	const char *reference; /* what the canary is compared with, for messages: "stable" (NULL) or
+				* "baseline" */
 };
 
 /* Quantile q (0..1) of a window's latency, interpolated within its bucket; NaN when empty. */

@@ -500,6 +500,8 @@ static const struct field analysis_fields[] = {
 	{.key = "method", .type = F_ENUM, .def = "\"sequential\"", .choices = methods},
 	{.key = "alpha", .type = F_NUMBER, .def = "0.05", .dmin = 0.0001, .dmax = 0.5},
 	{.key = "tolerance", .type = F_NUMBER, .def = "0.2", .dmin = 0, .dmax = 1},
+	/* canary steps compare with a fresh baseline of the stable release (pipeline_baseline) */
+	{.key = "baseline", .type = F_BOOL, .def = "false"},
 	/* custom metrics from Prometheus, judged Kayenta-style (src/server/prometheus.h) */
 	{.key = "metrics", .type = F_METRICS, .def = "[]", .max = 16, .sub = metric_fields},
 	{.key = "prometheus", .type = F_STRING, .def = "\"http://127.0.0.1:9090\"", .check = http_url_ok,
@@ -1099,6 +1101,9 @@ static int check_service_rules(const struct vctx *c, const json_t *src, const js
 					    "only used with type: %s (type is %s)", only[i].type, type);
 			}
 		const json_t *san = json_object_get(src, "analysis");
+		if (strcmp(type, "canary") && json_is_true(json_object_get(san, "baseline")))
+			return fail(c, doc_key_pos(c->d, san, "baseline"), "analysis.baseline",
+				    "only used with strategy type: canary (type is %s)", type);
 		static const char *const seq_only[] = {"alpha", "tolerance"};
 		for (size_t i = 0; i < 2; i++)
 			if (strcmp(method, "sequential") && json_object_get(san, seq_only[i])) {

@@ -360,9 +360,13 @@ static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_acti
 			transient(s, i, ev->now, why, out);
 			return 1;
 		}
-		if (o->new_wanted > 0 && o->new_healthy >= o->new_wanted) {
-			act(out, PL_ACT_RECORD, i, "healthy", "%d instance(s) of %s are healthy", o->new_healthy,
-			    s->version);
+		if (o->new_wanted > 0 && o->new_healthy >= o->new_wanted && o->base_healthy >= o->base_wanted) {
+			if (o->base_wanted)
+				act(out, PL_ACT_RECORD, i, "healthy", "%d instance(s) of %s and %d of its baseline are "
+				    "healthy", o->new_healthy, s->version, o->base_healthy);
+			else
+				act(out, PL_ACT_RECORD, i, "healthy", "%d instance(s) of %s are healthy",
+				    o->new_healthy, s->version);
 			if (s->cfg.smoke && s->kind != PL_ROLLBACK) {
 				enter(r, R_SMOKE, ev->now);
 				act(out, PL_ACT_SMOKE, i, "smoke", NULL);
@@ -621,15 +625,54 @@ int pipeline_done(const struct pl_state *s)
 	return s->phase != PL_ACTIVE;
 }
 
+const char *pipeline_release_of(const char *label, char *buf, size_t len)
+{
+	size_t n = strlen(label), k = strlen(PL_BASELINE_SUFFIX);
+	if (n <= k || strcmp(label + n - k, PL_BASELINE_SUFFIX) || n - k >= len)
+		return label;
+	memcpy(buf, label, n - k);
+	buf[n - k] = '\0';
+	return buf;
+}
+
+int pipeline_baseline(const struct pl_state *s, int i, char *label, size_t len)
+{
+	const struct pl_region *r = &s->regions[i];
+	if (!s->cfg.baseline || s->cfg.strategy != PL_CANARY || s->kind == PL_ROLLBACK || r->stage ||
+	    !r->stable[0] || !strcmp(r->stable, s->version))
+		return -1;
+	int w;
+	if (r->state == R_STARTING || r->state == R_SMOKE)
+		w = 0;
+	else if (r->state == R_STEP && r->step >= 0 && r->step < s->cfg.nsteps && s->cfg.steps[r->step] < 100)
+		w = s->cfg.steps[r->step] <= 50 ? s->cfg.steps[r->step] : 100 - s->cfg.steps[r->step];
+	else
+		return -1;
+	snprintf(label, len, "%s%s", r->stable, PL_BASELINE_SUFFIX);
+	return w;
+}
+
 void pipeline_desired(const struct pl_state *s, int i, struct pl_desired *d)
 {
 	const struct pl_region *r = &s->regions[i];
 	const char *old = r->stable[0] ? r->stable : NULL;
 	const char *nv = s->version;
 	int N = s->cfg.instances;
+	int wb = pipeline_baseline(s, i, d->baseline, sizeof(d->baseline));
 	d->nrun = d->nroute = 0;
 #define RUN(v, c) (d->run[d->nrun].version = (v), d->run[d->nrun++].count = (c))
 #define ROUTE(v, w) (d->route[d->nroute].version = (v), d->route[d->nroute++].weight = (w))
+	if (wb >= 0) {
+		/* the canary strategy with a baseline: stable, baseline and canary */
+		int w = r->state == R_STEP ? s->cfg.steps[r->step] : 0;
+		RUN(old, N);
+		ROUTE(old, 100 - w - wb);
+		RUN(d->baseline, N);
+		ROUTE(d->baseline, wb);
+		RUN(nv, N);
+		ROUTE(nv, w);
+		return;
+	}
 	switch (r->state) {
 	case R_STARTING:
 	case R_SMOKE:
@@ -713,7 +756,7 @@ json_t *pipeline_to_json(const struct pl_state *s)
 						(json_int_t)r->retry_at, "ended_at", (json_int_t)r->ended_at));
 	}
 	const struct pl_config *c = &s->cfg;
-	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b}",
+	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:b}",
 				"strategy", pipeline_strategy_name(c->strategy), "steps", steps,
 				"instances", c->instances, "max_surge", c->max_surge, "max_unavailable",
 				c->max_unavailable, "smoke", c->smoke, "step_duration_ms",
@@ -723,7 +766,8 @@ json_t *pipeline_to_json(const struct pl_state *s)
 				"keep_old_ms", (json_int_t)c->keep_old_ms, "wave_bake_ms",
 				(json_int_t)c->wave_bake_ms, "side_by_side_ms", (json_int_t)c->side_by_side_ms,
 				"region_retries", c->region_retries, "retry_backoff_ms",
-				(json_int_t)c->retry_backoff_ms, "continue_on_failure", c->continue_on_failure);
+				(json_int_t)c->retry_backoff_ms, "continue_on_failure", c->continue_on_failure,
+				"baseline", c->baseline);
 	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:b}", "kind", pipeline_kind_name(s->kind),
 			 "phase", pipeline_phase_name(s->phase), "version", s->version, "config", cfg,
 			 "regions", regions, "reason", s->reason, "aborted", s->aborted, "preempted",
@@ -754,15 +798,16 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	const char *strategy = "canary";
 	json_t *steps;
 	json_int_t sd = 0, msd = 0, st = 0, bake = 0, keep = 0, wb = 0, sbs = 0, backoff = 0;
-	int smoke = 0, cont = 0;
+	int smoke = 0, cont = 0, baseline = 0;
 	c->instances = 1;
-	if (json_unpack(cfg, "{s?s, s:o, s?i, s?i, s?i, s?b, s:I, s:I, s:I, s?I, s?I, s?I, s?I, s?i, s?I, s?b}",
+	if (json_unpack(cfg, "{s?s, s:o, s?i, s?i, s?i, s?b, s:I, s:I, s:I, s?I, s?I, s?I, s?I, s?i, s?I, s?b, s?b}",
 			"strategy", &strategy, "steps", &steps, "instances", &c->instances,
 			"max_surge", &c->max_surge, "max_unavailable", &c->max_unavailable, "smoke",
 			&smoke, "step_duration_ms", &sd, "max_step_duration_ms", &msd,
 			"start_timeout_ms", &st, "bake_ms", &bake, "keep_old_ms", &keep,
 			"wave_bake_ms", &wb, "side_by_side_ms", &sbs, "region_retries",
-			&c->region_retries, "retry_backoff_ms", &backoff, "continue_on_failure", &cont) ||
+			&c->region_retries, "retry_backoff_ms", &backoff, "continue_on_failure", &cont,
+			"baseline", &baseline) ||
 	    !json_is_array(steps) || json_array_size(steps) < 1 ||
 	    json_array_size(steps) > PL_MAX_STEPS || !json_is_array(regions) ||
 	    json_array_size(regions) > PL_MAX_REGIONS)
@@ -773,6 +818,7 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	c->strategy = (enum pl_strategy)strat;
 	c->smoke = smoke;
 	c->continue_on_failure = cont;
+	c->baseline = baseline;
 	c->nsteps = (int)json_array_size(steps);
 	for (int i = 0; i < c->nsteps; i++)
 		c->steps[i] = (int)json_integer_value(json_array_get(steps, (size_t)i));

@@ -92,6 +92,8 @@ struct pl_config {
 	int region_retries;
 	int64_t retry_backoff_ms;
 	int continue_on_failure; /* policy continue: later waves go on after a region failed */
+	int baseline; /* canary steps compare with a fresh baseline of the stable release (see
+		       * pipeline_baseline), not with the production instances */
 };
 
 struct pl_region {
@@ -131,6 +133,8 @@ struct pl_obs {
 	int new_broken;   /* they crash or fail health checks beyond a restart or two */
 	char broken_reason[256];
 	int old_running;  /* instances of the previous version still running */
+	int base_healthy; /* instances of the baseline (pipeline_baseline) that are healthy */
+	int base_wanted;  /* instances of the baseline that should run now */
 	enum pl_verdict verdict;
 	char verdict_msg[256];
 	int old_stopped; /* after PROMOTING: the previous version's instances are gone */
@@ -176,8 +180,14 @@ struct pl_actions {
 };
 
 /* Desired state of one region: versions that run (how many instances) and the split. */
-#define PL_MAX_ROUTE 2
+#define PL_MAX_ROUTE 3 /* stable, baseline, canary */
+/* The baseline's label: the stable release's version and this suffix. '~' is in no release's
+ * version, so the label names its own instances and its own share of a route. */
+#define PL_BASELINE_SUFFIX "~baseline"
+#define PL_LABEL_MAX (PL_NAME_MAX + sizeof(PL_BASELINE_SUFFIX) - 1)
+
 struct pl_desired {
+	char baseline[PL_LABEL_MAX]; /* storage for a baseline label in run/route */
 	struct {
 		const char *version;
 		int count;
@@ -213,6 +223,15 @@ int pipeline_controls(const struct pl_state *s, int i);
 
 /* Desired state of region i (pointers into s). */
 void pipeline_desired(const struct pl_state *s, int i, struct pl_desired *d);
+/* With cfg.baseline, a canary step of region i whose stable release is known runs a baseline:
+ * the stable release again, as many instances as the canary, started with the canary and
+ * given the canary's weight (at most what the stable leaves: min(w, 100 - w)), so that the
+ * canary is compared with instances of the same age, size and share of the load. Returns the
+ * baseline's weight now (0: none routed) and writes its label; -1 when the region runs none. */
+int pipeline_baseline(const struct pl_state *s, int i, char *label, size_t len);
+/* The release behind a label: the label itself, or the stable version of a baseline label.
+ * Returns buf or label. */
+const char *pipeline_release_of(const char *label, char *buf, size_t len);
 
 /* Names for logs and the API. */
 const char *pipeline_phase_name(enum pl_phase p);

@@ -65,7 +65,7 @@ struct metrics_series *metrics_series(metrics *m, const char *route, const char 
 	for (size_t i = 0; i < m->n; i++)
 		if (!strcmp(m->series[i]->route, route) && !strcmp(m->series[i]->version, version))
 			return m->series[i];
-	if (m->n >= METRICS_MAX_SERIES || strlen(route) >= 128 || strlen(version) >= 64)
+	if (m->n >= METRICS_MAX_SERIES || strlen(route) >= ROUTE_NAME_MAX || strlen(version) >= ROUTE_VERSION_MAX)
 		return NULL;
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 16;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "proxy/hist.h"
+#include "proxy/route.h"
 #include "util/buf.h"
 
 #define METRICS_MAX_SERIES 4096
@@ -31,8 +32,8 @@ struct metrics_cell {
 } __attribute__((aligned(64)));
 
 struct metrics_series {
-	char route[128];
-	char version[64];
+	char route[ROUTE_NAME_MAX];
+	char version[ROUTE_VERSION_MAX];
 	struct metrics_cell *cells; /* one per worker */
 };
 

@@ -19,7 +19,7 @@
 /* A backend that left its route: reported as draining, then drained, until the next PUT. */
 struct gone {
 	struct backend *b;
-	char version[ROUTE_FIELD_MAX];
+	char version[ROUTE_VERSION_MAX];
 };
 
 struct rentry {

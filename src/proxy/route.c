@@ -112,8 +112,8 @@ static int parse_version(const json_t *j, const char *path, struct route_version
 		return -1;
 	for (const char *c = v->name; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		      *c == '.' || *c == '_' || *c == '-' || *c == '+'))
-			return err_set(e, "%s.version: must match [A-Za-z0-9._+-]+", path);
+		      *c == '.' || *c == '_' || *c == '-' || *c == '+' || *c == '~'))
+			return err_set(e, "%s.version: must match [A-Za-z0-9._+~-]+", path);
 	json_t *w = json_object_get(j, "weight");
 	if (!w)
 		return err_set(e, "%s.weight: is required", path);

@@ -21,7 +21,8 @@
 #include "util/log.h"
 
 #define ROUTE_NAME_MAX 192     /* [A-Za-z0-9._-]+: fits "service.env.region" of 63-byte names */
-#define ROUTE_FIELD_MAX 64     /* version names, header and cookie names */
+#define ROUTE_FIELD_MAX 64     /* header and cookie names */
+#define ROUTE_VERSION_MAX 80   /* version names: a release's (63) and a label like "~baseline" */
 #define ROUTE_ADDR_MAX 128
 #define ROUTE_MAX_VERSIONS 16
 #define ROUTE_MAX_BACKENDS 256 /* per version */
@@ -35,7 +36,7 @@ struct route_addr {
 };
 
 struct route_version_cfg {
-	char name[ROUTE_FIELD_MAX];
+	char name[ROUTE_VERSION_MAX];
 	uint64_t weight;
 	size_t nbackends;
 	struct route_addr *backends; /* owned */

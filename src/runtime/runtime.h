@@ -27,6 +27,9 @@
  * and a log file ("ID.log"), which must fit in a file name (255 bytes). Four names of 63 bytes
  * do not; the executor refuses such a deployment before it starts. */
 #define RUNTIME_ID_MAX 240
+/* A service, env, region or version name is 1 to RUNTIME_NAME_MAX - 1 bytes: manifests allow
+ * 63, and a version may carry a label (the control plane's "~baseline"). */
+#define RUNTIME_NAME_MAX 80
 
 typedef struct runtime runtime;
 
@@ -56,7 +59,7 @@ enum instance_state {
 
 struct instance_info {
 	char id[RUNTIME_ID_MAX]; /* "service.env.region.version.index" */
-	char service[64], env[64], region[64], version[64];
+	char service[RUNTIME_NAME_MAX], env[RUNTIME_NAME_MAX], region[RUNTIME_NAME_MAX], version[RUNTIME_NAME_MAX];
 	int index;
 	int pid;              /* 0 when not running */
 	int port;

@@ -68,7 +68,8 @@ struct spec_copy {
 
 struct inst {
 	struct inst *next;
-	char id[RUNTIME_ID_MAX], service[64], env[64], region[64], version[64];
+	char id[RUNTIME_ID_MAX], service[RUNTIME_NAME_MAX], env[RUNTIME_NAME_MAX], region[RUNTIME_NAME_MAX],
+		version[RUNTIME_NAME_MAX];
 	int index;
 	struct spec_copy spec;
 
@@ -132,7 +133,7 @@ static void set_reason(struct inst *in, const char *fmt, ...)
 /* Names become directory names and ids: no '/', no leading '.', printable, bounded. */
 static bool valid_name(const char *s)
 {
-	if (!s || !*s || s[0] == '.' || strlen(s) >= 64)
+	if (!s || !*s || s[0] == '.' || strlen(s) >= RUNTIME_NAME_MAX)
 		return false;
 	for (; *s; s++)
 		if (*s == '/' || (unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
@@ -1338,7 +1339,7 @@ int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count
 {
 	if (!valid_name(spec->service) || !valid_name(spec->env) || !valid_name(spec->region) ||
 	    !valid_name(spec->version))
-		return err_set(e, "service, env, region and version must be 1-63 printable characters "
+		return err_set(e, "service, env, region and version must be 1-79 printable characters "
 				  "without '/' or spaces, not starting with '.'");
 	if (count > MAX_COUNT)
 		return err_set(e, "%u instances asked, at most %d per release and region", count, MAX_COUNT);

@@ -267,9 +267,12 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	memset(o, 0, sizeof(*o));
 	struct pl_desired d;
 	pipeline_desired(st, ri, &d);
-	for (int k = 0; k < d.nrun; k++)
+	for (int k = 0; k < d.nrun; k++) {
 		if (!strcmp(d.run[k].version, st->version))
 			o->new_wanted = d.run[k].count;
+		if (d.run[k].version == d.baseline)
+			o->base_wanted = d.run[k].count;
+	}
 	struct instance_info *in = NULL;
 	size_t n = 0;
 	if (runtime_list(srv->rt, name, r->env, r->name, NULL, &in, &n))
@@ -288,6 +291,8 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 				snprintf(o->broken_reason, sizeof(o->broken_reason), "%.40s restarted %u times: %.100s",
 					 in[i].id, in[i].restarts, in[i].reason);
 			}
+		} else if (o->base_wanted && !strcmp(in[i].version, d.baseline)) {
+			o->base_healthy += in[i].state == INSTANCE_HEALTHY;
 		} else if (r->stable[0] && !strcmp(in[i].version, r->stable)) {
 			if (in[i].state != INSTANCE_STOPPED)
 				old_alive++;
@@ -598,6 +603,7 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 		.wave_bake_ms = jint(policy, "wave_bake_ms", NULL, 0),
 		.region_retries = (int)jint(policy, "region_retries", NULL, 2),
 		.retry_backoff_ms = jint(policy, "retry_backoff_ms", NULL, 2000),
+		.baseline = json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline")),
 		.continue_on_failure = !strcmp(json_string_value(json_object_get(policy, "on_region_failure"))
 					       ? json_string_value(json_object_get(policy, "on_region_failure"))
 					       : "halt", "continue"),
@@ -679,13 +685,21 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 static int ids_too_long(struct server *srv, const char *service, const char *env, const char *version,
 			struct err *e)
 {
-	json_t *envm = server_environment(srv, env);
+	json_t *envm = server_environment(srv, env), *svc = server_service(srv, service);
+	int baseline = json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline"));
+	json_decref(svc);
 	size_t i;
 	json_t *r;
 	int rc = 0;
 	json_array_foreach(json_object_get(envm, "regions"), i, r) {
 		const char *region = json_string_value(json_object_get(r, "name"));
-		size_t n = strlen(service) + strlen(env) + strlen(region) + strlen(version) + 3 + 3;
+		char stable[PL_NAME_MAX];
+		size_t v = strlen(version);
+		/* a baseline's instances carry the stable version and a suffix */
+		if (baseline && store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL) == 0 &&
+		    strlen(stable) + strlen(PL_BASELINE_SUFFIX) > v)
+			v = strlen(stable) + strlen(PL_BASELINE_SUFFIX);
+		size_t n = strlen(service) + strlen(env) + strlen(region) + v + 3 + 3;
 		if (n >= RUNTIME_ID_MAX) {
 			rc = err_set(e, "instance ids of %s %s in %s/%s would be %zu bytes, at most %d (they name "
 					"files): use a shorter version name", service, version, env, region, n,

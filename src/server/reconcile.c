@@ -116,7 +116,9 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	json_t *rel = NULL;
 	struct err e = {""};
-	if (store_get_release(srv->store, name, version, &rel, &e) != 0) {
+	char release[PL_NAME_MAX];
+	if (store_get_release(srv->store, name, pipeline_release_of(version, release, sizeof(release)), &rel,
+			      &e) != 0) {
 		set_start_error(srv, name, env, region, version, e.msg);
 		return;
 	}

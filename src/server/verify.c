@@ -287,6 +287,32 @@ static double canary_share(const struct pl_state *st, const struct pl_region *r)
 	return -1;
 }
 
+/* What the canary is compared with in region ri now: its baseline while one is routed (the
+ * share is then the canary's part of canary + baseline), else the stable release (NULL when
+ * there is none) with the share from canary_share. */
+struct reference {
+	const char *version;
+	const char *word; /* "baseline" or "stable", for messages */
+	double share;
+	char label[PL_LABEL_MAX];
+};
+
+static void reference_of(const struct pl_state *st, int ri, struct reference *ref)
+{
+	const struct pl_region *r = &st->regions[ri];
+	int wb = pipeline_baseline(st, ri, ref->label, sizeof(ref->label));
+	if (wb > 0 && r->state == R_STEP) {
+		int w = st->cfg.steps[r->step];
+		ref->version = ref->label;
+		ref->word = "baseline";
+		ref->share = (double)w / (w + wb);
+		return;
+	}
+	ref->version = r->stable[0] ? r->stable : NULL;
+	ref->word = "stable";
+	ref->share = canary_share(st, r);
+}
+
 /* One-sample test that a rate is above the old version's recorded one: the recorded rate's
  * upper bound at level a, times 1 + tolerance, is the limit; returns the log e-value. */
 static double above_recorded(uint64_t events, uint64_t trials, uint64_t rec_events, uint64_t rec_trials,
@@ -322,10 +348,11 @@ static void seq_params(const json_t *an, struct seq_params *p)
 
 /* One poll of a canary step with the sequential method. */
 static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const char *route,
-				const struct pl_state *st, const struct pl_region *r,
+				const struct pl_state *st, const struct pl_region *r, const struct reference *ref,
 				const struct seq_params *p, char *msg, size_t msglen, json_t **evidence)
 {
-	double share = canary_share(st, r);
+	double share = ref->share;
+	const char *rw = ref->word;
 	if (!w->slow_us && r->stable[0]) {
 		uint64_t b = quantile_bound(metrics, route, r->stable, SLOW_QUANTILE, SLOW_MIN_REQUESTS);
 		if (b) {
@@ -335,14 +362,15 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 			read_wcounts(metrics, route, st->version, w->slow_us, &c);
 			w->last_new.slow = c.slow;
 			w->last_new.done = c.done;
-			read_wcounts(metrics, route, r->stable, w->slow_us, &c);
+			if (!ref->version || !read_wcounts(metrics, route, ref->version, w->slow_us, &c))
+				memset(&c, 0, sizeof(c));
 			w->last_old.slow = c.slow;
 			w->last_old.done = c.done;
 		}
 	}
 	struct window_counts cn, co;
 	read_wcounts(metrics, route, st->version, w->slow_us, &cn);
-	if (!r->stable[0] || !read_wcounts(metrics, route, r->stable, w->slow_us, &co))
+	if (!ref->version || !read_wcounts(metrics, route, ref->version, w->slow_us, &co))
 		memset(&co, 0, sizeof(co));
 	seq_counts_update(&w->seq_err, sub0(cn.errors, w->last_new.errors), sub0(cn.requests, w->last_new.requests),
 			  sub0(co.errors, w->last_old.errors), sub0(co.requests, w->last_old.requests), share);
@@ -393,29 +421,29 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 			 (unsigned long long)ee.canary_trials, rec_err_limit * 100,
 			 (unsigned long long)w->rec_old.errors, (unsigned long long)w->rec_old.requests);
 	} else if (err_fail) {
-		snprintf(msg, msglen, "error rate higher than stable's (proven, e=%.3g >= %.3g): canary %llu errors of %llu, "
-			 "stable %llu of %llu, ratio >= %.2f",
-			 ee.e_fail, 1 / se->alpha, (unsigned long long)ee.canary_events,
-			 (unsigned long long)ee.canary_trials, (unsigned long long)ee.baseline_events,
+		snprintf(msg, msglen, "error rate higher than %s's (proven, e=%.3g >= %.3g): canary %llu errors of %llu, "
+			 "%s %llu of %llu, ratio >= %.2f",
+			 rw, ee.e_fail, 1 / se->alpha, (unsigned long long)ee.canary_events,
+			 (unsigned long long)ee.canary_trials, rw, (unsigned long long)ee.baseline_events,
 			 (unsigned long long)ee.baseline_trials, ee.ratio_lo);
 	} else if (slow_fail) {
 		struct seq_evidence es;
 		seq_counts_evidence(ss, &es);
-		snprintf(msg, msglen, "more canary requests slower than %.1f ms than stable's (proven, e=%.3g): canary %llu "
-			 "of %llu, stable %llu of %llu, ratio >= %.2f",
-			 (double)w->slow_us / 1000, es.e_fail, (unsigned long long)es.canary_events,
-			 (unsigned long long)es.canary_trials, (unsigned long long)es.baseline_events,
+		snprintf(msg, msglen, "more canary requests slower than %.1f ms than %s's (proven, e=%.3g): canary %llu "
+			 "of %llu, %s %llu of %llu, ratio >= %.2f",
+			 (double)w->slow_us / 1000, rw, es.e_fail, (unsigned long long)es.canary_events,
+			 (unsigned long long)es.canary_trials, rw, (unsigned long long)es.baseline_events,
 			 (unsigned long long)es.baseline_trials, es.ratio_lo);
 	} else if (v == PL_VERDICT_PASS) {
-		snprintf(msg, msglen, "no regression (proven): canary %llu errors of %llu, stable %llu of %llu; "
+		snprintf(msg, msglen, "no regression (proven): canary %llu errors of %llu, %s %llu of %llu; "
 			 "slow (> %.1f ms) canary %llu of %llu",
-			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials,
+			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials, rw,
 			 (unsigned long long)ee.baseline_events, (unsigned long long)ee.baseline_trials,
 			 (double)w->slow_us / 1000, (unsigned long long)ss->canary_events,
 			 (unsigned long long)ss->canary_trials);
 	} else {
-		snprintf(msg, msglen, "collecting: canary %llu errors of %llu (stable %llu of %llu), errors %s, latency %s",
-			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials,
+		snprintf(msg, msglen, "collecting: canary %llu errors of %llu (%s %llu of %llu), errors %s, latency %s",
+			 (unsigned long long)ee.canary_events, (unsigned long long)ee.canary_trials, rw,
 			 (unsigned long long)ee.baseline_events, (unsigned long long)ee.baseline_trials,
 			 err_pass ? "pass" : "undecided",
 			 !w->slow_us ? "waiting for stable's p90" : slow_pass ? "pass" : "undecided");
@@ -427,7 +455,7 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 		json_t *t = counts_evidence("slow_requests", ss, p->slow_floor, slow_fe, slow_pass,
 					    slow_fail ? PL_VERDICT_FAIL : slow_pass ? PL_VERDICT_PASS : PL_VERDICT_NONE);
 		json_object_set_new(t, "slow_ms", json_real((double)w->slow_us / 1000));
-		json_object_set_new(t, "threshold_rule", json_string("stable's p90 before the counts, at least 1 ms"));
+		json_object_set_new(t, "threshold_rule", json_string("stable's p90 before the counts, at least 10 ms"));
 		json_array_append_new(tests, t);
 	}
 	if (share >= 1 && w->has_rec) {
@@ -445,6 +473,10 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 			      "requests", (json_int_t)se->canary_trials, "errors", (json_int_t)se->canary_events,
 			      "stable", "requests", (json_int_t)se->baseline_trials, "errors",
 			      (json_int_t)se->baseline_events, "tests", tests);
+	/* "stable" above holds the counts of what the canary was compared with: */
+	json_object_set_new(*evidence, "compared_with", json_string(rw));
+	if (ref->version)
+		json_object_set_new(*evidence, "compared_version", json_string(ref->version));
 	return v;
 }
 
@@ -559,9 +591,11 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	int sequential = method && !strcmp(method, "sequential");
 	struct seq_params sp;
 	seq_params(an, &sp);
+	struct reference ref;
+	reference_of(st, ri, &ref);
 	struct version_window cur_new, cur_old;
 	read_counts(srv->metrics, route, st->version, &cur_new);
-	int has_old = r->stable[0] && read_counts(srv->metrics, route, r->stable, &cur_old);
+	int has_old = ref.version && read_counts(srv->metrics, route, ref.version, &cur_old);
 	if (!has_old)
 		memset(&cur_old, 0, sizeof(cur_old));
 	/* a bake is its own window, compared with the old version's last recorded window */
@@ -582,7 +616,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		if (!baking)
 			w->slow_us = 0; /* a bake keeps the threshold its baseline was recorded with */
 		read_wcounts(srv->metrics, route, st->version, w->slow_us, &w->last_new);
-		if (!r->stable[0] || !read_wcounts(srv->metrics, route, r->stable, w->slow_us, &w->last_old))
+		if (!ref.version || !read_wcounts(srv->metrics, route, ref.version, w->slow_us, &w->last_old))
 			memset(&w->last_old, 0, sizeof(w->last_old));
 		snprintf(w->verdict, sizeof(w->verdict), "window opened");
 		snprintf(msg, msglen, "window opened");
@@ -595,16 +629,17 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		.max_error_rate = json_number_value(json_object_get(an, "max_error_rate")),
 		.max_error_rate_increase = json_number_value(json_object_get(an, "max_error_rate_increase")),
 		.max_p99_ms = (double)json_integer_value(json_object_get(an, "max_p99_latency_ms")),
+		.reference = ref.word,
 	};
 	json_t *evidence = NULL;
 	enum pl_verdict v;
 	if (sequential && baking && w->has_rec) {
 		v = seq_bake(w, srv->metrics, route, st, &sp, msg, msglen, &evidence);
 	} else if (sequential && !baking) {
-		v = seq_step(w, srv->metrics, route, st, r, &sp, msg, msglen, &evidence);
+		v = seq_step(w, srv->metrics, route, st, r, &ref, &sp, msg, msglen, &evidence);
 		/* the old version over this step, for the bake that follows the promotion */
 		const struct seq_counts *se = &w->seq_err, *ss = &w->seq_slow;
-		if (se->baseline_trials > 0 && canary_share(st, r) < 1) {
+		if (se->baseline_trials > 0 && ref.share < 1) {
 			w->rec_old = (struct window_counts){se->baseline_trials, se->baseline_events,
 							    ss->baseline_trials, ss->baseline_events};
 			w->has_rec = 1;

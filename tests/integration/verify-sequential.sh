@@ -2,7 +2,8 @@
 # Integration: canary steps judged by the sequential method (analysis.method: sequential) on
 # the proxy's live counters. A good canary passes every step, is promoted and bakes (compared
 # with the old version's recorded rates); a canary that fails half its requests is aborted
-# within a few dozen canary requests (read from the evidence of the abort event).
+# within a few dozen canary requests (read from the evidence of the abort event). With
+# analysis.baseline the same two are judged against a fresh baseline of the stable release.
 # Usage: verify-sequential.sh BUILD_DIR        ports: 31070-31071, 31001
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -70,7 +71,7 @@ chmod +x "$D/bad"
 "$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
 check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
 
-"$S" load --url http://127.0.0.1:31001/items/1 --rate 200 --conns 4 --duration 70 >"$D/load.txt" &
+"$S" load --url http://127.0.0.1:31001/items/1 --rate 200 --conns 4 --duration 150 >"$D/load.txt" &
 LOAD_PID=$!
 sleep 0.5
 
@@ -113,6 +114,53 @@ req=${n%% *}
 check "the bad canary was aborted within 60 canary requests (took ${req:-?})" \
 	test "${req:-999}" -ge 1 -a "${req:-999}" -le 60
 check "v2 is still stable" bash -c "'$S' status metadata -o json | grep -q '\"stable\": \"v2\"'"
+
+# --- analysis.baseline: the canary is compared with a fresh baseline of the stable release
+# (v2~baseline: as many instances, the same weight), not with the production instances
+sed -i 's/^analysis:$/analysis:\n  baseline: true/' "$D/m.yaml"
+check "analysis.baseline is accepted" "$S" apply -f "$D/m.yaml"
+"$S" release push metadata v3 --artifact "$EX/metadata-v1" >/dev/null
+"$S" deploy metadata v3 >/dev/null
+three_way() { # the route splits 80/10/10 between v2, v2~baseline and v3 at the first step
+	"$S" status metadata -o json >"$D/st.json"
+	python3 - "$D/st.json" <<'P'
+import json, sys
+s = json.load(open(sys.argv[1]))
+def walk(x):
+    if isinstance(x, dict):
+        yield x
+        for v in x.values(): yield from walk(v)
+    elif isinstance(x, list):
+        for v in x: yield from walk(v)
+for o in walk(s):
+    t = o.get("traffic")
+    if isinstance(t, list) and {e["version"]: e["weight"] for e in t} == {"v2": 80, "v2~baseline": 10, "v3": 10}:
+        sys.exit(0)
+sys.exit(1)
+P
+}
+for _ in $(seq 150); do three_way && break; sleep 0.2; done
+check "at the first step v2, v2~baseline and v3 get 80/10/10" three_way
+check "the baseline runs its own instance of v2" bash -c "grep -q '\"version\": \"v2~baseline\"' '$D/st.json'"
+done_ok() { "$S" history metadata -o json | grep -m1 '"phase"' | grep -q '"promoted"'; }
+for _ in $(seq 300); do done_ok && break; sleep 0.2; done
+check "a good canary compared with its baseline is promoted" done_ok
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+"$S" events "$dep" -o json >"$D/base.json"
+"$S" events "$dep" | grep -E "healthy|passed|step " | head -8
+check "its steps were judged against the baseline" \
+	bash -c "grep -q '\"compared_version\": \"v2~baseline\"' '$D/base.json' && grep -q 'v2~baseline\|baseline [0-9]' '$D/base.json'"
+no_baseline() { ! "$S" status metadata -o json | grep -q '~baseline'; }
+for _ in $(seq 50); do no_baseline && break; sleep 0.2; done
+check "no baseline instance is left after the promotion" no_baseline
+set +e
+"$S" deploy metadata v2-bad --wait --timeout 60 >"$D/bad2.txt"
+rc=$?
+set -e
+check "a bad canary compared with its baseline is rolled back" test "$rc" -eq 1
+check "the reason names the baseline" grep -q "error rate higher than baseline's" "$D/bad2.txt"
+for _ in $(seq 50); do no_baseline && break; sleep 0.2; done
+check "no baseline instance is left after the rollback" no_baseline
 kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true
 LOAD_PID=
 echo "$pass passed, $fail failed"

@@ -161,7 +161,7 @@ Test(manifest, service_defaults_are_filled)
 		"\"max_step_duration_ms\":300000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":30000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.05,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
-		"\"method\":\"sequential\",\"alpha\":0.05,\"tolerance\":0.2,"
+		"\"method\":\"sequential\",\"alpha\":0.05,\"tolerance\":0.2,\"baseline\":false,"
 		"\"metrics\":[],\"prometheus\":\"http://127.0.0.1:9090\",\"pass_score\":95.0,\"marginal_score\":75.0},"
 		"\"bake_ms\":0,\"policy\":{\"concurrency\":\"queue\"},\"smoke\":[]}");
 	free(s);
@@ -193,7 +193,7 @@ Test(manifest, service_values_are_normalized)
 		"\"max_step_duration_ms\":7200000,\"max_surge\":1,\"max_unavailable\":0,\"keep_old_ms\":60000},"
 		"\"analysis\":{\"min_requests\":50,\"max_error_rate\":0.0,"
 		"\"max_error_rate_increase\":0.02,\"max_p99_latency_ms\":1000,\"interval_ms\":1000,"
-		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0,"
+		"\"method\":\"sequential\",\"alpha\":0.01,\"tolerance\":1.0,\"baseline\":false,"
 		"\"metrics\":[],\"prometheus\":\"http://127.0.0.1:9090\",\"pass_score\":95.0,\"marginal_score\":75.0},"
 		"\"bake_ms\":60000,\"policy\":{\"concurrency\":\"supersede\"},"
 		"\"smoke\":[{\"path\":\"/items/1\",\"method\":\"GET\",\"status\":200,"
@@ -491,6 +491,10 @@ static const struct {
 	 "s.yaml:6:3: strategy.steps: only used with type: canary (type is rolling)"},
 	{SVC "analysis:\n  method: threshold\n  alpha: 0.1\n",
 	 "s.yaml:6:3: analysis.alpha: only used with method: sequential (method is threshold)"},
+	{SVC "strategy:\n  type: blue-green\nanalysis:\n  baseline: true\n",
+	 "s.yaml:7:3: analysis.baseline: only used with strategy type: canary (type is blue-green)"},
+	{SVC "analysis:\n  baseline: 1\n",
+	 "s.yaml:5:13: analysis.baseline: expected true or false, got 1"},
 	{SVC "analysis:\n  method: sequental\n",
 	 "s.yaml:5:11: analysis.method: expected one of threshold, sequential, got \"sequental\" (did "
 	 "you mean \"sequential\"?)"},

@@ -190,6 +190,90 @@ Test(pipeline, desired_state_moves_traffic_before_instances)
 	cr_assert_str_eq(d.route[0].version, "v2");
 }
 
+/* With a baseline, each canary step routes stable, baseline (the stable release under its own
+ * label, as many instances as the canary) and canary; the baseline's weight is the canary's up
+ * to what the stable can give; the last step (100%) and every other state run none. */
+Test(pipeline, baseline_runs_beside_the_canary_with_the_canarys_weight)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.baseline = 1;
+	s.cfg.steps[0] = 10, s.cfg.steps[1] = 60, s.cfg.steps[2] = 100;
+	struct pl_desired d;
+	char label[PL_LABEL_MAX];
+	static const struct {
+		enum pl_rstate state;
+		int step;
+		int base_w; /* -1: no baseline */
+		int stable_w, canary_w;
+	} want[] = {
+		{R_STARTING, 0, 0, 100, 0}, {R_SMOKE, 0, 0, 100, 0}, {R_STEP, 0, 10, 80, 10},
+		{R_STEP, 1, 40, 0, 60},     {R_STEP, 2, -1, 0, 100}, {R_PROMOTING, 2, -1, -1, 100},
+		{R_ABORTING, 1, -1, 100, -1},
+	};
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		s.regions[0].state = want[k].state;
+		s.regions[0].step = want[k].step;
+		cr_assert_eq(pipeline_baseline(&s, 0, label, sizeof(label)), want[k].base_w, "row %zu", k);
+		pipeline_desired(&s, 0, &d);
+		int bw = -1, sw = -1, cw = -1, brun = 0;
+		for (int i = 0; i < d.nroute; i++) {
+			if (!strcmp(d.route[i].version, "v1~baseline"))
+				bw = d.route[i].weight;
+			else if (!strcmp(d.route[i].version, "v1"))
+				sw = d.route[i].weight;
+			else if (!strcmp(d.route[i].version, "v2"))
+				cw = d.route[i].weight;
+		}
+		for (int i = 0; i < d.nrun; i++)
+			if (!strcmp(d.run[i].version, "v1~baseline"))
+				brun = d.run[i].count;
+		cr_assert_eq(bw, want[k].base_w, "row %zu: baseline weight %d", k, bw);
+		cr_assert_eq(sw, want[k].stable_w, "row %zu: stable weight %d", k, sw);
+		cr_assert_eq(cw, want[k].canary_w, "row %zu: canary weight %d", k, cw);
+		cr_assert_eq(brun, want[k].base_w >= 0 ? s.cfg.instances : 0, "row %zu", k);
+		if (want[k].base_w >= 0)
+			cr_assert_str_eq(label, "v1~baseline");
+	}
+	/* none for a rollback, a first release, a region already on the version, or a stage */
+	s.regions[0].state = R_STEP;
+	s.regions[0].step = 0;
+	s.kind = PL_ROLLBACK;
+	cr_assert_eq(pipeline_baseline(&s, 0, label, sizeof(label)), -1);
+	s.kind = PL_DEPLOY;
+	s.regions[0].stable[0] = 0;
+	cr_assert_eq(pipeline_baseline(&s, 0, label, sizeof(label)), -1);
+	s.cfg.baseline = 0;
+	strcpy(s.regions[0].stable, "v1");
+	cr_assert_eq(pipeline_baseline(&s, 0, label, sizeof(label)), -1);
+	/* the release behind a label */
+	char rel[PL_NAME_MAX];
+	cr_assert_str_eq(pipeline_release_of("v1~baseline", rel, sizeof(rel)), "v1");
+	cr_assert_str_eq(pipeline_release_of("v1", rel, sizeof(rel)), "v1");
+	cr_assert_str_eq(pipeline_release_of("~baseline", rel, sizeof(rel)), "~baseline");
+}
+
+/* Starting waits for the baseline's instances as well as the canary's; the flag survives JSON. */
+Test(pipeline, starting_waits_for_the_baseline_and_the_flag_is_stored)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.cfg.baseline = 1;
+	s.regions[0].state = R_STARTING;
+	struct pl_actions a;
+	struct pl_event ev = {.type = PL_EV_OBSERVE, .region = 0, .now = 100,
+			      .obs = {.new_healthy = 2, .new_wanted = 2, .base_healthy = 1, .base_wanted = 2}};
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 0);
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	ev.obs.base_healthy = 2;
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 1);
+	cr_assert_eq(s.regions[0].state, R_STEP);
+	cr_assert(strstr(a.a[0].message, "2 of its baseline are healthy"), "%s", a.a[0].message);
+	json_t *j = pipeline_to_json(&s);
+	struct pl_state back;
+	cr_assert_eq(pipeline_from_json(j, &back), 0);
+	json_decref(j);
+	cr_assert_eq(back.cfg.baseline, 1);
+}
+
 Test(pipeline, whole_run_promotes_region_by_region)
 {
 	struct pl_state s = make(PL_DEPLOY, "v1", "v1");

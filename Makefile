@@ -47,7 +47,7 @@ fuzz: deps-test
 	scripts/fuzz.sh
 
 bench: build
-	@echo "benchmarks: bench/proxy, bench/verdicts, bench/footprint (see docs/proxy.md, docs/verification.md, docs/architecture.md)"
+	@echo "benchmarks: bench/proxy, bench/verdicts, bench/baseline, bench/footprint (see docs/proxy.md, docs/verification.md, docs/architecture.md)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

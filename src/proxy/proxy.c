@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/server.h"
@@ -40,6 +41,7 @@ struct proxy {
 	size_t nroutes;
 	httpd *admin;
 	int started;
+	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
 	char *state; /* --state FILE, or NULL */
 };
 
@@ -142,6 +144,9 @@ int proxy_start(proxy *p, struct err *e)
 		if (worker_start(p->w[i]))
 			return err_set(e, "cannot start worker thread %u", i);
 	p->started = 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	p->started_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	return 0;
 }
 
@@ -639,7 +644,8 @@ static void admin(void *ctx, const struct httpd_req *req, struct httpd_resp *res
 		return;
 	}
 	if (!strcmp(path, "/healthz") && get) {
-		if (buf_adds(&resp->body, "{\"ok\":true}"))
+		if (buf_addf(&resp->body, "{\"ok\":true,\"pid\":%d,\"started_ms\":%lld}", (int)getpid(),
+			     p->started_ms))
 			httpd_error(resp, 500, "out of memory");
 	} else if (!strcmp(path, "/v1/routes") && get) {
 		reply_json(resp, 200, proxy_routes_json(p));

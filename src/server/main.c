@@ -176,6 +176,8 @@ int cmd_server(int argc, char **argv)
 	srv.start_errors = json_object();
 	srv.loop = loop_new();
 	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
+	if (srv.router && srv.fetch)
+		router_use_fetcher(srv.router, srv.fetch);
 	if (!srv.router || !srv.loop || !srv.fetch) {
 		error("out of memory (or libcurl could not start)");
 		goto out;
@@ -225,6 +227,8 @@ out:
 	httpd_free(srv.api);
 	executor_release(&srv);
 	verify_release(&srv);
+	if (srv.router)
+		router_use_fetcher(srv.router, NULL);
 	if (srv.fetch)
 		fetcher_free(srv.fetch);
 	json_decref(srv.metrics);

@@ -384,6 +384,7 @@ void reconcile_tick(struct server *srv, int busy)
 {
 	if (!busy && !srv->reconcile_pending && store_changes(srv->store) == srv->reconciled_store &&
 	    runtime_generation(srv->rt) == srv->reconciled_runtime &&
+	    router_generation(srv->router) == srv->reconciled_router &&
 	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS) {
 		srv->reconcile_skipped++;
 		return;
@@ -450,6 +451,7 @@ void reconcile_all(struct server *srv)
 	/* what this pass has seen, its own changes included (they need no second look) */
 	srv->reconciled_store = store_changes(srv->store);
 	srv->reconciled_runtime = runtime_generation(srv->rt);
+	srv->reconciled_router = router_generation(srv->router);
 	srv->reconciled_at = loop_now(srv->loop);
 out:
 	json_decref(prev_errors);

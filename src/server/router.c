@@ -10,8 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loop/fetch.h"
 #include "loop/loop.h"
 #include "util/httpc.h"
+
+/* With a fetcher, the proxy's health is checked this often in the background. */
+#define ROUTER_HEALTH_MS 1000
 
 struct router {
 	char admin[128];
@@ -20,6 +24,15 @@ struct router {
 	httpc *http;
 	json_t *sent; /* route name -> last body PUT successfully */
 	uint64_t last_start_ms;
+	char identity[64];   /* "pid/started_ms" of the proxy process that answered last */
+	uint64_t generation; /* router_generation */
+	fetcher *fetch;      /* background reads (health, metrics); NULL: none */
+	uint64_t health_id, health_at;
+	int health_ok;       /* the last answer of the proxy's health, in the background */
+	uint64_t metrics_id;
+	json_t *metrics;     /* the latest snapshot, or NULL */
+	uint64_t metrics_at;
+	uint64_t metrics_err_log;
 };
 
 router *router_new(const char *admin, const char *exe, const char *dir)
@@ -35,13 +48,66 @@ router *router_new(const char *admin, const char *exe, const char *dir)
 	return r;
 }
 
+void router_use_fetcher(router *r, fetcher *f)
+{
+	if (r->fetch) {
+		fetch_cancel(r->fetch, r->health_id);
+		fetch_cancel(r->fetch, r->metrics_id);
+	}
+	r->health_id = r->metrics_id = 0;
+	r->fetch = f;
+}
+
 void router_free(router *r)
 {
 	if (!r)
 		return;
+	router_use_fetcher(r, NULL);
 	httpc_free(r->http);
 	json_decref(r->sent);
+	json_decref(r->metrics);
 	free(r);
+}
+
+uint64_t router_generation(const router *r)
+{
+	return r->generation;
+}
+
+static uint64_t now_ms(const router *r)
+{
+	return r->fetch ? loop_now(fetcher_loop(r->fetch)) : loop_clock_ms();
+}
+
+/* A health answer names the proxy process ({"pid", "started_ms"}). Another process than the
+ * one that answered before has none of the routes this router sent: send them again. */
+static void saw_proxy(router *r, const char *body)
+{
+	json_t *j = json_loads(body ? body : "", 0, NULL);
+	char id[64];
+	snprintf(id, sizeof(id), "%lld/%lld", (long long)json_integer_value(json_object_get(j, "pid")),
+		 (long long)json_integer_value(json_object_get(j, "started_ms")));
+	json_decref(j);
+	if (r->identity[0] && strcmp(r->identity, id)) {
+		log_info("proxy: another process answers on %s (%s, was %s): its routes are sent again", r->admin,
+			 id, r->identity);
+		json_object_clear(r->sent);
+		r->generation++;
+	}
+	snprintf(r->identity, sizeof(r->identity), "%s", id);
+}
+
+static void on_health(void *arg, const struct fetch_result *res)
+{
+	router *r = arg;
+	r->health_id = 0;
+	r->health_at = now_ms(r);
+	int ok = res->ok && res->status == 200;
+	if (ok)
+		saw_proxy(r, res->body);
+	if (ok != r->health_ok)
+		r->generation++; /* a pass will look (and restart the proxy when it is gone) */
+	r->health_ok = ok;
 }
 
 static int alive(router *r)
@@ -52,8 +118,11 @@ static int alive(router *r)
 	struct buf b;
 	buf_init(&b, 4096);
 	int rc = httpc_request(r->http, "GET", url, NULL, 0, NULL, &status, &b, NULL);
+	int ok = rc == 0 && status == 200;
+	if (ok && buf_add(&b, "", 1) == 0)
+		saw_proxy(r, b.data);
 	buf_release(&b);
-	return rc == 0 && status == 200;
+	return ok;
 }
 
 static int spawn_proxy(router *r, struct err *e)
@@ -99,8 +168,23 @@ static int spawn_proxy(router *r, struct err *e)
 
 int router_ensure(router *r, struct err *e)
 {
-	if (alive(r))
+	if (r->fetch) {
+		uint64_t now = now_ms(r);
+		if (!r->health_id && now - r->health_at >= ROUTER_HEALTH_MS) {
+			char url[256];
+			snprintf(url, sizeof(url), "http://%s/healthz", r->admin);
+			struct fetch_req q = {.url = url, .timeout_ms = 2000, .max_response = 4096};
+			r->health_id = fetch_start(r->fetch, &q, on_health, r);
+		}
+		if (r->health_ok)
+			return 0;
+	}
+	if (alive(r)) {
+		r->health_ok = 1;
+		r->health_at = now_ms(r);
 		return 0;
+	}
+	r->health_ok = 0;
 	uint64_t now = loop_clock_ms();
 	if (now - r->last_start_ms > 2000 || !r->last_start_ms) {
 		r->last_start_ms = now;
@@ -109,8 +193,11 @@ int router_ensure(router *r, struct err *e)
 			return -1;
 		for (int i = 0; i < 50; i++) {
 			usleep(20000);
-			if (alive(r))
+			if (alive(r)) {
+				r->health_ok = 1;
+				r->health_at = now_ms(r);
 				return 0;
+			}
 		}
 	}
 	return err_set(e, "the proxy does not answer on %s (see %s/proxy.log)", r->admin, r->dir);
@@ -183,20 +270,34 @@ int router_get_route(router *r, const char *name, json_t **out, struct err *e)
 	return 0;
 }
 
-int router_metrics(router *r, json_t **out, struct err *e)
+static void on_metrics(void *arg, const struct fetch_result *res)
 {
-	char url[256];
-	snprintf(url, sizeof(url), "http://%s/v1/metrics", r->admin);
-	long status = 0;
-	*out = NULL;
-	if (httpc_json(r->http, "GET", url, NULL, &status, out, e))
-		return -1;
-	if (status != 200 || !*out) {
-		json_decref(*out);
-		*out = NULL;
-		return err_set(e, "proxy: GET metrics answered %ld", status);
+	router *r = arg;
+	r->metrics_id = 0;
+	json_t *m = res->ok && res->status == 200 ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+	if (!m) {
+		uint64_t now = now_ms(r);
+		if (now - r->metrics_err_log > 5000) {
+			log_warn("metrics: %s", res->ok ? "the proxy answered no JSON snapshot" : res->error);
+			r->metrics_err_log = now;
+		}
+		return;
 	}
-	return 0;
+	json_decref(r->metrics);
+	r->metrics = m;
+	r->metrics_at = now_ms(r);
+}
+
+const json_t *router_latest_metrics(router *r, uint64_t *at)
+{
+	if (r->fetch && !r->metrics_id) {
+		char url[256];
+		snprintf(url, sizeof(url), "http://%s/v1/metrics", r->admin);
+		struct fetch_req q = {.url = url, .timeout_ms = 5000, .max_response = 256u << 20};
+		r->metrics_id = fetch_start(r->fetch, &q, on_metrics, r);
+	}
+	*at = r->metrics_at;
+	return r->metrics;
 }
 
 void router_stop(router *r)

@@ -12,7 +12,9 @@
 #define SLUICE_ROUTER_H
 
 #include <jansson.h>
+#include <stdint.h>
 
+#include "loop/fetch.h"
 #include "util/log.h"
 
 typedef struct router router;
@@ -21,9 +23,18 @@ typedef struct router router;
  * log live. Does not start anything yet. */
 router *router_new(const char *admin, const char *exe, const char *dir);
 void router_free(router *r);
+/* Reads that repeat (the proxy's health, the metrics snapshot) then go in the background on f's
+ * loop instead of blocking. NULL cancels them and goes back to blocking reads: do that before
+ * freeing f. */
+void router_use_fetcher(router *r, fetcher *f);
+/* A number that changes when the proxy's health changes or another proxy process answers
+ * (whose routes must be sent again): a reconciler that saw the same number has nothing new. */
+uint64_t router_generation(const router *r);
 
 /* Starts the proxy when its admin endpoint does not answer; returns 0 when it answers. When
- * it had to be (re)started, everything cached is forgotten so routes are sent again. */
+ * it had to be (re)started, everything cached is forgotten so routes are sent again. With a
+ * fetcher, a proxy that answered stays trusted until a background check (every second, started
+ * from here) says otherwise: no request blocks the caller then. */
 int router_ensure(router *r, struct err *e);
 
 /* PUT /v1/routes/NAME unless identical to the last successful PUT. */
@@ -32,8 +43,9 @@ int router_put_route(router *r, const char *name, const json_t *route, struct er
 int router_delete_route(router *r, const char *name, struct err *e);
 /* GET /v1/routes/NAME (with backends_state). */
 int router_get_route(router *r, const char *name, json_t **out, struct err *e);
-/* GET /v1/metrics: the whole snapshot. */
-int router_metrics(router *r, json_t **out, struct err *e);
+/* The latest metrics snapshot (GET /v1/metrics) and the loop time it arrived (*at), or NULL
+ * before the first; starts fetching the next one in the background unless one is on its way. */
+const json_t *router_latest_metrics(router *r, uint64_t *at);
 /* Asks the proxy to exit (SIGTERM to the recorded pid). */
 void router_stop(router *r);
 

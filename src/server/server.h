@@ -79,7 +79,7 @@ struct server {
 	json_t *start_errors;     /* "service/env/region/version" -> why its instances cannot start */
 	json_t *start_errors_prev; /* reconcile.c: the previous pass's, during a pass */
 	int reconcile_pending;    /* the last pass left something to do: a drain, a failed route */
-	uint64_t reconciled_store, reconciled_runtime, reconciled_at; /* what the last pass saw */
+	uint64_t reconciled_store, reconciled_runtime, reconciled_router, reconciled_at; /* what the last pass saw */
 	uint64_t reconcile_passes, reconcile_skipped; /* ticks with and without a pass (GET /v1/health) */
 	fetcher *fetch;           /* asynchronous HTTP: smoke checks, Prometheus queries */
 	struct smoke_job *smoke_jobs; /* executor.c: smoke checks in flight */

@@ -174,6 +174,22 @@ p1=$(reconciles passes) s1=$(reconciles skipped)
 check "an idle server skips most ticks ($((s1 - s0)) skipped, $((p1 - p0)) passes in 4 s)" \
 	test $((s1 - s0)) -ge 8 -a $((p1 - p0)) -le 4
 
+# --- the proxy replaced behind the server's back gets the routes again; a dead one is restarted
+# (the server is frozen meanwhile, so that it cannot notice before the new proxy answers)
+routes_ok() { curl -sf -m 1 -o /dev/null http://127.0.0.1:28001/items/1 && curl -sf -m 1 -o /dev/null http://127.0.0.1:28102/profiles/1; }
+printf '{"admin": "127.0.0.1:27071", "routes": []}\n' >"$D/hand.json"
+kill -STOP "$SERVER_PID"
+kill -9 "$(cat "$D/proxy.pid")"
+"$S" proxy --config "$D/hand.json" >"$D/hand.log" 2>&1 &
+HAND=$!
+for _ in $(seq 50); do curl -sf -m 1 -o /dev/null http://127.0.0.1:27071/healthz && break; sleep 0.1; done
+kill -CONT "$SERVER_PID"
+check "a proxy started by hand gets every route within 10 s" wait_until 10 routes_ok
+check "the server says another proxy answers" grep -q "another process answers on 127.0.0.1:27071" "$D/server.log"
+kill -9 "$HAND"
+wait "$HAND" 2>/dev/null || true
+check "a killed proxy is restarted by the server, with its routes, within 10 s" wait_until 10 routes_ok
+
 # --- a release whose artifact is gone fails fast with the runtime's reason (its instances could
 # never start: the regions are retried with backoff, 2 s then 4 s, not left to the 120 s start
 # timeout), and the stable release keeps serving

@@ -29,9 +29,9 @@ struct router {
 	fetcher *fetch;      /* background reads (health, metrics); NULL: none */
 	uint64_t health_id, health_at;
 	int health_ok;       /* the last answer of the proxy's health, in the background */
-	uint64_t metrics_id;
+	uint64_t metrics_id, metrics_asked; /* in flight, and the loop time it was requested */
 	json_t *metrics;     /* the latest snapshot, or NULL */
-	uint64_t metrics_at;
+	uint64_t metrics_at; /* the loop time its request went out: it holds at least that */
 	uint64_t metrics_err_log;
 };
 
@@ -285,7 +285,7 @@ static void on_metrics(void *arg, const struct fetch_result *res)
 	}
 	json_decref(r->metrics);
 	r->metrics = m;
-	r->metrics_at = now_ms(r);
+	r->metrics_at = r->metrics_asked;
 }
 
 const json_t *router_latest_metrics(router *r, uint64_t *at)
@@ -294,6 +294,7 @@ const json_t *router_latest_metrics(router *r, uint64_t *at)
 		char url[256];
 		snprintf(url, sizeof(url), "http://%s/v1/metrics", r->admin);
 		struct fetch_req q = {.url = url, .timeout_ms = 5000, .max_response = 256u << 20};
+		r->metrics_asked = now_ms(r);
 		r->metrics_id = fetch_start(r->fetch, &q, on_metrics, r);
 	}
 	*at = r->metrics_at;

@@ -43,8 +43,9 @@ int router_put_route(router *r, const char *name, const json_t *route, struct er
 int router_delete_route(router *r, const char *name, struct err *e);
 /* GET /v1/routes/NAME (with backends_state). */
 int router_get_route(router *r, const char *name, json_t **out, struct err *e);
-/* The latest metrics snapshot (GET /v1/metrics) and the loop time it arrived (*at), or NULL
- * before the first; starts fetching the next one in the background unless one is on its way. */
+/* The latest metrics snapshot (GET /v1/metrics) and the loop time its request went out (*at:
+ * it holds everything the proxy counted before then), or NULL before the first; starts
+ * fetching the next one in the background unless one is on its way. Needs a fetcher. */
 const json_t *router_latest_metrics(router *r, uint64_t *at);
 /* Asks the proxy to exit (SIGTERM to the recorded pid). */
 void router_stop(router *r);

@@ -41,6 +41,8 @@ struct window {
 	int region;
 	int step;
 	int has_base;
+	int opening, opening_step;                /* a window for opening_step waits for counters */
+	uint64_t opening_after;                   /* ...read at or after this loop time */
 	struct version_window base_new, base_old; /* cumulative counters at the window's start */
 	struct version_window recorded_old;       /* the old version's last window, for the bake */
 	int has_recorded;
@@ -71,7 +73,7 @@ struct server {
 	char data_dir[PATH_MAX];
 	char artifacts_dir[PATH_MAX + 32];
 	json_t *metrics;          /* latest proxy metrics snapshot, or NULL */
-	uint64_t metrics_at;      /* loop time of it */
+	uint64_t metrics_at;      /* loop time its request was sent */
 	struct window **windows;  /* verify.c; each one allocated alone (callbacks point at it) */
 	size_t nwindows;
 	int stop_data_plane;      /* on exit, stop instances and the proxy too */

@@ -601,6 +601,20 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	int baking = r->state == R_BAKING;
 	int wstep = baking ? -2 : r->step;
 	if (w->step != wstep || !w->has_base) {
+		/* The proxy's counters arrive in the background: a snapshot requested before this
+		 * step began (before its route went out, at the end of the previous tick) may hold
+		 * requests split with the previous step's weights. Open on one requested since. */
+		uint64_t now = loop_now(srv->loop);
+		if (!w->opening || w->opening_step != wstep) {
+			w->opening = 1;
+			w->opening_step = wstep;
+			w->opening_after = now;
+		}
+		if (srv->router && srv->metrics_at < w->opening_after) {
+			snprintf(msg, msglen, "window opening: waiting for the proxy's counters of this step");
+			return PL_VERDICT_NONE;
+		}
+		w->opening = 0;
 		/* a new window: everything before this moment belongs to another step */
 		w->step = wstep;
 		w->has_base = 1;

@@ -678,3 +678,27 @@ Test(verify_sequential, full_traffic_step_compares_with_the_recorded_stable)
 	cr_expect_eq(json_real_value(json_object_get(verify_window(&h.srv, 1, 0)->evidence, "share")), 1.0);
 	harness_release(&h);
 }
+
+/* With the router's snapshots arriving in the background, a window opens only on one that was
+ * requested after its step began: an older one may hold requests split with the previous
+ * step's weights. */
+Test(verify_sequential, a_window_opens_on_counters_requested_after_its_step_began)
+{
+	struct harness h;
+	harness_init(&h, 10);
+	h.srv.router = router_new("127.0.0.1:1", "/bin/false", "/tmp"); /* no fetcher: never asked */
+	uint64_t now = loop_now(h.srv.loop);
+	cr_assert_gt(now, 1000);
+	json_decref(h.srv.metrics);
+	h.srv.metrics = snapshot(&h.c, &h.s);
+	h.srv.metrics_at = now - 1; /* requested before the step began */
+	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert(strstr(h.msg, "window opening"), "%s", h.msg);
+	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert(strstr(h.msg, "window opening"), "still the old snapshot: %s", h.msg);
+	h.srv.metrics_at = now; /* requested since */
+	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert_str_eq(h.msg, "window opened");
+	router_free(h.srv.router);
+	harness_release(&h);
+}

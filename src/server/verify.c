@@ -552,18 +552,21 @@ static void prom_done(void *arg, enum pl_verdict v, const char *msg, json_t *evi
 /* The Prometheus metrics of a canary step: judged once, when the step's minimum duration has
  * passed (a fixed-sample test is only valid when looked at once). The queries run in the
  * background; a later poll sees the verdict. */
+/* The custom metrics of a step: the canary against what it is compared with (the baseline's
+ * label, STABLE~baseline, is the proxy's version label of its series, and {version} of its
+ * instances' arguments). */
 static void prom_step(struct server *srv, struct window *w, const json_t *svc, const char *env,
-		      const struct pl_state *st, const struct pl_region *r)
+		      const struct pl_state *st, const struct pl_region *r, const struct reference *ref)
 {
 	const json_t *an = json_object_get(svc, "analysis");
-	if (w->prom_done || w->prom || !json_array_size(json_object_get(an, "metrics")) || !r->stable[0])
+	if (w->prom_done || w->prom || !json_array_size(json_object_get(an, "metrics")) || !ref->version)
 		return;
 	int64_t now = wall_ms();
 	if (now - w->opened_ms < st->cfg.step_duration_ms)
 		return;
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	struct prom_target canary = {name, st->version, r->name, env};
-	struct prom_target base = {name, r->stable, r->name, env};
+	struct prom_target base = {name, ref->version, r->name, env};
 	w->prom = prom_start(srv->fetch, an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
 			     prom_done, w);
 	if (w->prom && !w->prom_msg[0])
@@ -673,7 +676,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	}
 	/* custom Prometheus metrics: a canary step passes only when they pass too */
 	if (!baking && v != PL_VERDICT_FAIL) {
-		prom_step(srv, w, svc, env, st, r);
+		prom_step(srv, w, svc, env, st, r, &ref);
 		if (json_array_size(json_object_get(an, "metrics"))) {
 			if (w->prom_done && w->prom_verdict == PL_VERDICT_FAIL) {
 				v = PL_VERDICT_FAIL;

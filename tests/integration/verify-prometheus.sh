@@ -112,7 +112,7 @@ chmod +x "$D/bad"
 "$S" release push metadata v2-bad --artifact "$D/bad" >/dev/null
 check "first release is promoted" "$S" deploy metadata v1 --wait --timeout 30
 
-"$S" load --url http://127.0.0.1:31201/items/1 --rate 100 --conns 4 --duration 75 >"$D/load.txt" &
+"$S" load --url http://127.0.0.1:31201/items/1 --rate 100 --conns 4 --duration 110 >"$D/load.txt" &
 LOAD_PID=$!
 sleep 2
 
@@ -147,6 +147,29 @@ badev=$(evidence "$dep" aborted)
 echo "# bad canary: verdict metric class canary_n baseline_n p score: $badev"
 check "the abort evidence names the metric, classified high" grep -q '^fail error_ratio high' <<<"$badev"
 check "v2 is still stable" bash -c "'$S' status metadata -o json | grep -q '\"stable\": \"v2\"'"
+
+# --- with analysis.baseline the metric compares the canary with the baseline's own series
+sed -i 's/^analysis:$/analysis:\n  baseline: true/' "$D/m.yaml"
+"$S" apply -f "$D/m.yaml" >/dev/null
+set +e
+"$S" deploy metadata v2-bad --wait --timeout 40 >"$D/bad2.txt"
+rc=$?
+set -e
+check "with a baseline, the bad canary is rolled back on the metric" \
+	bash -c "[ $rc -eq 1 ] && grep -q 'rolled_back: verification failed.*metric error_ratio' '$D/bad2.txt'"
+dep=$("$S" history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
+basev=$(evidence "$dep" aborted)
+echo "# bad canary against its baseline: verdict metric class canary_n baseline_n p score: $basev"
+own_series() { # the aborted event's baseline query names the baseline's label and got samples
+	"$S" events "$dep" -o json | python3 -c '
+import json, sys
+for e in json.load(sys.stdin).get("events", []):
+    if e.get("type") == "aborted" and "prometheus" in (e.get("evidence") or {}):
+        m = e["evidence"]["prometheus"]["metrics"][0]
+        sys.exit(0 if "version=\"v2~baseline\"" in m["query_baseline"] and m["baseline_samples"] > 0 else 1)
+sys.exit(1)'
+}
+check "the baseline's samples came from its own series (v2~baseline)" own_series
 kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true
 LOAD_PID=
 echo "$pass passed, $fail failed"

@@ -580,6 +580,12 @@ static int add_regions(struct server *srv, const json_t *envm, const char *servi
 	return 0;
 }
 
+/* analysis.baseline of a service manifest: canary steps run a baseline (pipeline_baseline). */
+static int wants_baseline(const json_t *svc)
+{
+	return json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline"));
+}
+
 /* Builds the initial pipeline state of a deployment from the manifests and the stable
  * releases. Returns 0, or -1 with e. */
 static int initial_state(struct server *srv, const json_t *svc, const json_t *envm,
@@ -603,7 +609,7 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 		.wave_bake_ms = jint(policy, "wave_bake_ms", NULL, 0),
 		.region_retries = (int)jint(policy, "region_retries", NULL, 2),
 		.retry_backoff_ms = jint(policy, "retry_backoff_ms", NULL, 2000),
-		.baseline = json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline")),
+		.baseline = wants_baseline(svc),
 		.continue_on_failure = !strcmp(json_string_value(json_object_get(policy, "on_region_failure"))
 					       ? json_string_value(json_object_get(policy, "on_region_failure"))
 					       : "halt", "continue"),
@@ -682,12 +688,11 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 
 /* Instance ids ("service.env.region.version.NN") name files; one that cannot be made is
  * refused here, before anything starts. Returns 0, or -1 with e. */
-static int ids_too_long(struct server *srv, const char *service, const char *env, const char *version,
-			struct err *e)
+static int ids_too_long(struct server *srv, const json_t *svc, const char *service, const char *env,
+			const char *version, struct err *e)
 {
-	json_t *envm = server_environment(srv, env), *svc = server_service(srv, service);
-	int baseline = json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline"));
-	json_decref(svc);
+	json_t *envm = server_environment(srv, env);
+	int baseline = wants_baseline(svc);
 	size_t i;
 	json_t *r;
 	int rc = 0;
@@ -725,12 +730,13 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 			service, version);
 		return -1;
 	}
-	if (ids_too_long(srv, service, env, version, e))
-		return -1;
 	json_t *svc = server_service(srv, service);
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
+	rc = ids_too_long(srv, svc, service, env, version, e);
 	json_decref(svc);
+	if (rc)
+		return -1;
 	json_t *active = NULL;
 	if (store_active_deployments(srv->store, &active, e))
 		return -1;

@@ -8,27 +8,12 @@
 # Ports: server 16170/16171, service 16201 (loopback), instances 20000-26999.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=$(cd "${1:-$ROOT/build}" && pwd)
 SECS=${2:-30}
 RATE=${3:-200}
-S=$B/src/sluice
-EX=$B/examples
-[ -x "$S" ] || { echo "baseline bench: $S not built (make build)" >&2; exit 2; }
-D=$(mktemp -d /tmp/sluice-bench-baseline.XXXXXX)
-export SLUICE_SERVER=http://127.0.0.1:16170
 LOAD=
-cleanup() {
-	set +e
-	[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-	"$S" shutdown --data-plane >/dev/null 2>&1
-	for _ in $(seq 100); do pgrep -f "server --data $D" >/dev/null || break; sleep 0.2; done
-	pkill -9 -f "$D" 2>/dev/null
-	rm -rf "$D"
-}
-trap cleanup EXIT
-
-"$S" server --data "$D/data" --listen 127.0.0.1:16170 --proxy-admin 127.0.0.1:16171 >"$D/server.log" 2>&1 &
-for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.1; done
+BENCH_PRE_CLEANUP='[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null'
+. "$ROOT/bench/server.sh"
+bench_server baseline "${1:-$ROOT/build}" 16170
 cat >"$D/m.yaml" <<Y
 kind: Environment
 name: production

@@ -8,27 +8,11 @@
 # Ports: server 16070/16071, services 16100..16100+N-1 (loopback), instances 20000-26999.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=$(cd "${1:-$ROOT/build}" && pwd)
 N=${2:-200}
 IDLE=${3:-20}
-S=$B/src/sluice
-EX=$B/examples
-[ -x "$S" ] || { echo "footprint: $S not built (make build)" >&2; exit 2; }
 [ "$N" -ge 1 ] && [ "$N" -le 600 ] || { echo "footprint: N must be 1..600" >&2; exit 2; }
-D=$(mktemp -d /tmp/sluice-footprint.XXXXXX)
-export SLUICE_SERVER=http://127.0.0.1:16070
-cleanup() {
-	set +e
-	"$S" shutdown --data-plane >/dev/null 2>&1
-	for _ in $(seq 150); do pgrep -f "server --data $D" >/dev/null || break; sleep 0.2; done
-	pkill -9 -f "$D" 2>/dev/null
-	rm -rf "$D"
-}
-trap cleanup EXIT
-
-"$S" server --data "$D/data" --listen 127.0.0.1:16070 --proxy-admin 127.0.0.1:16071 >"$D/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.1; done
+. "$ROOT/bench/server.sh"
+bench_server footprint "${1:-$ROOT/build}" 16070
 
 {
 	printf 'kind: Environment\nname: production\nregions: [{name: local}]\n'

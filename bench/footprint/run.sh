@@ -5,6 +5,8 @@
 # Prints: the time to deploy every first release (all promoted), then for the server and the
 # proxy their resident memory (VmRSS, and the peak VmHWM) and the CPU they used while idle for
 # IDLE_SECONDS (default 20), the store's size, and the instances' total memory for scale.
+# FOOTPRINT_HOLD=S keeps everything running S seconds before measuring, printing the server's pid
+# (for a profiler: perf record --call-graph dwarf -p PID -- sleep 4).
 # Ports: server 16070/16071, services 16100..16100+N-1 (loopback), instances 20000-26999.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

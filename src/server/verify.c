@@ -6,6 +6,7 @@
 
 #include "server/prometheus.h"
 #include "server/verify.h"
+#include "stats/rate.h"
 #include "stats/mannwhitney.h"
 
 /* Latency differences below this are not judged: at that scale the scheduler of a loaded host
@@ -212,38 +213,6 @@ static void refresh_metrics(struct server *srv)
 	}
 }
 
-/* ---- pure helpers of the sequential method ---- */
-
-#define RATE_ALTS 8
-
-double verify_rate_log_e(uint64_t events, uint64_t trials, double p0, int below)
-{
-	if (!(p0 > 0 && p0 < 1) || events > trials)
-		return -INFINITY;
-	double k = (double)events, f = (double)(trials - events), sum = 0;
-	for (int a = 1; a <= RATE_ALTS; a++) {
-		/* alternatives 2^(-a/2) p0 (below) or 2^(a/2) p0 (above, kept under 1) */
-		double m = pow(2.0, (below ? -a : a) / 2.0);
-		double p1 = p0 * m;
-		if (p1 >= 1)
-			p1 = (p0 + 1) / 2;
-		double l = k * log(p1 / p0) + f * (log1p(-p1) - log1p(-p0));
-		sum += exp(l) / RATE_ALTS;
-	}
-	return log(sum);
-}
-
-double verify_rate_upper(uint64_t events, uint64_t trials, double alpha)
-{
-	if (!trials)
-		return 1;
-	/* Wilson score bound; the recorded sample is looked at once, so a fixed-sample bound */
-	double n = (double)trials, ph = (double)events / n, z = mw_qnorm(1 - alpha);
-	double c = ph + z * z / (2 * n), r = z * sqrt(ph * (1 - ph) / n + z * z / (4 * n * n));
-	double u = (c + r) / (1 + z * z / n);
-	return u > 1 ? 1 : u;
-}
-
 /* JSON has no infinity or NaN: those become null (an open end of an interval). */
 static json_t *jnum(double x)
 {
@@ -317,8 +286,8 @@ static void reference_of(const struct pl_state *st, int ri, struct reference *re
 static double above_recorded(uint64_t events, uint64_t trials, uint64_t rec_events, uint64_t rec_trials,
 			     double a, double tolerance, double *limit)
 {
-	*limit = verify_rate_upper(rec_events, rec_trials, a) * (1 + tolerance);
-	return *limit < 1 ? verify_rate_log_e(events, trials, *limit, 0) : -INFINITY;
+	*limit = rate_upper(rec_events, rec_trials, a) * (1 + tolerance);
+	return *limit < 1 ? rate_log_e(events, trials, *limit, 0) : -INFINITY;
 }
 
 struct seq_params {
@@ -389,8 +358,8 @@ static enum pl_verdict seq_step(struct window *w, const json_t *metrics, const c
 	/* fail: a ratio above 1 proven, at any poll (also after a pass: the step goes on) */
 	int err_fail = se->decision == SEQ_FAIL || se->log_e_fail >= thr;
 	int slow_fail = w->slow_us && (ss->decision == SEQ_FAIL || ss->log_e_fail >= thr);
-	double err_fe = verify_rate_log_e(se->canary_events, se->canary_trials, p->err_floor, 1);
-	double slow_fe = verify_rate_log_e(ss->canary_events, ss->canary_trials, p->slow_floor, 1);
+	double err_fe = rate_log_e(se->canary_events, se->canary_trials, p->err_floor, 1);
+	double slow_fe = rate_log_e(ss->canary_events, ss->canary_trials, p->slow_floor, 1);
 	/* With all the traffic on the canary (last step, blue-green hold) the ratio tests see no
 	 * baseline: compare its error rate with the stable's recorded at the previous step. */
 	double rec_err_limit = NAN, rec_le = -INFINITY;

@@ -348,65 +348,6 @@ Test(prom_start, cancel_means_no_callback)
 	json_decref(an);
 }
 
-/* ---- the sequential method's one-sample tests ---- */
-
-Test(verify_rate, evidence_grows_with_data)
-{
-	/* no errors in many requests: the rate is proven below 2% (log(1/0.025) = 3.69) */
-	cr_expect_lt(verify_rate_log_e(0, 100, 0.02, 1), log(40));
-	cr_expect_gt(verify_rate_log_e(0, 400, 0.02, 1), log(40));
-	/* at the limit itself there is no evidence either way */
-	cr_expect_lt(verify_rate_log_e(20, 1000, 0.02, 1), 0);
-	cr_expect_lt(verify_rate_log_e(20, 1000, 0.02, 0), 0);
-	/* 50% errors against a 2% limit: proven above within a few dozen requests */
-	cr_expect_gt(verify_rate_log_e(10, 20, 0.02, 0), log(40));
-	cr_expect(isinf(verify_rate_log_e(1, 0, 0.02, 0)));
-	cr_expect(isinf(verify_rate_log_e(0, 10, 0, 1)));
-	cr_expect(isinf(verify_rate_log_e(0, 10, 1, 1)));
-}
-
-static uint64_t rng = 88172645463325252ull;
-static double uniform(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (double)(rng >> 11) / 9007199254740992.0;
-}
-
-/* Under H0 (the true rate is the limit), checking after every request never crosses 1/alpha
- * in more than alpha of the runs (Ville's inequality): 1,000 runs of 3,000 requests. */
-Test(verify_rate, false_alarms_under_continuous_monitoring, .timeout = 60)
-{
-	const double alpha = 0.05, p0 = 0.05;
-	int crossed_up = 0, crossed_down = 0;
-	for (int run = 0; run < 1000; run++) {
-		uint64_t k = 0;
-		int up = 0, down = 0;
-		for (uint64_t n = 1; n <= 3000 && !(up && down); n++) {
-			k += uniform() < p0;
-			if (!up && verify_rate_log_e(k, n, p0, 0) >= log(1 / alpha))
-				up = 1;
-			if (!down && verify_rate_log_e(k, n, p0, 1) >= log(1 / alpha))
-				down = 1;
-		}
-		crossed_up += up;
-		crossed_down += down;
-	}
-	cr_expect_leq(crossed_up, 50, "rate-above test crossed in %d of 1000 null runs", crossed_up);
-	cr_expect_leq(crossed_down, 50, "rate-below test crossed in %d of 1000 null runs", crossed_down);
-}
-
-Test(verify_rate, recorded_upper_bound)
-{
-	/* Wilson bound, z = qnorm(0.975) = 1.959964: 10 of 1000 -> 0.01813 */
-	cr_expect_float_eq(verify_rate_upper(10, 1000, 0.025), 0.018318, 1e-4);
-	cr_expect_gt(verify_rate_upper(0, 1000, 0.025), 0);
-	cr_expect_lt(verify_rate_upper(0, 1000, 0.025), 0.005);
-	cr_expect_eq(verify_rate_upper(0, 0, 0.025), 1);
-	cr_expect_leq(verify_rate_upper(1000, 1000, 0.025), 1);
-}
-
 /* ---- verify_region with the sequential method, on synthetic proxy snapshots ---- */
 
 #include "server/server.h"

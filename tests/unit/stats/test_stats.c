@@ -5,6 +5,7 @@
 
 #include "stats/judge.h"
 #include "stats/mannwhitney.h"
+#include "stats/rate.h"
 #include "stats/sequential.h"
 
 /* ---- Mann-Whitney against R 4.2 wilcox.test and scipy 1.10 mannwhitneyu ---- */
@@ -458,4 +459,56 @@ Test(sequential, decision_sticks_and_names)
 	cr_assert_str_eq(seq_decision_name(SEQ_FAIL), "fail");
 	cr_assert_str_eq(seq_decision_name(SEQ_PASS), "pass");
 	cr_assert_str_eq(seq_decision_name(SEQ_CONTINUE), "continue");
+}
+
+/* ---- rate: one-sample tests of a rate against a limit ---- */
+
+Test(rate, evidence_grows_with_data)
+{
+	/* no errors in many requests: the rate is proven below 2% (log(1/0.025) = 3.69) */
+	cr_expect_lt(rate_log_e(0, 100, 0.02, 1), log(40));
+	cr_expect_gt(rate_log_e(0, 400, 0.02, 1), log(40));
+	/* at the limit itself there is no evidence either way */
+	cr_expect_lt(rate_log_e(20, 1000, 0.02, 1), 0);
+	cr_expect_lt(rate_log_e(20, 1000, 0.02, 0), 0);
+	/* 50% errors against a 2% limit: proven above within a few dozen requests */
+	cr_expect_gt(rate_log_e(10, 20, 0.02, 0), log(40));
+	cr_expect(isinf(rate_log_e(1, 0, 0.02, 0)));
+	cr_expect(isinf(rate_log_e(0, 10, 0, 1)));
+	cr_expect(isinf(rate_log_e(0, 10, 1, 1)));
+}
+
+
+/* Under H0 (the true rate is the limit), checking after every request never crosses 1/alpha
+ * in more than alpha of the runs (Ville's inequality): 1,000 runs of 3,000 requests. */
+Test(rate, false_alarms_under_continuous_monitoring, .timeout = 60)
+{
+	const double alpha = 0.05, p0 = 0.05;
+	rng = 88172645463325252ull;
+	int crossed_up = 0, crossed_down = 0;
+	for (int run = 0; run < 1000; run++) {
+		uint64_t k = 0;
+		int up = 0, down = 0;
+		for (uint64_t n = 1; n <= 3000 && !(up && down); n++) {
+			k += uniform() < p0;
+			if (!up && rate_log_e(k, n, p0, 0) >= log(1 / alpha))
+				up = 1;
+			if (!down && rate_log_e(k, n, p0, 1) >= log(1 / alpha))
+				down = 1;
+		}
+		crossed_up += up;
+		crossed_down += down;
+	}
+	cr_expect_leq(crossed_up, 50, "rate-above test crossed in %d of 1000 null runs", crossed_up);
+	cr_expect_leq(crossed_down, 50, "rate-below test crossed in %d of 1000 null runs", crossed_down);
+}
+
+Test(rate, recorded_upper_bound)
+{
+	/* Wilson bound, z = qnorm(0.975) = 1.959964: 10 of 1000 -> 0.01813 */
+	cr_expect_float_eq(rate_upper(10, 1000, 0.025), 0.018318, 1e-4);
+	cr_expect_gt(rate_upper(0, 1000, 0.025), 0);
+	cr_expect_lt(rate_upper(0, 1000, 0.025), 0.005);
+	cr_expect_eq(rate_upper(0, 0, 0.025), 1);
+	cr_expect_leq(rate_upper(1000, 1000, 0.025), 1);
 }

@@ -625,6 +625,14 @@ int pipeline_done(const struct pl_state *s)
 	return s->phase != PL_ACTIVE;
 }
 
+int pipeline_started(const struct pl_state *s)
+{
+	for (int i = 0; i < s->nregions; i++)
+		if (s->regions[i].state != R_PENDING)
+			return 1;
+	return 0;
+}
+
 const char *pipeline_release_of(const char *label, char *buf, size_t len)
 {
 	size_t n = strlen(label), k = strlen(PL_BASELINE_SUFFIX);

@@ -218,6 +218,10 @@ int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actio
 
 /* Whether the deployment has ended. */
 int pipeline_done(const struct pl_state *s);
+/* Whether it has started: some region left R_PENDING. A deployment that has not started is
+ * queued; one that has is the service's running pipeline (the executor runs it first, status
+ * shows it, a rollback pre-empts it). */
+int pipeline_started(const struct pl_state *s);
 /* Whether the pipeline controls region i now (otherwise its stable release is what runs). */
 int pipeline_controls(const struct pl_state *s, int i);
 

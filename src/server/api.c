@@ -342,10 +342,7 @@ static void inflight_target(json_t *active, const char *service, char *target, s
 		struct pl_state st;
 		if (pipeline_from_json(json_object_get(d, "state"), &st))
 			continue;
-		int started = 0;
-		for (int k = 0; k < st.nregions; k++)
-			started |= st.regions[k].state != R_PENDING;
-		if (!started)
+		if (!pipeline_started(&st))
 			continue;
 		*id = json_integer_value(json_object_get(d, "id"));
 		for (int k = 0; k < st.nregions && !target[0]; k++)
@@ -536,10 +533,7 @@ static json_t *region_status(struct server *srv, const char *service, const char
 		if (pipeline_from_json(json_object_get(d, "state"), &st))
 			continue;
 		int64_t id = json_integer_value(json_object_get(d, "id"));
-		int started = 0;
-		for (int k = 0; k < st.nregions; k++)
-			started |= st.regions[k].state != R_PENDING;
-		if (!started && shown) {
+		if (!pipeline_started(&st) && shown) {
 			json_array_append_new(queued, json_pack("{s:I, s:s, s:s}", "id", (json_int_t)id, "kind",
 								 pipeline_kind_name(st.kind), "version", st.version));
 			continue;

@@ -425,11 +425,7 @@ static void drive(struct server *srv, json_t *dep)
 	if (!svc)
 		return;
 	int64_t now = store_now_ms();
-	int started = 0;
-	for (int i = 0; i < st.nregions; i++)
-		if (st.regions[i].state != R_PENDING)
-			started = 1;
-	if (!started && !st.aborted) {
+	if (!pipeline_started(&st) && !st.aborted) {
 		/* A queued deployment waited while others changed what is stable: it starts from
 		 * what is stable now (a region already on its version is then done at once). */
 		for (int i = 0; i < st.nregions; i++) {
@@ -461,16 +457,12 @@ out:
 	json_decref(svc);
 }
 
+/* A stored deployment whose state does not parse counts as started: it is the one the
+ * executor looks at (and fails with "unreadable pipeline state"). */
 static int has_started(const json_t *dep)
 {
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(json_object_get(dep, "state"), "regions"), i, r) {
-		const char *st = json_string_value(json_object_get(r, "state"));
-		if (st && strcmp(st, "pending"))
-			return 1;
-	}
-	return 0;
+	struct pl_state st;
+	return pipeline_from_json(json_object_get(dep, "state"), &st) || pipeline_started(&st);
 }
 
 /* The deployment of `service` that may run now: one that has started; else a rollback or a

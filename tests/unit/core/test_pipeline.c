@@ -164,6 +164,17 @@ Test(pipeline, finished_deployments_ignore_events)
 	cr_assert_eq(a.n, 0);
 }
 
+Test(pipeline, started_once_a_region_leaves_pending)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	cr_expect_eq(pipeline_started(&s), 0, "a new deployment is queued");
+	s.regions[1].state = R_STARTING;
+	cr_expect_eq(pipeline_started(&s), 1, "the second region started");
+	s.regions[1].state = R_PENDING;
+	s.regions[0].state = R_DONE;
+	cr_expect_eq(pipeline_started(&s), 1, "a region done has started");
+}
+
 Test(pipeline, desired_state_moves_traffic_before_instances)
 {
 	struct pl_state s = make(PL_DEPLOY, "v1", "v1");

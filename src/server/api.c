@@ -15,20 +15,19 @@
 
 #include "contract/contract.h"
 #include "core/manifest.h"
+#include "http/routes.h"
+#include "server/api.h"
 #include "server/gate.h"
 #include "server/server.h"
 #include "server/verify.h"
 #include "util/doc.h"
 #include "util/sha256.h"
 
-#define MAX_SEGMENTS 8
-
 struct route_ctx {
 	struct server *srv;
 	const struct httpd_req *req;
 	struct httpd_resp *resp;
-	char *seg[MAX_SEGMENTS];
-	int nseg;
+	const struct routes_params *p;
 };
 
 static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stolen */)
@@ -82,6 +81,18 @@ static int valid_name(const char *s)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
 			return 0;
 	return 1;
+}
+
+/* A name from the path ({service}); answers 400 and returns NULL when it is not one. */
+static const char *path_name(struct route_ctx *c, const char *param)
+{
+	const char *v = routes_param(c->p, param);
+	if (!v || !valid_name(v)) {
+		httpd_error(c->resp, 400, "%s '%s': use lowercase letters, digits and '-' (at most 63)",
+			    param, v ? v : "");
+		return NULL;
+	}
+	return v;
 }
 
 static int valid_version(const char *s)
@@ -170,8 +181,9 @@ static void h_apply(struct route_ctx *c)
 
 /* ---- PUT /v1/artifacts/sha256:HEX ---- */
 
-static void h_artifact_put(struct route_ctx *c, const char *id)
+static void h_artifact_put(struct route_ctx *c)
 {
+	const char *id = routes_param(c->p, "digest");
 	if (strncmp(id, "sha256:", 7) || strlen(id) != 71 || strspn(id + 7, "0123456789abcdef") != 64) {
 		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
 		return;
@@ -216,8 +228,11 @@ static void h_artifact_put(struct route_ctx *c, const char *id)
 
 /* ---- releases ---- */
 
-static void h_release_push(struct route_ctx *c, const char *service)
+static void h_release_push(struct route_ctx *c)
 {
+	const char *service = path_name(c, "service");
+	if (!service)
+		return;
 	json_t *body = parse_body(c);
 	if (!body)
 		return;
@@ -267,8 +282,11 @@ out:
 	json_decref(body);
 }
 
-static void h_release_list(struct route_ctx *c, const char *service)
+static void h_release_list(struct route_ctx *c)
 {
+	const char *service = path_name(c, "service");
+	if (!service)
+		return;
 	json_t *list = NULL;
 	struct err e = {""};
 	if (store_list_releases(c->srv->store, service, &list, &e)) {
@@ -352,8 +370,11 @@ static void inflight_target(json_t *active, const char *service, char *target, s
 	}
 }
 
-static void h_rollback(struct route_ctx *c, const char *service)
+static void h_rollback(struct route_ctx *c)
 {
+	const char *service = path_name(c, "service");
+	if (!service)
+		return;
 	json_t *body = c->req->body_len ? parse_body(c) : json_object();
 	if (!body)
 		return;
@@ -419,8 +440,9 @@ static void h_rollback(struct route_ctx *c, const char *service)
 	reply_json(c->resp, 201, result);
 }
 
-static void h_retry(struct route_ctx *c, const char *ids)
+static void h_retry(struct route_ctx *c)
 {
+	const char *ids = routes_param(c->p, "id");
 	int64_t id;
 	json_t *body = parse_body(c);
 	if (!body)
@@ -470,8 +492,9 @@ static int parse_id(const char *s, int64_t *id)
 	return 0;
 }
 
-static void h_deployment_get(struct route_ctx *c, const char *ids, int events)
+static void deployment_get(struct route_ctx *c, int events)
 {
+	const char *ids = routes_param(c->p, "id");
 	int64_t id;
 	if (parse_id(ids, &id)) {
 		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
@@ -730,60 +753,102 @@ static void h_services(struct route_ctx *c)
 
 
 
+static void h_deployment_get(struct route_ctx *c)
+{
+	deployment_get(c, 0);
+}
+
+static void h_deployment_events(struct route_ctx *c)
+{
+	deployment_get(c, 1);
+}
+
+static void h_health(struct route_ctx *c)
+{
+	reply_json(c->resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
+					   "reconcile", "passes", (json_int_t)c->srv->reconcile_passes,
+					   "skipped", (json_int_t)c->srv->reconcile_skipped));
+}
+
+/* ---- the route table ---- */
+
+/* Each handler gets its context from one adaptor per handler (the table's type). */
+#define ADAPT(fn)                                                                              \
+	static void r_##fn(void *ctx, const struct route *rt, const struct httpd_req *req,     \
+			   const struct routes_params *p, struct httpd_resp *resp)             \
+	{                                                                                      \
+		struct route_ctx c = {.srv = ctx, .req = req, .resp = resp, .p = p};           \
+		fn(&c);                                                                        \
+	}
+ADAPT(h_health)
+ADAPT(h_apply)
+ADAPT(h_artifact_put)
+ADAPT(h_services)
+ADAPT(h_release_push)
+ADAPT(h_release_list)
+ADAPT(h_rollback)
+ADAPT(h_deploy)
+ADAPT(h_deployment_list)
+ADAPT(h_deployment_get)
+ADAPT(h_retry)
+ADAPT(h_deployment_events)
+ADAPT(h_can_i_deploy)
+ADAPT(h_plan)
+ADAPT(h_status)
+ADAPT(h_logs)
+ADAPT(h_shutdown)
+
+static const struct route api_table[] = {
+	{"GET", "/v1/health", API_PUBLIC, r_h_health, "liveness"},
+	{"POST", "/v1/apply", API_APPLY, r_h_apply, "apply manifests"},
+	{"PUT", "/v1/artifacts/{digest}", API_RELEASE, r_h_artifact_put, "upload an artifact"},
+	{"GET", "/v1/services", API_READ, r_h_services, "list services and environments"},
+	{"POST", "/v1/services/{service}/releases", API_RELEASE, r_h_release_push, "register a release"},
+	{"GET", "/v1/services/{service}/releases", API_READ, r_h_release_list, "list releases"},
+	{"POST", "/v1/services/{service}/rollback", API_ROLLBACK, r_h_rollback, "roll back"},
+	{"POST", "/v1/deployments", API_DEPLOY, r_h_deploy, "deploy a release"},
+	{"GET", "/v1/deployments", API_READ, r_h_deployment_list, "list deployments"},
+	{"GET", "/v1/deployments/{id}", API_READ, r_h_deployment_get, "one deployment"},
+	{"POST", "/v1/deployments/{id}/retry", API_RETRY, r_h_retry, "retry a failed region"},
+	{"GET", "/v1/deployments/{id}/events", API_READ, r_h_deployment_events, "a deployment's events"},
+	{"GET", "/v1/can-i-deploy", API_READ, r_h_can_i_deploy, "the compatibility gate"},
+	{"POST", "/v1/plan", API_READ, r_h_plan, "plan a multi-service change"},
+	{"GET", "/v1/status", API_READ, r_h_status, "status of every service"},
+	{"GET", "/v1/logs", API_READ, r_h_logs, "instance logs"},
+	{"POST", "/v1/shutdown", API_ADMIN, r_h_shutdown, "stop the server"},
+};
+
+const struct route *api_routes(size_t *n)
+{
+	*n = sizeof(api_table) / sizeof(api_table[0]);
+	return api_table;
+}
+
+const char *api_permission_name(enum api_permission p)
+{
+	static const char *const names[] = {"public", "read", "apply", "release", "deploy",
+					    "rollback", "retry", "flags", "admin"};
+	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}
+
+/* Logs every request that may change something, with its answer. */
+static void log_change(void *ctx, const struct route *rt, const struct httpd_req *req,
+		       const struct httpd_resp *resp)
+{
+	if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))
+		return;
+	log_info("api: %s %s -> %d (%s, from %s)", req->method, req->path, resp->status,
+		 rt ? api_permission_name(rt->permission) : "no route", req->peer);
+}
+
+static const struct routes_table api = {
+	.routes = api_table,
+	.n = sizeof(api_table) / sizeof(api_table[0]),
+	.middleware = NULL, /* authentication and limits go here, in order */
+	.after = log_change,
+};
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
-	struct route_ctx c = {.srv = ctx, .req = req, .resp = resp};
-	char path[1024];
-	snprintf(path, sizeof(path), "%s", req->path);
-	for (char *tok = strtok(path, "/"); tok && c.nseg < MAX_SEGMENTS; tok = strtok(NULL, "/"))
-		c.seg[c.nseg++] = tok;
-	const char *m = req->method;
-	if (c.nseg < 2 || strcmp(c.seg[0], "v1")) {
-		httpd_error(resp, 404, "no such endpoint: %s %s (the API is under /v1)", m, req->path);
-		return;
-	}
-	const char *a = c.seg[1];
-	const char *b = c.nseg > 2 ? c.seg[2] : NULL;
-	const char *d3 = c.nseg > 3 ? c.seg[3] : NULL;
-	if (!strcmp(a, "health") && !strcmp(m, "GET"))
-		reply_json(resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
-						"reconcile", "passes", (json_int_t)c.srv->reconcile_passes,
-						"skipped", (json_int_t)c.srv->reconcile_skipped));
-	else if (!strcmp(a, "apply") && c.nseg == 2 && !strcmp(m, "POST"))
-		h_apply(&c);
-	else if (!strcmp(a, "artifacts") && c.nseg == 3 && !strcmp(m, "PUT"))
-		h_artifact_put(&c, b);
-	else if (!strcmp(a, "services") && c.nseg == 2 && !strcmp(m, "GET"))
-		h_services(&c);
-	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "releases") && valid_name(b) &&
-		 !strcmp(m, "POST"))
-		h_release_push(&c, b);
-	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "releases") && valid_name(b) &&
-		 !strcmp(m, "GET"))
-		h_release_list(&c, b);
-	else if (!strcmp(a, "services") && c.nseg == 4 && !strcmp(d3, "rollback") && valid_name(b) &&
-		 !strcmp(m, "POST"))
-		h_rollback(&c, b);
-	else if (!strcmp(a, "deployments") && c.nseg == 2 && !strcmp(m, "POST"))
-		h_deploy(&c);
-	else if (!strcmp(a, "deployments") && c.nseg == 2 && !strcmp(m, "GET"))
-		h_deployment_list(&c);
-	else if (!strcmp(a, "deployments") && c.nseg == 3 && !strcmp(m, "GET"))
-		h_deployment_get(&c, b, 0);
-	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "retry") && !strcmp(m, "POST"))
-		h_retry(&c, b);
-	else if (!strcmp(a, "deployments") && c.nseg == 4 && !strcmp(d3, "events") && !strcmp(m, "GET"))
-		h_deployment_get(&c, b, 1);
-	else if (!strcmp(a, "can-i-deploy") && c.nseg == 2 && !strcmp(m, "GET"))
-		h_can_i_deploy(&c);
-	else if (!strcmp(a, "plan") && c.nseg == 2 && !strcmp(m, "POST"))
-		h_plan(&c);
-	else if (!strcmp(a, "status") && c.nseg == 2 && !strcmp(m, "GET"))
-		h_status(&c);
-	else if (!strcmp(a, "logs") && c.nseg == 2 && !strcmp(m, "GET"))
-		h_logs(&c);
-	else if (!strcmp(a, "shutdown") && c.nseg == 2 && !strcmp(m, "POST"))
-		h_shutdown(&c);
-	else
-		httpd_error(resp, 404, "no such endpoint: %s %s", m, req->path);
+	routes_dispatch(&api, ctx, req, resp);
 }

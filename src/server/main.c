@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "server/api.h"
 #include "server/server.h"
 #include "server/verify.h"
 

@@ -88,9 +88,6 @@ struct server {
 	uint64_t last_error_log;
 };
 
-/* api.c */
-void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
-
 /* executor.c: one pass over every active deployment, then reconcile. */
 void executor_tick(struct server *srv);
 /* Cancels what the executor has in flight (smoke checks) and frees it; before fetcher_free. */

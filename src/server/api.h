@@ -1,0 +1,40 @@
+/*
+ * api: the control plane's HTTP/JSON API (/v1/...), documented in docs/api.md.
+ *
+ * Every endpoint is a row of one route table (http/routes.h): method, path pattern, the
+ * permission it needs, handler. The middleware chain runs before every handler (the place of
+ * authentication, authorization and limits) and a hook after it logs every request that may
+ * change something. Handlers validate everything they are given and answer 400 with a precise
+ * message before changing anything; each change is one store transaction.
+ */
+#ifndef SLUICE_API_H
+#define SLUICE_API_H
+
+#include <stddef.h>
+
+#include "http/routes.h"
+#include "http/server.h"
+
+/* What a route needs, in the scopes a token will carry. API_PUBLIC needs nothing and reveals
+ * nothing but liveness. */
+enum api_permission {
+	API_PUBLIC,
+	API_READ,
+	API_APPLY,    /* manifests */
+	API_RELEASE,  /* artifacts and releases */
+	API_DEPLOY,
+	API_ROLLBACK,
+	API_RETRY,
+	API_FLAGS,
+	API_ADMIN,    /* shutdown, tokens */
+};
+
+/* The handler for httpd_start; ctx is the struct server. */
+void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+
+/* The route table (for tests and docs: every route declares its permission). */
+const struct route *api_routes(size_t *n /* OUT */);
+/* "read", "deploy", ... */
+const char *api_permission_name(enum api_permission p);
+
+#endif

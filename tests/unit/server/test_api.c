@@ -1,0 +1,35 @@
+/* Unit tests of the API's route table: every route is well-formed, declares its permission,
+ * and nothing but liveness is public. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "server/api.h"
+
+Test(api_routes, every_route_declares_a_permission)
+{
+	size_t n;
+	const struct route *r = api_routes(&n);
+	cr_assert_gt(n, 10);
+	int public = 0;
+	for (size_t i = 0; i < n; i++) {
+		cr_expect(routes_pattern_ok(r[i].pattern), "%s %s", r[i].method, r[i].pattern);
+		cr_expect(r[i].fn, "%s %s has a handler", r[i].method, r[i].pattern);
+		cr_expect(r[i].summary && r[i].summary[0], "%s %s has a summary", r[i].method, r[i].pattern);
+		cr_expect_neq(strcmp(api_permission_name(r[i].permission), "?"), 0, "%s %s: permission %d",
+			      r[i].method, r[i].pattern, r[i].permission);
+		if (r[i].permission == API_PUBLIC) {
+			public++;
+			cr_expect_str_eq(r[i].pattern, "/v1/health", "only liveness is public");
+			cr_expect_str_eq(r[i].method, "GET");
+		}
+		/* a route that may change something never needs only read, except plan (a
+		 * computation over what is live) */
+		if (strcmp(r[i].method, "GET") && strcmp(r[i].pattern, "/v1/plan"))
+			cr_expect_neq(r[i].permission, API_READ, "%s %s changes something", r[i].method,
+				      r[i].pattern);
+		for (size_t k = 0; k < i; k++)
+			cr_expect(strcmp(r[i].method, r[k].method) || strcmp(r[i].pattern, r[k].pattern),
+				  "%s %s twice", r[i].method, r[i].pattern);
+	}
+	cr_expect_eq(public, 1);
+}

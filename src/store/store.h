@@ -158,7 +158,8 @@ int64_t store_now_ms(void);
  * the same name; the dispatcher has already checked that e is not NULL, set OUT pointers to
  * NULL and emptied e, and it fills a message the driver left empty and prefixes a failure's
  * message with "store: " when the driver did not. `open` receives the
- * location without "SCHEME:". Every member is required. */
+ * location without "SCHEME:". Every member is required, except `open` for a driver handed to
+ * store_attach. */
 struct store_ops {
 	const char *scheme; /* "sqlite" */
 	int (*open)(void **drv /* OUT */, const char *location, struct err *e);

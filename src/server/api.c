@@ -20,6 +20,7 @@
 #include "server/gate.h"
 #include "server/server.h"
 #include "server/verify.h"
+#include "store/artifacts.h"
 #include "util/doc.h"
 #include "util/sha256.h"
 
@@ -181,49 +182,36 @@ static void h_apply(struct route_ctx *c)
 
 /* ---- PUT /v1/artifacts/sha256:HEX ---- */
 
+/* The largest artifact accepted (the HTTP server's body limit is the same, main.c). */
+#define API_ARTIFACT_MAX (256u << 20)
+
 static void h_artifact_put(struct route_ctx *c)
 {
 	const char *id = routes_param(c->p, "digest");
-	if (strncmp(id, "sha256:", 7) || strlen(id) != 71 || strspn(id + 7, "0123456789abcdef") != 64) {
+	struct err e = {""};
+	struct artifact_writer *w = NULL;
+	if (!artifacts_valid_id(id)) {
 		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
 		return;
 	}
-	struct sha256 h;
-	unsigned char dg[32];
-	char hex[65];
-	sha256_init(&h);
-	sha256_update(&h, c->req->body, c->req->body_len);
-	sha256_final(&h, dg);
-	sha256_hex(dg, hex);
-	if (strcmp(hex, id + 7)) {
-		httpd_error(c->resp, 400, "artifact body has digest sha256:%s, not %s", hex, id);
-		return;
+	int created = 0;
+	int rc = artifacts_begin(&w, c->srv->artifacts_dir, id, API_ARTIFACT_MAX, &e);
+	if (rc == 0) {
+		rc = artifacts_write(w, c->req->body, c->req->body_len, &e);
+		if (rc)
+			artifacts_abort(w);
+		else
+			rc = artifacts_commit(w, &created, &e);
 	}
-	char path[PATH_MAX + 100], tmp[PATH_MAX + 120];
-	snprintf(path, sizeof(path), "%s/%s", c->srv->artifacts_dir, hex);
-	struct stat st;
-	if (stat(path, &st) == 0) {
-		reply_json(c->resp, 200, json_pack("{s:s, s:b}", "digest", id, "created", 0));
-		return;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", c->srv->artifacts_dir, hex, getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	size_t off = 0;
-	while (fd >= 0 && off < c->req->body_len) {
-		ssize_t n = write(fd, c->req->body + off, c->req->body_len - off);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	int ok = fd >= 0 && off == c->req->body_len && fsync(fd) == 0;
-	if (fd >= 0)
-		close(fd);
-	if (!ok || rename(tmp, path)) {
-		unlink(tmp);
-		httpd_error(c->resp, 500, "could not store artifact: %s", strerror(errno));
-		return;
-	}
-	reply_json(c->resp, 201, json_pack("{s:s, s:b}", "digest", id, "created", 1));
+	if (rc == ARTIFACTS_MISMATCH)
+		httpd_error(c->resp, 400, "%s", e.msg);
+	else if (rc == ARTIFACTS_TOOBIG)
+		httpd_error(c->resp, 413, "%s", e.msg);
+	else if (rc)
+		httpd_error(c->resp, 500, "%s", e.msg);
+	else
+		reply_json(c->resp, created ? 201 : 200,
+			   json_pack("{s:s, s:b}", "digest", id, "created", created));
 }
 
 /* ---- releases ---- */
@@ -246,21 +234,27 @@ static void h_release_push(struct route_ctx *c)
 			    version, PL_NAME_MAX - 1);
 		goto out;
 	}
-	json_t *svc = server_service(c->srv, service);
-	if (!svc) {
-		httpd_error(c->resp, 404, "service '%s' is not known: apply its manifest first", service);
+	struct err e = {""};
+	json_t *svc = NULL;
+	int rc = server_service(c->srv, service, &svc, &e);
+	json_decref(svc);
+	if (rc) {
+		if (rc == STORE_NOTFOUND)
+			httpd_error(c->resp, 404, "service '%s' is not known: apply its manifest first", service);
+		else
+			httpd_error(c->resp, 500, "%s", e.msg);
 		goto out;
 	}
-	json_decref(svc);
-	char path[PATH_MAX + 100];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", c->srv->artifacts_dir,
-		 strncmp(digest, "sha256:", 7) ? "" : digest + 7);
-	if (strncmp(digest, "sha256:", 7) || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+	int64_t size = 0;
+	rc = artifacts_valid_id(digest) ? artifacts_stat(c->srv->artifacts_dir, digest, &size, &e)
+					: ARTIFACTS_NOTFOUND;
+	if (rc == ARTIFACTS_NOTFOUND) {
 		httpd_error(c->resp, 400, "artifact %s has not been uploaded", digest);
 		goto out;
+	} else if (rc) {
+		httpd_error(c->resp, 500, "%s", e.msg);
+		goto out;
 	}
-	struct err e = {""};
 	if (cjson && !json_is_null(cjson)) {
 		contract *ct = NULL;
 		if (contract_from_json(cjson, "contract", &ct, &e)) {
@@ -270,9 +264,10 @@ static void h_release_push(struct route_ctx *c)
 		contract_free(ct);
 	}
 	int created = 0;
-	if (store_put_release(c->srv->store, service, version, digest, (int64_t)st.st_size,
-			      json_is_object(cjson) ? cjson : NULL, &created, &e)) {
-		httpd_error(c->resp, 409, "%s", e.msg);
+	rc = store_put_release(c->srv->store, service, version, digest, size,
+			       json_is_object(cjson) ? cjson : NULL, &created, &e);
+	if (rc) {
+		httpd_error(c->resp, rc == STORE_CONFLICT ? 409 : 500, "%s", e.msg);
 		goto out;
 	}
 	reply_json(c->resp, created ? 201 : 200,
@@ -318,7 +313,7 @@ static void h_deploy(struct route_ctx *c)
 	/* The gate: the release against every version that is live in the environment. */
 	json_t *report = gate_can_i_deploy(c->srv, service, version, env, &e);
 	if (!report) {
-		httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 		json_decref(body);
 		return;
 	}
@@ -337,7 +332,7 @@ static void h_deploy(struct route_ctx *c)
 				     report, &e);
 	json_decref(report);
 	if (id < 0) {
-		int status = strstr(e.msg, "not known") ? 404 : 400;
+		int status = store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400;
 		httpd_error(c->resp, status, "%s", e.msg);
 	} else {
 		reply_json(c->resp, 201, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "service",
@@ -407,13 +402,23 @@ static void h_rollback(struct route_ctx *c)
 		json_object_set_new(result, "aborted", json_integer(inflight));
 	} else if (!inflight) {
 		/* nothing in flight: go back to the stable release before the current one */
-		json_t *envm = server_environment(c->srv, env);
+		json_t *envm = NULL;
+		int rc = server_environment(c->srv, env, &envm, &e);
 		json_t *r0 = json_array_get(json_object_get(envm, "regions"), 0);
 		char cur[PL_NAME_MAX] = "";
 		const char *rname = json_string_value(json_object_get(r0, "name"));
-		if (rname && store_get_stable(c->srv->store, service, env, rname, cur, sizeof(cur), NULL) == 0)
-			store_previous_stable(c->srv->store, service, env, rname, cur, target, sizeof(target), NULL);
+		if (rc >= 0 && rname)
+			rc = store_get_stable(c->srv->store, service, env, rname, cur, sizeof(cur), &e);
+		if (rc == 0 && rname)
+			rc = store_previous_stable(c->srv->store, service, env, rname, cur, target,
+						   sizeof(target), &e);
 		json_decref(envm);
+		if (rc < 0) {
+			json_decref(result);
+			json_decref(body);
+			httpd_error(c->resp, 500, "%s", e.msg);
+			return;
+		}
 		if (!target[0]) {
 			json_decref(result);
 			json_decref(body);
@@ -428,7 +433,8 @@ static void h_rollback(struct route_ctx *c)
 		if (id < 0) {
 			json_decref(result);
 			json_decref(body);
-			httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+			httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400,
+				    "%s", e.msg);
 			return;
 		}
 		if (inflight)
@@ -458,7 +464,8 @@ static void h_retry(struct route_ctx *c)
 	if (*end || id <= 0)
 		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
 	else if (executor_retry(c->srv, id, region, &e))
-		httpd_error(c->resp, strstr(e.msg, "not found") ? 404 : 409, "%s", e.msg);
+		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not found") ? 404 : 409, "%s",
+			    e.msg);
 	else
 		reply_json(c->resp, 200, json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "region", region,
 						   "retrying", 1));
@@ -537,11 +544,13 @@ static const char *instance_state_name(enum instance_state s)
 	return names[s];
 }
 
+/* NULL with e when the store failed. */
 static json_t *region_status(struct server *srv, const char *service, const char *env,
-			     const char *region, json_t *active)
+			     const char *region, json_t *active, struct err *e)
 {
 	char stable[PL_NAME_MAX] = "";
-	store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL);
+	if (store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e) < 0)
+		return NULL;
 	json_t *out = json_pack("{s:s, s:s?}", "region", region, "stable", stable[0] ? stable : NULL);
 	json_t *traffic = json_array();
 	int have_traffic = 0;
@@ -635,20 +644,24 @@ static void h_status(struct route_ctx *c)
 	json_t *out = json_array();
 	size_t i, j, k;
 	json_t *svc, *envm, *region;
-	int found = 0;
+	int found = 0, failed = 0;
 	json_array_foreach(svcs, i, svc) {
 		const char *name = json_string_value(json_object_get(svc, "name"));
-		if (only && strcmp(only, name))
+		if (failed || (only && strcmp(only, name)))
 			continue;
 		found = 1;
 		json_t *ej = json_array();
 		json_array_foreach(envs, j, envm) {
 			const char *env = json_string_value(json_object_get(envm, "name"));
 			json_t *rj = json_array();
-			json_array_foreach(json_object_get(envm, "regions"), k, region)
-				json_array_append_new(rj, region_status(c->srv, name, env,
-									json_string_value(json_object_get(region, "name")),
-									active));
+			json_array_foreach(json_object_get(envm, "regions"), k, region) {
+				json_t *rs = failed ? NULL
+						    : region_status(c->srv, name, env,
+								    json_string_value(json_object_get(region, "name")),
+								    active, &e);
+				failed |= !rs;
+				json_array_append_new(rj, rs);
+			}
 			json_array_append_new(ej, json_pack("{s:s, s:o}", "env", env, "regions", rj));
 		}
 		json_array_append_new(out, json_pack("{s:s, s:o}", "service", name, "envs", ej));
@@ -656,6 +669,11 @@ static void h_status(struct route_ctx *c)
 	json_decref(svcs);
 	json_decref(envs);
 	json_decref(active);
+	if (failed) {
+		json_decref(out);
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
 	if (only && !found) {
 		json_decref(out);
 		httpd_error(c->resp, 404, "service '%s' is not known", only);
@@ -712,7 +730,7 @@ static void h_can_i_deploy(struct route_ctx *c)
 	struct err e = {""};
 	json_t *report = gate_can_i_deploy(c->srv, s, v, en ? en : "production", &e);
 	if (!report)
-		httpd_error(c->resp, strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
+		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 	else
 		reply_json(c->resp, 200, report);
 }
@@ -733,7 +751,10 @@ static void h_plan(struct route_ctx *c)
 	json_t *report = gate_plan(c->srv, targets, env ? env : "production", &e);
 	json_decref(body);
 	if (!report)
-		httpd_error(c->resp, strstr(e.msg, "not known") || strstr(e.msg, "unknown") ? 404 : 400, "%s", e.msg);
+		httpd_error(c->resp, store_failed(&e)                                           ? 500
+				     : strstr(e.msg, "not known") || strstr(e.msg, "unknown") ? 404
+											      : 400,
+			    "%s", e.msg);
 	else
 		reply_json(c->resp, 200, report);
 }

@@ -52,8 +52,14 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 		return;
 	exe[n] = '\0';
 	const char *service = json_string_value(json_object_get(svc, "name"));
-	int port = reconcile_listen_port(srv, r->env, r->name, service);
-	json_t *envm = server_environment(srv, r->env);
+	struct err e;
+	json_t *envm = NULL;
+	int port = reconcile_listen_port(srv, r->env, r->name, service, &e);
+	if (port < 0 || server_environment(srv, r->env, &envm, &e) < 0) {
+		/* without its port and rate it cannot run; the stage fails for want of a result */
+		log_error("deployment %lld: stage traffic not started: %s", (long long)dep, e.msg);
+		return;
+	}
 	json_int_t rate = json_integer_value(json_object_get(json_object_get(envm, "stage"), "traffic_rate"));
 	json_decref(envm);
 	/* The route must carry the new version before the first generated request: for a first
@@ -417,22 +423,33 @@ static void drive(struct server *srv, json_t *dep)
 	struct pl_state st;
 	if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
 		log_error("deployment %lld: unreadable state; marking failed", (long long)id);
-		store_update_deployment(srv->store, id, json_object_get(dep, "state"), "failed",
-					"unreadable pipeline state", NULL);
+		struct err e;
+		if (store_update_deployment(srv->store, id, json_object_get(dep, "state"), "failed",
+					    "unreadable pipeline state", &e))
+			log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
-	json_t *svc = server_service(srv, service);
-	if (!svc)
+	json_t *svc = NULL;
+	struct err e;
+	if (server_service(srv, service, &svc, &e)) {
+		log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
+	}
 	int64_t now = store_now_ms();
 	if (!pipeline_started(&st) && !st.aborted) {
 		/* A queued deployment waited while others changed what is stable: it starts from
 		 * what is stable now (a region already on its version is then done at once). */
 		for (int i = 0; i < st.nregions; i++) {
 			char cur[PL_NAME_MAX] = "";
-			if (store_get_stable(srv->store, service, st.regions[i].env, st.regions[i].name, cur,
-					     sizeof(cur), NULL) >= 0)
-				snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
+			int rc = store_get_stable(srv->store, service, st.regions[i].env, st.regions[i].name,
+						  cur, sizeof(cur), &e);
+			if (rc < 0) {
+				/* start from what is stable, or not yet: the next tick tries again */
+				log_error("deployment %lld: %s", (long long)id, e.msg);
+				json_decref(svc);
+				return;
+			}
+			snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
 		}
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
 		apply(srv, id, svc, service, env, &st, &ev);
@@ -625,10 +642,15 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 	int n = 0, waves = 0;
 	/* the pre-production stage first, when this environment is promoted from another */
 	const char *from = json_string_value(json_object_get(json_object_get(envm, "promotion"), "from"));
-	json_t *stage_env = from && kind != PL_ROLLBACK ? server_environment(srv, from) : NULL;
-	if (from && kind != PL_ROLLBACK && !stage_env)
-		return err_set(e, "environment '%s' is promoted from '%s', which is not known: apply it first",
-			       env, from);
+	json_t *stage_env = NULL;
+	if (from && kind != PL_ROLLBACK) {
+		int rc = server_environment(srv, from, &stage_env, e);
+		if (rc < 0)
+			return -1;
+		if (rc)
+			return err_set(e, "environment '%s' is promoted from '%s', which is not known: apply it first",
+				       env, from);
+	}
 	if (stage_env) {
 		cfg.side_by_side_ms = jint(json_object_get(stage_env, "stage"), "side_by_side_ms", NULL, 20000);
 		if (add_regions(srv, stage_env, service, 0, 1, regions, stables, &n, &waves, e)) {
@@ -648,14 +670,15 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e)
 {
-	json_t *svc = server_service(srv, service), *envm = server_environment(srv, env);
+	json_t *svc = NULL, *envm = NULL;
 	int64_t id = -1;
 	struct pl_state st;
-	if (!svc)
+	int rc = server_service(srv, service, &svc, e);
+	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
-	else if (!envm)
+	if (rc == 0 && (rc = server_environment(srv, env, &envm, e)) == STORE_NOTFOUND)
 		err_set(e, "environment '%s' is not known: apply its manifest first", env);
-	else if (initial_state(srv, svc, envm, service, env, version, kind, &st, e) == 0) {
+	if (rc == 0 && initial_state(srv, svc, envm, service, env, version, kind, &st, e) == 0) {
 		json_t *js = pipeline_to_json(&st);
 		if (store_create_deployment(srv->store, service, env, version, pipeline_kind_name(kind),
 					    js, &id, e))
@@ -683,18 +706,26 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 static int ids_too_long(struct server *srv, const json_t *svc, const char *service, const char *env,
 			const char *version, struct err *e)
 {
-	json_t *envm = server_environment(srv, env);
+	json_t *envm = NULL;
+	int rc = server_environment(srv, env, &envm, e);
+	if (rc < 0)
+		return -1;
+	rc = 0; /* an unknown environment is refused later, with its name */
 	int baseline = wants_baseline(svc);
 	size_t i;
 	json_t *r;
-	int rc = 0;
 	json_array_foreach(json_object_get(envm, "regions"), i, r) {
 		const char *region = json_string_value(json_object_get(r, "name"));
 		char stable[PL_NAME_MAX];
 		size_t v = strlen(version);
 		/* a baseline's instances carry the stable version and a suffix */
-		if (baseline && store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL) == 0 &&
-		    strlen(stable) + strlen(PL_BASELINE_SUFFIX) > v)
+		int src = baseline ? store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e)
+				   : STORE_NOTFOUND;
+		if (src < 0) {
+			rc = -1;
+			break;
+		}
+		if (src == 0 && strlen(stable) + strlen(PL_BASELINE_SUFFIX) > v)
 			v = strlen(stable) + strlen(PL_BASELINE_SUFFIX);
 		size_t n = strlen(service) + strlen(env) + strlen(region) + v + 3 + 3;
 		if (n >= RUNTIME_ID_MAX) {
@@ -722,7 +753,12 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 			service, version);
 		return -1;
 	}
-	json_t *svc = server_service(srv, service);
+	json_t *svc = NULL;
+	rc = server_service(srv, service, &svc, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "service '%s' is not known: apply its manifest first", service);
+	if (rc)
+		return -1;
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
 	rc = ids_too_long(srv, svc, service, env, version, e);
@@ -795,7 +831,7 @@ int executor_abort(struct server *srv, int64_t id, const char *reason, int preem
 		rc = persist(srv, id, json_string_value(json_object_get(dep, "service")),
 			     json_string_value(json_object_get(dep, "env")), &st, &acts);
 	json_decref(dep);
-	return rc ? err_set(e, "could not record the abort") : 0;
+	return rc ? err_set(e, "store: could not record the abort") : 0;
 }
 
 int executor_retry(struct server *srv, int64_t id, const char *region, struct err *e)
@@ -827,12 +863,14 @@ int executor_retry(struct server *srv, int64_t id, const char *region, struct er
 				rc = err_set(e, "deployment %lld of %s is newer; retry is only for the latest",
 					     (long long)json_integer_value(json_object_get(newest, "id")), service);
 			json_decref(list);
+		} else {
+			rc = -1;
 		}
 		if (!rc) {
 			struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
 			struct pl_actions acts;
 			if (pipeline_step(&st, &ev, &acts))
-				rc = persist(srv, id, service, env, &st, &acts) ? err_set(e, "could not record the retry") : 0;
+				rc = persist(srv, id, service, env, &st, &acts) ? err_set(e, "store: could not record the retry") : 0;
 		}
 	}
 	json_decref(dep);

@@ -71,7 +71,11 @@ static int add_release(struct gather *g, struct server *srv, const char *name, c
 {
 	json_t *full = NULL;
 	contract *ct = NULL;
-	if (store_get_release(srv->store, name, ver, &full, NULL) == 0) {
+	int rc = store_get_release(srv->store, name, ver, &full, e);
+	if (rc < 0)
+		return -1;
+	/* a release listed a moment ago is there; one that is not has no contract to add */
+	if (rc == 0) {
 		json_t *cj = json_object_get(full, "contract");
 		struct err ce;
 		if (json_is_object(cj) && contract_from_json(cj, ver, &ct, &ce))
@@ -93,11 +97,14 @@ static int add_release(struct gather *g, struct server *srv, const char *name, c
 	return 0;
 }
 
-static void add_region(struct gather *g, struct server *srv, const char *env, const char *name,
-		       const char *rname)
+static int add_region(struct gather *g, struct server *srv, const char *env, const char *name,
+		      const char *rname, struct err *e)
 {
 	char stable[PL_NAME_MAX];
-	if (store_get_stable(srv->store, name, env, rname, stable, sizeof(stable), NULL) == 0) {
+	int rc = store_get_stable(srv->store, name, env, rname, stable, sizeof(stable), e);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
 		add_live(g, rname, name, stable, "stable");
 		add_live(g, rname, name, stable, "serving");
 	}
@@ -109,18 +116,22 @@ static void add_region(struct gather *g, struct server *srv, const char *env, co
 				add_live(g, rname, name, in[k].version, "serving");
 		free(in);
 	}
+	return 0;
 }
 
 static int gather(struct server *srv, const char *env, struct gather *g, struct err *e)
 {
 	memset(g, 0, sizeof(*g));
 	g->strings = json_array();
-	json_t *svcs = NULL, *active = NULL, *envm = server_environment(srv, env);
-	int rc = -1;
-	if (!envm) {
-		err_set(e, "environment '%s' is not known", env);
+	json_t *svcs = NULL, *active = NULL, *envm = NULL;
+	int rc = server_environment(srv, env, &envm, e);
+	if (rc) {
+		if (rc == STORE_NOTFOUND)
+			err_set(e, "environment '%s' is not known", env);
+		rc = -1;
 		goto out;
 	}
+	rc = -1;
 	if (store_list_manifests(srv->store, "Service", &svcs, e) ||
 	    store_active_deployments(srv->store, &active, e))
 		goto out;
@@ -144,8 +155,9 @@ static int gather(struct server *srv, const char *env, struct gather *g, struct 
 	json_array_foreach(svcs, i, svc) {
 		json_t *region;
 		json_array_foreach(json_object_get(envm, "regions"), j, region)
-			add_region(g, srv, env, json_string_value(json_object_get(svc, "name")),
-				   json_string_value(json_object_get(region, "name")));
+			if (add_region(g, srv, env, json_string_value(json_object_get(svc, "name")),
+				       json_string_value(json_object_get(region, "name")), e))
+				goto out;
 	}
 	json_t *d;
 	json_array_foreach(active, i, d) {
@@ -167,15 +179,18 @@ out:
 	return rc;
 }
 
-static struct plan_policy policy_of(struct server *srv, const char *env)
+/* The environment's gate policy; -1 with e when the store failed (gather has seen it). */
+static int policy_of(struct server *srv, const char *env, struct plan_policy *p, struct err *e)
 {
-	json_t *envm = server_environment(srv, env);
-	struct plan_policy p = {
+	json_t *envm = NULL;
+	if (server_environment(srv, env, &envm, e) < 0)
+		return -1;
+	*p = (struct plan_policy){
 		.allow_unknown = json_is_true(json_object_get(json_object_get(envm, "policy"),
 							      "allow_unknown_consumers")),
 	};
 	json_decref(envm);
-	return p;
+	return 0;
 }
 
 json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *version,
@@ -190,8 +205,9 @@ json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *v
 		if (!strcmp(g.rels[i].service, service) && !strcmp(g.rels[i].version, version))
 			break;
 	if (i < g.nrels) {
-		struct plan_policy p = policy_of(srv, env);
-		report = plan_can_i_deploy(g.live, g.nlive, g.rels, g.nrels, &g.rels[i], &p, e);
+		struct plan_policy p;
+		if (policy_of(srv, env, &p, e) == 0)
+			report = plan_can_i_deploy(g.live, g.nlive, g.rels, g.nrels, &g.rels[i], &p, e);
 	} else {
 		err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
 			service, version);
@@ -225,8 +241,9 @@ json_t *gate_plan(struct server *srv, const json_t *targets, const char *env, st
 	struct gather g;
 	if (gather(srv, env, &g, e))
 		return NULL;
-	struct plan_policy p = policy_of(srv, env);
-	json_t *report = plan_make(g.live, g.nlive, g.rels, g.nrels, t, n, &p, e);
+	struct plan_policy p;
+	json_t *report = policy_of(srv, env, &p, e) ? NULL
+						    : plan_make(g.live, g.nlive, g.rels, g.nrels, t, n, &p, e);
 	gather_free(&g);
 	return report;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "server/server.h"
+#include "store/artifacts.h"
 
 /* How long an instance must be reported drained before it is stopped. */
 #define RECONCILE_DRAIN_GRACE_MS 1000
@@ -27,20 +28,14 @@ void reconcile_route_name(char *buf, size_t len, const char *service, const char
 	snprintf(buf, len, "%s.%s.%s", service, env, region);
 }
 
-json_t *server_environment(struct server *srv, const char *env)
+int server_environment(struct server *srv, const char *env, json_t **out, struct err *e)
 {
-	json_t *out = NULL;
-	if (store_get_manifest(srv->store, "Environment", env, &out, NULL) != 0)
-		return NULL;
-	return out;
+	return store_get_manifest(srv->store, "Environment", env, out, e);
 }
 
-json_t *server_service(struct server *srv, const char *service)
+int server_service(struct server *srv, const char *service, json_t **out, struct err *e)
 {
-	json_t *out = NULL;
-	if (store_get_manifest(srv->store, "Service", service, &out, NULL) != 0)
-		return NULL;
-	return out;
+	return store_get_manifest(srv->store, "Service", service, out, e);
 }
 
 static int64_t jint(const json_t *obj, const char *path)
@@ -59,18 +54,24 @@ static int64_t jint(const json_t *obj, const char *path)
 	return json_integer_value(v);
 }
 
-int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc)
+int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc,
+			  struct err *e)
 {
-	json_t *e = server_environment(srv, env), *s = server_service(srv, svc);
-	int port = -1;
-	if (e && s) {
+	json_t *em = NULL, *s = NULL;
+	int rc = server_environment(srv, env, &em, e);
+	if (rc == 0)
+		rc = server_service(srv, svc, &s, e);
+	if (rc < 0)
+		return -1;
+	int port = 0;
+	if (rc == 0) {
 		size_t i;
 		json_t *r;
-		json_array_foreach(json_object_get(e, "regions"), i, r)
+		json_array_foreach(json_object_get(em, "regions"), i, r)
 			if (!strcmp(json_string_value(json_object_get(r, "name")), region))
 				port = (int)(jint(s, "listen_port") + jint(r, "port_offset"));
 	}
-	json_decref(e);
+	json_decref(em);
 	json_decref(s);
 	return port;
 }
@@ -124,8 +125,11 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 	}
 	const char *digest = json_string_value(json_object_get(rel, "digest"));
 	char artifact[PATH_MAX + 160];
-	snprintf(artifact, sizeof(artifact), "%s/%s", srv->artifacts_dir,
-		 digest && !strncmp(digest, "sha256:", 7) ? digest + 7 : "missing");
+	if (artifacts_path(srv->artifacts_dir, digest, artifact, sizeof(artifact), &e)) {
+		set_start_error(srv, name, env, region, version, e.msg);
+		json_decref(rel);
+		return;
+	}
 
 	const json_t *run = json_object_get(svc, "run");
 	const json_t *args = json_object_get(run, "args");
@@ -135,6 +139,7 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 	const char **argv = calloc(nargs + 1, sizeof(char *));
 	char **envv = calloc(nenv + 1, sizeof(char *));
 	size_t k = 0, i;
+	int failed = 0;
 	json_t *v;
 	json_array_foreach(args, i, v)
 		argv[i] = json_string_value(v);
@@ -149,7 +154,12 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 		for (; dep[j] && j < sizeof(upper) - 1; j++)
 			upper[j] = dep[j] == '-' ? '_' : (char)(dep[j] >= 'a' && dep[j] <= 'z' ? dep[j] - 32 : dep[j]);
 		upper[j] = '\0';
-		int port = reconcile_listen_port(srv, env, region, dep);
+		int port = reconcile_listen_port(srv, env, region, dep, &e);
+		if (port < 0) {
+			/* started without its upstream, it would fail: try again next pass */
+			failed = 1;
+			break;
+		}
 		if (port > 0 && asprintf(&envv[k], "SLUICE_UPSTREAM_%s=127.0.0.1:%d", upper, port) > 0)
 			k++;
 	}
@@ -164,7 +174,7 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
 	};
 	set_start_error(srv, name, env, region, version,
-			runtime_ensure(srv->rt, &spec, count, &e) ? e.msg : NULL);
+			failed || runtime_ensure(srv->rt, &spec, count, &e) ? e.msg : NULL);
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);
@@ -418,6 +428,7 @@ void reconcile_all(struct server *srv)
 	srv->start_errors = json_object();
 	srv->start_errors_prev = prev_errors;
 	size_t i, j, k;
+	int logged = 0; /* store failures: one line per pass */
 	json_t *svc, *envm, *region;
 	json_array_foreach(svcs, i, svc) {
 		const char *name = json_string_value(json_object_get(svc, "name"));
@@ -430,10 +441,23 @@ void reconcile_all(struct server *srv)
 				struct pl_state st;
 				char stable[PL_NAME_MAX] = "";
 				int ri = controlled_by(active, name, env, rname, &st);
+				int rc = ri >= 0 ? 0
+						 : store_get_stable(srv->store, name, env, rname, stable,
+								    sizeof(stable), &e);
+				if (rc < 0) {
+					/* Not knowing the stable release is not having none: keep the
+					 * region's route and instances as they are and try again. */
+					if (!logged++ && loop_now(srv->loop) - srv->last_error_log > 5000) {
+						srv->last_error_log = loop_now(srv->loop);
+						log_error("reconcile: %s/%s/%s left as it is: %s", name, env,
+							  rname, e.msg);
+					}
+					srv->reconcile_pending = 1;
+					continue;
+				}
 				if (ri >= 0) {
 					pipeline_desired(&st, ri, &d);
-				} else if (store_get_stable(srv->store, name, env, rname, stable,
-							    sizeof(stable), NULL) == 0) {
+				} else if (rc == 0) {
 					d.run[0].version = stable;
 					d.run[0].count = count;
 					d.nrun = 1;

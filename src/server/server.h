@@ -111,15 +111,19 @@ void reconcile_tick(struct server *srv, int busy);
 /* Route name of a service in an env/region: "service.env.region". */
 void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
 			  const char *region);
-/* The proxy port of service svc in env/region: listen_port + the region's port_offset; -1
- * when the service or region is unknown. */
-int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc);
+/* The proxy port of service svc in env/region: listen_port + the region's port_offset; 0
+ * when the service or region is unknown; -1 when the store failed (e). */
+int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc,
+			  struct err *e);
 /* Why the runtime refused to start a version's instances on the last reconcile pass (a bad
  * spec, an unknown release, a runtime that cannot be reached), or NULL. */
 const char *reconcile_start_error(struct server *srv, const char *service, const char *env,
 				  const char *region, const char *version);
-/* Finds the environment's manifest and the index of a region in it (or -1). */
-json_t *server_environment(struct server *srv, const char *env); /* new reference or NULL */
-json_t *server_service(struct server *srv, const char *service);   /* new reference or NULL */
+/* The stored manifest of an environment or a service (*out: new reference). The store's
+ * contract: 0, STORE_NOTFOUND (e says which is unknown) or -1 when the store failed (e). */
+__attribute__((warn_unused_result)) int server_environment(struct server *srv, const char *env,
+							   json_t **out, struct err *e);
+__attribute__((warn_unused_result)) int server_service(struct server *srv, const char *service,
+						       json_t **out, struct err *e);
 
 #endif

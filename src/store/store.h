@@ -1,22 +1,43 @@
 /*
- * store: the control plane's durable state in one SQLite file (WAL mode).
+ * store: the control plane's durable state, behind a driver interface.
  *
  * What it keeps: manifests (normalized JSON), releases (immutable: version -> digest), the
  * deployments with their pipeline state, their events (never deleted: the history is the
  * audit trail), and per service/environment/region the stable release and its history.
+ * Artifacts (the release files) are not in the store: see store/artifacts.h.
  *
- * The schema is versioned (PRAGMA user_version) and migrated forward on open, each migration in
- * its own transaction. Callers group the writes of one state change between store_begin and
- * store_commit, so a crash leaves either all or none of it ("persist, then act").
+ * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
+ * driver that implements the operations below (struct store_ops). "sqlite:PATH", or a plain
+ * path, is the embedded SQLite driver (store_sqlite.c). Every driver passes the conformance
+ * suite in tests/unit/store/conformance.h; what a driver needs to decide on its own (file
+ * modes, connection settings, schema migrations) stays inside it. The public store_* functions
+ * are thin dispatchers: they check the contract below and call the driver.
  *
- * Error contract: functions return 0 on success, STORE_NOTFOUND (1) when a looked-up row does
- * not exist, and -1 on failure with the reason in e (when e is given). JSON returned through
- * OUT parameters is owned by the caller (json_decref).
+ * Transactions: callers group the writes of one state change between store_begin and
+ * store_commit, so a crash leaves either all or none of it ("persist, then act"). A store handle
+ * holds at most one transaction; a nested store_begin is an error. A handle belongs to one
+ * thread (the server's loop).
+ *
+ * Error contract: every operation takes a `struct err *e` that must not be NULL (asserted) and
+ * returns
+ *   0                on success,
+ *   STORE_NOTFOUND   when the row it looks up (or updates) does not exist; e then says which,
+ *   STORE_CONFLICT   when a write contradicts a stored row (a release version registered with
+ *                    another digest); e says what to do instead,
+ *   -1               when the store failed (I/O, a closed connection, a corrupt file); e says
+ *                    why. A failure never reads as "not found": a caller that cannot tell
+ *                    whether a row exists must not act as if it did not.
+ * Every result must be looked at (warn_unused_result).
+ *
+ * Ownership: JSON returned through OUT parameters is a new reference owned by the caller
+ * (json_decref); it is NULL after any non-zero return. Strings and JSON passed in are borrowed:
+ * the store copies what it keeps.
  */
 #ifndef SLUICE_STORE_H
 #define SLUICE_STORE_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "util/log.h"
@@ -24,71 +45,164 @@
 typedef struct store store;
 
 #define STORE_NOTFOUND 1
+#define STORE_CONFLICT 2
+/* The schema version this build writes (each driver migrates forward on open). */
 #define STORE_SCHEMA_VERSION 1
 
-/* Life cycle */
-__attribute__((warn_unused_result)) int store_open(store **out, const char *path, struct err *e);
-void store_close(store *s);
-int store_schema_version(store *s);
-/* A number that grows with every row this store has written (committed or not): a caller that
- * saw the same number before reads the same data again. Only this process writes the file. */
-uint64_t store_changes(store *s);
+#define STORE_WUR __attribute__((warn_unused_result))
 
-/* Transactions (BEGIN IMMEDIATE): nested calls are an error. */
-__attribute__((warn_unused_result)) int store_begin(store *s, struct err *e);
-__attribute__((warn_unused_result)) int store_commit(store *s, struct err *e);
+/* ---- Life cycle ---- */
+
+/* Opens the store at `location`: "sqlite:PATH" or a plain PATH (SQLite); a path that contains
+ * ':' before any '/' must be written "sqlite:PATH". An unknown scheme is an error naming it. */
+STORE_WUR int store_open(store **out /* OUT */, const char *location, struct err *e);
+/* Closes the handle; an open transaction is rolled back. NULL is a no-op. */
+void store_close(store *s);
+/* The schema version of the stored data (STORE_SCHEMA_VERSION after a successful open). */
+STORE_WUR int store_schema_version(store *s, int *version /* OUT */, struct err *e);
+/* A number that grows with every row written through this handle (committed or not): a caller
+ * that saw the same number before reads the same data again. */
+STORE_WUR uint64_t store_changes(store *s);
+
+/* ---- Transactions ---- */
+
+/* Begins a write transaction (nested calls fail with -1). */
+STORE_WUR int store_begin(store *s, struct err *e);
+/* Commits; on failure the transaction is rolled back and -1 returned. */
+STORE_WUR int store_commit(store *s, struct err *e);
+/* Discards the open transaction's writes; no-op without one. */
 void store_rollback(store *s);
 
-/* Manifests: kind is "Environment" or "Service". *changed tells whether the spec differs. */
-int store_put_manifest(store *s, const char *kind, const char *name, const json_t *spec,
-		       int *changed /* OUT, may be NULL */, struct err *e);
-int store_get_manifest(store *s, const char *kind, const char *name, json_t **out, struct err *e);
-/* Array of specs ordered by name. */
-int store_list_manifests(store *s, const char *kind, json_t **out, struct err *e);
+/* ---- Manifests ---- */
 
-/* Releases. Returns -1 with a clear message when the version exists with another digest;
- * *created is 0 when the same digest was already registered (a no-op). */
-int store_put_release(store *s, const char *service, const char *version, const char *digest,
-		      int64_t size, const json_t *contract /* may be NULL */, int *created,
-		      struct err *e);
-/* {"service","version","digest","size","contract"|null,"created_at"} */
-int store_get_release(store *s, const char *service, const char *version, json_t **out,
-		      struct err *e);
-int store_list_releases(store *s, const char *service, json_t **out, struct err *e);
+/* kind is "Environment" or "Service". *changed tells whether the spec differs from the stored
+ * one (an unchanged spec is not written). */
+STORE_WUR int store_put_manifest(store *s, const char *kind, const char *name, const json_t *spec,
+				 int *changed /* OUT, may be NULL */, struct err *e);
+/* STORE_NOTFOUND when there is no such manifest. */
+STORE_WUR int store_get_manifest(store *s, const char *kind, const char *name,
+				 json_t **out /* OUT: spec */, struct err *e);
+/* Array of specs ordered by name (empty when none). */
+STORE_WUR int store_list_manifests(store *s, const char *kind, json_t **out /* OUT */, struct err *e);
 
-/* Deployments. `state` is the pipeline's serialized state. phase is "active" or a final
- * outcome ("promoted", "rolled_back", "failed", "preempted"). */
-int store_create_deployment(store *s, const char *service, const char *env, const char *version,
-			    const char *kind, const json_t *state, int64_t *id /* OUT */,
-			    struct err *e);
-int store_update_deployment(store *s, int64_t id, const json_t *state, const char *phase,
-			    const char *reason, struct err *e);
-/* {"id","service","env","version","kind","phase","reason","state","created_at","updated_at"} */
-int store_get_deployment(store *s, int64_t id, json_t **out, struct err *e);
+/* ---- Releases ---- */
+
+/* Registers a release. *created is 1 when written, 0 when the same digest was already
+ * registered under this version (a no-op). STORE_CONFLICT when the version exists with another
+ * digest. */
+STORE_WUR int store_put_release(store *s, const char *service, const char *version,
+				const char *digest, int64_t size, const json_t *contract /* may be NULL */,
+				int *created /* OUT */, struct err *e);
+/* {"service","version","digest","size","contract"|null,"created_at"}; STORE_NOTFOUND if none. */
+STORE_WUR int store_get_release(store *s, const char *service, const char *version,
+				json_t **out /* OUT */, struct err *e);
+/* Oldest first: [{"service","version","digest","size","has_contract","created_at"}] */
+STORE_WUR int store_list_releases(store *s, const char *service, json_t **out /* OUT */,
+				  struct err *e);
+
+/* ---- Deployments ---- */
+
+/* `state` is the pipeline's serialized state. A new deployment's phase is "active"; later it is
+ * a final outcome ("promoted", "rolled_back", "failed", "preempted", "superseded"). */
+STORE_WUR int store_create_deployment(store *s, const char *service, const char *env,
+				      const char *version, const char *kind, const json_t *state,
+				      int64_t *id /* OUT */, struct err *e);
+/* reason may be NULL. STORE_NOTFOUND when no deployment has this id. */
+STORE_WUR int store_update_deployment(store *s, int64_t id, const json_t *state, const char *phase,
+				      const char *reason, struct err *e);
+/* {"id","service","env","version","kind","phase","reason","state","created_at","updated_at"};
+ * STORE_NOTFOUND if none. */
+STORE_WUR int store_get_deployment(store *s, int64_t id, json_t **out /* OUT */, struct err *e);
 /* Newest first; service NULL = all. */
-int store_list_deployments(store *s, const char *service, json_t **out, struct err *e);
+STORE_WUR int store_list_deployments(store *s, const char *service, json_t **out /* OUT */,
+				     struct err *e);
 /* Deployments whose phase is "active", oldest first. */
-int store_active_deployments(store *s, json_t **out, struct err *e);
+STORE_WUR int store_active_deployments(store *s, json_t **out /* OUT */, struct err *e);
 
-/* Events of a deployment, append-only. evidence may be NULL. */
-int store_add_event(store *s, int64_t deployment, const char *type, const char *region,
-		    const char *message, const json_t *evidence, struct err *e);
-/* Oldest first; {"id","at","type","region","message","evidence"} */
-int store_list_events(store *s, int64_t deployment, json_t **out, struct err *e);
+/* ---- Events (append-only) ---- */
 
-/* Stable releases per service/env/region, with history. */
-int store_set_stable(store *s, const char *service, const char *env, const char *region,
-		     const char *version, int64_t deployment, struct err *e);
-/* Copies the version into buf; STORE_NOTFOUND when the region has none yet. */
-int store_get_stable(store *s, const char *service, const char *env, const char *region,
-		     char *buf, size_t len, struct err *e);
-/* The stable version before `current` in the region's history; STORE_NOTFOUND if none. */
-int store_previous_stable(store *s, const char *service, const char *env, const char *region,
-			  const char *current, char *buf, size_t len, struct err *e);
+/* region and evidence may be NULL. STORE_NOTFOUND when the deployment does not exist. */
+STORE_WUR int store_add_event(store *s, int64_t deployment, const char *type, const char *region,
+			      const char *message, const json_t *evidence, struct err *e);
+/* Oldest first: [{"id","at","type","region","message","evidence"}] (empty for an unknown id). */
+STORE_WUR int store_list_events(store *s, int64_t deployment, json_t **out /* OUT */, struct err *e);
+
+/* ---- Stable releases per service/env/region, with history ---- */
+
+STORE_WUR int store_set_stable(store *s, const char *service, const char *env, const char *region,
+			       const char *version, int64_t deployment, struct err *e);
+/* Copies the version into buf (truncated to len - 1); STORE_NOTFOUND when the region has none
+ * yet. buf is "" after any non-zero return. */
+STORE_WUR int store_get_stable(store *s, const char *service, const char *env, const char *region,
+			       char *buf /* OUT */, size_t len, struct err *e);
+/* The latest stable version before `current` in the region's history; STORE_NOTFOUND if none. */
+STORE_WUR int store_previous_stable(store *s, const char *service, const char *env,
+				    const char *region, const char *current, char *buf /* OUT */,
+				    size_t len, struct err *e);
 /* [{"service","env","region","version","deployment","since"}] (service NULL = all) */
-int store_list_stable(store *s, const char *service, json_t **out, struct err *e);
+STORE_WUR int store_list_stable(store *s, const char *service, json_t **out /* OUT */, struct err *e);
+
+/* 1 when e holds the message of a store failure (a -1 above: every such message begins with
+ * "store: "), else 0. For a caller that receives the error through a layer that passes only
+ * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
+ * is wrong" or "not found". */
+int store_failed(const struct err *e);
 
 /* Wall-clock milliseconds, the timestamps the store writes. */
 int64_t store_now_ms(void);
+
+/* ---- Drivers ----
+ *
+ * A driver fills one struct store_ops. Each operation receives the driver's own state `drv`
+ * (what its open returned) and otherwise the arguments and contract of the store_* function of
+ * the same name; the dispatcher has already checked that e is not NULL, set OUT pointers to
+ * NULL and emptied e, and it fills a message the driver left empty and prefixes a failure's
+ * message with "store: " when the driver did not. `open` receives the
+ * location without "SCHEME:". Every member is required, except `open` for a driver handed to
+ * store_attach. */
+struct store_ops {
+	const char *scheme; /* "sqlite" */
+	int (*open)(void **drv /* OUT */, const char *location, struct err *e);
+	void (*close)(void *drv);
+	int (*schema_version)(void *drv, int *version, struct err *e);
+	uint64_t (*changes)(void *drv);
+	int (*begin)(void *drv, struct err *e);
+	int (*commit)(void *drv, struct err *e);
+	void (*rollback)(void *drv);
+	int (*put_manifest)(void *drv, const char *kind, const char *name, const json_t *spec,
+			    int *changed, struct err *e);
+	int (*get_manifest)(void *drv, const char *kind, const char *name, json_t **out, struct err *e);
+	int (*list_manifests)(void *drv, const char *kind, json_t **out, struct err *e);
+	int (*put_release)(void *drv, const char *service, const char *version, const char *digest,
+			   int64_t size, const json_t *contract, int *created, struct err *e);
+	int (*get_release)(void *drv, const char *service, const char *version, json_t **out,
+			   struct err *e);
+	int (*list_releases)(void *drv, const char *service, json_t **out, struct err *e);
+	int (*create_deployment)(void *drv, const char *service, const char *env, const char *version,
+				 const char *kind, const json_t *state, int64_t *id, struct err *e);
+	int (*update_deployment)(void *drv, int64_t id, const json_t *state, const char *phase,
+				 const char *reason, struct err *e);
+	int (*get_deployment)(void *drv, int64_t id, json_t **out, struct err *e);
+	int (*list_deployments)(void *drv, const char *service, json_t **out, struct err *e);
+	int (*active_deployments)(void *drv, json_t **out, struct err *e);
+	int (*add_event)(void *drv, int64_t deployment, const char *type, const char *region,
+			 const char *message, const json_t *evidence, struct err *e);
+	int (*list_events)(void *drv, int64_t deployment, json_t **out, struct err *e);
+	int (*set_stable)(void *drv, const char *service, const char *env, const char *region,
+			  const char *version, int64_t deployment, struct err *e);
+	int (*get_stable)(void *drv, const char *service, const char *env, const char *region,
+			  char *buf, size_t len, struct err *e);
+	int (*previous_stable)(void *drv, const char *service, const char *env, const char *region,
+			       const char *current, char *buf, size_t len, struct err *e);
+	int (*list_stable)(void *drv, const char *service, json_t **out, struct err *e);
+};
+
+/* The drivers built in (store_open picks among them by scheme). */
+extern const struct store_ops store_sqlite_ops;
+
+/* Makes a store handle of a driver instance opened by other means (a test's fault-injecting
+ * wrapper, for one). The handle owns drv: store_close calls ops->close(drv). */
+STORE_WUR int store_attach(store **out /* OUT */, const struct store_ops *ops, void *drv,
+			   struct err *e);
 
 #endif

@@ -1,21 +1,17 @@
+/*
+ * The SQLite store: the conformance suite, what is SQLite's own (schema migrations, the
+ * location string), and that a failed read never reads as "not found".
+ */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "conformance.h"
 #include "store/store.h"
 
 static char path[256];
-
-static store *open_fresh(void)
-{
-	snprintf(path, sizeof(path), "/tmp/sluice-store-test-%d.db", getpid());
-	unlink(path);
-	store *s;
-	struct err e;
-	cr_assert_eq(store_open(&s, path, &e), 0, "%s", e.msg);
-	return s;
-}
 
 static void cleanup(void)
 {
@@ -27,106 +23,243 @@ static void cleanup(void)
 	unlink(p);
 }
 
-Test(store, migrates_to_current_version_and_reopens, .fini = cleanup)
+static store *sqlite_reopen(void)
 {
-	store *s = open_fresh();
-	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
-	store_close(s);
+	store *s;
 	struct err e;
-	cr_assert_eq(store_open(&s, path, &e), 0, "%s", e.msg);
-	cr_assert_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
-	store_close(s);
+	char loc[300];
+	snprintf(loc, sizeof(loc), "sqlite:%s", path);
+	cr_assert_eq(store_open(&s, loc, &e), 0, "%s", e.msg);
+	return s;
 }
 
-Test(store, refuses_a_newer_schema, .fini = cleanup)
+static store *sqlite_fresh(void)
 {
-	store *s = open_fresh();
+	snprintf(path, sizeof(path), "/tmp/sluice-store-test-%d.db", getpid());
+	cleanup();
+	return sqlite_reopen();
+}
+
+static const struct store_factory sqlite_factory = {sqlite_fresh, sqlite_reopen};
+
+CONFORMANCE_TESTS(store_sqlite, &sqlite_factory, .fini = cleanup)
+
+Test(store_sqlite, a_plain_path_is_sqlite_and_an_unknown_scheme_is_refused, .fini = cleanup)
+{
+	store_close(sqlite_fresh());
+	store *s;
 	struct err e;
-	cr_assert_eq(store_begin(s, &e), 0);
-	store_rollback(s);
+	cr_assert_eq(store_open(&s, path, &e), 0, "%s", e.msg);
+	int version;
+	cr_assert_eq(store_schema_version(s, &version, &e), 0, "%s", e.msg);
+	cr_assert_eq(version, STORE_SCHEMA_VERSION);
 	store_close(s);
+	cr_assert_eq(store_open(&s, "postgres://db.example/sluice", &e), -1);
+	cr_assert(strstr(e.msg, "'postgres:'"), "%s", e.msg);
+	cr_assert_eq(store_open(&s, "sqlite:/nonexistent-dir/x.db", &e), -1);
+	cr_assert(strstr(e.msg, "/nonexistent-dir/x.db"), "%s", e.msg);
+}
+
+Test(store_sqlite, refuses_a_newer_schema, .fini = cleanup)
+{
+	store_close(sqlite_fresh());
 	char cmd[512];
 	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'PRAGMA user_version = 99' 2>/dev/null", path);
 	if (system(cmd) != 0)
 		cr_skip_test("sqlite3 shell not installed");
+	store *s;
+	struct err e;
 	cr_assert_eq(store_open(&s, path, &e), -1);
 	cr_assert(strstr(e.msg, "newer"), "%s", e.msg);
 }
 
-Test(store, release_versions_are_immutable, .fini = cleanup)
+/* ---- a failed read is not "not found" ----
+ *
+ * A fault-injecting driver built from the ops table: it forwards every operation to a real
+ * store, except the one named in `fail`, which fails as a broken connection would. */
+
+static store *inner;
+static const char *fail_op;
+
+#define FAIL_IF(op, e)                                                      \
+	do {                                                                \
+		if (fail_op && !strcmp(fail_op, op))                        \
+			return err_set(e, "store: connection lost (injected)"); \
+	} while (0)
+
+static void f_close(void *drv) { store_close(inner); inner = NULL; }
+static uint64_t f_changes(void *drv) { return store_changes(inner); }
+static void f_rollback(void *drv) { store_rollback(inner); }
+static int f_schema_version(void *drv, int *v, struct err *e)
 {
-	store *s = open_fresh();
+	FAIL_IF("schema_version", e);
+	return store_schema_version(inner, v, e);
+}
+static int f_begin(void *drv, struct err *e) { FAIL_IF("begin", e); return store_begin(inner, e); }
+static int f_commit(void *drv, struct err *e) { FAIL_IF("commit", e); return store_commit(inner, e); }
+static int f_put_manifest(void *drv, const char *k, const char *n, const json_t *spec, int *ch, struct err *e)
+{
+	FAIL_IF("put_manifest", e);
+	return store_put_manifest(inner, k, n, spec, ch, e);
+}
+static int f_get_manifest(void *drv, const char *k, const char *n, json_t **out, struct err *e)
+{
+	FAIL_IF("get_manifest", e);
+	return store_get_manifest(inner, k, n, out, e);
+}
+static int f_list_manifests(void *drv, const char *k, json_t **out, struct err *e)
+{
+	FAIL_IF("list_manifests", e);
+	return store_list_manifests(inner, k, out, e);
+}
+static int f_put_release(void *drv, const char *s, const char *v, const char *d, int64_t size,
+			 const json_t *c, int *created, struct err *e)
+{
+	FAIL_IF("put_release", e);
+	return store_put_release(inner, s, v, d, size, c, created, e);
+}
+static int f_get_release(void *drv, const char *s, const char *v, json_t **out, struct err *e)
+{
+	FAIL_IF("get_release", e);
+	return store_get_release(inner, s, v, out, e);
+}
+static int f_list_releases(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAIL_IF("list_releases", e);
+	return store_list_releases(inner, s, out, e);
+}
+static int f_create_deployment(void *drv, const char *s, const char *env, const char *v, const char *k,
+			       const json_t *st, int64_t *id, struct err *e)
+{
+	FAIL_IF("create_deployment", e);
+	return store_create_deployment(inner, s, env, v, k, st, id, e);
+}
+static int f_update_deployment(void *drv, int64_t id, const json_t *st, const char *ph, const char *r,
+			       struct err *e)
+{
+	FAIL_IF("update_deployment", e);
+	return store_update_deployment(inner, id, st, ph, r, e);
+}
+static int f_get_deployment(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAIL_IF("get_deployment", e);
+	return store_get_deployment(inner, id, out, e);
+}
+static int f_list_deployments(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAIL_IF("list_deployments", e);
+	return store_list_deployments(inner, s, out, e);
+}
+static int f_active_deployments(void *drv, json_t **out, struct err *e)
+{
+	FAIL_IF("active_deployments", e);
+	return store_active_deployments(inner, out, e);
+}
+static int f_add_event(void *drv, int64_t d, const char *t, const char *r, const char *m,
+		       const json_t *ev, struct err *e)
+{
+	FAIL_IF("add_event", e);
+	return store_add_event(inner, d, t, r, m, ev, e);
+}
+static int f_list_events(void *drv, int64_t d, json_t **out, struct err *e)
+{
+	FAIL_IF("list_events", e);
+	return store_list_events(inner, d, out, e);
+}
+static int f_set_stable(void *drv, const char *s, const char *env, const char *r, const char *v,
+			int64_t d, struct err *e)
+{
+	FAIL_IF("set_stable", e);
+	return store_set_stable(inner, s, env, r, v, d, e);
+}
+static int f_get_stable(void *drv, const char *s, const char *env, const char *r, char *buf, size_t len,
+			struct err *e)
+{
+	FAIL_IF("get_stable", e);
+	return store_get_stable(inner, s, env, r, buf, len, e);
+}
+static int f_previous_stable(void *drv, const char *s, const char *env, const char *r, const char *cur,
+			     char *buf, size_t len, struct err *e)
+{
+	FAIL_IF("previous_stable", e);
+	return store_previous_stable(inner, s, env, r, cur, buf, len, e);
+}
+static int f_list_stable(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAIL_IF("list_stable", e);
+	return store_list_stable(inner, s, out, e);
+}
+/* A driver that forgets the message: the dispatcher supplies one. */
+static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
+
+static const struct store_ops faulty_ops = {
+	"faulty", NULL, f_close, f_schema_version, f_changes, f_begin, f_commit, f_rollback,
+	f_put_manifest, f_get_manifest, f_list_manifests, f_put_release, f_get_release,
+	f_list_releases, f_create_deployment, f_update_deployment, f_get_deployment,
+	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
+	f_get_stable, f_previous_stable, f_list_stable,
+};
+
+static store *faulty_fresh(void)
+{
+	inner = sqlite_fresh();
+	store *s;
 	struct err e;
-	int created;
-	cr_assert_eq(store_put_release(s, "svc", "v1", "sha256:aa", 10, NULL, &created, &e), 0);
-	cr_assert_eq(created, 1);
-	cr_assert_eq(store_put_release(s, "svc", "v1", "sha256:aa", 10, NULL, &created, &e), 0);
-	cr_assert_eq(created, 0);
-	cr_assert_eq(store_put_release(s, "svc", "v1", "sha256:bb", 10, NULL, &created, &e), -1);
-	cr_assert(strstr(e.msg, "immutable"), "%s", e.msg);
-	json_t *list;
-	cr_assert_eq(store_list_releases(s, "svc", &list, &e), 0);
-	cr_assert_eq(json_array_size(list), 1);
-	json_decref(list);
-	store_close(s);
+	cr_assert_eq(store_attach(&s, &faulty_ops, NULL, &e), 0);
+	return s;
 }
 
-Test(store, rollback_discards_everything_in_the_transaction, .fini = cleanup)
+static store *faulty_reopen(void)
 {
-	store *s = open_fresh();
+	inner = sqlite_reopen();
+	store *s;
 	struct err e;
-	json_t *spec = json_pack("{s:s}", "name", "a");
-	cr_assert_eq(store_begin(s, &e), 0);
-	cr_assert_eq(store_put_manifest(s, "Service", "a", spec, NULL, &e), 0);
-	int64_t id;
-	cr_assert_eq(store_create_deployment(s, "a", "production", "v1", "deploy", spec, &id, &e), 0);
-	store_rollback(s);
-	json_t *out = NULL;
-	cr_assert_eq(store_get_manifest(s, "Service", "a", &out, &e), STORE_NOTFOUND);
-	cr_assert_eq(store_get_deployment(s, id, &out, &e), STORE_NOTFOUND);
-	cr_assert_eq(store_begin(s, &e), 0);
-	int changed;
-	cr_assert_eq(store_put_manifest(s, "Service", "a", spec, &changed, &e), 0);
-	cr_assert_eq(changed, 1);
-	cr_assert_eq(store_commit(s, &e), 0);
-	cr_assert_eq(store_put_manifest(s, "Service", "a", spec, &changed, &e), 0);
-	cr_assert_eq(changed, 0);
-	json_decref(spec);
-	store_close(s);
+	cr_assert_eq(store_attach(&s, &faulty_ops, NULL, &e), 0);
+	return s;
 }
 
-Test(store, stable_history_gives_the_previous_release, .fini = cleanup)
+/* Without a fault, the wrapper is a driver like any other (and the suite checks it). */
+static const struct store_factory faulty_factory = {faulty_fresh, faulty_reopen};
+CONFORMANCE_TESTS(store_wrapped, &faulty_factory, .fini = cleanup)
+
+Test(store_faults, a_failed_read_is_a_failure_not_a_missing_row, .fini = cleanup)
 {
-	store *s = open_fresh();
+	store *s = faulty_fresh();
 	struct err e;
-	char v[64];
-	cr_assert_eq(store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e), STORE_NOTFOUND);
-	cr_assert_eq(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e), 0);
-	cr_assert_eq(store_set_stable(s, "a", "prod", "r1", "v2", 2, &e), 0);
-	cr_assert_eq(store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e), 0);
-	cr_assert_str_eq(v, "v2");
-	cr_assert_eq(store_previous_stable(s, "a", "prod", "r1", "v2", v, sizeof(v), &e), 0);
+	char v[32] = "junk";
+	cr_assert_eq(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e), 0, "%s", e.msg);
+	fail_op = "get_stable";
+	int rc = store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e);
+	cr_assert_eq(rc, -1, "a failed read returned %d", rc);
+	cr_assert_neq(rc, STORE_NOTFOUND);
+	cr_assert(store_failed(&e), "%s", e.msg);
+	cr_assert_str_eq(v, "", "no stale value");
+	fail_op = "get_manifest";
+	json_t *out = json_null();
+	cr_assert_eq(store_get_manifest(s, "Service", "a", &out, &e), -1);
+	cr_assert_null(out);
+	cr_assert(store_failed(&e), "%s", e.msg);
+	fail_op = NULL;
+	cr_assert_eq(store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e), 0, "%s", e.msg);
 	cr_assert_str_eq(v, "v1");
+	cr_assert_eq(store_get_stable(s, "a", "prod", "r2", v, sizeof(v), &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e), "%s", e.msg);
 	store_close(s);
 }
 
-Test(store, events_are_kept_in_order, .fini = cleanup)
+Test(store_faults, a_driver_failure_always_carries_a_store_message, .fini = cleanup)
 {
-	store *s = open_fresh();
+	struct store_ops ops = faulty_ops;
+	ops.active_deployments = f_silent;
+	inner = sqlite_fresh();
+	store *s;
 	struct err e;
-	int64_t id;
-	json_t *st = json_object();
-	cr_assert_eq(store_create_deployment(s, "a", "prod", "v1", "deploy", st, &id, &e), 0);
-	json_t *ev = json_pack("{s:s,s:f}", "metric", "error_rate", "value", 0.5);
-	cr_assert_eq(store_add_event(s, id, "check", "r1", "first", NULL, &e), 0);
-	cr_assert_eq(store_add_event(s, id, "abort", "r1", "second", ev, &e), 0);
-	json_t *list;
-	cr_assert_eq(store_list_events(s, id, &list, &e), 0);
-	cr_assert_eq(json_array_size(list), 2);
-	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "message")), "second");
-	cr_assert(json_equal(json_object_get(json_array_get(list, 1), "evidence"), ev));
-	json_decref(list);
-	json_decref(ev);
-	json_decref(st);
+	cr_assert_eq(store_attach(&s, &ops, NULL, &e), 0);
+	json_t *out = NULL;
+	cr_assert_eq(store_active_deployments(s, &out, &e), -1);
+	cr_assert(store_failed(&e), "'%s'", e.msg);
+	fail_op = "list_events";
+	cr_assert_eq(store_list_events(s, 1, &out, &e), -1);
+	cr_assert(strstr(e.msg, "injected"), "%s", e.msg);
 	store_close(s);
 }

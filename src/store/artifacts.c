@@ -1,0 +1,170 @@
+/*
+ * artifacts: content-addressed release files (see artifacts.h).
+ */
+#include "store/artifacts.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/sha256.h"
+
+struct artifact_writer {
+	int fd;
+	uint64_t limit, written;
+	struct sha256 hash;
+	char id[ARTIFACTS_ID_LEN + 1];
+	char path[PATH_MAX];
+	char tmp[PATH_MAX];
+	char dir[PATH_MAX];
+};
+
+int artifacts_valid_id(const char *id)
+{
+	return id && !strncmp(id, "sha256:", 7) && strlen(id) == ARTIFACTS_ID_LEN &&
+	       strspn(id + 7, "0123456789abcdef") == 64;
+}
+
+static int check_id(const char *id, struct err *e)
+{
+	if (!artifacts_valid_id(id))
+		return err_set(e, "artifact id must be sha256: and 64 lowercase hex digits");
+	return 0;
+}
+
+int artifacts_path(const char *dir, const char *id, char *buf, size_t len, struct err *e)
+{
+	assert(e);
+	if (check_id(id, e))
+		return -1;
+	int n = snprintf(buf, len, "%s/%s", dir, id + 7);
+	if (n < 0 || (size_t)n >= len)
+		return err_set(e, "artifact directory '%s' is too long", dir);
+	return 0;
+}
+
+int artifacts_stat(const char *dir, const char *id, int64_t *size, struct err *e)
+{
+	char path[PATH_MAX];
+	if (artifacts_path(dir, id, path, sizeof(path), e))
+		return -1;
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return ARTIFACTS_NOTFOUND;
+		return err_set(e, "artifact %s: %s", id, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, "artifact %s: '%s' is not a regular file", id, path);
+	if (size)
+		*size = (int64_t)st.st_size;
+	return 0;
+}
+
+int artifacts_begin(struct artifact_writer **out, const char *dir, const char *id, uint64_t limit,
+		    struct err *e)
+{
+	assert(e && out);
+	*out = NULL;
+	struct artifact_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return err_set(e, "artifact: out of memory");
+	w->fd = -1;
+	if (artifacts_path(dir, id, w->path, sizeof(w->path), e))
+		goto fail;
+	int n = snprintf(w->tmp, sizeof(w->tmp), "%s/.tmp-%s-XXXXXX", dir, id + 7);
+	if (n < 0 || (size_t)n >= sizeof(w->tmp)) {
+		err_set(e, "artifact directory '%s' is too long", dir);
+		goto fail;
+	}
+	snprintf(w->dir, sizeof(w->dir), "%s", dir);
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->fd = mkostemp(w->tmp, O_CLOEXEC);
+	/* artifacts are started as programs by the local runtime */
+	if (w->fd < 0 || fchmod(w->fd, 0755)) {
+		err_set(e, "could not store artifact: %s", strerror(errno));
+		goto fail;
+	}
+	w->limit = limit;
+	sha256_init(&w->hash);
+	*out = w;
+	return 0;
+fail:
+	artifacts_abort(w);
+	return -1;
+}
+
+int artifacts_write(struct artifact_writer *w, const void *p, size_t n, struct err *e)
+{
+	assert(e && w && w->fd >= 0);
+	if (n > w->limit - w->written) {
+		err_set(e, "artifact %s is larger than %llu bytes", w->id, (unsigned long long)w->limit);
+		return ARTIFACTS_TOOBIG;
+	}
+	sha256_update(&w->hash, p, n);
+	const char *c = p;
+	size_t off = 0;
+	while (off < n) {
+		ssize_t k = write(w->fd, c + off, n - off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return err_set(e, "could not store artifact: %s", k < 0 ? strerror(errno) : "short write");
+		off += (size_t)k;
+	}
+	w->written += n;
+	return 0;
+}
+
+/* A renamed file survives a crash only once its directory entry is on disk too. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int artifacts_commit(struct artifact_writer *w, int *created, struct err *e)
+{
+	assert(e && w && created);
+	*created = 0;
+	unsigned char dg[32];
+	char hex[65];
+	sha256_final(&w->hash, dg);
+	sha256_hex(dg, hex);
+	int rc = 0;
+	struct stat st;
+	if (strcmp(hex, w->id + 7)) {
+		err_set(e, "artifact body has digest sha256:%s, not %s", hex, w->id);
+		rc = ARTIFACTS_MISMATCH;
+	} else if (stat(w->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		/* already there: same name, same content */
+	} else if (fsync(w->fd) || rename(w->tmp, w->path) || sync_dir(w->dir)) {
+		rc = err_set(e, "could not store artifact: %s", strerror(errno));
+	} else {
+		w->tmp[0] = '\0'; /* it is the artifact now */
+		*created = 1;
+	}
+	artifacts_abort(w);
+	return rc;
+}
+
+void artifacts_abort(struct artifact_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->tmp[0] && w->fd >= 0)
+		unlink(w->tmp);
+	free(w);
+}

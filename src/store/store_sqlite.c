@@ -1,0 +1,559 @@
+/*
+ * store_sqlite: the embedded store driver, one SQLite file in WAL mode ("sqlite:PATH").
+ *
+ * The schema is versioned (PRAGMA user_version) and migrated forward on open, each migration
+ * in its own transaction. Writes are synchronous (synchronous = FULL): a committed transition
+ * survives a power cut. Only this process writes the file, so the count of rows it changed is
+ * the store's change counter. Statements are prepared once and reused.
+ */
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Prepared statements are kept and reused: the reconciler asks the same few questions several
+ * times per service on every tick, and compiling the SQL was a quarter of its time. */
+#define STMT_CACHE 64
+
+struct sqlite_store {
+	sqlite3 *db;
+	int in_tx;
+	int last_rc; /* extended result code of the last failed step */
+	struct {
+		const char *sql; /* a string literal of this file: its address is the key */
+		sqlite3_stmt *st;
+	} stmts[STMT_CACHE];
+	int nstmts;
+};
+
+/* Forward-only migrations; index i brings the schema from version i to i + 1. */
+static const char *const migrations[] = {
+	"CREATE TABLE manifests ("
+	"  kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (kind, name));"
+	"CREATE TABLE releases ("
+	"  service TEXT NOT NULL, version TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,"
+	"  contract TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (service, version));"
+	"CREATE TABLE deployments ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, env TEXT NOT NULL,"
+	"  version TEXT NOT NULL, kind TEXT NOT NULL, phase TEXT NOT NULL, reason TEXT,"
+	"  state TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX deployments_by_service ON deployments (service, id);"
+	"CREATE INDEX deployments_by_phase ON deployments (phase);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, deployment INTEGER NOT NULL REFERENCES deployments(id),"
+	"  at INTEGER NOT NULL, type TEXT NOT NULL, region TEXT, message TEXT NOT NULL, evidence TEXT);"
+	"CREATE INDEX events_by_deployment ON events (deployment, id);"
+	"CREATE TABLE stable ("
+	"  service TEXT NOT NULL, env TEXT NOT NULL, region TEXT NOT NULL, version TEXT NOT NULL,"
+	"  deployment INTEGER, since INTEGER NOT NULL, PRIMARY KEY (service, env, region));"
+	"CREATE TABLE stable_history ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, env TEXT NOT NULL,"
+	"  region TEXT NOT NULL, version TEXT NOT NULL, deployment INTEGER, at INTEGER NOT NULL);",
+};
+
+static int db_error(struct sqlite_store *s, struct err *e, const char *what)
+{
+	return err_set(e, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(struct sqlite_store *s, const char *sql, struct err *e)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = err_set(e, "store: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+static void sq_close(void *drv)
+{
+	struct sqlite_store *s = drv;
+	if (!s)
+		return;
+	for (int i = 0; i < s->nstmts; i++)
+		sqlite3_finalize(s->stmts[i].st);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static uint64_t sq_changes(void *drv)
+{
+	struct sqlite_store *s = drv;
+	return (uint64_t)sqlite3_total_changes64(s->db);
+}
+
+static int sq_schema_version(void *drv, int *version, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return db_error(s, e, "schema version");
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_error(s, e, "schema version");
+}
+
+static int sq_begin(void *drv, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (s->in_tx)
+		return err_set(e, "store: nested transaction");
+	if (exec_sql(s, "BEGIN IMMEDIATE", e))
+		return -1;
+	s->in_tx = 1;
+	return 0;
+}
+
+static void sq_rollback(void *drv)
+{
+	struct sqlite_store *s = drv;
+	if (s->in_tx)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->in_tx = 0;
+}
+
+static int sq_commit(void *drv, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (!s->in_tx)
+		return err_set(e, "store: commit without a transaction");
+	int rc = exec_sql(s, "COMMIT", e);
+	if (rc)
+		sq_rollback(s);
+	s->in_tx = 0;
+	return rc;
+}
+
+static int migrate(struct sqlite_store *s, struct err *e)
+{
+	int version;
+	if (sq_schema_version(s, &version, e))
+		return -1;
+	int target = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	if (version > target)
+		return err_set(e, "store: schema version %d is newer than this sluice (%d): upgrade sluice",
+			       version, target);
+	for (; version < target; version++) {
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;", version + 1);
+		if (sq_begin(s, e))
+			return -1;
+		if (exec_sql(s, migrations[version], e) || exec_sql(s, bump, e)) {
+			sq_rollback(s);
+			return -1;
+		}
+		if (sq_commit(s, e))
+			return -1;
+	}
+	return 0;
+}
+
+static int sq_open(void **out, const char *path, struct err *e)
+{
+	struct sqlite_store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, "store: out of memory");
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		int rc = err_set(e, "store: could not open '%s': %s", path,
+				 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		sqlite3_close(s->db);
+		free(s);
+		return rc;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if (exec_sql(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;", e) ||
+	    migrate(s, e)) {
+		sq_close(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+/* --- statement helpers: bind "s" text, "i" int64, "j" json (NULL -> SQL NULL) --- */
+
+/* Hands back a statement after use: a kept one is reset for the next caller. */
+static void release(struct sqlite_store *s, sqlite3_stmt *st)
+{
+	for (int i = 0; i < s->nstmts; i++)
+		if (s->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+static int prepare(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, const char *types, va_list ap,
+		   struct err *e)
+{
+	*st = NULL;
+	for (int i = 0; i < s->nstmts && !*st; i++)
+		if (s->stmts[i].sql == sql)
+			*st = s->stmts[i].st;
+	if (!*st) {
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+			return db_error(s, e, "prepare");
+		if (s->nstmts < STMT_CACHE) {
+			s->stmts[s->nstmts].sql = sql;
+			s->stmts[s->nstmts++].st = *st;
+		}
+	}
+	for (int i = 0; types[i]; i++) {
+		int rc;
+		if (types[i] == 's') {
+			const char *v = va_arg(ap, const char *);
+			rc = v ? sqlite3_bind_text(*st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(*st, i + 1);
+		} else if (types[i] == 'i') {
+			rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
+		} else {
+			const json_t *j = va_arg(ap, const json_t *);
+			if (j) {
+				char *txt = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+				rc = txt ? sqlite3_bind_text(*st, i + 1, txt, -1, free) : SQLITE_NOMEM;
+			} else {
+				rc = sqlite3_bind_null(*st, i + 1);
+			}
+		}
+		if (rc != SQLITE_OK) {
+			int r = db_error(s, e, "bind");
+			release(s, *st);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows. */
+static int run(struct sqlite_store *s, struct err *e, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	int rc = prepare(s, &st, sql, types, ap, e);
+	va_end(ap);
+	if (rc)
+		return -1;
+	rc = sqlite3_step(st);
+	s->last_rc = rc == SQLITE_DONE ? 0 : sqlite3_extended_errcode(s->db);
+	int r = rc != SQLITE_DONE ? db_error(s, e, "write") : 0;
+	release(s, st);
+	return r;
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+	const char *name = sqlite3_column_name(st, i);
+	switch (sqlite3_column_type(st, i)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(st, i));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(st, i));
+	case SQLITE_NULL:
+		return json_null();
+	default: {
+		const char *txt = (const char *)sqlite3_column_text(st, i);
+		/* Columns holding JSON documents are decoded; everything else is text. */
+		if (!strcmp(name, "spec") || !strcmp(name, "state") || !strcmp(name, "contract") ||
+		    !strcmp(name, "evidence")) {
+			json_t *j = json_loads(txt, JSON_DECODE_ANY, NULL);
+			return j ? j : json_null();
+		}
+		return json_string(txt);
+	}
+	}
+}
+
+/* Runs a query; rows become objects keyed by column name. With `single`, *out is the first
+ * row (STORE_NOTFOUND when none); otherwise an array of all rows. With `column0`, rows are the
+ * first column's value instead of objects. */
+static int query(struct sqlite_store *s, json_t **out, int single, int column0, struct err *e, const char *sql,
+		 const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	int rc = prepare(s, &st, sql, types, ap, e);
+	va_end(ap);
+	if (rc)
+		return -1;
+	json_t *arr = json_array();
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *row;
+		if (column0) {
+			row = column_json(st, 0);
+		} else {
+			row = json_object();
+			for (int i = 0; i < sqlite3_column_count(st); i++)
+				json_object_set_new(row, sqlite3_column_name(st, i), column_json(st, i));
+		}
+		json_array_append_new(arr, row);
+		if (single)
+			break;
+	}
+	int bad = rc != SQLITE_ROW && rc != SQLITE_DONE ? db_error(s, e, "read") : 0;
+	release(s, st);
+	if (bad) {
+		json_decref(arr);
+		return -1;
+	}
+	if (single) {
+		if (json_array_size(arr) == 0) {
+			json_decref(arr);
+			return STORE_NOTFOUND;
+		}
+		*out = json_incref(json_array_get(arr, 0));
+		json_decref(arr);
+		return 0;
+	}
+	*out = arr;
+	return 0;
+}
+
+static int sq_put_manifest(void *drv, const char *kind, const char *name, const json_t *spec,
+		       int *changed, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *old = NULL;
+	int rc = query(s, &old, 1, 1, e, "SELECT spec FROM manifests WHERE kind = ? AND name = ?",
+		       "ss", kind, name);
+	if (rc < 0)
+		return -1;
+	int same = rc == 0 && json_equal(old, (json_t *)spec);
+	json_decref(old);
+	if (changed)
+		*changed = !same;
+	if (same)
+		return 0;
+	return run(s, e,
+		   "INSERT INTO manifests (kind, name, spec, updated_at) VALUES (?, ?, ?, ?) "
+		   "ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+		   "ssji", kind, name, spec, store_now_ms());
+}
+
+static int sq_get_manifest(void *drv, const char *kind, const char *name, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 1, e, "SELECT spec FROM manifests WHERE kind = ? AND name = ?", "ss",
+		     kind, name);
+}
+
+static int sq_list_manifests(void *drv, const char *kind, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 1, e, "SELECT spec FROM manifests WHERE kind = ? ORDER BY name", "s",
+		     kind);
+}
+
+static int sq_get_release(void *drv, const char *service, const char *version, json_t **out,
+		      struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 0, e,
+		     "SELECT service, version, digest, size, contract, created_at FROM releases "
+		     "WHERE service = ? AND version = ?",
+		     "ss", service, version);
+}
+
+static int sq_put_release(void *drv, const char *service, const char *version, const char *digest,
+		      int64_t size, const json_t *contract, int *created, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *old = NULL;
+	int rc = sq_get_release(drv, service, version, &old, e);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		const char *d = json_string_value(json_object_get(old, "digest"));
+		int same = d && !strcmp(d, digest);
+		if (!same)
+			err_set(e, "release %s %s already exists with digest %s; a version is "
+				   "immutable: push the new artifact under a new version",
+				service, version, d ? d : "?");
+		json_decref(old);
+		if (!same)
+			return STORE_CONFLICT;
+		*created = 0;
+		return 0;
+	}
+	*created = 1;
+	return run(s, e,
+		   "INSERT INTO releases (service, version, digest, size, contract, created_at) "
+		   "VALUES (?, ?, ?, ?, ?, ?)",
+		   "sssiji", service, version, digest, size, contract, store_now_ms());
+}
+
+static int sq_list_releases(void *drv, const char *service, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT service, version, digest, size, contract IS NOT NULL AS has_contract, "
+		     "created_at FROM releases WHERE service = ? ORDER BY created_at, version",
+		     "s", service);
+}
+
+static int sq_create_deployment(void *drv, const char *service, const char *env, const char *version,
+			    const char *kind, const json_t *state, int64_t *id, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int64_t now = store_now_ms();
+	if (run(s, e,
+		"INSERT INTO deployments (service, env, version, kind, phase, state, created_at, updated_at) "
+		"VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+		"ssssjii", service, env, version, kind, state, now, now))
+		return -1;
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int sq_update_deployment(void *drv, int64_t id, const json_t *state, const char *phase,
+			    const char *reason, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "UPDATE deployments SET state = ?, phase = ?, reason = ?, updated_at = ? WHERE id = ?",
+		"jssii", state, phase, reason, store_now_ms(), id))
+		return -1;
+	return sqlite3_changes(s->db) == 0 ? STORE_NOTFOUND : 0;
+}
+
+#define DEPLOYMENT_COLUMNS "id, service, env, version, kind, phase, reason, state, created_at, updated_at"
+
+static int sq_get_deployment(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 0, e, "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE id = ?",
+		     "i", id);
+}
+
+static int sq_list_deployments(void *drv, const char *service, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (service)
+		return query(s, out, 0, 0, e,
+			     "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE service = ? ORDER BY id DESC",
+			     "s", service);
+	return query(s, out, 0, 0, e, "SELECT " DEPLOYMENT_COLUMNS " FROM deployments ORDER BY id DESC", "");
+}
+
+static int sq_active_deployments(void *drv, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE phase = 'active' ORDER BY id", "");
+}
+
+static int sq_add_event(void *drv, int64_t deployment, const char *type, const char *region,
+		    const char *message, const json_t *evidence, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e,
+		"INSERT INTO events (deployment, at, type, region, message, evidence) VALUES (?, ?, ?, ?, ?, ?)",
+		"iisssj", deployment, store_now_ms(), type, region, message, evidence))
+		/* the events table references deployments(id) (foreign_keys = ON) */
+		return s->last_rc == SQLITE_CONSTRAINT_FOREIGNKEY ? STORE_NOTFOUND : -1;
+	return 0;
+}
+
+static int sq_list_events(void *drv, int64_t deployment, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT id, at, type, region, message, evidence FROM events WHERE deployment = ? ORDER BY id",
+		     "i", deployment);
+}
+
+static int sq_set_stable(void *drv, const char *service, const char *env, const char *region,
+		     const char *version, int64_t deployment, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int64_t now = store_now_ms();
+	if (run(s, e,
+		"INSERT INTO stable (service, env, region, version, deployment, since) VALUES (?, ?, ?, ?, ?, ?) "
+		"ON CONFLICT (service, env, region) DO UPDATE SET version = excluded.version, "
+		"deployment = excluded.deployment, since = excluded.since",
+		"ssssii", service, env, region, version, deployment, now))
+		return -1;
+	return run(s, e,
+		   "INSERT INTO stable_history (service, env, region, version, deployment, at) VALUES (?, ?, ?, ?, ?, ?)",
+		   "ssssii", service, env, region, version, deployment, now);
+}
+
+static int copy_string(json_t *v, char *buf, size_t len)
+{
+	const char *str = json_string_value(v);
+	snprintf(buf, len, "%s", str ? str : "");
+	json_decref(v);
+	return 0;
+}
+
+static int sq_get_stable(void *drv, const char *service, const char *env, const char *region,
+		     char *buf, size_t len, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *v;
+	int rc = query(s, &v, 1, 1, e,
+		       "SELECT version FROM stable WHERE service = ? AND env = ? AND region = ?", "sss",
+		       service, env, region);
+	return rc ? rc : copy_string(v, buf, len);
+}
+
+static int sq_previous_stable(void *drv, const char *service, const char *env, const char *region,
+			  const char *current, char *buf, size_t len, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *v;
+	int rc = query(s, &v, 1, 1, e,
+		       "SELECT version FROM stable_history WHERE service = ? AND env = ? AND region = ? "
+		       "AND version <> ? ORDER BY id DESC",
+		       "ssss", service, env, region, current);
+	return rc ? rc : copy_string(v, buf, len);
+}
+
+static int sq_list_stable(void *drv, const char *service, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (service)
+		return query(s, out, 0, 0, e,
+			     "SELECT service, env, region, version, deployment, since FROM stable "
+			     "WHERE service = ? ORDER BY service, env, region",
+			     "s", service);
+	return query(s, out, 0, 0, e,
+		     "SELECT service, env, region, version, deployment, since FROM stable ORDER BY service, env, region",
+		     "");
+}
+
+const struct store_ops store_sqlite_ops = {
+	.scheme = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.changes = sq_changes,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.put_manifest = sq_put_manifest,
+	.get_manifest = sq_get_manifest,
+	.list_manifests = sq_list_manifests,
+	.put_release = sq_put_release,
+	.get_release = sq_get_release,
+	.list_releases = sq_list_releases,
+	.create_deployment = sq_create_deployment,
+	.update_deployment = sq_update_deployment,
+	.get_deployment = sq_get_deployment,
+	.list_deployments = sq_list_deployments,
+	.active_deployments = sq_active_deployments,
+	.add_event = sq_add_event,
+	.list_events = sq_list_events,
+	.set_stable = sq_set_stable,
+	.get_stable = sq_get_stable,
+	.previous_stable = sq_previous_stable,
+	.list_stable = sq_list_stable,
+};

@@ -1,0 +1,304 @@
+/*
+ * conformance: the store contract, driver by driver (see conformance.h).
+ */
+#include "conformance.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define OK(call) cr_assert_eq((call), 0, "%s: %s", #call, e.msg)
+
+static const char *str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+void conformance_manifests(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *b = json_pack("{s:s, s:i}", "name", "b", "instances", 2);
+	json_t *a = json_pack("{s:s}", "name", "a");
+	int changed = -1;
+	OK(store_put_manifest(s, "Service", "b", b, &changed, &e));
+	cr_assert_eq(changed, 1);
+	OK(store_put_manifest(s, "Service", "b", b, &changed, &e));
+	cr_assert_eq(changed, 0, "the same spec again is no change");
+	OK(store_put_manifest(s, "Service", "a", a, NULL, &e));
+	OK(store_put_manifest(s, "Environment", "production", a, NULL, &e));
+	json_t *b2 = json_pack("{s:s, s:i}", "name", "b", "instances", 3);
+	OK(store_put_manifest(s, "Service", "b", b2, &changed, &e));
+	cr_assert_eq(changed, 1);
+	json_t *out;
+	OK(store_get_manifest(s, "Service", "b", &out, &e));
+	cr_assert(json_equal(out, b2));
+	json_decref(out);
+	OK(store_list_manifests(s, "Service", &out, &e));
+	cr_assert_eq(json_array_size(out), 2, "kinds are apart");
+	cr_assert_str_eq(str(json_array_get(out, 0), "name"), "a", "ordered by name");
+	cr_assert_str_eq(str(json_array_get(out, 1), "name"), "b");
+	json_decref(out);
+	OK(store_list_manifests(s, "Nothing", &out, &e));
+	cr_assert_eq(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(a);
+	json_decref(b);
+	json_decref(b2);
+	store_close(s);
+}
+
+void conformance_releases(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	int created = -1;
+	json_t *contract = json_pack("{s:s}", "openapi", "3.0.0");
+	OK(store_put_release(s, "svc", "v1", "sha256:aa", 10, contract, &created, &e));
+	cr_assert_eq(created, 1);
+	OK(store_put_release(s, "svc", "v1", "sha256:aa", 10, contract, &created, &e));
+	cr_assert_eq(created, 0, "the same digest again is a no-op");
+	cr_assert_eq(store_put_release(s, "svc", "v1", "sha256:bb", 10, NULL, &created, &e), STORE_CONFLICT);
+	cr_assert(strstr(e.msg, "immutable"), "%s", e.msg);
+	cr_assert(!store_failed(&e), "a refusal is not a failure");
+	OK(store_put_release(s, "svc", "v2", "sha256:bb", 20, NULL, &created, &e));
+	OK(store_put_release(s, "other", "v1", "sha256:cc", 30, NULL, &created, &e));
+	json_t *out;
+	OK(store_get_release(s, "svc", "v1", &out, &e));
+	cr_assert_str_eq(str(out, "digest"), "sha256:aa");
+	cr_assert_eq(json_integer_value(json_object_get(out, "size")), 10);
+	cr_assert(json_equal(json_object_get(out, "contract"), contract));
+	json_decref(out);
+	OK(store_get_release(s, "svc", "v2", &out, &e));
+	cr_assert(json_is_null(json_object_get(out, "contract")));
+	json_decref(out);
+	OK(store_list_releases(s, "svc", &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_str_eq(str(json_array_get(out, 0), "version"), "v1", "oldest first");
+	json_decref(out);
+	json_decref(contract);
+	store_close(s);
+}
+
+void conformance_deployments(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *st = json_pack("{s:i}", "step", 0);
+	int64_t a, b, c;
+	OK(store_create_deployment(s, "x", "production", "v1", "deploy", st, &a, &e));
+	OK(store_create_deployment(s, "y", "production", "v1", "deploy", st, &b, &e));
+	OK(store_create_deployment(s, "x", "production", "v2", "rollback", st, &c, &e));
+	cr_assert(a > 0 && b > a && c > b, "ids grow: %lld %lld %lld", (long long)a, (long long)b, (long long)c);
+	json_t *out;
+	OK(store_get_deployment(s, a, &out, &e));
+	cr_assert_str_eq(str(out, "phase"), "active");
+	cr_assert_str_eq(str(out, "service"), "x");
+	cr_assert_str_eq(str(out, "kind"), "deploy");
+	cr_assert(json_equal(json_object_get(out, "state"), st));
+	json_decref(out);
+	json_t *st2 = json_pack("{s:i}", "step", 3);
+	OK(store_update_deployment(s, a, st2, "promoted", "done", &e));
+	OK(store_get_deployment(s, a, &out, &e));
+	cr_assert_str_eq(str(out, "phase"), "promoted");
+	cr_assert_str_eq(str(out, "reason"), "done");
+	cr_assert(json_equal(json_object_get(out, "state"), st2));
+	json_decref(out);
+	OK(store_list_deployments(s, "x", &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), c, "newest first");
+	json_decref(out);
+	OK(store_list_deployments(s, NULL, &out, &e));
+	cr_assert_eq(json_array_size(out), 3);
+	json_decref(out);
+	OK(store_active_deployments(s, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), b, "oldest first");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 1), "id")), c);
+	json_decref(out);
+	json_decref(st);
+	json_decref(st2);
+	store_close(s);
+}
+
+void conformance_events(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	int64_t id, other;
+	json_t *st = json_object();
+	OK(store_create_deployment(s, "a", "prod", "v1", "deploy", st, &id, &e));
+	OK(store_create_deployment(s, "b", "prod", "v1", "deploy", st, &other, &e));
+	json_t *ev = json_pack("{s:s,s:f}", "metric", "error_rate", "value", 0.5);
+	OK(store_add_event(s, id, "check", "r1", "first", NULL, &e));
+	OK(store_add_event(s, other, "check", NULL, "elsewhere", NULL, &e));
+	OK(store_add_event(s, id, "abort", "r1", "second", ev, &e));
+	OK(store_add_event(s, id, "done", NULL, "third", NULL, &e));
+	json_t *list;
+	OK(store_list_events(s, id, &list, &e));
+	cr_assert_eq(json_array_size(list), 3);
+	cr_assert_str_eq(str(json_array_get(list, 0), "message"), "first");
+	cr_assert_str_eq(str(json_array_get(list, 1), "message"), "second");
+	cr_assert_str_eq(str(json_array_get(list, 2), "message"), "third");
+	cr_assert_str_eq(str(json_array_get(list, 1), "type"), "abort");
+	cr_assert_str_eq(str(json_array_get(list, 1), "region"), "r1");
+	cr_assert(json_is_null(json_object_get(json_array_get(list, 2), "region")));
+	cr_assert(json_equal(json_object_get(json_array_get(list, 1), "evidence"), ev));
+	json_decref(list);
+	json_decref(ev);
+	json_decref(st);
+	store_close(s);
+}
+
+void conformance_stable(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	char v[64];
+	OK(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e));
+	OK(store_set_stable(s, "a", "prod", "r1", "v2", 2, &e));
+	OK(store_set_stable(s, "a", "prod", "r2", "v1", 1, &e));
+	OK(store_set_stable(s, "b", "prod", "r1", "v9", 3, &e));
+	OK(store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e));
+	cr_assert_str_eq(v, "v2");
+	OK(store_previous_stable(s, "a", "prod", "r1", "v2", v, sizeof(v), &e));
+	cr_assert_str_eq(v, "v1");
+	OK(store_set_stable(s, "a", "prod", "r1", "v3", 4, &e));
+	OK(store_previous_stable(s, "a", "prod", "r1", "v3", v, sizeof(v), &e));
+	cr_assert_str_eq(v, "v2", "the latest before the current one");
+	json_t *list;
+	OK(store_list_stable(s, "a", &list, &e));
+	cr_assert_eq(json_array_size(list), 2);
+	cr_assert_str_eq(str(json_array_get(list, 0), "region"), "r1");
+	cr_assert_str_eq(str(json_array_get(list, 0), "version"), "v3");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(list, 0), "deployment")), 4);
+	json_decref(list);
+	OK(store_list_stable(s, NULL, &list, &e));
+	cr_assert_eq(json_array_size(list), 3);
+	json_decref(list);
+	store_close(s);
+}
+
+void conformance_transactions(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *spec = json_pack("{s:s}", "name", "a");
+	OK(store_begin(s, &e));
+	cr_assert_eq(store_begin(s, &e), -1, "a nested begin is an error");
+	cr_assert(store_failed(&e), "%s", e.msg);
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	int64_t id;
+	OK(store_create_deployment(s, "a", "production", "v1", "deploy", spec, &id, &e));
+	OK(store_set_stable(s, "a", "production", "r1", "v1", id, &e));
+	store_rollback(s);
+	json_t *out = NULL;
+	char v[64];
+	cr_assert_eq(store_get_manifest(s, "Service", "a", &out, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_get_deployment(s, id, &out, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_get_stable(s, "a", "production", "r1", v, sizeof(v), &e), STORE_NOTFOUND);
+	OK(store_list_deployments(s, NULL, &out, &e));
+	cr_assert_eq(json_array_size(out), 0, "rollback leaves nothing");
+	json_decref(out);
+	store_rollback(s); /* without a transaction: a no-op */
+	OK(store_begin(s, &e));
+	int changed;
+	OK(store_put_manifest(s, "Service", "a", spec, &changed, &e));
+	cr_assert_eq(changed, 1);
+	OK(store_commit(s, &e));
+	OK(store_get_manifest(s, "Service", "a", &out, &e));
+	json_decref(out);
+	OK(store_begin(s, &e)); /* the commit ended the transaction */
+	store_rollback(s);
+	json_decref(spec);
+	store_close(s);
+}
+
+void conformance_not_found(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *out = json_null(), *st = json_object();
+	char v[16] = "junk";
+	cr_assert_eq(store_get_manifest(s, "Service", "none", &out, &e), STORE_NOTFOUND);
+	cr_assert_null(out);
+	cr_assert(e.msg[0] && !store_failed(&e), "not found says what, and is no failure: %s", e.msg);
+	cr_assert_eq(store_get_release(s, "none", "v1", &out, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_get_deployment(s, 42, &out, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_update_deployment(s, 42, st, "failed", NULL, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_add_event(s, 42, "check", NULL, "m", NULL, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_get_stable(s, "none", "prod", "r1", v, sizeof(v), &e), STORE_NOTFOUND);
+	cr_assert_str_eq(v, "");
+	cr_assert_eq(store_previous_stable(s, "none", "prod", "r1", "v1", v, sizeof(v), &e), STORE_NOTFOUND);
+	OK(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e));
+	cr_assert_eq(store_previous_stable(s, "a", "prod", "r1", "v1", v, sizeof(v), &e), STORE_NOTFOUND,
+		     "a first stable release has none before it");
+	OK(store_list_events(s, 42, &out, &e));
+	cr_assert_eq(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(st);
+	store_close(s);
+}
+
+void conformance_reopen_keeps_everything(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *spec = json_pack("{s:s}", "name", "a");
+	int created;
+	int64_t id;
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	OK(store_put_release(s, "a", "v1", "sha256:aa", 1, NULL, &created, &e));
+	OK(store_create_deployment(s, "a", "prod", "v1", "deploy", spec, &id, &e));
+	OK(store_add_event(s, id, "check", NULL, "kept", NULL, &e));
+	OK(store_set_stable(s, "a", "prod", "r1", "v1", id, &e));
+	OK(store_begin(s, &e));
+	OK(store_set_stable(s, "a", "prod", "r1", "v2", id, &e));
+	OK(store_commit(s, &e));
+	store_close(s);
+	s = f->reopen();
+	json_t *out;
+	OK(store_get_manifest(s, "Service", "a", &out, &e));
+	cr_assert(json_equal(out, spec));
+	json_decref(out);
+	OK(store_get_release(s, "a", "v1", &out, &e));
+	json_decref(out);
+	OK(store_get_deployment(s, id, &out, &e));
+	json_decref(out);
+	OK(store_list_events(s, id, &out, &e));
+	cr_assert_eq(json_array_size(out), 1);
+	json_decref(out);
+	char v[16];
+	OK(store_get_stable(s, "a", "prod", "r1", v, sizeof(v), &e));
+	cr_assert_str_eq(v, "v2");
+	OK(store_previous_stable(s, "a", "prod", "r1", "v2", v, sizeof(v), &e));
+	cr_assert_str_eq(v, "v1");
+	int version;
+	OK(store_schema_version(s, &version, &e));
+	cr_assert_eq(version, STORE_SCHEMA_VERSION);
+	int64_t id2;
+	OK(store_create_deployment(s, "a", "prod", "v2", "deploy", spec, &id2, &e));
+	cr_assert(id2 > id, "ids are not reused");
+	json_decref(spec);
+	store_close(s);
+}
+
+void conformance_changes_grow(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *spec = json_pack("{s:s}", "name", "a");
+	uint64_t c0 = store_changes(s);
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	uint64_t c1 = store_changes(s);
+	cr_assert_gt(c1, c0);
+	json_t *out;
+	OK(store_get_manifest(s, "Service", "a", &out, &e));
+	json_decref(out);
+	cr_assert_eq(store_changes(s), c1, "a read changes nothing");
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	cr_assert_eq(store_changes(s), c1, "an unchanged manifest is not written");
+	OK(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e));
+	cr_assert_gt(store_changes(s), c1);
+	json_decref(spec);
+	store_close(s);
+}

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 #include "util/log.h"
 
 #define LOAD_MAX_URLS 16

@@ -35,6 +35,7 @@
 
 #include "commands.h"
 #include "http/response.h"
+#include "util/httpc.h"
 #include "util/log.h"
 
 #define LOAD_MAX_URLS 16
@@ -160,18 +161,13 @@ static int parse_number(const char *opt, const char *s, double lo, double hi, do
 	return 0;
 }
 
-static int header_ok(const char *h)
+/* The rules of every client's extra fields (util/httpc.h), and a length that fits the request. */
+static int header_ok(const char *h, struct err *e)
 {
-	const char *colon = strchr(h, ':');
-	if (!colon || colon == h || strlen(h) > 512)
-		return 0;
-	for (const char *p = h; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			return 0;
-	for (const char *p = h; p < colon; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return 0;
-	return 1;
+	const char *const list[] = {h, NULL};
+	if (strlen(h) > 512)
+		return err_set(e, "longer than 512 bytes");
+	return httpc_headers_check(list, e);
 }
 
 /* 0, or EXIT_USAGE after a message; *help set for --help. */
@@ -217,10 +213,12 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 				return error("--json: expected a file name"), EXIT_USAGE;
 			l->json = v;
 		} else {
-			if (!header_ok(v))
+			struct err e;
+			if (header_ok(v, &e))
 				return error("--header: expected 'Name: value' (at most 512 bytes, no "
-					     "control characters), got '%.64s'",
-					     v),
+					     "control characters, not Host, Connection, ...), got "
+					     "'%.64s': %s",
+					     v, e.msg),
 				       EXIT_USAGE;
 			l->header = v;
 		}

@@ -1,5 +1,7 @@
 #include "svc.h"
 
+#include "http/response.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -617,30 +619,9 @@ static int dial(const char *hostport, char *err, size_t errn)
 	return fd;
 }
 
-/* Reads into buf (appending at *have) with the upstream timeout. >0 bytes, 0 EOF, -1 error. */
-static ssize_t recv_some(int fd, char *buf, size_t cap, size_t *have)
-{
-	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
-		int r = poll(&p, 1, UPSTREAM_TIMEOUT_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			errno = r == 0 ? ETIMEDOUT : errno;
-			return -1;
-		}
-		ssize_t n = recv(fd, buf + *have, cap - *have, 0);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n > 0)
-			*have += (size_t)n;
-		return n;
-	}
-}
-
-/* One exchange on fd. Returns 0 ok, -1 failed (err set), -2 failed before any byte came back
- * (a stale pooled connection: safe to retry a GET on a new one). *reuse says whether fd may go
- * back to the pool. */
+/* One exchange on fd, the response read by sluice's own parser (src/http/response.h). Returns
+ * 0 ok, -1 failed (err set), -2 failed before any byte came back (a stale pooled connection:
+ * safe to retry a GET on a new one). *reuse says whether fd may go back to the pool. */
 static int exchange(int fd, const char *hostport, const char *path, int *status, char *body,
 		    size_t cap, int *reuse, char *err, size_t errn)
 {
@@ -655,61 +636,26 @@ static int exchange(int fd, const char *hostport, const char *path, int *status,
 	if (write_all(fd, req, (size_t)n))
 		return -2;
 	static _Thread_local char buf[HEAD_MAX * 2 + SVC_BODY_MAX];
-	size_t have = 0;
-	char *end;
-	while (!(end = have >= 4 ? memmem(buf, have, "\r\n\r\n", 4) : NULL)) {
-		if (have >= HEAD_MAX * 2) {
-			snprintf(err, errn, "upstream response head too large");
-			return -1;
-		}
-		ssize_t r = recv_some(fd, buf, HEAD_MAX * 2, &have);
-		if (r <= 0) {
-			if (have == 0 && (r == 0 || errno == ECONNRESET))
-				return -2;
-			snprintf(err, errn, "upstream %s: %s", hostport,
-				 r == 0 ? "closed the connection" : strerror(errno));
-			return -1;
-		}
-	}
-	size_t head_len = (size_t)(end - buf) + 4;
-	*end = '\0';
-	int st = 0, minor = 0;
-	if (sscanf(buf, "HTTP/1.%d %3d", &minor, &st) != 2 || st < 100 || st > 599) {
-		snprintf(err, errn, "upstream %s: malformed status line", hostport);
+	static _Thread_local struct http_response resp;
+	struct http_reader rd;
+	http_reader_init(&rd, buf, sizeof(buf), UPSTREAM_TIMEOUT_MS);
+	struct err e;
+	int rc = http_reader_read(&rd, fd, "GET", &resp, &e);
+	if (rc == HTTP_READ_IDLE_CLOSED)
+		return -2;
+	if (rc) {
+		snprintf(err, errn, "upstream %s: %s", hostport, e.msg);
 		return -1;
 	}
-	long long cl = -1;
-	int close_after = minor == 0, chunked = 0;
-	for (char *line = strstr(buf, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
-		char *h = line + 2, *eol = strstr(h, "\r\n");
-		size_t hl = eol ? (size_t)(eol - h) : strlen(h);
-		if (!strncasecmp(h, "Content-Length:", 15))
-			cl = strtoll(h + 15, NULL, 10);
-		else if (!strncasecmp(h, "Connection:", 11))
-			close_after = has_token(h + 11, hl - 11, "close") ||
-				      (minor == 0 && !has_token(h + 11, hl - 11, "keep-alive"));
-		else if (!strncasecmp(h, "Transfer-Encoding:", 18))
-			chunked = 1;
-	}
-	if (chunked || cl < 0 || (size_t)cl >= cap) {
-		snprintf(err, errn, "upstream %s: response body %s", hostport,
-			 chunked ? "is chunked (unsupported)" : cl < 0 ? "has no Content-Length" : "too large");
+	if (resp.body_len >= cap) {
+		snprintf(err, errn, "upstream %s: response body too large", hostport);
 		return -1;
 	}
-	size_t got = have - head_len;
-	memmove(body, buf + head_len, got < (size_t)cl ? got : (size_t)cl);
-	while (got < (size_t)cl) {
-		size_t h2 = got;
-		ssize_t r = recv_some(fd, body, (size_t)cl, &h2);
-		if (r <= 0) {
-			snprintf(err, errn, "upstream %s: body cut short", hostport);
-			return -1;
-		}
-		got = h2;
-	}
-	body[cl] = '\0';
-	*status = st;
-	*reuse = !close_after && got == (size_t)cl;
+	memcpy(body, resp.body, resp.body_len);
+	body[resp.body_len] = '\0';
+	*status = resp.status;
+	/* Bytes after the response would be read as the next one's: such a connection is dropped. */
+	*reuse = resp.keep_alive && rd.len == rd.used;
 	return 0;
 }
 

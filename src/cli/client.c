@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 
 void client_init(struct client *c)
 {
@@ -18,6 +18,20 @@ void client_release(struct client *c)
 {
 	httpc_free(c->http);
 	c->http = NULL;
+}
+
+int client_set_authorization(struct client *c, const char *value)
+{
+	char field[HTTPC_MAX_HEADER_LEN + 1];
+	struct err e;
+	if (value && (size_t)snprintf(field, sizeof(field), "Authorization: %s", value) >= sizeof(field))
+		return error("the authorization is longer than %d bytes", HTTPC_MAX_HEADER_LEN);
+	const char *const list[] = {value ? field : NULL, NULL};
+	if (!c->http)
+		return error("the HTTP client could not be created");
+	if (httpc_set_headers(c->http, list, &e))
+		return error("authorization: %s", e.msg);
+	return 0;
 }
 
 int client_option(struct client *c, int opt, const char *arg)

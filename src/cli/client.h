@@ -23,6 +23,12 @@ struct client {
 		       {"help", no_argument, NULL, 'h'}
 
 void client_init(struct client *c);
+/*
+ * Sends "Authorization: VALUE" (e.g. "Bearer <token>") with every later call; NULL stops
+ * sending it. The value is copied. Returns 0, or -1 after printing why (a CR, LF or other
+ * control character, longer than 8 KiB).
+ */
+int client_set_authorization(struct client *c, const char *value);
 void client_release(struct client *c);
 /* Handles --server and -o; returns 0 when the option was one of them, -1 on a bad value. */
 int client_option(struct client *c, int opt, const char *arg);

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 #include "contract/contract.h"
 #include "contract/openapi.h"
 #include "contract/report.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
-#include "cli/commands.h"
+#include "commands.h"
 #include "contract/contract.h"
 #include "util/buf.h"
 #include "util/doc.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli/client.h"
-#include "cli/commands.h"
+#include "commands.h"
 #include "contract/report.h"
 
 static int gate_options(struct client *c, int argc, char **argv, const char **env,

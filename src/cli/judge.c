@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 #include "stats/judge.h"
 #include "stats/sequential.h"
 #include "util/log.h"

@@ -7,13 +7,16 @@
  *
  * Each of the C connections is a thread with one keep-alive connection that sends GETs to the
  * URLs in turn, paced so that the total is about N requests per second. A request fails when
- * the connection cannot be made, breaks before a full response, or the status is 5xx. It stops
+ * the connection cannot be made, breaks before a full response, the response is not valid
+ * HTTP/1.1, or the status is 5xx. It stops
  * after S seconds or at SIGTERM/SIGINT, and prints one summary line (and writes JSON to FILE,
  * atomically): requests, failed, statuses, versions seen (X-Version), p50/p99 latency.
  *
  * Bounded in time and count: it never runs longer than --duration (at most 1 hour) plus one
  * response timeout (5 s), at most 100000 requests/s, 64 connections, 1 MiB per response.
- * Responses are framed by Content-Length (what sluice's proxy and the examples send).
+ * Responses are read by the project's strict parser (http/response.h), so every framing a
+ * service may use works: Content-Length, chunked, a body until the server closes (the next
+ * request then opens a new connection), interim 1xx, 204 and 304 without a body.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,12 +29,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "commands.h"
+#include "http/response.h"
+#include "util/httpc.h"
 #include "util/log.h"
 
 #define LOAD_MAX_URLS 16
@@ -105,8 +109,8 @@ static void usage(FILE *f)
 		"multiple of the URL count spreads the load evenly) for S seconds (default 10, at most\n"
 		"%.0f), then prints one line:\n"
 		"  requests R failed F (5xx X, connection E) 2xx A 4xx B p50 Pms p99 Qms versions V=n,...\n"
-		"A request fails when the connection cannot be made, breaks before a full response or\n"
-		"answers 5xx. SIGTERM or SIGINT stops early and still prints the line (a request cut by\n"
+		"A request fails when the connection cannot be made, breaks before a full response,\n"
+		"the response is not valid HTTP/1.1 or it answers 5xx. SIGTERM or SIGINT stops early and still prints the line (a request cut by\n"
 		"the stop is not counted). --json FILE also writes {requests, failed, 5xx,\n"
 		"connection_errors, 2xx, 4xx, p50_ms, p99_ms, versions} to FILE, atomically.\n"
 		"--header adds one request header to every request.\n"
@@ -157,18 +161,13 @@ static int parse_number(const char *opt, const char *s, double lo, double hi, do
 	return 0;
 }
 
-static int header_ok(const char *h)
+/* The rules of every client's extra fields (util/httpc.h), and a length that fits the request. */
+static int header_ok(const char *h, struct err *e)
 {
-	const char *colon = strchr(h, ':');
-	if (!colon || colon == h || strlen(h) > 512)
-		return 0;
-	for (const char *p = h; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			return 0;
-	for (const char *p = h; p < colon; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			return 0;
-	return 1;
+	const char *const list[] = {h, NULL};
+	if (strlen(h) > 512)
+		return err_set(e, "longer than 512 bytes");
+	return httpc_headers_check(list, e);
 }
 
 /* 0, or EXIT_USAGE after a message; *help set for --help. */
@@ -214,10 +213,12 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 				return error("--json: expected a file name"), EXIT_USAGE;
 			l->json = v;
 		} else {
-			if (!header_ok(v))
+			struct err e;
+			if (header_ok(v, &e))
 				return error("--header: expected 'Name: value' (at most 512 bytes, no "
-					     "control characters), got '%.64s'",
-					     v),
+					     "control characters, not Host, Connection, ...), got "
+					     "'%.64s': %s",
+					     v, e.msg),
 				       EXIT_USAGE;
 			l->header = v;
 		}
@@ -233,11 +234,10 @@ static int dial(const struct target *t)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	/* On Linux SO_SNDTIMEO also bounds connect(). */
+	/* On Linux SO_SNDTIMEO also bounds connect(); the reader bounds each wait for a response. */
 	struct timeval tv = {LOAD_IO_TIMEOUT_S, 0};
 	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
 	    connect(fd, (const struct sockaddr *)&t->addr, sizeof(t->addr))) {
 		close(fd);
@@ -267,79 +267,23 @@ static void note_version(struct load *l, const char *v, size_t n)
 	pthread_mutex_unlock(&l->ver_mu);
 }
 
-/* The value of header `name` (case-insensitive) in head[0..n), or NULL; *len its length. */
-static const char *header_value(const char *head, size_t n, const char *name, size_t *len)
-{
-	size_t nl = strlen(name);
-	const char *p = memchr(head, '\n', n), *end = head + n;
-	while (p && p + 1 < end) {
-		const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
-		if (!eol)
-			break;
-		if ((size_t)(eol - line) > nl && !strncasecmp(line, name, nl) && line[nl] == ':') {
-			const char *v = line + nl + 1;
-			while (v < eol && (*v == ' ' || *v == '\t'))
-				v++;
-			const char *ve = eol;
-			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-				ve--;
-			*len = (size_t)(ve - v);
-			return v;
-		}
-		p = eol;
-	}
-	return NULL;
-}
-
 /* Reads one response; returns its status, -2 when the connection was closed before any byte
- * of it (a keep-alive connection the server had closed), or -1 when it broke. Bytes after the
- * response stay in buf for the next one. */
-static int read_response(struct load *l, int fd, char *buf, size_t cap, size_t *have)
+ * of it (a keep-alive connection the server had closed), or -1 when it broke or was not valid
+ * HTTP/1.1. *again says whether the connection may carry the next request. */
+static int read_response(struct load *l, int fd, struct http_reader *rd, int *again)
 {
-	for (;;) {
-		char *end = memmem(buf, *have, "\r\n\r\n", 4);
-		if (end) {
-			size_t head = (size_t)(end - buf) + 4, vlen = 0;
-			int status = 0;
-			if (sscanf(buf, "HTTP/1.%*d %3d", &status) != 1 || status < 100 || status > 999)
-				return -1;
-			size_t clen = 0;
-			const char *cl = header_value(buf, head, "content-length", &vlen);
-			if (cl) {
-				char num[24];
-				if (vlen == 0 || vlen >= sizeof(num))
-					return -1;
-				memcpy(num, cl, vlen);
-				num[vlen] = '\0';
-				char *e;
-				unsigned long long x = strtoull(num, &e, 10);
-				if (*e || x > LOAD_MAX_RESPONSE)
-					return -1;
-				clen = (size_t)x;
-			}
-			if (head + clen > cap)
-				return -1;
-			while (*have < head + clen) {
-				ssize_t n = read(fd, buf + *have, cap - *have);
-				if (n <= 0)
-					return -1;
-				*have += (size_t)n;
-			}
-			/* Counted only for a whole response, so that versions add up to requests. */
-			const char *xv = header_value(buf, head, "x-version", &vlen);
-			if (xv && vlen)
-				note_version(l, xv, vlen);
-			memmove(buf, buf + head + clen, *have - head - clen);
-			*have -= head + clen;
-			return status;
-		}
-		if (*have == cap)
-			return -1;
-		ssize_t n = read(fd, buf + *have, cap - *have);
-		if (n <= 0)
-			return *have == 0 && n == 0 ? -2 : -1;
-		*have += (size_t)n;
-	}
+	static _Thread_local struct http_response resp;
+	struct err e;
+	*again = 0;
+	int rc = http_reader_read(rd, fd, "GET", &resp, &e);
+	if (rc)
+		return rc == HTTP_READ_IDLE_CLOSED ? -2 : -1;
+	/* Counted only for a whole response, so that versions add up to requests. */
+	const struct http_header *xv = http_head_get(&resp.head, "x-version");
+	if (xv && xv->value_len)
+		note_version(l, xv->value, xv->value_len);
+	*again = resp.keep_alive;
+	return resp.status;
 }
 
 static void set_fd(struct load *l, int id, int *fd, int v)
@@ -376,8 +320,9 @@ static void *worker(void *arg)
 	double interval = (double)l->nconns / l->rate;
 	double next = now_s() + interval * (double)id / l->nconns;
 	char *buf = malloc(LOAD_MAX_RESPONSE);
-	size_t have = 0;
-	int fd = -1;
+	struct http_reader rd;
+	http_reader_init(&rd, buf, LOAD_MAX_RESPONSE, LOAD_IO_TIMEOUT_S * 1000);
+	int fd = -1, again = 0;
 	char req[1024];
 	while (buf && !stopping && now_s() < l->end) {
 		double t = now_s();
@@ -397,25 +342,27 @@ static void *worker(void *arg)
 		double t0 = now_s();
 		int status = -2;
 		if (fd < 0) {
+			http_reader_reset(&rd);
 			set_fd(l, id, &fd, dial(tg));
 			status = fd < 0 ? -1 : -2;
 		}
 		if (fd >= 0) {
 			status = -1;
 			if (write(fd, req, (size_t)len) == len)
-				status = read_response(l, fd, buf, LOAD_MAX_RESPONSE, &have);
+				status = read_response(l, fd, &rd, &again);
 			if (status == -2 && !stopping) {
 				/* A keep-alive connection the server closed between requests is not a
 				 * failed request when nothing came back: retry once on a new one. */
-				have = 0;
+				http_reader_reset(&rd);
 				set_fd(l, id, &fd, dial(tg));
 				status = -1;
 				if (fd >= 0 && write(fd, req, (size_t)len) == len)
-					status = read_response(l, fd, buf, LOAD_MAX_RESPONSE, &have);
+					status = read_response(l, fd, &rd, &again);
 			}
 		}
+		if (status >= 0 && !again)
+			set_fd(l, id, &fd, -1); /* the server closes it (or said it would) */
 		if (status < 0) {
-			have = 0;
 			set_fd(l, id, &fd, -1);
 			/* A request cut by our own stop (SIGTERM shuts the sockets down) is not the
 			 * server's failure. */

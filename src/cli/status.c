@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
-#include "cli/commands.h"
+#include "commands.h"
 
 static void print_region(const json_t *r)
 {

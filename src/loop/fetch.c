@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/httpc.h"
 
 /*
  * A request lives on exactly one list of its fetcher: `live` while it waits for its 0 ms
@@ -316,6 +317,11 @@ static int check(const struct fetch_req *req, const char *method, struct req *r)
 		snprintf(e, n, "no URL");
 		return -1;
 	}
+	struct err he;
+	if (httpc_headers_check(req->headers, &he)) {
+		snprintf(e, n, "%.300s", he.msg);
+		return -1;
+	}
 
 	CURLU *u = curl_url();
 	if (!u) {
@@ -382,6 +388,8 @@ static CURLcode setup(struct req *r, const struct fetch_req *req, const char *me
 			return CURLE_OUT_OF_MEMORY;
 		r->hdrs = h;
 	}
+	if (httpc_headers_append(&r->hdrs, req->headers))
+		return CURLE_OUT_OF_MEMORY;
 
 #define SET(opt, val)                                          \
 	do {                                                   \

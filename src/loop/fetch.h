@@ -16,7 +16,7 @@
  *     Proxy settings from the environment are honoured, as everywhere else in libcurl.
  *
  * Ownership: fetch_start copies everything it needs from the request (URL, method, body,
- * content type), so the caller's strings may go away once it returns. The result handed to a
+ * content type, header fields), so the caller's strings may go away once it returns. The result handed to a
  * callback, including body and error, belongs to fetch and is valid only during the callback.
  *
  * Re-entrancy: a callback may call fetch_start, fetch_cancel (for any request) and
@@ -44,6 +44,12 @@ struct fetch_req {
 	const char *ctype;    /* Content-Type of body; NULL = application/json when a body is given */
 	long timeout_ms;      /* whole exchange including connect; must be > 0 */
 	size_t max_response;  /* response body bytes; a larger body ends the request with an error */
+	const char *const *headers; /* NULL, or extra request fields: a NULL-terminated list of
+				     * "Name: value" (e.g. "Authorization: Bearer ..."), copied by
+				     * fetch_start; the rules and limits of httpc_headers_check
+				     * (util/httpc.h): at most 32 fields of 8 KiB, no CR/LF, not
+				     * Host/Content-Type/Content-Length/... A refused list ends the
+				     * request with an error (nothing is sent). */
 };
 
 struct fetch_result {

@@ -13,7 +13,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 #include "loop/loop.h"
 #include "proxy/proxy.h"
 #include "util/log.h"

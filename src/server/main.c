@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "commands.h"
 #include "server/api.h"
 #include "server/server.h"
 #include "server/verify.h"

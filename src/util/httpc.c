@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 struct httpc {
 	CURL *curl;
 	long timeout_ms;
 	size_t max_response;
+	struct curl_slist *extra; /* httpc_set_headers, in curl's form; NULL: none */
 };
 
 static int curl_ready;
@@ -39,7 +41,98 @@ void httpc_free(httpc *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->curl);
+	curl_slist_free_all(c->extra);
 	free(c);
+}
+
+/* tchar of RFC 9110 5.6.2 */
+static int is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+int httpc_headers_check(const char *const *headers, struct err *e)
+{
+	static const char *const owned[] = {"Host",       "Content-Length", "Transfer-Encoding",
+					    "Connection", "Expect",         "Content-Type"};
+	for (size_t n = 0; headers && headers[n]; n++) {
+		const char *f = headers[n];
+		if (n == HTTPC_MAX_HEADERS)
+			return err_set(e, "more than %d request header fields", HTTPC_MAX_HEADERS);
+		if (strnlen(f, HTTPC_MAX_HEADER_LEN + 1) > HTTPC_MAX_HEADER_LEN)
+			return err_set(e, "request header field '%.32s...' is longer than %d bytes", f,
+				       HTTPC_MAX_HEADER_LEN);
+		const char *colon = strchr(f, ':');
+		if (!colon || colon == f)
+			return err_set(e, "request header field '%.64s': expected 'Name: value'", f);
+		int nl = (int)(colon - f);
+		for (const char *p = f; p < colon; p++)
+			if (!is_tchar((unsigned char)*p))
+				return err_set(e, "request header field '%.*s': not a valid field name",
+					       nl < 64 ? nl : 64, f);
+		for (const char *p = colon + 1; *p; p++)
+			if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+				return err_set(e, "request header field %.*s: the value holds a control "
+						  "character (CR, LF, ...)",
+					       nl < 64 ? nl : 64, f);
+		for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++)
+			if (strlen(owned[k]) == (size_t)nl && !strncasecmp(f, owned[k], (size_t)nl))
+				return err_set(e, "request header field %s is the client's own, it cannot be "
+						  "added",
+					       owned[k]);
+	}
+	return 0;
+}
+
+int httpc_headers_append(struct curl_slist **list, const char *const *headers)
+{
+	for (size_t n = 0; headers && headers[n]; n++) {
+		const char *f = headers[n], *colon = strchr(f, ':'), *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		size_t vl = strlen(v);
+		while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+			vl--;
+		char line[HTTPC_MAX_HEADER_LEN + 4];
+		if (vl)
+			snprintf(line, sizeof(line), "%.*s: %.*s", (int)(colon - f), f, (int)vl, v);
+		else
+			snprintf(line, sizeof(line), "%.*s;", (int)(colon - f), f);
+		struct curl_slist *l = curl_slist_append(*list, line);
+		if (!l)
+			return -1;
+		*list = l;
+	}
+	return 0;
+}
+
+int httpc_set_headers(httpc *c, const char *const *headers, struct err *e)
+{
+	if (httpc_headers_check(headers, e))
+		return -1;
+	struct curl_slist *l = NULL;
+	if (httpc_headers_append(&l, headers)) {
+		curl_slist_free_all(l);
+		return err_set(e, "out of memory for the request header fields");
+	}
+	curl_slist_free_all(c->extra);
+	c->extra = l;
+	return 0;
+}
+
+/* hdrs followed by the fields of httpc_set_headers; NULL (hdrs freed) when out of memory. */
+static struct curl_slist *with_extra(httpc *c, struct curl_slist *hdrs)
+{
+	for (struct curl_slist *x = c->extra; x && hdrs; x = x->next) {
+		struct curl_slist *l = curl_slist_append(hdrs, x->data);
+		if (!l) {
+			curl_slist_free_all(hdrs);
+			return NULL;
+		}
+		hdrs = l;
+	}
+	return hdrs;
 }
 
 struct sink {
@@ -94,6 +187,9 @@ int httpc_request(httpc *c, const char *method, const char *url, const char *bod
 	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "application/json");
 	hdrs = curl_slist_append(hdrs, ct);
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = with_extra(c, hdrs);
+	if (!hdrs)
+		return err_set(e, "%s %s: out of memory", method, url);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 0L);
 	if (body) {
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
@@ -134,6 +230,11 @@ int httpc_upload(httpc *c, const char *method, const char *url, const char *path
 	fstat(fileno(f), &st);
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/octet-stream");
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = with_extra(c, hdrs);
+	if (!hdrs) {
+		fclose(f);
+		return err_set(e, "%s %s: out of memory", method, url);
+	}
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READDATA, f);

@@ -2,6 +2,7 @@
  * httpc: a small blocking HTTP client over libcurl, for the CLI and for the control plane's
  * calls to the proxy's admin API on loopback. One handle keeps its connection alive between
  * requests. Response bodies are capped (limit given at init): a larger body is an error.
+ * Extra request header fields (a token) are set once per handle (httpc_set_headers).
  */
 #ifndef SLUICE_HTTPC_H
 #define SLUICE_HTTPC_H
@@ -16,6 +17,38 @@ typedef struct httpc httpc;
 
 httpc *httpc_new(long timeout_ms, size_t max_response);
 void httpc_free(httpc *c);
+
+/*
+ * Extra request header fields (for example "Authorization: Bearer ..."), shared with fetch.h.
+ *
+ * A list is NULL-terminated; each entry is one field "Name: value" without CRLF. Limits: at most
+ * HTTPC_MAX_HEADERS fields of at most HTTPC_MAX_HEADER_LEN bytes each. The name is an HTTP
+ * token; the value (spaces around it are not significant) holds no CR, LF or other control
+ * character but HTAB, and may be empty. Fields the client owns are refused: Host,
+ * Content-Length, Transfer-Encoding, Connection, Expect and Content-Type (it has its own
+ * argument). Nothing is sent when a list is refused.
+ */
+#define HTTPC_MAX_HEADERS 32
+#define HTTPC_MAX_HEADER_LEN 8192
+
+/* Checks a list against the rules above: 0, or -1 with e naming the field and the rule. */
+__attribute__((warn_unused_result)) int httpc_headers_check(const char *const *headers,
+							    struct err *e);
+/*
+ * Appends the fields of a checked list to *list in libcurl's CURLOPT_HTTPHEADER form ("Name;"
+ * for an empty value, which "Name:" would remove). For httpc and fetch. Returns 0, or -1 when
+ * out of memory (*list then holds what it held before, plus possibly some of the fields).
+ */
+struct curl_slist;
+__attribute__((warn_unused_result)) int httpc_headers_append(struct curl_slist **list,
+							     const char *const *headers);
+/*
+ * Sends these fields with every later request of c, until the next call; NULL or an empty list
+ * sends none. The strings are copied: the caller's may go away once this returns. On -1 (a
+ * refused list, e says why, or out of memory) c keeps the fields it had.
+ */
+__attribute__((warn_unused_result)) int httpc_set_headers(httpc *c, const char *const *headers,
+							  struct err *e);
 
 /*
  * Sends method url with body (may be NULL; content type application/json unless ctype given).

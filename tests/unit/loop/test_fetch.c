@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "loop/fetch.h"
+#include "util/httpc.h"
 #include "support/loopback.h"
 #include "loop/loop.h"
 
@@ -28,6 +29,7 @@ enum mode {
 	M_BIG,      /* 200 with BIG_LEN bytes, no Content-Length (ends at close) */
 	M_BIG_CL,   /* 200 with BIG_LEN bytes and their Content-Length */
 	M_SLOW,     /* 200 "slow" after SLOW_MS */
+	M_HEADERS,  /* 200 with the request head as the body */
 };
 
 #define BIG_LEN 100000
@@ -158,6 +160,9 @@ static void answer(struct srv *s, int fd)
 		sleep_ms(SLOW_MS);
 		reply(fd, "200 OK", "", "slow", 4, 1, with_body);
 		break;
+	case M_HEADERS:
+		reply(fd, "200 OK", "", req, head_len, 1, with_body);
+		break;
 	}
 }
 
@@ -247,7 +252,7 @@ struct got {
 	int calls;
 	int ok;
 	long status;
-	char body[256];
+	char body[1024];
 	size_t body_len;
 	char error[256];
 	uint64_t elapsed;
@@ -693,4 +698,67 @@ Test(fetch, immediate_failures_come_from_the_loop)
 	/* delivered in the order started */
 	cr_assert_lt(bad_url.order, no_scheme.order);
 	cr_assert_lt(no_scheme.order, bad_method.order);
+}
+
+Test(fetch, extra_header_fields_arrive_and_are_copied)
+{
+	struct srv *s = srv_start(M_HEADERS);
+	char url[128], auth[64];
+	url_of(url, sizeof(url), s->port, "/h");
+	snprintf(auth, sizeof(auth), "Authorization: Bearer abc.def");
+	const char *list[] = {auth, "X-Empty:", "X-Spaced:   two words  ", NULL};
+	struct got g = {0}, p = {0};
+	struct fetch_req req = {.url = url, .timeout_ms = 2000, .max_response = 4096, .headers = list};
+	cr_assert_neq(fetch_start(f, &req, on_done, &g), 0);
+	struct fetch_req post = {.method = "POST", .url = url, .body = "{}", .body_len = 2,
+				 .timeout_ms = 2000, .max_response = 4096, .headers = list};
+	cr_assert_neq(fetch_start(f, &post, on_done, &p), 0);
+	memset(auth, 'Z', sizeof(auth) - 1); /* fetch_start copied the fields */
+	list[0] = NULL;
+	run(5000);
+	cr_assert(!guard_fired);
+	cr_assert(g.ok && p.ok, "%s / %s", g.error, p.error);
+	cr_assert(strstr(g.body, "\r\nAuthorization: Bearer abc.def\r\n"), "%s", g.body);
+	cr_assert(strstr(g.body, "\r\nX-Empty:\r\n") || strstr(g.body, "\r\nX-Empty: \r\n"), "%s",
+		  g.body);
+	cr_assert(strstr(g.body, "\r\nX-Spaced: two words\r\n"), "%s", g.body);
+	cr_assert(strstr(p.body, "\r\nAuthorization: Bearer abc.def\r\n"), "%s", p.body);
+	cr_assert(strcasestr(p.body, "\r\nContent-Type: application/json\r\n"), "%s", p.body);
+}
+
+Test(fetch, refused_header_fields_end_the_request_unsent)
+{
+	struct srv *s = srv_start(M_HEADERS);
+	char url[128];
+	url_of(url, sizeof(url), s->port, "/h");
+	static const char *const bad[][2] = {
+		{"X-Inject: a\r\nX-Other: b", "control character"},
+		{"NoColon", "expected 'Name: value'"},
+		{"Bad Name: x", "not a valid field name"},
+		{"host: elsewhere", "Host is the client's own"},
+		{"Content-Type: text/plain", "Content-Type is the client's own"},
+	};
+	struct got g[5] = {{0}};
+	for (int i = 0; i < 5; i++) {
+		const char *list[] = {bad[i][0], NULL};
+		struct fetch_req req = {.url = url, .timeout_ms = 2000, .max_response = 4096,
+					.headers = list};
+		cr_assert_neq(fetch_start(f, &req, on_done, &g[i]), 0);
+	}
+	run(5000);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(g[i].ok, 0, "%s was sent", bad[i][0]);
+		cr_assert(strstr(g[i].error, bad[i][1]), "%s: %s", bad[i][0], g[i].error);
+	}
+	/* 33 fields: one too many */
+	const char *many[HTTPC_MAX_HEADERS + 2];
+	for (int i = 0; i <= HTTPC_MAX_HEADERS; i++)
+		many[i] = "X-A: 1";
+	many[HTTPC_MAX_HEADERS + 1] = NULL;
+	struct got m = {0};
+	struct fetch_req req = {.url = url, .timeout_ms = 2000, .max_response = 4096, .headers = many};
+	cr_assert_neq(fetch_start(f, &req, on_done, &m), 0);
+	run(5000);
+	cr_assert_eq(m.ok, 0);
+	cr_assert(strstr(m.error, "more than 32"), "%s", m.error);
 }

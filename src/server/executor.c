@@ -26,6 +26,7 @@
 #include "server/server.h"
 #include "server/smoke.h"
 #include "server/verify.h"
+#include "util/spawn.h"
 
 static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e);
@@ -66,28 +67,14 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%lld", (long long)(rate > 0 ? rate : 50));
 	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execl(exe, exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
-		      "--json", result, (char *)NULL);
-		_exit(127);
+	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
+			"--json", result, NULL};
+	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1};
+	struct err e;
+	if (spawn_start(&so, NULL, &e) != 0) {
+		log_warn("deployment %lld: could not start the stage's traffic: %s", (long long)dep, e.msg);
+		return; /* no result: the stage fails when its time is up */
 	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
 	log_info("deployment %lld: stage traffic to %s at %s/s for %s s", (long long)dep, url, rates, dur);
 }
 
@@ -199,7 +186,7 @@ static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, 
 		struct smoke_slot *sl = &j->slots[j->nslots++];
 		sl->job = j;
 		snprintf(sl->id, sizeof(sl->id), "%s", in[i].id);
-		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].addr, smoke_done, sl,
+		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].endpoint, smoke_done, sl,
 				     &sl->run);
 		if (rc < 0) {
 			smoke_job_free(j);
@@ -275,7 +262,8 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	}
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, r->env, r->name, NULL, &in, &n))
+	runtime *rt = server_runtime(srv, r->env, r->name);
+	if (!rt || runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
 		return;
 	int new_alive = 0, old_alive = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -686,10 +674,11 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 	return store_add_event(srv->store, id, "superseded", NULL, msg, NULL, e);
 }
 
-/* Instance ids ("service.env.region.version.NN") name files; one that cannot be made is
- * refused here, before anything starts. Returns 0, or -1 with e. */
-static int ids_too_long(struct server *srv, const json_t *svc, const char *service, const char *env,
-			const char *version, struct err *e)
+/* Whether each region's runtime can run instances of this release (a driver may name files or
+ * containers after them): one that cannot is refused here, before anything starts. Returns 0,
+ * or -1 with e. */
+static int names_refused(struct server *srv, const json_t *svc, const char *service, const char *env,
+			 const char *version, struct err *e)
 {
 	json_t *envm = server_environment(srv, env);
 	int baseline = wants_baseline(svc);
@@ -698,18 +687,20 @@ static int ids_too_long(struct server *srv, const json_t *svc, const char *servi
 	int rc = 0;
 	json_array_foreach(json_object_get(envm, "regions"), i, r) {
 		const char *region = json_string_value(json_object_get(r, "name"));
-		char stable[PL_NAME_MAX];
-		size_t v = strlen(version);
-		/* a baseline's instances carry the stable version and a suffix */
-		if (baseline && store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL) == 0 &&
-		    strlen(stable) + strlen(PL_BASELINE_SUFFIX) > v)
-			v = strlen(stable) + strlen(PL_BASELINE_SUFFIX);
-		size_t n = strlen(service) + strlen(env) + strlen(region) + v + 3 + 3;
-		if (n >= RUNTIME_ID_MAX) {
-			rc = err_set(e, "instance ids of %s %s in %s/%s would be %zu bytes, at most %d (they name "
-					"files): use a shorter version name", service, version, env, region, n,
-				     RUNTIME_ID_MAX - 1);
+		runtime *rt = NULL;
+		if (runtimes_resolve(srv->runtimes, env, r, &rt, e) ||
+		    runtime_check_names(rt, service, env, region, version, e)) {
+			rc = -1;
 			break;
+		}
+		/* a baseline's instances carry the stable version and a suffix */
+		char stable[PL_NAME_MAX], label[PL_NAME_MAX + 16];
+		if (baseline && store_get_stable(srv->store, service, env, region, stable, sizeof(stable), NULL) == 0) {
+			snprintf(label, sizeof(label), "%s%s", stable, PL_BASELINE_SUFFIX);
+			if (runtime_check_names(rt, service, env, region, label, e)) {
+				rc = -1;
+				break;
+			}
 		}
 	}
 	json_decref(envm);
@@ -733,7 +724,7 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 	json_t *svc = server_service(srv, service);
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
-	rc = ids_too_long(srv, svc, service, env, version, e);
+	rc = names_refused(srv, svc, service, env, version, e);
 	json_decref(svc);
 	if (rc)
 		return -1;

@@ -103,7 +103,8 @@ static void add_region(struct gather *g, struct server *srv, const char *env, co
 	}
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n) == 0) {
+	runtime *rt = server_runtime(srv, env, rname);
+	if (rt && runtime_list(rt, name, env, rname, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			if (in[k].state != INSTANCE_STOPPED)
 				add_live(g, rname, name, in[k].version, "serving");

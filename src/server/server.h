@@ -22,6 +22,7 @@
 #include "loop/loop.h"
 #include "runtime/runtime.h"
 #include "server/router.h"
+#include "server/runtimes.h"
 #include "stats/sequential.h"
 #include "store/store.h"
 
@@ -68,7 +69,7 @@ struct server {
 	loop *loop;
 	httpd *api;
 	store *store;
-	runtime *rt;
+	runtimes *runtimes;       /* one runtime per region (runtimes.h) */
 	router *router;
 	char data_dir[PATH_MAX];
 	char artifacts_dir[PATH_MAX + 32];
@@ -124,5 +125,8 @@ const char *reconcile_start_error(struct server *srv, const char *service, const
 /* Finds the environment's manifest and the index of a region in it (or -1). */
 json_t *server_environment(struct server *srv, const char *env); /* new reference or NULL */
 json_t *server_service(struct server *srv, const char *service);   /* new reference or NULL */
+/* The runtime of env/region (resolved from the Environment manifest the first time), or NULL
+ * when the region is unknown or its runtime cannot be opened (logged). */
+runtime *server_runtime(struct server *srv, const char *env, const char *region);
 
 #endif

@@ -41,11 +41,11 @@ static void print_region(const json_t *r)
 	json_t *in;
 	json_array_foreach(json_object_get(r, "instances"), i, in) {
 		const char *reason = json_string_value(json_object_get(in, "reason"));
-		printf("      %-8s %-21s %-10s pid %-7lld restarts %lld%s%s\n",
-		       json_string_value(json_object_get(in, "version")),
-		       json_string_value(json_object_get(in, "addr")),
+		const char *endpoint = json_string_value(json_object_get(in, "endpoint"));
+		printf("      %-8s %-21s %-10s %-11s restarts %lld%s%s\n",
+		       json_string_value(json_object_get(in, "version")), endpoint && *endpoint ? endpoint : "-",
 		       json_string_value(json_object_get(in, "state")),
-		       (long long)json_integer_value(json_object_get(in, "pid")),
+		       json_string_value(json_object_get(in, "detail")),
 		       (long long)json_integer_value(json_object_get(in, "restarts")),
 		       reason && *reason ? "  " : "", reason ? reason : "");
 	}

@@ -5,13 +5,13 @@
  * start time, the port, the desired state, the stop deadline) and log (its stdout+stderr).
  * state.json is rewritten atomically (tmp + fsync + rename) whenever something a restarted
  * server would need changes, so the processes outlive this driver and are re-adopted by
- * runtime_open: a pid whose /proc start time still matches is the same process.
+ * local_open: a pid whose /proc start time still matches is the same process.
  *
  * Processes are started with fork+exec in their own session (setsid), so a Ctrl-C or kill -9
  * of the server does not reach them, and stopped by signalling their whole process group.
  * See docs/runtime.md for the behaviour in prose.
  */
-#include "runtime/runtime.h"
+#include "runtime/runtime_local.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -36,11 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/spawn.h"
+
 extern char **environ;
 
 /* Instance ports: below the kernel's ephemeral range (32768+, where outgoing connections
  * take their local ports) and below 27000, where the project's tests and demo put listeners
- * of their own (27070, 28001-28102, 29001-29071). runtime_set_ports changes it. */
+ * of their own (27070, 28001-28102, 29001-29071). The `ports` setting changes it. */
 #define PORT_LO 20000
 #define PORT_HI 26999
 #define MAX_INSTANCES 4096           /* per runtime: a bound on memory and on tick work */
@@ -68,7 +70,7 @@ struct spec_copy {
 
 struct inst {
 	struct inst *next;
-	char id[RUNTIME_ID_MAX], service[RUNTIME_NAME_MAX], env[RUNTIME_NAME_MAX], region[RUNTIME_NAME_MAX],
+	char id[RUNTIME_LOCAL_ID_MAX], service[RUNTIME_NAME_MAX], env[RUNTIME_NAME_MAX], region[RUNTIME_NAME_MAX],
 		version[RUNTIME_NAME_MAX];
 	int index;
 	struct spec_copy spec;
@@ -98,18 +100,19 @@ struct inst {
 	size_t hc_len;
 };
 
-struct runtime {
+struct local {
 	char *dir;
 	char *real_dir;                /* canonical dir: the SLUICE_RUNTIME_DIR marker of our processes */
 	int lock_fd;
 	struct inst *list;
 	size_t count;
-	uint64_t generation; /* runtime_generation */
+	uint64_t generation; /* local_generation */
 	uint64_t now;
 	unsigned port_cursor;
 	int port_lo, port_hi;
 	size_t log_cap;
 	uint64_t next_log_check;
+	struct runtime_local_settings settings; /* as opened */
 };
 
 /* ---- small helpers ---- */
@@ -146,7 +149,7 @@ static bool match(const char *filter, const char *v)
 	return !filter || strcmp(filter, v) == 0;
 }
 
-static int path_of(const runtime *rt, const struct inst *in, const char *file, char *out, size_t n)
+static int path_of(const struct local *rt, const struct inst *in, const char *file, char *out, size_t n)
 {
 	int r = file ? snprintf(out, n, "%s/%s/%s", rt->dir, in->id, file)
 		     : snprintf(out, n, "%s/%s", rt->dir, in->id);
@@ -336,15 +339,8 @@ static int spec_from_json(struct spec_copy *s, json_t *j, struct err *e)
 
 /* ---- state files ---- */
 
-static const char *state_names[] = {"starting", "healthy", "unhealthy", "backoff", "stopping", "stopped"};
-
-const char *runtime_state_name(enum instance_state s)
-{
-	return (unsigned)s < sizeof state_names / sizeof *state_names ? state_names[s] : "unknown";
-}
-
 /* Monotonic deadline -> wall clock, so a deadline survives a restart of the server. */
-static uint64_t to_wall(const runtime *rt, uint64_t mono)
+static uint64_t to_wall(const struct local *rt, uint64_t mono)
 {
 	uint64_t wall = clock_ms(CLOCK_REALTIME);
 	return mono >= rt->now ? wall + (mono - rt->now) : wall - (rt->now - mono);
@@ -356,7 +352,7 @@ static uint64_t to_wall(const runtime *rt, uint64_t mono)
  * processes they describe are gone anyway. Directories are not fsynced: after a machine crash
  * the store is the truth and the reconciler calls ensure/stop again, which repairs a lost
  * record; an fsync costs ~5 ms here and ensure/stop run on the server's loop thread. */
-static int state_save(runtime *rt, struct inst *in, bool durable)
+static int state_save(struct local *rt, struct inst *in, bool durable)
 {
 	rt->generation++;
 	char path[4096], tmp[4200];
@@ -397,8 +393,8 @@ static int state_save(runtime *rt, struct inst *in, bool durable)
 }
 
 /* Appends a line of our own to the instance's log, so the log tells the whole story. */
-static void log_note(runtime *rt, struct inst *in, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void log_note(runtime *rt, struct inst *in, const char *fmt, ...)
+static void log_note(struct local *rt, struct inst *in, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void log_note(struct local *rt, struct inst *in, const char *fmt, ...)
 {
 	char path[4096], line[512];
 	if (path_of(rt, in, "log", path, sizeof path))
@@ -440,7 +436,7 @@ static bool port_free(int port)
 	return ok;
 }
 
-static bool port_known(const runtime *rt, int port, const struct inst *except)
+static bool port_known(const struct local *rt, int port, const struct inst *except)
 {
 	for (const struct inst *i = rt->list; i; i = i->next)
 		if (i != except && !i->gone && i->port == port)
@@ -450,7 +446,7 @@ static bool port_known(const runtime *rt, int port, const struct inst *except)
 
 /* Scans from a cursor that starts at a per-process pseudo-random place, so two runtimes (two
  * regions, parallel tests) rarely probe the same port between probe and the instance's bind. */
-static int port_alloc(runtime *rt, const struct inst *for_inst)
+static int port_alloc(struct local *rt, const struct inst *for_inst)
 {
 	unsigned span = (unsigned)(rt->port_hi - rt->port_lo + 1);
 	for (unsigned k = 0; k < span; k++) {
@@ -508,34 +504,6 @@ static bool env_overridden(const char *entry, char **extra)
 	return false;
 }
 
-/* The child side of spawn: only async-signal-safe calls between fork and exec. */
-static void __attribute__((noreturn)) child_exec(int logfd, int errfd, const char *cwd, char **argv, char **envp)
-{
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL); /* the server may block signals for signalfd */
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	for (int s = 1; s < NSIG; s++)
-		sigaction(s, &dfl, NULL); /* ignored signals (SIGPIPE) would stay ignored across exec */
-	setsid();
-	int nul = open("/dev/null", O_RDONLY);
-	if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0 || dup2(errfd, 3) < 0)
-		goto fail;
-	fcntl(3, F_SETFD, FD_CLOEXEC);
-	if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
-		for (int fd = 4; fd < 65536; fd++)
-			close(fd);
-	if (chdir(cwd) != 0)
-		goto fail;
-	execvpe(argv[0], argv, envp);
-fail:;
-	int err = errno;
-	if (write(3, &err, sizeof err) < 0) {
-		/* the parent then sees EOF and treats it as a failed exec anyway */
-	}
-	_exit(127);
-}
-
 static void hc_reset(struct inst *in)
 {
 	if (in->hc_fd >= 0)
@@ -545,7 +513,7 @@ static void hc_reset(struct inst *in)
 	in->hc_len = 0;
 }
 
-static void backoff_schedule(runtime *rt, struct inst *in)
+static void backoff_schedule(struct local *rt, struct inst *in)
 {
 	rt->generation++;
 	in->state = INSTANCE_BACKOFF;
@@ -554,11 +522,11 @@ static void backoff_schedule(runtime *rt, struct inst *in)
 }
 
 /* Starts the process. On failure the instance is in BACKOFF with the reason. */
-static int spawn(runtime *rt, struct inst *in)
+static int spawn(struct local *rt, struct inst *in)
 {
 	char dir[4096], logp[4096];
 	char **argv = NULL, **envp = NULL;
-	int logfd = -1, pfd[2] = {-1, -1}, rc = -1;
+	int logfd = -1, rc = -1;
 	size_t nargs = 0, nenv = 0, nextra = 0;
 
 	if (path_of(rt, in, NULL, dir, sizeof dir) || path_of(rt, in, "log", logp, sizeof logp)) {
@@ -629,33 +597,17 @@ static int spawn(runtime *rt, struct inst *in)
 		set_reason(in, "could not open log '%s': %s", logp, strerror(errno));
 		goto out;
 	}
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		set_reason(in, "pipe: %s", strerror(errno));
-		goto out;
-	}
 	/* Persist, then act: the file says "should run" before the process exists. If we die
-	 * between fork and the next save, runtime_open finds the process by its environment
+	 * between fork and the next save, local_open finds the process by its environment
 	 * (SLUICE_RUNTIME_DIR + SLUICE_INSTANCE) and adopts it instead of starting a twin. */
 	in->pid = 0;
 	in->state = INSTANCE_STARTING;
 	state_save(rt, in, !in->persisted);
-	pid_t pid = fork();
-	if (pid < 0) {
-		set_reason(in, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0)
-		child_exec(logfd, pfd[1], dir, argv, envp);
-	close(pfd[1]);
-	pfd[1] = -1;
-	int cerr = 0;
-	ssize_t n;
-	do
-		n = read(pfd[0], &cerr, sizeof cerr); /* EOF at exec: a few ms at most */
-	while (n < 0 && errno == EINTR);
-	if (n > 0) {
-		waitpid(pid, NULL, 0);
-		set_reason(in, "could not run '%s': %s", argv[0], strerror(cerr));
+	struct spawn_opts so = {.argv = argv, .envp = envp, .cwd = dir, .out_fd = logfd};
+	struct err se;
+	pid_t pid;
+	if (spawn_start(&so, &pid, &se) != 0) {
+		set_reason(in, "%s", se.msg);
 		log_note(rt, in, "%s", in->reason);
 		goto out;
 	}
@@ -678,10 +630,6 @@ out:
 	state_save(rt, in, false);
 	if (logfd >= 0)
 		close(logfd);
-	if (pfd[0] >= 0)
-		close(pfd[0]);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
 	strv_free(argv);
 	strv_free(envp);
 	return rc;
@@ -700,7 +648,7 @@ static void signal_group(struct inst *in, int sig)
 }
 
 struct kept {
-	char name[RUNTIME_ID_MAX + 8]; /* "ID.log" */
+	char name[RUNTIME_LOCAL_ID_MAX + 8]; /* "ID.log" */
 	time_t mtime;
 };
 
@@ -737,7 +685,7 @@ static void prune_logs(const char *logs)
 }
 
 /* The instance is gone for good: keep its log under DIR/logs/, remove its directory. */
-static void finish_stopped(runtime *rt, struct inst *in)
+static void finish_stopped(struct local *rt, struct inst *in)
 {
 	char dir[4096], logp[4096], keep[4096];
 	hc_reset(in);
@@ -774,7 +722,7 @@ static void describe_exit(struct inst *in, int status, bool never_healthy)
 		set_reason(in, "exited (wait status %d)%s", status, when);
 }
 
-static void on_exit_seen(runtime *rt, struct inst *in, int status)
+static void on_exit_seen(struct local *rt, struct inst *in, int status)
 {
 	bool never_healthy = in->state == INSTANCE_STARTING;
 	/* Helpers the instance left in its group would hold its port: they go with it. */
@@ -804,7 +752,7 @@ static void on_exit_seen(runtime *rt, struct inst *in, int status)
 }
 
 /* Returns true when the process has exited (and handles it). */
-static bool check_exit(runtime *rt, struct inst *in)
+static bool check_exit(struct local *rt, struct inst *in)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
@@ -831,7 +779,7 @@ static bool check_exit(runtime *rt, struct inst *in)
 	return dead;
 }
 
-static void stop_inst(runtime *rt, struct inst *in)
+static void stop_inst(struct local *rt, struct inst *in)
 {
 	if (in->gone || (!in->want_running && in->state == INSTANCE_STOPPING))
 		return;
@@ -852,7 +800,7 @@ static void stop_inst(runtime *rt, struct inst *in)
 
 /* ---- health ---- */
 
-static void hc_done(runtime *rt, struct inst *in, bool ok, const char *why)
+static void hc_done(struct local *rt, struct inst *in, bool ok, const char *why)
 {
 	hc_reset(in);
 	bool starting = in->state == INSTANCE_STARTING;
@@ -880,7 +828,7 @@ static void hc_done(runtime *rt, struct inst *in, bool ok, const char *why)
 }
 
 /* One step of the health check state machine; never blocks. */
-static void health_step(runtime *rt, struct inst *in)
+static void health_step(struct local *rt, struct inst *in)
 {
 	char why[96];
 	if (in->hc_phase == HC_IDLE) {
@@ -980,7 +928,7 @@ static void log_trim(const char *path, size_t cap)
 
 /* ---- adoption ---- */
 
-static struct inst *inst_new(runtime *rt)
+static struct inst *inst_new(struct local *rt)
 {
 	rt->generation++;
 	if (rt->count >= MAX_INSTANCES)
@@ -1007,7 +955,7 @@ static void inst_free(struct inst *in)
 	free(in);
 }
 
-static void inst_unlink(runtime *rt, struct inst *in)
+static void inst_unlink(struct local *rt, struct inst *in)
 {
 	rt->generation++;
 	for (struct inst **p = &rt->list; *p; p = &(*p)->next)
@@ -1027,7 +975,7 @@ static int copy_name(char *dst, json_t *j, const char *key)
 	return 0;
 }
 
-static int adopt_one(runtime *rt, const char *name)
+static int adopt_one(struct local *rt, const char *name)
 {
 	char path[4096];
 	int r = snprintf(path, sizeof path, "%s/%s/state.json", rt->dir, name);
@@ -1168,7 +1116,7 @@ static int proc_marks(int pid, const char *real_dir, char *id, size_t idn)
  * marks but is not recorded is adopted when its instance has no process, and killed (with
  * its group) otherwise, so a crash at any point leaves neither a twin nor an orphan. Only
  * session leaders count: an instance's own children inherit its environment. */
-static void adopt_unrecorded(runtime *rt)
+static void adopt_unrecorded(struct local *rt)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -1179,7 +1127,7 @@ static void adopt_unrecorded(runtime *rt)
 		long pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 1 || pid > INT32_MAX || pid == getpid() || getsid((pid_t)pid) != pid)
 			continue;
-		char id[RUNTIME_ID_MAX];
+		char id[RUNTIME_LOCAL_ID_MAX];
 		if (proc_marks((int)pid, rt->real_dir, id, sizeof id) != 0)
 			continue;
 		struct inst *in = rt->list;
@@ -1225,20 +1173,56 @@ static int mkdir_p(const char *dir)
 	return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-int runtime_open(runtime **out, const char *dir, struct err *e)
+/* Reads the region's settings ({ports: [LOW, HIGH], log_cap: BYTES}, all optional). */
+static int settings_parse(struct runtime_local_settings *st, const json_t *j, struct err *e)
 {
-	if (!dir || !*dir || strlen(dir) > 3000)
-		return err_set(e, "runtime directory name is empty or too long");
+	*st = (struct runtime_local_settings){.port_lo = PORT_LO, .port_hi = PORT_HI, .log_cap = LOG_CAP_DEFAULT};
+	if (!j)
+		return 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)j, key, v) {
+		if (!strcmp(key, "kind"))
+			continue; /* the region's `runtime: {kind: local, ...}` */
+		if (!strcmp(key, "ports")) {
+			json_int_t lo = json_integer_value(json_array_get(v, 0)), hi = json_integer_value(json_array_get(v, 1));
+			if (json_array_size(v) != 2 || !json_is_integer(json_array_get(v, 0)) ||
+			    !json_is_integer(json_array_get(v, 1)) || lo < 1024 || hi > 65535 || lo > hi)
+				return err_set(e, "runtime local: ports must be [LOW, HIGH] within 1024-65535, low end first");
+			st->port_lo = (int)lo;
+			st->port_hi = (int)hi;
+		} else if (!strcmp(key, "log_cap")) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1024 || json_integer_value(v) > (1ll << 40))
+				return err_set(e, "runtime local: log_cap must be a number of bytes, at least 1024");
+			st->log_cap = (size_t)json_integer_value(v);
+		} else {
+			return err_set(e, "runtime local: unknown setting '%s' (known: ports, log_cap)", key);
+		}
+	}
+	return 0;
+}
+
+static void local_close(void *drv);
+
+static int local_open(void **out, const json_t *settings, const struct runtime_host *host, struct err *e)
+{
+	struct runtime_local_settings st;
+	if (settings_parse(&st, settings, e))
+		return -1;
+	char dir[4096];
+	if (!host || !host->data_dir || !*host->data_dir || strlen(host->data_dir) > 3000)
+		return err_set(e, "runtime local: the data directory name is empty or too long");
+	snprintf(dir, sizeof dir, "%s/instances", host->data_dir);
 	if (mkdir_p(dir) != 0)
 		return err_set(e, "could not create runtime directory '%s': %s", dir, strerror(errno));
-	runtime *rt = calloc(1, sizeof *rt);
+	struct local *rt = calloc(1, sizeof *rt);
 	if (!rt || !(rt->dir = strdup(dir)) || !(rt->real_dir = realpath(dir, NULL))) {
 		if (rt)
 			free(rt->dir);
 		free(rt);
 		return err_set(e, "out of memory");
 	}
-	char lock[4096];
+	char lock[4200];
 	snprintf(lock, sizeof lock, "%s/.lock", dir);
 	rt->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (rt->lock_fd < 0 || flock(rt->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -1252,14 +1236,15 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 		return -1;
 	}
 	rt->now = clock_ms(CLOCK_MONOTONIC);
-	rt->log_cap = LOG_CAP_DEFAULT;
-	rt->port_lo = PORT_LO;
-	rt->port_hi = PORT_HI;
+	rt->settings = st;
+	rt->log_cap = st.log_cap;
+	rt->port_lo = st.port_lo;
+	rt->port_hi = st.port_hi;
 	rt->port_cursor = (unsigned)getpid() * 2654435761u + (unsigned)clock_ms(CLOCK_REALTIME);
 	DIR *d = opendir(dir);
 	if (!d) {
 		err_set(e, "could not read runtime directory '%s': %s", dir, strerror(errno));
-		runtime_close(rt);
+		local_close(rt);
 		return -1;
 	}
 	struct dirent *de;
@@ -1272,8 +1257,9 @@ int runtime_open(runtime **out, const char *dir, struct err *e)
 	return 0;
 }
 
-void runtime_close(runtime *rt)
+static void local_close(void *drv)
 {
+	struct local *rt = drv;
 	if (!rt)
 		return;
 	while (rt->list) {
@@ -1288,21 +1274,31 @@ void runtime_close(runtime *rt)
 	free(rt);
 }
 
-int runtime_set_ports(runtime *rt, int lo, int hi, struct err *e)
+static int local_same_settings(void *drv, const json_t *settings)
 {
-	if (lo < 1024 || hi > 65535 || lo > hi)
-		return err_set(e, "instance port range %d-%d must lie within 1024-65535, low end first", lo, hi);
-	rt->port_lo = lo;
-	rt->port_hi = hi;
+	struct local *rt = drv;
+	struct runtime_local_settings st;
+	return settings_parse(&st, settings, NULL) == 0 && st.port_lo == rt->settings.port_lo &&
+	       st.port_hi == rt->settings.port_hi && st.log_cap == rt->settings.log_cap;
+}
+
+/* Ids name files: "s.e.r.v.NN" (an index of up to two digits) must fit. */
+static int local_check_names(void *drv, const char *service, const char *env, const char *region,
+			     const char *version, struct err *e)
+{
+	(void)drv;
+	if (!valid_name(service) || !valid_name(env) || !valid_name(region) || !valid_name(version))
+		return err_set(e, "service, env, region and version must be 1-79 printable characters "
+				  "without '/' or spaces, not starting with '.'");
+	size_t n = strlen(service) + strlen(env) + strlen(region) + strlen(version) + 4 + 2;
+	if (n >= RUNTIME_LOCAL_ID_MAX)
+		return err_set(e, "instance ids of %s %s in %s/%s would be %zu bytes, at most %d (they name "
+				  "files): use a shorter version name",
+			       service, version, env, region, n, RUNTIME_LOCAL_ID_MAX - 1);
 	return 0;
 }
 
-void runtime_set_log_cap(runtime *rt, size_t bytes)
-{
-	rt->log_cap = bytes < 1024 ? 1024 : bytes;
-}
-
-static struct inst *find(runtime *rt, const struct instance_spec *s, int index)
+static struct inst *find(struct local *rt, const struct instance_spec *s, int index)
 {
 	for (struct inst *in = rt->list; in; in = in->next)
 		if (in->index == index && !strcmp(in->service, s->service) && !strcmp(in->env, s->env) &&
@@ -1335,8 +1331,9 @@ static bool artifact_missing(const struct instance_spec *spec, struct err *e)
 	return true;
 }
 
-int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count, struct err *e)
+static int local_ensure(void *drv, const struct instance_spec *spec, unsigned count, struct err *e)
 {
+	struct local *rt = drv;
 	if (!valid_name(spec->service) || !valid_name(spec->env) || !valid_name(spec->region) ||
 	    !valid_name(spec->version))
 		return err_set(e, "service, env, region and version must be 1-79 printable characters "
@@ -1417,8 +1414,9 @@ int runtime_ensure(runtime *rt, const struct instance_spec *spec, unsigned count
 	return 0;
 }
 
-int runtime_stop(runtime *rt, const char *service, const char *env, const char *region, const char *version)
+static int local_stop(void *drv, const char *service, const char *env, const char *region, const char *version)
 {
+	struct local *rt = drv;
 	for (struct inst *in = rt->list; in; in = in->next)
 		if (match(service, in->service) && match(env, in->env) && match(region, in->region) &&
 		    match(version, in->version))
@@ -1426,19 +1424,21 @@ int runtime_stop(runtime *rt, const char *service, const char *env, const char *
 	return 0;
 }
 
-void runtime_stop_all(runtime *rt)
+static void local_stop_all(void *drv)
 {
+	struct local *rt = drv;
 	for (struct inst *in = rt->list; in; in = in->next)
 		stop_inst(rt, in);
 }
 
-uint64_t runtime_generation(const runtime *rt)
+static uint64_t local_generation(const void *drv)
 {
-	return rt->generation;
+	return ((const struct local *)drv)->generation;
 }
 
-void runtime_tick(runtime *rt, uint64_t now_ms)
+static void local_tick(void *drv, uint64_t now_ms)
 {
+	struct local *rt = drv;
 	rt->now = now_ms;
 	for (struct inst *in = rt->list; in; in = in->next) {
 		if (in->gone)
@@ -1475,18 +1475,18 @@ void runtime_tick(runtime *rt, uint64_t now_ms)
 static void fill_info(struct instance_info *o, const struct inst *in)
 {
 	memset(o, 0, sizeof *o);
-	memcpy(o->id, in->id, sizeof o->id);
+	memcpy(o->id, in->id, sizeof in->id);
 	memcpy(o->service, in->service, sizeof o->service);
 	memcpy(o->env, in->env, sizeof o->env);
 	memcpy(o->region, in->region, sizeof o->region);
 	memcpy(o->version, in->version, sizeof o->version);
 	o->index = in->index;
-	o->pid = in->pid;
-	o->port = in->port;
-	snprintf(o->addr, sizeof o->addr, "127.0.0.1:%d", in->port);
+	if (in->pid > 0 && in->port > 0)
+		snprintf(o->endpoint, sizeof o->endpoint, "127.0.0.1:%d", in->port);
+	if (in->pid > 0)
+		snprintf(o->detail, sizeof o->detail, "pid %d", in->pid);
 	o->state = in->state;
 	o->restarts = in->restarts;
-	o->last_exit = in->last_exit;
 	memcpy(o->reason, in->reason, sizeof o->reason);
 }
 
@@ -1504,9 +1504,10 @@ static int cmp_info(const void *pa, const void *pb)
 	return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
-int runtime_list(runtime *rt, const char *service, const char *env, const char *region, const char *version,
-		 struct instance_info **out, size_t *n)
+static int local_list(void *drv, const char *service, const char *env, const char *region, const char *version,
+		      struct instance_info **out, size_t *n)
 {
+	struct local *rt = drv;
 	size_t k = 0;
 	*out = NULL;
 	*n = 0;
@@ -1616,7 +1617,7 @@ static bool kept_matches(const char *name, const char *service, const char *env,
 	return n > 4 && !strcmp(name + n - 4, ".log");
 }
 
-static bool id_is_live(const runtime *rt, const char *name)
+static bool id_is_live(const struct local *rt, const char *name)
 {
 	for (const struct inst *in = rt->list; in; in = in->next)
 		if (!in->gone && strlen(in->id) + 4 == strlen(name) && !strncmp(in->id, name, strlen(in->id)))
@@ -1627,7 +1628,7 @@ static bool id_is_live(const runtime *rt, const char *name)
 /* The newest KEPT_SHOWN logs of stopped instances that match, oldest first, so that the output
  * tells why a rolled-back release failed even after its instances stopped. */
 #define KEPT_SHOWN 8
-static size_t kept_select(runtime *rt, const char *service, const char *env, const char *region,
+static size_t kept_select(struct local *rt, const char *service, const char *env, const char *region,
 			  struct kept *out)
 {
 	char logs[4096];
@@ -1662,9 +1663,10 @@ static size_t kept_select(runtime *rt, const char *service, const char *env, con
 	return n;
 }
 
-int runtime_logs(runtime *rt, const char *service, const char *env, const char *region, size_t max_bytes,
-		 struct buf *out)
+static int local_logs(void *drv, const char *service, const char *env, const char *region, size_t max_bytes,
+		      struct buf *out)
 {
+	struct local *rt = drv;
 	struct inst *sel[MAX_INSTANCES];
 	struct kept kept[KEPT_SHOWN];
 	size_t k = 0;
@@ -1676,7 +1678,7 @@ int runtime_logs(runtime *rt, const char *service, const char *env, const char *
 		return 0;
 	qsort(sel, k, sizeof *sel, cmp_inst);
 	size_t budget = max_bytes / (k + nk);
-	char p[4096], label[RUNTIME_ID_MAX + 16];
+	char p[4096], label[RUNTIME_LOCAL_ID_MAX + 16];
 	for (size_t i = 0; i < nk; i++) {
 		int r = snprintf(p, sizeof p, "%s/logs/%s", rt->dir, kept[i].name);
 		snprintf(label, sizeof label, "%.*s stopped", (int)strlen(kept[i].name) - 4, kept[i].name);
@@ -1688,3 +1690,31 @@ int runtime_logs(runtime *rt, const char *service, const char *env, const char *
 			return -1;
 	return 0;
 }
+
+int runtime_local_proc(runtime *r, const char *id, struct runtime_local_proc *out)
+{
+	if (!r || strcmp(runtime_kind(r), "local") != 0)
+		return -1;
+	const struct local *rt = runtime_driver(r);
+	for (const struct inst *in = rt->list; in; in = in->next)
+		if (!strcmp(in->id, id)) {
+			*out = (struct runtime_local_proc){.pid = in->pid, .port = in->port, .last_exit = in->last_exit};
+			return 0;
+		}
+	return -1;
+}
+
+const struct runtime_ops runtime_local_ops = {
+	.kind = "local",
+	.open = local_open,
+	.close = local_close,
+	.same_settings = local_same_settings,
+	.check_names = local_check_names,
+	.ensure = local_ensure,
+	.stop = local_stop,
+	.stop_all = local_stop_all,
+	.tick = local_tick,
+	.generation = local_generation,
+	.list = local_list,
+	.logs = local_logs,
+};

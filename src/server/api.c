@@ -538,12 +538,6 @@ static void deployment_get(struct route_ctx *c, int events)
 
 /* ---- status ---- */
 
-static const char *instance_state_name(enum instance_state s)
-{
-	static const char *const names[] = {"starting", "healthy", "unhealthy", "backoff", "stopping", "stopped"};
-	return names[s];
-}
-
 /* NULL with e when the store failed. */
 static json_t *region_status(struct server *srv, const char *service, const char *env,
 			     const char *region, json_t *active, struct err *e)
@@ -614,13 +608,17 @@ static json_t *region_status(struct server *srv, const char *service, const char
 	struct instance_info *in = NULL;
 	size_t n = 0;
 	json_t *insts = json_array();
-	if (runtime_list(srv->rt, service, env, region, NULL, &in, &n) == 0) {
+	runtime *rt = NULL;
+	struct err re = {""};
+	if (server_runtime(srv, env, region, &rt, &re))
+		json_object_set_new(out, "instances_error", json_string(re.msg));
+	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
-			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "id", in[k].id,
+			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,
 							       "version", in[k].version, "state",
-							       instance_state_name(in[k].state), "addr", in[k].addr,
-							       "pid", in[k].pid, "restarts", (int)in[k].restarts,
-							       "reason", in[k].reason));
+							       runtime_state_name(in[k].state), "endpoint",
+							       in[k].endpoint, "detail", in[k].detail, "restarts",
+							       (int)in[k].restarts, "reason", in[k].reason));
 		free(in);
 	}
 	json_object_set_new(out, "instances", insts);
@@ -697,7 +695,7 @@ static void h_logs(struct route_ctx *c)
 	if (max == 0 || max > (8u << 20))
 		max = 65536;
 	c->resp->content_type = "text/plain; charset=utf-8";
-	if (runtime_logs(c->srv->rt, s, en, r, max, &c->resp->body))
+	if (runtimes_logs(c->srv->runtimes, s, en, r, max, &c->resp->body))
 		httpd_error(c->resp, 500, "could not read logs");
 }
 

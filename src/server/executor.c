@@ -13,19 +13,17 @@
  * the executor and identified by its result file, so a restarted server finds its result.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/server.h"
 #include "server/smoke.h"
 #include "server/verify.h"
+#include "util/spawn.h"
 
 static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e);
@@ -72,28 +70,13 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%lld", (long long)(rate > 0 ? rate : 50));
 	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execl(exe, exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
-		      "--json", result, (char *)NULL);
-		_exit(127);
+	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
+			"--json", result, NULL};
+	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1};
+	if (spawn_start(&so, NULL, &e) != 0) {
+		log_warn("deployment %lld: could not start the stage's traffic: %s", (long long)dep, e.msg);
+		return; /* no result: the stage fails when its time is up */
 	}
-	if (pid > 0)
-		waitpid(pid, NULL, 0);
 	log_info("deployment %lld: stage traffic to %s at %s/s for %s s", (long long)dep, url, rates, dur);
 }
 
@@ -205,7 +188,7 @@ static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, 
 		struct smoke_slot *sl = &j->slots[j->nslots++];
 		sl->job = j;
 		snprintf(sl->id, sizeof(sl->id), "%s", in[i].id);
-		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].addr, smoke_done, sl,
+		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].endpoint, smoke_done, sl,
 				     &sl->run);
 		if (rc < 0) {
 			smoke_job_free(j);
@@ -281,8 +264,11 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	}
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, r->env, r->name, NULL, &in, &n))
-		return;
+	runtime *rt = NULL;
+	struct err e = {""};
+	if (server_runtime(srv, r->env, r->name, &rt, &e) ||
+	    runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
+		return; /* nothing observed: the region waits (its start timeout still runs) */
 	int new_alive = 0, old_alive = 0;
 	for (size_t i = 0; i < n; i++) {
 		int gone = in[i].state == INSTANCE_STOPPED || in[i].state == INSTANCE_STOPPING;
@@ -701,10 +687,11 @@ static int supersede(struct server *srv, const json_t *d, int64_t by, struct err
 	return store_add_event(srv->store, id, "superseded", NULL, msg, NULL, e);
 }
 
-/* Instance ids ("service.env.region.version.NN") name files; one that cannot be made is
- * refused here, before anything starts. Returns 0, or -1 with e. */
-static int ids_too_long(struct server *srv, const json_t *svc, const char *service, const char *env,
-			const char *version, struct err *e)
+/* Whether each region's runtime can run instances of this release (a driver may name files or
+ * containers after them): one that cannot is refused here, before anything starts. Returns 0,
+ * or -1 with e. */
+static int names_refused(struct server *srv, const json_t *svc, const char *service, const char *env,
+			 const char *version, struct err *e)
 {
 	json_t *envm = NULL;
 	int rc = server_environment(srv, env, &envm, e);
@@ -716,23 +703,26 @@ static int ids_too_long(struct server *srv, const json_t *svc, const char *servi
 	json_t *r;
 	json_array_foreach(json_object_get(envm, "regions"), i, r) {
 		const char *region = json_string_value(json_object_get(r, "name"));
-		char stable[PL_NAME_MAX];
-		size_t v = strlen(version);
+		runtime *rt = NULL;
+		if (runtimes_resolve(srv->runtimes, env, r, &rt, e) ||
+		    runtime_check_names(rt, service, env, region, version, e)) {
+			rc = -1;
+			break;
+		}
 		/* a baseline's instances carry the stable version and a suffix */
+		char stable[PL_NAME_MAX], label[PL_NAME_MAX + 16];
 		int src = baseline ? store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e)
 				   : STORE_NOTFOUND;
 		if (src < 0) {
 			rc = -1;
 			break;
 		}
-		if (src == 0 && strlen(stable) + strlen(PL_BASELINE_SUFFIX) > v)
-			v = strlen(stable) + strlen(PL_BASELINE_SUFFIX);
-		size_t n = strlen(service) + strlen(env) + strlen(region) + v + 3 + 3;
-		if (n >= RUNTIME_ID_MAX) {
-			rc = err_set(e, "instance ids of %s %s in %s/%s would be %zu bytes, at most %d (they name "
-					"files): use a shorter version name", service, version, env, region, n,
-				     RUNTIME_ID_MAX - 1);
-			break;
+		if (src == 0) {
+			snprintf(label, sizeof(label), "%s%s", stable, PL_BASELINE_SUFFIX);
+			if (runtime_check_names(rt, service, env, region, label, e)) {
+				rc = -1;
+				break;
+			}
 		}
 	}
 	json_decref(envm);
@@ -761,7 +751,7 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 		return -1;
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
-	rc = ids_too_long(srv, svc, service, env, version, e);
+	rc = names_refused(srv, svc, service, env, version, e);
 	json_decref(svc);
 	if (rc)
 		return -1;

@@ -110,12 +110,18 @@ static int add_region(struct gather *g, struct server *srv, const char *env, con
 	}
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n) == 0) {
-		for (size_t k = 0; k < n; k++)
-			if (in[k].state != INSTANCE_STOPPED)
-				add_live(g, rname, name, in[k].version, "serving");
-		free(in);
-	}
+	runtime *rt = NULL;
+	/* a version that may be running and is not seen would be left out of the check: fail */
+	if (server_runtime(srv, env, rname, &rt, e) < 0)
+		return -1;
+	if (!rt)
+		return 0;
+	if (runtime_list(rt, name, env, rname, NULL, &in, &n))
+		return err_set(e, "could not list the instances of %s in %s/%s", name, env, rname);
+	for (size_t k = 0; k < n; k++)
+		if (in[k].state != INSTANCE_STOPPED)
+			add_live(g, rname, name, in[k].version, "serving");
+	free(in);
 	return 0;
 }
 

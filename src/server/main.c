@@ -71,16 +71,16 @@ static void default_data_dir(char *buf, size_t len)
 static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
-	runtime_tick(srv->rt, loop_clock_ms());
+	runtimes_tick(srv->runtimes, loop_clock_ms());
 	executor_tick(srv);
-	runtime_tick(srv->rt, loop_clock_ms());
+	runtimes_tick(srv->runtimes, loop_clock_ms());
 	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
 }
 
 static void on_runtime(loop *l, void *arg)
 {
 	struct server *srv = arg;
-	runtime_tick(srv->rt, loop_clock_ms());
+	runtimes_tick(srv->runtimes, loop_clock_ms());
 	loop_timer(l, 50, on_runtime, srv);
 }
 
@@ -148,8 +148,7 @@ int cmd_server(int argc, char **argv)
 
 	char path[PATH_MAX + 64], exe[PATH_MAX];
 	snprintf(srv.artifacts_dir, sizeof(srv.artifacts_dir), "%s/artifacts", srv.data_dir);
-	snprintf(path, sizeof(path), "%s/instances", srv.data_dir);
-	if (mkdirs(srv.data_dir) || mkdirs(srv.artifacts_dir) || mkdirs(path)) {
+	if (mkdirs(srv.data_dir) || mkdirs(srv.artifacts_dir)) {
 		error("could not create data directory '%s': %s", srv.data_dir, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -167,8 +166,7 @@ int cmd_server(int argc, char **argv)
 		error("%s", e.msg);
 		return EXIT_USAGE;
 	}
-	snprintf(path, sizeof(path), "%s/instances", srv.data_dir);
-	if (runtime_open(&srv.rt, path, &e)) {
+	if (runtimes_open(&srv.runtimes, srv.data_dir, &e)) {
 		error("%s", e.msg);
 		goto out;
 	}
@@ -207,18 +205,10 @@ int cmd_server(int argc, char **argv)
 	close(sfd);
 	if (srv.stop_data_plane) {
 		log_info("stopping every instance and the proxy");
-		runtime_stop_all(srv.rt);
+		runtimes_stop_all(srv.runtimes);
 		for (int i = 0; i < 400; i++) {
-			runtime_tick(srv.rt, loop_clock_ms());
-			struct instance_info *in = NULL;
-			size_t cnt = 0, live = 0;
-			if (runtime_list(srv.rt, NULL, NULL, NULL, NULL, &in, &cnt) == 0) {
-				for (size_t k = 0; k < cnt; k++)
-					if (in[k].pid && in[k].state != INSTANCE_STOPPED)
-						live++;
-				free(in);
-			}
-			if (!live)
+			runtimes_tick(srv.runtimes, loop_clock_ms());
+			if (!runtimes_running(srv.runtimes))
 				break;
 			usleep(50000);
 		}
@@ -236,7 +226,7 @@ out:
 	json_decref(srv.idle);
 	json_decref(srv.start_errors);
 	router_free(srv.router);
-	runtime_close(srv.rt);
+	runtimes_close(srv.runtimes);
 	store_close(srv.store);
 	loop_free(srv.loop);
 	log_info("stopped");

@@ -38,6 +38,30 @@ int server_service(struct server *srv, const char *service, json_t **out, struct
 	return store_get_manifest(srv->store, "Service", service, out, e);
 }
 
+int server_runtime(struct server *srv, const char *env, const char *region, runtime **out,
+		   struct err *e)
+{
+	*out = runtimes_get(srv->runtimes, env, region);
+	if (*out)
+		return 0;
+	json_t *envm = NULL;
+	int rc = server_environment(srv, env, &envm, e);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *r;
+	rc = STORE_NOTFOUND;
+	json_array_foreach(json_object_get(envm, "regions"), i, r) {
+		const char *name = json_string_value(json_object_get(r, "name"));
+		if (name && !strcmp(name, region))
+			rc = runtimes_resolve(srv->runtimes, env, r, out, e) ? -1 : 0;
+	}
+	json_decref(envm);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "region '%s' is not in environment '%s'", region, env);
+	return rc;
+}
+
 static int64_t jint(const json_t *obj, const char *path)
 {
 	/* path like "health.interval_ms" */
@@ -111,7 +135,7 @@ const char *reconcile_start_error(struct server *srv, const char *service, const
 }
 
 /* Starts (or keeps) the instances of one version. */
-static void ensure_version(struct server *srv, const json_t *svc, const char *env,
+static void ensure_version(struct server *srv, runtime *rt, const json_t *svc, const char *env,
 			   const char *region, const char *version, unsigned count)
 {
 	const char *name = json_string_value(json_object_get(svc, "name"));
@@ -174,7 +198,7 @@ static void ensure_version(struct server *srv, const json_t *svc, const char *en
 		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
 	};
 	set_start_error(srv, name, env, region, version,
-			failed || runtime_ensure(srv->rt, &spec, count, &e) ? e.msg : NULL);
+			failed || runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);
@@ -191,14 +215,14 @@ static int desired_count(const struct pl_desired *d, const char *version)
 }
 
 /* Does the proxy still send to (or wait on) this backend? */
-static int addr_busy(const json_t *route_state, const char *addr)
+static int addr_busy(const json_t *route_state, const char *endpoint)
 {
 	size_t i;
 	json_t *b;
 	json_array_foreach(json_object_get(route_state, "backends_state"), i, b) {
 		const char *a = json_string_value(json_object_get(b, "addr"));
 		const char *st = json_string_value(json_object_get(b, "state"));
-		if (a && !strcmp(a, addr) &&
+		if (a && !strcmp(a, endpoint) &&
 		    ((st && !strcmp(st, "active")) || json_integer_value(json_object_get(b, "in_flight")) > 0))
 			return 1;
 	}
@@ -210,7 +234,7 @@ static int alive(const struct instance_info *in)
 	return in->state != INSTANCE_STOPPED && in->state != INSTANCE_STOPPING;
 }
 
-static void reconcile_region(struct server *srv, const json_t *svc, const json_t *envm,
+static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc, const json_t *envm,
 			     const json_t *region, const struct pl_desired *d)
 {
 	const char *name = json_string_value(json_object_get(svc, "name"));
@@ -220,7 +244,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 
 	struct instance_info *in = NULL;
 	size_t n = 0;
-	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
+	if (runtime_list(rt, name, env, rname, NULL, &in, &n))
 		return;
 	/* 1. instances: start what is missing now; fewer instances wait for the drain below */
 	for (int i = 0; i < d->nrun; i++) {
@@ -228,11 +252,11 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		for (size_t j = 0; j < n; j++)
 			running += alive(&in[j]) && !strcmp(in[j].version, d->run[i].version);
 		if (running <= d->run[i].count)
-			ensure_version(srv, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
+			ensure_version(srv, rt, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
 	}
 	free(in);
 	in = NULL;
-	if (runtime_list(srv->rt, name, env, rname, NULL, &in, &n))
+	if (runtime_list(rt, name, env, rname, NULL, &in, &n))
 		return;
 
 	/* 2. the route: healthy instances that stay, with the weights. Without a healthy one, a
@@ -248,7 +272,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		starting[r] = json_array();
 		int keep = desired_count(d, d->route[r].version);
 		for (size_t j = 0; j < n; j++) {
-			if (strcmp(in[j].version, d->route[r].version) || !in[j].pid || !alive(&in[j]) ||
+			if (strcmp(in[j].version, d->route[r].version) || !in[j].endpoint[0] || !alive(&in[j]) ||
 			    (keep >= 0 && in[j].index >= keep))
 				continue;
 			json_t *to = in[j].state == INSTANCE_HEALTHY     ? healthy[r]
@@ -256,7 +280,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 				     : in[j].state == INSTANCE_STARTING  ? starting[r]
 									 : NULL;
 			if (to)
-				json_array_append_new(to, json_string(in[j].addr));
+				json_array_append_new(to, json_string(in[j].endpoint));
 		}
 		any_healthy |= d->route[r].weight > 0 && json_array_size(healthy[r]) > 0;
 	}
@@ -332,7 +356,7 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 				if (router_get_route(srv->router, rn, &state, &e))
 					break;
 			}
-			if (addr_busy(state, in[j].addr)) {
+			if (addr_busy(state, in[j].endpoint)) {
 				json_object_del(srv->idle, in[j].id);
 				continue;
 			}
@@ -350,10 +374,10 @@ static void reconcile_region(struct server *srv, const json_t *svc, const json_t
 		json_object_del(srv->idle, in[j].id);
 		if (keep < 0) {
 			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
-			runtime_stop(srv->rt, name, env, rname, in[j].version);
+			runtime_stop(rt, name, env, rname, in[j].version);
 		} else {
 			log_info("%s: retiring %s (no longer routed, drained)", rn, in[j].id);
-			ensure_version(srv, svc, env, rname, in[j].version, (unsigned)keep);
+			ensure_version(srv, rt, svc, env, rname, in[j].version, (unsigned)keep);
 		}
 	}
 	json_decref(state);
@@ -378,11 +402,11 @@ static int controlled_by(json_t *active, const char *service, const char *env, c
 	return -1;
 }
 
-static int has_instances(struct server *srv, const char *service, const char *env, const char *region)
+static int has_instances(runtime *rt, const char *service, const char *env, const char *region)
 {
 	struct instance_info *in = NULL;
 	size_t n = 0, live = 0;
-	if (runtime_list(srv->rt, service, env, region, NULL, &in, &n) == 0) {
+	if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t i = 0; i < n; i++)
 			live += alive(&in[i]);
 		free(in);
@@ -393,7 +417,7 @@ static int has_instances(struct server *srv, const char *service, const char *en
 void reconcile_tick(struct server *srv, int busy)
 {
 	if (!busy && !srv->reconcile_pending && store_changes(srv->store) == srv->reconciled_store &&
-	    runtime_generation(srv->rt) == srv->reconciled_runtime &&
+	    runtimes_generation(srv->runtimes) == srv->reconciled_runtime &&
 	    router_generation(srv->router) == srv->reconciled_router &&
 	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS) {
 		srv->reconcile_skipped++;
@@ -438,6 +462,9 @@ void reconcile_all(struct server *srv)
 			json_array_foreach(json_object_get(envm, "regions"), k, region) {
 				const char *rname = json_string_value(json_object_get(region, "name"));
 				struct pl_desired d = {.nrun = 0, .nroute = 0};
+				runtime *rt = NULL;
+				struct err rte = {""};
+				int rt_ok = runtimes_resolve(srv->runtimes, env, region, &rt, &rte) == 0;
 				struct pl_state st;
 				char stable[PL_NAME_MAX] = "";
 				int ri = controlled_by(active, name, env, rname, &st);
@@ -464,17 +491,22 @@ void reconcile_all(struct server *srv)
 					d.route[0].version = stable;
 					d.route[0].weight = 100;
 					d.nroute = 1;
-				} else if (!has_instances(srv, name, env, rname)) {
+				} else if (!rt_ok || !has_instances(rt, name, env, rname)) {
 					continue; /* nothing deployed here */
 				}
-				reconcile_region(srv, svc, envm, region, &d);
+				if (!rt_ok) { /* the region's runtime cannot be opened: its versions cannot start */
+					for (int v = 0; v < d.nrun; v++)
+						set_start_error(srv, name, env, rname, d.run[v].version, rte.msg);
+					continue;
+				}
+				reconcile_region(srv, rt, svc, envm, region, &d);
 			}
 		}
 	}
 	srv->start_errors_prev = NULL;
 	/* what this pass has seen, its own changes included (they need no second look) */
 	srv->reconciled_store = store_changes(srv->store);
-	srv->reconciled_runtime = runtime_generation(srv->rt);
+	srv->reconciled_runtime = runtimes_generation(srv->runtimes);
 	srv->reconciled_router = router_generation(srv->router);
 	srv->reconciled_at = loop_now(srv->loop);
 out:

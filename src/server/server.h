@@ -22,6 +22,7 @@
 #include "loop/loop.h"
 #include "runtime/runtime.h"
 #include "server/router.h"
+#include "server/runtimes.h"
 #include "stats/sequential.h"
 #include "store/store.h"
 
@@ -68,7 +69,7 @@ struct server {
 	loop *loop;
 	httpd *api;
 	store *store;
-	runtime *rt;
+	runtimes *runtimes;       /* one runtime per region (runtimes.h) */
 	router *router;
 	char data_dir[PATH_MAX];
 	char artifacts_dir[PATH_MAX + 32];
@@ -125,5 +126,10 @@ __attribute__((warn_unused_result)) int server_environment(struct server *srv, c
 							   json_t **out, struct err *e);
 __attribute__((warn_unused_result)) int server_service(struct server *srv, const char *service,
 						       json_t **out, struct err *e);
+/* The runtime of env/region, resolved from the Environment manifest the first time: 0 with
+ * *out, STORE_NOTFOUND when the environment or region is unknown, -1 when the store failed or
+ * the runtime cannot be opened (e says which). */
+__attribute__((warn_unused_result)) int server_runtime(struct server *srv, const char *env,
+						       const char *region, runtime **out, struct err *e);
 
 #endif

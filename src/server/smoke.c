@@ -11,7 +11,7 @@
  * validator: a stalled instance must not hold the caller for long. */
 #define SMOKE_MIN_TIMEOUT_MS 10
 #define SMOKE_MAX_TIMEOUT_MS 60000
-#define SMOKE_MAX_ADDR 64
+#define SMOKE_MAX_ADDR 263 /* an instance endpoint, "host:port" (RUNTIME_ENDPOINT_MAX - 1) */
 #define SMOKE_MAX_PATH 1024
 
 struct smoke_run {

@@ -33,12 +33,12 @@ typedef void smoke_done_fn(void *arg, const json_t *evidence, int ok);
 
 /*
  * Starts the checks of `checks` (a normalized `smoke` array: {path, method, status,
- * body_contains (string or null), timeout_ms}) against the instance at addr
- * ("127.0.0.1:PORT"). A malformed check fails with an error entry rather than being skipped.
+ * body_contains (string or null), timeout_ms}) against the instance at `endpoint`, its
+ * "host:port" as the runtime lists it. A malformed check fails with an error entry rather than being skipped.
  * Returns 0 with *out set (the callback will run), 1 when there is no check at all (nothing
  * runs: that passes), or -1 when out of memory.
  */
-__attribute__((warn_unused_result)) int smoke_start(fetcher *f, const json_t *checks, const char *addr,
+__attribute__((warn_unused_result)) int smoke_start(fetcher *f, const json_t *checks, const char *endpoint,
 						    smoke_done_fn *fn, void *arg,
 						    smoke_run **out /* OUT */);
 

@@ -98,7 +98,7 @@ check "the proxy routes metadata to v1" bash -c "curl -sf -i http://127.0.0.1:28
 check "the west region has its own route" bash -c "curl -sf -i http://127.0.0.1:28101/items/1 | grep -q 'X-Version: v1'"
 
 # --- an instance killed by hand is restarted
-pid=$("$S" status metadata -o json | grep -m1 '"pid"' | grep -o '[0-9]\+')
+pid=$("$S" status metadata -o json | grep -m1 '"detail": "pid' | grep -o '[0-9]\+')
 kill -9 "$pid"
 restarted() { "$S" status metadata -o json | grep -q '"restarts": [1-9]' && \
 	[ "$("$S" status metadata -o json | grep -c '"state": "healthy"')" -ge 4 ]; }

@@ -59,7 +59,7 @@ for e in d["services"][0]["envs"]:
     if e["env"] == "halt":
         for r in e["regions"]:
             if r["region"] == sys.argv[1]:
-                print(" ".join(sorted(str(i["pid"]) for i in r["instances"])))' "$2" || true
+                print(" ".join(sorted(i["detail"].replace(" ", "-") for i in r["instances"])))' "$2" || true
 }
 dep_id() { "$S" history "$1" -o json | grep -m1 '"id"' | grep -o '[0-9]\+' || true; }
 

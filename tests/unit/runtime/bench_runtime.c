@@ -1,6 +1,7 @@
 /*
  * bench_runtime: measures the local runtime driver with N real instances of testsrv.
- * usage: bench-runtime DIR TESTSRV N   (DIR is created; every instance is stopped at the end)
+ * usage: bench-runtime DIR TESTSRV N   (DIR is a data directory: instances go to DIR/instances;
+ * every instance is stopped at the end)
  * Prints the time ensure takes to start them, when all are healthy, the tick's mean and
  * maximum over 3 s of ticks every 20 ms, and the time stop_all takes.
  */
@@ -39,7 +40,8 @@ int main(int argc, char **argv)
 	unsigned n = (unsigned)atoi(argv[3]);
 	runtime *rt;
 	struct err e;
-	if (runtime_open(&rt, argv[1], &e)) {
+	struct runtime_host host = {.data_dir = argv[1]};
+	if (runtime_open(&rt, "local", NULL, &host, &e)) {
 		fprintf(stderr, "%s\n", e.msg);
 		return 1;
 	}

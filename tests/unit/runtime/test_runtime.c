@@ -1,7 +1,10 @@
 /*
- * Tests of the local runtime driver with real processes (tests/unit/runtime/testsrv.c) on
- * 127.0.0.1. Every test runs in its own temporary runtime directory; the fixture kills the
- * process group of every pid recorded there, even when the test fails.
+ * Tests of what only the local runtime driver does, with real processes
+ * (tests/unit/runtime/testsrv.c) on 127.0.0.1: pids, process groups and signals, ports, the
+ * backoff clock, state files and adoption by /proc, log files. What every driver must do is in
+ * the conformance suite (conformance.c, run for the local driver by test_conformance_local.c).
+ * Every test runs in its own temporary data directory; the fixture kills the process group of
+ * every pid recorded there, even when the test fails.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
@@ -23,9 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/runtime.h"
+#include "runtime/runtime_local.h"
 
-static char dir[128];
+static char root[128]; /* the server's DATA */
+static char dir[160];  /* the local driver's directory, DATA/instances */
 static runtime *rt;
 static uint64_t skew;   /* added to the clock the runtime sees, to test long durations */
 static uint64_t frozen; /* when set, the clock the runtime sees stands still at this time */
@@ -99,12 +103,22 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f)
 	return 0;
 }
 
+static int open_local(runtime **out, const char *settings, struct err *e)
+{
+	struct runtime_host host = {.data_dir = root};
+	json_t *j = settings ? json_loads(settings, 0, NULL) : NULL;
+	int rc = runtime_open(out, "local", j, &host, e);
+	json_decref(j);
+	return rc;
+}
+
 static void setup(void)
 {
-	snprintf(dir, sizeof dir, "/tmp/sluice-rt-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	snprintf(root, sizeof root, "/tmp/sluice-rt-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(root));
+	snprintf(dir, sizeof dir, "%s/instances", root);
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
 }
 
 static void teardown(void)
@@ -112,10 +126,11 @@ static void teardown(void)
 	if (rt) {
 		struct instance_info *v;
 		size_t n;
+		struct runtime_local_proc p;
 		if (runtime_list(rt, NULL, NULL, NULL, NULL, &v, &n) == 0) {
 			for (size_t i = 0; i < n; i++)
-				if (ours(v[i].pid))
-					kill(-v[i].pid, SIGKILL);
+				if (runtime_local_proc(rt, v[i].id, &p) == 0 && ours(p.pid))
+					kill(-p.pid, SIGKILL);
 			free(v);
 		}
 		runtime_close(rt);
@@ -124,7 +139,7 @@ static void teardown(void)
 	kill_recorded();
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 TestSuite(runtime, .init = setup, .fini = teardown, .timeout = 90);
@@ -142,19 +157,44 @@ static struct instance_spec spec_of(const char *version, const char *const *args
 				      .health_timeout_ms = 500, .drain_timeout_ms = 2000};
 }
 
+/* An instance as the interface lists it, with what the local driver alone knows. */
+struct li {
+	char id[RUNTIME_ID_MAX];
+	int index;
+	char endpoint[RUNTIME_ENDPOINT_MAX];
+	enum instance_state state;
+	unsigned restarts;
+	char reason[128];
+	int pid, port, last_exit;
+};
+
 /* Snapshot of one release's instances, sorted by index. */
-static size_t list_of(const char *version, struct instance_info *out, size_t max)
+static size_t list_of(const char *version, struct li *out, size_t max)
 {
 	struct instance_info *v;
 	size_t n;
 	cr_assert_eq(runtime_list(rt, NULL, NULL, NULL, version, &v, &n), 0);
 	size_t k = 0;
-	for (size_t i = 0; i < n && k < max; i++)
-		out[k++] = v[i];
+	for (size_t i = 0; i < n && k < max; i++) {
+		struct li *o = &out[k++];
+		memset(o, 0, sizeof *o);
+		snprintf(o->id, sizeof o->id, "%s", v[i].id);
+		snprintf(o->endpoint, sizeof o->endpoint, "%s", v[i].endpoint);
+		snprintf(o->reason, sizeof o->reason, "%s", v[i].reason);
+		o->index = v[i].index;
+		o->state = v[i].state;
+		o->restarts = v[i].restarts;
+		struct runtime_local_proc p = {0, 0, -1};
+		if (v[i].state != INSTANCE_STOPPED)
+			cr_assert_eq(runtime_local_proc(rt, v[i].id, &p), 0, "%s", v[i].id);
+		o->pid = p.pid;
+		o->port = p.port;
+		o->last_exit = p.last_exit;
+	}
 	free(v);
 	for (size_t i = 1; i < k; i++)
 		for (size_t j = i; j > 0 && out[j].index < out[j - 1].index; j--) {
-			struct instance_info t = out[j];
+			struct li t = out[j];
 			out[j] = out[j - 1];
 			out[j - 1] = t;
 		}
@@ -168,7 +208,7 @@ static uint64_t runtime_clock(void)
 
 static size_t count_state(const char *version, enum instance_state s)
 {
-	struct instance_info v[16];
+	struct li v[16];
 	size_t n = list_of(version, v, 16), k = 0;
 	for (size_t i = 0; i < n; i++)
 		k += v[i].state == s;
@@ -249,72 +289,49 @@ static int http_get(int port, const char *path)
 	return code;
 }
 
-Test(runtime, instances_become_healthy_on_distinct_ports_and_ensure_is_idempotent)
+Test(runtime, instances_are_processes_in_their_own_sessions_on_distinct_ports)
 {
 	struct instance_spec s = spec_of("v1", NULL);
 	ensure(&s, 3);
 	struct want w = {"v1", INSTANCE_HEALTHY, 3};
 	cr_assert(tick_until(have_state, &w, START_MS), "3 instances did not become healthy");
-	struct instance_info a[8], b[8];
+	struct li a[8];
 	cr_assert_eq(list_of("v1", a, 8), 3);
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(a[i].index, i);
 		cr_assert_gt(a[i].pid, 0);
 		cr_assert_eq(getsid(a[i].pid), a[i].pid, "instance is not in its own session");
 		cr_assert(a[i].port >= 20000 && a[i].port <= 26999, "port %d", a[i].port);
-		char addr[64];
-		snprintf(addr, sizeof addr, "127.0.0.1:%d", a[i].port);
-		cr_assert_str_eq(a[i].addr, addr);
+		char endpoint[64];
+		snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", a[i].port);
+		cr_assert_str_eq(a[i].endpoint, endpoint);
 		cr_assert_eq(http_get(a[i].port, "/"), 200);
 		for (int j = 0; j < i; j++) {
 			cr_assert_neq(a[i].port, a[j].port);
 			cr_assert_neq(a[i].pid, a[j].pid);
 		}
 	}
-	cr_assert_str_eq(a[1].id, "svc.test.r1.v1.1");
-	ensure(&s, 3);
-	tick_for(200);
-	cr_assert_eq(list_of("v1", b, 8), 3);
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(b[i].pid, a[i].pid, "ensure started a duplicate");
-
-	/* Scale down: the highest indexes stop, are listed once as STOPPED, then forgotten. */
-	ensure(&s, 1);
-	bool seen[3] = {false, false, false};
-	uint64_t end = now_ms() + EXIT_MS;
-	while (!(seen[1] && seen[2]) && now_ms() < end) {
-		runtime_tick(rt, runtime_clock());
-		size_t n = list_of("v1", b, 8);
-		for (size_t i = 0; i < n; i++) {
-			cr_assert(b[i].index < 3);
-			if (b[i].index == 0)
-				cr_assert(b[i].pid == a[0].pid && b[i].state == INSTANCE_HEALTHY);
-			else if (b[i].state == INSTANCE_STOPPED) {
-				cr_assert(!seen[b[i].index], "instance %d listed as STOPPED twice", b[i].index);
-				seen[b[i].index] = true;
-			}
-		}
-		usleep(10000);
-	}
-	cr_assert(seen[1] && seen[2], "the scaled-down instances did not stop");
-	cr_assert(proc_gone(a[1].pid) && proc_gone(a[2].pid));
-	cr_assert_eq(list_of("v1", b, 8), 1);
-	ensure(&s, 1);
-	cr_assert_eq(list_of("v1", b, 8), 1);
-	cr_assert_eq(b[0].pid, a[0].pid);
+	/* The detail people see names the process. */
+	struct instance_info *v;
+	size_t n;
+	char want[32];
+	cr_assert_eq(runtime_list(rt, "svc", "test", "r1", "v1", &v, &n), 0);
+	cr_assert_eq(n, 3);
+	snprintf(want, sizeof want, "pid %d", a[1].pid);
+	cr_assert_str_eq(v[1].detail, want);
+	free(v);
 }
 
 static bool restarted(const void *arg)
 {
 	const int *old = arg;
-	struct instance_info v[2];
+	struct li v[2];
 	return list_of("v1", v, 2) == 1 && v[0].pid > 0 && v[0].pid != *old && v[0].state == INSTANCE_HEALTHY;
 }
 
 /* kill -9 of v1's only instance, then ticks until the runtime shows it in backoff, with the
  * runtime's clock standing still so that the backoff cannot run out before it is seen, however
  * slowly this process is scheduled. Leaves v1's listing in out. */
-static void kill_and_see_backoff(int pid, struct instance_info out[2])
+static void kill_and_see_backoff(int pid, struct li out[2])
 {
 	frozen = now_ms() + skew;
 	kill_instance(pid);
@@ -330,7 +347,7 @@ Test(runtime, killed_instance_is_restarted_with_backoff)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2], b[2];
+	struct li a[2], b[2];
 	list_of("v1", a, 2);
 	uint64_t t0 = now_ms();
 	kill_and_see_backoff(a[0].pid, b);
@@ -346,7 +363,7 @@ Test(runtime, killed_instance_is_restarted_with_backoff)
 
 static bool restarts_at_least(const void *arg)
 {
-	struct instance_info v[2];
+	struct li v[2];
 	return list_of("bad", v, 2) == 1 && v[0].restarts >= *(const unsigned *)arg &&
 	       v[0].state == INSTANCE_BACKOFF;
 }
@@ -363,7 +380,7 @@ Test(runtime, crash_at_start_stays_in_backoff_with_reason)
 	uint64_t el = now_ms() - t0;
 	cr_assert_geq(el, 1400);
 	tick_for(2500 - (unsigned)(now_ms() - t0 < 2500 ? now_ms() - t0 : 2500));
-	struct instance_info v[2];
+	struct li v[2];
 	cr_assert_eq(list_of("bad", v, 2), 1);
 	cr_assert_eq(v[0].state, INSTANCE_BACKOFF);
 	cr_assert_eq(v[0].restarts, 2);
@@ -382,7 +399,7 @@ Test(runtime, stop_sends_term_then_kill_to_the_group_and_keeps_the_log)
 	struct want w1 = {"v1", INSTANCE_HEALTHY, 1}, w2 = {"v2", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w1, START_MS));
 	cr_assert(tick_until(have_state, &w2, START_MS));
-	struct instance_info a[2], b[2];
+	struct li a[2], b[2];
 	list_of("v1", a, 2);
 	list_of("v2", b, 2);
 
@@ -460,7 +477,7 @@ Test(runtime, reopen_adopts_running_instances_without_duplicates)
 	cr_assert_geq(srv, 0);
 	if (srv == 0) {
 		struct err e;
-		if (runtime_open(&rt, dir, &e) != 0)
+		if (open_local(&rt, NULL, &e) != 0)
 			_exit(1);
 		struct instance_spec s = spec_of("v1", NULL);
 		if (runtime_ensure(rt, &s, 2, &e) != 0)
@@ -475,8 +492,8 @@ Test(runtime, reopen_adopts_running_instances_without_duplicates)
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the first server could not start its instances");
 
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
-	struct instance_info a[4], b[4];
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
+	struct li a[4], b[4];
 	cr_assert_eq(list_of("v1", a, 4), 2);
 	for (int i = 0; i < 2; i++) {
 		cr_assert_gt(a[i].pid, 0);
@@ -512,7 +529,7 @@ Test(runtime, reopen_adopts_running_instances_without_duplicates)
 
 	/* A second server on the same directory is refused. */
 	runtime *other;
-	cr_assert_eq(runtime_open(&other, dir, &e), -1);
+	cr_assert_eq(open_local(&other, NULL, &e), -1);
 	cr_assert(strstr(e.msg, "in use"), "%s", e.msg);
 }
 
@@ -522,14 +539,14 @@ Test(runtime, dead_recorded_pid_is_restarted_after_reopen)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2], b[2];
+	struct li a[2], b[2];
 	list_of("v1", a, 2);
 	runtime_close(rt);
 	rt = NULL;
 	kill_instance(a[0].pid);
 	cr_assert_eq(waitpid(a[0].pid, NULL, 0), a[0].pid);
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
 	cr_assert_eq(list_of("v1", b, 2), 1);
 	cr_assert_eq(b[0].state, INSTANCE_BACKOFF);
 	cr_assert(strstr(b[0].reason, "gone when the runtime reopened"), "%s", b[0].reason);
@@ -546,7 +563,7 @@ Test(runtime, stop_deadline_survives_reopen)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2];
+	struct li a[2];
 	list_of("v1", a, 2);
 	uint64_t t0 = now_ms();
 	runtime_stop_all(rt);
@@ -555,7 +572,7 @@ Test(runtime, stop_deadline_survives_reopen)
 	/* The server is away past the deadline: the first tick after it is back must kill. */
 	usleep(700000);
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
 	cr_assert_eq(count_state("v1", INSTANCE_STOPPING), 1);
 	runtime_tick(rt, runtime_clock());
 	struct buf b;
@@ -569,14 +586,14 @@ Test(runtime, stop_deadline_survives_reopen)
 	cr_assert(proc_gone(a[0].pid));
 }
 
-Test(runtime, logs_are_captured_with_instance_prefix_and_substitutions)
+Test(runtime, logs_show_substitutions_port_and_pid)
 {
 	static const char *args[] = {"--name={service}-{index}-{env}-{region}-{version}", "--port={port}", NULL};
 	struct instance_spec s = spec_of("v1", args);
 	ensure(&s, 2);
 	struct want w = {"v1", INSTANCE_HEALTHY, 2};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2];
+	struct li a[2];
 	list_of("v1", a, 2);
 	struct buf b;
 	buf_init(&b, 1 << 20);
@@ -588,16 +605,7 @@ Test(runtime, logs_are_captured_with_instance_prefix_and_substitutions)
 		 a[0].port, a[0].pid);
 	cr_assert(strstr(b.data, want), "%s", b.data);
 	cr_assert(strstr(b.data, "[svc.test.r1.v1.0] request GET /healthz\n"));
-	/* Every line carries its prefix; the byte budget holds. */
-	for (char *p = b.data; *p; p = strchr(p, '\n') + 1)
-		cr_assert(!strncmp(p, "[svc.test.r1.v1.", 16), "%.40s", p);
-	buf_reset(&b);
-	cr_assert_eq(runtime_logs(rt, "svc", NULL, NULL, 300, &b), 0);
-	cr_assert_leq(b.len, 300);
-	cr_assert_gt(b.len, 0);
-	buf_reset(&b);
-	cr_assert_eq(runtime_logs(rt, "other", NULL, NULL, 300, &b), 0);
-	cr_assert_eq(b.len, 0);
+	/* (prefixes and the byte budget: the conformance suite) */
 	buf_release(&b);
 }
 
@@ -605,12 +613,15 @@ Test(runtime, log_is_cut_to_its_newest_half_past_the_cap)
 {
 	static const char *args[] = {"--spam", "200", NULL};
 	struct instance_spec s = spec_of("v1", args);
-	runtime_set_log_cap(rt, 8192);
+	runtime_close(rt);
+	rt = NULL;
+	struct err e;
+	cr_assert_eq(open_local(&rt, "{\"log_cap\": 8192}", &e), 0, "%s", e.msg);
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
 	tick_for(1100);
-	struct instance_info a[2];
+	struct li a[2];
 	list_of("v1", a, 2);
 	char p[512];
 	snprintf(p, sizeof p, "%s/%s/log", dir, a[0].id);
@@ -631,7 +642,7 @@ Test(runtime, failing_health_checks_make_it_unhealthy)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2];
+	struct li a[2];
 	list_of("v1", a, 2);
 	cr_assert_eq(http_get(a[0].port, "/sick"), 200);
 	uint64_t t0 = now_ms();
@@ -654,7 +665,7 @@ Test(runtime, health_check_without_answer_times_out)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2];
+	struct li a[2];
 	list_of("v1", a, 2);
 	cr_assert_eq(http_get(a[0].port, "/hang"), 200);
 	uint64_t t0 = now_ms();
@@ -673,7 +684,7 @@ Test(runtime, backoff_doubles_and_resets_after_a_minute_healthy)
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
 	static const char *const delays[] = {"500", "1000"};
-	struct instance_info a[2];
+	struct li a[2];
 	for (int i = 0; i < 2; i++) {
 		list_of("v1", a, 2);
 		kill_and_see_backoff(a[0].pid, a);
@@ -710,7 +721,7 @@ Test(runtime, bad_specs_are_refused_and_exec_failures_reported)
 	cr_assert_eq(runtime_ensure(rt, &s, 5000, &e), -1);
 	s.command = "/nonexistent/program";
 	ensure(&s, 1);
-	struct instance_info a[2];
+	struct li a[2];
 	cr_assert_eq(list_of("v1", a, 2), 1);
 	cr_assert_eq(a[0].state, INSTANCE_BACKOFF);
 	cr_assert_eq(a[0].pid, 0);
@@ -724,7 +735,7 @@ Test(runtime, unrecorded_process_is_adopted_and_a_twin_is_killed)
 	ensure(&s, 1);
 	struct want w = {"v1", INSTANCE_HEALTHY, 1};
 	cr_assert(tick_until(have_state, &w, START_MS));
-	struct instance_info a[2], b[2];
+	struct li a[2], b[2];
 	list_of("v1", a, 2);
 	runtime_close(rt);
 	rt = NULL;
@@ -754,7 +765,7 @@ Test(runtime, unrecorded_process_is_adopted_and_a_twin_is_killed)
 	usleep(50000); /* let the twin exec */
 
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
 	cr_assert_eq(list_of("v1", b, 2), 1);
 	cr_assert(b[0].pid == a[0].pid || b[0].pid == twin, "adopted pid %d, expected %d or %d", b[0].pid,
 		  a[0].pid, twin);
@@ -821,8 +832,8 @@ Test(runtime, unreadable_state_files_are_skipped)
 		fclose(f);
 	}
 	struct err e;
-	cr_assert_eq(runtime_open(&rt, dir, &e), 0, "%s", e.msg);
-	struct instance_info a[8];
+	cr_assert_eq(open_local(&rt, NULL, &e), 0, "%s", e.msg);
+	struct li a[8];
 	cr_assert_eq(list_of(NULL, a, 8), 0);
 	/* The files stay for a person to look at. */
 	char p[512];
@@ -850,17 +861,24 @@ static bool port_bindable(int port)
 Test(runtime, port_range_is_respected_and_exhaustion_reported)
 {
 	struct err e;
-	cr_assert_eq(runtime_set_ports(rt, 80, 90, &e), -1);
+	runtime *other = NULL;
+	cr_assert_eq(open_local(&other, "{\"ports\": [80, 90]}", &e), -1);
 	cr_assert(strstr(e.msg, "1024-65535"), "%s", e.msg);
-	cr_assert_eq(runtime_set_ports(rt, 2000, 1999, &e), -1);
+	cr_assert_eq(open_local(&other, "{\"ports\": [2000, 1999]}", &e), -1);
+	cr_assert_eq(open_local(&other, "{\"port\": 2000}", &e), -1);
+	cr_assert(strstr(e.msg, "unknown setting 'port'"), "%s", e.msg);
 	/* Three ports nobody listens on now (other tests start instances in parallel). */
 	int lo = 21000 + (int)(getpid() % 5000);
 	while (!(port_bindable(lo) && port_bindable(lo + 1) && port_bindable(lo + 2)) && lo < 26000)
 		lo += 3;
-	cr_assert_eq(runtime_set_ports(rt, lo, lo + 2, &e), 0, "%s", e.msg);
+	char settings[64];
+	snprintf(settings, sizeof settings, "{\"ports\": [%d, %d]}", lo, lo + 2);
+	runtime_close(rt);
+	rt = NULL;
+	cr_assert_eq(open_local(&rt, settings, &e), 0, "%s", e.msg);
 	struct instance_spec s = spec_of("v1", NULL);
 	ensure(&s, 4);
-	struct instance_info a[8];
+	struct li a[8];
 	cr_assert_eq(list_of("v1", a, 8), 4);
 	for (int i = 0; i < 3; i++)
 		cr_assert(a[i].port >= lo && a[i].port <= lo + 2 && a[i].pid > 0, "instance %d: port %d pid %d", i,
@@ -874,7 +892,7 @@ Test(runtime, port_range_is_respected_and_exhaustion_reported)
 
 Test(runtime, the_longest_instance_id_that_fits_a_file_name_works_and_one_more_byte_is_refused)
 {
-	/* 63 + 63 + 63 + 45 bytes of names, 4 dots and index "0": 239 = RUNTIME_ID_MAX - 1 */
+	/* 63 + 63 + 63 + 45 bytes of names, 4 dots and index "0": 239 = RUNTIME_LOCAL_ID_MAX - 1 */
 	char name[4][64];
 	for (int i = 0; i < 4; i++) {
 		memset(name[i], 'a' + i, 63);
@@ -889,12 +907,18 @@ Test(runtime, the_longest_instance_id_that_fits_a_file_name_works_and_one_more_b
 	size_t n;
 	cr_assert_eq(runtime_list(rt, name[0], name[1], name[2], name[3], &v, &n), 0);
 	cr_assert_eq(n, 1);
-	cr_assert_eq(strlen(v[0].id), RUNTIME_ID_MAX - 1);
+	cr_assert_eq(strlen(v[0].id), RUNTIME_LOCAL_ID_MAX - 1);
 	cr_assert(!strncmp(v[0].id, name[0], 63) && !strcmp(v[0].id + strlen(v[0].id) - 2, ".0"), "%s", v[0].id);
 	free(v);
+	/* Before a deployment, the check leaves room for two digits of index. */
+	struct err e;
+	cr_assert_eq(runtime_check_names(rt, name[0], name[1], name[2], name[3], &e), -1);
+	cr_assert(strstr(e.msg, "would be 240 bytes, at most 239 (they name files)"), "%s", e.msg);
+	name[3][44] = 0;
+	cr_assert_eq(runtime_check_names(rt, name[0], name[1], name[2], name[3], &e), 0, "%s", e.msg);
+	name[3][44] = 'd';
 	name[3][45] = 'd';
 	name[3][46] = 0;
-	struct err e;
 	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), -1);
 	cr_assert(strstr(e.msg, "is longer than 239 characters"), "%s", e.msg);
 }
@@ -910,7 +934,7 @@ Test(runtime, a_missing_artifact_is_refused_before_an_instance_exists)
 	char want[512];
 	snprintf(want, sizeof want, "artifact '%s' is missing: No such file or directory", gone);
 	cr_assert_str_eq(e.msg, want);
-	struct instance_info a[2];
+	struct li a[2];
 	cr_assert_eq(list_of("v1", a, 2), 0);
 	/* A command that does not name the artifact does not need it. */
 	s.command = getenv("RT_TESTSRV");

@@ -5,8 +5,9 @@
  * 200 "hello"; GET /well makes it healthy again, GET /hang makes /healthz never answer. Options: --crash-at-start (exit 3 at once), --ignore-term (SIGTERM ignored, so
  * only SIGKILL stops it), --spawn-child (forks a helper that sleeps, to check that the whole
  * process group is stopped), --spam N (prints N lines of 100 bytes at start). It prints its
- * argv and every request to stdout, and exits by itself after 60 s so that nothing a failed
- * test leaves behind lives long.
+ * argv and every request to stdout; on SIGTERM it prints "terminating on SIGTERM" and exits 0
+ * (the conformance suite's proof of a graceful stop); it exits by itself after 60 s so that
+ * nothing a failed test leaves behind lives long.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,6 +18,15 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+static void on_term(int sig)
+{
+	static const char msg[] = "terminating on SIGTERM\n";
+	(void)sig;
+	if (write(1, msg, sizeof msg - 1) < 0)
+		_exit(1);
+	_exit(0);
+}
 
 int main(int argc, char **argv)
 {
@@ -38,8 +48,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--spam") && i + 1 < argc)
 			spam = atoi(argv[++i]);
 	}
-	if (ignore_term)
-		signal(SIGTERM, SIG_IGN);
+	signal(SIGTERM, ignore_term ? SIG_IGN : on_term);
 	for (int i = 0; i < spam && i < 100000; i++)
 		printf("line %06d %s\n", i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
 	if (spawn_child) {

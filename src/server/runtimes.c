@@ -1,0 +1,143 @@
+/*
+ * runtimes: which runtime serves which region (see runtimes.h).
+ */
+#include "server/runtimes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RUNTIMES_MAX 16 /* distinct kinds and settings in use at once */
+
+struct runtimes {
+	char *data_dir;
+	runtime *open[RUNTIMES_MAX]; /* open[0] is the local runtime */
+	size_t nopen;
+	json_t *regions;             /* "env/region" -> index into open */
+};
+
+int runtimes_open(runtimes **out, const char *data_dir, struct err *e)
+{
+	runtimes *rs = calloc(1, sizeof *rs);
+	if (!rs || !(rs->data_dir = strdup(data_dir)) || !(rs->regions = json_object())) {
+		if (rs)
+			free(rs->data_dir);
+		free(rs);
+		return err_set(e, "out of memory");
+	}
+	struct runtime_host host = {.data_dir = data_dir};
+	if (runtime_open(&rs->open[0], "local", NULL, &host, e)) {
+		runtimes_close(rs);
+		return -1;
+	}
+	rs->nopen = 1;
+	*out = rs;
+	return 0;
+}
+
+void runtimes_close(runtimes *rs)
+{
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->nopen; i++)
+		runtime_close(rs->open[i]);
+	json_decref(rs->regions);
+	free(rs->data_dir);
+	free(rs);
+}
+
+static void region_key(char *key, size_t len, const char *env, const char *region)
+{
+	snprintf(key, len, "%s/%s", env, region);
+}
+
+int runtimes_resolve(runtimes *rs, const char *env, const json_t *region, runtime **out, struct err *e)
+{
+	const char *rname = json_string_value(json_object_get(region, "name"));
+	const json_t *r = json_object_get(region, "runtime");
+	const char *kind = json_is_string(r) ? json_string_value(r) : json_string_value(json_object_get(r, "kind"));
+	const json_t *settings = json_is_object(r) ? r : NULL;
+	if (!rname)
+		return err_set(e, "a region of environment '%s' has no name", env);
+	if (!r)
+		kind = "local"; /* the manifest's default */
+	if (!kind)
+		return err_set(e, "region %s/%s: its runtime names no kind", env, rname);
+	size_t i = 0;
+	while (i < rs->nopen && !runtime_serves(rs->open[i], kind, settings))
+		i++;
+	if (i == rs->nopen) {
+		if (!strcmp(kind, "local"))
+			return err_set(e, "region %s/%s: every local region shares one local runtime "
+					  "(DATA/instances), opened with the default settings: remove its settings",
+				       env, rname);
+		if (rs->nopen == RUNTIMES_MAX)
+			return err_set(e, "region %s/%s: more than %d different runtimes", env, rname, RUNTIMES_MAX);
+		struct runtime_host host = {.data_dir = rs->data_dir};
+		if (runtime_open(&rs->open[i], kind, settings, &host, e))
+			return -1;
+		rs->nopen++;
+	}
+	char key[2 * RUNTIME_NAME_MAX + 2];
+	region_key(key, sizeof key, env, rname);
+	json_object_set_new(rs->regions, key, json_integer((json_int_t)i));
+	*out = rs->open[i];
+	return 0;
+}
+
+runtime *runtimes_get(const runtimes *rs, const char *env, const char *region)
+{
+	char key[2 * RUNTIME_NAME_MAX + 2];
+	region_key(key, sizeof key, env, region);
+	json_t *v = json_object_get(rs->regions, key);
+	return v ? rs->open[json_integer_value(v)] : NULL;
+}
+
+void runtimes_tick(runtimes *rs, uint64_t now_ms)
+{
+	for (size_t i = 0; i < rs->nopen; i++)
+		runtime_tick(rs->open[i], now_ms);
+}
+
+uint64_t runtimes_generation(const runtimes *rs)
+{
+	uint64_t g = 0;
+	for (size_t i = 0; i < rs->nopen; i++)
+		g += runtime_generation(rs->open[i]);
+	return g;
+}
+
+void runtimes_stop_all(runtimes *rs)
+{
+	for (size_t i = 0; i < rs->nopen; i++)
+		runtime_stop_all(rs->open[i]);
+}
+
+size_t runtimes_running(runtimes *rs)
+{
+	size_t live = 0;
+	for (size_t i = 0; i < rs->nopen; i++) {
+		struct instance_info *in = NULL;
+		size_t n = 0;
+		if (runtime_list(rs->open[i], NULL, NULL, NULL, NULL, &in, &n) != 0) {
+			live++; /* out of memory: assume something still runs */
+			continue;
+		}
+		for (size_t k = 0; k < n; k++)
+			live += in[k].state != INSTANCE_STOPPED;
+		free(in);
+	}
+	return live;
+}
+
+int runtimes_logs(runtimes *rs, const char *service, const char *env, const char *region, size_t max_bytes,
+		  struct buf *out)
+{
+	runtime *one = env && region ? runtimes_get(rs, env, region) : NULL;
+	if (one)
+		return runtime_logs(one, service, env, region, max_bytes, out);
+	for (size_t i = 0; i < rs->nopen; i++)
+		if (runtime_logs(rs->open[i], service, env, region, max_bytes / rs->nopen, out))
+			return -1;
+	return 0;
+}

@@ -274,6 +274,25 @@ static int validate_operation(const struct valid *v, const json_t *api, const js
 	return 0;
 }
 
+static int template_eq(const char *a, const char *b);
+
+/* Whether every '{' of a path template closes with '}' in its segment around a non-empty name
+ * (found by fuzzing: "/{" never matched itself, so an API diffed against itself broke). */
+static int template_ok(const char *p)
+{
+	for (; *p; p++) {
+		if (*p == '}')
+			return 0;
+		if (*p != '{')
+			continue;
+		size_t n = strcspn(p + 1, "{}/");
+		if (n == 0 || p[1 + n] != '}')
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
 int openapi_validate(const struct valid *v, const json_t *api, const char *field)
 {
 	char f[FIELD_MAX];
@@ -305,6 +324,18 @@ int openapi_validate(const struct valid *v, const json_t *api, const char *field
 		snprintf(pf, sizeof(pf), "%s%spaths.%s", pre ? pre : "", pre ? "." : "", p);
 		if (p[0] != '/')
 			return valid_key(v, paths, p, pf, "a path must start with '/'");
+		if (!template_ok(p))
+			return valid_key(v, paths, p, pf, "a path parameter is '{name}' within one segment");
+		/* A path equal to an earlier one but for parameter names makes the diff compare an
+		 * operation with the other path's, so an API differs from itself (OpenAPI forbids it). */
+		const char *q;
+		json_t *other;
+		json_object_foreach(paths, q, other) {
+			if (q == p)
+				break;
+			if (template_eq(q, p))
+				return valid_key(v, paths, p, pf, "the same path as '%s' but for parameter names", q);
+		}
 		if (!json_is_object(item))
 			return valid_value(v, paths, p, pf, "a path item must be a mapping of methods to operations");
 		if (validate_parameters(v, api, item, pf))

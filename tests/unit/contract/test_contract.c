@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "contract/contract.h"
+#include "contract/openapi.h"
 
 #ifndef EXAMPLES
 #error "EXAMPLES must name examples/contracts"
@@ -338,4 +339,32 @@ Test(contract, mutated_contracts_fail_cleanly, .timeout = 120)
 	cr_expect_gt(accepted, 50);
 	cr_expect_gt(rejected, 1000);
 	contract_free(prov);
+}
+
+/* Found by tests/fuzz/fuzz_contract: an API diffed against itself must be compatible. A path
+ * "/{" never matched itself, and two paths equal but for parameter names matched each other's
+ * operations; both are now refused when the document is validated. */
+Test(contract, path_templates_that_could_not_match_themselves_are_refused)
+{
+	expect_error("provides:\n  openapi: 3.1$\n  paths:\n   /{:\n    get:\n     responses:\n      '200':\n       t: ",
+		     NULL, "c.yaml:4:4: provides.paths./{: a path parameter is '{name}' within one segment");
+	expect_error("provides: {openapi: 3.1.0, paths: {'/a}/b': {}}}\n", NULL, "a path parameter is '{name}'");
+	expect_error("provides: {openapi: 3.1.0, paths: {'/a/{}': {}}}\n", NULL, "a path parameter is '{name}'");
+	expect_error("provides: {openapi: 3.1.0, paths: {'/a/{x/y}': {}}}\n", NULL, "a path parameter is '{name}'");
+	expect_error("provides:\n  openapi: 3.1.0\n  paths:\n    /a/{x}: {}\n    /b: {}\n    /a/{y}: {}\n", NULL,
+		     "c.yaml:6:5: provides.paths./a/{y}: the same path as '/a/{x}' but for parameter names");
+
+	const char *ok = "provides:\n  openapi: 3.1.0\n  paths:\n"
+			 "    /a/{id}.json/{b}:\n      get:\n        responses:\n"
+			 "          '200': {description: a, content: {application/json: {schema: {type: string}}}}\n"
+			 "    /a/{id}:\n      get:\n        responses:\n"
+			 "          '200': {description: a, content: {application/json: {schema: {type: integer}}}}\n";
+	contract *c = NULL;
+	struct err e = {{0}};
+	cr_assert_eq(contract_parse("c.yaml", ok, strlen(ok), NULL, &c, &e), 0, "%s", e.msg);
+	json_t *r = openapi_diff(contract_provides(c), contract_provides(c));
+	cr_expect_eq(json_integer_value(json_object_get(r, "breaking")), 0, "%s",
+		     json_string_value(json_object_get(json_array_get(json_object_get(r, "findings"), 0), "message")));
+	json_decref(r);
+	contract_free(c);
 }

@@ -20,8 +20,8 @@
 #include "http/server.h"
 #include "loop/fetch.h"
 #include "loop/loop.h"
+#include "router/router.h"
 #include "runtime/runtime.h"
-#include "server/router.h"
 #include "stats/sequential.h"
 #include "store/store.h"
 

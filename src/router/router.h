@@ -130,8 +130,8 @@ void router_free(router *r);
  * freeing f. */
 void router_use_fetcher(router *r, fetcher *f);
 /* Makes sure the router runs and answers (starts it when it does not); 0 when it answers.
- * When it had to be (re)started, everything put before is forgotten (so routes go out again)
- * and router_generation changes. With a fetcher, a router that answered stays trusted until
+ * When it had to be (re)started, everything put before is forgotten, so the next puts are sent
+ * again (router_generation changes when another process than the last one answers). With a fetcher, a router that answered stays trusted until
  * a background check (started from here) says otherwise: the caller is not blocked then. */
 int router_ensure(router *r, struct err *e) __attribute__((warn_unused_result));
 /* A number that changes when the router's health changes or another router process answers

@@ -67,7 +67,14 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	const json_t *smoke0 = json_array_get(json_object_get(svc, "smoke"), 0);
 	const char *path = smoke0 ? json_string_value(json_object_get(smoke0, "path")) : "/";
 	char url[512], rates[32], dur[32];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path ? path : "/");
+	char rn[256], ep[ROUTER_ENDPOINT_MAX];
+	reconcile_route_name(rn, sizeof(rn), service, r->env, r->name);
+	if (router_route_endpoint(srv->router, rn, port, ep, sizeof(ep))) {
+		log_error("deployment %lld: stage traffic not started: no endpoint for route %s port %d",
+			  (long long)dep, rn, port);
+		return;
+	}
+	snprintf(url, sizeof(url), "http://%s%s", ep, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%lld", (long long)(rate > 0 ? rate : 50));
 	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
 	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",

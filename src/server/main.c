@@ -170,7 +170,7 @@ int cmd_server(int argc, char **argv)
 		error("%s", e.msg);
 		goto out;
 	}
-	srv.router = router_new(admin, exe, srv.data_dir);
+	srv.router = router_proxy_new(admin, exe, srv.data_dir);
 	srv.idle = json_object();
 	srv.start_errors = json_object();
 	srv.loop = loop_new();

@@ -184,7 +184,10 @@ static void ensure_version(struct server *srv, runtime *rt, const json_t *svc, c
 			failed = 1;
 			break;
 		}
-		if (port > 0 && asprintf(&envv[k], "SLUICE_UPSTREAM_%s=127.0.0.1:%d", upper, port) > 0)
+		char drn[256], ep[ROUTER_ENDPOINT_MAX];
+		reconcile_route_name(drn, sizeof(drn), dep, env, region);
+		if (port > 0 && router_route_endpoint(srv->router, drn, port, ep, sizeof(ep)) == 0 &&
+		    asprintf(&envv[k], "SLUICE_UPSTREAM_%s=%s", upper, ep) > 0)
 			k++;
 	}
 	struct instance_spec spec = {
@@ -212,21 +215,6 @@ static int desired_count(const struct pl_desired *d, const char *version)
 		if (!strcmp(d->run[i].version, version))
 			return d->run[i].count;
 	return -1;
-}
-
-/* Does the proxy still send to (or wait on) this backend? */
-static int addr_busy(const json_t *route_state, const char *endpoint)
-{
-	size_t i;
-	json_t *b;
-	json_array_foreach(json_object_get(route_state, "backends_state"), i, b) {
-		const char *a = json_string_value(json_object_get(b, "addr"));
-		const char *st = json_string_value(json_object_get(b, "state"));
-		if (a && !strcmp(a, endpoint) &&
-		    ((st && !strcmp(st, "active")) || json_integer_value(json_object_get(b, "in_flight")) > 0))
-			return 1;
-	}
-	return 0;
 }
 
 static int alive(const struct instance_info *in)
@@ -264,70 +252,73 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 	 * slow). Instances that are still starting refuse connections: they are used only when
 	 * no weighted version has a healthy instance, else their version is left out and its
 	 * share goes to the others for now. */
-	json_t *healthy[PL_MAX_ROUTE], *unhealthy[PL_MAX_ROUTE], *starting[PL_MAX_ROUTE];
+	struct addrs {
+		const char **a;
+		size_t n;
+	} healthy[PL_MAX_ROUTE], unhealthy[PL_MAX_ROUTE], starting[PL_MAX_ROUTE];
+	/* the three lists of each version point into in[] (alive until free(in)) */
+	const char **lists = calloc((size_t)d->nroute * 3 * (n ? n : 1), sizeof(*lists));
+	if (!lists) {
+		free(in);
+		return;
+	}
 	int any_healthy = 0;
 	for (int r = 0; r < d->nroute; r++) {
-		healthy[r] = json_array();
-		unhealthy[r] = json_array();
-		starting[r] = json_array();
+		healthy[r] = (struct addrs){lists + (size_t)r * 3 * n, 0};
+		unhealthy[r] = (struct addrs){healthy[r].a + n, 0};
+		starting[r] = (struct addrs){unhealthy[r].a + n, 0};
 		int keep = desired_count(d, d->route[r].version);
 		for (size_t j = 0; j < n; j++) {
 			if (strcmp(in[j].version, d->route[r].version) || !in[j].endpoint[0] || !alive(&in[j]) ||
 			    (keep >= 0 && in[j].index >= keep))
 				continue;
-			json_t *to = in[j].state == INSTANCE_HEALTHY     ? healthy[r]
-				     : in[j].state == INSTANCE_UNHEALTHY ? unhealthy[r]
-				     : in[j].state == INSTANCE_STARTING  ? starting[r]
-									 : NULL;
+			struct addrs *to = in[j].state == INSTANCE_HEALTHY     ? &healthy[r]
+					   : in[j].state == INSTANCE_UNHEALTHY ? &unhealthy[r]
+					   : in[j].state == INSTANCE_STARTING  ? &starting[r]
+									       : NULL;
 			if (to)
-				json_array_append_new(to, json_string(in[j].endpoint));
+				to->a[to->n++] = in[j].endpoint;
 		}
-		any_healthy |= d->route[r].weight > 0 && json_array_size(healthy[r]) > 0;
+		any_healthy |= d->route[r].weight > 0 && healthy[r].n > 0;
 	}
-	/* a version with no backend at all is left out (the proxy refuses an empty backend
+	/* a version with no backend at all is left out (a router refuses an empty backend
 	 * list, and the whole route with it) */
-	json_t *versions = json_array();
+	struct router_version versions[PL_MAX_ROUTE];
+	size_t nversions = 0;
 	for (int r = 0; r < d->nroute; r++) {
-		json_t *use = json_array_size(healthy[r])     ? healthy[r]
-			      : json_array_size(unhealthy[r]) ? unhealthy[r]
-			      : any_healthy                   ? NULL
-							      : starting[r];
-		if (use && json_array_size(use))
-			json_array_append_new(versions, json_pack("{s:s, s:i, s:O}", "version",
-								  d->route[r].version, "weight",
-								  d->route[r].weight, "backends", use));
-		json_decref(healthy[r]);
-		json_decref(unhealthy[r]);
-		json_decref(starting[r]);
+		const struct addrs *use = healthy[r].n     ? &healthy[r]
+					  : unhealthy[r].n ? &unhealthy[r]
+					  : any_healthy    ? NULL
+							   : &starting[r];
+		if (use && use->n)
+			versions[nversions++] = (struct router_version){
+				.name = d->route[r].version, .weight = d->route[r].weight,
+				.backends = use->a, .nbackends = use->n};
 	}
-	char rn[256], listen[64];
+	char rn[256];
 	reconcile_route_name(rn, sizeof(rn), name, env, rname);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%lld",
-		 (long long)(jint(svc, "listen_port") + jint(region, "port_offset")));
 	int any_weight = 0, routable = 0;
 	for (int r = 0; r < d->nroute; r++)
 		any_weight |= d->route[r].weight > 0;
-	size_t vi;
-	json_t *vv;
-	json_array_foreach(versions, vi, vv)
-		routable |= json_integer_value(json_object_get(vv, "weight")) > 0;
+	for (size_t v = 0; v < nversions; v++)
+		routable |= versions[v].weight > 0;
 	int routed;
 	if (any_weight && !routable) {
-		/* traffic is wanted but no instance can take it yet: keep the proxy's last route
+		/* traffic is wanted but no instance can take it yet: keep the router's last route
 		 * and stop nothing until it can be replaced */
-		json_decref(versions);
 		routed = 0;
 		snprintf(e.msg, sizeof(e.msg), "no running instance for any weighted version yet");
 	} else if (any_weight) {
-		json_t *route = json_pack("{s:s, s:s, s:o}", "name", rn, "listen", listen, "versions", versions);
-		routed = router_put_route(srv->router, rn, route, &e) == 0;
-		json_decref(route);
+		struct router_route route = {
+			.name = rn, .port = (int)(jint(svc, "listen_port") + jint(region, "port_offset")),
+			.versions = versions, .nversions = nversions};
+		routed = router_put_route(srv->router, &route, &e) == 0;
 	} else {
 		/* nothing may take traffic (a first release starting, or aborted): no route at all;
-		 * the proxy lets in-flight requests finish before it closes the listener */
-		json_decref(versions);
+		 * the router lets in-flight requests finish before it closes the listener */
 		routed = router_delete_route(srv->router, rn, &e) == 0;
 	}
+	free(lists);
 	if (!routed) {
 		srv->reconcile_pending = 1;
 		uint64_t now = loop_now(srv->loop);
@@ -341,7 +332,8 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 
 	/* 3. instances no longer wanted (a whole version, or the highest indexes of one): stop
 	 * them once the proxy has drained them */
-	json_t *state = NULL;
+	struct router_backend *state = NULL;
+	size_t nstate = 0;
 	int state_read = 0;
 	for (size_t j = 0; j < n; j++) {
 		if (!alive(&in[j]))
@@ -353,10 +345,10 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 		if (any_weight) {
 			if (!state_read) {
 				state_read = 1;
-				if (router_get_route(srv->router, rn, &state, &e))
+				if (router_route_state(srv->router, rn, &state, &nstate, &e))
 					break;
 			}
-			if (addr_busy(state, in[j].endpoint)) {
+			if (router_backend_busy(state, nstate, in[j].endpoint)) {
 				json_object_del(srv->idle, in[j].id);
 				continue;
 			}
@@ -380,7 +372,7 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 			ensure_version(srv, rt, svc, env, rname, in[j].version, (unsigned)keep);
 		}
 	}
-	json_decref(state);
+	free(state);
 	free(in);
 }
 

@@ -627,7 +627,7 @@ Test(verify_sequential, a_window_opens_on_counters_requested_after_its_step_bega
 {
 	struct harness h;
 	harness_init(&h, 10);
-	h.srv.router = router_new("127.0.0.1:1", "/bin/false", "/tmp"); /* no fetcher: never asked */
+	h.srv.router = router_proxy_new("127.0.0.1:1", "/bin/false", "/tmp"); /* no fetcher: never asked */
 	uint64_t now = loop_now(h.srv.loop);
 	cr_assert_gt(now, 1000);
 	json_decref(h.srv.metrics);

@@ -1,4 +1,4 @@
-/* Unit tests of src/server/router against a fake proxy admin API started here on 127.0.0.1:0
+/* Unit tests of the proxy driver (src/router/router_proxy.c) against a fake proxy admin API started here on 127.0.0.1:0
  * (one thread, one request per connection, bounded in connections and time): the background
  * reads (metrics, health) never block the caller, and a router that sees another proxy
  * process answer sends its routes again. */
@@ -13,7 +13,7 @@
 
 #include "loop/fetch.h"
 #include "loop/loop.h"
-#include "server/router.h"
+#include "router/router.h"
 #include "support/loopback.h"
 
 #define MAX_CONNS 200
@@ -84,7 +84,7 @@ static void setup(void)
 	cr_assert_not_null(l = loop_new());
 	cr_assert_not_null(f = fetcher_new(l));
 	/* /bin/false as the sluice binary: a proxy this router starts would exit at once */
-	cr_assert_not_null(r = router_new(addr, "/bin/false", dir));
+	cr_assert_not_null(r = router_proxy_new(addr, "/bin/false", dir));
 	router_use_fetcher(r, f);
 }
 
@@ -139,19 +139,16 @@ Test(router, the_metrics_snapshot_is_read_in_the_background)
 	cr_assert_eq(metrics_seen, 1, "only one fetch at a time");
 }
 
-static json_t *route(void)
-{
-	return json_pack("{s:s, s:s, s:[{s:s, s:i, s:[s]}]}", "name", "a.b.c", "listen", "127.0.0.1:1", "versions",
-			 "version", "v1", "weight", 100, "backends", "127.0.0.1:2");
-}
+static const char *const backends[] = {"127.0.0.1:2"};
+static const struct router_version versions[] = {{.name = "v1", .weight = 100, .backends = backends, .nbackends = 1}};
+static const struct router_route rt = {.name = "a.b.c", .port = 1, .versions = versions, .nversions = 1};
 
 Test(router, another_proxy_process_gets_the_routes_again)
 {
 	struct err e;
 	cr_assert_eq(router_ensure(r, &e), 0, "%s", e.msg);
-	json_t *rt = route();
-	cr_assert_eq(router_put_route(r, "a.b.c", rt, &e), 0, "%s", e.msg);
-	cr_assert_eq(router_put_route(r, "a.b.c", rt, &e), 0, "%s", e.msg);
+	cr_assert_eq(router_put_route(r, &rt, &e), 0, "%s", e.msg);
+	cr_assert_eq(router_put_route(r, &rt, &e), 0, "%s", e.msg);
 	cr_assert_eq(puts_seen, 1, "an unchanged route was sent again");
 	uint64_t g = router_generation(r);
 	/* the same process answers the background check: nothing changes */
@@ -159,7 +156,7 @@ Test(router, another_proxy_process_gets_the_routes_again)
 	cr_assert_eq(router_ensure(r, &e), 0);
 	run_for(300);
 	cr_assert_eq(router_generation(r), g);
-	cr_assert_eq(router_put_route(r, "a.b.c", rt, &e), 0);
+	cr_assert_eq(router_put_route(r, &rt, &e), 0);
 	cr_assert_eq(puts_seen, 1);
 	/* another process: the next check sees it, and the route goes out again */
 	identity = 2;
@@ -168,9 +165,8 @@ Test(router, another_proxy_process_gets_the_routes_again)
 	for (int i = 0; i < 100 && router_generation(r) == g; i++)
 		run_for(10);
 	cr_assert_neq(router_generation(r), g, "the new process went unnoticed");
-	cr_assert_eq(router_put_route(r, "a.b.c", rt, &e), 0, "%s", e.msg);
+	cr_assert_eq(router_put_route(r, &rt, &e), 0, "%s", e.msg);
 	cr_assert_eq(puts_seen, 2);
-	json_decref(rt);
 }
 
 Test(router, a_proxy_that_stops_answering_is_noticed_and_started_again)

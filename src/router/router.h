@@ -1,0 +1,176 @@
+/*
+ * router: the traffic-router interface, what the control plane needs from whatever splits a
+ * service's traffic between its versions.
+ *
+ * The reconciler keeps one route per service x environment x region ("service.env.region"):
+ * a port it is reached on, and weighted versions, each with the endpoints ("host:port") of
+ * its instances. It puts the route on every pass, reads the route's drain state before it
+ * stops an instance that left it, and deletes the route when no version may take traffic.
+ * The verifier reads the per-version counters. Everything else (a process to start, an admin
+ * API, JSON bodies, a Gateway API object, which host a route listens on) belongs to the
+ * driver behind the operation table below.
+ *
+ * Drivers:
+ *   - "proxy" (router_proxy.c): the built-in `sluice proxy`, started in its own session so it
+ *     outlives the server, driven through its admin API (docs/proxy.md).
+ * A Gateway API (Kubernetes) driver or a per-host Docker proxy implements the same table and
+ * must pass the conformance suite, tests/unit/router/conformance.h.
+ *
+ * Invariants every driver keeps:
+ *   - router_put_route is idempotent and cheap: a route identical to the last one put
+ *     successfully (since the last change of router_generation) is not sent again, so
+ *     calling it on every reconcile pass costs nothing.
+ *   - a put replaces the route atomically: a request is served by the old or the new route,
+ *     never dropped; a backend that leaves the route drains (it receives no new request and
+ *     finishes those in flight) and router_route_state says when it is drained.
+ *   - router_generation changes whenever what was put may be lost (another router process
+ *     answers, the router stopped answering): a caller that saw the same number has nothing
+ *     to send again; one that sees another number puts its routes again.
+ *
+ * Threads: a router belongs to the thread that created it (the server's loop thread); it is
+ * not locked. Calls may block for at most a few seconds (an admin request, a process start),
+ * except the reads that repeat (health, counters), which go in the background once a fetcher
+ * is given (router_use_fetcher).
+ *
+ * Errors: int return, 0 success, -1 with a message in e that names the route and what the
+ * router answered. A failed put or delete changes nothing the caller relies on: it is tried
+ * again on the next pass.
+ */
+#ifndef SLUICE_ROUTER_H
+#define SLUICE_ROUTER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop/fetch.h"
+#include "util/log.h"
+
+typedef struct router router;
+
+/* Limits of a route (those of the built-in proxy, the tightest driver): longer names or more
+ * versions or backends are refused with an error by router_put_route. */
+#define ROUTER_NAME_MAX 192    /* route names, NUL included */
+#define ROUTER_VERSION_MAX 80  /* version names, NUL included */
+#define ROUTER_ENDPOINT_MAX 262 /* "host:port" or "[v6]:port", NUL included */
+#define ROUTER_MAX_VERSIONS 16
+#define ROUTER_MAX_BACKENDS 256 /* per version */
+
+/* One version of a route: its share of the traffic and where its instances answer. */
+struct router_version {
+	const char *name;             /* [A-Za-z0-9._+~-]+ */
+	long long weight;             /* 0..10^9, on any scale; the shares are weight / sum */
+	const char *const *backends;  /* nbackends distinct endpoints "host:port" */
+	size_t nbackends;             /* 1..ROUTER_MAX_BACKENDS */
+};
+
+/* A route as the control plane wants it. The router only reads it during the call. */
+struct router_route {
+	const char *name;                      /* [A-Za-z0-9._-]+ */
+	int port;                              /* where clients reach it (see router_route_endpoint) */
+	const struct router_version *versions; /* 1..ROUTER_MAX_VERSIONS, at least one weight > 0 */
+	size_t nversions;
+};
+
+/* Where one backend of a route stands, as router_route_state reports it. */
+enum router_backend_phase {
+	ROUTER_BACKEND_ACTIVE,   /* in the route: receives requests */
+	ROUTER_BACKEND_EJECTED,  /* in the route, set aside by a health check for now */
+	ROUTER_BACKEND_DRAINING, /* left the route, requests in flight (or not yet seen by all) */
+	ROUTER_BACKEND_DRAINED,  /* left the route, nothing can reach it: safe to stop */
+};
+
+struct router_backend {
+	char version[ROUTER_VERSION_MAX];
+	char addr[ROUTER_ENDPOINT_MAX];
+	enum router_backend_phase phase;
+	uint64_t in_flight;
+};
+
+/* The operation table of a driver. Every entry is required; the router_* functions below
+ * dispatch to them and document the contract. */
+struct router_ops {
+	const char *kind; /* "proxy", ... */
+	void (*free)(router *r);
+	void (*use_fetcher)(router *r, fetcher *f);
+	uint64_t (*generation)(const router *r);
+	int (*ensure)(router *r, struct err *e);
+	int (*route_endpoint)(router *r, const char *name, int port, char *buf, size_t len);
+	int (*put_route)(router *r, const struct router_route *route, struct err *e);
+	int (*delete_route)(router *r, const char *name, struct err *e);
+	int (*route_state)(router *r, const char *name, struct router_backend **out, size_t *n,
+			   struct err *e);
+	const json_t *(*latest_metrics)(router *r, uint64_t *at);
+	void (*stop)(router *r);
+};
+
+/* For drivers: the first member of every driver's own struct. */
+struct router {
+	const struct router_ops *ops;
+};
+
+/* ---- drivers ---- */
+
+/*
+ * The built-in proxy (kind "proxy"). admin: "host:port" of its admin API; exe: path of the
+ * sluice binary that runs `sluice proxy`; dir: where the proxy's config, pid file and log
+ * live (it must exist). Routes listen on 127.0.0.1. Starts nothing yet (router_ensure does).
+ * Returns NULL when out of memory or a string does not fit.
+ */
+router *router_proxy_new(const char *admin, const char *exe, const char *dir);
+
+/* ---- life cycle ---- */
+
+/* The driver's kind ("proxy"). */
+const char *router_kind(const router *r);
+/* Frees the router (NULL is fine). What runs (the proxy and its routes) keeps running. */
+void router_free(router *r);
+/* Reads that repeat (health, the counters snapshot) then go in the background on f's loop
+ * instead of blocking. NULL cancels them and goes back to blocking reads: do that before
+ * freeing f. */
+void router_use_fetcher(router *r, fetcher *f);
+/* Makes sure the router runs and answers (starts it when it does not); 0 when it answers.
+ * When it had to be (re)started, everything put before is forgotten, so the next puts are sent
+ * again (router_generation changes when another process than the last one answers). With a fetcher, a router that answered stays trusted until
+ * a background check (started from here) says otherwise: the caller is not blocked then. */
+int router_ensure(router *r, struct err *e) __attribute__((warn_unused_result));
+/* A number that changes when the router's health changes or another router process answers
+ * (see the invariants above). */
+uint64_t router_generation(const router *r);
+/* Asks what runs (the proxy) to exit, and forgets what was put. */
+void router_stop(router *r);
+
+/* ---- routes ---- */
+
+/* The endpoint "host:port" at which clients (other services, the stage's traffic) reach the
+ * route `name` that listens on `port`, into buf. The route need not exist yet. Returns 0, or
+ * -1 when it does not fit in len or port is not 1..65535. */
+int router_route_endpoint(router *r, const char *name, int port, char *buf /* OUT */, size_t len)
+	__attribute__((warn_unused_result));
+/* Creates or atomically replaces route->name, unless identical to the last successful put. */
+int router_put_route(router *r, const struct router_route *route, struct err *e)
+	__attribute__((warn_unused_result));
+/* Deletes the route; one that does not exist is success. Requests in flight finish. */
+int router_delete_route(router *r, const char *name, struct err *e) __attribute__((warn_unused_result));
+/* The backends of the route with their phase, those that left it and still drain included.
+ * *out (malloc'd, the caller frees it; NULL when *n is 0) and *n are set on success. A route
+ * that does not exist is an error. */
+int router_route_state(router *r, const char *name, struct router_backend **out /* OUT */,
+		       size_t *n /* OUT */, struct err *e) __attribute__((warn_unused_result));
+/* Is a backend `addr` of this state still receiving (active) or finishing (in flight)
+ * requests? An instance the caller wants to stop must not be, for a while. */
+int router_backend_busy(const struct router_backend *b, size_t n, const char *addr);
+
+/* ---- counters ---- */
+
+/*
+ * The latest per-version counters snapshot and the loop time its request went out (*at: it
+ * holds everything counted before then), or NULL (*at 0) before the first; starts reading
+ * the next one in the background unless one is on its way. Needs a fetcher. The snapshot has
+ * the shape of the proxy's GET /v1/metrics (docs/proxy.md: routes.NAME.versions.VERSION with
+ * requests, responses by class, latency_us buckets); another driver translates its counters
+ * into that shape. The router owns it: valid until the next call on r (json_incref to keep).
+ */
+const json_t *router_latest_metrics(router *r, uint64_t *at /* OUT */);
+
+#endif

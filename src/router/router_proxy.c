@@ -10,6 +10,7 @@
  * when it differs from what this router last sent successfully.
  */
 #include "router/router.h"
+#include "util/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -139,34 +140,11 @@ static int spawn_proxy(struct proxy_router *r, struct err *e)
 		return err_set(e, "could not write '%s': %s", conf, strerror(errno));
 	fprintf(f, "{\"admin\": \"%s\", \"routes\": []}\n", r->admin);
 	fclose(f);
-	pid_t pid = fork();
-	if (pid < 0)
-		return err_set(e, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		/* double fork: the proxy is not our child, and lives in its own session */
-		if (fork() != 0)
-			_exit(0);
-		setsid();
-		int null = open("/dev/null", O_RDONLY);
-		int log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (null >= 0)
-			dup2(null, 0);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		FILE *p = fopen(pidp, "w");
-		if (p) {
-			fprintf(p, "%d\n", getpid());
-			fclose(p);
-		}
-		execl(r->exe, r->exe, "proxy", "--config", conf, "--admin", r->admin, (char *)NULL);
-		_exit(127);
-	}
-	waitpid(pid, NULL, 0);
-	return 0;
+	/* detached: the proxy is not our child and lives in its own session, so it outlives us */
+	char *argv[] = {r->exe, "proxy", "--config", conf, "--admin", r->admin, NULL};
+	struct spawn_opts so = {.argv = argv, .out_fd = -1, .out_path = logp, .detach = 1,
+				.pid_file = pidp};
+	return spawn_start(&so, NULL, e);
 }
 
 static int proxy_ensure(router *base, struct err *e)

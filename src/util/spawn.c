@@ -115,6 +115,18 @@ static void __attribute__((noreturn)) child(const struct spawn_opts *o, int out,
 	close_from(4, o->no_close_range);
 	if (o->cwd && chdir(o->cwd) != 0)
 		fail(pfd, STAGE_CWD);
+	if (o->pid_file) {
+		/* the program's own pid, which a detached starter cannot know */
+		char line[24], *d = line + sizeof line; /* digits by hand: only async-signal-safe calls here */
+		*--d = '\n';
+		for (unsigned v = (unsigned)getpid(); d == line + sizeof line - 1 || v; v /= 10)
+			*--d = (char)('0' + v % 10);
+		ssize_t n = line + sizeof line - d;
+		int fd = open(o->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, d, (size_t)n) != n)
+			fail(pfd, STAGE_SETUP);
+		close(fd);
+	}
 	execvpe(o->argv[0], o->argv, o->envp ? o->envp : environ);
 	fail(pfd, STAGE_EXEC);
 }

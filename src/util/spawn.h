@@ -41,6 +41,8 @@ struct spawn_opts {
 			       /* ... else to /dev/null */
 	int detach;            /* 1: double fork, the program is not the caller's child (nobody
 				* needs to reap it); *pid is then 0 */
+	const char *pid_file;  /* when set, the program's pid is written there before exec (a
+				* detached program's pid, for whoever stops it later) */
 	int no_close_range;    /* tests only: close descriptors by the /proc walk */
 };
 

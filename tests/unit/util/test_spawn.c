@@ -138,3 +138,36 @@ Test(spawn, failures_are_reported_with_the_program_and_the_cause)
 	cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1);
 	cr_assert_eq(errno, ECHILD);
 }
+
+Test(spawn, a_detached_program_writes_its_own_pid)
+{
+	char dir[] = "/tmp/sluice-spawn-XXXXXX", pidf[128], out[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(pidf, sizeof pidf, "%s/pid", dir);
+	snprintf(out, sizeof out, "%s/out", dir);
+	/* the program prints its own pid ($$ of the shell that exec'd nothing else) */
+	char *argv[] = {"sh", "-c", "echo $$", NULL};
+	struct spawn_opts o = {.argv = argv, .out_fd = -1, .out_path = out, .detach = 1, .pid_file = pidf};
+	struct err e;
+	cr_assert_eq(spawn_start(&o, NULL, &e), 0, "%s", e.msg);
+	char said[32] = "", wrote[32] = "";
+	for (int i = 0; i < 500 && !said[0]; i++) {
+		FILE *f = fopen(out, "r");
+		if (f) {
+			if (!fgets(said, sizeof said, f))
+				said[0] = 0;
+			fclose(f);
+		}
+		if (!said[0])
+			usleep(10000);
+	}
+	FILE *f = fopen(pidf, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(wrote, sizeof wrote, f));
+	fclose(f);
+	cr_assert_gt(atoi(wrote), 1);
+	cr_assert_str_eq(wrote, said, "pid file '%s', program '%s'", wrote, said);
+	unlink(pidf);
+	unlink(out);
+	rmdir(dir);
+}

@@ -2,7 +2,14 @@
  * shares. */
 #include "router/router.h"
 
+#include <stdio.h>
 #include <string.h>
+
+void router_route_name(char *buf, size_t len, const char *service, const char *env,
+		       const char *region)
+{
+	snprintf(buf, len, "%s.%s.%s", service, env, region);
+}
 
 const char *router_kind(const router *r)
 {

@@ -56,6 +56,11 @@ typedef struct router router;
 #define ROUTER_MAX_VERSIONS 16
 #define ROUTER_MAX_BACKENDS 256 /* per version */
 
+/* The control plane's name of the route of a service in an env/region: "service.env.region"
+ * (three names of at most 63 bytes fit ROUTER_NAME_MAX). */
+void router_route_name(char *buf, size_t len, const char *service, const char *env,
+		       const char *region);
+
 /* One version of a route: its share of the traffic and where its instances answer. */
 struct router_version {
 	const char *name;             /* [A-Za-z0-9._+~-]+ */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,26 @@
 #include "http/routes.h"
 #include "server/api.h"
 #include "server/gate.h"
-#include "server/server.h"
+#include "server/catalog.h"
+#include "server/executor.h"
 #include "server/verify.h"
 #include "store/artifacts.h"
 #include "util/doc.h"
 #include "util/sha256.h"
 
+struct api {
+	loop *loop;
+	store *store;
+	runtimes *runtimes;
+	executor *executor;
+	reconciler *reconciler;
+	verifier *verifier;
+	char artifacts_dir[PATH_MAX];
+	int stop_data_plane;
+};
+
 struct route_ctx {
-	struct server *srv;
+	api *srv;
 	const struct httpd_req *req;
 	struct httpd_resp *resp;
 	const struct routes_params *p;
@@ -236,7 +249,7 @@ static void h_release_push(struct route_ctx *c)
 	}
 	struct err e = {""};
 	json_t *svc = NULL;
-	int rc = server_service(c->srv, service, &svc, &e);
+	int rc = catalog_service(c->srv->store, service, &svc, &e);
 	json_decref(svc);
 	if (rc) {
 		if (rc == STORE_NOTFOUND)
@@ -311,7 +324,7 @@ static void h_deploy(struct route_ctx *c)
 	enum pl_kind kind = json_is_true(json_object_get(body, "hotfix")) ? PL_HOTFIX : PL_DEPLOY;
 	struct err e = {""};
 	/* The gate: the release against every version that is live in the environment. */
-	json_t *report = gate_can_i_deploy(c->srv, service, version, env, &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, service, version, env, &e);
 	if (!report) {
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 		json_decref(body);
@@ -328,7 +341,7 @@ static void h_deploy(struct route_ctx *c)
 		json_decref(body);
 		return;
 	}
-	int64_t id = executor_create(c->srv, service, env, version, kind, refused && force,
+	int64_t id = executor_create(c->srv->executor, service, env, version, kind, refused && force,
 				     report, &e);
 	json_decref(report);
 	if (id < 0) {
@@ -393,7 +406,7 @@ static void h_rollback(struct route_ctx *c)
 		snprintf(target, sizeof(target), "%s", to);
 	} else if (inflight && !target[0]) {
 		/* a first release in flight: there is nothing to return to, only to stop it */
-		if (executor_abort(c->srv, inflight, "rollback requested", 0, &e)) {
+		if (executor_abort(c->srv->executor, inflight, "rollback requested", 0, &e)) {
 			json_decref(result);
 			json_decref(body);
 			httpd_error(c->resp, 500, "%s", e.msg);
@@ -403,7 +416,7 @@ static void h_rollback(struct route_ctx *c)
 	} else if (!inflight) {
 		/* nothing in flight: go back to the stable release before the current one */
 		json_t *envm = NULL;
-		int rc = server_environment(c->srv, env, &envm, &e);
+		int rc = catalog_environment(c->srv->store, env, &envm, &e);
 		json_t *r0 = json_array_get(json_object_get(envm, "regions"), 0);
 		char cur[PL_NAME_MAX] = "";
 		const char *rname = json_string_value(json_object_get(r0, "name"));
@@ -429,7 +442,7 @@ static void h_rollback(struct route_ctx *c)
 	}
 	if (target[0]) {
 		/* the rollback pre-empts the deployment in flight, in the same transaction */
-		int64_t id = executor_create(c->srv, service, env, target, PL_ROLLBACK, 0, NULL, &e);
+		int64_t id = executor_create(c->srv->executor, service, env, target, PL_ROLLBACK, 0, NULL, &e);
 		if (id < 0) {
 			json_decref(result);
 			json_decref(body);
@@ -463,7 +476,7 @@ static void h_retry(struct route_ctx *c)
 	struct err e = {""};
 	if (*end || id <= 0)
 		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
-	else if (executor_retry(c->srv, id, region, &e))
+	else if (executor_retry(c->srv->executor, id, region, &e))
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not found") ? 404 : 409, "%s",
 			    e.msg);
 	else
@@ -529,7 +542,7 @@ static void deployment_get(struct route_ctx *c, int events)
 	size_t i;
 	json_t *r;
 	json_array_foreach(regions, i, r) {
-		const struct window *w = verify_window(c->srv, id, (int)i);
+		const struct window *w = verify_window(c->srv->verifier, id, (int)i);
 		if (w && w->verdict[0])
 			json_object_set_new(r, "check", json_string(w->verdict));
 	}
@@ -539,7 +552,7 @@ static void deployment_get(struct route_ctx *c, int events)
 /* ---- status ---- */
 
 /* NULL with e when the store failed. */
-static json_t *region_status(struct server *srv, const char *service, const char *env,
+static json_t *region_status(api *srv, const char *service, const char *env,
 			     const char *region, json_t *active, struct err *e)
 {
 	char stable[PL_NAME_MAX] = "";
@@ -580,7 +593,7 @@ static json_t *region_status(struct server *srv, const char *service, const char
 			}
 			if (r->state == R_RETRY_WAIT)
 				json_object_set_new(dj, "retry_at", json_integer(r->retry_at));
-			const struct window *w = verify_window(srv, id, ri);
+			const struct window *w = verify_window(srv->verifier, id, ri);
 			if (w && w->verdict[0])
 				json_object_set_new(dj, "check", json_string(w->verdict));
 			json_object_set_new(out, "deployment", dj);
@@ -610,7 +623,7 @@ static json_t *region_status(struct server *srv, const char *service, const char
 	json_t *insts = json_array();
 	runtime *rt = NULL;
 	struct err re = {""};
-	if (server_runtime(srv, env, region, &rt, &re))
+	if (catalog_runtime(srv->store, srv->runtimes, env, region, &rt, &re))
 		json_object_set_new(out, "instances_error", json_string(re.msg));
 	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
@@ -726,7 +739,7 @@ static void h_can_i_deploy(struct route_ctx *c)
 		return;
 	}
 	struct err e = {""};
-	json_t *report = gate_can_i_deploy(c->srv, s, v, en ? en : "production", &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 	else
@@ -746,7 +759,7 @@ static void h_plan(struct route_ctx *c)
 		return;
 	}
 	struct err e = {""};
-	json_t *report = gate_plan(c->srv, targets, env ? env : "production", &e);
+	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env ? env : "production", &e);
 	json_decref(body);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e)                                           ? 500
@@ -784,9 +797,10 @@ static void h_deployment_events(struct route_ctx *c)
 
 static void h_health(struct route_ctx *c)
 {
+	uint64_t passes, skipped;
+	reconcile_counts(c->srv->reconciler, &passes, &skipped);
 	reply_json(c->resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
-					   "reconcile", "passes", (json_int_t)c->srv->reconcile_passes,
-					   "skipped", (json_int_t)c->srv->reconcile_skipped));
+					   "reconcile", "passes", (json_int_t)passes, "skipped", (json_int_t)skipped));
 }
 
 /* ---- the route table ---- */
@@ -860,14 +874,39 @@ static void log_change(void *ctx, const struct route *rt, const struct httpd_req
 		 rt ? api_permission_name(rt->permission) : "no route", req->peer);
 }
 
-static const struct routes_table api = {
+static const struct routes_table api_dispatch = {
 	.routes = api_table,
 	.n = sizeof(api_table) / sizeof(api_table[0]),
 	.middleware = NULL, /* authentication and limits go here, in order */
 	.after = log_change,
 };
 
+api *api_new(const struct api_deps *d)
+{
+	api *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->loop = d->loop;
+	a->store = d->store;
+	a->runtimes = d->runtimes;
+	a->executor = d->executor;
+	a->reconciler = d->reconciler;
+	a->verifier = d->verifier;
+	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
+	return a;
+}
+
+void api_free(api *a)
+{
+	free(a);
+}
+
+int api_stop_data_plane(const api *a)
+{
+	return a->stop_data_plane;
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
-	routes_dispatch(&api, ctx, req, resp);
+	routes_dispatch(&api_dispatch, ctx, req, resp);
 }

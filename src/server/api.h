@@ -14,6 +14,12 @@
 
 #include "http/routes.h"
 #include "http/server.h"
+#include "loop/loop.h"
+#include "server/executor.h"
+#include "server/reconcile.h"
+#include "server/runtimes.h"
+#include "server/verify.h"
+#include "store/store.h"
 
 /* What a route needs, in the scopes a token will carry. API_PUBLIC needs nothing and reveals
  * nothing but liveness. */
@@ -29,8 +35,26 @@ enum api_permission {
 	API_ADMIN,    /* shutdown, tokens */
 };
 
-/* The handler for httpd_start; ctx is the struct server. */
+typedef struct api api;
+
+/* What the handlers use; everything is borrowed and must outlive the api. */
+struct api_deps {
+	loop *loop;              /* POST /v1/shutdown stops it */
+	store *store;
+	runtimes *runtimes;      /* instances in status, logs */
+	executor *executor;      /* deploy, rollback, retry */
+	reconciler *reconciler;  /* its counters in /v1/health */
+	verifier *verifier;      /* the latest check of each region */
+	const char *artifacts_dir; /* copied */
+};
+
+/* NULL when out of memory. */
+api *api_new(const struct api_deps *d);
+void api_free(api *a);
+/* The handler for httpd_start; ctx is the api. */
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+/* Whether a shutdown asked for the data plane (instances, proxy) to stop too. */
+int api_stop_data_plane(const api *a);
 
 /* The route table (for tests and docs: every route declares its permission). */
 const struct route *api_routes(size_t *n /* OUT */);

@@ -13,6 +13,7 @@
  * the executor and identified by its result file, so a restarted server finds its result.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,29 +21,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/server.h"
+#include "server/catalog.h"
+#include "server/executor.h"
+#include "server/reconcile.h"
 #include "server/smoke.h"
 #include "server/verify.h"
 #include "util/spawn.h"
 
-static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
+struct executor {
+	loop *loop;
+	store *store;
+	runtimes *runtimes;
+	router *router;
+	verifier *verifier;
+	reconciler *reconciler;
+	fetcher *fetch;
+	char data_dir[PATH_MAX];
+	struct smoke_job *smoke_jobs; /* smoke checks in flight */
+};
+
+static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e);
 
 /* ---- the pre-production stage's traffic: `sluice load` as a child ---- */
 
-static void traffic_path(struct server *srv, int64_t dep, int region, char *buf, size_t len)
+static void traffic_path(executor *ex, int64_t dep, int region, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/traffic/%lld-%d.json", srv->data_dir, (long long)dep, region);
+	snprintf(buf, len, "%s/traffic/%lld-%d.json", ex->data_dir, (long long)dep, region);
 }
 
 /* Starts the generator (detached, in its own session) unless its result already exists. */
-static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
+static void start_traffic(executor *ex, int64_t dep, const json_t *svc,
 			  const struct pl_state *st, int ri)
 {
 	const struct pl_region *r = &st->regions[ri];
 	char result[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
-	traffic_path(srv, dep, ri, result, sizeof(result));
-	snprintf(dir, sizeof(dir), "%s/traffic", srv->data_dir);
+	traffic_path(ex, dep, ri, result, sizeof(result));
+	snprintf(dir, sizeof(dir), "%s/traffic", ex->data_dir);
 	mkdir(dir, 0755);
 	unlink(result);
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -52,8 +67,8 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	const char *service = json_string_value(json_object_get(svc, "name"));
 	struct err e;
 	json_t *envm = NULL;
-	int port = reconcile_listen_port(srv, r->env, r->name, service, &e);
-	if (port < 0 || server_environment(srv, r->env, &envm, &e) < 0) {
+	int port = catalog_listen_port(ex->store, r->env, r->name, service, &e);
+	if (port < 0 || catalog_environment(ex->store, r->env, &envm, &e) < 0) {
 		/* without its port and rate it cannot run; the stage fails for want of a result */
 		log_error("deployment %lld: stage traffic not started: %s", (long long)dep, e.msg);
 		return;
@@ -63,13 +78,13 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 	/* The route must carry the new version before the first generated request: for a first
 	 * release it is created by this very transition (the reconciler would send it after this
 	 * tick, and the generator's first connections would be refused). */
-	reconcile_all(srv);
+	reconcile_all(ex->reconciler);
 	const json_t *smoke0 = json_array_get(json_object_get(svc, "smoke"), 0);
 	const char *path = smoke0 ? json_string_value(json_object_get(smoke0, "path")) : "/";
 	char url[512], rates[32], dur[32];
 	char rn[256], ep[ROUTER_ENDPOINT_MAX];
-	reconcile_route_name(rn, sizeof(rn), service, r->env, r->name);
-	if (router_route_endpoint(srv->router, rn, port, ep, sizeof(ep))) {
+	router_route_name(rn, sizeof(rn), service, r->env, r->name);
+	if (router_route_endpoint(ex->router, rn, port, ep, sizeof(ep))) {
 		log_error("deployment %lld: stage traffic not started: no endpoint for route %s port %d",
 			  (long long)dep, rn, port);
 		return;
@@ -88,18 +103,18 @@ static void start_traffic(struct server *srv, int64_t dep, const json_t *svc,
 }
 
 /* The stage's verdict: verification as the window goes, then the generator's result. */
-static enum pl_verdict stage_verdict(struct server *srv, int64_t dep, const json_t *svc,
+static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const json_t *svc,
 				     const struct pl_state *st, int ri, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
-	enum pl_verdict v = verify_region(srv, dep, svc, r->env, st, ri, msg, msglen);
+	enum pl_verdict v = verify_region(ex->verifier, dep, svc, r->env, st, ri, msg, msglen);
 	if (v == PL_VERDICT_FAIL)
 		return v;
 	int64_t age = store_now_ms() - r->since;
 	if (age < st->cfg.side_by_side_ms)
 		return PL_VERDICT_NONE;
 	char result[PATH_MAX + 64];
-	traffic_path(srv, dep, ri, result, sizeof(result));
+	traffic_path(ex, dep, ri, result, sizeof(result));
 	json_t *j = json_load_file(result, 0, NULL);
 	if (!j) {
 		if (age > st->cfg.side_by_side_ms + 15000) {
@@ -176,7 +191,7 @@ static void smoke_done(void *arg, const json_t *evidence, int ok)
 }
 
 /* Starts a job for the healthy instances of `version`; NULL when none is healthy yet. */
-static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, int64_t dep, int ri,
+static struct smoke_job *smoke_job_start(executor *ex, const json_t *svc, int64_t dep, int ri,
 					 int64_t since, const struct instance_info *in, size_t n,
 					 const char *version)
 {
@@ -195,7 +210,7 @@ static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, 
 		struct smoke_slot *sl = &j->slots[j->nslots++];
 		sl->job = j;
 		snprintf(sl->id, sizeof(sl->id), "%s", in[i].id);
-		int rc = smoke_start(srv->fetch, json_object_get(svc, "smoke"), in[i].endpoint, smoke_done, sl,
+		int rc = smoke_start(ex->fetch, json_object_get(svc, "smoke"), in[i].endpoint, smoke_done, sl,
 				     &sl->run);
 		if (rc < 0) {
 			smoke_job_free(j);
@@ -206,19 +221,19 @@ static struct smoke_job *smoke_job_start(struct server *srv, const json_t *svc, 
 		else
 			j->tried++; /* no check at all: passed */
 	}
-	j->next = srv->smoke_jobs;
-	srv->smoke_jobs = j;
+	j->next = ex->smoke_jobs;
+	ex->smoke_jobs = j;
 	return j;
 }
 
-static void smoke(struct server *srv, int64_t dep, int ri, const struct pl_region *r,
+static void smoke(executor *ex, int64_t dep, int ri, const struct pl_region *r,
 		  const json_t *svc, const struct instance_info *in, size_t n, const char *version,
 		  struct pl_obs *o)
 {
-	struct smoke_job *j = srv->smoke_jobs;
+	struct smoke_job *j = ex->smoke_jobs;
 	while (j && (j->dep != dep || j->region != ri || j->since != r->since))
 		j = j->next;
-	if (!j && !(j = smoke_job_start(srv, svc, dep, ri, r->since, in, n, version)))
+	if (!j && !(j = smoke_job_start(ex, svc, dep, ri, r->since, in, n, version)))
 		return; /* nothing healthy to check yet */
 	j->seen = 1;
 	size_t nchecks = json_array_size(json_object_get(svc, "smoke"));
@@ -236,9 +251,9 @@ static void smoke(struct server *srv, int64_t dep, int ri, const struct pl_regio
 }
 
 /* Cancels the smoke jobs no tick looked at since the last call (all of them with all = 1). */
-static void smoke_sweep(struct server *srv, int all)
+static void smoke_sweep(executor *ex, int all)
 {
-	for (struct smoke_job **p = &srv->smoke_jobs; *p;) {
+	for (struct smoke_job **p = &ex->smoke_jobs; *p;) {
 		struct smoke_job *j = *p;
 		if (j->seen && !all) {
 			j->seen = 0;
@@ -250,12 +265,31 @@ static void smoke_sweep(struct server *srv, int all)
 	}
 }
 
-void executor_release(struct server *srv)
+executor *executor_new(const struct executor_deps *d)
 {
-	smoke_sweep(srv, 1);
+	executor *ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return NULL;
+	ex->loop = d->loop;
+	ex->store = d->store;
+	ex->runtimes = d->runtimes;
+	ex->router = d->router;
+	ex->verifier = d->verifier;
+	ex->reconciler = d->reconciler;
+	ex->fetch = d->fetch;
+	snprintf(ex->data_dir, sizeof(ex->data_dir), "%s", d->data_dir);
+	return ex;
 }
 
-static void observe(struct server *srv, int64_t dep, const json_t *svc, const struct pl_state *st,
+void executor_free(executor *ex)
+{
+	if (!ex)
+		return;
+	smoke_sweep(ex, 1);
+	free(ex);
+}
+
+static void observe(executor *ex, int64_t dep, const json_t *svc, const struct pl_state *st,
 		    int ri, struct pl_obs *o)
 {
 	const struct pl_region *r = &st->regions[ri];
@@ -273,7 +307,7 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	size_t n = 0;
 	runtime *rt = NULL;
 	struct err e = {""};
-	if (server_runtime(srv, r->env, r->name, &rt, &e) ||
+	if (catalog_runtime(ex->store, ex->runtimes, r->env, r->name, &rt, &e) ||
 	    runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
 		return; /* nothing observed: the region waits (its start timeout still runs) */
 	int new_alive = 0, old_alive = 0;
@@ -303,26 +337,26 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 	o->new_stopped = new_alive == 0;
 	/* The runtime refused to start them at all: that fails the attempt now, not after the
 	 * start timeout; the region's retries (with backoff) try again. */
-	const char *why = o->new_wanted ? reconcile_start_error(srv, name, r->env, r->name, st->version) : NULL;
+	const char *why = o->new_wanted ? reconcile_start_error(ex->reconciler, name, r->env, r->name, st->version) : NULL;
 	if (why && !o->new_broken) {
 		o->new_broken = 1;
 		snprintf(o->broken_reason, sizeof(o->broken_reason), "could not start instances: %.150s", why);
 	}
 	switch (r->state) {
 	case R_SMOKE:
-		smoke(srv, dep, ri, r, svc, in, n, st->version, o);
+		smoke(ex, dep, ri, r, svc, in, n, st->version, o);
 		break;
 	case R_STEP:
 		if (st->cfg.strategy != PL_ROLLING)
-			o->verdict = verify_region(srv, dep, svc, r->env, st, ri, o->verdict_msg,
+			o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg,
 						   sizeof(o->verdict_msg));
 		break;
 	case R_HOLD:
 	case R_BAKING:
-		o->verdict = verify_region(srv, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
 		break;
 	case R_SIDE_BY_SIDE:
-		o->verdict = stage_verdict(srv, dep, svc, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->verdict = stage_verdict(ex, dep, svc, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
 		break;
 	default:
 		break;
@@ -331,11 +365,11 @@ static void observe(struct server *srv, int64_t dep, const json_t *svc, const st
 }
 
 /* Writes (state, actions) inside the caller's transaction. */
-static int persist_in_tx(struct server *srv, int64_t id, const char *service, const char *env,
+static int persist_in_tx(executor *ex, int64_t id, const char *service, const char *env,
 			 const struct pl_state *st, const struct pl_actions *acts, struct err *e)
 {
 	json_t *js = pipeline_to_json(st);
-	int rc = store_update_deployment(srv->store, id, js, pipeline_phase_name(st->phase),
+	int rc = store_update_deployment(ex->store, id, js, pipeline_phase_name(st->phase),
 					 st->reason[0] ? st->reason : NULL, e);
 	json_decref(js);
 	for (int i = 0; !rc && i < acts->n; i++) {
@@ -343,18 +377,18 @@ static int persist_in_tx(struct server *srv, int64_t id, const char *service, co
 		const struct pl_region *r = a->region >= 0 ? &st->regions[a->region] : NULL;
 		const char *region = r ? r->name : NULL;
 		if (a->type == PL_ACT_SET_STABLE) {
-			rc = store_set_stable(srv->store, service, r->env, region, st->version, id, e);
+			rc = store_set_stable(ex->store, service, r->env, region, st->version, id, e);
 		} else if (a->type == PL_ACT_REVERT) {
 			/* same transaction: the rollback exists as soon as the revert is recorded */
-			rc = create_in_tx(srv, service, env, a->message, PL_ROLLBACK, e) < 0 ? -1 : 0;
+			rc = create_in_tx(ex, service, env, a->message, PL_ROLLBACK, e) < 0 ? -1 : 0;
 		} else if (a->type == PL_ACT_RECORD) {
-			const struct window *w = a->region >= 0 ? verify_window(srv, id, a->region) : NULL;
+			const struct window *w = a->region >= 0 ? verify_window(ex->verifier, id, a->region) : NULL;
 			const json_t *evidence = NULL;
 			if (w && (!strcmp(a->kind, "passed") || !strcmp(a->kind, "aborted") ||
 				  !strcmp(a->kind, "baked") || !strcmp(a->kind, "reverted") ||
 				  !strcmp(a->kind, "stage_passed")))
 				evidence = w->evidence;
-			rc = store_add_event(srv->store, id, a->kind, region, a->message, evidence, e);
+			rc = store_add_event(ex->store, id, a->kind, region, a->message, evidence, e);
 			log_info("deployment %lld %s %s%s%s: %s", (long long)id, service, a->kind,
 				 region ? " in " : "", region ? region : "", a->message);
 		}
@@ -363,52 +397,52 @@ static int persist_in_tx(struct server *srv, int64_t id, const char *service, co
 }
 
 /* Persists (state, actions) in one transaction. */
-static int persist(struct server *srv, int64_t id, const char *service, const char *env,
+static int persist(executor *ex, int64_t id, const char *service, const char *env,
 		   const struct pl_state *st, const struct pl_actions *acts)
 {
 	struct err e = {""};
-	int rc = store_begin(srv->store, &e);
+	int rc = store_begin(ex->store, &e);
 	if (!rc)
-		rc = persist_in_tx(srv, id, service, env, st, acts, &e);
+		rc = persist_in_tx(ex, id, service, env, st, acts, &e);
 	if (!rc)
-		rc = store_commit(srv->store, &e);
+		rc = store_commit(ex->store, &e);
 	else
-		store_rollback(srv->store);
+		store_rollback(ex->store);
 	if (rc)
 		log_error("deployment %lld: could not persist: %s", (long long)id, e.msg);
 	return rc;
 }
 
 /* Effects that are not in the store: they follow the commit. */
-static void after_actions(struct server *srv, int64_t id, const json_t *svc,
+static void after_actions(executor *ex, int64_t id, const json_t *svc,
 			  const struct pl_state *st, const struct pl_actions *acts)
 {
 	for (int i = 0; i < acts->n; i++) {
 		if (acts->a[i].type == PL_ACT_RESET_WINDOW)
-			verify_reset(srv, id, acts->a[i].region);
+			verify_reset(ex->verifier, id, acts->a[i].region);
 		else if (acts->a[i].type == PL_ACT_TRAFFIC)
-			start_traffic(srv, id, svc, st, acts->a[i].region);
+			start_traffic(ex, id, svc, st, acts->a[i].region);
 	}
 }
 
 /* Applies ev; persists and acts when it changed something. Returns -1 when persisting failed
  * (the state is then left as it was). */
-static int apply(struct server *srv, int64_t id, const json_t *svc, const char *service,
+static int apply(executor *ex, int64_t id, const json_t *svc, const char *service,
 		 const char *env, struct pl_state *st, const struct pl_event *ev)
 {
 	struct pl_actions acts;
 	struct pl_state before = *st;
 	if (!pipeline_step(st, ev, &acts))
 		return 0;
-	if (persist(srv, id, service, env, st, &acts)) {
+	if (persist(ex, id, service, env, st, &acts)) {
 		*st = before;
 		return -1;
 	}
-	after_actions(srv, id, svc, st, &acts);
+	after_actions(ex, id, svc, st, &acts);
 	return 1;
 }
 
-static void drive(struct server *srv, json_t *dep)
+static void drive(executor *ex, json_t *dep)
 {
 	int64_t id = json_integer_value(json_object_get(dep, "id"));
 	const char *service = json_string_value(json_object_get(dep, "service"));
@@ -417,14 +451,14 @@ static void drive(struct server *srv, json_t *dep)
 	if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
 		log_error("deployment %lld: unreadable state; marking failed", (long long)id);
 		struct err e;
-		if (store_update_deployment(srv->store, id, json_object_get(dep, "state"), "failed",
+		if (store_update_deployment(ex->store, id, json_object_get(dep, "state"), "failed",
 					    "unreadable pipeline state", &e))
 			log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
 	json_t *svc = NULL;
 	struct err e;
-	if (server_service(srv, service, &svc, &e)) {
+	if (catalog_service(ex->store, service, &svc, &e)) {
 		log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
@@ -434,7 +468,7 @@ static void drive(struct server *srv, json_t *dep)
 		 * what is stable now (a region already on its version is then done at once). */
 		for (int i = 0; i < st.nregions; i++) {
 			char cur[PL_NAME_MAX] = "";
-			int rc = store_get_stable(srv->store, service, st.regions[i].env, st.regions[i].name,
+			int rc = store_get_stable(ex->store, service, st.regions[i].env, st.regions[i].name,
 						  cur, sizeof(cur), &e);
 			if (rc < 0) {
 				/* start from what is stable, or not yet: the next tick tries again */
@@ -445,19 +479,19 @@ static void drive(struct server *srv, json_t *dep)
 			snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
 		}
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
-		apply(srv, id, svc, service, env, &st, &ev);
+		apply(ex, id, svc, service, env, &st, &ev);
 		json_decref(svc);
 		return; /* let the reconciler start instances before observing */
 	}
 	struct pl_event tick = {.type = PL_EV_TICK, .now = now};
-	if (apply(srv, id, svc, service, env, &st, &tick) < 0)
+	if (apply(ex, id, svc, service, env, &st, &tick) < 0)
 		goto out;
 	for (int i = 0; i < st.nregions && !pipeline_done(&st); i++) {
 		if (!pipeline_controls(&st, i))
 			continue;
 		struct pl_event ev = {.type = PL_EV_OBSERVE, .now = now, .region = i};
-		observe(srv, id, svc, &st, i, &ev.obs);
-		if (apply(srv, id, svc, service, env, &st, &ev) < 0)
+		observe(ex, id, svc, &st, i, &ev.obs);
+		if (apply(ex, id, svc, service, env, &st, &ev) < 0)
 			break;
 	}
 	if (pipeline_done(&st))
@@ -495,11 +529,11 @@ static json_t *runnable(json_t *active, const char *service)
 	return urgent ? urgent : first;
 }
 
-void executor_tick(struct server *srv)
+void executor_tick(executor *ex)
 {
 	json_t *active = NULL;
 	struct err e = {""};
-	if (store_active_deployments(srv->store, &active, &e)) {
+	if (store_active_deployments(ex->store, &active, &e)) {
 		log_error("executor: %s", e.msg);
 		return;
 	}
@@ -513,25 +547,21 @@ void executor_tick(struct server *srv)
 		json_object_set_new(seen, service, json_true());
 		json_t *run = runnable(active, service);
 		if (run)
-			drive(srv, run);
+			drive(ex, run);
 	}
 	json_decref(seen);
 	/* forget the windows of deployments that ended */
-	for (size_t w = 0; w < srv->nwindows;) {
-		int live = 0;
+	int64_t *ids = calloc(json_array_size(active) + 1, sizeof(*ids));
+	if (ids) {
 		json_array_foreach(active, i, dep)
-			if (json_integer_value(json_object_get(dep, "id")) == srv->windows[w]->deployment)
-				live = 1;
-		if (live) {
-			w++;
-			continue;
-		}
-		verify_forget(srv, srv->windows[w]->deployment);
+			ids[i] = json_integer_value(json_object_get(dep, "id"));
+		verify_keep_only(ex->verifier, ids, json_array_size(active));
+		free(ids);
 	}
 	int busy = json_array_size(active) > 0;
 	json_decref(active);
-	smoke_sweep(srv, 0);
-	reconcile_tick(srv, busy);
+	smoke_sweep(ex, 0);
+	reconcile_tick(ex->reconciler, busy);
 }
 
 /* ---- creating deployments ---- */
@@ -545,7 +575,7 @@ static int64_t jint(const json_t *o, const char *k1, const char *k2, int64_t def
 }
 
 /* Adds the regions of environment envm in wave order, starting at wave `first`. */
-static int add_regions(struct server *srv, const json_t *envm, const char *service, int first,
+static int add_regions(executor *ex, const json_t *envm, const char *service, int first,
 		       int stage, struct pl_region_init *out, char stables[][PL_NAME_MAX], int *n,
 		       int *waves_used, struct err *e)
 {
@@ -573,7 +603,7 @@ static int add_regions(struct server *srv, const json_t *envm, const char *servi
 		if (wave + 1 > nwaves)
 			nwaves = wave + 1;
 		stables[*n][0] = '\0';
-		if (store_get_stable(srv->store, service, env, name, stables[*n], PL_NAME_MAX, e) < 0)
+		if (store_get_stable(ex->store, service, env, name, stables[*n], PL_NAME_MAX, e) < 0)
 			return -1;
 		out[*n] = (struct pl_region_init){name, env, stables[*n], first + wave, stage};
 		(*n)++;
@@ -590,7 +620,7 @@ static int wants_baseline(const json_t *svc)
 
 /* Builds the initial pipeline state of a deployment from the manifests and the stable
  * releases. Returns 0, or -1 with e. */
-static int initial_state(struct server *srv, const json_t *svc, const json_t *envm,
+static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
 			 const char *service, const char *env, const char *version,
 			 enum pl_kind kind, struct pl_state *st, struct err *e)
 {
@@ -637,7 +667,7 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 	const char *from = json_string_value(json_object_get(json_object_get(envm, "promotion"), "from"));
 	json_t *stage_env = NULL;
 	if (from && kind != PL_ROLLBACK) {
-		int rc = server_environment(srv, from, &stage_env, e);
+		int rc = catalog_environment(ex->store, from, &stage_env, e);
 		if (rc < 0)
 			return -1;
 		if (rc)
@@ -646,13 +676,13 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 	}
 	if (stage_env) {
 		cfg.side_by_side_ms = jint(json_object_get(stage_env, "stage"), "side_by_side_ms", NULL, 20000);
-		if (add_regions(srv, stage_env, service, 0, 1, regions, stables, &n, &waves, e)) {
+		if (add_regions(ex, stage_env, service, 0, 1, regions, stables, &n, &waves, e)) {
 			json_decref(stage_env);
 			return -1;
 		}
 	}
 	/* the region names point into the manifests: keep them until pipeline_init copied them */
-	int rc = add_regions(srv, envm, service, waves, 0, regions, stables, &n, &waves, e);
+	int rc = add_regions(ex, envm, service, waves, 0, regions, stables, &n, &waves, e);
 	if (!rc && pipeline_init(st, kind, version, &cfg, regions, n))
 		rc = err_set(e, "invalid pipeline for %s: check strategy.steps and instances", service);
 	json_decref(stage_env);
@@ -660,20 +690,20 @@ static int initial_state(struct server *srv, const json_t *svc, const json_t *en
 }
 
 /* Creates a deployment inside the caller's transaction. Returns its id or -1 with e. */
-static int64_t create_in_tx(struct server *srv, const char *service, const char *env,
+static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e)
 {
 	json_t *svc = NULL, *envm = NULL;
 	int64_t id = -1;
 	struct pl_state st;
-	int rc = server_service(srv, service, &svc, e);
+	int rc = catalog_service(ex->store, service, &svc, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
-	if (rc == 0 && (rc = server_environment(srv, env, &envm, e)) == STORE_NOTFOUND)
+	if (rc == 0 && (rc = catalog_environment(ex->store, env, &envm, e)) == STORE_NOTFOUND)
 		err_set(e, "environment '%s' is not known: apply its manifest first", env);
-	if (rc == 0 && initial_state(srv, svc, envm, service, env, version, kind, &st, e) == 0) {
+	if (rc == 0 && initial_state(ex, svc, envm, service, env, version, kind, &st, e) == 0) {
 		json_t *js = pipeline_to_json(&st);
-		if (store_create_deployment(srv->store, service, env, version, pipeline_kind_name(kind),
+		if (store_create_deployment(ex->store, service, env, version, pipeline_kind_name(kind),
 					    js, &id, e))
 			id = -1;
 		json_decref(js);
@@ -684,24 +714,24 @@ static int64_t create_in_tx(struct server *srv, const char *service, const char 
 }
 
 /* Marks a deployment that has not started as superseded, in the caller's transaction. */
-static int supersede(struct server *srv, const json_t *d, int64_t by, struct err *e)
+static int supersede(executor *ex, const json_t *d, int64_t by, struct err *e)
 {
 	int64_t id = json_integer_value(json_object_get(d, "id"));
 	char msg[160];
 	snprintf(msg, sizeof(msg), "superseded by deployment %lld before it started", (long long)by);
-	if (store_update_deployment(srv->store, id, json_object_get(d, "state"), "superseded", msg, e))
+	if (store_update_deployment(ex->store, id, json_object_get(d, "state"), "superseded", msg, e))
 		return -1;
-	return store_add_event(srv->store, id, "superseded", NULL, msg, NULL, e);
+	return store_add_event(ex->store, id, "superseded", NULL, msg, NULL, e);
 }
 
 /* Whether each region's runtime can run instances of this release (a driver may name files or
  * containers after them): one that cannot is refused here, before anything starts. Returns 0,
  * or -1 with e. */
-static int names_refused(struct server *srv, const json_t *svc, const char *service, const char *env,
+static int names_refused(executor *ex, const json_t *svc, const char *service, const char *env,
 			 const char *version, struct err *e)
 {
 	json_t *envm = NULL;
-	int rc = server_environment(srv, env, &envm, e);
+	int rc = catalog_environment(ex->store, env, &envm, e);
 	if (rc < 0)
 		return -1;
 	rc = 0; /* an unknown environment is refused later, with its name */
@@ -711,14 +741,14 @@ static int names_refused(struct server *srv, const json_t *svc, const char *serv
 	json_array_foreach(json_object_get(envm, "regions"), i, r) {
 		const char *region = json_string_value(json_object_get(r, "name"));
 		runtime *rt = NULL;
-		if (runtimes_resolve(srv->runtimes, env, r, &rt, e) ||
+		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) ||
 		    runtime_check_names(rt, service, env, region, version, e)) {
 			rc = -1;
 			break;
 		}
 		/* a baseline's instances carry the stable version and a suffix */
 		char stable[PL_NAME_MAX], label[PL_NAME_MAX + 16];
-		int src = baseline ? store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e)
+		int src = baseline ? store_get_stable(ex->store, service, env, region, stable, sizeof(stable), e)
 				   : STORE_NOTFOUND;
 		if (src < 0) {
 			rc = -1;
@@ -736,12 +766,12 @@ static int names_refused(struct server *srv, const json_t *svc, const char *serv
 	return rc;
 }
 
-int64_t executor_create(struct server *srv, const char *service, const char *env,
+int64_t executor_create(executor *ex, const char *service, const char *env,
 			const char *version, enum pl_kind kind, int force, json_t *gate_report,
 			struct err *e)
 {
 	json_t *rel = NULL;
-	int rc = store_get_release(srv->store, service, version, &rel, e);
+	int rc = store_get_release(ex->store, service, version, &rel, e);
 	json_decref(rel);
 	if (rc < 0)
 		return -1;
@@ -751,25 +781,25 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 		return -1;
 	}
 	json_t *svc = NULL;
-	rc = server_service(srv, service, &svc, e);
+	rc = catalog_service(ex->store, service, &svc, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
 	if (rc)
 		return -1;
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
-	rc = names_refused(srv, svc, service, env, version, e);
+	rc = names_refused(ex, svc, service, env, version, e);
 	json_decref(svc);
 	if (rc)
 		return -1;
 	json_t *active = NULL;
-	if (store_active_deployments(srv->store, &active, e))
+	if (store_active_deployments(ex->store, &active, e))
 		return -1;
-	if (store_begin(srv->store, e)) {
+	if (store_begin(ex->store, e)) {
 		json_decref(active);
 		return -1;
 	}
-	int64_t id = create_in_tx(srv, service, env, version, kind, e);
+	int64_t id = create_in_tx(ex, service, env, version, kind, e);
 	rc = id < 0 ? -1 : 0;
 	size_t i;
 	json_t *d;
@@ -788,31 +818,31 @@ int64_t executor_create(struct server *srv, const char *service, const char *env
 				struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = 1};
 				snprintf(ev.reason, sizeof(ev.reason), "%s", why);
 				if (pipeline_step(&ost, &ev, &acts))
-					rc = persist_in_tx(srv, other, service, json_string_value(json_object_get(d, "env")), &ost, &acts, e);
+					rc = persist_in_tx(ex, other, service, json_string_value(json_object_get(d, "env")), &ost, &acts, e);
 			}
 		} else if (!has_started(d) &&
 			   (kind != PL_DEPLOY || supersede_policy)) {
-			rc = supersede(srv, d, id, e);
+			rc = supersede(ex, d, id, e);
 		}
 	}
 	json_decref(active);
 	if (!rc && force)
-		rc = store_add_event(srv->store, id, "gate_overridden", NULL,
+		rc = store_add_event(ex->store, id, "gate_overridden", NULL,
 				     "compatibility gate overridden with --force", gate_report, e);
 	else if (!rc && gate_report)
-		rc = store_add_event(srv->store, id, "gate_passed", NULL,
+		rc = store_add_event(ex->store, id, "gate_passed", NULL,
 				     "compatible with every live version", gate_report, e);
 	if (!rc)
-		rc = store_commit(srv->store, e);
+		rc = store_commit(ex->store, e);
 	else
-		store_rollback(srv->store);
+		store_rollback(ex->store);
 	return rc ? -1 : id;
 }
 
-int executor_abort(struct server *srv, int64_t id, const char *reason, int preempt, struct err *e)
+int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e)
 {
 	json_t *dep = NULL;
-	int rc = store_get_deployment(srv->store, id, &dep, e);
+	int rc = store_get_deployment(ex->store, id, &dep, e);
 	if (rc)
 		return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
 	struct pl_state st;
@@ -825,16 +855,16 @@ int executor_abort(struct server *srv, int64_t id, const char *reason, int preem
 	struct pl_actions acts;
 	rc = 0;
 	if (pipeline_step(&st, &ev, &acts))
-		rc = persist(srv, id, json_string_value(json_object_get(dep, "service")),
+		rc = persist(ex, id, json_string_value(json_object_get(dep, "service")),
 			     json_string_value(json_object_get(dep, "env")), &st, &acts);
 	json_decref(dep);
 	return rc ? err_set(e, "store: could not record the abort") : 0;
 }
 
-int executor_retry(struct server *srv, int64_t id, const char *region, struct err *e)
+int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
 {
 	json_t *dep = NULL;
-	int rc = store_get_deployment(srv->store, id, &dep, e);
+	int rc = store_get_deployment(ex->store, id, &dep, e);
 	if (rc)
 		return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
 	struct pl_state st;
@@ -854,7 +884,7 @@ int executor_retry(struct server *srv, int64_t id, const char *region, struct er
 	} else {
 		/* a newer deployment of the service may have run since: never go back behind it */
 		json_t *list = NULL;
-		if (store_list_deployments(srv->store, service, &list, e) == 0) {
+		if (store_list_deployments(ex->store, service, &list, e) == 0) {
 			json_t *newest = json_array_get(list, 0);
 			if (newest && json_integer_value(json_object_get(newest, "id")) != id)
 				rc = err_set(e, "deployment %lld of %s is newer; retry is only for the latest",
@@ -867,7 +897,7 @@ int executor_retry(struct server *srv, int64_t id, const char *region, struct er
 			struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
 			struct pl_actions acts;
 			if (pipeline_step(&st, &ev, &acts))
-				rc = persist(srv, id, service, env, &st, &acts) ? err_set(e, "store: could not record the retry") : 0;
+				rc = persist(ex, id, service, env, &st, &acts) ? err_set(e, "store: could not record the retry") : 0;
 		}
 	}
 	json_decref(dep);

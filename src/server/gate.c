@@ -11,7 +11,15 @@
 #include <string.h>
 
 #include "contract/plan.h"
+#include "core/pipeline.h"
+#include "server/catalog.h"
 #include "server/gate.h"
+
+/* Where the gate reads what is live. */
+struct gate_src {
+	store *store;
+	runtimes *runtimes;
+};
 
 struct gather {
 	struct plan_live *live;
@@ -66,12 +74,12 @@ static void gather_free(struct gather *g)
 	json_decref(g->strings);
 }
 
-static int add_release(struct gather *g, struct server *srv, const char *name, const char *ver,
+static int add_release(struct gather *g, const struct gate_src *src, const char *name, const char *ver,
 		       struct err *e)
 {
 	json_t *full = NULL;
 	contract *ct = NULL;
-	int rc = store_get_release(srv->store, name, ver, &full, e);
+	int rc = store_get_release(src->store, name, ver, &full, e);
 	if (rc < 0)
 		return -1;
 	/* a release listed a moment ago is there; one that is not has no contract to add */
@@ -97,11 +105,11 @@ static int add_release(struct gather *g, struct server *srv, const char *name, c
 	return 0;
 }
 
-static int add_region(struct gather *g, struct server *srv, const char *env, const char *name,
+static int add_region(struct gather *g, const struct gate_src *src, const char *env, const char *name,
 		      const char *rname, struct err *e)
 {
 	char stable[PL_NAME_MAX];
-	int rc = store_get_stable(srv->store, name, env, rname, stable, sizeof(stable), e);
+	int rc = store_get_stable(src->store, name, env, rname, stable, sizeof(stable), e);
 	if (rc < 0)
 		return -1;
 	if (rc == 0) {
@@ -112,7 +120,7 @@ static int add_region(struct gather *g, struct server *srv, const char *env, con
 	size_t n = 0;
 	runtime *rt = NULL;
 	/* a version that may be running and is not seen would be left out of the check: fail */
-	if (server_runtime(srv, env, rname, &rt, e) < 0)
+	if (catalog_runtime(src->store, src->runtimes, env, rname, &rt, e) < 0)
 		return -1;
 	if (!rt)
 		return 0;
@@ -125,12 +133,12 @@ static int add_region(struct gather *g, struct server *srv, const char *env, con
 	return 0;
 }
 
-static int gather(struct server *srv, const char *env, struct gather *g, struct err *e)
+static int gather(const struct gate_src *src, const char *env, struct gather *g, struct err *e)
 {
 	memset(g, 0, sizeof(*g));
 	g->strings = json_array();
 	json_t *svcs = NULL, *active = NULL, *envm = NULL;
-	int rc = server_environment(srv, env, &envm, e);
+	int rc = catalog_environment(src->store, env, &envm, e);
 	if (rc) {
 		if (rc == STORE_NOTFOUND)
 			err_set(e, "environment '%s' is not known", env);
@@ -138,8 +146,8 @@ static int gather(struct server *srv, const char *env, struct gather *g, struct 
 		goto out;
 	}
 	rc = -1;
-	if (store_list_manifests(srv->store, "Service", &svcs, e) ||
-	    store_active_deployments(srv->store, &active, e))
+	if (store_list_manifests(src->store, "Service", &svcs, e) ||
+	    store_active_deployments(src->store, &active, e))
 		goto out;
 	size_t i, j;
 	json_t *svc, *r;
@@ -147,10 +155,10 @@ static int gather(struct server *srv, const char *env, struct gather *g, struct 
 	json_array_foreach(svcs, i, svc) {
 		const char *name = json_string_value(json_object_get(svc, "name"));
 		json_t *rels = NULL;
-		if (store_list_releases(srv->store, name, &rels, e))
+		if (store_list_releases(src->store, name, &rels, e))
 			goto out;
 		json_array_foreach(rels, j, r) {
-			if (add_release(g, srv, name, json_string_value(json_object_get(r, "version")), e)) {
+			if (add_release(g, src, name, json_string_value(json_object_get(r, "version")), e)) {
 				json_decref(rels);
 				goto out;
 			}
@@ -161,7 +169,7 @@ static int gather(struct server *srv, const char *env, struct gather *g, struct 
 	json_array_foreach(svcs, i, svc) {
 		json_t *region;
 		json_array_foreach(json_object_get(envm, "regions"), j, region)
-			if (add_region(g, srv, env, json_string_value(json_object_get(svc, "name")),
+			if (add_region(g, src, env, json_string_value(json_object_get(svc, "name")),
 				       json_string_value(json_object_get(region, "name")), e))
 				goto out;
 	}
@@ -186,10 +194,10 @@ out:
 }
 
 /* The environment's gate policy; -1 with e when the store failed (gather has seen it). */
-static int policy_of(struct server *srv, const char *env, struct plan_policy *p, struct err *e)
+static int policy_of(const struct gate_src *src, const char *env, struct plan_policy *p, struct err *e)
 {
 	json_t *envm = NULL;
-	if (server_environment(srv, env, &envm, e) < 0)
+	if (catalog_environment(src->store, env, &envm, e) < 0)
 		return -1;
 	*p = (struct plan_policy){
 		.allow_unknown = json_is_true(json_object_get(json_object_get(envm, "policy"),
@@ -199,11 +207,12 @@ static int policy_of(struct server *srv, const char *env, struct plan_policy *p,
 	return 0;
 }
 
-json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *version,
+json_t *gate_can_i_deploy(store *st, runtimes *rts, const char *service, const char *version,
 			  const char *env, struct err *e)
 {
+	const struct gate_src *src = &(struct gate_src){st, rts};
 	struct gather g;
-	if (gather(srv, env, &g, e))
+	if (gather(src, env, &g, e))
 		return NULL;
 	json_t *report = NULL;
 	size_t i;
@@ -212,7 +221,7 @@ json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *v
 			break;
 	if (i < g.nrels) {
 		struct plan_policy p;
-		if (policy_of(srv, env, &p, e) == 0)
+		if (policy_of(src, env, &p, e) == 0)
 			report = plan_can_i_deploy(g.live, g.nlive, g.rels, g.nrels, &g.rels[i], &p, e);
 	} else {
 		err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
@@ -222,8 +231,9 @@ json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *v
 	return report;
 }
 
-json_t *gate_plan(struct server *srv, const json_t *targets, const char *env, struct err *e)
+json_t *gate_plan(store *st, runtimes *rts, const json_t *targets, const char *env, struct err *e)
 {
+	const struct gate_src *src = &(struct gate_src){st, rts};
 	struct plan_target t[PLAN_MAX_TARGETS];
 	size_t n = 0;
 	const char *k;
@@ -245,10 +255,10 @@ json_t *gate_plan(struct server *srv, const json_t *targets, const char *env, st
 		return NULL;
 	}
 	struct gather g;
-	if (gather(srv, env, &g, e))
+	if (gather(src, env, &g, e))
 		return NULL;
 	struct plan_policy p;
-	json_t *report = policy_of(srv, env, &p, e) ? NULL
+	json_t *report = policy_of(src, env, &p, e) ? NULL
 						    : plan_make(g.live, g.nlive, g.rels, g.nrels, t, n, &p, e);
 	gather_free(&g);
 	return report;

@@ -1,15 +1,22 @@
 /*
- * gate: can-i-deploy and plans against the server's own record of what is live.
- * Both return a new report (src/contract/plan.h describes it), or NULL with e.
+ * gate: can-i-deploy and plans against the server's own record of what is live: the stable
+ * releases in the store, the deployments in flight, and every version whose instances the
+ * regions' runtimes run. A version that may be live and cannot be read fails the check (it is
+ * never left out). Both return a new report (src/contract/plan.h describes it), or NULL with
+ * e (an unknown service or environment is named; a store failure starts with "store: ").
  */
 #ifndef SLUICE_GATE_H
 #define SLUICE_GATE_H
 
-#include "server/server.h"
+#include <jansson.h>
 
-json_t *gate_can_i_deploy(struct server *srv, const char *service, const char *version,
+#include "server/runtimes.h"
+#include "store/store.h"
+#include "util/log.h"
+
+json_t *gate_can_i_deploy(store *s, runtimes *rts, const char *service, const char *version,
 			  const char *env, struct err *e);
 /* targets: {"service": "version", ...} */
-json_t *gate_plan(struct server *srv, const json_t *targets, const char *env, struct err *e);
+json_t *gate_plan(store *s, runtimes *rts, const json_t *targets, const char *env, struct err *e);
 
 #endif

@@ -3,6 +3,7 @@
  * the control loop. See server.h for how the parts fit.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,7 +15,36 @@
 
 #include "commands.h"
 #include "server/api.h"
-#include "server/server.h"
+#include "http/server.h"
+#include "loop/fetch.h"
+#include "loop/loop.h"
+#include "router/router.h"
+#include "server/executor.h"
+#include "server/reconcile.h"
+#include "server/runtimes.h"
+#include "server/verify.h"
+#include "store/store.h"
+
+#define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
+#define SERVER_DEFAULT_PROXY_ADMIN "127.0.0.1:7071"
+#define SERVER_TICK_MS 200
+
+/* The control plane's parts, each handed the drivers it uses; this file only builds them,
+ * runs the loop and takes them down in the reverse order. */
+struct server {
+	loop *loop;
+	httpd *httpd;
+	store *store;
+	runtimes *runtimes;
+	router *router;
+	fetcher *fetch;          /* asynchronous HTTP: smoke checks, Prometheus, the proxy's reads */
+	verifier *verifier;
+	reconciler *reconciler;
+	executor *executor;
+	api *api;
+	char data_dir[PATH_MAX];
+	char artifacts_dir[PATH_MAX + 32];
+};
 #include "server/verify.h"
 
 static void usage(FILE *f)
@@ -72,7 +102,7 @@ static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
 	runtimes_tick(srv->runtimes, loop_clock_ms());
-	executor_tick(srv);
+	executor_tick(srv->executor);
 	runtimes_tick(srv->runtimes, loop_clock_ms());
 	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
 }
@@ -171,18 +201,30 @@ int cmd_server(int argc, char **argv)
 		goto out;
 	}
 	srv.router = router_proxy_new(admin, exe, srv.data_dir);
-	srv.idle = json_object();
-	srv.start_errors = json_object();
 	srv.loop = loop_new();
 	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
 	if (srv.router && srv.fetch)
 		router_use_fetcher(srv.router, srv.fetch);
-	if (!srv.router || !srv.loop || !srv.fetch) {
+	if (srv.fetch)
+		srv.verifier = verify_new(srv.loop, srv.router, srv.fetch);
+	if (srv.verifier)
+		srv.reconciler = reconcile_new(srv.loop, srv.store, srv.runtimes, srv.router, srv.artifacts_dir);
+	if (srv.reconciler) {
+		struct executor_deps xd = {srv.loop, srv.store, srv.runtimes, srv.router, srv.verifier,
+					   srv.reconciler, srv.fetch, srv.data_dir};
+		srv.executor = executor_new(&xd);
+	}
+	if (srv.executor) {
+		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
+				      srv.verifier, srv.artifacts_dir};
+		srv.api = api_new(&ad);
+	}
+	if (!srv.router || !srv.api) {
 		error("out of memory (or libcurl could not start)");
 		goto out;
 	}
 	struct httpd_opts hopts = {.max_body = 256u << 20, .max_conns = 512};
-	if (httpd_start(&srv.api, srv.loop, listen, &hopts, api_handle, &srv, &e)) {
+	if (httpd_start(&srv.httpd, srv.loop, listen, &hopts, api_handle, srv.api, &e)) {
 		error("%s", e.msg);
 		goto out;
 	}
@@ -203,7 +245,7 @@ int cmd_server(int argc, char **argv)
 	rc = loop_run(srv.loop) ? EXIT_UNREACHABLE : EXIT_OK;
 	loop_del(srv.loop, sfd);
 	close(sfd);
-	if (srv.stop_data_plane) {
+	if (api_stop_data_plane(srv.api)) {
 		log_info("stopping every instance and the proxy");
 		runtimes_stop_all(srv.runtimes);
 		for (int i = 0; i < 400; i++) {
@@ -215,16 +257,15 @@ int cmd_server(int argc, char **argv)
 		router_stop(srv.router);
 	}
 out:
-	httpd_free(srv.api);
-	executor_release(&srv);
-	verify_release(&srv);
+	httpd_free(srv.httpd);
+	api_free(srv.api);
+	executor_free(srv.executor);
+	reconcile_free(srv.reconciler);
+	verify_free(srv.verifier);
 	if (srv.router)
 		router_use_fetcher(srv.router, NULL);
 	if (srv.fetch)
 		fetcher_free(srv.fetch);
-	json_decref(srv.metrics);
-	json_decref(srv.idle);
-	json_decref(srv.start_errors);
 	router_free(srv.router);
 	runtimes_close(srv.runtimes);
 	store_close(srv.store);

@@ -9,11 +9,15 @@
  *   3. stop a version that is no longer desired only once the proxy no longer routes to it and
  *      reports its backends drained.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
+#include "core/pipeline.h"
+
+#include "server/catalog.h"
+#include "server/reconcile.h"
 #include "store/artifacts.h"
 
 /* How long an instance must be reported drained before it is stopped. */
@@ -22,45 +26,55 @@
  * its routes (restarted by hand), and a reconciler never assumes an action happened. */
 #define RECONCILE_IDLE_PASS_MS 2000
 
-void reconcile_route_name(char *buf, size_t len, const char *service, const char *env,
-			  const char *region)
-{
-	snprintf(buf, len, "%s.%s.%s", service, env, region);
-}
+struct reconciler {
+	loop *loop;
+	store *store;
+	runtimes *runtimes;
+	router *router;
+	char artifacts_dir[PATH_MAX];
+	json_t *idle;              /* instance id -> loop time it was first seen drained */
+	json_t *start_errors;      /* "service/env/region/version" -> why its instances cannot start */
+	json_t *start_errors_prev; /* the previous pass's, during a pass */
+	int pending;               /* the last pass left something to do: a drain, a failed route */
+	uint64_t seen_store, seen_runtime, seen_router, seen_at; /* what the last pass saw */
+	uint64_t passes, skipped;  /* ticks with and without a pass */
+	uint64_t last_error_log;
+};
 
-int server_environment(struct server *srv, const char *env, json_t **out, struct err *e)
+reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const char *artifacts_dir)
 {
-	return store_get_manifest(srv->store, "Environment", env, out, e);
-}
-
-int server_service(struct server *srv, const char *service, json_t **out, struct err *e)
-{
-	return store_get_manifest(srv->store, "Service", service, out, e);
-}
-
-int server_runtime(struct server *srv, const char *env, const char *region, runtime **out,
-		   struct err *e)
-{
-	*out = runtimes_get(srv->runtimes, env, region);
-	if (*out)
-		return 0;
-	json_t *envm = NULL;
-	int rc = server_environment(srv, env, &envm, e);
-	if (rc)
-		return rc;
-	size_t i;
-	json_t *r;
-	rc = STORE_NOTFOUND;
-	json_array_foreach(json_object_get(envm, "regions"), i, r) {
-		const char *name = json_string_value(json_object_get(r, "name"));
-		if (name && !strcmp(name, region))
-			rc = runtimes_resolve(srv->runtimes, env, r, out, e) ? -1 : 0;
+	reconciler *rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return NULL;
+	rec->loop = l;
+	rec->store = s;
+	rec->runtimes = rts;
+	rec->router = r;
+	snprintf(rec->artifacts_dir, sizeof(rec->artifacts_dir), "%s", artifacts_dir);
+	rec->idle = json_object();
+	rec->start_errors = json_object();
+	if (!rec->idle || !rec->start_errors) {
+		reconcile_free(rec);
+		return NULL;
 	}
-	json_decref(envm);
-	if (rc == STORE_NOTFOUND)
-		err_set(e, "region '%s' is not in environment '%s'", region, env);
-	return rc;
+	return rec;
 }
+
+void reconcile_free(reconciler *rec)
+{
+	if (!rec)
+		return;
+	json_decref(rec->idle);
+	json_decref(rec->start_errors);
+	free(rec);
+}
+
+void reconcile_counts(const reconciler *rec, uint64_t *passes, uint64_t *skipped)
+{
+	*passes = rec->passes;
+	*skipped = rec->skipped;
+}
+
 
 static int64_t jint(const json_t *obj, const char *path)
 {
@@ -78,27 +92,6 @@ static int64_t jint(const json_t *obj, const char *path)
 	return json_integer_value(v);
 }
 
-int reconcile_listen_port(struct server *srv, const char *env, const char *region, const char *svc,
-			  struct err *e)
-{
-	json_t *em = NULL, *s = NULL;
-	int rc = server_environment(srv, env, &em, e);
-	if (rc == 0)
-		rc = server_service(srv, svc, &s, e);
-	if (rc < 0)
-		return -1;
-	int port = 0;
-	if (rc == 0) {
-		size_t i;
-		json_t *r;
-		json_array_foreach(json_object_get(em, "regions"), i, r)
-			if (!strcmp(json_string_value(json_object_get(r, "name")), region))
-				port = (int)(jint(s, "listen_port") + jint(r, "port_offset"));
-	}
-	json_decref(em);
-	json_decref(s);
-	return port;
-}
 
 static void start_error_key(char *key, size_t len, const char *service, const char *env,
 			    const char *region, const char *version)
@@ -108,49 +101,49 @@ static void start_error_key(char *key, size_t len, const char *service, const ch
 
 /* Records why a version's instances could not be started (msg), or that they could (NULL), in
  * this reconcile pass; logged when the message changes, not on every tick. */
-static void set_start_error(struct server *srv, const char *service, const char *env, const char *region,
+static void set_start_error(reconciler *rec, const char *service, const char *env, const char *region,
 			    const char *version, const char *msg)
 {
 	char key[512];
 	start_error_key(key, sizeof(key), service, env, region, version);
-	const char *old = json_string_value(json_object_get(srv->start_errors_prev, key));
+	const char *old = json_string_value(json_object_get(rec->start_errors_prev, key));
 	if (!msg) {
 		if (old)
 			log_info("%s %s in %s/%s: instances can be started again", service, version, env, region);
-		json_object_del(srv->start_errors, key);
+		json_object_del(rec->start_errors, key);
 		return;
 	}
 	if (!old || strcmp(old, msg))
 		log_warn("%s %s in %s/%s: could not start instances: %s", service, version, env, region, msg);
-	json_object_set_new(srv->start_errors, key, json_string(msg));
-	srv->reconcile_pending = 1; /* try again next tick */
+	json_object_set_new(rec->start_errors, key, json_string(msg));
+	rec->pending = 1; /* try again next tick */
 }
 
-const char *reconcile_start_error(struct server *srv, const char *service, const char *env,
+const char *reconcile_start_error(reconciler *rec, const char *service, const char *env,
 				  const char *region, const char *version)
 {
 	char key[512];
 	start_error_key(key, sizeof(key), service, env, region, version);
-	return json_string_value(json_object_get(srv->start_errors, key));
+	return json_string_value(json_object_get(rec->start_errors, key));
 }
 
 /* Starts (or keeps) the instances of one version. */
-static void ensure_version(struct server *srv, runtime *rt, const json_t *svc, const char *env,
+static void ensure_version(reconciler *rec, runtime *rt, const json_t *svc, const char *env,
 			   const char *region, const char *version, unsigned count)
 {
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	json_t *rel = NULL;
 	struct err e = {""};
 	char release[PL_NAME_MAX];
-	if (store_get_release(srv->store, name, pipeline_release_of(version, release, sizeof(release)), &rel,
+	if (store_get_release(rec->store, name, pipeline_release_of(version, release, sizeof(release)), &rel,
 			      &e) != 0) {
-		set_start_error(srv, name, env, region, version, e.msg);
+		set_start_error(rec, name, env, region, version, e.msg);
 		return;
 	}
 	const char *digest = json_string_value(json_object_get(rel, "digest"));
 	char artifact[PATH_MAX + 160];
-	if (artifacts_path(srv->artifacts_dir, digest, artifact, sizeof(artifact), &e)) {
-		set_start_error(srv, name, env, region, version, e.msg);
+	if (artifacts_path(rec->artifacts_dir, digest, artifact, sizeof(artifact), &e)) {
+		set_start_error(rec, name, env, region, version, e.msg);
 		json_decref(rel);
 		return;
 	}
@@ -178,15 +171,15 @@ static void ensure_version(struct server *srv, runtime *rt, const json_t *svc, c
 		for (; dep[j] && j < sizeof(upper) - 1; j++)
 			upper[j] = dep[j] == '-' ? '_' : (char)(dep[j] >= 'a' && dep[j] <= 'z' ? dep[j] - 32 : dep[j]);
 		upper[j] = '\0';
-		int port = reconcile_listen_port(srv, env, region, dep, &e);
+		int port = catalog_listen_port(rec->store, env, region, dep, &e);
 		if (port < 0) {
 			/* started without its upstream, it would fail: try again next pass */
 			failed = 1;
 			break;
 		}
 		char drn[256], ep[ROUTER_ENDPOINT_MAX];
-		reconcile_route_name(drn, sizeof(drn), dep, env, region);
-		if (port > 0 && router_route_endpoint(srv->router, drn, port, ep, sizeof(ep)) == 0 &&
+		router_route_name(drn, sizeof(drn), dep, env, region);
+		if (port > 0 && router_route_endpoint(rec->router, drn, port, ep, sizeof(ep)) == 0 &&
 		    asprintf(&envv[k], "SLUICE_UPSTREAM_%s=%s", upper, ep) > 0)
 			k++;
 	}
@@ -200,7 +193,7 @@ static void ensure_version(struct server *srv, runtime *rt, const json_t *svc, c
 		.health_timeout_ms = (unsigned)jint(svc, "health.timeout_ms"),
 		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
 	};
-	set_start_error(srv, name, env, region, version,
+	set_start_error(rec, name, env, region, version,
 			failed || runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
 	for (i = 0; i < k; i++)
 		free(envv[i]);
@@ -222,7 +215,7 @@ static int alive(const struct instance_info *in)
 	return in->state != INSTANCE_STOPPED && in->state != INSTANCE_STOPPING;
 }
 
-static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc, const json_t *envm,
+static void reconcile_region(reconciler *rec, runtime *rt, const json_t *svc, const json_t *envm,
 			     const json_t *region, const struct pl_desired *d)
 {
 	const char *name = json_string_value(json_object_get(svc, "name"));
@@ -240,7 +233,7 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 		for (size_t j = 0; j < n; j++)
 			running += alive(&in[j]) && !strcmp(in[j].version, d->run[i].version);
 		if (running <= d->run[i].count)
-			ensure_version(srv, rt, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
+			ensure_version(rec, rt, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
 	}
 	free(in);
 	in = NULL;
@@ -296,7 +289,7 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 				.backends = use->a, .nbackends = use->n};
 	}
 	char rn[256];
-	reconcile_route_name(rn, sizeof(rn), name, env, rname);
+	router_route_name(rn, sizeof(rn), name, env, rname);
 	int any_weight = 0, routable = 0;
 	for (int r = 0; r < d->nroute; r++)
 		any_weight |= d->route[r].weight > 0;
@@ -312,19 +305,19 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 		struct router_route route = {
 			.name = rn, .port = (int)(jint(svc, "listen_port") + jint(region, "port_offset")),
 			.versions = versions, .nversions = nversions};
-		routed = router_put_route(srv->router, &route, &e) == 0;
+		routed = router_put_route(rec->router, &route, &e) == 0;
 	} else {
 		/* nothing may take traffic (a first release starting, or aborted): no route at all;
 		 * the router lets in-flight requests finish before it closes the listener */
-		routed = router_delete_route(srv->router, rn, &e) == 0;
+		routed = router_delete_route(rec->router, rn, &e) == 0;
 	}
 	free(lists);
 	if (!routed) {
-		srv->reconcile_pending = 1;
-		uint64_t now = loop_now(srv->loop);
-		if (now - srv->last_error_log > 5000) {
+		rec->pending = 1;
+		uint64_t now = loop_now(rec->loop);
+		if (now - rec->last_error_log > 5000) {
 			log_warn("route %s: %s", rn, e.msg);
-			srv->last_error_log = now;
+			rec->last_error_log = now;
 		}
 		free(in);
 		return;
@@ -341,35 +334,35 @@ static void reconcile_region(struct server *srv, runtime *rt, const json_t *svc,
 		int keep = desired_count(d, in[j].version);
 		if (keep >= 0 && in[j].index < keep)
 			continue;
-		srv->reconcile_pending = 1; /* waiting for its drain, or for it to stop */
+		rec->pending = 1; /* waiting for its drain, or for it to stop */
 		if (any_weight) {
 			if (!state_read) {
 				state_read = 1;
-				if (router_route_state(srv->router, rn, &state, &nstate, &e))
+				if (router_route_state(rec->router, rn, &state, &nstate, &e))
 					break;
 			}
 			if (router_backend_busy(state, nstate, in[j].endpoint)) {
-				json_object_del(srv->idle, in[j].id);
+				json_object_del(rec->idle, in[j].id);
 				continue;
 			}
 		}
 		/* drained must hold for a while: a worker's request may still be on its way to the
 		 * backend when the proxy first reports it drained */
-		json_t *since = json_object_get(srv->idle, in[j].id);
-		uint64_t now = loop_now(srv->loop);
+		json_t *since = json_object_get(rec->idle, in[j].id);
+		uint64_t now = loop_now(rec->loop);
 		if (!since) {
-			json_object_set_new(srv->idle, in[j].id, json_integer((json_int_t)now));
+			json_object_set_new(rec->idle, in[j].id, json_integer((json_int_t)now));
 			continue;
 		}
 		if (now - (uint64_t)json_integer_value(since) < RECONCILE_DRAIN_GRACE_MS)
 			continue;
-		json_object_del(srv->idle, in[j].id);
+		json_object_del(rec->idle, in[j].id);
 		if (keep < 0) {
 			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
 			runtime_stop(rt, name, env, rname, in[j].version);
 		} else {
 			log_info("%s: retiring %s (no longer routed, drained)", rn, in[j].id);
-			ensure_version(srv, rt, svc, env, rname, in[j].version, (unsigned)keep);
+			ensure_version(rec, rt, svc, env, rname, in[j].version, (unsigned)keep);
 		}
 	}
 	free(state);
@@ -406,43 +399,43 @@ static int has_instances(runtime *rt, const char *service, const char *env, cons
 	return live > 0;
 }
 
-void reconcile_tick(struct server *srv, int busy)
+void reconcile_tick(reconciler *rec, int busy)
 {
-	if (!busy && !srv->reconcile_pending && store_changes(srv->store) == srv->reconciled_store &&
-	    runtimes_generation(srv->runtimes) == srv->reconciled_runtime &&
-	    router_generation(srv->router) == srv->reconciled_router &&
-	    loop_now(srv->loop) - srv->reconciled_at < RECONCILE_IDLE_PASS_MS) {
-		srv->reconcile_skipped++;
+	if (!busy && !rec->pending && store_changes(rec->store) == rec->seen_store &&
+	    runtimes_generation(rec->runtimes) == rec->seen_runtime &&
+	    router_generation(rec->router) == rec->seen_router &&
+	    loop_now(rec->loop) - rec->seen_at < RECONCILE_IDLE_PASS_MS) {
+		rec->skipped++;
 		return;
 	}
-	srv->reconcile_passes++;
-	reconcile_all(srv);
+	rec->passes++;
+	reconcile_all(rec);
 }
 
-void reconcile_all(struct server *srv)
+void reconcile_all(reconciler *rec)
 {
 	struct err e = {""};
-	srv->reconcile_pending = 1; /* until this pass has run to its end */
-	if (router_ensure(srv->router, &e)) {
-		uint64_t now = loop_now(srv->loop);
-		if (now - srv->last_error_log > 5000) {
+	rec->pending = 1; /* until this pass has run to its end */
+	if (router_ensure(rec->router, &e)) {
+		uint64_t now = loop_now(rec->loop);
+		if (now - rec->last_error_log > 5000) {
 			log_error("%s", e.msg);
-			srv->last_error_log = now;
+			rec->last_error_log = now;
 		}
 		return;
 	}
 	json_t *svcs = NULL, *envs = NULL, *active = NULL, *prev_errors = NULL;
-	if (store_list_manifests(srv->store, "Service", &svcs, &e) ||
-	    store_list_manifests(srv->store, "Environment", &envs, &e) ||
-	    store_active_deployments(srv->store, &active, &e)) {
+	if (store_list_manifests(rec->store, "Service", &svcs, &e) ||
+	    store_list_manifests(rec->store, "Environment", &envs, &e) ||
+	    store_active_deployments(rec->store, &active, &e)) {
 		log_error("reconcile: %s", e.msg);
 		goto out;
 	}
 	/* This pass records the start errors afresh: a version no longer started has none. */
-	srv->reconcile_pending = 0;
-	prev_errors = srv->start_errors;
-	srv->start_errors = json_object();
-	srv->start_errors_prev = prev_errors;
+	rec->pending = 0;
+	prev_errors = rec->start_errors;
+	rec->start_errors = json_object();
+	rec->start_errors_prev = prev_errors;
 	size_t i, j, k;
 	int logged = 0; /* store failures: one line per pass */
 	json_t *svc, *envm, *region;
@@ -456,22 +449,22 @@ void reconcile_all(struct server *srv)
 				struct pl_desired d = {.nrun = 0, .nroute = 0};
 				runtime *rt = NULL;
 				struct err rte = {""};
-				int rt_ok = runtimes_resolve(srv->runtimes, env, region, &rt, &rte) == 0;
+				int rt_ok = runtimes_resolve(rec->runtimes, env, region, &rt, &rte) == 0;
 				struct pl_state st;
 				char stable[PL_NAME_MAX] = "";
 				int ri = controlled_by(active, name, env, rname, &st);
 				int rc = ri >= 0 ? 0
-						 : store_get_stable(srv->store, name, env, rname, stable,
+						 : store_get_stable(rec->store, name, env, rname, stable,
 								    sizeof(stable), &e);
 				if (rc < 0) {
 					/* Not knowing the stable release is not having none: keep the
 					 * region's route and instances as they are and try again. */
-					if (!logged++ && loop_now(srv->loop) - srv->last_error_log > 5000) {
-						srv->last_error_log = loop_now(srv->loop);
+					if (!logged++ && loop_now(rec->loop) - rec->last_error_log > 5000) {
+						rec->last_error_log = loop_now(rec->loop);
 						log_error("reconcile: %s/%s/%s left as it is: %s", name, env,
 							  rname, e.msg);
 					}
-					srv->reconcile_pending = 1;
+					rec->pending = 1;
 					continue;
 				}
 				if (ri >= 0) {
@@ -488,19 +481,19 @@ void reconcile_all(struct server *srv)
 				}
 				if (!rt_ok) { /* the region's runtime cannot be opened: its versions cannot start */
 					for (int v = 0; v < d.nrun; v++)
-						set_start_error(srv, name, env, rname, d.run[v].version, rte.msg);
+						set_start_error(rec, name, env, rname, d.run[v].version, rte.msg);
 					continue;
 				}
-				reconcile_region(srv, rt, svc, envm, region, &d);
+				reconcile_region(rec, rt, svc, envm, region, &d);
 			}
 		}
 	}
-	srv->start_errors_prev = NULL;
+	rec->start_errors_prev = NULL;
 	/* what this pass has seen, its own changes included (they need no second look) */
-	srv->reconciled_store = store_changes(srv->store);
-	srv->reconciled_runtime = runtimes_generation(srv->runtimes);
-	srv->reconciled_router = router_generation(srv->router);
-	srv->reconciled_at = loop_now(srv->loop);
+	rec->seen_store = store_changes(rec->store);
+	rec->seen_runtime = runtimes_generation(rec->runtimes);
+	rec->seen_router = router_generation(rec->router);
+	rec->seen_at = loop_now(rec->loop);
 out:
 	json_decref(prev_errors);
 	json_decref(svcs);

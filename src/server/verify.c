@@ -25,23 +25,33 @@
  * few percent at most, which takes thousands of requests. */
 #define SLOW_MIN_TOLERANCE 0.5
 
+struct verifier {
+	loop *loop;
+	router *router;
+	fetcher *fetch;           /* Prometheus queries, or NULL */
+	json_t *metrics;          /* latest counters snapshot, or NULL */
+	uint64_t metrics_at;      /* loop time its request was sent */
+	struct window **windows;  /* each one allocated alone (callbacks point at it) */
+	size_t nwindows;
+};
+
 /* ---- verification windows (in memory; a restart opens a fresh window) ---- */
 
-static struct window *window_get(struct server *srv, int64_t dep, int region, int create)
+static struct window *window_get(verifier *vr, int64_t dep, int region, int create)
 {
-	for (size_t i = 0; i < srv->nwindows; i++)
-		if (srv->windows[i]->deployment == dep && srv->windows[i]->region == region)
-			return srv->windows[i];
+	for (size_t i = 0; i < vr->nwindows; i++)
+		if (vr->windows[i]->deployment == dep && vr->windows[i]->region == region)
+			return vr->windows[i];
 	if (!create)
 		return NULL;
-	struct window **all = realloc(srv->windows, (srv->nwindows + 1) * sizeof(*all));
+	struct window **all = realloc(vr->windows, (vr->nwindows + 1) * sizeof(*all));
 	if (!all)
 		return NULL;
-	srv->windows = all;
+	vr->windows = all;
 	struct window *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	all[srv->nwindows++] = w;
+	all[vr->nwindows++] = w;
 	w->deployment = dep;
 	w->region = region;
 	w->step = -1;
@@ -65,35 +75,62 @@ static void window_free(struct window *w)
 	free(w);
 }
 
-void verify_forget(struct server *srv, int64_t dep)
+void verify_forget(verifier *vr, int64_t dep)
 {
-	for (size_t i = 0; i < srv->nwindows;) {
-		if (srv->windows[i]->deployment == dep) {
-			window_free(srv->windows[i]);
-			srv->windows[i] = srv->windows[--srv->nwindows];
+	for (size_t i = 0; i < vr->nwindows;) {
+		if (vr->windows[i]->deployment == dep) {
+			window_free(vr->windows[i]);
+			vr->windows[i] = vr->windows[--vr->nwindows];
 		} else {
 			i++;
 		}
 	}
 }
 
-void verify_release(struct server *srv)
+verifier *verify_new(loop *l, router *r, fetcher *f)
 {
-	for (size_t i = 0; i < srv->nwindows; i++)
-		window_free(srv->windows[i]);
-	free(srv->windows);
-	srv->windows = NULL;
-	srv->nwindows = 0;
+	verifier *vr = calloc(1, sizeof(*vr));
+	if (vr) {
+		vr->loop = l;
+		vr->router = r;
+		vr->fetch = f;
+	}
+	return vr;
 }
 
-const struct window *verify_window(struct server *srv, int64_t deployment, int region)
+void verify_free(verifier *vr)
 {
-	return window_get(srv, deployment, region, 0);
+	if (!vr)
+		return;
+	for (size_t i = 0; i < vr->nwindows; i++)
+		window_free(vr->windows[i]);
+	free(vr->windows);
+	json_decref(vr->metrics);
+	free(vr);
 }
 
-void verify_reset(struct server *srv, int64_t dep, int region)
+void verify_keep_only(verifier *vr, const int64_t *ids, size_t n)
 {
-	struct window *w = window_get(srv, dep, region, 0);
+	for (size_t w = 0; w < vr->nwindows;) {
+		int64_t dep = vr->windows[w]->deployment;
+		int live = 0;
+		for (size_t k = 0; k < n && !live; k++)
+			live = ids[k] == dep;
+		if (live)
+			w++;
+		else
+			verify_forget(vr, dep); /* removes every window of dep, this one included */
+	}
+}
+
+const struct window *verify_window(verifier *vr, int64_t deployment, int region)
+{
+	return window_get(vr, deployment, region, 0);
+}
+
+void verify_reset(verifier *vr, int64_t dep, int region)
+{
+	struct window *w = window_get(vr, dep, region, 0);
 	if (w)
 		w->has_base = 0;
 }
@@ -198,18 +235,17 @@ static uint64_t sub0(uint64_t a, uint64_t b)
 	return a >= b ? a - b : 0; /* a restarted proxy starts its counters again */
 }
 
-/* The proxy's latest snapshot; the next one is fetched in the background meanwhile, so a
+/* The router's latest snapshot; the router reads the next one in the background meanwhile
+ * (one read in flight at a time, so asking for every region of a tick costs one read), and a
  * verdict reads counters up to a tick old (the tests work on differences between polls). */
-static void refresh_metrics(struct server *srv)
+static void refresh_metrics(verifier *vr)
 {
-	uint64_t now = loop_now(srv->loop), at = 0;
-	if (srv->metrics && now - srv->metrics_at < SERVER_TICK_MS / 2)
-		return;
-	const json_t *m = router_latest_metrics(srv->router, &at);
-	if (m && m != srv->metrics) {
-		json_decref(srv->metrics);
-		srv->metrics = json_incref((json_t *)m);
-		srv->metrics_at = at;
+	uint64_t at = 0;
+	const json_t *m = router_latest_metrics(vr->router, &at);
+	if (m && m != vr->metrics) {
+		json_decref(vr->metrics);
+		vr->metrics = json_incref((json_t *)m);
+		vr->metrics_at = at;
 	}
 }
 
@@ -524,7 +560,7 @@ static void prom_done(void *arg, enum pl_verdict v, const char *msg, json_t *evi
 /* The custom metrics of a step: the canary against what it is compared with (the baseline's
  * label, STABLE~baseline, is the proxy's version label of its series, and {version} of its
  * instances' arguments). */
-static void prom_step(struct server *srv, struct window *w, const json_t *svc, const char *env,
+static void prom_step(verifier *vr, struct window *w, const json_t *svc, const char *env,
 		      const struct pl_state *st, const struct pl_region *r, const struct reference *ref)
 {
 	const json_t *an = json_object_get(svc, "analysis");
@@ -536,26 +572,26 @@ static void prom_step(struct server *srv, struct window *w, const json_t *svc, c
 	const char *name = json_string_value(json_object_get(svc, "name"));
 	struct prom_target canary = {name, st->version, r->name, env};
 	struct prom_target base = {name, ref->version, r->name, env};
-	w->prom = prom_start(srv->fetch, an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
+	w->prom = prom_start(vr->fetch, an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
 			     prom_done, w);
 	if (w->prom && !w->prom_msg[0])
 		snprintf(w->prom_msg, sizeof(w->prom_msg), "asking prometheus");
 }
 
-enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc, const char *env,
+enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
-	struct window *w = window_get(srv, dep, ri, 1);
+	struct window *w = window_get(vr, dep, ri, 1);
 	if (!w)
 		return PL_VERDICT_NONE;
-	refresh_metrics(srv);
-	if (!srv->metrics) {
+	refresh_metrics(vr);
+	if (!vr->metrics) {
 		snprintf(msg, msglen, "no metrics from the proxy yet");
 		return PL_VERDICT_NONE;
 	}
 	char route[256];
-	reconcile_route_name(route, sizeof(route), json_string_value(json_object_get(svc, "name")),
+	router_route_name(route, sizeof(route), json_string_value(json_object_get(svc, "name")),
 			     env, r->name);
 	const json_t *an = json_object_get(svc, "analysis");
 	const char *method = json_string_value(json_object_get(an, "method"));
@@ -565,8 +601,8 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	struct reference ref;
 	reference_of(st, ri, &ref);
 	struct version_window cur_new, cur_old;
-	read_counts(srv->metrics, route, st->version, &cur_new);
-	int has_old = ref.version && read_counts(srv->metrics, route, ref.version, &cur_old);
+	read_counts(vr->metrics, route, st->version, &cur_new);
+	int has_old = ref.version && read_counts(vr->metrics, route, ref.version, &cur_old);
 	if (!has_old)
 		memset(&cur_old, 0, sizeof(cur_old));
 	/* a bake is its own window, compared with the old version's last recorded window */
@@ -576,13 +612,13 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		/* The proxy's counters arrive in the background: a snapshot requested before this
 		 * step began (before its route went out, at the end of the previous tick) may hold
 		 * requests split with the previous step's weights. Open on one requested since. */
-		uint64_t now = loop_now(srv->loop);
+		uint64_t now = loop_now(vr->loop);
 		if (!w->opening || w->opening_step != wstep) {
 			w->opening = 1;
 			w->opening_step = wstep;
 			w->opening_after = now;
 		}
-		if (srv->router && srv->metrics_at < w->opening_after) {
+		if (vr->router && vr->metrics_at < w->opening_after) {
 			snprintf(msg, msglen, "window opening: waiting for the proxy's counters of this step");
 			return PL_VERDICT_NONE;
 		}
@@ -600,8 +636,8 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 		seq_counts_init(&w->seq_slow, sp.alpha / 2, sp.slow_tolerance);
 		if (!baking)
 			w->slow_us = 0; /* a bake keeps the threshold its baseline was recorded with */
-		read_wcounts(srv->metrics, route, st->version, w->slow_us, &w->last_new);
-		if (!ref.version || !read_wcounts(srv->metrics, route, ref.version, w->slow_us, &w->last_old))
+		read_wcounts(vr->metrics, route, st->version, w->slow_us, &w->last_new);
+		if (!ref.version || !read_wcounts(vr->metrics, route, ref.version, w->slow_us, &w->last_old))
 			memset(&w->last_old, 0, sizeof(w->last_old));
 		snprintf(w->verdict, sizeof(w->verdict), "window opened");
 		snprintf(msg, msglen, "window opened");
@@ -619,9 +655,9 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	json_t *evidence = NULL;
 	enum pl_verdict v;
 	if (sequential && baking && w->has_rec) {
-		v = seq_bake(w, srv->metrics, route, st, &sp, msg, msglen, &evidence);
+		v = seq_bake(w, vr->metrics, route, st, &sp, msg, msglen, &evidence);
 	} else if (sequential && !baking) {
-		v = seq_step(w, srv->metrics, route, st, r, &ref, &sp, msg, msglen, &evidence);
+		v = seq_step(w, vr->metrics, route, st, r, &ref, &sp, msg, msglen, &evidence);
 		/* the old version over this step, for the bake that follows the promotion */
 		const struct seq_counts *se = &w->seq_err, *ss = &w->seq_slow;
 		if (se->baseline_trials > 0 && ref.share < 1) {
@@ -645,7 +681,7 @@ enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc
 	}
 	/* custom Prometheus metrics: a canary step passes only when they pass too */
 	if (!baking && v != PL_VERDICT_FAIL) {
-		prom_step(srv, w, svc, env, st, r, &ref);
+		prom_step(vr, w, svc, env, st, r, &ref);
 		if (json_array_size(json_object_get(an, "metrics"))) {
 			if (w->prom_done && w->prom_verdict == PL_VERDICT_FAIL) {
 				v = PL_VERDICT_FAIL;

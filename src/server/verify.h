@@ -26,18 +26,72 @@
 #ifndef SLUICE_VERIFY_H
 #define SLUICE_VERIFY_H
 
-#include "server/server.h"
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/analysis.h"
+#include "core/pipeline.h"
+#include "loop/fetch.h"
+#include "loop/loop.h"
+#include "router/router.h"
+#include "stats/sequential.h"
+
+/* The verifier: every open window, and the latest counters snapshot of the router. One per
+ * server, on its loop's thread. */
+typedef struct verifier verifier;
+
+/* Counters of one version as the sequential method reads them. */
+struct window_counts {
+	uint64_t requests, errors; /* errors: 5xx + upstream errors */
+	uint64_t done, slow;       /* completed requests; those slower than the window's slow_us */
+};
+
+/* The verification window of one region of one deployment at one step. */
+struct window {
+	int64_t deployment;
+	int region;
+	int step;
+	int has_base;
+	int opening, opening_step;                /* a window for opening_step waits for counters */
+	uint64_t opening_after;                   /* ...read at or after this loop time */
+	struct version_window base_new, base_old; /* cumulative counters at the window's start */
+	struct version_window recorded_old;       /* the old version's last window, for the bake */
+	int has_recorded;
+	char verdict[256];                        /* latest check, for status */
+	json_t *evidence;                         /* latest check's evidence */
+	/* analysis.method sequential (verify.c): anytime-valid tests over the window, fed at
+	 * each poll with the differences of the counters since the previous poll */
+	struct seq_counts seq_err, seq_slow;      /* errors; requests slower than slow_us */
+	uint64_t slow_us;                         /* latency threshold of the window, 0 = unset */
+	struct window_counts last_new, last_old;  /* cumulative counters at the previous poll */
+	struct window_counts rec_old;             /* the old version over the last step (bake) */
+	int has_rec;
+	int decided;                              /* sticky verdict of the window (PL_VERDICT_*) */
+	int64_t opened_ms;                        /* wall clock of the opening (Prometheus) */
+	struct prom_run *prom;                    /* the Prometheus judgement in flight, or NULL */
+	int prom_done;                            /* the Prometheus metrics were judged */
+	int prom_verdict;                         /* their verdict (PL_VERDICT_*) */
+	char prom_msg[256];
+	json_t *prom_evidence;
+};
+
+/* Reads counters through r (router_latest_metrics, at every verdict) and
+ * runs Prometheus queries through f (may be NULL: custom metrics then pass unjudged). Returns
+ * NULL when out of memory. */
+verifier *verify_new(loop *l, router *r, fetcher *f);
+/* Forgets every window, cancelling what is in flight; before fetcher_free. */
+void verify_free(verifier *vr);
 
 /* The verdict for region ri of deployment dep (in state st); msg gets a one-line summary. */
-enum pl_verdict verify_region(struct server *srv, int64_t dep, const json_t *svc, const char *env,
+enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen);
 /* A new window begins at the next verdict (a step or bake started). */
-void verify_reset(struct server *srv, int64_t dep, int region);
-/* The window of a region, or NULL. */
-const struct window *verify_window(struct server *srv, int64_t dep, int region);
+void verify_reset(verifier *vr, int64_t dep, int region);
+/* The window of a region (read-only: its latest check and evidence), or NULL. */
+const struct window *verify_window(verifier *vr, int64_t dep, int region);
 /* Forgets every window of a deployment (it ended), cancelling what is in flight. */
-void verify_forget(struct server *srv, int64_t dep);
-/* Forgets every window (the server stops); before fetcher_free. */
-void verify_release(struct server *srv);
+void verify_forget(verifier *vr, int64_t dep);
+/* Forgets the windows of every deployment not among ids[0..n) (those that ended). */
+void verify_keep_only(verifier *vr, const int64_t *ids, size_t n);
 
 #endif

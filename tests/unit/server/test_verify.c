@@ -350,7 +350,7 @@ Test(prom_start, cancel_means_no_callback)
 
 /* ---- verify_region with the sequential method, on synthetic proxy snapshots ---- */
 
-#include "server/server.h"
+#include "support/fake_router.h"
 
 /* Cumulative counters of one version, as the proxy reports them. Latency buckets (us):
  * (0, 500], (500, 1000], (1000, 2000], (2000, 4000], (4000, 8000], (8000, +inf). */
@@ -380,7 +380,9 @@ static json_t *snapshot(const struct vcount *cv, const struct vcount *sv)
 }
 
 struct harness {
-	struct server srv;
+	loop *loop;
+	router *router;
+	verifier *vr;
 	struct pl_state st;
 	json_t *svc;
 	struct vcount c, s;
@@ -390,8 +392,11 @@ struct harness {
 static void harness_init(struct harness *h, int step_percent)
 {
 	memset(h, 0, sizeof(*h));
-	h->srv.loop = loop_new();
-	cr_assert(h->srv.loop);
+	h->loop = loop_new();
+	h->router = fake_router_new();
+	cr_assert(h->loop && h->router);
+	h->vr = verify_new(h->loop, h->router, NULL);
+	cr_assert(h->vr);
 	h->svc = json_pack("{s:s, s:{s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:[]}}", "name", "metadata", "analysis",
 			   "method", "sequential", "alpha", 0.05, "tolerance", 0.2, "max_error_rate", 0.1,
 			   "max_error_rate_increase", 0.1, "min_requests", (json_int_t)10,
@@ -413,19 +418,17 @@ static void harness_init(struct harness *h, int step_percent)
 
 static enum pl_verdict poll_verdict(struct harness *h)
 {
-	json_decref(h->srv.metrics);
-	h->srv.metrics = snapshot(&h->c, &h->s);
-	h->srv.metrics_at = loop_now(h->srv.loop); /* fresh: verify_region reads no proxy */
-	return verify_region(&h->srv, 1, h->svc, "production", &h->st, 0, h->msg, sizeof(h->msg));
+	/* a snapshot requested now: it holds everything counted so far */
+	fake_router_set_metrics(h->router, snapshot(&h->c, &h->s), loop_now(h->loop));
+	return verify_region(h->vr, 1, h->svc, "production", &h->st, 0, h->msg, sizeof(h->msg));
 }
 
 static void harness_release(struct harness *h)
 {
-	verify_forget(&h->srv, 1);
-	free(h->srv.windows);
-	json_decref(h->srv.metrics);
+	verify_free(h->vr);
+	router_free(h->router);
 	json_decref(h->svc);
-	loop_free(h->srv.loop);
+	loop_free(h->loop);
 }
 
 /* One poll's traffic: the canary gets `nc` requests (`ec` errors, latency bucket `bc`), the
@@ -473,7 +476,7 @@ Test(verify_sequential, half_failing_canary_is_aborted_within_a_few_dozen_reques
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect_leq(h.c.requests, 30, "took %lld canary requests", h.c.requests);
 	cr_expect(strstr(h.msg, "error rate higher than stable's (proven"), "%s", h.msg);
-	const struct window *w = verify_window(&h.srv, 1, 0);
+	const struct window *w = verify_window(h.vr, 1, 0);
 	cr_assert(w && w->evidence);
 	cr_expect_str_eq(json_string_value(json_object_get(w->evidence, "method")), "sequential");
 	cr_expect_str_eq(json_string_value(json_object_get(w->evidence, "verdict")), "fail");
@@ -504,17 +507,17 @@ Test(verify_sequential, clean_canary_passes_by_its_floors)
 	struct harness h;
 	harness_init(&h, 10);
 	poll_verdict(&h);
-	const struct window *w = verify_window(&h.srv, 1, 0);
+	const struct window *w = verify_window(h.vr, 1, 0);
 	cr_expect_eq(w->slow_us, 0, "chosen at the first poll of the window");
 	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 200, 2, 0, 0, 18);
 	cr_assert_eq(v, PL_VERDICT_PASS, "%s", h.msg);
-	w = verify_window(&h.srv, 1, 0);
+	w = verify_window(h.vr, 1, 0);
 	cr_expect_eq(w->slow_us, 10000, "the stable's p90 is 500 us: the 10 ms floor applies");
 	/* the error floor (0.1) needs 44 clean canary requests, the slow floor (15%) 29 */
 	cr_expect_geq(h.c.requests, 44);
 	cr_expect_leq(h.c.requests, 46);
 	cr_expect(strstr(h.msg, "no regression (proven)"), "%s", h.msg);
-	w = verify_window(&h.srv, 1, 0);
+	w = verify_window(h.vr, 1, 0);
 	const json_t *t = test_of(w, "error_rate");
 	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(t, "floor"), "decision")), "pass");
 	cr_expect_eq(json_real_value(json_object_get(json_object_get(t, "floor"), "limit")), 0.1);
@@ -548,7 +551,7 @@ Test(verify_sequential, slower_canary_fails_on_latency)
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "slower than 10.0 ms"), "%s", h.msg);
 	cr_expect_leq(h.c.requests, 30);
-	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "slow_requests");
+	const json_t *t = test_of(verify_window(h.vr, 1, 0), "slow_requests");
 	cr_assert(t);
 	cr_expect_str_eq(json_string_value(json_object_get(t, "decision")), "fail");
 	cr_expect_eq(json_real_value(json_object_get(t, "tolerance")), 0.5, "slow requests: tolerance >= 0.5");
@@ -567,12 +570,12 @@ Test(verify_sequential, bake_compares_with_the_recorded_stable)
 	}
 	/* promoted, then baking: the new stable serves everything, with 10% errors */
 	h.st.regions[0].state = R_BAKING;
-	verify_reset(&h.srv, 1, 0);
+	verify_reset(h.vr, 1, 0);
 	cr_expect_eq(poll_verdict(&h), PL_VERDICT_NONE, "a bake opens its own window");
 	enum pl_verdict v = poll_while(&h, PL_VERDICT_PASS, 100, 20, 2, 0, 0);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "error rate above the previous release's (proven"), "%s", h.msg);
-	const json_t *t = test_of(verify_window(&h.srv, 1, 0), "error_rate");
+	const json_t *t = test_of(verify_window(h.vr, 1, 0), "error_rate");
 	cr_assert(t);
 	cr_expect_eq(json_integer_value(json_object_get(t, "recorded_requests")), 500);
 	cr_expect_eq(json_integer_value(json_object_get(t, "recorded_events")), 5);
@@ -591,7 +594,7 @@ Test(verify_sequential, healthy_bake_does_not_fail)
 		poll_verdict(&h);
 	}
 	h.st.regions[0].state = R_BAKING;
-	verify_reset(&h.srv, 1, 0);
+	verify_reset(h.vr, 1, 0);
 	poll_verdict(&h);
 	for (int i = 0; i < 200; i++) { /* 4,000 requests at the recorded 1% */
 		traffic(&h, 20, i % 5 == 0, 0, 0);
@@ -611,12 +614,12 @@ Test(verify_sequential, full_traffic_step_compares_with_the_recorded_stable)
 		poll_verdict(&h);
 	}
 	h.st.regions[0].step = 1; /* 100%: the stable gets nothing, the ratio tests are blind */
-	verify_reset(&h.srv, 1, 0);
+	verify_reset(h.vr, 1, 0);
 	poll_verdict(&h);
 	enum pl_verdict v = poll_while(&h, PL_VERDICT_NONE, 100, 20, 2, 0, 0);
 	cr_assert_eq(v, PL_VERDICT_FAIL, "%s", h.msg);
 	cr_expect(strstr(h.msg, "recorded at the previous step"), "%s", h.msg);
-	cr_expect_eq(json_real_value(json_object_get(verify_window(&h.srv, 1, 0)->evidence, "share")), 1.0);
+	cr_expect_eq(json_real_value(json_object_get(verify_window(h.vr, 1, 0)->evidence, "share")), 1.0);
 	harness_release(&h);
 }
 
@@ -627,19 +630,16 @@ Test(verify_sequential, a_window_opens_on_counters_requested_after_its_step_bega
 {
 	struct harness h;
 	harness_init(&h, 10);
-	h.srv.router = router_proxy_new("127.0.0.1:1", "/bin/false", "/tmp"); /* no fetcher: never asked */
-	uint64_t now = loop_now(h.srv.loop);
+	uint64_t now = loop_now(h.loop);
 	cr_assert_gt(now, 1000);
-	json_decref(h.srv.metrics);
-	h.srv.metrics = snapshot(&h.c, &h.s);
-	h.srv.metrics_at = now - 1; /* requested before the step began */
-	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	/* requested before the step began (and old enough to be read again at every verdict) */
+	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), now - 200);
+	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert(strstr(h.msg, "window opening"), "%s", h.msg);
-	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert(strstr(h.msg, "window opening"), "still the old snapshot: %s", h.msg);
-	h.srv.metrics_at = now; /* requested since */
-	cr_assert_eq(verify_region(&h.srv, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), now); /* requested since */
+	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert_str_eq(h.msg, "window opened");
-	router_free(h.srv.router);
 	harness_release(&h);
 }

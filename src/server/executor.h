@@ -1,0 +1,68 @@
+/*
+ * executor: drives every active deployment's pipeline (core/pipeline.h, the pure state
+ * machine): one pipeline per service at a time, the rest queued in the store.
+ *
+ * Each tick, for the deployment each service runs: observe every region its pipeline controls
+ * (instances from the region's runtime; by state, the smoke checks, the verifier's verdict,
+ * the pre-production stage's traffic result), feed the observation to the state machine, and
+ * when the state changes persist the new state with its records in ONE store transaction.
+ * Acting is the reconciler's: it reads what was persisted. A crash between the two repeats
+ * only idempotent work.
+ *
+ * The executor is handed every driver it uses (struct executor_deps) and owns only what it has
+ * in flight: smoke checks and the stage's traffic generators (child processes found again by
+ * their result files after a restart). One per server, on its loop's thread.
+ *
+ * Errors: creating, aborting and retrying return -1 (or a negative id) with e: the message
+ * says what to fix; a store failure's message starts with "store: " (store_failed).
+ */
+#ifndef SLUICE_EXECUTOR_H
+#define SLUICE_EXECUTOR_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pipeline.h"
+#include "loop/fetch.h"
+#include "loop/loop.h"
+#include "router/router.h"
+#include "server/reconcile.h"
+#include "server/runtimes.h"
+#include "server/verify.h"
+#include "store/store.h"
+
+typedef struct executor executor;
+
+/* Everything is borrowed and must outlive the executor. */
+struct executor_deps {
+	loop *loop;
+	store *store;
+	runtimes *runtimes;
+	router *router;          /* where a route is reached (the stage's traffic) */
+	verifier *verifier;
+	reconciler *reconciler;  /* run after each tick, and before the stage's traffic starts */
+	fetcher *fetch;          /* smoke checks */
+	const char *data_dir;    /* copied: DATA/traffic holds the stage's results */
+};
+
+/* NULL when out of memory. */
+executor *executor_new(const struct executor_deps *d);
+/* Cancels the smoke checks in flight and frees; before fetcher_free. */
+void executor_free(executor *ex);
+
+/* One pass over every active deployment, then the reconciler's tick. */
+void executor_tick(executor *ex);
+/* Creates a deployment (kind deploy, hotfix or rollback) of service@version in env, queued or
+ * pre-empting as the kind says, in one transaction. Returns the id, or -1 with e (an unknown
+ * service, environment or release; a version whose instances could not run; another
+ * deployment is active and the policy refuses). gate_report (borrowed, may be NULL) is
+ * recorded with a forced deployment. */
+int64_t executor_create(executor *ex, const char *service, const char *env, const char *version,
+			enum pl_kind kind, int force, json_t *gate_report, struct err *e);
+/* Restarts a failed region of a deployment alone. */
+int executor_retry(executor *ex, int64_t id, const char *region, struct err *e);
+/* Asks an active deployment to stop (traffic back to stable, new instances drained and
+ * stopped); preempt records it as pre-empted rather than aborted. */
+int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e);
+
+#endif

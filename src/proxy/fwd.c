@@ -60,6 +60,24 @@ static int list_has(const char *v, size_t n, const char *t, size_t tn)
 	return 0;
 }
 
+int fwd_method_idempotent(const char *m, size_t len)
+{
+	switch (len) {
+	case 3:
+		return !memcmp(m, "GET", 3) || !memcmp(m, "PUT", 3);
+	case 4:
+		return !memcmp(m, "HEAD", 4);
+	case 5:
+		return !memcmp(m, "TRACE", 5);
+	case 6:
+		return !memcmp(m, "DELETE", 6);
+	case 7:
+		return !memcmp(m, "OPTIONS", 7);
+	default:
+		return 0;
+	}
+}
+
 int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len)
 {
 	static const char *const fixed[] = {"connection", "keep-alive", "te", "trailer",

@@ -22,6 +22,13 @@
 int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len);
 
 /*
+ * Whether method[0..len) is idempotent (RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT,
+ * DELETE; methods are case-sensitive). Only such a request is sent again automatically after
+ * some of its bytes reached an upstream connection that then failed without answering.
+ */
+int fwd_method_idempotent(const char *method, size_t len);
+
+/*
  * Writes the upstream request head for h into out[0..cap). client_ip is the peer address
  * without port. Returns the length, or -1 when it does not fit in cap.
  */

@@ -645,6 +645,15 @@ static int exchange_start(struct cconn *c)
 		return 1;
 	}
 	long hl = fwd_request_head(h, c->ip, c->v6, c->uh, c->uh_cap);
+	if (hl == FWD_E_TARGET_HOST) {
+		send_simple(c, 400, "Bad Request", "the absolute-form target's authority differs from Host\n", 1);
+		return 1;
+	}
+	if (hl == FWD_E_TARGET) {
+		send_simple(c, 400, "Bad Request",
+			    "an absolute-form target must be http(s)://host[:port] without userinfo\n", 1);
+		return 1;
+	}
 	if (hl < 0) {
 		send_simple(c, 431, "Request Header Fields Too Large", "head too large once forwarded\n", 1);
 		return 1;

@@ -60,6 +60,37 @@ static int list_has(const char *v, size_t n, const char *t, size_t tn)
 	return 0;
 }
 
+int fwd_method_idempotent(const char *m, size_t len)
+{
+	switch (len) {
+	case 3:
+		return !memcmp(m, "GET", 3) || !memcmp(m, "PUT", 3);
+	case 4:
+		return !memcmp(m, "HEAD", 4);
+	case 5:
+		return !memcmp(m, "TRACE", 5);
+	case 6:
+		return !memcmp(m, "DELETE", 6);
+	case 7:
+		return !memcmp(m, "OPTIONS", 7);
+	default:
+		return 0;
+	}
+}
+
+/* Fields a Connection token cannot remove: they say where the message goes, how it is framed
+ * (Content-Length and Transfer-Encoding are in the fixed list and regenerated anyway) or
+ * through whom it came, and the proxy decides about them. Only checked once a token matched. */
+static int never_nominated(const char *name, size_t len)
+{
+	static const char *const keep[] = {"host", "x-forwarded-for", "x-forwarded-proto", "forwarded",
+					   NULL};
+	for (size_t i = 0; keep[i]; i++)
+		if (name_is(name, len, keep[i]))
+			return 1;
+	return 0;
+}
+
 int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len)
 {
 	static const char *const fixed[] = {"connection", "keep-alive", "te", "trailer",
@@ -72,7 +103,7 @@ int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len)
 	for (size_t i = 0; i < h->nheaders; i++) {
 		const struct http_header *f = &h->headers[i];
 		if (name_is(f->name, f->name_len, "connection") && list_has(f->value, f->value_len, name, len))
-			return 1;
+			return !never_nominated(name, len);
 	}
 	return 0;
 }
@@ -124,14 +155,68 @@ static void put_framing(struct wr *w, const struct http_head *h)
 	}
 }
 
+/*
+ * The target to send upstream, in origin-form (or "*"). An absolute-form target must be
+ * http(s)://AUTHORITY[/path][?query] without userinfo, AUTHORITY equal to Host ignoring case;
+ * the parser admits only origin-form, "*" (OPTIONS), authority-form (CONNECT, refused before)
+ * and scheme ":" ..., so a target not starting with '/' or "*" is absolute-form or refused.
+ */
+static long origin_target(const struct http_head *h, const char **t, size_t *tl)
+{
+	const char *p = h->target;
+	size_t n = h->target_len;
+	*t = p;
+	*tl = n;
+	if (n && (p[0] == '/' || (n == 1 && p[0] == '*')))
+		return 0;
+	size_t s;
+	if (n >= 7 && !strncasecmp(p, "http://", 7))
+		s = 7;
+	else if (n >= 8 && !strncasecmp(p, "https://", 8))
+		s = 8;
+	else
+		return FWD_E_TARGET;
+	size_t e = s;
+	while (e < n && p[e] != '/' && p[e] != '?')
+		e++;
+	if (e == s || memchr(p + s, '@', e - s))
+		return FWD_E_TARGET;
+	const struct http_header *host = http_head_get(h, "host");
+	if (!host || host->value_len != e - s || strncasecmp(host->value, p + s, e - s))
+		return FWD_E_TARGET_HOST;
+	if (e < n && p[e] == '/') {
+		*t = p + e;
+		*tl = n - e;
+	} else if (e == n && h->method_len == 7 && !memcmp(h->method, "OPTIONS", 7)) {
+		*t = "*";
+		*tl = 1;
+	} else {
+		*t = NULL; /* empty path: "/" then the query, if any */
+		*tl = 0;
+	}
+	return 0;
+}
+
 long fwd_request_head(const struct http_head *h, const char *client_ip, int client_v6, char *out,
 		      size_t cap)
 {
 	static const char *const skip[] = {"x-forwarded-for", "x-forwarded-proto", "forwarded", NULL};
+	const char *target;
+	size_t target_len;
+	long rc = origin_target(h, &target, &target_len);
+	if (rc < 0)
+		return rc;
 	struct wr w = {out, 0, cap, 0};
 	put(&w, h->method, h->method_len);
 	put(&w, " ", 1);
-	put(&w, h->target, h->target_len);
+	if (target) {
+		put(&w, target, target_len);
+	} else {
+		const char *q = memchr(h->target, '?', h->target_len);
+		put(&w, "/", 1);
+		if (q)
+			put(&w, q, h->target_len - (size_t)(q - h->target));
+	}
 	/* An HTTP/1.0 client's request goes up as 1.0 so that the answer is not chunked. */
 	puts_(&w, h->version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
 	copy_fields(&w, h, skip);
@@ -144,7 +229,7 @@ long fwd_request_head(const struct http_head *h, const char *client_ip, int clie
 		append_list(&w, h, "Forwarded", "for=", client_ip, ";proto=http");
 	put_framing(&w, h);
 	put(&w, "\r\n", 2);
-	return w.overflow ? -1 : (long)w.len;
+	return w.overflow ? FWD_E_SPACE : (long)w.len;
 }
 
 long fwd_response_head(const struct http_head *h, int client_minor, int close, char *out, size_t cap)

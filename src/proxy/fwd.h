@@ -4,7 +4,12 @@
  * Hop-by-hop fields are removed in both directions: Connection and every field it lists,
  * Keep-Alive, TE, Trailer, Upgrade, Proxy-* and Proxy-Connection; Transfer-Encoding and
  * Content-Length are framing, rewritten from the parsed head (the body is forwarded with the
- * framing it arrived with). Requests gain X-Forwarded-For (appended to any existing list),
+ * framing it arrived with). A Connection token naming Host, Content-Length,
+ * Transfer-Encoding, X-Forwarded-For, X-Forwarded-Proto or Forwarded is ignored: those say
+ * where the message goes, how it is framed and through whom it came, and the proxy decides
+ * about them, not the peer. Requests go upstream in origin-form: an absolute-form target
+ * (RFC 9112 3.2.2) must name the same authority as Host, and is reduced to its path and
+ * query ("/" when empty, "*" for OPTIONS, RFC 9112 3.2.4). Requests gain X-Forwarded-For (appended to any existing list),
  * X-Forwarded-Proto and Forwarded (appended), and go upstream as HTTP/1.1 keep-alive (HTTP/1.0
  * requests stay 1.0, so that their answer is never chunked).
  * Responses get "Connection: close" when the proxy will close the client connection after them.
@@ -18,12 +23,28 @@
 
 #include "http/parse.h"
 
-/* Whether header name[0..len) is hop-by-hop for head h (the fixed list or named by Connection). */
+enum fwd_error {
+	FWD_E_SPACE = -1,       /* the head does not fit in the caller's buffer */
+	FWD_E_TARGET_HOST = -2, /* absolute-form target whose authority is not Host (or no Host) */
+	FWD_E_TARGET = -3,      /* absolute-form target not http(s)://host[:port], or with userinfo */
+};
+
+/* Whether header name[0..len) is hop-by-hop for head h (the fixed list or named by Connection,
+ * except the fields Connection cannot nominate, above). */
 int fwd_is_hop_by_hop(const struct http_head *h, const char *name, size_t len);
 
 /*
+ * Whether method[0..len) is idempotent (RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT,
+ * DELETE; methods are case-sensitive). Only such a request is sent again automatically after
+ * some of its bytes reached an upstream connection that then failed without answering.
+ */
+int fwd_method_idempotent(const char *method, size_t len);
+
+/*
  * Writes the upstream request head for h into out[0..cap). client_ip is the peer address
- * without port. Returns the length, or -1 when it does not fit in cap.
+ * without port. Returns the length, or FWD_E_SPACE when it does not fit in cap, or
+ * FWD_E_TARGET_HOST / FWD_E_TARGET for an absolute-form target the proxy refuses (400).
+ * CONNECT (authority-form) must be refused before: it gives FWD_E_TARGET.
  */
 long fwd_request_head(const struct http_head *h, const char *client_ip, int client_v6, char *out,
 		      size_t cap);

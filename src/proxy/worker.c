@@ -128,6 +128,7 @@ struct cconn {
 	struct backend *b;
 	struct uconn *u;
 	int minor, keepalive, close_after, attempts, status, sent_any, resp_any, upstream_keepalive;
+	int idempotent; /* RFC 9110 9.2.2: may be re-sent after it (maybe) reached the upstream */
 	char method[24];
 	size_t method_len;
 	enum http_body_kind req_kind;
@@ -582,8 +583,11 @@ static void upstream_failed(struct cconn *c, int timeout)
 	}
 	int intact = !c->sent_any || c->req_kind == HTTP_BODY_NONE; /* all of it can be resent */
 	if (!c->resp_any && !timeout && intact) {
-		if (reused && !connect_failed && c->attempts < 3) {
-			/* a pooled connection the server had closed meanwhile: not the backend's fault */
+		/* A pooled connection that failed before any response byte: most likely the server
+		 * closed it while idle, not the backend's fault. But once bytes of the request went
+		 * out, the server may have received and acted on it, so only an idempotent request
+		 * may go again (RFC 9110 9.2.2); the others get the 502 below, as nginx does. */
+		if (reused && !connect_failed && c->attempts < 3 && (c->idempotent || !c->sent_any)) {
 			c->uh_off = 0;
 			c->sent_any = 0;
 			c->attempts++;
@@ -641,6 +645,15 @@ static int exchange_start(struct cconn *c)
 		return 1;
 	}
 	long hl = fwd_request_head(h, c->ip, c->v6, c->uh, c->uh_cap);
+	if (hl == FWD_E_TARGET_HOST) {
+		send_simple(c, 400, "Bad Request", "the absolute-form target's authority differs from Host\n", 1);
+		return 1;
+	}
+	if (hl == FWD_E_TARGET) {
+		send_simple(c, 400, "Bad Request",
+			    "an absolute-form target must be http(s)://host[:port] without userinfo\n", 1);
+		return 1;
+	}
 	if (hl < 0) {
 		send_simple(c, 431, "Request Header Fields Too Large", "head too large once forwarded\n", 1);
 		return 1;
@@ -658,6 +671,7 @@ static int exchange_start(struct cconn *c)
 	c->close_after = !h->keep_alive;
 	c->method_len = h->method_len < sizeof(c->method) ? h->method_len : sizeof(c->method) - 1;
 	memcpy(c->method, h->method, c->method_len);
+	c->idempotent = fwd_method_idempotent(h->method, h->method_len);
 	c->req_kind = h->body;
 	c->req_left = h->content_length;
 	c->req_done = h->body == HTTP_BODY_NONE || (h->body == HTTP_BODY_LENGTH && h->content_length == 0);

@@ -4,8 +4,12 @@
 Starts the proxy with two scripted upstreams ("a" and "b") on 127.0.0.1 ephemeral ports. For each
 case a fresh client connection sends the exact `client` bytes; each scripted upstream step checks
 the exact bytes the proxy forwarded (`upstream [NAME]`) and answers with `reply [NAME]` (or stays
-silent for `reply [NAME]: @silent`); the client must then receive exactly the `response` bytes,
-and, with `close: yes`, see the connection closed. Section bodies are written with escapes
+silent for `reply [NAME]: @silent`, or closes that connection without answering for
+`reply [NAME]: @close`); the client must then receive exactly the `response` bytes, and, with
+`close: yes`, see the connection closed. After the response, no upstream may have received a
+byte beyond the steps (a request is forwarded exactly as often as the steps say). With
+`pooled: yes`, the first step must arrive on an upstream connection accepted before the case
+began (one the proxy kept alive in its pool from an earlier case). Section bodies are written with escapes
 (\\r \\n \\t \\xHH \\\\), one or more lines each indented by exactly two spaces (the
 indentation and the line breaks of the file are not part of the bytes).
 
@@ -42,11 +46,11 @@ def load_cases(path):
         m = re.match(r'^=== (.*)$', line)
         if m:
             case = {'name': m.group(1), 'steps': [], 'route': 'main', 'close': False,
-                    'client': b'', 'response': b'', 'pause': 0.0}
+                    'client': b'', 'response': b'', 'pause': 0.0, 'pooled': False}
             cases.append(case)
             target = None
             continue
-        m = re.match(r'^(client|upstream|reply|response|route|close|pause)( [ab])?:(.*)$', line)
+        m = re.match(r'^(client|upstream|reply|response|route|close|pause|pooled)( [ab])?:(.*)$', line)
         if m and case is not None:
             key, who, rest = m.group(1), (m.group(2) or ' a').strip(), m.group(3).strip()
             target = None
@@ -54,14 +58,17 @@ def load_cases(path):
                 case['route'] = rest
             elif key == 'close':
                 case['close'] = rest == 'yes'
+            elif key == 'pooled':
+                case['pooled'] = rest == 'yes'
             elif key == 'pause':
                 case['pause'] = float(rest)
             elif key == 'upstream':
                 case['steps'].append({'who': who, 'upstream': b'', 'reply': b''})
                 target = (case['steps'][-1], 'upstream')
             elif key == 'reply':
-                if rest == '@silent':
+                if rest in ('@silent', '@close'):
                     case['steps'][-1]['reply'] = None
+                    case['steps'][-1]['close'] = rest == '@close'
                 else:
                     target = (case['steps'][-1], 'reply')
             else:
@@ -114,6 +121,12 @@ class Upstream:
             if got:
                 return c, got
         return None, b''
+
+    def drop(self, c):
+        """Closes connection c (after reading a request: the server went away without answering)."""
+        self.conns.remove(c)
+        self.pending.pop(c, None)
+        c.close()
 
     def idle_bytes(self):
         self.poll(0.05)
@@ -213,19 +226,25 @@ def run_case(case, ports, ups):
         stray = u.idle_bytes()
         if stray:
             return 'upstream got bytes before the case started: %s' % show(stray)
+    before = {w: set(u.conns) for w, u in ups.items()}
     c = socket.create_connection(('127.0.0.1', ports[case['route']]))
     c.sendall(case['client'])
     if case['pause']:
         time.sleep(case['pause'])
     got = b''
     deadline = time.time() + TIMEOUT
-    for st in case['steps']:
+    for i, st in enumerate(case['steps']):
         u = ups[st['who']]
         conn, data = u.expect(st['upstream'], deadline)
         if data != st['upstream']:
             c.close()
             return 'upstream %s received:\n    %s\n  expected:\n    %s' % (st['who'], show(data), show(st['upstream']))
-        if st.get('reply') is not None:
+        if i == 0 and case['pooled'] and conn not in before[st['who']]:
+            c.close()
+            return 'the request came on a new upstream connection, not on a pooled one'
+        if st.get('close'):
+            u.drop(conn)
+        elif st.get('reply') is not None:
             conn.sendall(st['reply'])
     want = case['response']
     c.settimeout(0.1)
@@ -245,6 +264,11 @@ def run_case(case, ports, ups):
     if got != want:
         c.close()
         return 'client received:\n    %s\n  expected:\n    %s' % (show(got), show(want))
+    for w, u in ups.items():
+        extra = u.idle_bytes()
+        if extra:
+            c.close()
+            return 'upstream %s received more than the case expects:\n    %s' % (w, show(extra))
     if case['close'] and not closed:
         try:
             c.settimeout(TIMEOUT)

@@ -370,6 +370,78 @@ Test(fwd, response_rewrite)
 	cr_assert_str_eq(out, "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
 }
 
+Test(fwd, idempotent_methods)
+{
+	/* RFC 9110 9.2.2; methods are case-sensitive */
+	static const struct {
+		const char *m;
+		int idem;
+	} t[] = {{"GET", 1},    {"HEAD", 1},    {"OPTIONS", 1}, {"TRACE", 1}, {"PUT", 1},
+		 {"DELETE", 1}, {"POST", 0},    {"PATCH", 0},   {"LOCK", 0},  {"get", 0},
+		 {"PUTS", 0},   {"DELETES", 0}, {"PROPFIND", 0}, {"", 0}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert_eq(fwd_method_idempotent(t[i].m, strlen(t[i].m)), t[i].idem, "%s", t[i].m);
+}
+
+Test(fwd, connection_cannot_nominate_host_framing_or_forwarding)
+{
+	static struct http_head h;
+	parse("POST / HTTP/1.1\r\nHost: a\r\nConnection: host, X-Forwarded-For,Forwarded , "
+	      "x-forwarded-proto, Content-Length, X-Hop\r\nX-Hop: 1\r\nX-Forwarded-For: 10.0.0.1\r\n"
+	      "Content-Length: 2\r\n\r\n", &h);
+	cr_assert_not(fwd_is_hop_by_hop(&h, "Host", 4));
+	cr_assert_not(fwd_is_hop_by_hop(&h, "forwarded", 9));
+	cr_assert(fwd_is_hop_by_hop(&h, "X-Hop", 5));
+	cr_assert(fwd_is_hop_by_hop(&h, "Content-Length", 14), "framing is regenerated, never copied");
+	char out[1024];
+	long n = fwd_request_head(&h, "127.0.0.9", 0, out, sizeof(out));
+	cr_assert_gt(n, 0);
+	out[n] = 0;
+	cr_assert_str_eq(out, "POST / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1, 127.0.0.9\r\n"
+			      "X-Forwarded-Proto: http\r\nForwarded: for=127.0.0.9;proto=http\r\n"
+			      "Content-Length: 2\r\n\r\n");
+}
+
+Test(fwd, absolute_form_targets)
+{
+	/* request -> the forwarded request line, or the error */
+	static const struct {
+		const char *req;
+		const char *line;
+		long err;
+	} t[] = {
+		{"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x HTTP/1.1\r\n", 0},
+		{"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\n", 0},
+		{"GET http://a/x?y HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x?y HTTP/1.1\r\n", 0},
+		{"GET hTTpS://A:8443/ HTTP/1.1\r\nHost: a:8443\r\n\r\n", "GET / HTTP/1.1\r\n", 0},
+		{"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\n", 0},
+		{"GET http://a?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /?q=1 HTTP/1.1\r\n", 0},
+		{"OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS * HTTP/1.1\r\n", 0},
+		{"OPTIONS http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", "OPTIONS /?x HTTP/1.1\r\n", 0},
+		{"GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", "GET / HTTP/1.1\r\n", 0},
+		{"GET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET_HOST},
+		{"GET http://a:80/x HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET_HOST},
+		{"GET http://ab/ HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET_HOST},
+		{"GET http://a/ HTTP/1.0\r\n\r\n", NULL, FWD_E_TARGET_HOST},
+		{"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET},
+		{"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET},
+		{"GET http:a/x HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET},
+		{"GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n", NULL, FWD_E_TARGET},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		static struct http_head h;
+		parse(t[i].req, &h);
+		char out[1024];
+		long n = fwd_request_head(&h, "127.0.0.9", 0, out, sizeof(out));
+		if (!t[i].line) {
+			cr_assert_eq(n, t[i].err, "%s: %ld", t[i].req, n);
+			continue;
+		}
+		cr_assert_gt(n, 0, "%s: %ld", t[i].req, n);
+		cr_assert_eq(strncmp(out, t[i].line, strlen(t[i].line)), 0, "%s: %.*s", t[i].req, (int)n, out);
+	}
+}
+
 #include "proxy/proxy.h"
 
 static json_t *js(const char *s)

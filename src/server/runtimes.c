@@ -16,23 +16,29 @@ struct runtimes {
 	json_t *regions;             /* "env/region" -> index into open */
 };
 
-int runtimes_open(runtimes **out, const char *data_dir, struct err *e)
+int runtimes_open_with(runtimes **out, const char *data_dir, runtime *rt, struct err *e)
 {
 	runtimes *rs = calloc(1, sizeof *rs);
 	if (!rs || !(rs->data_dir = strdup(data_dir)) || !(rs->regions = json_object())) {
 		if (rs)
 			free(rs->data_dir);
 		free(rs);
+		runtime_close(rt);
 		return err_set(e, "out of memory");
 	}
-	struct runtime_host host = {.data_dir = data_dir};
-	if (runtime_open(&rs->open[0], "local", NULL, &host, e)) {
-		runtimes_close(rs);
-		return -1;
-	}
+	rs->open[0] = rt;
 	rs->nopen = 1;
 	*out = rs;
 	return 0;
+}
+
+int runtimes_open(runtimes **out, const char *data_dir, struct err *e)
+{
+	struct runtime_host host = {.data_dir = data_dir};
+	runtime *local = NULL;
+	if (runtime_open(&local, "local", NULL, &host, e))
+		return -1;
+	return runtimes_open_with(out, data_dir, local, e);
 }
 
 void runtimes_close(runtimes *rs)

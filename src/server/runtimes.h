@@ -27,6 +27,10 @@ typedef struct runtimes runtimes;
 
 /* Opens the set with its local runtime (DATA/instances, default settings). */
 __attribute__((warn_unused_result)) int runtimes_open(runtimes **out, const char *data_dir, struct err *e);
+/* The same with rt (taken) in place of the local driver: it serves every region of its kind
+ * (tests: a fake runtime of kind "local"). On failure rt is closed. */
+__attribute__((warn_unused_result)) int runtimes_open_with(runtimes **out, const char *data_dir,
+							   runtime *rt, struct err *e);
 /* Closes every runtime; instances keep running. NULL is ignored. */
 void runtimes_close(runtimes *rs);
 

@@ -2,8 +2,8 @@
  * manifest: validation and normalization of the YAML manifests that `sluice apply` sends
  * (kind: Environment and kind: Service; the format is described in docs/manifests.md).
  *
- * The validator is table-driven: one table per mapping lists its keys, their types, limits and
- * defaults. The same tables check a source document (YAML, errors "FILE:LINE:COL: path: what was
+ * The validator is table-driven (util/shape.h): one table per mapping lists its keys, their
+ * types, limits and defaults. The same tables check a source document (YAML, errors "FILE:LINE:COL: path: what was
  * expected") and an already normalized manifest (JSON as stored, errors "Kind 'name': path: ...").
  *
  * Normalized form: every key present, defaults filled, durations as integers of milliseconds
@@ -18,10 +18,11 @@
 
 #include "util/doc.h"
 #include "util/log.h"
+#include "util/name.h"
 
 /* Hard limits on what a manifest may hold. */
 #define MANIFEST_MAX_PER_FILE 1000
-#define MANIFEST_NAME_MAX 63
+#define MANIFEST_NAME_MAX NAME_OBJECT_MAX
 #define MANIFEST_MAX_REGIONS 64
 #define MANIFEST_MAX_DEPENDS 64
 #define MANIFEST_MAX_ARGS 64
@@ -48,7 +49,7 @@ __attribute__((warn_unused_result)) int manifest_check_normalized(const json_t *
  */
 __attribute__((warn_unused_result)) int manifest_duration_ms(const char *s, uint64_t *ms /* OUT */);
 
-/* Whether s is a valid object name: [a-z0-9]([a-z0-9-]*[a-z0-9])?, 1..63 characters. */
+/* Whether s is a valid object name (name_object_ok in util/name.h; kept for old callers). */
 int manifest_name_ok(const char *s);
 
 #endif

@@ -642,3 +642,261 @@ int manifest_check_normalized(const json_t *m, struct err *e)
 	json_decref(out);
 	return 0;
 }
+
+/* ---- typed manifests ---- */
+
+/* The parsed struct and the JSON its strings point into, freed together. The public struct is
+ * the first member, so a pointer to it is a pointer to the box. */
+struct svc_box {
+	struct service_manifest pub;
+	json_t *json;
+};
+
+struct env_box {
+	struct env_manifest pub;
+	json_t *json;
+};
+
+static const char *gs(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int gi(const json_t *o, const char *k)
+{
+	return (int)json_integer_value(json_object_get(o, k));
+}
+
+static uint64_t gms(const json_t *o, const char *k)
+{
+	return (uint64_t)json_integer_value(json_object_get(o, k));
+}
+
+static double gd(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+static bool gb(const json_t *o, const char *k)
+{
+	return json_is_true(json_object_get(o, k));
+}
+
+/* The index of a checked enum value in its choices (the C enums follow the same order). */
+static int pick(const char *s, const char *const *choices)
+{
+	for (int i = 0; s && choices[i]; i++)
+		if (!strcmp(s, choices[i]))
+			return i;
+	return 0;
+}
+
+/* p = n zeroed elements (NULL when n is 0); true when the allocation failed. */
+#define ALLOC_N(p, n) (((p) = (n) ? calloc((n), sizeof(*(p))) : NULL), (n) && !(p))
+
+/* The checked, normalized, private copy of a stored manifest of the wanted kind. */
+static int stored_copy(const json_t *m, const char *kind, json_t **out, struct err *e)
+{
+	json_t *norm = NULL;
+	if (check_stored(m, &norm, e))
+		return -1;
+	if (strcmp(gs(norm, "kind"), kind)) {
+		int rc = err_set(e, "%s '%s': kind: expected %s, got \"%s\"", gs(norm, "kind"),
+				 gs(norm, "name"), kind, gs(norm, "kind"));
+		json_decref(norm);
+		return rc;
+	}
+	/* The walker shares leaves with its input: copy, so that nothing is shared with m. */
+	*out = json_deep_copy(norm);
+	json_decref(norm);
+	return *out ? 0 : err_set(e, "out of memory parsing a manifest");
+}
+
+void manifest_service_free(struct service_manifest *s)
+{
+	if (!s)
+		return;
+	struct svc_box *b = (struct svc_box *)s;
+	free(s->run.args);
+	free(s->run.env);
+	free(s->depends_on);
+	free(s->strategy.steps);
+	free(s->analysis.metrics);
+	free(s->smoke);
+	json_decref(b->json);
+	free(b);
+}
+
+int manifest_service_parse(const json_t *m, struct service_manifest **out, struct err *e)
+{
+	json_t *j = NULL;
+	if (stored_copy(m, "Service", &j, e))
+		return -1;
+	struct svc_box *b = calloc(1, sizeof(*b));
+	if (!b) {
+		json_decref(j);
+		return err_set(e, "out of memory parsing a manifest");
+	}
+	b->json = j;
+	struct service_manifest *s = &b->pub;
+	s->name = gs(j, "name");
+	s->listen_port = gi(j, "listen_port");
+
+	const json_t *run = json_object_get(j, "run"), *args = json_object_get(run, "args");
+	const json_t *env = json_object_get(run, "env"), *deps = json_object_get(j, "depends_on");
+	const json_t *st = json_object_get(j, "strategy"), *steps = json_object_get(st, "steps");
+	const json_t *an = json_object_get(j, "analysis"), *metrics = json_object_get(an, "metrics");
+	const json_t *smoke = json_object_get(j, "smoke"), *health = json_object_get(j, "health");
+	s->run.nargs = json_array_size(args);
+	s->run.nenv = json_object_size(env);
+	s->ndepends = json_array_size(deps);
+	s->strategy.nsteps = json_array_size(steps);
+	s->analysis.nmetrics = json_array_size(metrics);
+	s->nsmoke = json_array_size(smoke);
+	if (ALLOC_N(s->run.args, s->run.nargs) ||
+	    ALLOC_N(s->run.env, s->run.nenv) ||
+	    ALLOC_N(s->depends_on, s->ndepends) ||
+	    ALLOC_N(s->strategy.steps, s->strategy.nsteps) ||
+	    ALLOC_N(s->analysis.metrics, s->analysis.nmetrics) ||
+	    ALLOC_N(s->smoke, s->nsmoke)) {
+		manifest_service_free(s);
+		return err_set(e, "out of memory parsing a manifest");
+	}
+
+	s->run.command = gs(run, "command");
+	for (size_t i = 0; i < s->run.nargs; i++)
+		s->run.args[i] = json_string_value(json_array_get(args, i));
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	json_object_foreach((json_t *)env, k, v) {
+		/* The key lives as long as the object holds it: the private copy, until free. */
+		s->run.env[n].name = k;
+		s->run.env[n++].value = json_string_value(v);
+	}
+	for (size_t i = 0; i < s->ndepends; i++)
+		s->depends_on[i] = json_string_value(json_array_get(deps, i));
+
+	s->health.path = gs(health, "path");
+	s->health.interval_ms = gms(health, "interval_ms");
+	s->health.timeout_ms = gms(health, "timeout_ms");
+	s->instances = gi(j, "instances");
+	s->drain_timeout_ms = gms(j, "drain_timeout_ms");
+
+	s->strategy.type = (enum manifest_strategy)pick(gs(st, "type"), strategies);
+	for (size_t i = 0; i < s->strategy.nsteps; i++)
+		s->strategy.steps[i] = (int)json_integer_value(json_array_get(steps, i));
+	s->strategy.step_duration_ms = gms(st, "step_duration_ms");
+	s->strategy.max_step_duration_ms = gms(st, "max_step_duration_ms");
+	s->strategy.max_surge = gi(st, "max_surge");
+	s->strategy.max_unavailable = gi(st, "max_unavailable");
+	s->strategy.keep_old_ms = gms(st, "keep_old_ms");
+
+	s->analysis.min_requests = gi(an, "min_requests");
+	s->analysis.max_error_rate = gd(an, "max_error_rate");
+	s->analysis.max_error_rate_increase = gd(an, "max_error_rate_increase");
+	s->analysis.max_p99_latency_ms = gms(an, "max_p99_latency_ms");
+	s->analysis.interval_ms = gms(an, "interval_ms");
+	s->analysis.method = (enum manifest_method)pick(gs(an, "method"), methods);
+	s->analysis.alpha = gd(an, "alpha");
+	s->analysis.tolerance = gd(an, "tolerance");
+	s->analysis.baseline = gb(an, "baseline");
+	for (size_t i = 0; i < s->analysis.nmetrics; i++) {
+		const json_t *mt = json_array_get(metrics, i);
+		struct manifest_metric *x = &s->analysis.metrics[i];
+		x->name = gs(mt, "name");
+		x->query = gs(mt, "query");
+		x->direction = (enum manifest_direction)pick(gs(mt, "direction"), directions);
+		x->critical = gb(mt, "critical");
+		x->weight = gd(mt, "weight");
+		x->allowed_increase = gd(mt, "allowed_increase");
+		x->allowed_decrease = gd(mt, "allowed_decrease");
+		x->critical_increase = gd(mt, "critical_increase");
+		x->critical_decrease = gd(mt, "critical_decrease");
+	}
+	s->analysis.prometheus = gs(an, "prometheus");
+	s->analysis.pass_score = gd(an, "pass_score");
+	s->analysis.marginal_score = gd(an, "marginal_score");
+
+	s->bake_ms = gms(j, "bake_ms");
+	s->policy.concurrency =
+		(enum manifest_concurrency)pick(gs(json_object_get(j, "policy"), "concurrency"), concurrencies);
+	for (size_t i = 0; i < s->nsmoke; i++) {
+		const json_t *ck = json_array_get(smoke, i);
+		struct manifest_smoke *x = &s->smoke[i];
+		x->path = gs(ck, "path");
+		x->method = (enum manifest_http_method)pick(gs(ck, "method"), smoke_methods);
+		x->status = gi(ck, "status");
+		x->body_contains = gs(ck, "body_contains"); /* NULL when null */
+		x->timeout_ms = gms(ck, "timeout_ms");
+	}
+	*out = s;
+	return 0;
+}
+
+void manifest_env_free(struct env_manifest *env)
+{
+	if (!env)
+		return;
+	struct env_box *b = (struct env_box *)env;
+	for (size_t i = 0; env->waves && i < env->nwaves; i++)
+		free(env->waves[i].regions);
+	free(env->waves);
+	free(env->regions);
+	json_decref(b->json);
+	free(b);
+}
+
+int manifest_env_parse(const json_t *m, struct env_manifest **out, struct err *e)
+{
+	json_t *j = NULL;
+	if (stored_copy(m, "Environment", &j, e))
+		return -1;
+	struct env_box *b = calloc(1, sizeof(*b));
+	if (!b) {
+		json_decref(j);
+		return err_set(e, "out of memory parsing a manifest");
+	}
+	b->json = j;
+	struct env_manifest *env = &b->pub;
+	const json_t *regions = json_object_get(j, "regions"), *waves = json_object_get(j, "waves");
+	env->name = gs(j, "name");
+	env->nregions = json_array_size(regions);
+	env->nwaves = json_array_size(waves);
+	if (ALLOC_N(env->regions, env->nregions) ||
+	    ALLOC_N(env->waves, env->nwaves))
+		goto oom;
+	for (size_t i = 0; i < env->nregions; i++) {
+		const json_t *r = json_array_get(regions, i);
+		env->regions[i].name = gs(r, "name");
+		env->regions[i].runtime_kind = gs(r, "runtime");
+		env->regions[i].runtime = (enum manifest_runtime)pick(gs(r, "runtime"), runtimes);
+		env->regions[i].port_offset = gi(r, "port_offset");
+	}
+	for (size_t i = 0; i < env->nwaves; i++) {
+		const json_t *w = json_array_get(waves, i);
+		struct manifest_wave *x = &env->waves[i];
+		x->nregions = json_array_size(w);
+		if (ALLOC_N(x->regions, x->nregions))
+			goto oom;
+		/* check_env_rules made every name one of the regions. */
+		for (size_t k = 0; k < x->nregions; k++)
+			for (size_t r = 0; r < env->nregions; r++)
+				if (!strcmp(json_string_value(json_array_get(w, k)), env->regions[r].name))
+					x->regions[k] = r;
+	}
+	const json_t *pol = json_object_get(j, "policy"), *stage = json_object_get(j, "stage");
+	env->policy.allow_unknown_consumers = gb(pol, "allow_unknown_consumers");
+	env->policy.wave_bake_ms = gms(pol, "wave_bake_ms");
+	env->policy.on_region_failure = (enum manifest_on_failure)pick(gs(pol, "on_region_failure"), region_failures);
+	env->policy.region_retries = gi(pol, "region_retries");
+	env->policy.retry_backoff_ms = gms(pol, "retry_backoff_ms");
+	env->promotion.from = gs(json_object_get(j, "promotion"), "from"); /* NULL when null */
+	env->stage.side_by_side_ms = gms(stage, "side_by_side_ms");
+	env->stage.traffic_rate = gi(stage, "traffic_rate");
+	*out = env;
+	return 0;
+oom:
+	manifest_env_free(env);
+	return err_set(e, "out of memory parsing a manifest");
+}

@@ -13,6 +13,7 @@
 #include "util/buf.h"
 #include "util/doc.h"
 #include "util/name.h"
+#include "util/shape.h"
 
 #define FIELD_MAX 512
 
@@ -31,8 +32,15 @@ static int only_keys(const struct valid *v, const json_t *obj, const char *field
 		int ok = 0;
 		for (size_t i = 0; keys[i] && !ok; i++)
 			ok = !strcmp(k, keys[i]);
-		if (!ok)
-			return valid_key(v, obj, k, field, "unknown key '%s' (%s)", k, hint);
+		if (ok)
+			continue;
+		size_t n = 0;
+		while (keys[n])
+			n++;
+		const char *near = shape_closest(k, keys, n);
+		if (near)
+			return valid_key(v, obj, k, field, "unknown key '%s' (did you mean '%s'? %s)", k, near, hint);
+		return valid_key(v, obj, k, field, "unknown key '%s' (%s)", k, hint);
 	}
 	return 0;
 }

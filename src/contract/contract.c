@@ -12,6 +12,8 @@
 #include "contract/valid.h"
 #include "util/buf.h"
 #include "util/doc.h"
+#include "util/name.h"
+#include "util/shape.h"
 
 #define FIELD_MAX 512
 
@@ -20,17 +22,6 @@ struct contract {
 };
 
 /* ---- validation ------------------------------------------------------------------------- */
-
-static int valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (!n || n > CONTRACT_MAX_NAME)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
-			return 0;
-	return 1;
-}
 
 static int only_keys(const struct valid *v, const json_t *obj, const char *field, const char *const *keys,
 		     const char *hint)
@@ -41,8 +32,15 @@ static int only_keys(const struct valid *v, const json_t *obj, const char *field
 		int ok = 0;
 		for (size_t i = 0; keys[i] && !ok; i++)
 			ok = !strcmp(k, keys[i]);
-		if (!ok)
-			return valid_key(v, obj, k, field, "unknown key '%s' (%s)", k, hint);
+		if (ok)
+			continue;
+		size_t n = 0;
+		while (keys[n])
+			n++;
+		const char *near = shape_closest(k, keys, n);
+		if (near)
+			return valid_key(v, obj, k, field, "unknown key '%s' (did you mean '%s'? %s)", k, near, hint);
+		return valid_key(v, obj, k, field, "unknown key '%s' (%s)", k, hint);
 	}
 	return 0;
 }
@@ -197,8 +195,9 @@ static int validate_consumes(const struct valid *v, const json_t *root, const js
 	json_t *ops;
 	json_object_foreach((json_t *)cons, svc, ops) {
 		snprintf(f, sizeof(f), "consumes.%s", svc);
-		if (!valid_name(svc))
-			return valid_key(v, cons, svc, f, "'%s' is not a service name (lowercase letters, digits, '-', '_', '.')", svc);
+		if (!name_object_ok(svc))
+			return valid_key(v, cons, svc, f, "'%s' is not a service name (expected %s)", svc,
+					 name_rule(NAME_OBJECT));
 		if (!json_is_array(ops) || !json_array_size(ops) || json_array_size(ops) > CONTRACT_MAX_OPERATIONS)
 			return valid_value(v, cons, svc, f, "list the operations called (1 to %d)", CONTRACT_MAX_OPERATIONS);
 		size_t i;
@@ -238,9 +237,9 @@ static int validate_root(const struct valid *v, const json_t *root, const json_t
 		}
 	}
 	json_t *svc = json_object_get(root, "service");
-	if (svc && (!json_is_string(svc) || !valid_name(json_string_value(svc))))
-		return valid_value(v, root, "service", "service",
-				   "'service' must be a service name (lowercase letters, digits, '-', '_', '.')");
+	if (svc && (!json_is_string(svc) || !name_ok_n(NAME_OBJECT, json_string_value(svc), json_string_length(svc))))
+		return valid_value(v, root, "service", "service", "'service' must be a service name (%s)",
+				   name_rule(NAME_OBJECT));
 	static const char *const strs[] = {"version", "description"};
 	for (size_t i = 0; i < 2; i++) {
 		json_t *x = json_object_get(root, strs[i]);

@@ -3,14 +3,20 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "util/shape.h"
+
+/* The messages are util/shape's, with "(top level)" naming the root. */
 static int report(const struct valid *v, struct doc_pos pos, const char *field, const char *fmt, va_list ap)
 {
 	char msg[ERR_MSG_MAX];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	const char *f = field && *field ? field : "(top level)";
-	if (v->d && pos.line)
-		return doc_error(v->d, pos, v->e, "%s: %s", f, msg);
-	return err_set(v->e, "%s: %s: %s", v->d ? doc_name(v->d) : v->name ? v->name : "contract", f, msg);
+	struct shape_ctx c = {
+		.d = v->d,
+		.label = v->name ? v->name : "contract",
+		.top = "(top level)",
+		.e = v->e,
+	};
+	return shape_fail(&c, pos, field, "%s", msg);
 }
 
 int valid_key(const struct valid *v, const json_t *obj, const char *key, const char *field, const char *fmt, ...)

@@ -5,6 +5,9 @@
  * Every message reads "FILE:LINE:COL: FIELD: what is wrong" when a doc is known and
  * "NAME: FIELD: what is wrong" otherwise. FIELD is a dotted path such as
  * `consumes.metadata[0].reads[1].path`, so the same mistake reads the same from both sources.
+ * The formatting is util/shape's (shape_fail), the one every validator of sluice shares; this
+ * is its face for the hand-written OpenAPI and contract checks, which name the root
+ * "(top level)".
  */
 #ifndef SLUICE_CONTRACT_VALID_H
 #define SLUICE_CONTRACT_VALID_H

@@ -41,7 +41,7 @@ struct vcase {
 };
 
 static const struct vcase vcases[] = {
-	{"servic: x\nconsumes: {}\n", "c.yaml:1:1: (top level): unknown key 'servic'"},
+	{"servic: x\nconsumes: {}\n", "c.yaml:1:1: (top level): unknown key 'servic' (did you mean 'service'? a contract has"},
 	{"$defs: {A: {type: nope}}\nconsumes: {}\n", "c.yaml:1:19: $defs.A: unknown type 'nope'"},
 	{"service: Profile\nconsumes: {}\n", "c.yaml:1:10: service: 'service' must be a service name"},
 	{"service: a\n", "c.yaml:1:1: (top level): a contract needs 'provides', 'consumes' or both"},

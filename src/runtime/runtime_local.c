@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/name.h"
 #include "util/spawn.h"
 
 extern char **environ;
@@ -133,15 +134,12 @@ static void set_reason(struct inst *in, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Names become directory names and ids: no '/', no leading '.', printable, bounded. */
-static bool valid_name(const char *s)
+/* Names become directory names and ids: the names' own rules (util/name.h) keep out '/', a
+ * leading '.', spaces and control characters. */
+static bool valid_names(const char *service, const char *env, const char *region, const char *version)
 {
-	if (!s || !*s || s[0] == '.' || strlen(s) >= RUNTIME_NAME_MAX)
-		return false;
-	for (; *s; s++)
-		if (*s == '/' || (unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
-			return false;
-	return true;
+	return name_object_ok(service) && name_object_ok(env) && name_object_ok(region) &&
+	       name_label_ok(version) && strlen(version) < RUNTIME_NAME_MAX;
 }
 
 static bool match(const char *filter, const char *v)
@@ -969,7 +967,8 @@ static void inst_unlink(struct local *rt, struct inst *in)
 static int copy_name(char *dst, json_t *j, const char *key)
 {
 	const char *s = json_string_value(json_object_get(j, key));
-	if (!valid_name(s))
+	if (!s || strlen(s) >= RUNTIME_NAME_MAX ||
+	    !(strcmp(key, "version") ? name_object_ok(s) : name_label_ok(s)))
 		return -1;
 	strcpy(dst, s);
 	return 0;
@@ -1287,7 +1286,7 @@ static int local_check_names(void *drv, const char *service, const char *env, co
 			     const char *version, struct err *e)
 {
 	(void)drv;
-	if (!valid_name(service) || !valid_name(env) || !valid_name(region) || !valid_name(version))
+	if (!valid_names(service, env, region, version))
 		return err_set(e, "service, env, region and version must be 1-79 printable characters "
 				  "without '/' or spaces, not starting with '.'");
 	size_t n = strlen(service) + strlen(env) + strlen(region) + strlen(version) + 4 + 2;
@@ -1334,8 +1333,7 @@ static bool artifact_missing(const struct instance_spec *spec, struct err *e)
 static int local_ensure(void *drv, const struct instance_spec *spec, unsigned count, struct err *e)
 {
 	struct local *rt = drv;
-	if (!valid_name(spec->service) || !valid_name(spec->env) || !valid_name(spec->region) ||
-	    !valid_name(spec->version))
+	if (!valid_names(spec->service, spec->env, spec->region, spec->version))
 		return err_set(e, "service, env, region and version must be 1-79 printable characters "
 				  "without '/' or spaces, not starting with '.'");
 	if (count > MAX_COUNT)

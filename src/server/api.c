@@ -24,6 +24,7 @@
 #include "server/verify.h"
 #include "store/artifacts.h"
 #include "util/doc.h"
+#include "util/name.h"
 #include "util/sha256.h"
 
 struct api {
@@ -86,39 +87,16 @@ static const char *body_str(struct route_ctx *c, json_t *body, const char *field
 	return json_string_value(v);
 }
 
-static int valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return 0;
-	return 1;
-}
-
 /* A name from the path ({service}); answers 400 and returns NULL when it is not one. */
 static const char *path_name(struct route_ctx *c, const char *param)
 {
 	const char *v = routes_param(c->p, param);
-	if (!v || !valid_name(v)) {
+	if (!v || !name_object_ok(v)) {
 		httpd_error(c->resp, 400, "%s '%s': use lowercase letters, digits and '-' (at most 63)",
 			    param, v ? v : "");
 		return NULL;
 	}
 	return v;
-}
-
-static int valid_version(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= PL_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.' || s[i] == '_' || s[i] == '+'))
-			return 0;
-	return 1;
 }
 
 /* ---- POST /v1/apply ---- */
@@ -242,7 +220,7 @@ static void h_release_push(struct route_ctx *c)
 	json_t *cjson = json_object_get(body, "contract");
 	if (!digest)
 		goto out;
-	if (!valid_version(version)) {
+	if (!name_version_ok(version)) {
 		httpd_error(c->resp, 400, "version '%s': use letters, digits and . _ - + (at most %d)",
 			    version, PL_NAME_MAX - 1);
 		goto out;

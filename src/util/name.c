@@ -64,6 +64,22 @@ int name_metric_ok(const char *s)
 	return 1;
 }
 
+int name_label_ok(const char *s)
+{
+	if (!s)
+		return 0;
+	const char *t = strchr(s, '~');
+	if (!t)
+		return name_version_ok(s);
+	size_t n = (size_t)(t - s);
+	char v[NAME_VERSION_MAX + 1];
+	if (n < 1 || n > NAME_VERSION_MAX)
+		return 0;
+	memcpy(v, s, n);
+	v[n] = '\0';
+	return name_version_ok(v) && name_object_ok(t + 1);
+}
+
 int name_ok(enum name_kind kind, const char *s)
 {
 	switch (kind) {

@@ -39,6 +39,9 @@ int name_object_ok(const char *s);
 int name_version_ok(const char *s);
 int name_env_var_ok(const char *s);
 int name_metric_ok(const char *s);
+/* A version as the control plane labels the instances it runs: a version, optionally followed
+ * by '~' and an object name ("1.4.2~baseline", the stable started again beside a canary). */
+int name_label_ok(const char *s);
 
 /* The rule of `kind`; for a string of `len` bytes that may hold a NUL (then it is refused). */
 int name_ok(enum name_kind kind, const char *s);

@@ -103,3 +103,15 @@ Test(name, every_kind_has_a_rule_text)
 		cr_expect(strlen(name_rule((enum name_kind)k)) > 10);
 	cr_expect(strstr(name_rule(NAME_OBJECT), "lowercase"));
 }
+
+Test(name, labels)
+{
+	cr_expect(name_label_ok("1.4.2"));
+	cr_expect(name_label_ok("v2~baseline"));
+	cr_expect_not(name_label_ok("v2~"));
+	cr_expect_not(name_label_ok("~baseline"));
+	cr_expect_not(name_label_ok("v2~Base"));
+	cr_expect_not(name_label_ok("v2~a~b"));
+	cr_expect_not(name_label_ok("v/2~baseline"));
+	cr_expect_not(name_label_ok(NULL));
+}

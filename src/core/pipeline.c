@@ -89,6 +89,10 @@ __attribute__((format(printf, 5, 6))) static void act(struct pl_actions *out,
 	a->type = type;
 	a->region = region;
 	copy(a->kind, sizeof(a->kind), kind);
+	/* the records that state a verification's outcome carry its evidence */
+	a->verdict = type == PL_ACT_RECORD &&
+		     (!strcmp(kind, "passed") || !strcmp(kind, "aborted") || !strcmp(kind, "baked") ||
+		      !strcmp(kind, "reverted") || !strcmp(kind, "stage_passed"));
 	a->message[0] = '\0';
 	if (fmt) {
 		va_list ap;

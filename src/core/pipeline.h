@@ -171,6 +171,7 @@ struct pl_action {
 	enum pl_action_type type;
 	int region; /* -1 for the whole deployment */
 	char kind[32]; /* PL_ACT_RECORD: "started", "step", "promoted", "aborted", ... */
+	int verdict;   /* PL_ACT_RECORD of a verification's outcome: record its evidence with it */
 	char message[PL_MSG_MAX];
 };
 

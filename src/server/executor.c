@@ -384,9 +384,7 @@ static int persist_in_tx(executor *ex, int64_t id, const char *service, const ch
 		} else if (a->type == PL_ACT_RECORD) {
 			const struct window *w = a->region >= 0 ? verify_window(ex->verifier, id, a->region) : NULL;
 			const json_t *evidence = NULL;
-			if (w && (!strcmp(a->kind, "passed") || !strcmp(a->kind, "aborted") ||
-				  !strcmp(a->kind, "baked") || !strcmp(a->kind, "reverted") ||
-				  !strcmp(a->kind, "stage_passed")))
+			if (w && a->verdict)
 				evidence = w->evidence;
 			rc = store_add_event(ex->store, id, a->kind, region, a->message, evidence, e);
 			log_info("deployment %lld %s %s%s%s: %s", (long long)id, service, a->kind,

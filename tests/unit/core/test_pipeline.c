@@ -151,6 +151,14 @@ Test(pipeline, transitions)
 		cr_expect_eq(s.regions[0].step, r->want_step, "%s: step %d", r->name, s.regions[0].step);
 		cr_expect_eq(s.phase, r->want_phase, "%s: phase %s", r->name, pipeline_phase_name(s.phase));
 		cr_expect_str_eq(kinds, r->want_actions, "%s: actions '%s'", r->name, kinds);
+		/* the outcome of a verification carries its evidence; nothing else does */
+		for (int k = 0; k < acts.n; k++) {
+			const char *kd = acts.a[k].kind;
+			int want = acts.a[k].type == PL_ACT_RECORD &&
+				   (!strcmp(kd, "passed") || !strcmp(kd, "aborted") || !strcmp(kd, "baked") ||
+				    !strcmp(kd, "reverted") || !strcmp(kd, "stage_passed"));
+			cr_expect_eq(acts.a[k].verdict, want, "%s: %s verdict %d", r->name, kd, acts.a[k].verdict);
+		}
 	}
 }
 

@@ -23,17 +23,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x) do { if (!(x)) { fprintf(stderr, "check failed: %s\n", #x); abort(); } } while (0)
-
-/* FUZZ_VERBOSE=1 prints why each input was refused (to see what a seed exercises). */
-static void say(const char *msg)
-{
-	static int verbose = -1;
-	if (verbose < 0)
-		verbose = getenv("FUZZ_VERBOSE") != NULL;
-	if (verbose)
-		fprintf(stderr, "refused: %s\n", msg);
-}
+#include "fuzz_check.h"
 
 static void check_report(json_t *r, const char *kind)
 {

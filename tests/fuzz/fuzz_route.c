@@ -32,17 +32,7 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
 int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		       struct addrinfo **res);
 
-#define CHECK(x) do { if (!(x)) { fprintf(stderr, "check failed: %s\n", #x); abort(); } } while (0)
-
-/* FUZZ_VERBOSE=1 prints why each input was refused (to see what a seed exercises). */
-static void say(const char *msg)
-{
-	static int verbose = -1;
-	if (verbose < 0)
-		verbose = getenv("FUZZ_VERBOSE") != NULL;
-	if (verbose)
-		fprintf(stderr, "refused: %s\n", msg);
-}
+#include "fuzz_check.h"
 
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		       struct addrinfo **res)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ struct api {
 	verifier *verifier;
 	char artifacts_dir[PATH_MAX];
 	int stop_data_plane;
+	char hosts[API_MAX_HOSTS][API_HOST_MAX]; /* names the Host header may give */
+	int nhosts;
 };
 
 struct route_ctx {
@@ -842,6 +845,75 @@ const char *api_permission_name(enum api_permission p)
 	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
 }
 
+/* The host part of a Host value ("name", "name:port", "[v6]:port") into dst, lowercased;
+ * -1 when it is malformed or too long. */
+static int host_name(const char *v, char *dst, size_t len)
+{
+	const char *end;
+	if (v[0] == '[') {
+		end = strchr(v, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return -1;
+		v++;
+	} else {
+		end = strchr(v, ':');
+		if (!end)
+			end = v + strlen(v);
+	}
+	size_t n = (size_t)(end - v);
+	if (!n || n >= len)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		dst[i] = (char)(v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]);
+	dst[n] = '\0';
+	if (*end == ']')
+		end++;
+	if (*end == ':' && (!end[1] || strspn(end + 1, "0123456789") != strlen(end + 1)))
+		return -1;
+	return 0;
+}
+
+/*
+ * Browsers: a web page the operator opens may send "simple" cross-origin requests (a form's
+ * POST, text/plain) without asking first, and DNS rebinding can make a foreign name point at
+ * loopback. So: the Host header must name this server (loopback names and --allow-host), and
+ * a request that may change something must say Content-Type: application/json (or
+ * application/octet-stream for an artifact), which a page can only send after a CORS
+ * preflight that this API never grants (it sends no CORS headers).
+ */
+static int mw_browser(void *ctx, const struct route *rt, const struct httpd_req *req,
+		      const struct routes_params *p, struct httpd_resp *resp)
+{
+	api *a = ctx;
+	char host[API_HOST_MAX + 16], name[API_HOST_MAX];
+	if (!req->head || !httpd_header(req, "Host", host, sizeof(host))) {
+		httpd_error(resp, 400, "a Host header is required");
+		return 1;
+	}
+	int known = 0;
+	if (host_name(host, name, sizeof(name)) == 0)
+		for (int i = 0; i < a->nhosts && !known; i++)
+			known = !strcmp(a->hosts[i], name);
+	if (!known) {
+		httpd_error(resp, 421, "this server does not answer to the name in Host '%s' (start it "
+				       "with --allow-host NAME to allow one)", host);
+		return 1;
+	}
+	if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))
+		return 0;
+	const char *want = strcmp(rt->pattern, "/v1/artifacts/{digest}") ? "application/json"
+									   : "application/octet-stream";
+	char ct[128] = "";
+	httpd_header(req, "Content-Type", ct, sizeof(ct));
+	size_t wl = strlen(want);
+	if (strncasecmp(ct, want, wl) || (ct[wl] && ct[wl] != ';' && ct[wl] != ' ')) {
+		httpd_error(resp, 415, "%s %s needs Content-Type: %s (got '%s')", req->method, req->path,
+			    want, ct);
+		return 1;
+	}
+	return 0;
+}
+
 /* Logs every request that may change something, with its answer. */
 static void log_change(void *ctx, const struct route *rt, const struct httpd_req *req,
 		       const struct httpd_resp *resp)
@@ -852,10 +924,12 @@ static void log_change(void *ctx, const struct route *rt, const struct httpd_req
 		 rt ? api_permission_name(rt->permission) : "no route", req->peer);
 }
 
+static routes_middleware *const api_middleware[] = {mw_browser, NULL};
+
 static const struct routes_table api_dispatch = {
 	.routes = api_table,
 	.n = sizeof(api_table) / sizeof(api_table[0]),
-	.middleware = NULL, /* authentication and limits go here, in order */
+	.middleware = api_middleware, /* browser safety; authentication and limits go here, in order */
 	.after = log_change,
 };
 
@@ -871,6 +945,13 @@ api *api_new(const struct api_deps *d)
 	a->reconciler = d->reconciler;
 	a->verifier = d->verifier;
 	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
+	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]", NULL};
+	for (int k = 0; k < 2; k++) {
+		const char *const *list = k ? d->hosts : loopback;
+		for (size_t i = 0; list && list[i] && a->nhosts < API_MAX_HOSTS; i++)
+			if (host_name(list[i], a->hosts[a->nhosts], API_HOST_MAX) == 0)
+				a->nhosts++;
+	}
 	return a;
 }
 

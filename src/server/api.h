@@ -37,6 +37,14 @@ enum api_permission {
 
 typedef struct api api;
 
+#define API_MAX_HOSTS 16
+#define API_HOST_MAX 256
+
+/* Every request's Host must name this server: the loopback names (localhost, 127.0.0.1, ::1)
+ * and the names in api_deps.hosts. Every request that may change something must carry
+ * Content-Type: application/json (application/octet-stream for an artifact); otherwise 421
+ * or 415, before any handler. */
+
 /* What the handlers use; everything is borrowed and must outlive the api. */
 struct api_deps {
 	loop *loop;              /* POST /v1/shutdown stops it */
@@ -46,6 +54,7 @@ struct api_deps {
 	reconciler *reconciler;  /* its counters in /v1/health */
 	verifier *verifier;      /* the latest check of each region */
 	const char *artifacts_dir; /* copied */
+	const char *const *hosts;  /* NULL-terminated names (a port is ignored), copied; may be NULL */
 };
 
 /* NULL when out of memory. */

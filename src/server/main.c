@@ -50,7 +50,8 @@ struct server {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice server [--data DIR] [--listen ADDR] [--proxy-admin ADDR] [--log-level LEVEL]\n"
+		"usage: sluice server [--data DIR] [--listen ADDR] [--allow-host NAME]... [--proxy-admin ADDR]\n"
+		"                     [--log-level LEVEL]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -60,12 +61,15 @@ static void usage(FILE *f)
 		"                      default: $SLUICE_DATA, else $XDG_STATE_HOME/sluice,\n"
 		"                      else ~/.local/state/sluice\n"
 		"  --listen ADDR       API address, default %s\n"
+		"  --allow-host NAME   a name clients reach the API by, besides localhost, 127.0.0.1\n"
+		"                      and ::1 (requests whose Host names another are refused: DNS\n"
+		"                      rebinding); repeat it for several (at most %d)\n"
 		"  --proxy-admin ADDR  the proxy's admin address, default %s\n"
 		"  --log-level LEVEL   debug, info (default), warn, error\n"
 		"\n"
 		"Stop it with SIGTERM or SIGINT (instances and proxy keep running), or with\n"
 		"'sluice shutdown [--data-plane]'.\n",
-		SERVER_DEFAULT_LISTEN, SERVER_DEFAULT_PROXY_ADMIN);
+		SERVER_DEFAULT_LISTEN, API_MAX_HOSTS - 3, SERVER_DEFAULT_PROXY_ADMIN);
 }
 
 static int mkdirs(const char *path)
@@ -131,6 +135,7 @@ int cmd_server(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"proxy-admin", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"allow-host", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -138,6 +143,8 @@ int cmd_server(int argc, char **argv)
 	memset(&srv, 0, sizeof(srv));
 	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
 	default_data_dir(srv.data_dir, sizeof(srv.data_dir));
+	const char *hosts[API_MAX_HOSTS] = {0};
+	int nhosts = 0;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -147,6 +154,15 @@ int cmd_server(int argc, char **argv)
 			break;
 		case 'l':
 			listen = optarg;
+			break;
+		case 'H':
+			if (nhosts == API_MAX_HOSTS - 3 || !*optarg || strlen(optarg) >= API_HOST_MAX ||
+			    strpbrk(optarg, "/ \t")) {
+				error("--allow-host '%s': a host name (at most %d of them, %d bytes each)",
+				      optarg, API_MAX_HOSTS - 3, API_HOST_MAX - 1);
+				return EXIT_USAGE;
+			}
+			hosts[nhosts++] = optarg;
 			break;
 		case 'p':
 			admin = optarg;
@@ -172,6 +188,15 @@ int cmd_server(int argc, char **argv)
 	if (optind < argc) {
 		error("unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
+	}
+	/* the address it listens on is a name clients use, unless it is a wildcard */
+	char listen_host[API_HOST_MAX];
+	const char *colon = strrchr(listen, ':');
+	size_t lh = colon ? (size_t)(colon - listen) : strlen(listen);
+	if (lh < sizeof(listen_host) && nhosts < API_MAX_HOSTS - 1) {
+		snprintf(listen_host, sizeof(listen_host), "%.*s", (int)lh, listen);
+		if (lh && strcmp(listen_host, "0.0.0.0") && strcmp(listen_host, "[::]") && strcmp(listen_host, "*"))
+			hosts[nhosts++] = listen_host;
 	}
 	log_set_prefix("server");
 	signal(SIGPIPE, SIG_IGN);
@@ -216,7 +241,7 @@ int cmd_server(int argc, char **argv)
 	}
 	if (srv.executor) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir};
+				      srv.verifier, srv.artifacts_dir, hosts};
 		srv.api = api_new(&ad);
 	}
 	if (!srv.router || !srv.api) {

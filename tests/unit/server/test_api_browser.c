@@ -1,0 +1,128 @@
+/*
+ * The API's browser safety (the first middleware): a Host that is not one of the server's
+ * names is refused (DNS rebinding), and a request that may change something must carry the
+ * JSON content type (or octet-stream for an artifact), which a web page cannot send across
+ * origins without a CORS preflight. Requests are parsed from their bytes, as the server does.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/parse.h"
+#include "server/api.h"
+#include "support/fake_router.h"
+#include "support/fake_runtime.h"
+
+static char dir[] = "/tmp/sluice-api-browser-XXXXXX";
+static loop *l;
+static store *st;
+static runtimes *rts;
+static router *rtr;
+static verifier *vr;
+static reconciler *rec;
+static executor *ex;
+static api *a;
+
+static void setup(void)
+{
+	struct err e;
+	char path[128];
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sluice.db", dir);
+	cr_assert_eq(store_open(&st, path, &e), 0, "%s", e.msg);
+	runtime *rt = NULL;
+	cr_assert_eq(runtime_open_ops(&rt, &fake_runtime_ops, NULL, &(struct runtime_host){dir}, &e), 0, "%s", e.msg);
+	cr_assert_eq(runtimes_open_with(&rts, dir, rt, &e), 0, "%s", e.msg);
+	l = loop_new();
+	rtr = fake_router_new();
+	vr = verify_new(l, rtr, NULL);
+	rec = reconcile_new(l, st, rts, rtr, dir);
+	struct executor_deps xd = {l, st, rts, rtr, vr, rec, NULL, dir};
+	ex = executor_new(&xd);
+	static const char *const hosts[] = {"sluice.internal:7070", "[fd00::1]", NULL};
+	struct api_deps ad = {l, st, rts, ex, rec, vr, dir, hosts};
+	a = api_new(&ad);
+	cr_assert(l && rtr && vr && rec && ex && a);
+}
+
+static void teardown(void)
+{
+	api_free(a);
+	executor_free(ex);
+	reconcile_free(rec);
+	verify_free(vr);
+	router_free(rtr);
+	runtimes_close(rts);
+	store_close(st);
+	loop_free(l);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Sends the request bytes `raw` (head and body) to the API; returns the status. */
+static int call(const char *raw, char *body_out, size_t len)
+{
+	struct http_limits lim = {16384, 64, 1 << 20};
+	static struct http_head h;
+	ssize_t n = http_parse_request(raw, strlen(raw), &lim, &h);
+	cr_assert_gt(n, 0, "test request does not parse: %zd", n);
+	char method[16], target[256];
+	snprintf(method, sizeof(method), "%.*s", (int)h.method_len, h.method);
+	snprintf(target, sizeof(target), "%.*s", (int)h.target_len, h.target);
+	char *q = strchr(target, '?');
+	if (q)
+		*q++ = '\0';
+	struct httpd_req req = {.head = &h, .method = method, .path = target, .query = q ? q : "",
+				.body = raw + n, .body_len = strlen(raw + n), .peer = "127.0.0.1:9"};
+	struct httpd_resp resp = {.status = 200};
+	buf_init(&resp.headers, 4096);
+	buf_init(&resp.body, 1 << 20);
+	api_handle(a, &req, &resp);
+	if (body_out)
+		snprintf(body_out, len, "%s", resp.body.data);
+	buf_release(&resp.headers);
+	buf_release(&resp.body);
+	return resp.status;
+}
+
+TestSuite(api_browser, .init = setup, .fini = teardown);
+
+Test(api_browser, host_and_content_type)
+{
+	static const struct {
+		const char *raw;
+		int status;
+		const char *says;
+	} cases[] = {
+		/* the server's own names, with or without a port, any case */
+		{"GET /v1/services HTTP/1.1\r\nHost: 127.0.0.1:7070\r\n\r\n", 200, NULL},
+		{"GET /v1/services HTTP/1.1\r\nHost: LocalHost\r\n\r\n", 200, NULL},
+		{"GET /v1/services HTTP/1.1\r\nHost: [::1]:7070\r\n\r\n", 200, NULL},
+		{"GET /v1/services HTTP/1.1\r\nHost: sluice.internal\r\n\r\n", 200, NULL},
+		{"GET /v1/services HTTP/1.1\r\nHost: [fd00::1]:80\r\n\r\n", 200, NULL},
+		/* DNS rebinding: a foreign name that resolves to loopback */
+		{"GET /v1/services HTTP/1.1\r\nHost: attacker.example:7070\r\n\r\n", 421, "attacker.example"},
+		{"GET /v1/services HTTP/1.1\r\nHost: 127.0.0.1.attacker.example\r\n\r\n", 421, "--allow-host"},
+		{"GET /v1/services HTTP/1.1\r\nHost: localhost:70x\r\n\r\n", 421, NULL},
+		{"GET /v1/services HTTP/1.0\r\n\r\n", 400, "Host header is required"},
+		/* a form or text/plain POST from a web page: refused before the handler */
+		{"POST /v1/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", 415, "application/json"},
+		{"POST /v1/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n", 415, NULL},
+		{"POST /v1/shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n", 415, NULL},
+		{"POST /v1/deployments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/jsonx\r\nContent-Length: 2\r\n\r\n{}", 415, NULL},
+		{"PUT /v1/artifacts/sha256:0000000000000000000000000000000000000000000000000000000000000000 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\nx", 415, "application/octet-stream"},
+		/* the JSON type (with parameters) reaches the handler: here its own 400 */
+		{"POST /v1/deployments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\n\r\n{}", 400, "service"},
+		{"POST /v1/deployments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: Application/JSON\r\nContent-Length: 2\r\n\r\n{}", 400, "service"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[4096];
+		int status = call(cases[i].raw, body, sizeof(body));
+		cr_expect_eq(status, cases[i].status, "case %zu: %d %s", i, status, body);
+		if (cases[i].says)
+			cr_expect(strstr(body, cases[i].says), "case %zu: '%s' not in %s", i, cases[i].says, body);
+	}
+}

@@ -768,22 +768,24 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 			const char *version, enum pl_kind kind, int force, json_t *gate_report,
 			struct err *e)
 {
-	json_t *rel = NULL;
-	int rc = store_get_release(ex->store, service, version, &rel, e);
-	json_decref(rel);
-	if (rc < 0)
-		return -1;
-	if (rc == STORE_NOTFOUND) {
-		err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
-			service, version);
-		return -1;
-	}
+	/* the service first: a release of an unknown service cannot be pushed, so "push it" would
+	 * send the user the wrong way */
 	json_t *svc = NULL;
-	rc = catalog_service(ex->store, service, &svc, e);
+	int rc = catalog_service(ex->store, service, &svc, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
 	if (rc)
 		return -1;
+	json_t *rel = NULL;
+	rc = store_get_release(ex->store, service, version, &rel, e);
+	json_decref(rel);
+	if (rc) {
+		json_decref(svc);
+		if (rc == STORE_NOTFOUND)
+			err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
+				service, version);
+		return -1;
+	}
 	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
 	int supersede_policy = conc && !strcmp(conc, "supersede");
 	rc = names_refused(ex, svc, service, env, version, e);

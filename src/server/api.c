@@ -25,6 +25,7 @@
 #include "server/verify.h"
 #include "store/artifacts.h"
 #include "util/doc.h"
+#include "util/shape.h"
 #include "util/name.h"
 #include "util/sha256.h"
 
@@ -62,32 +63,95 @@ static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stol
 	free(txt);
 }
 
-static json_t *parse_body(struct route_ctx *c)
+/* ---- request bodies: typed strictly, each against its table (util/shape.h) ---- */
+
+/* A contract travels as a JSON object (contract_from_json checks it) or null. */
+static int any_object(const struct shape_ctx *sc, struct shape_at at, const char *path,
+		      const struct shape_field *f, const json_t *v, json_t **out)
 {
-	json_error_t je;
-	json_t *j = json_loadb(c->req->body, c->req->body_len, 0, &je);
-	if (!j)
-		httpd_error(c->resp, 400, "request body: invalid JSON at line %d column %d: %s", je.line,
-			    je.column, je.text);
-	else if (!json_is_object(j)) {
-		json_decref(j);
-		j = NULL;
-		httpd_error(c->resp, 400, "request body: expected a JSON object");
-	}
-	return j;
+	char got[64];
+	if (!json_is_object(v) && !json_is_null(v))
+		return shape_fail(sc, shape_pos(sc, at), path, "expected a contract (an object) or null, got %s",
+				  shape_describe(v, got, sizeof(got)));
+	*out = json_incref((json_t *)v);
+	return 0;
 }
 
-/* A string field of the body; answers 400 naming the field when missing. */
-static const char *body_str(struct route_ctx *c, json_t *body, const char *field, int required)
+static const struct shape_field file_fields[] = {
+	{.key = "name", .type = SHAPE_STRING, .required = 1, .max = 1024},
+	{.key = "content", .type = SHAPE_STRING, .required = 1, .empty_ok = 1, .max = API_JSON_MAX},
+	{0},
+};
+static const struct shape_field file_elem = {.type = SHAPE_OBJECT, .sub = file_fields};
+static const struct shape_field apply_body[] = {
+	{.key = "files", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 1000, .elem = &file_elem,
+	 .noun = "files"},
+	{0},
+};
+static const struct shape_field release_body[] = {
+	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
+	{.key = "digest", .type = SHAPE_STRING, .required = 1, .max = 71, .check = artifacts_valid_id,
+	 .what = "sha256: and 64 lowercase hex digits"},
+	{.key = "contract", .type = SHAPE_CUSTOM, .custom = any_object, .def = "null"},
+	{0},
+};
+static const struct shape_field deploy_body[] = {
+	{.key = "service", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{.key = "force", .type = SHAPE_BOOL, .def = "false"},
+	{.key = "hotfix", .type = SHAPE_BOOL, .def = "false"},
+	{0},
+};
+static const struct shape_field rollback_body[] = {
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{.key = "to", .type = SHAPE_NAME, .name = NAME_VERSION, .nullable = 1},
+	{0},
+};
+static const struct shape_field retry_body[] = {
+	{.key = "region", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{0},
+};
+static const struct shape_field target_elem = {.type = SHAPE_NAME, .name = NAME_VERSION};
+static const struct shape_field plan_body[] = {
+	{.key = "targets", .type = SHAPE_MAP, .name = NAME_OBJECT, .elem = &target_elem, .required = 1,
+	 .max = 256, .noun = "targets", .what = "an object {service: version}"},
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{0},
+};
+static const struct shape_field shutdown_body[] = {
+	{.key = "data_plane", .type = SHAPE_BOOL, .def = "false"},
+	{0},
+};
+
+/* The request body checked against `fields`: a new reference to its normalized form (defaults
+ * filled), or NULL after answering 400 with the line and column of invalid JSON, or the field
+ * path and what was expected. An empty body reads as {} (a table without required fields
+ * accepts it). Unknown fields, wrong types and duplicate keys are refused: nothing is ignored. */
+static json_t *parse_body(struct route_ctx *c, const struct shape_field *fields)
 {
-	json_t *v = json_object_get(body, field);
-	if (!v && !required)
-		return NULL;
-	if (!json_is_string(v) || !json_string_length(v)) {
-		httpd_error(c->resp, 400, "request body: field '%s' must be a non-empty string", field);
+	json_error_t je;
+	json_t *j = c->req->body_len ? json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je)
+				     : json_object();
+	if (!j) {
+		httpd_error(c->resp, 400, "request body: invalid JSON at line %d column %d: %s", je.line,
+			    je.column, je.text);
 		return NULL;
 	}
-	return json_string_value(v);
+	json_t *out = NULL;
+	struct err e = {""};
+	int rc = shape_check_body(j, fields, &out, &e);
+	json_decref(j);
+	if (rc) {
+		httpd_error(c->resp, 400, "%s", e.msg);
+		return NULL;
+	}
+	return out;
+}
+
+static const char *field(const json_t *body, const char *key)
+{
+	return json_string_value(json_object_get(body, key));
 }
 
 /* A name from the path ({service}); answers 400 and returns NULL when it is not one. */
@@ -106,15 +170,10 @@ static const char *path_name(struct route_ctx *c, const char *param)
 
 static void h_apply(struct route_ctx *c)
 {
-	json_t *body = parse_body(c);
+	json_t *body = parse_body(c, apply_body);
 	if (!body)
 		return;
 	json_t *files = json_object_get(body, "files");
-	if (!json_is_array(files) || !json_array_size(files)) {
-		json_decref(body);
-		httpd_error(c->resp, 400, "request body: 'files' must be a non-empty array of {name, content}");
-		return;
-	}
 	json_t *all = json_array(), *errors = json_array();
 	size_t i;
 	json_t *f;
@@ -215,19 +274,11 @@ static void h_release_push(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *body = parse_body(c);
+	json_t *body = parse_body(c, release_body);
 	if (!body)
 		return;
-	const char *version = body_str(c, body, "version", 1);
-	const char *digest = version ? body_str(c, body, "digest", 1) : NULL;
+	const char *version = field(body, "version"), *digest = field(body, "digest");
 	json_t *cjson = json_object_get(body, "contract");
-	if (!digest)
-		goto out;
-	if (!name_version_ok(version)) {
-		httpd_error(c->resp, 400, "version '%s': use letters, digits and . _ - + (at most %d)",
-			    version, PL_NAME_MAX - 1);
-		goto out;
-	}
 	struct err e = {""};
 	json_t *svc = NULL;
 	int rc = catalog_service(c->srv->store, service, &svc, &e);
@@ -289,18 +340,11 @@ static void h_release_list(struct route_ctx *c)
 
 static void h_deploy(struct route_ctx *c)
 {
-	json_t *body = parse_body(c);
+	json_t *body = parse_body(c, deploy_body);
 	if (!body)
 		return;
-	const char *service = body_str(c, body, "service", 1);
-	const char *version = service ? body_str(c, body, "version", 1) : NULL;
-	if (!version) {
-		json_decref(body);
-		return;
-	}
-	const char *env = json_string_value(json_object_get(body, "env"));
-	if (!env)
-		env = "production";
+	const char *service = field(body, "service"), *version = field(body, "version");
+	const char *env = field(body, "env");
 	int force = json_is_true(json_object_get(body, "force"));
 	enum pl_kind kind = json_is_true(json_object_get(body, "hotfix")) ? PL_HOTFIX : PL_DEPLOY;
 	struct err e = {""};
@@ -364,13 +408,10 @@ static void h_rollback(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *body = c->req->body_len ? parse_body(c) : json_object();
+	json_t *body = parse_body(c, rollback_body);
 	if (!body)
 		return;
-	const char *env = json_string_value(json_object_get(body, "env"));
-	const char *to = json_string_value(json_object_get(body, "to"));
-	if (!env)
-		env = "production";
+	const char *env = field(body, "env"), *to = field(body, "to");
 	struct err e = {""};
 	json_t *active = NULL, *result = json_object();
 	if (store_active_deployments(c->srv->store, &active, &e)) {
@@ -444,14 +485,10 @@ static void h_retry(struct route_ctx *c)
 {
 	const char *ids = routes_param(c->p, "id");
 	int64_t id;
-	json_t *body = parse_body(c);
+	json_t *body = parse_body(c, retry_body);
 	if (!body)
 		return;
-	const char *region = body_str(c, body, "region", 1);
-	if (!region) {
-		json_decref(body);
-		return;
-	}
+	const char *region = field(body, "region");
 	char *end;
 	id = strtoll(ids, &end, 10);
 	struct err e = {""};
@@ -700,7 +737,7 @@ static void stop_soon(loop *l, void *arg)
 
 static void h_shutdown(struct route_ctx *c)
 {
-	json_t *body = c->req->body_len ? parse_body(c) : json_object();
+	json_t *body = parse_body(c, shutdown_body);
 	if (!body)
 		return;
 	c->srv->stop_data_plane = json_is_true(json_object_get(body, "data_plane"));
@@ -729,18 +766,13 @@ static void h_can_i_deploy(struct route_ctx *c)
 
 static void h_plan(struct route_ctx *c)
 {
-	json_t *body = parse_body(c);
+	json_t *body = parse_body(c, plan_body);
 	if (!body)
 		return;
-	const char *env = json_string_value(json_object_get(body, "env"));
+	const char *env = field(body, "env");
 	json_t *targets = json_object_get(body, "targets");
-	if (!json_is_object(targets)) {
-		json_decref(body);
-		httpd_error(c->resp, 400, "request body: 'targets' must be an object {service: version}");
-		return;
-	}
 	struct err e = {""};
-	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env ? env : "production", &e);
+	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env, &e);
 	json_decref(body);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e)                                           ? 500

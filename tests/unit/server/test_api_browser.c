@@ -126,3 +126,47 @@ Test(api_browser, host_and_content_type)
 			cr_expect(strstr(body, cases[i].says), "case %zu: '%s' not in %s", i, cases[i].says, body);
 	}
 }
+
+/* Every body is typed strictly: a wrong type, an unknown or duplicate field is a 400 that
+ * names the field, and nothing happens (the type confusion `"force": "yes", "env": 5` was
+ * once accepted and deployed to production). */
+Test(api_browser, bodies_are_typed_strictly)
+{
+	static const struct {
+		const char *method, *path, *body, *says;
+	} cases[] = {
+		{"POST", "/v1/deployments", "{\"service\":\"svc\",\"version\":\"v1\",\"force\":\"yes\"}", "field 'force'"},
+		{"POST", "/v1/deployments", "{\"service\":\"svc\",\"version\":\"v1\",\"env\":5}", "field 'env'"},
+		{"POST", "/v1/deployments", "{\"service\":\"svc\",\"version\":\"v1\",\"forse\":true}", "force"},
+		{"POST", "/v1/deployments", "{\"service\":\"svc\",\"version\":\"v1\",\"hotfix\":1}", "field 'hotfix'"},
+		{"POST", "/v1/deployments", "{\"service\":\"Svc\",\"version\":\"v1\"}", "field 'service'"},
+		{"POST", "/v1/deployments", "{\"service\":\"svc\",\"version\":\"../x\"}", "field 'version'"},
+		{"POST", "/v1/deployments", "{\"service\":\"svc\"}", "version"},
+		{"POST", "/v1/deployments", "[1]", "object"},
+		{"POST", "/v1/deployments", "{\"service\":\"a\",\"service\":\"b\",\"version\":\"v1\"}", "duplicate"},
+		{"POST", "/v1/deployments", "{\"service\":", "line 1 column"},
+		{"POST", "/v1/services/svc/releases", "{\"version\":\"v1\",\"digest\":\"sha256:../../../../bin/sh\"}", "field 'digest'"},
+		{"POST", "/v1/services/svc/releases", "{\"version\":\"v1\",\"digest\":\"sha256:0000\",\"contract\":[]}", "field 'digest'"},
+		{"POST", "/v1/services/svc/rollback", "{\"to\":7}", "field 'to'"},
+		{"POST", "/v1/deployments/1/retry", "{}", "region"},
+		{"POST", "/v1/plan", "{\"targets\":{\"Bad_Name\":\"v1\"}}", "targets.Bad_Name"},
+		{"POST", "/v1/plan", "{\"targets\":[]}", "field 'targets'"},
+		{"POST", "/v1/apply", "{\"files\":[]}", "field 'files'"},
+		{"POST", "/v1/apply", "{\"files\":[{\"name\":\"a.yaml\"}]}", "content"},
+		{"POST", "/v1/shutdown", "{\"data_plane\":\"yes\"}", "field 'data_plane'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char raw[1024], body[4096];
+		snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\n\r\n%s", cases[i].method, cases[i].path, strlen(cases[i].body),
+			 cases[i].body);
+		int status = call(raw, body, sizeof(body));
+		cr_expect_eq(status, 400, "case %zu (%s): %d %s", i, cases[i].body, status, body);
+		cr_expect(strstr(body, cases[i].says), "case %zu: '%s' not in %s", i, cases[i].says, body);
+	}
+	json_t *deps = NULL;
+	struct err e;
+	cr_assert_eq(store_list_deployments(st, NULL, &deps, &e), 0, "%s", e.msg);
+	cr_expect_eq(json_array_size(deps), 0, "nothing was created");
+	json_decref(deps);
+}

@@ -295,8 +295,17 @@ static void h_release_list(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *list = NULL;
+	json_t *list = NULL, *svc = NULL;
 	struct err e = {""};
+	int rc = catalog_service(c->srv->store, service, &svc, &e);
+	json_decref(svc);
+	if (rc) {
+		if (rc == STORE_NOTFOUND)
+			httpd_error(c->resp, 404, "service '%s' is not known", service);
+		else
+			httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
 	if (store_list_releases(c->srv->store, service, &list, &e)) {
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
@@ -391,6 +400,17 @@ static void h_rollback(struct route_ctx *c)
 	if (!env)
 		env = "production";
 	struct err e = {""};
+	json_t *svc = NULL;
+	int known = catalog_service(c->srv->store, service, &svc, &e);
+	json_decref(svc);
+	if (known) {
+		if (known == STORE_NOTFOUND)
+			httpd_error(c->resp, 404, "service '%s' is not known", service);
+		else
+			httpd_error(c->resp, 500, "%s", e.msg);
+		json_decref(body);
+		return;
+	}
 	json_t *active = NULL, *result = json_object();
 	if (store_active_deployments(c->srv->store, &active, &e)) {
 		json_decref(result);
@@ -426,17 +446,21 @@ static void h_rollback(struct route_ctx *c)
 			rc = store_previous_stable(c->srv->store, service, env, rname, cur, target,
 						   sizeof(target), &e);
 		json_decref(envm);
-		if (rc < 0) {
+		if (rc < 0 || !rname) {
+			/* env points into body: answer before freeing it */
+			if (rc < 0)
+				httpd_error(c->resp, 500, "%s", e.msg);
+			else
+				httpd_error(c->resp, 404, "environment '%s' is not known", env);
 			json_decref(result);
 			json_decref(body);
-			httpd_error(c->resp, 500, "%s", e.msg);
 			return;
 		}
 		if (!target[0]) {
-			json_decref(result);
-			json_decref(body);
 			httpd_error(c->resp, 409, "%s has no earlier stable release in %s to roll back to; "
 						  "name one with --to", service, env);
+			json_decref(result);
+			json_decref(body);
 			return;
 		}
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "contract/contract.h"
+#include "http/parse.h"
 #include "support/fake_router.h"
 #include "support/fake_runtime.h"
 #include "support/faulty_store.h"
@@ -75,7 +76,19 @@ static int call_n(const char *method, const char *target, const char *body, size
 	char *q = strchr(path, '?');
 	if (q)
 		*q++ = '\0';
-	struct httpd_req req = {.method = method, .path = path, .query = q ? q : "",
+	/* the head as a client sends it (the API's middleware reads Host and Content-Type) */
+	char *raw = NULL;
+	size_t rawlen = 0;
+	FILE *f = open_memstream(&raw, &rawlen);
+	cr_assert(f);
+	fprintf(f, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:7070\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+		method, target, strncmp(target, "/v1/artifacts/", 14) ? "application/json" : "application/octet-stream",
+		body ? len : 0);
+	cr_assert_eq(fclose(f), 0);
+	static struct http_head head;
+	struct http_limits lim = {16384, 64, 0};
+	cr_assert_gt(http_parse_request(raw, rawlen, &lim, &head), 0, "test request does not parse: %s", raw);
+	struct httpd_req req = {.head = &head, .method = method, .path = path, .query = q ? q : "",
 				.body = body ? body : "", .body_len = body ? len : 0,
 				.peer = "127.0.0.1:1"};
 	struct httpd_resp resp = {.status = 200};
@@ -91,6 +104,7 @@ static int call_n(const char *method, const char *target, const char *body, size
 		R.json = json_loads(R.text, 0, NULL);
 	buf_release(&resp.headers);
 	buf_release(&resp.body);
+	free(raw);
 	return R.status;
 }
 

@@ -154,6 +154,25 @@ static const char *field(const json_t *body, const char *key)
 	return json_string_value(json_object_get(body, key));
 }
 
+/* A query parameter that must follow the rule of `kind` (util/name.h), decoded into dst (at
+ * least NAME_QUERY_MAX bytes): NULL when absent, or after answering 400 (*bad set) when it is
+ * there and breaks the rule, or when required and absent. */
+#define NAME_QUERY_MAX 256
+static const char *query_name(struct route_ctx *c, const char *key, enum name_kind kind, int required,
+			      char *dst, int *bad)
+{
+	const char *v = httpd_query(c->req, key, dst, NAME_QUERY_MAX);
+	if (!v && required) {
+		httpd_error(c->resp, 400, "query parameter '%s' is required", key);
+		*bad = 1;
+	} else if (v && !name_ok(kind, v)) {
+		httpd_error(c->resp, 400, "query parameter '%s': expected %s, got '%.64s'", key, name_rule(kind), v);
+		*bad = 1;
+		v = NULL;
+	}
+	return *bad ? NULL : v;
+}
+
 /* A name from the path ({service}); answers 400 and returns NULL when it is not one. */
 static const char *path_name(struct route_ctx *c, const char *param)
 {
@@ -327,8 +346,17 @@ static void h_release_list(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *list = NULL;
+	json_t *list = NULL, *svc = NULL;
 	struct err e = {""};
+	int rc = catalog_service(c->srv->store, service, &svc, &e);
+	json_decref(svc);
+	if (rc) {
+		if (rc == STORE_NOTFOUND)
+			httpd_error(c->resp, 404, "service '%s' is not known", service);
+		else
+			httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
 	if (store_list_releases(c->srv->store, service, &list, &e)) {
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
@@ -413,6 +441,17 @@ static void h_rollback(struct route_ctx *c)
 		return;
 	const char *env = field(body, "env"), *to = field(body, "to");
 	struct err e = {""};
+	json_t *svc = NULL;
+	int known = catalog_service(c->srv->store, service, &svc, &e);
+	json_decref(svc);
+	if (known) {
+		if (known == STORE_NOTFOUND)
+			httpd_error(c->resp, 404, "service '%s' is not known", service);
+		else
+			httpd_error(c->resp, 500, "%s", e.msg);
+		json_decref(body);
+		return;
+	}
 	json_t *active = NULL, *result = json_object();
 	if (store_active_deployments(c->srv->store, &active, &e)) {
 		json_decref(result);
@@ -448,17 +487,21 @@ static void h_rollback(struct route_ctx *c)
 			rc = store_previous_stable(c->srv->store, service, env, rname, cur, target,
 						   sizeof(target), &e);
 		json_decref(envm);
-		if (rc < 0) {
+		if (rc < 0 || !rname) {
+			/* env points into body: answer before freeing it */
+			if (rc < 0)
+				httpd_error(c->resp, 500, "%s", e.msg);
+			else
+				httpd_error(c->resp, 404, "environment '%s' is not known", env);
 			json_decref(result);
 			json_decref(body);
-			httpd_error(c->resp, 500, "%s", e.msg);
 			return;
 		}
 		if (!target[0]) {
-			json_decref(result);
-			json_decref(body);
 			httpd_error(c->resp, 409, "%s has no earlier stable release in %s to roll back to; "
 						  "name one with --to", service, env);
+			json_decref(result);
+			json_decref(body);
 			return;
 		}
 	}
@@ -505,8 +548,11 @@ static void h_retry(struct route_ctx *c)
 
 static void h_deployment_list(struct route_ctx *c)
 {
-	char service[128];
-	const char *svc = httpd_query(c->req, "service", service, sizeof(service));
+	char service[NAME_QUERY_MAX];
+	int bad = 0;
+	const char *svc = query_name(c, "service", NAME_OBJECT, 0, service, &bad);
+	if (bad)
+		return;
 	json_t *list = NULL;
 	struct err e = {""};
 	if (store_list_deployments(c->srv->store, svc, &list, &e)) {
@@ -658,8 +704,11 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 
 static void h_status(struct route_ctx *c)
 {
-	char want[128];
-	const char *only = httpd_query(c->req, "service", want, sizeof(want));
+	char want[NAME_QUERY_MAX];
+	int bad = 0;
+	const char *only = query_name(c, "service", NAME_OBJECT, 0, want, &bad);
+	if (bad)
+		return;
 	json_t *svcs = NULL, *envs = NULL, *active = NULL;
 	struct err e = {""};
 	if (store_list_manifests(c->srv->store, "Service", &svcs, &e) ||
@@ -713,18 +762,25 @@ static void h_status(struct route_ctx *c)
 
 static void h_logs(struct route_ctx *c)
 {
-	char svc[128], env[128], region[128], bytes[32];
-	const char *s = httpd_query(c->req, "service", svc, sizeof(svc));
-	const char *en = httpd_query(c->req, "env", env, sizeof(env));
-	const char *r = httpd_query(c->req, "region", region, sizeof(region));
-	const char *b = httpd_query(c->req, "bytes", bytes, sizeof(bytes));
-	if (!s) {
-		httpd_error(c->resp, 400, "query parameter 'service' is required");
+	char svc[NAME_QUERY_MAX], env[NAME_QUERY_MAX], region[NAME_QUERY_MAX], bytes[32];
+	int bad = 0;
+	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
+	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
+	const char *r = bad ? NULL : query_name(c, "region", NAME_OBJECT, 0, region, &bad);
+	if (bad)
 		return;
+	const char *b = httpd_query(c->req, "bytes", bytes, sizeof(bytes));
+	size_t max = 65536;
+	if (b) {
+		char *end;
+		unsigned long long v = strtoull(b, &end, 10);
+		if (!*b || *end || b[0] == '-' || v == 0 || v > (8u << 20)) {
+			httpd_error(c->resp, 400, "query parameter 'bytes': expected an integer 1..%u, got '%.32s'",
+				    8u << 20, b);
+			return;
+		}
+		max = (size_t)v;
 	}
-	size_t max = b ? (size_t)strtoull(b, NULL, 10) : 65536;
-	if (max == 0 || max > (8u << 20))
-		max = 65536;
 	c->resp->content_type = "text/plain; charset=utf-8";
 	if (runtimes_logs(c->srv->runtimes, s, en, r, max, &c->resp->body))
 		httpd_error(c->resp, 500, "could not read logs");
@@ -748,14 +804,13 @@ static void h_shutdown(struct route_ctx *c)
 
 static void h_can_i_deploy(struct route_ctx *c)
 {
-	char svc[128], ver[128], env[128];
-	const char *s = httpd_query(c->req, "service", svc, sizeof(svc));
-	const char *v = httpd_query(c->req, "version", ver, sizeof(ver));
-	const char *en = httpd_query(c->req, "env", env, sizeof(env));
-	if (!s || !v) {
-		httpd_error(c->resp, 400, "query parameters 'service' and 'version' are required");
+	char svc[NAME_QUERY_MAX], ver[NAME_QUERY_MAX], env[NAME_QUERY_MAX];
+	int bad = 0;
+	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
+	const char *v = bad ? NULL : query_name(c, "version", NAME_VERSION, 1, ver, &bad);
+	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
+	if (bad)
 		return;
-	}
 	struct err e = {""};
 	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
 	if (!report)

@@ -1,0 +1,211 @@
+/* faulty_store: see faulty_store.h. Each operation checks the switch, then forwards. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faulty_store.h"
+
+struct faulty_store {
+	store *inner;
+	char fail[256];
+	unsigned failures;
+};
+
+static int failing(struct faulty_store *f, const char *op)
+{
+	if (!f->fail[0])
+		return 0;
+	if (strcmp(f->fail, "*")) {
+		size_t n = strlen(op);
+		const char *p = f->fail;
+		for (;;) {
+			const char *comma = strchr(p, ',');
+			size_t len = comma ? (size_t)(comma - p) : strlen(p);
+			if (len == n && !strncmp(p, op, n))
+				break;
+			if (!comma)
+				return 0;
+			p = comma + 1;
+		}
+	}
+	f->failures++;
+	return 1;
+}
+
+#define FAULT(op, e)                                                                   \
+	do {                                                                           \
+		if (failing(drv, op))                                                  \
+			return err_set(e, "store: connection lost (injected: %s)", op); \
+	} while (0)
+#define IN(drv) (((struct faulty_store *)(drv))->inner)
+
+static void f_close(void *drv)
+{
+	store_close(IN(drv));
+	free(drv);
+}
+static uint64_t f_changes(void *drv) { return store_changes(IN(drv)); }
+static void f_rollback(void *drv) { store_rollback(IN(drv)); }
+static int f_schema_version(void *drv, int *v, struct err *e)
+{
+	FAULT("schema_version", e);
+	return store_schema_version(IN(drv), v, e);
+}
+static int f_begin(void *drv, struct err *e)
+{
+	FAULT("begin", e);
+	return store_begin(IN(drv), e);
+}
+static int f_commit(void *drv, struct err *e)
+{
+	if (failing(drv, "commit")) {
+		store_rollback(IN(drv)); /* the contract: a failed commit rolls back */
+		return err_set(e, "store: connection lost (injected: commit)");
+	}
+	return store_commit(IN(drv), e);
+}
+static int f_put_manifest(void *drv, const char *k, const char *n, const json_t *spec, int *ch, struct err *e)
+{
+	FAULT("put_manifest", e);
+	return store_put_manifest(IN(drv), k, n, spec, ch, e);
+}
+static int f_get_manifest(void *drv, const char *k, const char *n, json_t **out, struct err *e)
+{
+	FAULT("get_manifest", e);
+	return store_get_manifest(IN(drv), k, n, out, e);
+}
+static int f_list_manifests(void *drv, const char *k, json_t **out, struct err *e)
+{
+	FAULT("list_manifests", e);
+	return store_list_manifests(IN(drv), k, out, e);
+}
+static int f_put_release(void *drv, const char *s, const char *v, const char *d, int64_t size,
+			 const json_t *c, int *created, struct err *e)
+{
+	FAULT("put_release", e);
+	return store_put_release(IN(drv), s, v, d, size, c, created, e);
+}
+static int f_get_release(void *drv, const char *s, const char *v, json_t **out, struct err *e)
+{
+	FAULT("get_release", e);
+	return store_get_release(IN(drv), s, v, out, e);
+}
+static int f_list_releases(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAULT("list_releases", e);
+	return store_list_releases(IN(drv), s, out, e);
+}
+static int f_create_deployment(void *drv, const char *s, const char *env, const char *v, const char *k,
+			       const json_t *st, int64_t *id, struct err *e)
+{
+	FAULT("create_deployment", e);
+	return store_create_deployment(IN(drv), s, env, v, k, st, id, e);
+}
+static int f_update_deployment(void *drv, int64_t id, const json_t *st, const char *ph, const char *r,
+			       struct err *e)
+{
+	FAULT("update_deployment", e);
+	return store_update_deployment(IN(drv), id, st, ph, r, e);
+}
+static int f_get_deployment(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAULT("get_deployment", e);
+	return store_get_deployment(IN(drv), id, out, e);
+}
+static int f_list_deployments(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAULT("list_deployments", e);
+	return store_list_deployments(IN(drv), s, out, e);
+}
+static int f_active_deployments(void *drv, json_t **out, struct err *e)
+{
+	FAULT("active_deployments", e);
+	return store_active_deployments(IN(drv), out, e);
+}
+static int f_add_event(void *drv, int64_t d, const char *t, const char *r, const char *m,
+		       const json_t *ev, struct err *e)
+{
+	FAULT("add_event", e);
+	return store_add_event(IN(drv), d, t, r, m, ev, e);
+}
+static int f_list_events(void *drv, int64_t d, json_t **out, struct err *e)
+{
+	FAULT("list_events", e);
+	return store_list_events(IN(drv), d, out, e);
+}
+static int f_set_stable(void *drv, const char *s, const char *env, const char *r, const char *v,
+			int64_t d, struct err *e)
+{
+	FAULT("set_stable", e);
+	return store_set_stable(IN(drv), s, env, r, v, d, e);
+}
+static int f_get_stable(void *drv, const char *s, const char *env, const char *r, char *buf, size_t len,
+			struct err *e)
+{
+	FAULT("get_stable", e);
+	return store_get_stable(IN(drv), s, env, r, buf, len, e);
+}
+static int f_previous_stable(void *drv, const char *s, const char *env, const char *r, const char *cur,
+			     char *buf, size_t len, struct err *e)
+{
+	FAULT("previous_stable", e);
+	return store_previous_stable(IN(drv), s, env, r, cur, buf, len, e);
+}
+static int f_list_stable(void *drv, const char *s, json_t **out, struct err *e)
+{
+	FAULT("list_stable", e);
+	return store_list_stable(IN(drv), s, out, e);
+}
+
+static const struct store_ops faulty_store_ops = {
+	.scheme = "faulty",
+	.close = f_close,
+	.schema_version = f_schema_version,
+	.changes = f_changes,
+	.begin = f_begin,
+	.commit = f_commit,
+	.rollback = f_rollback,
+	.put_manifest = f_put_manifest,
+	.get_manifest = f_get_manifest,
+	.list_manifests = f_list_manifests,
+	.put_release = f_put_release,
+	.get_release = f_get_release,
+	.list_releases = f_list_releases,
+	.create_deployment = f_create_deployment,
+	.update_deployment = f_update_deployment,
+	.get_deployment = f_get_deployment,
+	.list_deployments = f_list_deployments,
+	.active_deployments = f_active_deployments,
+	.add_event = f_add_event,
+	.list_events = f_list_events,
+	.set_stable = f_set_stable,
+	.get_stable = f_get_stable,
+	.previous_stable = f_previous_stable,
+	.list_stable = f_list_stable,
+};
+
+int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)
+{
+	struct faulty_store *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		store_close(inner);
+		return err_set(e, "out of memory");
+	}
+	fs->inner = inner;
+	if (store_attach(out, &faulty_store_ops, fs, e)) {
+		f_close(fs);
+		return -1;
+	}
+	*f = fs;
+	return 0;
+}
+
+void faulty_store_fail(struct faulty_store *f, const char *ops)
+{
+	snprintf(f->fail, sizeof(f->fail), "%s", ops ? ops : "");
+}
+
+unsigned faulty_store_failures(const struct faulty_store *f)
+{
+	return f->failures;
+}

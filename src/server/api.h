@@ -15,6 +15,7 @@
 #include "http/routes.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "server/catalog.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
 #include "server/runtimes.h"
@@ -46,6 +47,7 @@ struct api_deps {
 	reconciler *reconciler;  /* its counters in /v1/health */
 	verifier *verifier;      /* the latest check of each region */
 	const char *artifacts_dir; /* copied */
+	catalog *catalog;        /* the manifests; NULL: the api's own over store */
 };
 
 /* NULL when out of memory. */

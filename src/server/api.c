@@ -36,6 +36,8 @@ struct api {
 	executor *executor;
 	reconciler *reconciler;
 	verifier *verifier;
+	catalog *cat;     /* the manifests: the server's, or own_cat */
+	catalog *own_cat; /* when none was given */
 	char artifacts_dir[PATH_MAX];
 	int stop_data_plane;
 	char hosts[API_MAX_HOSTS][API_HOST_MAX]; /* names the Host header may give */
@@ -299,9 +301,9 @@ static void h_release_push(struct route_ctx *c)
 	const char *version = field(body, "version"), *digest = field(body, "digest");
 	json_t *cjson = json_object_get(body, "contract");
 	struct err e = {""};
-	json_t *svc = NULL;
-	int rc = catalog_service(c->srv->store, service, &svc, &e);
-	json_decref(svc);
+	const struct service_manifest *svc = NULL;
+	int rc = catalog_service(c->srv->cat, service, &svc, &e);
+	catalog_release_service(c->srv->cat, svc);
 	if (rc) {
 		if (rc == STORE_NOTFOUND)
 			httpd_error(c->resp, 404, "service '%s' is not known: apply its manifest first", service);
@@ -346,10 +348,11 @@ static void h_release_list(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *list = NULL, *svc = NULL;
+	json_t *list = NULL;
+	const struct service_manifest *svc = NULL;
 	struct err e = {""};
-	int rc = catalog_service(c->srv->store, service, &svc, &e);
-	json_decref(svc);
+	int rc = catalog_service(c->srv->cat, service, &svc, &e);
+	catalog_release_service(c->srv->cat, svc);
 	if (rc) {
 		if (rc == STORE_NOTFOUND)
 			httpd_error(c->resp, 404, "service '%s' is not known", service);
@@ -441,9 +444,9 @@ static void h_rollback(struct route_ctx *c)
 		return;
 	const char *env = field(body, "env"), *to = field(body, "to");
 	struct err e = {""};
-	json_t *svc = NULL;
-	int known = catalog_service(c->srv->store, service, &svc, &e);
-	json_decref(svc);
+	const struct service_manifest *svc = NULL;
+	int known = catalog_service(c->srv->cat, service, &svc, &e);
+	catalog_release_service(c->srv->cat, svc);
 	if (known) {
 		if (known == STORE_NOTFOUND)
 			httpd_error(c->resp, 404, "service '%s' is not known", service);
@@ -476,17 +479,16 @@ static void h_rollback(struct route_ctx *c)
 		json_object_set_new(result, "aborted", json_integer(inflight));
 	} else if (!inflight) {
 		/* nothing in flight: go back to the stable release before the current one */
-		json_t *envm = NULL;
-		int rc = catalog_environment(c->srv->store, env, &envm, &e);
-		json_t *r0 = json_array_get(json_object_get(envm, "regions"), 0);
+		const struct env_manifest *envm = NULL;
+		int rc = catalog_environment(c->srv->cat, env, &envm, &e);
 		char cur[PL_NAME_MAX] = "";
-		const char *rname = json_string_value(json_object_get(r0, "name"));
+		const char *rname = envm && envm->nregions ? envm->regions[0].name : NULL;
 		if (rc >= 0 && rname)
 			rc = store_get_stable(c->srv->store, service, env, rname, cur, sizeof(cur), &e);
 		if (rc == 0 && rname)
 			rc = store_previous_stable(c->srv->store, service, env, rname, cur, target,
 						   sizeof(target), &e);
-		json_decref(envm);
+		catalog_release_environment(c->srv->cat, envm);
 		if (rc < 0 || !rname) {
 			/* env points into body: answer before freeing it */
 			if (rc < 0)
@@ -687,7 +689,7 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	json_t *insts = json_array();
 	runtime *rt = NULL;
 	struct err re = {""};
-	if (catalog_runtime(srv->store, srv->runtimes, env, region, &rt, &re))
+	if (catalog_runtime(srv->cat, env, region, &rt, &re))
 		json_object_set_new(out, "instances_error", json_string(re.msg));
 	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
@@ -709,34 +711,35 @@ static void h_status(struct route_ctx *c)
 	const char *only = query_name(c, "service", NAME_OBJECT, 0, want, &bad);
 	if (bad)
 		return;
-	json_t *svcs = NULL, *envs = NULL, *active = NULL;
+	const struct service_manifest **svcs = NULL;
+	const struct env_manifest **envs = NULL;
+	size_t nsvcs = 0, nenvs = 0;
+	json_t *active = NULL;
 	struct err e = {""};
-	if (store_list_manifests(c->srv->store, "Service", &svcs, &e) ||
-	    store_list_manifests(c->srv->store, "Environment", &envs, &e) ||
+	if (catalog_services(c->srv->cat, &svcs, &nsvcs, &e) ||
+	    catalog_environments(c->srv->cat, &envs, &nenvs, &e) ||
 	    store_active_deployments(c->srv->store, &active, &e)) {
-		json_decref(svcs);
-		json_decref(envs);
+		catalog_release_services(c->srv->cat, svcs, nsvcs);
+		catalog_release_environments(c->srv->cat, envs, nenvs);
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
 	json_t *out = json_array();
 	size_t i, j, k;
-	json_t *svc, *envm, *region;
 	int found = 0, failed = 0;
-	json_array_foreach(svcs, i, svc) {
-		const char *name = json_string_value(json_object_get(svc, "name"));
+	for (i = 0; i < nsvcs; i++) {
+		const char *name = svcs[i]->name;
 		if (failed || (only && strcmp(only, name)))
 			continue;
 		found = 1;
 		json_t *ej = json_array();
-		json_array_foreach(envs, j, envm) {
-			const char *env = json_string_value(json_object_get(envm, "name"));
+		for (j = 0; j < nenvs; j++) {
+			const char *env = envs[j]->name;
 			json_t *rj = json_array();
-			json_array_foreach(json_object_get(envm, "regions"), k, region) {
+			for (k = 0; k < envs[j]->nregions; k++) {
 				json_t *rs = failed ? NULL
 						    : region_status(c->srv, name, env,
-								    json_string_value(json_object_get(region, "name")),
-								    active, &e);
+								    envs[j]->regions[k].name, active, &e);
 				failed |= !rs;
 				json_array_append_new(rj, rs);
 			}
@@ -744,8 +747,8 @@ static void h_status(struct route_ctx *c)
 		}
 		json_array_append_new(out, json_pack("{s:s, s:o}", "service", name, "envs", ej));
 	}
-	json_decref(svcs);
-	json_decref(envs);
+	catalog_release_services(c->srv->cat, svcs, nsvcs);
+	catalog_release_environments(c->srv->cat, envs, nenvs);
 	json_decref(active);
 	if (failed) {
 		json_decref(out);
@@ -1031,6 +1034,11 @@ api *api_new(const struct api_deps *d)
 	a->executor = d->executor;
 	a->reconciler = d->reconciler;
 	a->verifier = d->verifier;
+	a->cat = d->catalog;
+	if (!a->cat && !(a->cat = a->own_cat = catalog_new(d->store, d->runtimes))) {
+		free(a);
+		return NULL;
+	}
 	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
 	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]", NULL};
 	for (int k = 0; k < 2; k++) {
@@ -1044,6 +1052,8 @@ api *api_new(const struct api_deps *d)
 
 void api_free(api *a)
 {
+	if (a)
+		catalog_free(a->own_cat);
 	free(a);
 }
 

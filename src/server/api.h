@@ -15,6 +15,7 @@
 #include "http/routes.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "server/catalog.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
 #include "server/runtimes.h"
@@ -57,6 +58,7 @@ struct api_deps {
 	verifier *verifier;      /* the latest check of each region */
 	const char *artifacts_dir; /* copied */
 	const char *const *hosts;  /* NULL-terminated names (a port is ignored), copied; may be NULL */
+	catalog *catalog;        /* the manifests; NULL: the api's own over store */
 };
 
 /* NULL when out of memory. */

@@ -36,6 +36,8 @@ struct executor {
 	verifier *verifier;
 	reconciler *reconciler;
 	fetcher *fetch;
+	catalog *cat;     /* the manifests: the server's, or own_cat */
+	catalog *own_cat; /* when none was given */
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
 };
@@ -51,7 +53,7 @@ static void traffic_path(executor *ex, int64_t dep, int region, char *buf, size_
 }
 
 /* Starts the generator (detached, in its own session) unless its result already exists. */
-static void start_traffic(executor *ex, int64_t dep, const json_t *svc,
+static void start_traffic(executor *ex, int64_t dep, const struct service_manifest *svc,
 			  const struct pl_state *st, int ri)
 {
 	const struct pl_region *r = &st->regions[ri];
@@ -64,23 +66,22 @@ static void start_traffic(executor *ex, int64_t dep, const json_t *svc,
 	if (n <= 0)
 		return;
 	exe[n] = '\0';
-	const char *service = json_string_value(json_object_get(svc, "name"));
+	const char *service = svc->name;
 	struct err e;
-	json_t *envm = NULL;
-	int port = catalog_listen_port(ex->store, r->env, r->name, service, &e);
-	if (port < 0 || catalog_environment(ex->store, r->env, &envm, &e) < 0) {
+	const struct env_manifest *envm = NULL;
+	int port = catalog_listen_port(ex->cat, r->env, r->name, service, &e);
+	if (port < 0 || catalog_environment(ex->cat, r->env, &envm, &e) < 0) {
 		/* without its port and rate it cannot run; the stage fails for want of a result */
 		log_error("deployment %lld: stage traffic not started: %s", (long long)dep, e.msg);
 		return;
 	}
-	json_int_t rate = json_integer_value(json_object_get(json_object_get(envm, "stage"), "traffic_rate"));
-	json_decref(envm);
+	int rate = envm ? envm->stage.traffic_rate : 0;
+	catalog_release_environment(ex->cat, envm);
 	/* The route must carry the new version before the first generated request: for a first
 	 * release it is created by this very transition (the reconciler would send it after this
 	 * tick, and the generator's first connections would be refused). */
 	reconcile_all(ex->reconciler);
-	const json_t *smoke0 = json_array_get(json_object_get(svc, "smoke"), 0);
-	const char *path = smoke0 ? json_string_value(json_object_get(smoke0, "path")) : "/";
+	const char *path = svc->nsmoke ? svc->smoke[0].path : "/";
 	char url[512], rates[32], dur[32];
 	char rn[256], ep[ROUTER_ENDPOINT_MAX];
 	router_route_name(rn, sizeof(rn), service, r->env, r->name);
@@ -90,7 +91,7 @@ static void start_traffic(executor *ex, int64_t dep, const json_t *svc,
 		return;
 	}
 	snprintf(url, sizeof(url), "http://%s%s", ep, path ? path : "/");
-	snprintf(rates, sizeof(rates), "%lld", (long long)(rate > 0 ? rate : 50));
+	snprintf(rates, sizeof(rates), "%d", rate > 0 ? rate : 50);
 	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
 	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
 			"--json", result, NULL};
@@ -103,7 +104,7 @@ static void start_traffic(executor *ex, int64_t dep, const json_t *svc,
 }
 
 /* The stage's verdict: verification as the window goes, then the generator's result. */
-static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const json_t *svc,
+static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const struct service_manifest *svc,
 				     const struct pl_state *st, int ri, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
@@ -191,7 +192,7 @@ static void smoke_done(void *arg, const json_t *evidence, int ok)
 }
 
 /* Starts a job for the healthy instances of `version`; NULL when none is healthy yet. */
-static struct smoke_job *smoke_job_start(executor *ex, const json_t *svc, int64_t dep, int ri,
+static struct smoke_job *smoke_job_start(executor *ex, const struct service_manifest *svc, int64_t dep, int ri,
 					 int64_t since, const struct instance_info *in, size_t n,
 					 const char *version)
 {
@@ -210,7 +211,7 @@ static struct smoke_job *smoke_job_start(executor *ex, const json_t *svc, int64_
 		struct smoke_slot *sl = &j->slots[j->nslots++];
 		sl->job = j;
 		snprintf(sl->id, sizeof(sl->id), "%s", in[i].id);
-		int rc = smoke_start(ex->fetch, json_object_get(svc, "smoke"), in[i].endpoint, smoke_done, sl,
+		int rc = smoke_start(ex->fetch, svc->smoke, svc->nsmoke, in[i].endpoint, smoke_done, sl,
 				     &sl->run);
 		if (rc < 0) {
 			smoke_job_free(j);
@@ -227,7 +228,7 @@ static struct smoke_job *smoke_job_start(executor *ex, const json_t *svc, int64_
 }
 
 static void smoke(executor *ex, int64_t dep, int ri, const struct pl_region *r,
-		  const json_t *svc, const struct instance_info *in, size_t n, const char *version,
+		  const struct service_manifest *svc, const struct instance_info *in, size_t n, const char *version,
 		  struct pl_obs *o)
 {
 	struct smoke_job *j = ex->smoke_jobs;
@@ -236,7 +237,7 @@ static void smoke(executor *ex, int64_t dep, int ri, const struct pl_region *r,
 	if (!j && !(j = smoke_job_start(ex, svc, dep, ri, r->since, in, n, version)))
 		return; /* nothing healthy to check yet */
 	j->seen = 1;
-	size_t nchecks = json_array_size(json_object_get(svc, "smoke"));
+	size_t nchecks = svc->nsmoke;
 	if (j->pending) {
 		snprintf(o->verdict_msg, sizeof(o->verdict_msg), "%zu smoke check(s) running on %zu instance(s)",
 			 nchecks, j->nslots);
@@ -277,6 +278,11 @@ executor *executor_new(const struct executor_deps *d)
 	ex->verifier = d->verifier;
 	ex->reconciler = d->reconciler;
 	ex->fetch = d->fetch;
+	ex->cat = d->catalog;
+	if (!ex->cat && !(ex->cat = ex->own_cat = catalog_new(d->store, d->runtimes))) {
+		free(ex);
+		return NULL;
+	}
 	snprintf(ex->data_dir, sizeof(ex->data_dir), "%s", d->data_dir);
 	return ex;
 }
@@ -286,14 +292,15 @@ void executor_free(executor *ex)
 	if (!ex)
 		return;
 	smoke_sweep(ex, 1);
+	catalog_free(ex->own_cat);
 	free(ex);
 }
 
-static void observe(executor *ex, int64_t dep, const json_t *svc, const struct pl_state *st,
+static void observe(executor *ex, int64_t dep, const struct service_manifest *svc, const struct pl_state *st,
 		    int ri, struct pl_obs *o)
 {
 	const struct pl_region *r = &st->regions[ri];
-	const char *name = json_string_value(json_object_get(svc, "name"));
+	const char *name = svc->name;
 	memset(o, 0, sizeof(*o));
 	struct pl_desired d;
 	pipeline_desired(st, ri, &d);
@@ -307,7 +314,7 @@ static void observe(executor *ex, int64_t dep, const json_t *svc, const struct p
 	size_t n = 0;
 	runtime *rt = NULL;
 	struct err e = {""};
-	if (catalog_runtime(ex->store, ex->runtimes, r->env, r->name, &rt, &e) ||
+	if (catalog_runtime(ex->cat, r->env, r->name, &rt, &e) ||
 	    runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
 		return; /* nothing observed: the region waits (its start timeout still runs) */
 	int new_alive = 0, old_alive = 0;
@@ -412,7 +419,7 @@ static int persist(executor *ex, int64_t id, const char *service, const char *en
 }
 
 /* Effects that are not in the store: they follow the commit. */
-static void after_actions(executor *ex, int64_t id, const json_t *svc,
+static void after_actions(executor *ex, int64_t id, const struct service_manifest *svc,
 			  const struct pl_state *st, const struct pl_actions *acts)
 {
 	for (int i = 0; i < acts->n; i++) {
@@ -425,7 +432,7 @@ static void after_actions(executor *ex, int64_t id, const json_t *svc,
 
 /* Applies ev; persists and acts when it changed something. Returns -1 when persisting failed
  * (the state is then left as it was). */
-static int apply(executor *ex, int64_t id, const json_t *svc, const char *service,
+static int apply(executor *ex, int64_t id, const struct service_manifest *svc, const char *service,
 		 const char *env, struct pl_state *st, const struct pl_event *ev)
 {
 	struct pl_actions acts;
@@ -454,9 +461,9 @@ static void drive(executor *ex, json_t *dep)
 			log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
-	json_t *svc = NULL;
+	const struct service_manifest *svc = NULL;
 	struct err e;
-	if (catalog_service(ex->store, service, &svc, &e)) {
+	if (catalog_service(ex->cat, service, &svc, &e)) {
 		log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
@@ -471,14 +478,14 @@ static void drive(executor *ex, json_t *dep)
 			if (rc < 0) {
 				/* start from what is stable, or not yet: the next tick tries again */
 				log_error("deployment %lld: %s", (long long)id, e.msg);
-				json_decref(svc);
+				catalog_release_service(ex->cat, svc);
 				return;
 			}
 			snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
 		}
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
 		apply(ex, id, svc, service, env, &st, &ev);
-		json_decref(svc);
+		catalog_release_service(ex->cat, svc);
 		return; /* let the reconciler start instances before observing */
 	}
 	struct pl_event tick = {.type = PL_EV_TICK, .now = now};
@@ -496,7 +503,7 @@ static void drive(executor *ex, json_t *dep)
 		log_info("deployment %lld of %s %s ended: %s%s%s", (long long)id, service, st.version,
 			 pipeline_phase_name(st.phase), st.reason[0] ? ": " : "", st.reason);
 out:
-	json_decref(svc);
+	catalog_release_service(ex->cat, svc);
 }
 
 /* A stored deployment whose state does not parse counts as started: it is the one the
@@ -564,38 +571,22 @@ void executor_tick(executor *ex)
 
 /* ---- creating deployments ---- */
 
-static int64_t jint(const json_t *o, const char *k1, const char *k2, int64_t def)
-{
-	const json_t *v = json_object_get(o, k1);
-	if (k2)
-		v = json_object_get(v, k2);
-	return json_is_integer(v) ? json_integer_value(v) : def;
-}
-
 /* Adds the regions of environment envm in wave order, starting at wave `first`. */
-static int add_regions(executor *ex, const json_t *envm, const char *service, int first,
+static int add_regions(executor *ex, const struct env_manifest *envm, const char *service, int first,
 		       int stage, struct pl_region_init *out, char stables[][PL_NAME_MAX], int *n,
 		       int *waves_used, struct err *e)
 {
-	const char *env = json_string_value(json_object_get(envm, "name"));
-	const json_t *regions = json_object_get(envm, "regions"), *waves = json_object_get(envm, "waves");
-	size_t i, j;
-	json_t *v, *w;
+	const char *env = envm->name;
 	int nwaves = 0;
-	json_array_foreach(regions, i, v) {
+	for (size_t i = 0; i < envm->nregions; i++) {
 		if (*n >= PL_MAX_REGIONS)
 			return err_set(e, "more than %d regions in one deployment", PL_MAX_REGIONS);
-		const char *name = json_string_value(json_object_get(v, "name"));
+		const char *name = envm->regions[i].name;
 		int wave = (int)i; /* default: one wave per region, in order */
-		if (json_array_size(waves)) {
-			json_array_foreach(waves, j, w) {
-				size_t k;
-				json_t *x;
-				json_array_foreach(w, k, x)
-					if (!strcmp(json_string_value(x), name))
-						wave = (int)j;
-			}
-		}
+		for (size_t j = 0; j < envm->nwaves; j++)
+			for (size_t k = 0; k < envm->waves[j].nregions; k++)
+				if (envm->waves[j].regions[k] == i)
+					wave = (int)j;
 		if (stage)
 			wave = 0;
 		if (wave + 1 > nwaves)
@@ -611,44 +602,50 @@ static int add_regions(executor *ex, const json_t *envm, const char *service, in
 }
 
 /* analysis.baseline of a service manifest: canary steps run a baseline (pipeline_baseline). */
-static int wants_baseline(const json_t *svc)
+static int wants_baseline(const struct service_manifest *svc)
 {
-	return json_is_true(json_object_get(json_object_get(svc, "analysis"), "baseline"));
+	return svc->analysis.baseline;
 }
 
 /* Builds the initial pipeline state of a deployment from the manifests and the stable
  * releases. Returns 0, or -1 with e. */
-static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
-			 const char *service, const char *env, const char *version,
-			 enum pl_kind kind, struct pl_state *st, struct err *e)
+static enum pl_strategy strategy_of(enum manifest_strategy s)
 {
-	const json_t *strat = json_object_get(svc, "strategy");
-	const json_t *policy = json_object_get(envm, "policy");
-	int strategy = pipeline_strategy_from_name(json_string_value(json_object_get(strat, "type")));
+	switch (s) {
+	case MANIFEST_ROLLING:
+		return PL_ROLLING;
+	case MANIFEST_BLUE_GREEN:
+		return PL_BLUE_GREEN;
+	case MANIFEST_CANARY:
+		break;
+	}
+	return PL_CANARY;
+}
+
+static int initial_state(executor *ex, const struct service_manifest *svc,
+			 const struct env_manifest *envm, const char *service, const char *env,
+			 const char *version, enum pl_kind kind, struct pl_state *st, struct err *e)
+{
 	struct pl_config cfg = {
-		.strategy = strategy < 0 ? PL_CANARY : (enum pl_strategy)strategy,
-		.instances = (int)jint(svc, "instances", NULL, 1),
-		.max_surge = (int)jint(strat, "max_surge", NULL, 1),
-		.max_unavailable = (int)jint(strat, "max_unavailable", NULL, 0),
-		.smoke = json_array_size(json_object_get(svc, "smoke")) > 0,
-		.step_duration_ms = jint(strat, "step_duration_ms", NULL, 10000),
-		.max_step_duration_ms = jint(strat, "max_step_duration_ms", NULL, 300000),
+		.strategy = strategy_of(svc->strategy.type),
+		.instances = svc->instances,
+		.max_surge = svc->strategy.max_surge,
+		.max_unavailable = svc->strategy.max_unavailable,
+		.smoke = svc->nsmoke > 0,
+		.step_duration_ms = (int64_t)svc->strategy.step_duration_ms,
+		.max_step_duration_ms = (int64_t)svc->strategy.max_step_duration_ms,
 		.start_timeout_ms = 120000,
-		.bake_ms = jint(svc, "bake_ms", NULL, 0),
-		.keep_old_ms = jint(strat, "keep_old_ms", NULL, 30000),
-		.wave_bake_ms = jint(policy, "wave_bake_ms", NULL, 0),
-		.region_retries = (int)jint(policy, "region_retries", NULL, 2),
-		.retry_backoff_ms = jint(policy, "retry_backoff_ms", NULL, 2000),
+		.bake_ms = (int64_t)svc->bake_ms,
+		.keep_old_ms = (int64_t)svc->strategy.keep_old_ms,
+		.wave_bake_ms = (int64_t)envm->policy.wave_bake_ms,
+		.region_retries = envm->policy.region_retries,
+		.retry_backoff_ms = (int64_t)envm->policy.retry_backoff_ms,
 		.baseline = wants_baseline(svc),
-		.continue_on_failure = !strcmp(json_string_value(json_object_get(policy, "on_region_failure"))
-					       ? json_string_value(json_object_get(policy, "on_region_failure"))
-					       : "halt", "continue"),
+		.continue_on_failure = envm->policy.on_region_failure == MANIFEST_CONTINUE,
 	};
-	size_t i;
-	json_t *v;
-	json_array_foreach(json_object_get(strat, "steps"), i, v)
+	for (size_t i = 0; i < svc->strategy.nsteps; i++)
 		if (cfg.nsteps < PL_MAX_STEPS)
-			cfg.steps[cfg.nsteps++] = (int)json_integer_value(v);
+			cfg.steps[cfg.nsteps++] = svc->strategy.steps[i];
 	if (!cfg.nsteps)
 		cfg.steps[cfg.nsteps++] = 100;
 	if (kind == PL_ROLLBACK) {
@@ -662,10 +659,10 @@ static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
 	char stables[PL_MAX_REGIONS][PL_NAME_MAX];
 	int n = 0, waves = 0;
 	/* the pre-production stage first, when this environment is promoted from another */
-	const char *from = json_string_value(json_object_get(json_object_get(envm, "promotion"), "from"));
-	json_t *stage_env = NULL;
+	const char *from = envm->promotion.from;
+	const struct env_manifest *stage_env = NULL;
 	if (from && kind != PL_ROLLBACK) {
-		int rc = catalog_environment(ex->store, from, &stage_env, e);
+		int rc = catalog_environment(ex->cat, from, &stage_env, e);
 		if (rc < 0)
 			return -1;
 		if (rc)
@@ -673,9 +670,9 @@ static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
 				       env, from);
 	}
 	if (stage_env) {
-		cfg.side_by_side_ms = jint(json_object_get(stage_env, "stage"), "side_by_side_ms", NULL, 20000);
+		cfg.side_by_side_ms = (int64_t)stage_env->stage.side_by_side_ms;
 		if (add_regions(ex, stage_env, service, 0, 1, regions, stables, &n, &waves, e)) {
-			json_decref(stage_env);
+			catalog_release_environment(ex->cat, stage_env);
 			return -1;
 		}
 	}
@@ -683,7 +680,7 @@ static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
 	int rc = add_regions(ex, envm, service, waves, 0, regions, stables, &n, &waves, e);
 	if (!rc && pipeline_init(st, kind, version, &cfg, regions, n))
 		rc = err_set(e, "invalid pipeline for %s: check strategy.steps and instances", service);
-	json_decref(stage_env);
+	catalog_release_environment(ex->cat, stage_env);
 	return rc;
 }
 
@@ -691,13 +688,14 @@ static int initial_state(executor *ex, const json_t *svc, const json_t *envm,
 static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 			    const char *version, enum pl_kind kind, struct err *e)
 {
-	json_t *svc = NULL, *envm = NULL;
+	const struct service_manifest *svc = NULL;
+	const struct env_manifest *envm = NULL;
 	int64_t id = -1;
 	struct pl_state st;
-	int rc = catalog_service(ex->store, service, &svc, e);
+	int rc = catalog_service(ex->cat, service, &svc, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
-	if (rc == 0 && (rc = catalog_environment(ex->store, env, &envm, e)) == STORE_NOTFOUND)
+	if (rc == 0 && (rc = catalog_environment(ex->cat, env, &envm, e)) == STORE_NOTFOUND)
 		err_set(e, "environment '%s' is not known: apply its manifest first", env);
 	if (rc == 0 && initial_state(ex, svc, envm, service, env, version, kind, &st, e) == 0) {
 		json_t *js = pipeline_to_json(&st);
@@ -706,8 +704,8 @@ static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 			id = -1;
 		json_decref(js);
 	}
-	json_decref(svc);
-	json_decref(envm);
+	catalog_release_service(ex->cat, svc);
+	catalog_release_environment(ex->cat, envm);
 	return id;
 }
 
@@ -725,19 +723,18 @@ static int supersede(executor *ex, const json_t *d, int64_t by, struct err *e)
 /* Whether each region's runtime can run instances of this release (a driver may name files or
  * containers after them): one that cannot is refused here, before anything starts. Returns 0,
  * or -1 with e. */
-static int names_refused(executor *ex, const json_t *svc, const char *service, const char *env,
+static int names_refused(executor *ex, const struct service_manifest *svc, const char *service, const char *env,
 			 const char *version, struct err *e)
 {
-	json_t *envm = NULL;
-	int rc = catalog_environment(ex->store, env, &envm, e);
+	const struct env_manifest *envm = NULL;
+	int rc = catalog_environment(ex->cat, env, &envm, e);
 	if (rc < 0)
 		return -1;
 	rc = 0; /* an unknown environment is refused later, with its name */
 	int baseline = wants_baseline(svc);
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(envm, "regions"), i, r) {
-		const char *region = json_string_value(json_object_get(r, "name"));
+	for (size_t i = 0; envm && i < envm->nregions; i++) {
+		const struct manifest_region *r = &envm->regions[i];
+		const char *region = r->name;
 		runtime *rt = NULL;
 		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) ||
 		    runtime_check_names(rt, service, env, region, version, e)) {
@@ -760,7 +757,7 @@ static int names_refused(executor *ex, const json_t *svc, const char *service, c
 			}
 		}
 	}
-	json_decref(envm);
+	catalog_release_environment(ex->cat, envm);
 	return rc;
 }
 
@@ -770,8 +767,8 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 {
 	/* the service first: a release of an unknown service cannot be pushed, so "push it" would
 	 * send the user the wrong way */
-	json_t *svc = NULL;
-	int rc = catalog_service(ex->store, service, &svc, e);
+	const struct service_manifest *svc = NULL;
+	int rc = catalog_service(ex->cat, service, &svc, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "service '%s' is not known: apply its manifest first", service);
 	if (rc)
@@ -780,16 +777,15 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 	rc = store_get_release(ex->store, service, version, &rel, e);
 	json_decref(rel);
 	if (rc) {
-		json_decref(svc);
+		catalog_release_service(ex->cat, svc);
 		if (rc == STORE_NOTFOUND)
 			err_set(e, "release %s %s is not known: push it first with 'sluice release push'",
 				service, version);
 		return -1;
 	}
-	const char *conc = json_string_value(json_object_get(json_object_get(svc, "policy"), "concurrency"));
-	int supersede_policy = conc && !strcmp(conc, "supersede");
+	int supersede_policy = svc->policy.concurrency == MANIFEST_SUPERSEDE;
 	rc = names_refused(ex, svc, service, env, version, e);
-	json_decref(svc);
+	catalog_release_service(ex->cat, svc);
 	if (rc)
 		return -1;
 	json_t *active = NULL;

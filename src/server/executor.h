@@ -26,6 +26,7 @@
 #include "loop/fetch.h"
 #include "loop/loop.h"
 #include "router/router.h"
+#include "server/catalog.h"
 #include "server/reconcile.h"
 #include "server/runtimes.h"
 #include "server/verify.h"
@@ -43,6 +44,7 @@ struct executor_deps {
 	reconciler *reconciler;  /* run after each tick, and before the stage's traffic starts */
 	fetcher *fetch;          /* smoke checks */
 	const char *data_dir;    /* copied: DATA/traffic holds the stage's results */
+	catalog *catalog;        /* the manifests; NULL: the executor's own over store */
 };
 
 /* NULL when out of memory. */

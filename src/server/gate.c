@@ -18,7 +18,7 @@
 /* Where the gate reads what is live. */
 struct gate_src {
 	store *store;
-	runtimes *runtimes;
+	catalog *cat; /* one per call: each manifest is parsed once by the call */
 };
 
 struct gather {
@@ -120,7 +120,7 @@ static int add_region(struct gather *g, const struct gate_src *src, const char *
 	size_t n = 0;
 	runtime *rt = NULL;
 	/* a version that may be running and is not seen would be left out of the check: fail */
-	if (catalog_runtime(src->store, src->runtimes, env, rname, &rt, e) < 0)
+	if (catalog_runtime(src->cat, env, rname, &rt, e) < 0)
 		return -1;
 	if (!rt)
 		return 0;
@@ -137,8 +137,11 @@ static int gather(const struct gate_src *src, const char *env, struct gather *g,
 {
 	memset(g, 0, sizeof(*g));
 	g->strings = json_array();
-	json_t *svcs = NULL, *active = NULL, *envm = NULL;
-	int rc = catalog_environment(src->store, env, &envm, e);
+	const struct service_manifest **svcs = NULL;
+	size_t nsvcs = 0;
+	const struct env_manifest *envm = NULL;
+	json_t *active = NULL;
+	int rc = catalog_environment(src->cat, env, &envm, e);
 	if (rc) {
 		if (rc == STORE_NOTFOUND)
 			err_set(e, "environment '%s' is not known", env);
@@ -146,14 +149,14 @@ static int gather(const struct gate_src *src, const char *env, struct gather *g,
 		goto out;
 	}
 	rc = -1;
-	if (store_list_manifests(src->store, "Service", &svcs, e) ||
+	if (catalog_services(src->cat, &svcs, &nsvcs, e) ||
 	    store_active_deployments(src->store, &active, e))
 		goto out;
 	size_t i, j;
-	json_t *svc, *r;
+	json_t *r;
 	/* every release of every service, with its contract */
-	json_array_foreach(svcs, i, svc) {
-		const char *name = json_string_value(json_object_get(svc, "name"));
+	for (i = 0; i < nsvcs; i++) {
+		const char *name = svcs[i]->name;
 		json_t *rels = NULL;
 		if (store_list_releases(src->store, name, &rels, e))
 			goto out;
@@ -166,13 +169,10 @@ static int gather(const struct gate_src *src, const char *env, struct gather *g,
 		json_decref(rels);
 	}
 	/* what is live, region by region */
-	json_array_foreach(svcs, i, svc) {
-		json_t *region;
-		json_array_foreach(json_object_get(envm, "regions"), j, region)
-			if (add_region(g, src, env, json_string_value(json_object_get(svc, "name")),
-				       json_string_value(json_object_get(region, "name")), e))
+	for (i = 0; i < nsvcs; i++)
+		for (j = 0; j < envm->nregions; j++)
+			if (add_region(g, src, env, svcs[i]->name, envm->regions[j].name, e))
 				goto out;
-	}
 	json_t *d;
 	json_array_foreach(active, i, d) {
 		struct pl_state st;
@@ -185,9 +185,9 @@ static int gather(const struct gate_src *src, const char *env, struct gather *g,
 	}
 	rc = 0;
 out:
-	json_decref(svcs);
+	catalog_release_services(src->cat, svcs, nsvcs);
 	json_decref(active);
-	json_decref(envm);
+	catalog_release_environment(src->cat, envm);
 	if (rc)
 		gather_free(g);
 	return rc;
@@ -196,24 +196,27 @@ out:
 /* The environment's gate policy; -1 with e when the store failed (gather has seen it). */
 static int policy_of(const struct gate_src *src, const char *env, struct plan_policy *p, struct err *e)
 {
-	json_t *envm = NULL;
-	if (catalog_environment(src->store, env, &envm, e) < 0)
+	const struct env_manifest *envm = NULL;
+	if (catalog_environment(src->cat, env, &envm, e) < 0)
 		return -1;
-	*p = (struct plan_policy){
-		.allow_unknown = json_is_true(json_object_get(json_object_get(envm, "policy"),
-							      "allow_unknown_consumers")),
-	};
-	json_decref(envm);
+	*p = (struct plan_policy){.allow_unknown = envm && envm->policy.allow_unknown_consumers};
+	catalog_release_environment(src->cat, envm);
 	return 0;
 }
 
 json_t *gate_can_i_deploy(store *st, runtimes *rts, const char *service, const char *version,
 			  const char *env, struct err *e)
 {
-	const struct gate_src *src = &(struct gate_src){st, rts};
+	const struct gate_src *src = &(struct gate_src){st, catalog_new(st, rts)};
 	struct gather g;
-	if (gather(src, env, &g, e))
+	if (!src->cat) {
+		err_set(e, "out of memory");
 		return NULL;
+	}
+	if (gather(src, env, &g, e)) {
+		catalog_free(src->cat);
+		return NULL;
+	}
 	json_t *report = NULL;
 	size_t i;
 	for (i = 0; i < g.nrels; i++)
@@ -228,12 +231,12 @@ json_t *gate_can_i_deploy(store *st, runtimes *rts, const char *service, const c
 			service, version);
 	}
 	gather_free(&g);
+	catalog_free(src->cat);
 	return report;
 }
 
 json_t *gate_plan(store *st, runtimes *rts, const json_t *targets, const char *env, struct err *e)
 {
-	const struct gate_src *src = &(struct gate_src){st, rts};
 	struct plan_target t[PLAN_MAX_TARGETS];
 	size_t n = 0;
 	const char *k;
@@ -254,12 +257,20 @@ json_t *gate_plan(store *st, runtimes *rts, const json_t *targets, const char *e
 		err_set(e, "targets: name at least one SERVICE=VERSION");
 		return NULL;
 	}
+	const struct gate_src *src = &(struct gate_src){st, catalog_new(st, rts)};
 	struct gather g;
-	if (gather(src, env, &g, e))
+	if (!src->cat) {
+		err_set(e, "out of memory");
 		return NULL;
+	}
+	if (gather(src, env, &g, e)) {
+		catalog_free(src->cat);
+		return NULL;
+	}
 	struct plan_policy p;
 	json_t *report = policy_of(src, env, &p, e) ? NULL
 						    : plan_make(g.live, g.nlive, g.rels, g.nrels, t, n, &p, e);
 	gather_free(&g);
+	catalog_free(src->cat);
 	return report;
 }

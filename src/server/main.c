@@ -39,6 +39,7 @@ struct server {
 	router *router;
 	fetcher *fetch;          /* asynchronous HTTP: smoke checks, Prometheus, the proxy's reads */
 	verifier *verifier;
+	catalog *catalog; /* one parsed copy of the manifests, shared by the objects below */
 	reconciler *reconciler;
 	executor *executor;
 	api *api;
@@ -233,15 +234,18 @@ int cmd_server(int argc, char **argv)
 	if (srv.fetch)
 		srv.verifier = verify_new(srv.loop, srv.router, srv.fetch);
 	if (srv.verifier)
+		srv.catalog = catalog_new(srv.store, srv.runtimes);
+	if (srv.catalog)
 		srv.reconciler = reconcile_new(srv.loop, srv.store, srv.runtimes, srv.router, srv.artifacts_dir);
 	if (srv.reconciler) {
+		reconcile_use_catalog(srv.reconciler, srv.catalog);
 		struct executor_deps xd = {srv.loop, srv.store, srv.runtimes, srv.router, srv.verifier,
-					   srv.reconciler, srv.fetch, srv.data_dir};
+					   srv.reconciler, srv.fetch, srv.data_dir, srv.catalog};
 		srv.executor = executor_new(&xd);
 	}
 	if (srv.executor) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir, hosts};
+				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog};
 		srv.api = api_new(&ad);
 	}
 	if (!srv.router || !srv.api) {
@@ -286,6 +290,7 @@ out:
 	api_free(srv.api);
 	executor_free(srv.executor);
 	reconcile_free(srv.reconciler);
+	catalog_free(srv.catalog);
 	verify_free(srv.verifier);
 	if (srv.router)
 		router_use_fetcher(srv.router, NULL);

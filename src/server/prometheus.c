@@ -146,27 +146,20 @@ static int range_url(struct buf *url, const char *base_url, const char *query, d
 
 /* ---- judging ---- */
 
-static double num_or(const json_t *o, const char *key, double def)
-{
-	const json_t *v = json_object_get(o, key);
-	return json_is_number(v) ? json_number_value(v) : def;
-}
-
-void prom_metric_config(const json_t *m, struct judge_metric_config *c)
+void prom_metric_config(const struct manifest_metric *m, struct judge_metric_config *c)
 {
 	judge_metric_config_default(c);
-	c->name = json_string_value(json_object_get(m, "name"));
+	c->name = m->name;
 	c->group = c->name; /* one group per metric: its weight is the metric's */
-	const char *dir = json_string_value(json_object_get(m, "direction"));
-	if (dir && !strcmp(dir, "increase"))
+	if (m->direction == MANIFEST_INCREASE)
 		c->direction = JUDGE_INCREASE;
-	else if (dir && !strcmp(dir, "decrease"))
+	else if (m->direction == MANIFEST_DECREASE)
 		c->direction = JUDGE_DECREASE;
-	c->critical = json_is_true(json_object_get(m, "critical"));
-	c->allowed_increase = num_or(m, "allowed_increase", 1.0);
-	c->allowed_decrease = num_or(m, "allowed_decrease", 1.0);
-	c->critical_increase = num_or(m, "critical_increase", 1.0);
-	c->critical_decrease = num_or(m, "critical_decrease", 1.0);
+	c->critical = m->critical;
+	c->allowed_increase = m->allowed_increase;
+	c->allowed_decrease = m->allowed_decrease;
+	c->critical_increase = m->critical_increase;
+	c->critical_decrease = m->critical_decrease;
 }
 
 enum pl_verdict prom_verdict(const struct judge_summary *s)
@@ -214,7 +207,11 @@ struct prom_slot {
 
 struct prom_run {
 	fetcher *f;
-	json_t *an; /* one reference */
+	/* what the run needs of the manifest's analysis, copied: a run may outlive the manifest
+	 * (the strings of metrics[] and server are the run's own) */
+	struct manifest_metric metrics[PROM_MAX_METRICS];
+	char *server;
+	double pass_score, marginal_score;
 	struct prom_target canary, baseline;
 	char *strings; /* the targets' strings, one allocation */
 	double start_s, end_s, step_s;
@@ -238,14 +235,18 @@ static void run_free(prom_run *r)
 		}
 	if (r->timer)
 		loop_timer_cancel(fetcher_loop(r->f), r->timer);
-	json_decref(r->an);
+	for (size_t i = 0; i < r->nm; i++) {
+		free((char *)r->metrics[i].name);
+		free((char *)r->metrics[i].query);
+	}
+	free(r->server);
 	free(r->strings);
 	free(r);
 }
 
 static const char *metric_name(const prom_run *r, size_t i)
 {
-	const char *n = json_string_value(json_object_get(json_array_get(json_object_get(r->an, "metrics"), i), "name"));
+	const char *n = r->metrics[i].name;
 	return n ? n : "?";
 }
 
@@ -317,9 +318,7 @@ static void on_answer(void *arg, const struct fetch_result *res)
 static int ask(prom_run *r, size_t i, int side, struct err *e)
 {
 	struct prom_slot *sl = &r->slot[i][side];
-	const json_t *m = json_array_get(json_object_get(r->an, "metrics"), i);
-	const char *tmpl = json_string_value(json_object_get(m, "query"));
-	const char *base = json_string_value(json_object_get(r->an, "prometheus"));
+	const char *tmpl = r->metrics[i].query, *base = r->server;
 	double start = r->start_s, end = r->end_s;
 	if (side == SIDE_BEFORE) {
 		start = r->start_s - (r->end_s - r->start_s);
@@ -368,7 +367,31 @@ static char *copy_target(char **at, const char *s)
 	return d;
 }
 
-prom_run *prom_start(fetcher *f, const json_t *an, const struct prom_target *canary,
+/* Copies the analysis of svc into r; -1 when out of memory. */
+static int copy_analysis(prom_run *r, const struct service_manifest *svc)
+{
+	r->step_s = (double)svc->analysis.interval_ms / 1000.0;
+	r->pass_score = svc->analysis.pass_score;
+	r->marginal_score = svc->analysis.marginal_score;
+	if (svc->analysis.prometheus && *svc->analysis.prometheus &&
+	    !(r->server = strdup(svc->analysis.prometheus)))
+		return -1;
+	size_t nm = svc->analysis.nmetrics < PROM_MAX_METRICS ? svc->analysis.nmetrics : PROM_MAX_METRICS;
+	for (; r->nm < nm; r->nm++) {
+		const struct manifest_metric *m = &svc->analysis.metrics[r->nm];
+		struct manifest_metric *c = &r->metrics[r->nm];
+		*c = *m;
+		c->name = m->name ? strdup(m->name) : NULL;
+		c->query = m->query ? strdup(m->query) : NULL;
+		if ((m->name && !c->name) || (m->query && !c->query)) {
+			r->nm++;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+prom_run *prom_start(fetcher *f, const struct service_manifest *svc, const struct prom_target *canary,
 		     const struct prom_target *baseline, double start_s, double end_s,
 		     prom_done_fn *fn, void *arg)
 {
@@ -390,19 +413,18 @@ prom_run *prom_start(fetcher *f, const json_t *an, const struct prom_target *can
 		*dst[k] = (struct prom_target){copy_target(&at, t[k]->service), copy_target(&at, t[k]->version),
 					       copy_target(&at, t[k]->region), copy_target(&at, t[k]->env)};
 	r->f = f;
-	r->an = json_incref((json_t *)an);
 	r->fn = fn;
 	r->arg = arg;
 	r->start_s = start_s;
 	r->end_s = end_s;
-	r->step_s = num_or(an, "interval_ms", 1000) / 1000.0;
+	if (copy_analysis(r, svc)) {
+		run_free(r);
+		return NULL;
+	}
 	if (r->step_s < 0.1)
 		r->step_s = 0.1; /* query_range refuses more than 11,000 points: keep windows cheap */
-	r->nm = json_array_size(json_object_get(an, "metrics"));
-	if (r->nm > PROM_MAX_METRICS)
-		r->nm = PROM_MAX_METRICS;
 	struct err e = {""};
-	if (r->nm && json_string_value(json_object_get(an, "prometheus")))
+	if (r->nm && r->server)
 		for (size_t i = 0; i < r->nm && !r->msg[0]; i++)
 			for (int side = SIDE_CANARY; side <= SIDE_BASE && !r->msg[0]; side++)
 				if (ask(r, i, side, &e))
@@ -427,10 +449,8 @@ void prom_cancel(prom_run *r)
 /* Judges every metric from the answers; sets r->msg. */
 static void judge_all(prom_run *r, enum pl_verdict *vout, json_t **evidence)
 {
-	const json_t *an = r->an;
-	const json_t *metrics = json_object_get(an, "metrics");
 	size_t nm = r->nm;
-	const char *base = json_string_value(json_object_get(an, "prometheus"));
+	const char *base = r->server;
 	char *msg = r->msg;
 	size_t msglen = sizeof(r->msg);
 	*vout = PL_VERDICT_NONE;
@@ -453,10 +473,9 @@ static void judge_all(prom_run *r, enum pl_verdict *vout, json_t **evidence)
 		return;
 	}
 	for (size_t i = 0; i < nm; i++) {
-		const json_t *m = json_array_get(metrics, i);
-		prom_metric_config(m, &cfg[i]);
+		prom_metric_config(&r->metrics[i], &cfg[i]);
 		groups[i] = cfg[i].group;
-		weights[i] = num_or(m, "weight", 1.0);
+		weights[i] = r->metrics[i].weight;
 		const struct prom_slot *c = &r->slot[i][SIDE_CANARY], *b = &r->slot[i][SIDE_BASE];
 		double bstart = start_s, bend = end_s;
 		if (b->finite < PROM_MIN_SAMPLES && r->slot[i][SIDE_BEFORE].done) {
@@ -494,7 +513,7 @@ static void judge_all(prom_run *r, enum pl_verdict *vout, json_t **evidence)
 				       "critical_failure", jr->critical_failure, "mann_whitney", mw));
 	}
 	struct judge_summary sum;
-	double pass = num_or(an, "pass_score", 95), marginal = num_or(an, "marginal_score", 75);
+	double pass = r->pass_score, marginal = r->marginal_score;
 	if (judge_score(cfg, res, nm, groups, weights, nm, pass, marginal, &sum, &e)) {
 		snprintf(msg, msglen, "prometheus metrics: %.200s", e.msg);
 		goto out;

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/manifest.h"
 #include "core/pipeline.h"
 #include "stats/judge.h"
 #include "loop/fetch.h"
@@ -56,8 +57,9 @@ __attribute__((warn_unused_result)) int prom_expand(const char *tmpl, const stru
 __attribute__((warn_unused_result)) int prom_parse_range(const char *body, size_t len, double *values,
 							 size_t max, size_t *n /* OUT */, struct err *e);
 
-/* The classifier's configuration of one normalized manifest entry of analysis.metrics. */
-void prom_metric_config(const json_t *metric, struct judge_metric_config *c /* OUT */);
+/* The classifier's configuration of one metric of a manifest's analysis.metrics (c->name
+ * points into m). */
+void prom_metric_config(const struct manifest_metric *m, struct judge_metric_config *c /* OUT */);
 
 /* The pipeline's verdict for a score: pass -> PASS, fail (or a critical failure) -> FAIL,
  * marginal -> INCONCLUSIVE (the step's maximum duration then decides). */
@@ -75,14 +77,15 @@ typedef struct prom_run prom_run;
 typedef void prom_done_fn(void *arg, enum pl_verdict v, const char *msg, json_t *evidence);
 
 /*
- * Starts judging every metric of `analysis` (a normalized manifest's analysis object) for
+ * Starts judging every metric of svc's analysis (analysis.metrics with analysis.prometheus,
+ * interval_ms, pass_score and marginal_score; copied, so the run may outlive svc) for
  * canary against baseline over [start_s, end_s] (Unix seconds): both queries of every metric
  * go out at once over f, each bounded by PROM_TIMEOUT_MS. A baseline with too few samples in
  * the window (it gets no traffic at the last step) is read over as long a time just before
  * start_s. Without metrics or server the verdict is PASS. The targets are copied. Returns
  * NULL only when out of memory (then the callback will not run).
  */
-prom_run *prom_start(fetcher *f, const json_t *analysis, const struct prom_target *canary,
+prom_run *prom_start(fetcher *f, const struct service_manifest *svc, const struct prom_target *canary,
 		     const struct prom_target *baseline, double start_s, double end_s,
 		     prom_done_fn *fn, void *arg);
 /* Stops a run before its callback: the callback will not run, the run is freed. */

@@ -31,6 +31,8 @@ struct reconciler {
 	store *store;
 	runtimes *runtimes;
 	router *router;
+	catalog *cat;              /* the manifests */
+	catalog *own_cat;          /* ...when none was given (reconcile_use_catalog) */
 	char artifacts_dir[PATH_MAX];
 	json_t *idle;              /* instance id -> loop time it was first seen drained */
 	json_t *start_errors;      /* "service/env/region/version" -> why its instances cannot start */
@@ -53,7 +55,8 @@ reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const cha
 	snprintf(rec->artifacts_dir, sizeof(rec->artifacts_dir), "%s", artifacts_dir);
 	rec->idle = json_object();
 	rec->start_errors = json_object();
-	if (!rec->idle || !rec->start_errors) {
+	rec->cat = rec->own_cat = catalog_new(s, rts);
+	if (!rec->idle || !rec->start_errors || !rec->cat) {
 		reconcile_free(rec);
 		return NULL;
 	}
@@ -66,30 +69,19 @@ void reconcile_free(reconciler *rec)
 		return;
 	json_decref(rec->idle);
 	json_decref(rec->start_errors);
+	catalog_free(rec->own_cat);
 	free(rec);
+}
+
+void reconcile_use_catalog(reconciler *rec, catalog *c)
+{
+	rec->cat = c ? c : rec->own_cat;
 }
 
 void reconcile_counts(const reconciler *rec, uint64_t *passes, uint64_t *skipped)
 {
 	*passes = rec->passes;
 	*skipped = rec->skipped;
-}
-
-
-static int64_t jint(const json_t *obj, const char *path)
-{
-	/* path like "health.interval_ms" */
-	char key[128];
-	const json_t *v = obj;
-	const char *p = path;
-	while (v && *p) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		snprintf(key, sizeof(key), "%.*s", (int)n, p);
-		v = json_object_get(v, key);
-		p += n + (dot ? 1 : 0);
-	}
-	return json_integer_value(v);
 }
 
 
@@ -128,10 +120,10 @@ const char *reconcile_start_error(reconciler *rec, const char *service, const ch
 }
 
 /* Starts (or keeps) the instances of one version. */
-static void ensure_version(reconciler *rec, runtime *rt, const json_t *svc, const char *env,
-			   const char *region, const char *version, unsigned count)
+static void ensure_version(reconciler *rec, runtime *rt, const struct service_manifest *svc,
+			   const char *env, const char *region, const char *version, unsigned count)
 {
-	const char *name = json_string_value(json_object_get(svc, "name"));
+	const char *name = svc->name;
 	json_t *rel = NULL;
 	struct err e = {""};
 	char release[PL_NAME_MAX];
@@ -148,30 +140,24 @@ static void ensure_version(reconciler *rec, runtime *rt, const json_t *svc, cons
 		return;
 	}
 
-	const json_t *run = json_object_get(svc, "run");
-	const json_t *args = json_object_get(run, "args");
-	const json_t *envs = json_object_get(run, "env");
-	const json_t *deps = json_object_get(svc, "depends_on");
-	size_t nargs = json_array_size(args), nenv = json_object_size(envs) + json_array_size(deps);
+	size_t nargs = svc->run.nargs, nenv = svc->run.nenv + svc->ndepends;
 	const char **argv = calloc(nargs + 1, sizeof(char *));
 	char **envv = calloc(nenv + 1, sizeof(char *));
 	size_t k = 0, i;
 	int failed = 0;
-	json_t *v;
-	json_array_foreach(args, i, v)
-		argv[i] = json_string_value(v);
-	const char *key;
-	json_object_foreach((json_t *)envs, key, v)
-		if (asprintf(&envv[k], "%s=%s", key, json_string_value(v)) > 0)
+	for (i = 0; i < nargs; i++)
+		argv[i] = svc->run.args[i];
+	for (i = 0; i < svc->run.nenv; i++)
+		if (asprintf(&envv[k], "%s=%s", svc->run.env[i].name, svc->run.env[i].value) > 0)
 			k++;
-	json_array_foreach(deps, i, v) {
-		const char *dep = json_string_value(v);
+	for (i = 0; i < svc->ndepends; i++) {
+		const char *dep = svc->depends_on[i];
 		char upper[80];
 		size_t j = 0;
 		for (; dep[j] && j < sizeof(upper) - 1; j++)
 			upper[j] = dep[j] == '-' ? '_' : (char)(dep[j] >= 'a' && dep[j] <= 'z' ? dep[j] - 32 : dep[j]);
 		upper[j] = '\0';
-		int port = catalog_listen_port(rec->store, env, region, dep, &e);
+		int port = catalog_listen_port(rec->cat, env, region, dep, &e);
 		if (port < 0) {
 			/* started without its upstream, it would fail: try again next pass */
 			failed = 1;
@@ -186,12 +172,12 @@ static void ensure_version(reconciler *rec, runtime *rt, const json_t *svc, cons
 	struct instance_spec spec = {
 		.service = name, .env = env, .region = region, .version = version,
 		.artifact = artifact,
-		.command = json_string_value(json_object_get(run, "command")),
+		.command = svc->run.command,
 		.args = argv, .env_vars = (const char *const *)envv,
-		.health_path = json_string_value(json_object_get(json_object_get(svc, "health"), "path")),
-		.health_interval_ms = (unsigned)jint(svc, "health.interval_ms"),
-		.health_timeout_ms = (unsigned)jint(svc, "health.timeout_ms"),
-		.drain_timeout_ms = (unsigned)jint(svc, "drain_timeout_ms"),
+		.health_path = svc->health.path,
+		.health_interval_ms = (unsigned)svc->health.interval_ms,
+		.health_timeout_ms = (unsigned)svc->health.timeout_ms,
+		.drain_timeout_ms = (unsigned)svc->drain_timeout_ms,
 	};
 	set_start_error(rec, name, env, region, version,
 			failed || runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
@@ -215,12 +201,11 @@ static int alive(const struct instance_info *in)
 	return in->state != INSTANCE_STOPPED && in->state != INSTANCE_STOPPING;
 }
 
-static void reconcile_region(reconciler *rec, runtime *rt, const json_t *svc, const json_t *envm,
-			     const json_t *region, const struct pl_desired *d)
+static void reconcile_region(reconciler *rec, runtime *rt, const struct service_manifest *svc,
+			     const struct env_manifest *envm, const struct manifest_region *region,
+			     const struct pl_desired *d)
 {
-	const char *name = json_string_value(json_object_get(svc, "name"));
-	const char *env = json_string_value(json_object_get(envm, "name"));
-	const char *rname = json_string_value(json_object_get(region, "name"));
+	const char *name = svc->name, *env = envm->name, *rname = region->name;
 	struct err e = {""};
 
 	struct instance_info *in = NULL;
@@ -303,7 +288,7 @@ static void reconcile_region(reconciler *rec, runtime *rt, const json_t *svc, co
 		snprintf(e.msg, sizeof(e.msg), "no running instance for any weighted version yet");
 	} else if (any_weight) {
 		struct router_route route = {
-			.name = rn, .port = (int)(jint(svc, "listen_port") + jint(region, "port_offset")),
+			.name = rn, .port = svc->listen_port + region->port_offset,
 			.versions = versions, .nversions = nversions};
 		routed = router_put_route(rec->router, &route, &e) == 0;
 	} else {
@@ -424,9 +409,12 @@ void reconcile_all(reconciler *rec)
 		}
 		return;
 	}
-	json_t *svcs = NULL, *envs = NULL, *active = NULL, *prev_errors = NULL;
-	if (store_list_manifests(rec->store, "Service", &svcs, &e) ||
-	    store_list_manifests(rec->store, "Environment", &envs, &e) ||
+	const struct service_manifest **svcs = NULL;
+	const struct env_manifest **envs = NULL;
+	size_t nsvcs = 0, nenvs = 0;
+	json_t *active = NULL, *prev_errors = NULL;
+	if (catalog_services(rec->cat, &svcs, &nsvcs, &e) ||
+	    catalog_environments(rec->cat, &envs, &nenvs, &e) ||
 	    store_active_deployments(rec->store, &active, &e)) {
 		log_error("reconcile: %s", e.msg);
 		goto out;
@@ -438,14 +426,16 @@ void reconcile_all(reconciler *rec)
 	rec->start_errors_prev = prev_errors;
 	size_t i, j, k;
 	int logged = 0; /* store failures: one line per pass */
-	json_t *svc, *envm, *region;
-	json_array_foreach(svcs, i, svc) {
-		const char *name = json_string_value(json_object_get(svc, "name"));
-		int count = (int)jint(svc, "instances");
-		json_array_foreach(envs, j, envm) {
-			const char *env = json_string_value(json_object_get(envm, "name"));
-			json_array_foreach(json_object_get(envm, "regions"), k, region) {
-				const char *rname = json_string_value(json_object_get(region, "name"));
+	for (i = 0; i < nsvcs; i++) {
+		const struct service_manifest *svc = svcs[i];
+		const char *name = svc->name;
+		int count = svc->instances;
+		for (j = 0; j < nenvs; j++) {
+			const struct env_manifest *envm = envs[j];
+			const char *env = envm->name;
+			for (k = 0; k < envm->nregions; k++) {
+				const struct manifest_region *region = &envm->regions[k];
+				const char *rname = region->name;
 				struct pl_desired d = {.nrun = 0, .nroute = 0};
 				runtime *rt = NULL;
 				struct err rte = {""};
@@ -496,7 +486,7 @@ void reconcile_all(reconciler *rec)
 	rec->seen_at = loop_now(rec->loop);
 out:
 	json_decref(prev_errors);
-	json_decref(svcs);
-	json_decref(envs);
+	catalog_release_services(rec->cat, svcs, nsvcs);
+	catalog_release_environments(rec->cat, envs, nenvs);
 	json_decref(active);
 }

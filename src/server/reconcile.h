@@ -17,6 +17,7 @@
 
 #include "loop/loop.h"
 #include "router/router.h"
+#include "server/catalog.h"
 #include "server/runtimes.h"
 #include "store/store.h"
 
@@ -26,6 +27,10 @@ typedef struct reconciler reconciler;
  * releases' artifacts (store/artifacts.h). NULL when out of memory. */
 reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const char *artifacts_dir);
 void reconcile_free(reconciler *rec);
+/* Reads the manifests through c (borrowed; it must outlive the reconciler) rather than the
+ * reconciler's own catalog over the store (NULL: back to its own). One catalog shared by the
+ * server's objects parses each manifest once. */
+void reconcile_use_catalog(reconciler *rec, catalog *c);
 
 /* A pass over every service/env/region, now. */
 void reconcile_all(reconciler *rec);

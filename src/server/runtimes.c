@@ -57,18 +57,13 @@ static void region_key(char *key, size_t len, const char *env, const char *regio
 	snprintf(key, len, "%s/%s", env, region);
 }
 
-int runtimes_resolve(runtimes *rs, const char *env, const json_t *region, runtime **out, struct err *e)
+int runtimes_resolve(runtimes *rs, const char *env, const struct manifest_region *region, runtime **out,
+		     struct err *e)
 {
-	const char *rname = json_string_value(json_object_get(region, "name"));
-	const json_t *r = json_object_get(region, "runtime");
-	const char *kind = json_is_string(r) ? json_string_value(r) : json_string_value(json_object_get(r, "kind"));
-	const json_t *settings = json_is_object(r) ? r : NULL;
-	if (!rname)
-		return err_set(e, "a region of environment '%s' has no name", env);
-	if (!r)
+	const char *rname = region->name, *kind = region->runtime_kind;
+	const json_t *settings = NULL; /* a manifest names a kind only (docs/manifests.md) */
+	if (!kind || !*kind)
 		kind = "local"; /* the manifest's default */
-	if (!kind)
-		return err_set(e, "region %s/%s: its runtime names no kind", env, rname);
 	size_t i = 0;
 	while (i < rs->nopen && !runtime_serves(rs->open[i], kind, settings))
 		i++;

@@ -1,8 +1,8 @@
 /*
  * runtimes: the server's runtimes, one per region, opened from each Environment's regions.
  *
- * A region's normalized manifest names its runtime: `runtime: local` (a kind), or a mapping
- * `{kind: local, ...settings}`. runtimes_resolve finds an open runtime of that kind with the
+ * A region's manifest names its runtime: `runtime: local` (a kind; drivers take settings, the
+ * manifest has none yet). runtimes_resolve finds an open runtime of that kind with the
  * same settings, or opens one (runtime_open), and remembers which one serves that env/region.
  * Regions share runtime objects: every local region uses the one local driver, opened at
  * start (so that the instances in DATA/instances are adopted and kept alive before any
@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/manifest.h"
 #include "runtime/runtime.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -34,9 +35,10 @@ __attribute__((warn_unused_result)) int runtimes_open_with(runtimes **out, const
 /* Closes every runtime; instances keep running. NULL is ignored. */
 void runtimes_close(runtimes *rs);
 
-/* The runtime of region `region` (its normalized manifest object, with "name" and "runtime")
- * of environment env, opened when none serves that kind and settings yet. */
-__attribute__((warn_unused_result)) int runtimes_resolve(runtimes *rs, const char *env, const json_t *region,
+/* The runtime of region `region` (of the typed Environment manifest env) opened when none
+ * serves that kind and settings yet. */
+__attribute__((warn_unused_result)) int runtimes_resolve(runtimes *rs, const char *env,
+							 const struct manifest_region *region,
 							 runtime **out /* OUT */, struct err *e);
 /* The runtime last resolved for env/region, or NULL when it never was. */
 runtime *runtimes_get(const runtimes *rs, const char *env, const char *region);

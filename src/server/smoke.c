@@ -16,7 +16,8 @@
 
 struct smoke_run {
 	fetcher *f;
-	json_t *checks;   /* one reference */
+	struct manifest_smoke *checks; /* copies: a run may outlive the manifest */
+	size_t nchecks;
 	json_t *evidence; /* one entry per check, filled as they run */
 	size_t next;      /* the check to start next */
 	uint64_t fetch;   /* the request in flight, or 0 */
@@ -27,9 +28,18 @@ struct smoke_run {
 	char addr[SMOKE_MAX_ADDR + 1];
 };
 
+static const char *method_name(enum manifest_http_method m)
+{
+	return m == MANIFEST_HEAD ? "HEAD" : m == MANIFEST_POST ? "POST" : "GET";
+}
+
 static void run_free(smoke_run *r)
 {
-	json_decref(r->checks);
+	for (size_t i = 0; i < r->nchecks; i++) {
+		free((char *)r->checks[i].path);
+		free((char *)r->checks[i].body_contains);
+	}
+	free(r->checks);
 	json_decref(r->evidence);
 	free(r);
 }
@@ -56,12 +66,10 @@ static void on_response(void *arg, const struct fetch_result *res)
 {
 	smoke_run *r = arg;
 	size_t i = r->next - 1;
-	const json_t *ck = json_array_get(r->checks, i);
+	const struct manifest_smoke *ck = &r->checks[i];
 	json_t *ev = json_array_get(r->evidence, i);
-	const char *path = json_string_value(json_object_get(ck, "path"));
-	const char *method = json_string_value(json_object_get(ck, "method"));
-	const char *needle = json_string_value(json_object_get(ck, "body_contains"));
-	json_int_t want = json_integer_value(json_object_get(ck, "status"));
+	const char *path = ck->path, *method = method_name(ck->method), *needle = ck->body_contains;
+	long want = ck->status;
 	char msg[ERR_MSG_MAX + 64];
 	r->fetch = 0;
 	if (!res->ok) {
@@ -76,8 +84,8 @@ static void on_response(void *arg, const struct fetch_result *res)
 			json_object_set_new(ev, "matched", json_boolean(matched));
 		}
 		if (res->status != want) {
-			snprintf(msg, sizeof(msg), "%s %s answered %ld, expected %lld", method, path,
-				 res->status, (long long)want);
+			snprintf(msg, sizeof(msg), "%s %s answered %ld, expected %ld", method, path,
+				 res->status, want);
 			settle(r, i, 0, msg);
 		} else if (!matched) {
 			snprintf(msg, sizeof(msg),
@@ -97,20 +105,17 @@ static void on_response(void *arg, const struct fetch_result *res)
  * when none is left. */
 static void next_check(smoke_run *r)
 {
-	while (r->next < json_array_size(r->checks)) {
+	while (r->next < r->nchecks) {
 		size_t i = r->next++;
-		const json_t *ck = json_array_get(r->checks, i);
-		const char *path = json_string_value(json_object_get(ck, "path"));
-		const char *method = json_string_value(json_object_get(ck, "method"));
-		json_int_t timeout = json_integer_value(json_object_get(ck, "timeout_ms"));
+		const struct manifest_smoke *ck = &r->checks[i];
+		const char *path = ck->path, *method = method_name(ck->method);
+		uint64_t timeout = ck->timeout_ms;
 		if (!r->addr[0]) {
 			settle(r, i, 0, "bad instance address");
 			continue;
 		}
-		if (!path || path[0] != '/' || strlen(path) > SMOKE_MAX_PATH || !method ||
-		    !json_is_integer(json_object_get(ck, "status"))) {
-			settle(r, i, 0, "malformed check (expected a normalized smoke entry with path, "
-					"method, status)");
+		if (!path || path[0] != '/' || strlen(path) > SMOKE_MAX_PATH) {
+			settle(r, i, 0, "malformed check (its path must begin with '/')");
 			continue;
 		}
 		if (timeout < SMOKE_MIN_TIMEOUT_MS)
@@ -139,33 +144,45 @@ static void on_timer(loop *l, void *arg)
 	finish(r);
 }
 
-int smoke_start(fetcher *f, const json_t *checks, const char *addr, smoke_done_fn *fn, void *arg,
-		smoke_run **out)
+int smoke_start(fetcher *f, const struct manifest_smoke *checks, size_t n, const char *addr,
+		smoke_done_fn *fn, void *arg, smoke_run **out)
 {
 	*out = NULL;
-	if (!json_array_size(checks))
+	if (!n)
 		return 1;
 	smoke_run *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -1;
 	r->f = f;
-	r->checks = json_incref((json_t *)checks);
 	r->evidence = json_array();
+	r->checks = calloc(n, sizeof(*r->checks));
+	if (!r->evidence || !r->checks) {
+		run_free(r);
+		return -1;
+	}
+	for (; r->nchecks < n; r->nchecks++) {
+		struct manifest_smoke *ck = &r->checks[r->nchecks];
+		*ck = checks[r->nchecks];
+		ck->path = ck->path ? strdup(ck->path) : NULL;
+		ck->body_contains = ck->body_contains ? strdup(ck->body_contains) : NULL;
+		if ((checks[r->nchecks].path && !ck->path) ||
+		    (checks[r->nchecks].body_contains && !ck->body_contains)) {
+			r->nchecks++;
+			run_free(r);
+			return -1;
+		}
+	}
 	r->all_ok = 1;
 	r->fn = fn;
 	r->arg = arg;
 	if (addr && strlen(addr) <= SMOKE_MAX_ADDR)
 		snprintf(r->addr, sizeof(r->addr), "%s", addr);
-	size_t i;
-	json_t *ck;
-	json_array_foreach(checks, i, ck) {
-		const json_t *want = json_object_get(ck, "status");
-		json_t *ev = json_pack("{s:s?, s:s?, s:O?, s:n, s:s?, s:n, s:b, s:n}", "path",
-				       json_string_value(json_object_get(ck, "path")), "method",
-				       json_string_value(json_object_get(ck, "method")), "want_status",
-				       json_is_integer(want) ? want : NULL, "status", "body_contains",
-				       json_string_value(json_object_get(ck, "body_contains")), "matched",
-				       "ok", 0, "error");
+	for (size_t i = 0; i < n; i++) {
+		const struct manifest_smoke *ck = &r->checks[i];
+		json_t *ev = json_pack("{s:s?, s:s, s:i, s:n, s:s?, s:n, s:b, s:n}", "path", ck->path,
+				       "method", method_name(ck->method), "want_status", ck->status,
+				       "status", "body_contains", ck->body_contains, "matched", "ok", 0,
+				       "error");
 		if (!ev || json_array_append_new(r->evidence, ev)) {
 			run_free(r);
 			return -1;

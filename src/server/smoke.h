@@ -1,5 +1,5 @@
 /*
- * smoke: the smoke checks of a service (its normalized manifest's `smoke` list) run against one
+ * smoke: the smoke checks of a service (its typed manifest's `smoke` list) run against one
  * new instance before it gets traffic: in the pre-production stage and before a blue-green
  * switch. Each check is one HTTP request whose status must equal the expected one and whose
  * body, when the check has `body_contains`, must contain that substring.
@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "core/manifest.h"
 #include "loop/fetch.h"
 
 #define SMOKE_MAX_BODY (64 * 1024)
@@ -32,15 +33,15 @@ typedef struct smoke_run smoke_run;
 typedef void smoke_done_fn(void *arg, const json_t *evidence, int ok);
 
 /*
- * Starts the checks of `checks` (a normalized `smoke` array: {path, method, status,
- * body_contains (string or null), timeout_ms}) against the instance at `endpoint`, its
- * "host:port" as the runtime lists it. A malformed check fails with an error entry rather than being skipped.
- * Returns 0 with *out set (the callback will run), 1 when there is no check at all (nothing
- * runs: that passes), or -1 when out of memory.
+ * Starts the n checks of `checks` (a typed manifest's smoke list, core/manifest.h; copied, so
+ * the run may outlive the manifest) against the instance at `endpoint`, its "host:port" as the
+ * runtime lists it. A malformed check (a path that does not begin with '/') fails with an
+ * error entry rather than being skipped. Returns 0 with *out set (the callback will run), 1
+ * when there is no check at all (nothing runs: that passes), or -1 when out of memory.
  */
-__attribute__((warn_unused_result)) int smoke_start(fetcher *f, const json_t *checks, const char *endpoint,
-						    smoke_done_fn *fn, void *arg,
-						    smoke_run **out /* OUT */);
+__attribute__((warn_unused_result)) int smoke_start(fetcher *f, const struct manifest_smoke *checks,
+						    size_t n, const char *endpoint, smoke_done_fn *fn,
+						    void *arg, smoke_run **out /* OUT */);
 
 /* Stops a run before its callback: the callback will not run, the run is freed. */
 void smoke_cancel(smoke_run *r);

@@ -333,16 +333,14 @@ struct seq_params {
 	double slow_floor; /* slow requests pass once the canary's share is proven below this */
 };
 
-static void seq_params(const json_t *an, struct seq_params *p)
+static void seq_params(const struct service_manifest *svc, struct seq_params *p)
 {
-	p->alpha = json_number_value(json_object_get(an, "alpha"));
+	p->alpha = svc->analysis.alpha;
 	if (!(p->alpha > 0 && p->alpha <= 0.5))
 		p->alpha = 0.05;
-	p->tolerance = json_is_number(json_object_get(an, "tolerance"))
-			       ? json_number_value(json_object_get(an, "tolerance"))
-			       : 0.2;
-	double mer = json_number_value(json_object_get(an, "max_error_rate"));
-	double meri = json_number_value(json_object_get(an, "max_error_rate_increase"));
+	p->tolerance = svc->analysis.tolerance;
+	double mer = svc->analysis.max_error_rate;
+	double meri = svc->analysis.max_error_rate_increase;
 	/* proven below both: within the absolute limit, and whatever the stable's rate, no more
 	 * than the allowed increase above it */
 	p->err_floor = mer < meri ? mer : meri;
@@ -560,25 +558,24 @@ static void prom_done(void *arg, enum pl_verdict v, const char *msg, json_t *evi
 /* The custom metrics of a step: the canary against what it is compared with (the baseline's
  * label, STABLE~baseline, is the proxy's version label of its series, and {version} of its
  * instances' arguments). */
-static void prom_step(verifier *vr, struct window *w, const json_t *svc, const char *env,
-		      const struct pl_state *st, const struct pl_region *r, const struct reference *ref)
+static void prom_step(verifier *vr, struct window *w, const struct service_manifest *svc,
+		      const char *env, const struct pl_state *st, const struct pl_region *r,
+		      const struct reference *ref)
 {
-	const json_t *an = json_object_get(svc, "analysis");
-	if (w->prom_done || w->prom || !json_array_size(json_object_get(an, "metrics")) || !ref->version)
+	if (w->prom_done || w->prom || !svc->analysis.nmetrics || !ref->version)
 		return;
 	int64_t now = wall_ms();
 	if (now - w->opened_ms < st->cfg.step_duration_ms)
 		return;
-	const char *name = json_string_value(json_object_get(svc, "name"));
-	struct prom_target canary = {name, st->version, r->name, env};
-	struct prom_target base = {name, ref->version, r->name, env};
-	w->prom = prom_start(vr->fetch, an, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
+	struct prom_target canary = {svc->name, st->version, r->name, env};
+	struct prom_target base = {svc->name, ref->version, r->name, env};
+	w->prom = prom_start(vr->fetch, svc, &canary, &base, (double)w->opened_ms / 1000, (double)now / 1000,
 			     prom_done, w);
 	if (w->prom && !w->prom_msg[0])
 		snprintf(w->prom_msg, sizeof(w->prom_msg), "asking prometheus");
 }
 
-enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, const char *env,
+enum pl_verdict verify_region(verifier *vr, int64_t dep, const struct service_manifest *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
@@ -591,13 +588,10 @@ enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, cons
 		return PL_VERDICT_NONE;
 	}
 	char route[256];
-	router_route_name(route, sizeof(route), json_string_value(json_object_get(svc, "name")),
-			     env, r->name);
-	const json_t *an = json_object_get(svc, "analysis");
-	const char *method = json_string_value(json_object_get(an, "method"));
-	int sequential = method && !strcmp(method, "sequential");
+	router_route_name(route, sizeof(route), svc->name, env, r->name);
+	int sequential = svc->analysis.method == MANIFEST_SEQUENTIAL;
 	struct seq_params sp;
-	seq_params(an, &sp);
+	seq_params(svc, &sp);
 	struct reference ref;
 	reference_of(st, ri, &ref);
 	struct version_window cur_new, cur_old;
@@ -646,10 +640,10 @@ enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, cons
 	window_diff(&cur_new, &w->base_new);
 	window_diff(&cur_old, &w->base_old);
 	struct analysis_limits lim = {
-		.min_requests = (uint64_t)json_integer_value(json_object_get(an, "min_requests")),
-		.max_error_rate = json_number_value(json_object_get(an, "max_error_rate")),
-		.max_error_rate_increase = json_number_value(json_object_get(an, "max_error_rate_increase")),
-		.max_p99_ms = (double)json_integer_value(json_object_get(an, "max_p99_latency_ms")),
+		.min_requests = (uint64_t)svc->analysis.min_requests,
+		.max_error_rate = svc->analysis.max_error_rate,
+		.max_error_rate_increase = svc->analysis.max_error_rate_increase,
+		.max_p99_ms = (double)svc->analysis.max_p99_latency_ms,
 		.reference = ref.word,
 	};
 	json_t *evidence = NULL;
@@ -682,7 +676,7 @@ enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, cons
 	/* custom Prometheus metrics: a canary step passes only when they pass too */
 	if (!baking && v != PL_VERDICT_FAIL) {
 		prom_step(vr, w, svc, env, st, r, &ref);
-		if (json_array_size(json_object_get(an, "metrics"))) {
+		if (svc->analysis.nmetrics) {
 			if (w->prom_done && w->prom_verdict == PL_VERDICT_FAIL) {
 				v = PL_VERDICT_FAIL;
 				snprintf(msg, msglen, "%s", w->prom_msg);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/analysis.h"
+#include "core/manifest.h"
 #include "core/pipeline.h"
 #include "loop/fetch.h"
 #include "loop/loop.h"
@@ -82,8 +83,9 @@ verifier *verify_new(loop *l, router *r, fetcher *f);
 /* Forgets every window, cancelling what is in flight; before fetcher_free. */
 void verify_free(verifier *vr);
 
-/* The verdict for region ri of deployment dep (in state st); msg gets a one-line summary. */
-enum pl_verdict verify_region(verifier *vr, int64_t dep, const json_t *svc, const char *env,
+/* The verdict for region ri of deployment dep (in state st) of service svc (its analysis
+ * settings; borrowed for the call); msg gets a one-line summary. */
+enum pl_verdict verify_region(verifier *vr, int64_t dep, const struct service_manifest *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen);
 /* A new window begins at the next verdict (a step or bake started). */
 void verify_reset(verifier *vr, int64_t dep, int region);

@@ -39,10 +39,10 @@ static void setup(void)
 	rtr = fake_router_new();
 	vr = verify_new(l, rtr, NULL);
 	rec = reconcile_new(l, st, rts, rtr, dir);
-	struct executor_deps xd = {l, st, rts, rtr, vr, rec, NULL, dir};
+	struct executor_deps xd = {l, st, rts, rtr, vr, rec, NULL, dir, NULL};
 	ex = executor_new(&xd);
 	static const char *const hosts[] = {"sluice.internal:7070", "[fd00::1]", NULL};
-	struct api_deps ad = {l, st, rts, ex, rec, vr, dir, hosts};
+	struct api_deps ad = {l, st, rts, ex, rec, vr, dir, hosts, NULL};
 	a = api_new(&ad);
 	cr_assert(l && rtr && vr && rec && ex && a);
 }

@@ -163,7 +163,7 @@ static void setup(void)
 	cr_assert_not_null(H.vr);
 	H.rec = reconcile_new(H.loop, H.store, H.rts, H.router, H.artifacts);
 	cr_assert_not_null(H.rec);
-	struct executor_deps xd = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir};
+	struct executor_deps xd = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL};
 	H.ex = executor_new(&xd);
 	cr_assert_not_null(H.ex);
 	H.counts = json_object();

@@ -122,6 +122,27 @@ static json_t *check(const char *path, const char *method, int status, const cha
 			 status, "body_contains", contains, "timeout_ms", timeout_ms);
 }
 
+/* The typed checks (core/manifest.h) of a list written as JSON above; strings borrowed. */
+static size_t typed(const json_t *checks, struct manifest_smoke *out, size_t max)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(checks, i, c) {
+		cr_assert_lt(i, max);
+		const char *m = json_string_value(json_object_get(c, "method"));
+		out[i] = (struct manifest_smoke){
+			.path = json_string_value(json_object_get(c, "path")),
+			.method = !m || !strcmp(m, "GET") ? MANIFEST_GET
+				  : !strcmp(m, "HEAD")    ? MANIFEST_HEAD
+							  : MANIFEST_POST,
+			.status = (int)json_integer_value(json_object_get(c, "status")),
+			.body_contains = json_string_value(json_object_get(c, "body_contains")),
+			.timeout_ms = (uint64_t)json_integer_value(json_object_get(c, "timeout_ms")),
+		};
+	}
+	return json_array_size(checks);
+}
+
 static const char *str(const json_t *ev, const char *k)
 {
 	return json_string_value(json_object_get(ev, k));
@@ -161,7 +182,8 @@ static json_t *run_checks(const json_t *checks, const char *at, int *ok)
 	cr_assert(l && f);
 	struct outcome o = {.l = l, .stop_after = 1};
 	smoke_run *r = NULL;
-	int rc = smoke_start(f, checks, at, on_done, &o, &r);
+	struct manifest_smoke ck[8];
+	int rc = smoke_start(f, ck, typed(checks, ck, 8), at, on_done, &o, &r);
 	cr_assert(rc >= 0);
 	if (rc == 1) {
 		*ok = 1;
@@ -315,9 +337,11 @@ Test(smoke, instances_are_checked_in_parallel_and_a_run_can_be_cancelled)
 	fetcher *f = fetcher_new(l);
 	struct outcome o = {.l = l, .stop_after = 2};
 	smoke_run *r1, *r2, *r3;
-	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r1), 0);
-	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r2), 0);
-	cr_assert_eq(smoke_start(f, checks, addr, on_done, &o, &r3), 0);
+	struct manifest_smoke ck[1];
+	size_t n = typed(checks, ck, 1);
+	cr_assert_eq(smoke_start(f, ck, n, addr, on_done, &o, &r1), 0);
+	cr_assert_eq(smoke_start(f, ck, n, addr, on_done, &o, &r2), 0);
+	cr_assert_eq(smoke_start(f, ck, n, addr, on_done, &o, &r3), 0);
 	smoke_cancel(r3);
 	uint64_t t0 = loop_clock_ms();
 	uint64_t guard = loop_timer(l, 10000, on_guard, NULL);

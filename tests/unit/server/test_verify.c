@@ -125,14 +125,36 @@ Test(prom_verdict, maps_scores_to_pipeline_verdicts)
 	cr_expect_eq(prom_verdict(&s), PL_VERDICT_FAIL);
 }
 
+/* A metric as the manifest validator normalizes it (its defaults filled). */
+static struct manifest_metric metric(const char *name, const char *query, enum manifest_direction d)
+{
+	return (struct manifest_metric){.name = name, .query = query, .direction = d, .weight = 1.0,
+					.allowed_increase = 1.0, .allowed_decrease = 1.0,
+					.critical_increase = 1.0, .critical_decrease = 1.0};
+}
+
+/* A Service whose analysis asks server about metrics m[0..n) (the other defaults filled). */
+static struct service_manifest prom_service(struct manifest_metric *m, size_t n, const char *server)
+{
+	struct service_manifest s = {.name = "metadata"};
+	s.analysis.metrics = m;
+	s.analysis.nmetrics = n;
+	s.analysis.prometheus = server;
+	s.analysis.interval_ms = 1000;
+	s.analysis.pass_score = 95;
+	s.analysis.marginal_score = 75;
+	return s;
+}
+
 /* End to end through the judge, as prom_judge does once the samples are in: a canary whose
  * error ratio is far above the baseline's scores 0 and fails; an identical one passes. */
 Test(prom_verdict, judge_results_to_verdicts)
 {
-	json_t *m = json_pack("{s:s, s:s, s:s, s:b, s:f, s:f}", "name", "errors", "query", "x", "direction",
-			      "increase", "critical", 0, "allowed_increase", 1.2, "critical_increase", 2.0);
+	struct manifest_metric m = metric("errors", "x", MANIFEST_INCREASE);
+	m.allowed_increase = 1.2;
+	m.critical_increase = 2.0;
 	struct judge_metric_config c;
-	prom_metric_config(m, &c);
+	prom_metric_config(&m, &c);
 	cr_expect_str_eq(c.name, "errors");
 	cr_expect_eq(c.direction, JUDGE_INCREASE);
 	cr_expect_eq(c.allowed_increase, 1.2);
@@ -152,7 +174,6 @@ Test(prom_verdict, judge_results_to_verdicts)
 	cr_assert_eq(judge_metric(&c, base, 10, base, 10, &r, &e), 0);
 	cr_assert_eq(judge_score(&c, &r, 1, groups, w, 1, 95, 75, &s, &e), 0);
 	cr_expect_eq(prom_verdict(&s), PL_VERDICT_PASS);
-	json_decref(m);
 }
 
 /* ---- prom_start against a fake Prometheus on 127.0.0.1:0 (a thread per connection) ---- */
@@ -256,7 +277,7 @@ static void guard_fired(loop *l, void *arg)
 }
 
 /* Runs one judgement to its end (10 s at most). */
-static struct prom_outcome judge_now(const json_t *an, const struct prom_target *c,
+static struct prom_outcome judge_now(const struct service_manifest *an, const struct prom_target *c,
 				     const struct prom_target *b, double start, double end)
 {
 	loop *l = loop_new();
@@ -278,29 +299,27 @@ static struct prom_outcome judge_now(const json_t *an, const struct prom_target 
 
 Test(prom_start, without_metrics_or_server)
 {
-	json_t *an = json_pack("{s:[], s:s}", "metrics", "prometheus", "http://127.0.0.1:9");
-	struct prom_outcome o = judge_now(an, &canary, &canary, 0, 10);
+	struct service_manifest an = prom_service(NULL, 0, "http://127.0.0.1:9");
+	struct prom_outcome o = judge_now(&an, &canary, &canary, 0, 10);
 	cr_expect_eq(o.v, PL_VERDICT_PASS);
 	cr_expect_null(o.ev);
-	json_decref(an);
 	/* a server that is not there: no test was made, the caller asks again later */
-	an = json_pack("{s:[{s:s, s:s}], s:s}", "metrics", "name", "e", "query", "up{v=\"{version}\"}",
-		       "prometheus", "http://127.0.0.1:9");
-	o = judge_now(an, &canary, &canary, 0, 10);
+	struct manifest_metric m = metric("e", "up{v=\"{version}\"}", MANIFEST_EITHER);
+	an = prom_service(&m, 1, "http://127.0.0.1:9");
+	o = judge_now(&an, &canary, &canary, 0, 10);
 	cr_expect_eq(o.v, PL_VERDICT_NONE);
 	cr_expect(strstr(o.msg, "metric e: "), "%s", o.msg);
 	cr_expect_null(o.ev);
-	json_decref(an);
 }
 
 Test(prom_start, judges_every_metric_from_parallel_queries, .init = prom_server_start,
      .fini = prom_server_stop, .timeout = 30)
 {
 	static const struct prom_target v1 = {"metadata", "v1", "east", "production"};
-	json_t *an = json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], s:s, s:i}", "metrics", "name",
-			       "latency", "query", "lat{v=\"{version}\"}", "direction", "increase", "name",
-			       "again", "query", "lat2{v=\"{version}\"}", "direction", "increase",
-			       "prometheus", prom_url, "interval_ms", 1000);
+	struct manifest_metric ms[2] = {metric("latency", "lat{v=\"{version}\"}", MANIFEST_INCREASE),
+					metric("again", "lat2{v=\"{version}\"}", MANIFEST_INCREASE)};
+	struct service_manifest svc = prom_service(ms, 2, prom_url);
+	const struct service_manifest *an = &svc;
 	/* the canary (v2) is five times slower than the baseline (v1): fail, with evidence */
 	struct prom_outcome o = judge_now(an, &canary, &v1, 1000, 1020);
 	cr_expect_eq(o.v, PL_VERDICT_FAIL, "%s", o.msg);
@@ -326,17 +345,16 @@ Test(prom_start, judges_every_metric_from_parallel_queries, .init = prom_server_
 						 0)),
 		     900.0);
 	json_decref(o.ev);
-	json_decref(an);
 }
 
 Test(prom_start, cancel_means_no_callback)
 {
 	loop *l = loop_new();
 	fetcher *f = fetcher_new(l);
-	json_t *an = json_pack("{s:[{s:s, s:s}], s:s}", "metrics", "name", "e", "query", "up",
-			       "prometheus", "http://127.0.0.1:9");
+	struct manifest_metric m = metric("e", "up", MANIFEST_EITHER);
+	struct service_manifest an = prom_service(&m, 1, "http://127.0.0.1:9");
 	struct prom_outcome o = {0};
-	prom_run *r = prom_start(f, an, &canary, &canary, 0, 10, prom_cb, &o);
+	prom_run *r = prom_start(f, &an, &canary, &canary, 0, 10, prom_cb, &o);
 	cr_assert(r);
 	prom_cancel(r);
 	uint64_t t = loop_timer(l, 300, guard_fired, NULL);
@@ -345,7 +363,6 @@ Test(prom_start, cancel_means_no_callback)
 	cr_expect_eq(o.calls, 0);
 	fetcher_free(f);
 	loop_free(l);
-	json_decref(an);
 }
 
 /* ---- verify_region with the sequential method, on synthetic proxy snapshots ---- */
@@ -384,7 +401,7 @@ struct harness {
 	router *router;
 	verifier *vr;
 	struct pl_state st;
-	json_t *svc;
+	struct service_manifest svc;
 	struct vcount c, s;
 	char msg[256];
 };
@@ -397,10 +414,14 @@ static void harness_init(struct harness *h, int step_percent)
 	cr_assert(h->loop && h->router);
 	h->vr = verify_new(h->loop, h->router, NULL);
 	cr_assert(h->vr);
-	h->svc = json_pack("{s:s, s:{s:s, s:f, s:f, s:f, s:f, s:I, s:I, s:[]}}", "name", "metadata", "analysis",
-			   "method", "sequential", "alpha", 0.05, "tolerance", 0.2, "max_error_rate", 0.1,
-			   "max_error_rate_increase", 0.1, "min_requests", (json_int_t)10,
-			   "max_p99_latency_ms", (json_int_t)1000, "metrics");
+	h->svc = (struct service_manifest){.name = "metadata"};
+	h->svc.analysis.method = MANIFEST_SEQUENTIAL;
+	h->svc.analysis.alpha = 0.05;
+	h->svc.analysis.tolerance = 0.2;
+	h->svc.analysis.max_error_rate = 0.1;
+	h->svc.analysis.max_error_rate_increase = 0.1;
+	h->svc.analysis.min_requests = 10;
+	h->svc.analysis.max_p99_latency_ms = 1000;
 	strcpy(h->st.version, "v2");
 	h->st.cfg.strategy = PL_CANARY;
 	h->st.cfg.steps[0] = step_percent;
@@ -420,14 +441,13 @@ static enum pl_verdict poll_verdict(struct harness *h)
 {
 	/* a snapshot requested now: it holds everything counted so far */
 	fake_router_set_metrics(h->router, snapshot(&h->c, &h->s), loop_now(h->loop));
-	return verify_region(h->vr, 1, h->svc, "production", &h->st, 0, h->msg, sizeof(h->msg));
+	return verify_region(h->vr, 1, &h->svc, "production", &h->st, 0, h->msg, sizeof(h->msg));
 }
 
 static void harness_release(struct harness *h)
 {
 	verify_free(h->vr);
 	router_free(h->router);
-	json_decref(h->svc);
 	loop_free(h->loop);
 }
 
@@ -634,12 +654,12 @@ Test(verify_sequential, a_window_opens_on_counters_requested_after_its_step_bega
 	cr_assert_gt(now, 1000);
 	/* requested before the step began (and old enough to be read again at every verdict) */
 	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), now - 200);
-	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert_eq(verify_region(h.vr, 1, &h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert(strstr(h.msg, "window opening"), "%s", h.msg);
-	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert_eq(verify_region(h.vr, 1, &h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert(strstr(h.msg, "window opening"), "still the old snapshot: %s", h.msg);
 	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), now); /* requested since */
-	cr_assert_eq(verify_region(h.vr, 1, h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
+	cr_assert_eq(verify_region(h.vr, 1, &h.svc, "production", &h.st, 0, h.msg, sizeof(h.msg)), PL_VERDICT_NONE);
 	cr_assert_str_eq(h.msg, "window opened");
 	harness_release(&h);
 }

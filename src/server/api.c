@@ -19,6 +19,7 @@
 #include "core/manifest.h"
 #include "http/routes.h"
 #include "server/api.h"
+#include "server/api_body.h"
 #include "server/gate.h"
 #include "server/catalog.h"
 #include "server/executor.h"
@@ -67,70 +68,11 @@ static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stol
 
 /* ---- request bodies: typed strictly, each against its table (util/shape.h) ---- */
 
-/* A contract travels as a JSON object (contract_from_json checks it) or null. */
-static int any_object(const struct shape_ctx *sc, struct shape_at at, const char *path,
-		      const struct shape_field *f, const json_t *v, json_t **out)
-{
-	char got[64];
-	if (!json_is_object(v) && !json_is_null(v))
-		return shape_fail(sc, shape_pos(sc, at), path, "expected a contract (an object) or null, got %s",
-				  shape_describe(v, got, sizeof(got)));
-	*out = json_incref((json_t *)v);
-	return 0;
-}
-
-static const struct shape_field file_fields[] = {
-	{.key = "name", .type = SHAPE_STRING, .required = 1, .max = 1024},
-	{.key = "content", .type = SHAPE_STRING, .required = 1, .empty_ok = 1, .max = API_JSON_MAX},
-	{0},
-};
-static const struct shape_field file_elem = {.type = SHAPE_OBJECT, .sub = file_fields};
-static const struct shape_field apply_body[] = {
-	{.key = "files", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 1000, .elem = &file_elem,
-	 .noun = "files"},
-	{0},
-};
-static const struct shape_field release_body[] = {
-	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
-	{.key = "digest", .type = SHAPE_STRING, .required = 1, .max = 71, .check = artifacts_valid_id,
-	 .what = "sha256: and 64 lowercase hex digits"},
-	{.key = "contract", .type = SHAPE_CUSTOM, .custom = any_object, .def = "null"},
-	{0},
-};
-static const struct shape_field deploy_body[] = {
-	{.key = "service", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
-	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
-	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
-	{.key = "force", .type = SHAPE_BOOL, .def = "false"},
-	{.key = "hotfix", .type = SHAPE_BOOL, .def = "false"},
-	{0},
-};
-static const struct shape_field rollback_body[] = {
-	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
-	{.key = "to", .type = SHAPE_NAME, .name = NAME_VERSION, .nullable = 1},
-	{0},
-};
-static const struct shape_field retry_body[] = {
-	{.key = "region", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
-	{0},
-};
-static const struct shape_field target_elem = {.type = SHAPE_NAME, .name = NAME_VERSION};
-static const struct shape_field plan_body[] = {
-	{.key = "targets", .type = SHAPE_MAP, .name = NAME_OBJECT, .elem = &target_elem, .required = 1,
-	 .max = 256, .noun = "targets", .what = "an object {service: version}"},
-	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
-	{0},
-};
-static const struct shape_field shutdown_body[] = {
-	{.key = "data_plane", .type = SHAPE_BOOL, .def = "false"},
-	{0},
-};
-
-/* The request body checked against `fields`: a new reference to its normalized form (defaults
- * filled), or NULL after answering 400 with the line and column of invalid JSON, or the field
- * path and what was expected. An empty body reads as {} (a table without required fields
- * accepts it). Unknown fields, wrong types and duplicate keys are refused: nothing is ignored. */
-static json_t *parse_body(struct route_ctx *c, const struct shape_field *fields)
+/* The request body checked as a body of `kind` (server/api_body.h): a new reference to its
+ * normalized form (defaults filled), or NULL after answering 400 with the line and column of
+ * invalid JSON, or the field path and what was expected. An empty body reads as {} (a kind
+ * without required fields accepts it). Duplicate keys are refused. */
+static json_t *parse_body(struct route_ctx *c, enum api_body kind)
 {
 	json_error_t je;
 	json_t *j = c->req->body_len ? json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je)
@@ -142,7 +84,7 @@ static json_t *parse_body(struct route_ctx *c, const struct shape_field *fields)
 	}
 	json_t *out = NULL;
 	struct err e = {""};
-	int rc = shape_check_body(j, fields, &out, &e);
+	int rc = api_body_check(kind, j, &out, &e);
 	json_decref(j);
 	if (rc) {
 		httpd_error(c->resp, 400, "%s", e.msg);
@@ -191,7 +133,7 @@ static const char *path_name(struct route_ctx *c, const char *param)
 
 static void h_apply(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, apply_body);
+	json_t *body = parse_body(c, API_BODY_APPLY);
 	if (!body)
 		return;
 	json_t *files = json_object_get(body, "files");
@@ -295,7 +237,7 @@ static void h_release_push(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *body = parse_body(c, release_body);
+	json_t *body = parse_body(c, API_BODY_RELEASE);
 	if (!body)
 		return;
 	const char *version = field(body, "version"), *digest = field(body, "digest");
@@ -371,7 +313,7 @@ static void h_release_list(struct route_ctx *c)
 
 static void h_deploy(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, deploy_body);
+	json_t *body = parse_body(c, API_BODY_DEPLOY);
 	if (!body)
 		return;
 	const char *service = field(body, "service"), *version = field(body, "version");
@@ -439,7 +381,7 @@ static void h_rollback(struct route_ctx *c)
 	const char *service = path_name(c, "service");
 	if (!service)
 		return;
-	json_t *body = parse_body(c, rollback_body);
+	json_t *body = parse_body(c, API_BODY_ROLLBACK);
 	if (!body)
 		return;
 	const char *env = field(body, "env"), *to = field(body, "to");
@@ -530,7 +472,7 @@ static void h_retry(struct route_ctx *c)
 {
 	const char *ids = routes_param(c->p, "id");
 	int64_t id;
-	json_t *body = parse_body(c, retry_body);
+	json_t *body = parse_body(c, API_BODY_RETRY);
 	if (!body)
 		return;
 	const char *region = field(body, "region");
@@ -796,7 +738,7 @@ static void stop_soon(loop *l, void *arg)
 
 static void h_shutdown(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, shutdown_body);
+	json_t *body = parse_body(c, API_BODY_SHUTDOWN);
 	if (!body)
 		return;
 	c->srv->stop_data_plane = json_is_true(json_object_get(body, "data_plane"));
@@ -824,7 +766,7 @@ static void h_can_i_deploy(struct route_ctx *c)
 
 static void h_plan(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, plan_body);
+	json_t *body = parse_body(c, API_BODY_PLAN);
 	if (!body)
 		return;
 	const char *env = field(body, "env");

@@ -38,8 +38,6 @@ enum api_permission {
 
 typedef struct api api;
 
-/* The largest JSON body (and manifest text in it) the API reads. */
-#define API_JSON_MAX (4 << 20)
 #define API_MAX_HOSTS 16
 #define API_HOST_MAX 256
 

@@ -1,18 +1,13 @@
 /*
  * libFuzzer target for the control plane API's JSON request bodies.
  *
- * Today src/server/api.c loads a body with jansson (flags 0: duplicates allowed, the last one
- * wins) and checks its fields by hand, handing two parts to real parsers: the `files[].content`
- * of POST /v1/apply (doc_parse + manifest_validate) and the `contract` of a release push
+ * src/server/api.c loads a body with jansson (duplicate keys refused) and checks it against
+ * its type (server/api_body.h), then hands two parts to real parsers: the `files[].content` of
+ * POST /v1/apply (doc_parse + manifest_validate) and the `contract` of a release push
  * (contract_from_json). This target runs each input through:
- *  1. jansson with api.c's flags, then every body decoder below;
+ *  1. jansson, then every body type and both parsers;
  *  2. util/doc.h's parser (a JSON body is also YAML), walking every place of the result and
  *     checking that its position is known and inside the text.
- *
- * Adding a typed body decoder: when `int api_body_NAME(const json_t *body, struct T *out,
- * struct err *e)` and its `void RELEASE(struct T *)` exist, add one line
- * `X(api_body_NAME, struct T, RELEASE)` to API_BODY_DECODERS (and its header to the includes);
- * the harness then checks "0 with a result, or -1 with a message" on every input.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,26 +16,33 @@
 
 #include "contract/contract.h"
 #include "core/manifest.h"
+#include "server/api_body.h"
 #include "util/doc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #include "fuzz_check.h"
 
-/* Typed decoders of whole bodies: X(function, result type, release function), one a line. */
-#define API_BODY_DECODERS(X) /* X(api_body_apply, struct api_apply, api_apply_release) */
-
-#define DEFINE_DECODER(fn, type, release)                                   \
-	static void run_##fn(const json_t *body)                             \
-	{                                                                    \
-		type out;                                                    \
-		struct err e = {""};                                         \
-		if (fn(body, &out, &e) == 0)                                 \
-			release(&out);                                       \
-		else                                                         \
-			CHECK(e.msg[0]);                                     \
+/* Every typed body of the API (server/api_body.h): 0 with a normalized object, or -1 with a
+ * message and nothing; and the normalized form checks again to itself (defaults filled once,
+ * no field lost or renamed). */
+static void run_typed_bodies(const json_t *body)
+{
+	for (int k = 0; k < API_BODY_COUNT; k++) {
+		json_t *out = NULL, *again = NULL;
+		struct err e = {""};
+		if (api_body_check((enum api_body)k, body, &out, &e)) {
+			CHECK(!out && e.msg[0]);
+			say(e.msg);
+			continue;
+		}
+		CHECK(json_is_object(out));
+		CHECK(api_body_check((enum api_body)k, out, &again, &e) == 0);
+		CHECK(json_equal(out, again));
+		json_decref(again);
+		json_decref(out);
 	}
-API_BODY_DECODERS(DEFINE_DECODER)
+}
 
 /* POST /v1/apply: every {name, content} file is parsed and validated as api.c does. */
 static void run_apply_files(const json_t *body)
@@ -85,14 +87,13 @@ static void run_release_contract(const json_t *body)
 	contract_free(c);
 }
 
-#define TABLE_ENTRY(fn, type, release) {#fn, run_##fn},
 static const struct {
 	const char *name;
 	void (*run)(const json_t *body);
 } decoders[] = {
 	{"apply files", run_apply_files},
 	{"release contract", run_release_contract},
-	API_BODY_DECODERS(TABLE_ENTRY)
+	{"typed bodies", run_typed_bodies},
 };
 
 static void check_pos(struct doc_pos p, size_t size)
@@ -126,7 +127,7 @@ static void walk(const doc *d, const json_t *v, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_error_t je;
-	json_t *body = json_loadb((const char *)data, size, 0, &je);
+	json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
 	if (body) {
 		if (json_is_object(body))
 			for (size_t i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++)

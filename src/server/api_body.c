@@ -1,0 +1,87 @@
+#include "server/api_body.h"
+#include "store/artifacts.h"
+#include "util/shape.h"
+
+/* A contract travels as a JSON object (contract_from_json checks it) or null. */
+static int any_object(const struct shape_ctx *sc, struct shape_at at, const char *path,
+		      const struct shape_field *f, const json_t *v, json_t **out)
+{
+	char got[64];
+	if (!json_is_object(v) && !json_is_null(v))
+		return shape_fail(sc, shape_pos(sc, at), path, "expected a contract (an object) or null, got %s",
+				  shape_describe(v, got, sizeof(got)));
+	*out = json_incref((json_t *)v);
+	return 0;
+}
+
+static const struct shape_field file_fields[] = {
+	{.key = "name", .type = SHAPE_STRING, .required = 1, .max = 1024},
+	{.key = "content", .type = SHAPE_STRING, .required = 1, .empty_ok = 1, .max = API_BODY_MAX},
+	{0},
+};
+static const struct shape_field file_elem = {.type = SHAPE_OBJECT, .sub = file_fields};
+static const struct shape_field apply_body[] = {
+	{.key = "files", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 1000, .elem = &file_elem,
+	 .noun = "files"},
+	{0},
+};
+static const struct shape_field release_body[] = {
+	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
+	{.key = "digest", .type = SHAPE_STRING, .required = 1, .max = 71, .check = artifacts_valid_id,
+	 .what = "sha256: and 64 lowercase hex digits"},
+	{.key = "contract", .type = SHAPE_CUSTOM, .custom = any_object, .def = "null"},
+	{0},
+};
+static const struct shape_field deploy_body[] = {
+	{.key = "service", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{.key = "version", .type = SHAPE_NAME, .name = NAME_VERSION, .required = 1},
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{.key = "force", .type = SHAPE_BOOL, .def = "false"},
+	{.key = "hotfix", .type = SHAPE_BOOL, .def = "false"},
+	{0},
+};
+static const struct shape_field rollback_body[] = {
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{.key = "to", .type = SHAPE_NAME, .name = NAME_VERSION, .nullable = 1},
+	{0},
+};
+static const struct shape_field retry_body[] = {
+	{.key = "region", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{0},
+};
+static const struct shape_field target_elem = {.type = SHAPE_NAME, .name = NAME_VERSION};
+static const struct shape_field plan_body[] = {
+	{.key = "targets", .type = SHAPE_MAP, .name = NAME_OBJECT, .elem = &target_elem, .required = 1,
+	 .max = 256, .noun = "targets", .what = "an object {service: version}"},
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .def = "\"production\""},
+	{0},
+};
+static const struct shape_field shutdown_body[] = {
+	{.key = "data_plane", .type = SHAPE_BOOL, .def = "false"},
+	{0},
+};
+
+static const struct {
+	const char *name;
+	const struct shape_field *fields;
+} kinds[API_BODY_COUNT] = {
+	[API_BODY_APPLY] = {"apply", apply_body},
+	[API_BODY_RELEASE] = {"release", release_body},
+	[API_BODY_DEPLOY] = {"deploy", deploy_body},
+	[API_BODY_ROLLBACK] = {"rollback", rollback_body},
+	[API_BODY_RETRY] = {"retry", retry_body},
+	[API_BODY_PLAN] = {"plan", plan_body},
+	[API_BODY_SHUTDOWN] = {"shutdown", shutdown_body},
+};
+
+int api_body_check(enum api_body kind, const json_t *body, json_t **out, struct err *e)
+{
+	if ((unsigned)kind >= API_BODY_COUNT)
+		return err_set(e, "request body: unknown kind %d", (int)kind);
+	return shape_check_body(body, kinds[kind].fields, out, e);
+}
+
+const char *api_body_name(enum api_body kind)
+{
+	return (unsigned)kind < API_BODY_COUNT ? kinds[kind].name : "?";
+}

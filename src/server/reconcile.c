@@ -119,6 +119,26 @@ const char *reconcile_start_error(reconciler *rec, const char *service, const ch
 	return json_string_value(json_object_get(rec->start_errors, key));
 }
 
+/* A store read failed on the way to starting a version: that says nothing about whether its
+ * instances can start (the executor fails a region's attempt on a start error), so what the
+ * last pass knew stands (a refusal recorded then stays, none is made up) and the next tick
+ * tries again. */
+static void start_unknown(reconciler *rec, const char *service, const char *env, const char *region,
+			  const char *version, const char *msg)
+{
+	char key[512];
+	start_error_key(key, sizeof(key), service, env, region, version);
+	json_t *old = json_object_get(rec->start_errors_prev, key);
+	if (old)
+		json_object_set(rec->start_errors, key, old);
+	uint64_t now = loop_now(rec->loop);
+	if (now - rec->last_error_log > 5000) {
+		rec->last_error_log = now;
+		log_error("reconcile: %s %s in %s/%s left as it is: %s", service, version, env, region, msg);
+	}
+	rec->pending = 1;
+}
+
 /* Starts (or keeps) the instances of one version. */
 static void ensure_version(reconciler *rec, runtime *rt, const struct service_manifest *svc,
 			   const char *env, const char *region, const char *version, unsigned count)
@@ -127,8 +147,13 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 	json_t *rel = NULL;
 	struct err e = {""};
 	char release[PL_NAME_MAX];
-	if (store_get_release(rec->store, name, pipeline_release_of(version, release, sizeof(release)), &rel,
-			      &e) != 0) {
+	int rc = store_get_release(rec->store, name, pipeline_release_of(version, release, sizeof(release)),
+				   &rel, &e);
+	if (rc < 0) {
+		start_unknown(rec, name, env, region, version, e.msg);
+		return;
+	}
+	if (rc != 0) {
 		set_start_error(rec, name, env, region, version, e.msg);
 		return;
 	}
@@ -159,7 +184,8 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		upper[j] = '\0';
 		int port = catalog_listen_port(rec->cat, env, region, dep, &e);
 		if (port < 0) {
-			/* started without its upstream, it would fail: try again next pass */
+			/* the store failed; started without its upstream, it would fail: try again
+			 * next pass */
 			failed = 1;
 			break;
 		}
@@ -179,8 +205,11 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		.health_timeout_ms = (unsigned)svc->health.timeout_ms,
 		.drain_timeout_ms = (unsigned)svc->drain_timeout_ms,
 	};
-	set_start_error(rec, name, env, region, version,
-			failed || runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
+	if (failed)
+		start_unknown(rec, name, env, region, version, e.msg);
+	else
+		set_start_error(rec, name, env, region, version,
+				runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);

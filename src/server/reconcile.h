@@ -39,7 +39,8 @@ void reconcile_all(reconciler *rec);
  * every RECONCILE_IDLE_PASS_MS; otherwise nothing, which keeps an idle server idle. */
 void reconcile_tick(reconciler *rec, int busy);
 /* Why the runtime refused to start a version's instances on the last pass (a bad spec, an
- * unknown release, a runtime that cannot be reached), or NULL. Valid until the next pass. */
+ * unknown release, a runtime that cannot be reached), or NULL. A store read that failed on the
+ * way is no such reason: the previous pass's answer stands. Valid until the next pass. */
 const char *reconcile_start_error(reconciler *rec, const char *service, const char *env,
 				  const char *region, const char *version);
 /* Ticks that ran a pass and ticks that had nothing to look at (GET /v1/health). */

@@ -10,6 +10,7 @@ struct fake_rt {
 	struct instance_info in[FAKE_MAX];
 	int used[FAKE_MAX];
 	char broken[8][RUNTIME_NAME_MAX];
+	char unhealthy[8][RUNTIME_NAME_MAX];
 	char refuse[256];
 	uint64_t gen;
 	unsigned ensures, starts, next_port;
@@ -48,12 +49,30 @@ static int matches(const struct instance_info *in, const char *service, const ch
 	       (!region || !strcmp(in->region, region)) && (!version || !strcmp(in->version, version));
 }
 
-static int is_broken(const struct fake_rt *f, const char *version)
+static int in_set(char set[8][RUNTIME_NAME_MAX], const char *version)
 {
 	for (int i = 0; i < 8; i++)
-		if (f->broken[i][0] && !strcmp(f->broken[i], version))
+		if (set[i][0] && !strcmp(set[i], version))
 			return 1;
 	return 0;
+}
+
+static int is_broken(struct fake_rt *f, const char *version)
+{
+	return in_set(f->broken, version);
+}
+
+/* Adds version to set, or takes it out. */
+static void set_mark(char set[8][RUNTIME_NAME_MAX], const char *version, int on)
+{
+	for (int i = 0; i < 8; i++) {
+		if (on && !set[i][0]) {
+			snprintf(set[i], RUNTIME_NAME_MAX, "%s", version);
+			return;
+		}
+		if (!on && !strcmp(set[i], version))
+			set[i][0] = '\0';
+	}
 }
 
 static int f_ensure(void *drv, const struct instance_spec *s, unsigned count, struct err *e)
@@ -147,6 +166,10 @@ static void f_tick(void *drv, uint64_t now_ms)
 		} else if (in->state == INSTANCE_HEALTHY && is_broken(f, in->version)) {
 			in->state = INSTANCE_BACKOFF;
 			snprintf(in->reason, sizeof(in->reason), "exited with status 1");
+		} else if (in->state == INSTANCE_HEALTHY && in_set(f->unhealthy, in->version)) {
+			in->state = INSTANCE_UNHEALTHY;
+		} else if (in->state == INSTANCE_UNHEALTHY && !in_set(f->unhealthy, in->version)) {
+			in->state = INSTANCE_HEALTHY;
 		}
 		if (in->state != was)
 			f->gen++;
@@ -224,15 +247,12 @@ static struct fake_rt *fake(runtime *rt)
 
 void fake_runtime_set_broken(runtime *rt, const char *version, int broken)
 {
-	struct fake_rt *f = fake(rt);
-	for (int i = 0; i < 8; i++) {
-		if (broken && !f->broken[i][0]) {
-			snprintf(f->broken[i], sizeof(f->broken[i]), "%s", version);
-			return;
-		}
-		if (!broken && !strcmp(f->broken[i], version))
-			f->broken[i][0] = '\0';
-	}
+	set_mark(fake(rt)->broken, version, broken);
+}
+
+void fake_runtime_set_unhealthy(runtime *rt, const char *version, int unhealthy)
+{
+	set_mark(fake(rt)->unhealthy, version, unhealthy);
 }
 
 void fake_runtime_refuse(runtime *rt, const char *msg)

@@ -3,9 +3,10 @@
  * executor, API). It implements runtime.h's operation table under the kind "local" (so the
  * manifests' default `runtime: local` resolves to it through runtimes_open_with): ensure
  * creates instances that start at once and turn healthy at the next tick, unless the test
- * says the version is broken (then they crash-loop: backoff, restarts counting); stop makes
- * them stopping, then stopped at the next tick, listed once, forgotten. Endpoints are
- * "127.0.0.1:PORT" with made-up ports; nothing listens there.
+ * says the version is broken (then they crash-loop: backoff, restarts counting) or unhealthy
+ * (running, health checks failing); stop makes them stopping, then stopped at the next tick,
+ * listed once, forgotten. Endpoints are "127.0.0.1:PORT" with made-up ports; nothing listens
+ * there.
  */
 #ifndef SLUICE_FAKE_RUNTIME_H
 #define SLUICE_FAKE_RUNTIME_H
@@ -17,6 +18,9 @@ extern const struct runtime_ops fake_runtime_ops;
 
 /* Instances of `version` (any service) crash-loop from the next tick on while broken. */
 void fake_runtime_set_broken(runtime *rt, const char *version, int broken);
+/* Healthy instances of `version` turn unhealthy (health checks failing, still running) at the
+ * next tick while set, and healthy again at the next tick once cleared. */
+void fake_runtime_set_unhealthy(runtime *rt, const char *version, int unhealthy);
 /* While msg is non-NULL, ensure refuses with it (copied). */
 void fake_runtime_refuse(runtime *rt, const char *msg);
 /* How many ensure calls reached the fake; how many instances it started in all. */

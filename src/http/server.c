@@ -390,6 +390,8 @@ static int begin_request(struct conn *c, const struct http_head *h)
 		}
 		resp_release(&r);
 		c->plan = plan;
+		if (!c->plan.max_body)
+			c->plan.max_body = s->o.max_body;
 	}
 	if (h->body == HTTP_BODY_LENGTH && h->content_length > c->plan.max_body)
 		return reply_error(c, HTTP_E_BODY_TOO_LARGE) ? -1 : 1;
@@ -400,7 +402,9 @@ static int begin_request(struct conn *c, const struct http_head *h)
 	}
 	/* a buffered body may be larger than the default: let this request's fit */
 	if (!c->plan.write && h->body != HTTP_BODY_NONE) {
-		size_t want = c->head_len + (size_t)c->plan.max_body + READ_CHUNK;
+		size_t room = SIZE_MAX - c->head_len - READ_CHUNK;
+		size_t want = c->plan.max_body < room ? c->head_len + (size_t)c->plan.max_body + READ_CHUNK
+						      : SIZE_MAX;
 		if (want > c->in.limit)
 			c->in.limit = want;
 	}
@@ -423,6 +427,18 @@ static void request_done(struct conn *c, size_t used)
 	/* back to the default limit, but never below what is already buffered (pipelined) */
 	size_t lim = in_limit(c->srv);
 	c->in.limit = c->in.len > lim ? c->in.len : lim;
+	/* after a large buffered body, give its memory back instead of keeping it for the
+	 * connection's lifetime */
+	if (c->in.cap > 2 * lim) {
+		struct buf nb;
+		buf_init(&nb, c->in.limit);
+		if (buf_add(&nb, c->in.data, c->in.len) == 0) {
+			buf_release(&c->in);
+			c->in = nb;
+		} else {
+			buf_release(&nb);
+		}
+	}
 }
 
 /* Passes n buffered body bytes at in.data + head_len to the sink and drops them. Returns 0,

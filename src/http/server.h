@@ -63,7 +63,8 @@ typedef void httpd_handler(void *ctx, const struct httpd_req *req, struct httpd_
  * What the server does with one request's body, decided by httpd_opts.on_head.
  *
  * max_body: the largest body this request may have (decoded size when chunked); it starts at
- * httpd_opts.max_body and on_head may lower or raise it. A Content-Length above it is answered
+ * httpd_opts.max_body and on_head may lower or raise it (0 puts it back). A buffered body needs
+ * that much memory at most; a streamed one does not. A Content-Length above it is answered
  * 413 at once; a chunked body is cut with a 413 as soon as a chunk size passes it.
  *
  * Streaming: when on_head sets `write`, the body is not buffered: its bytes (decoded when

@@ -47,6 +47,11 @@ static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 		resp->content_type = "text/plain";
 		return;
 	}
+	if (!strcmp(req->path, "/count")) {
+		if (buf_addf(&resp->body, "len=%zu", req->body_len))
+			cr_assert_fail();
+		return;
+	}
 	if (!strcmp(req->path, "/fail")) {
 		httpd_error(resp, 409, "conflict on \"%s\"", req->query);
 		return;
@@ -782,6 +787,8 @@ static int on_head(void *ctx, const struct httpd_req *req, struct httpd_body *b,
 	cr_assert_str_eq(req->body, "");
 	if (!strcmp(req->path, "/upload"))
 		b->max_body = 1000;
+	if (!strcmp(req->path, "/count"))
+		b->max_body = 64u << 20;
 	if (!strcmp(req->path, "/deny")) {
 		httpd_error(resp, 401, "no token");
 		return 1;
@@ -885,6 +892,30 @@ Test(body, streamed_upload_stays_small, .init = setup_hook, .fini = stop, .timeo
 	sends(fd, "POST /after HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok");
 	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
 	cr_expect_not_null(strstr(R, "POST /after ? x=- len=2 body=ok"), "%s", R);
+	free(p);
+	close(fd);
+}
+
+/* A large buffered body raises the connection's memory for its request only. */
+Test(body, buffered_large_body_memory_is_given_back, .init = setup_hook, .fini = stop)
+{
+#ifdef __SANITIZE_ADDRESS__
+	cr_skip_test("AddressSanitizer keeps freed memory in quarantine");
+#endif
+	const size_t total = 48u << 20;
+	char *p = calloc(1, 1u << 20);
+	long rss0 = status_kb("VmRSS");
+	int fd = dial();
+	char head[128];
+	snprintf(head, sizeof head, "PUT /count HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", total);
+	sends(fd, head);
+	for (size_t off = 0; off < total; off += 1u << 20)
+		send_all(fd, p, 1u << 20);
+	cr_assert_gt(read_resp(fd, R, sizeof R), 0);
+	cr_expect_not_null(strstr(R, "len=50331648"), "%s", R);
+	long rss1 = status_kb("VmRSS");
+	printf("48 MiB buffered body: RSS %ld KiB before, %ld KiB after the answer\n", rss0, rss1);
+	cr_expect_lt(rss1 - rss0, 16 * 1024, "the connection kept %ld KiB", rss1 - rss0);
 	free(p);
 	close(fd);
 }

@@ -7,6 +7,13 @@
  * after its head, so the buffer never holds more than max_head + max_body + one read. Every
  * response is appended to the output buffer, which keeps pipelined answers in order; reading
  * pauses while too much output is waiting (the client does not read its answers).
+ *
+ * A body streamed to a sink (httpd_body.write) is handed over and dropped from the input
+ * buffer after every read, so the buffer holds the head and at most a few reads of body.
+ *
+ * The connection list is kept in order of last activity, idlest first, so that making room
+ * at max_conns finds the idlest connection between requests by walking from the front.
+ * Each connection has one timer, armed for the nearest of its deadlines (conn_arm).
  */
 #include "http/server.h"
 
@@ -40,6 +47,7 @@ struct conn {
 	unsigned events;      /* registered with the loop */
 	uint64_t last_active; /* loop ms */
 	uint64_t timer;
+	uint64_t timer_at;    /* loop ms when `timer` fires */
 	int closing;          /* no more requests: close once `out` is written */
 	int paused;           /* requests wait in `in` until `out` drains below OUT_PAUSE */
 	int rd_eof;           /* the client closed its side: serve what is queued, then close */
@@ -52,6 +60,10 @@ struct conn {
 	struct http_chunked ck;
 	size_t raw_pos;       /* chunked: next raw byte to decode */
 	size_t dec_len;       /* chunked: decoded bytes at in.data + head_len */
+	struct httpd_body plan; /* this request's body limit and sink (on_head) */
+	uint64_t body_start;  /* loop ms when the head ended, while its body is awaited; 0: none */
+	uint64_t body_got;    /* body bytes received since body_start */
+	uint64_t streamed;    /* body bytes given to plan.write */
 };
 
 struct httpd {
@@ -60,7 +72,8 @@ struct httpd {
 	struct httpd_opts o;
 	httpd_handler *fn;
 	void *ctx;
-	struct conn *conns;
+	struct conn *conns;   /* idlest first (least recent activity) */
+	struct conn *tail;    /* most recent activity */
 	unsigned nconns;
 	int port;
 	uint64_t accept_timer; /* set while accepting is paused (out of descriptors) */
@@ -68,6 +81,7 @@ struct httpd {
 
 static void conn_close(struct conn *c);
 static void conn_timer(loop *l, void *arg);
+static void conn_arm(struct conn *c);
 
 static const char *reason(int st)
 {
@@ -235,30 +249,52 @@ static void resp_release(struct httpd_resp *r)
 
 /* Answers a framing error and stops reading: after a bad request the byte stream can no
  * longer be trusted to be split into messages the same way as the client meant. */
-static int reply_error(struct conn *c, int code)
+static int reply_status(struct conn *c, int st, const char *msg)
 {
 	struct httpd_resp r;
 	resp_init(&r);
-	int st = code == HTTP_E_BODY_TOO_LARGE ? 413 : 400;
-	httpd_error(&r, st, "%s", http_strerror(code));
+	httpd_error(&r, st, "%s", msg);
 	c->closing = 1;
 	int rc = out_response(c, NULL, &r, 0);
 	resp_release(&r);
 	return rc;
 }
 
+/* Ends the sink of the request being read, if it has one (done is called exactly once). */
+static void plan_end(struct conn *c)
+{
+	struct httpd_body p = c->plan;
+	memset(&c->plan, 0, sizeof c->plan);
+	if (p.write && p.done)
+		p.done(p.arg);
+}
+
+static int reply_error(struct conn *c, int code)
+{
+	plan_end(c);
+	return reply_status(c, code == HTTP_E_BODY_TOO_LARGE ? 413 : 400, http_strerror(code));
+}
+
 /* ---- requests ---- */
 
+/* The body limit is not the parser's: it is checked per request, after on_head. */
 static struct http_limits limits(const struct httpd *s)
 {
-	struct http_limits lim = { s->o.max_head, s->o.max_headers, s->o.max_body };
+	struct http_limits lim = { s->o.max_head, s->o.max_headers, 0 };
 	return lim;
 }
 
-/* Splits the target into NUL-terminated method, path and query in one scratch buffer. */
-static int dispatch(struct conn *c, const struct http_head *h, const char *body, size_t body_len)
+/* The input buffer's limit between requests: a head, a default body, one read. */
+static size_t in_limit(const struct httpd *s)
 {
-	struct httpd *s = c->srv;
+	return s->o.max_head + (size_t)s->o.max_body + READ_CHUNK;
+}
+
+/* Fills req from the head: NUL-terminated method, path and query in one scratch buffer
+ * (*scratch, the caller frees it); the body is "". Returns -1 when out of memory. */
+static int req_init(struct conn *c, const struct http_head *h, struct httpd_req *req,
+		    char **scratch)
+{
 	const char *t = h->target;
 	size_t tl = h->target_len;
 	const char *root = NULL; /* "/" when an absolute-form target has an empty path */
@@ -282,10 +318,11 @@ static int dispatch(struct conn *c, const struct http_head *h, const char *body,
 		t = root;
 		pl = 1;
 	}
-	char *scratch = malloc(h->method_len + pl + ql + 3);
-	if (!scratch)
+	char *m = malloc(h->method_len + pl + ql + 3);
+	*scratch = m;
+	if (!m)
 		return -1;
-	char *m = scratch, *path = m + h->method_len + 1, *query = path + pl + 1;
+	char *path = m + h->method_len + 1, *query = path + pl + 1;
 	memcpy(m, h->method, h->method_len);
 	m[h->method_len] = 0;
 	memcpy(path, t, pl);
@@ -293,8 +330,24 @@ static int dispatch(struct conn *c, const struct http_head *h, const char *body,
 	if (ql)
 		memcpy(query, qm + 1, ql);
 	query[ql] = 0;
+	struct httpd_req r = { h, m, path, query, "", 0, c->peer, NULL, 0 };
+	*req = r;
+	return 0;
+}
 
-	struct httpd_req req = { h, m, path, query, body, body_len, c->peer };
+static int dispatch(struct conn *c, const struct http_head *h, const char *body, size_t body_len)
+{
+	struct httpd *s = c->srv;
+	struct httpd_req req;
+	char *scratch;
+	if (req_init(c, h, &req, &scratch))
+		return -1;
+	req.body = body;
+	req.body_len = body_len;
+	if (c->plan.write) {
+		req.body_sink = c->plan.arg;
+		req.body_streamed = c->streamed;
+	}
 	struct httpd_resp r;
 	resp_init(&r);
 	if (!h->keep_alive)
@@ -307,6 +360,60 @@ static int dispatch(struct conn *c, const struct http_head *h, const char *body,
 	return rc;
 }
 
+/*
+ * A new head: asks on_head for the body's limit and sink. Returns 0 to read the body, 1 when
+ * the request has been answered without it (the connection is closing), -1 to close now.
+ */
+static int begin_request(struct conn *c, const struct http_head *h)
+{
+	struct httpd *s = c->srv;
+	memset(&c->plan, 0, sizeof c->plan);
+	c->plan.max_body = s->o.max_body;
+	c->streamed = 0;
+	if (s->o.on_head) {
+		struct httpd_req req;
+		char *scratch;
+		if (req_init(c, h, &req, &scratch))
+			return -1;
+		struct httpd_body plan = c->plan;
+		struct httpd_resp r;
+		resp_init(&r);
+		int refused = s->o.on_head(s->ctx, &req, &plan, &r);
+		free(scratch);
+		if (refused) {
+			if (plan.write && plan.done)
+				plan.done(plan.arg);
+			c->closing = 1;
+			int rc = out_response(c, h, &r, 0);
+			resp_release(&r);
+			return rc ? -1 : 1;
+		}
+		resp_release(&r);
+		c->plan = plan;
+		if (!c->plan.max_body)
+			c->plan.max_body = s->o.max_body;
+	}
+	if (h->body == HTTP_BODY_LENGTH && h->content_length > c->plan.max_body)
+		return reply_error(c, HTTP_E_BODY_TOO_LARGE) ? -1 : 1;
+	if (h->body == HTTP_BODY_CHUNKED) {
+		http_chunked_init(&c->ck, c->plan.max_body);
+		c->raw_pos = c->head_len;
+		c->dec_len = 0;
+	}
+	/* a buffered body may be larger than the default: let this request's fit */
+	if (!c->plan.write && h->body != HTTP_BODY_NONE) {
+		size_t room = SIZE_MAX - c->head_len - READ_CHUNK;
+		size_t want = c->plan.max_body < room ? c->head_len + (size_t)c->plan.max_body + READ_CHUNK
+						      : SIZE_MAX;
+		if (want > c->in.limit)
+			c->in.limit = want;
+	}
+	c->body_start = h->body != HTTP_BODY_NONE ? loop_now(s->l) : 0;
+	c->body_got = 0;
+	c->continue_sent = 0;
+	return 0;
+}
+
 /* Drops the finished request's bytes [0, used) from the input. */
 static void request_done(struct conn *c, size_t used)
 {
@@ -315,6 +422,45 @@ static void request_done(struct conn *c, size_t used)
 	c->continue_sent = 0;
 	c->raw_pos = 0;
 	c->dec_len = 0;
+	c->body_start = 0;
+	plan_end(c);
+	/* back to the default limit, but never below what is already buffered (pipelined) */
+	size_t lim = in_limit(c->srv);
+	c->in.limit = c->in.len > lim ? c->in.len : lim;
+	/* after a large buffered body, give its memory back instead of keeping it for the
+	 * connection's lifetime */
+	if (c->in.cap > 2 * lim) {
+		struct buf nb;
+		buf_init(&nb, c->in.limit);
+		if (buf_add(&nb, c->in.data, c->in.len) == 0) {
+			buf_release(&c->in);
+			c->in = nb;
+		} else {
+			buf_release(&nb);
+		}
+	}
+}
+
+/* Passes n buffered body bytes at in.data + head_len to the sink and drops them. Returns 0,
+ * or 1 when the sink refused them (answered, closing), or -1 to close now. */
+static int sink_feed(struct conn *c, size_t n)
+{
+	if (!n)
+		return 0;
+	struct err e = { "" };
+	char *p = c->in.data + c->head_len;
+	int st = c->plan.write(c->plan.arg, p, n, &e);
+	if (st) {
+		if (st < 400 || st > 599)
+			st = 500;
+		plan_end(c);
+		return reply_status(c, st, e.msg[0] ? e.msg : "request body refused") ? -1 : 1;
+	}
+	c->streamed += n;
+	memmove(p, p + n, c->in.len - c->head_len - n);
+	c->in.len -= n;
+	c->in.data[c->in.len] = 0;
+	return 0;
 }
 
 /* Handles as many complete requests as the input holds. Returns -1 when the connection must
@@ -333,7 +479,7 @@ static int process(struct conn *c)
 		if (c->head_len == 0) {
 			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
 			if (r == HTTP_E_INCOMPLETE) {
-				/* the head must be complete within idle_timeout_ms of its first byte,
+				/* the head must be complete within head_timeout_ms of its first byte,
 				 * however slowly it trickles in (slowloris) */
 				if (c->in.len && !c->head_start)
 					c->head_start = loop_now(s->l);
@@ -343,12 +489,9 @@ static int process(struct conn *c)
 			if (r < 0)
 				return reply_error(c, (int)r);
 			c->head_len = (size_t)r;
-			if (h.body == HTTP_BODY_CHUNKED) {
-				http_chunked_init(&c->ck, s->o.max_body);
-				c->raw_pos = c->head_len;
-				c->dec_len = 0;
-			}
-			c->continue_sent = 0;
+			int rc = begin_request(c, &h);
+			if (rc)
+				return rc < 0 ? -1 : 0;
 		} else {
 			/* the buffer may have moved: re-point the head (same bytes, same result) */
 			ssize_t r = http_parse_request(c->in.data, c->in.len, &lim, &h);
@@ -359,7 +502,15 @@ static int process(struct conn *c)
 		size_t used = 0;
 		const char *body = c->in.data + c->head_len;
 		size_t body_len = 0;
-		if (h.body == HTTP_BODY_LENGTH) {
+		if (h.body == HTTP_BODY_LENGTH && c->plan.write) {
+			uint64_t need = h.content_length - c->streamed;
+			size_t have = c->in.len - c->head_len;
+			int rc = sink_feed(c, have < need ? have : (size_t)need);
+			if (rc)
+				return rc < 0 ? -1 : 0;
+			complete = c->streamed == h.content_length;
+			used = c->head_len;
+		} else if (h.body == HTTP_BODY_LENGTH) {
 			complete = c->in.len - c->head_len >= h.content_length;
 			body_len = (size_t)h.content_length;
 			used = c->head_len + body_len;
@@ -378,6 +529,15 @@ static int process(struct conn *c)
 			c->in.len -= after - keep;
 			c->in.data[c->in.len] = 0;
 			c->raw_pos = keep;
+			if (c->plan.write) {
+				size_t n = c->dec_len;
+				c->dec_len = 0;
+				c->raw_pos = c->head_len;
+				int rc = sink_feed(c, n);
+				if (rc)
+					return rc < 0 ? -1 : 0;
+				keep = c->head_len;
+			}
 			complete = c->ck.done;
 			body_len = c->dec_len;
 			used = keep;
@@ -386,7 +546,7 @@ static int process(struct conn *c)
 			used = c->head_len;
 		}
 		if (!complete) {
-			int have_body = c->in.len > c->head_len;
+			int have_body = c->in.len > c->head_len || c->streamed;
 			if (h.expect_continue && !c->continue_sent && !have_body) {
 				c->continue_sent = 1;
 				if (buf_adds(&c->out, "HTTP/1.1 100 Continue\r\n\r\n"))
@@ -415,6 +575,32 @@ static void set_events(struct conn *c, unsigned ev)
 		c->events = ev;
 }
 
+static void list_unlink(struct conn *c)
+{
+	struct httpd *s = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		s->tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void list_append(struct conn *c)
+{
+	struct httpd *s = c->srv;
+	c->prev = s->tail;
+	c->next = NULL;
+	if (s->tail)
+		s->tail->next = c;
+	else
+		s->conns = c;
+	s->tail = c;
+}
+
 static void conn_close(struct conn *c)
 {
 	struct httpd *s = c->srv;
@@ -425,12 +611,8 @@ static void conn_close(struct conn *c)
 	c->fd = -1;
 	if (c->timer)
 		loop_timer_cancel(s->l, c->timer);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	plan_end(c); /* a request abandoned in its body: its sink is released */
+	list_unlink(c);
 	s->nconns--;
 	buf_release(&c->in);
 	buf_release(&c->out);
@@ -466,11 +648,8 @@ static int conn_write(struct conn *c)
 				conn_close(c);
 				return -1;
 			}
-			loop *l = c->srv->l;
-			c->linger_until = loop_now(l) + LINGER_MS;
-			if (c->timer)
-				loop_timer_cancel(l, c->timer);
-			c->timer = loop_timer(l, LINGER_MS, conn_timer, c);
+			c->linger_until = loop_now(c->srv->l) + LINGER_MS;
+			conn_arm(c);
 		}
 	}
 	return 0;
@@ -499,6 +678,7 @@ static void conn_service(struct conn *c)
 		set_events(c, LOOP_READ);
 		return;
 	}
+	conn_arm(c);
 	int pending = c->out_off < c->out.len;
 	if (c->rd_eof && !c->paused && !pending) {
 		conn_close(c); /* nothing more can arrive and nothing is left to answer */
@@ -522,6 +702,10 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 {
 	struct conn *c = arg;
 	c->last_active = loop_now(l);
+	if (c->srv->tail != c) { /* the most recently active goes last */
+		list_unlink(c);
+		list_append(c);
+	}
 	if (c->linger_until) {
 		char sink[16384];
 		for (int rounds = 0; rounds < 4; rounds++) {
@@ -551,6 +735,8 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 			ssize_t r = recv(fd, p, want, 0);
 			if (r > 0) {
 				buf_commit(&c->in, (size_t)r);
+				if (c->body_start)
+					c->body_got += (uint64_t)r;
 				if ((size_t)r < want)
 					break;
 				continue;
@@ -568,22 +754,77 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 	conn_service(c);
 }
 
+/* The nearest moment the connection must be closed at, as things stand. */
+static uint64_t conn_deadline(const struct conn *c)
+{
+	const struct httpd_opts *o = &c->srv->o;
+	uint64_t d = c->last_active + o->idle_timeout_ms;
+	if (c->head_start && c->head_start + o->head_timeout_ms < d)
+		d = c->head_start + o->head_timeout_ms;
+	if (c->body_start && c->head_len) {
+		/* a fair pace earns time: one second per body_min_rate bytes received */
+		uint64_t b = c->body_start + o->body_timeout_ms + c->body_got * 1000 / o->body_min_rate;
+		if (b < d)
+			d = b;
+	}
+	if (c->linger_until && c->linger_until < d)
+		d = c->linger_until;
+	return d;
+}
+
+/* Makes sure the timer fires no later than the deadline (deadlines only move later, except
+ * when a head or body starts, so a timer due earlier is kept: it re-arms when it fires). */
+static void conn_arm(struct conn *c)
+{
+	loop *l = c->srv->l;
+	uint64_t d = conn_deadline(c), now = loop_now(l);
+	if (c->timer && c->timer_at <= d)
+		return;
+	if (c->timer)
+		loop_timer_cancel(l, c->timer);
+	c->timer_at = d > now ? d : now;
+	c->timer = loop_timer(l, c->timer_at - now, conn_timer, c);
+}
+
 static void conn_timer(loop *l, void *arg)
 {
 	struct conn *c = arg;
-	struct httpd *s = c->srv;
 	c->timer = 0;
-	uint64_t now = loop_now(l);
-	uint64_t deadline = c->last_active + s->o.idle_timeout_ms;
-	if (c->head_start && c->head_start + s->o.idle_timeout_ms < deadline)
-		deadline = c->head_start + s->o.idle_timeout_ms;
-	if (c->linger_until && c->linger_until < deadline)
-		deadline = c->linger_until;
-	if (now >= deadline) {
+	if (loop_now(l) >= conn_deadline(c)) {
 		conn_close(c);
 		return;
 	}
-	c->timer = loop_timer(l, deadline - now, conn_timer, c);
+	conn_arm(c);
+}
+
+/*
+ * At max_conns: closes a connection to make room for a new one. The idlest connection between
+ * requests (nothing of a next request received, every answer written, or lingering after its
+ * last answer); failing that, the connection whose incomplete head started first. Connections
+ * inside a request (a body being read, answers waiting) are never chosen. Returns 0 when one
+ * was closed, -1 when every connection is busy.
+ */
+static int make_room(struct httpd *s)
+{
+	struct conn *slow = NULL;
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->linger_until) {
+			conn_close(c);
+			return 0;
+		}
+		if (c->head_len || c->paused || c->closing || c->out_off < c->out.len)
+			continue;
+		if (c->in.len == 0) { /* the list is idlest first: this is the one */
+			conn_close(c);
+			return 0;
+		}
+		if (c->head_start && (!slow || c->head_start < slow->head_start))
+			slow = c;
+	}
+	if (!slow)
+		return -1;
+	conn_close(slow);
+	return 0;
 }
 
 static void accept_resume(loop *l, void *arg)
@@ -610,8 +851,8 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 			}
 			return; /* EAGAIN, EINTR, ECONNABORTED...: next wake */
 		}
-		if (s->nconns >= s->o.max_conns) {
-			close(cfd); /* refused: over max_conns */
+		if (s->nconns >= s->o.max_conns && make_room(s)) {
+			close(cfd); /* every connection is inside a request: refused */
 			continue;
 		}
 		struct conn *c = calloc(1, sizeof *c);
@@ -627,7 +868,7 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
 			    NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
-		buf_init(&c->in, s->o.max_head + (size_t)s->o.max_body + READ_CHUNK);
+		buf_init(&c->in, in_limit(s));
 		buf_init(&c->out, BUF_NOLIMIT);
 		c->events = LOOP_READ;
 		if (loop_add(l, cfd, LOOP_READ, conn_io, c)) {
@@ -636,11 +877,8 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 			continue;
 		}
 		c->last_active = loop_now(l);
-		c->timer = loop_timer(l, s->o.idle_timeout_ms, conn_timer, c);
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
+		conn_arm(c);
+		list_append(c);
 		s->nconns++;
 	}
 }
@@ -706,7 +944,9 @@ int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts 
 	s->ctx = ctx;
 	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
 			((struct sockaddr_in *)&ss)->sin_port);
-	struct httpd_opts d = { 16384, 64, 1u << 20, 256, 30000 };
+	struct httpd_opts d = { .max_head = 16384, .max_headers = 64, .max_body = 4u << 20,
+				.max_conns = 256, .idle_timeout_ms = 30000, .head_timeout_ms = 10000,
+				.body_timeout_ms = 60000, .body_min_rate = 65536 };
 	if (opts) {
 		if (opts->max_head)
 			d.max_head = opts->max_head;
@@ -718,6 +958,13 @@ int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts 
 			d.max_conns = opts->max_conns;
 		if (opts->idle_timeout_ms)
 			d.idle_timeout_ms = opts->idle_timeout_ms;
+		if (opts->head_timeout_ms)
+			d.head_timeout_ms = opts->head_timeout_ms;
+		if (opts->body_timeout_ms)
+			d.body_timeout_ms = opts->body_timeout_ms;
+		if (opts->body_min_rate)
+			d.body_min_rate = opts->body_min_rate;
+		d.on_head = opts->on_head;
 	}
 	if (d.max_headers > HTTP_MAX_HEADERS_HARD)
 		d.max_headers = HTTP_MAX_HEADERS_HARD;

@@ -5,7 +5,23 @@
  * Each request is read whole (head and body, within the limits) and handed to the handler,
  * which fills in a response synchronously. Keep-alive and pipelining are supported; requests
  * on one connection are answered in order. Bad requests get a 400 with the parser's reason and
- * the connection is closed. Connections idle longer than idle_timeout_ms are closed.
+ * the connection is closed.
+ *
+ * Limits against slow or greedy peers (each in httpd_opts, with its default):
+ * - time: a request head must be complete within head_timeout_ms of its first byte; a body
+ *   within body_timeout_ms of the end of its head, plus one second per body_min_rate bytes
+ *   received (a large upload at a fair pace is never cut; a trickle is); a connection with no
+ *   socket activity for idle_timeout_ms is closed at any point (between requests, mid-request,
+ *   or while its answers wait to be read).
+ * - connections: at max_conns, a new connection is not refused: the server closes the
+ *   connection that has been idle longest between requests (nothing received of a next
+ *   request, every answer written) to make room; failing that, the one whose incomplete head
+ *   started first. Only when every connection is inside a request (a body being read,
+ *   answers waiting) is the newcomer closed.
+ * - bodies: max_body for every request, unless on_head says otherwise for one request (a
+ *   route that takes large uploads); a declared Content-Length above the request's limit is
+ *   answered 413 before any body byte is read. on_head may also stream the body to a sink
+ *   instead of memory (struct httpd_body).
  */
 #ifndef SLUICE_HTTP_SERVER_H
 #define SLUICE_HTTP_SERVER_H
@@ -28,6 +44,10 @@ struct httpd_req {
 	const char *body;   /* decoded (chunked), NUL-terminated: body[body_len] == 0 */
 	size_t body_len;
 	const char *peer;   /* "ip:port" */
+	/* When on_head set up a sink for this request: its httpd_body.arg, and the number of body
+	 * bytes it was given (body is then "" and body_len 0). NULL and 0 otherwise. */
+	void *body_sink;
+	uint64_t body_streamed;
 };
 
 struct httpd_resp {
@@ -39,12 +59,55 @@ struct httpd_resp {
 
 typedef void httpd_handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
 
+/*
+ * What the server does with one request's body, decided by httpd_opts.on_head.
+ *
+ * max_body: the largest body this request may have (decoded size when chunked); it starts at
+ * httpd_opts.max_body and on_head may lower or raise it (0 puts it back). A buffered body needs
+ * that much memory at most; a streamed one does not. A Content-Length above it is answered
+ * 413 at once; a chunked body is cut with a 413 as soon as a chunk size passes it.
+ *
+ * Streaming: when on_head sets `write`, the body is not buffered: its bytes (decoded when
+ * chunked) are passed to write(arg, ...) as they arrive, in order, in pieces of any size, and
+ * the handler then runs with req->body_sink == arg and req->body_streamed == the byte count.
+ * write returns 0, or an HTTP status (400-599) to refuse the body with the message in e: the
+ * server answers that status and closes the connection without reading further, and the
+ * handler is not called. `done(arg)` (may be NULL) is called exactly once for every request
+ * whose on_head set `write`: after the handler returned, or when the request ends without it
+ * (refused, bad framing, the connection closed or timed out, httpd_free). So the handler
+ * commits what it was given and `done` releases what is left (e.g. removes an uncommitted
+ * file). Neither callback may call httpd_free.
+ */
+struct httpd_body {
+	uint64_t max_body;
+	int (*write)(void *arg, const char *data, size_t len, struct err *e);
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/*
+ * Called once per request when its head has been parsed, before any body byte is read; req is
+ * as for the handler except that body is "" (body_len 0). It may change `body` (see above).
+ * Return 0 to go on; anything else answers the request with resp as it is now (set it with
+ * httpd_error, e.g. 413 or 401), without reading the body or calling the handler, and closes
+ * the connection after the answer (the unread body cannot be told from a next request).
+ * ctx is the handler's ctx.
+ */
+typedef int httpd_head_fn(void *ctx, const struct httpd_req *req, struct httpd_body *body,
+			  struct httpd_resp *resp);
+
+/* Limits and hooks; a zero field takes its default. */
 struct httpd_opts {
-	size_t max_head;             /* default 16 KiB */
-	size_t max_headers;          /* default 64 */
-	uint64_t max_body;           /* default 1 MiB */
-	unsigned max_conns;          /* default 256 */
-	unsigned idle_timeout_ms;    /* default 30000 */
+	size_t max_head;             /* bytes of a request head; default 16 KiB */
+	size_t max_headers;          /* fields of a request head; default 64 */
+	uint64_t max_body;           /* bytes of a body unless on_head says otherwise; default 4 MiB */
+	unsigned max_conns;          /* open connections; default 256 (see "connections" above) */
+	unsigned idle_timeout_ms;    /* no socket activity at all; default 30000 */
+	unsigned head_timeout_ms;    /* from a head's first byte to its end; default 10000 */
+	unsigned body_timeout_ms;    /* from the end of the head to the end of the body, ... */
+	unsigned body_min_rate;      /* ... plus 1 s per this many bytes received; defaults 60000
+				      * ms and 65536 bytes/s */
+	httpd_head_fn *on_head;      /* NULL: every request takes max_body, buffered */
 };
 
 /*

@@ -153,34 +153,67 @@ int routes_pattern_ok(const char *pattern)
 	return 1;
 }
 
+/* The route for method and path (filling p), or NULL; then *bad tells a refused capture, and
+ * allow[0 .. *nallow) the methods that would match the path (each once, at most 8). */
+static const struct route *lookup(const struct routes_table *t, const char *method, const char *path,
+				  struct routes_params *p, const char **allow, int *nallow, int *bad)
+{
+	struct seg ps[ROUTES_MAX_SEGMENTS];
+	int np = split(path, ps, ROUTES_MAX_SEGMENTS);
+	*nallow = 0;
+	*bad = 0;
+	for (size_t i = 0; np >= 0 && i < t->n; i++) {
+		const struct route *r = &t->routes[i];
+		enum match m = match(r->pattern, ps, np, p);
+		if (m == NO_MATCH)
+			continue;
+		if (strcmp(r->method, method)) {
+			/* another method would match: remember it once for the Allow header */
+			int seen = 0;
+			for (int k = 0; k < *nallow; k++)
+				seen |= !strcmp(allow[k], r->method);
+			if (!seen && *nallow < 8)
+				allow[(*nallow)++] = r->method;
+			continue;
+		}
+		if (m == BAD_VALUE) {
+			*bad = 1;
+			return NULL;
+		}
+		return r;
+	}
+	return NULL;
+}
+
+const struct route *routes_find(const struct routes_table *t, const char *method, const char *path,
+				struct routes_params *p)
+{
+	struct routes_params scratch;
+	const char *allow[8];
+	int nallow, bad;
+	if (!p)
+		p = &scratch;
+	memset(p, 0, sizeof(*p));
+	return lookup(t, method, path, p, allow, &nallow, &bad);
+}
+
+const char *routes_content_type(const struct route *rt)
+{
+	return rt->content_type ? rt->content_type : "application/json";
+}
+
+uint64_t routes_body_max(const struct route *rt)
+{
+	return rt->body_max ? rt->body_max : ROUTES_BODY_DEFAULT;
+}
+
 void routes_dispatch(const struct routes_table *t, void *ctx, const struct httpd_req *req,
 		     struct httpd_resp *resp)
 {
-	struct seg ps[ROUTES_MAX_SEGMENTS];
-	int np = split(req->path, ps, ROUTES_MAX_SEGMENTS);
 	struct routes_params p = {0};
-	const struct route *found = NULL;
 	const char *allow[8];
-	int nallow = 0, bad = 0;
-	for (size_t i = 0; np >= 0 && i < t->n && !found && !bad; i++) {
-		const struct route *r = &t->routes[i];
-		enum match m = match(r->pattern, ps, np, &p);
-		if (m == NO_MATCH)
-			continue;
-		if (strcmp(r->method, req->method)) {
-			/* another method would match: remember it once for the Allow header */
-			int seen = 0;
-			for (int k = 0; k < nallow; k++)
-				seen |= !strcmp(allow[k], r->method);
-			if (!seen && nallow < 8)
-				allow[nallow++] = r->method;
-			continue;
-		}
-		if (m == BAD_VALUE)
-			bad = 1;
-		else
-			found = r;
-	}
+	int nallow, bad;
+	const struct route *found = lookup(t, req->method, req->path, &p, allow, &nallow, &bad);
 	if (bad) {
 		httpd_error(resp, 400, "bad path segment in %s: a value must be 1 to %d bytes, "
 			    "without '/' or control characters", req->path, ROUTES_MAX_VALUE - 1);

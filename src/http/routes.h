@@ -20,16 +20,24 @@
  * order; one that answers (returns nonzero) stops the request there. After the handler (or the
  * refusal), the `after` hook sees the final response (access logs, audit, metrics).
  *
+ * Bodies: a route also declares what a request that may change something must send, the
+ * Content-Type (NULL: application/json) and the largest body (0: ROUTES_BODY_DEFAULT). This
+ * module only hands them on: the middleware checks the type, the server's on_head hook finds
+ * the route of a head (routes_find) and sets the body limit before any body byte is read.
+ *
  * Nothing here allocates: the parameters live in the caller's stack frame during the call.
  */
 #ifndef SLUICE_ROUTES_H
 #define SLUICE_ROUTES_H
+
+#include <stdint.h>
 
 #include "http/server.h"
 
 #define ROUTES_MAX_PARAMS 4
 #define ROUTES_MAX_VALUE 256     /* a capture's decoded value, NUL included */
 #define ROUTES_MAX_SEGMENTS 16   /* longer paths match no pattern (404) */
+#define ROUTES_BODY_DEFAULT (4u << 20) /* a route's body limit when it declares none (JSON) */
 
 /* The captures of the matched pattern, in pattern order. */
 struct routes_params {
@@ -50,6 +58,8 @@ struct route {
 	int permission;        /* the application's; read by the middleware only */
 	routes_handler *fn;
 	const char *summary;   /* one line for people: docs, logs, the route listing */
+	const char *content_type; /* what a POST/PUT/DELETE must send; NULL: application/json */
+	uint64_t body_max;     /* its largest body in bytes; 0: ROUTES_BODY_DEFAULT */
 };
 
 /* Runs before the handler. Returns 0 to let the request go on, nonzero after it answered
@@ -71,6 +81,16 @@ struct routes_table {
  * middleware's refusal, or the handler's response. */
 void routes_dispatch(const struct routes_table *t, void *ctx, const struct httpd_req *req,
 		     struct httpd_resp *resp);
+
+/* The route that routes_dispatch would run for method and path, with its captures in *p (OUT,
+ * may be NULL); NULL when dispatch would answer 404, 405 or 400 (a refused capture). For hooks
+ * that run before the body is read (the server's on_head). */
+const struct route *routes_find(const struct routes_table *t, const char *method, const char *path,
+				struct routes_params *p /* OUT, may be NULL */);
+
+/* What rt declares, with the defaults applied: never NULL, never 0. */
+const char *routes_content_type(const struct route *rt);
+uint64_t routes_body_max(const struct route *rt);
 
 /* The value of capture `name` (NULL when the pattern has none by that name). */
 const char *routes_param(const struct routes_params *p, const char *name);

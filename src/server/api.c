@@ -198,36 +198,71 @@ static void h_apply(struct route_ctx *c)
 
 /* ---- PUT /v1/artifacts/sha256:HEX ---- */
 
-/* The largest artifact accepted (the HTTP server's body limit is the same, main.c). */
+/* The largest artifact accepted: the route's body limit (the table below). */
 #define API_ARTIFACT_MAX (256u << 20)
+
+/*
+ * An artifact is never held in memory: api_on_head opens the writer (store/artifacts.h) when
+ * the head arrives and the server streams the body into it (httpd_body), hashing as it goes;
+ * the handler commits what was streamed (the digest checked, then renamed into place) and
+ * upload_done drops whatever was not committed: a body over the limit, a refused digest, a
+ * client that went away or timed out mid-body. Only the temporary file existed, and it is gone.
+ */
+struct upload {
+	struct artifact_writer *w; /* NULL once the handler took it */
+	char id[ARTIFACTS_ID_LEN + 1];
+	uint64_t got;
+};
+
+static int upload_write(void *arg, const char *data, size_t len, struct err *e)
+{
+	struct upload *u = arg;
+	int rc = artifacts_write(u->w, data, len, e);
+	if (rc == ARTIFACTS_TOOBIG)
+		return 413;
+	if (rc)
+		return 500;
+	u->got += len;
+	return 0;
+}
+
+static void upload_done(void *arg)
+{
+	struct upload *u = arg;
+	if (u->w) {
+		log_info("api: upload of artifact %s dropped after %llu bytes (nothing stored)", u->id,
+			 (unsigned long long)u->got);
+		artifacts_abort(u->w);
+	}
+	free(u);
+}
 
 static void h_artifact_put(struct route_ctx *c)
 {
 	const char *id = routes_param(c->p, "digest");
-	struct err e = {""};
-	struct artifact_writer *w = NULL;
+	struct upload *u = c->req->body_sink;
 	if (!artifacts_valid_id(id)) {
 		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
 		return;
 	}
-	int created = 0;
-	int rc = artifacts_begin(&w, c->srv->artifacts_dir, id, API_ARTIFACT_MAX, &e);
-	if (rc == 0) {
-		rc = artifacts_write(w, c->req->body, c->req->body_len, &e);
-		if (rc)
-			artifacts_abort(w);
-		else
-			rc = artifacts_commit(w, &created, &e);
+	if (!u || !u->w) {
+		/* the server was composed without api_on_head: the body was not streamed */
+		httpd_error(c->resp, 500, "artifact uploads need the server's on_head hook (api_on_head)");
+		return;
 	}
+	struct artifact_writer *w = u->w;
+	u->w = NULL; /* commit frees it, whatever it answers */
+	struct err e = {""};
+	int created = 0;
+	int rc = artifacts_commit(w, &created, &e);
 	if (rc == ARTIFACTS_MISMATCH)
 		httpd_error(c->resp, 400, "%s", e.msg);
-	else if (rc == ARTIFACTS_TOOBIG)
-		httpd_error(c->resp, 413, "%s", e.msg);
 	else if (rc)
 		httpd_error(c->resp, 500, "%s", e.msg);
 	else
 		reply_json(c->resp, created ? 201 : 200,
-			   json_pack("{s:s, s:b}", "digest", id, "created", created));
+			   json_pack("{s:s, s:b, s:I}", "digest", id, "created", created, "size",
+				     (json_int_t)u->got));
 }
 
 /* ---- releases ---- */
@@ -844,10 +879,14 @@ ADAPT(h_status)
 ADAPT(h_logs)
 ADAPT(h_shutdown)
 
+/* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct route api_table[] = {
 	{"GET", "/v1/health", API_PUBLIC, r_h_health, "liveness"},
 	{"POST", "/v1/apply", API_APPLY, r_h_apply, "apply manifests"},
-	{"PUT", "/v1/artifacts/{digest}", API_RELEASE, r_h_artifact_put, "upload an artifact"},
+	{"PUT", "/v1/artifacts/{digest}", API_RELEASE, r_h_artifact_put, "upload an artifact",
+	 "application/octet-stream", API_ARTIFACT_MAX},
 	{"GET", "/v1/services", API_READ, r_h_services, "list services and environments"},
 	{"POST", "/v1/services/{service}/releases", API_RELEASE, r_h_release_push, "register a release"},
 	{"GET", "/v1/services/{service}/releases", API_READ, r_h_release_list, "list releases"},
@@ -863,6 +902,7 @@ static const struct route api_table[] = {
 	{"GET", "/v1/logs", API_READ, r_h_logs, "instance logs"},
 	{"POST", "/v1/shutdown", API_ADMIN, r_h_shutdown, "stop the server"},
 };
+#pragma GCC diagnostic pop
 
 const struct route *api_routes(size_t *n)
 {
@@ -909,9 +949,9 @@ static int host_name(const char *v, char *dst, size_t len)
  * Browsers: a web page the operator opens may send "simple" cross-origin requests (a form's
  * POST, text/plain) without asking first, and DNS rebinding can make a foreign name point at
  * loopback. So: the Host header must name this server (loopback names and --allow-host), and
- * a request that may change something must say Content-Type: application/json (or
- * application/octet-stream for an artifact), which a page can only send after a CORS
- * preflight that this API never grants (it sends no CORS headers).
+ * a request that may change something must say the Content-Type its route declares
+ * (application/json; application/octet-stream for an artifact), which a page can only send
+ * after a CORS preflight that this API never grants (it sends no CORS headers).
  */
 static int mw_browser(void *ctx, const struct route *rt, const struct httpd_req *req,
 		      const struct routes_params *p, struct httpd_resp *resp)
@@ -933,8 +973,7 @@ static int mw_browser(void *ctx, const struct route *rt, const struct httpd_req 
 	}
 	if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))
 		return 0;
-	const char *want = strcmp(rt->pattern, "/v1/artifacts/{digest}") ? "application/json"
-									   : "application/octet-stream";
+	const char *want = routes_content_type(rt);
 	char ct[128] = "";
 	httpd_header(req, "Content-Type", ct, sizeof(ct));
 	size_t wl = strlen(want);
@@ -964,6 +1003,50 @@ static const struct routes_table api_dispatch = {
 	.middleware = api_middleware, /* browser safety; authentication and limits go here, in order */
 	.after = log_change,
 };
+
+/* The head of an upload: the checks every request gets (the middleware) and the digest's form
+ * before a byte is written, then the writer the body streams into. The middleware runs again
+ * at dispatch (it only reads the head). */
+static int artifact_head(api *a, const struct route *rt, const struct httpd_req *req,
+			 const struct routes_params *p, struct httpd_body *b, struct httpd_resp *resp)
+{
+	for (size_t i = 0; api_dispatch.middleware[i]; i++)
+		if (api_dispatch.middleware[i](a, rt, req, p, resp)) {
+			log_change(a, rt, req, resp);
+			return 1;
+		}
+	const char *id = routes_param(p, "digest");
+	if (!artifacts_valid_id(id)) {
+		httpd_error(resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
+		log_change(a, rt, req, resp);
+		return 1;
+	}
+	struct upload *u = calloc(1, sizeof(*u));
+	struct err e = {""};
+	if (!u || artifacts_begin(&u->w, a->artifacts_dir, id, routes_body_max(rt), &e)) {
+		httpd_error(resp, 500, "%s", u ? e.msg : "out of memory");
+		log_change(a, rt, req, resp);
+		free(u);
+		return 1;
+	}
+	snprintf(u->id, sizeof(u->id), "%s", id);
+	b->write = upload_write;
+	b->done = upload_done;
+	b->arg = u;
+	return 0;
+}
+
+int api_on_head(void *ctx, const struct httpd_req *req, struct httpd_body *b, struct httpd_resp *resp)
+{
+	struct routes_params p;
+	const struct route *rt = routes_find(&api_dispatch, req->method, req->path, &p);
+	if (!rt)
+		return 0; /* 404, 405 or 400 from dispatch, after a body within the default limit */
+	b->max_body = routes_body_max(rt);
+	if (rt->fn == r_h_artifact_put)
+		return artifact_head(ctx, rt, req, &p, b, resp);
+	return 0;
+}
 
 api *api_new(const struct api_deps *d)
 {

@@ -64,6 +64,12 @@ api *api_new(const struct api_deps *d);
 void api_free(api *a);
 /* The handler for httpd_start; ctx is the api. */
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+/* The httpd_opts.on_head hook that must go with api_handle: each request's body limit is its
+ * route's (http/routes.h: 4 MiB for JSON, 256 MiB for an artifact), and an artifact upload is
+ * streamed to a temporary file in the artifacts directory as it arrives (the middleware's
+ * checks and the digest's form are answered on the head, before any byte is written). Without
+ * it an upload is answered 500. */
+int api_on_head(void *ctx, const struct httpd_req *req, struct httpd_body *b, struct httpd_resp *resp);
 /* Whether a shutdown asked for the data plane (instances, proxy) to stop too. */
 int api_stop_data_plane(const api *a);
 

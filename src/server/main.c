@@ -103,18 +103,6 @@ static void default_data_dir(char *buf, size_t len)
 	snprintf(buf, len, "%s/.local/state/sluice", d && *d ? d : "/tmp");
 }
 
-/* JSON bodies stay within the server's default (4 MiB); an artifact upload may be as large as
- * the API takes an artifact (API_ARTIFACT_MAX in api.c). Anything larger is 413 on its head. */
-#define SERVER_ARTIFACT_BODY_MAX (256u << 20)
-
-static int body_limits(void *ctx, const struct httpd_req *req, struct httpd_body *b,
-		       struct httpd_resp *resp)
-{
-	if (!strcmp(req->method, "PUT") && !strncmp(req->path, "/v1/artifacts/", 14))
-		b->max_body = SERVER_ARTIFACT_BODY_MAX;
-	return 0;
-}
-
 static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
@@ -264,7 +252,7 @@ int cmd_server(int argc, char **argv)
 		error("out of memory (or libcurl could not start)");
 		goto out;
 	}
-	struct httpd_opts hopts = {.max_conns = 512, .on_head = body_limits};
+	struct httpd_opts hopts = {.max_conns = 512, .on_head = api_on_head};
 	if (httpd_start(&srv.httpd, srv.loop, listen, &hopts, api_handle, srv.api, &e)) {
 		error("%s", e.msg);
 		goto out;

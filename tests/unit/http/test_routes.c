@@ -5,6 +5,9 @@
 
 #include "http/routes.h"
 
+/* the table leaves the body columns out where the defaults apply (NULL, 0) */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 struct calls {
 	char handled[64];
 	char param[ROUTES_MAX_VALUE];
@@ -49,6 +52,7 @@ static const struct route table[] = {
 	{"POST", "/v1/deployments/{id}/retry", 2, h, "retry"},
 	{"GET", "/v1/services/{service}/releases", 1, h, "releases"},
 	{"GET", "/ui/{*path}", 0, h, "ui"},
+	{"PUT", "/v1/artifacts/{digest}", 2, h, "upload", "application/octet-stream", 256u << 20},
 };
 
 static routes_middleware *const chain[] = {mw, NULL};
@@ -180,4 +184,57 @@ Test(routes, pattern_checks)
 	cr_expect_not(routes_pattern_ok("/{a}/{b}/{c}/{d}/{e}"));
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 		cr_expect(routes_pattern_ok(table[i].pattern), "%s", table[i].pattern);
+}
+
+Test(routes, find_answers_what_dispatch_would_run)
+{
+	static const struct {
+		const char *method, *path;
+		const char *summary; /* NULL: no route */
+		const char *param;
+	} cases[] = {
+		{"GET", "/v1/health", "health", NULL},
+		{"POST", "/v1/deployments", "create", NULL},
+		{"GET", "/v1/deployments/42", "get", "42"},
+		{"POST", "/v1/deployments/a%2Db/retry", "retry", "a-b"},
+		{"PUT", "/v1/artifacts/sha256:00", "upload", "sha256:00"},
+		{"GET", "/ui/a/b.js", "ui", "a/b.js"},
+		{"GET", "/v1/nothing", NULL, NULL},           /* 404 */
+		{"DELETE", "/v1/deployments", NULL, NULL},    /* 405 */
+		{"GET", "/v1/artifacts/sha256:00", NULL, NULL}, /* 405: PUT only */
+		{"GET", "/v1/deployments/a%2Fb", NULL, NULL}, /* 400 */
+		{"GET", "/v1/deployments/", NULL, NULL},
+		{"GET", "relative", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct routes_params p;
+		memset(&p, 0x5a, sizeof(p));
+		const struct route *r = routes_find(&T, cases[i].method, cases[i].path, &p);
+		if (!cases[i].summary) {
+			cr_expect_null(r, "%s %s: found '%s'", cases[i].method, cases[i].path, r ? r->summary : "");
+			continue;
+		}
+		cr_assert_not_null(r, "%s %s: no route", cases[i].method, cases[i].path);
+		cr_expect_str_eq(r->summary, cases[i].summary, "%s %s", cases[i].method, cases[i].path);
+		if (cases[i].param) {
+			cr_assert_eq(p.n, 1, "%s %s: %d captures", cases[i].method, cases[i].path, p.n);
+			cr_expect_str_eq(p.value[0], cases[i].param);
+		} else {
+			cr_expect_eq(p.n, 0, "%s %s: %d captures", cases[i].method, cases[i].path, p.n);
+		}
+		/* the same answer without captures wanted */
+		cr_expect_eq(routes_find(&T, cases[i].method, cases[i].path, NULL), r);
+	}
+}
+
+Test(routes, body_columns_and_their_defaults)
+{
+	const struct route *json = routes_find(&T, "POST", "/v1/deployments", NULL);
+	const struct route *up = routes_find(&T, "PUT", "/v1/artifacts/x", NULL);
+	cr_assert(json && up);
+	cr_expect_str_eq(routes_content_type(json), "application/json");
+	cr_expect_eq(routes_body_max(json), ROUTES_BODY_DEFAULT);
+	cr_expect_eq(ROUTES_BODY_DEFAULT, 4u << 20);
+	cr_expect_str_eq(routes_content_type(up), "application/octet-stream");
+	cr_expect_eq(routes_body_max(up), 256u << 20);
 }

@@ -8,6 +8,7 @@
  * `metadata` object that metadata v3 drops, so metadata v3 is refused while profile v1 is live.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,38 @@ static void answer_free(void)
 	memset(&R, 0, sizeof(R));
 }
 
+/* What the HTTP server does with a request whose head and body it has read: the API's on_head
+ * hook first (the body limit, an upload's sink), the body fed to the sink in small pieces as if
+ * it arrived slowly, then the handler, then the sink's done. */
+static void serve(struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct httpd_body b = {.max_body = 4u << 20};
+	if (api_on_head(H.api, req, &b, resp)) {
+		cr_assert_null(b.write, "a refused head leaves no sink");
+		return;
+	}
+	cr_assert_leq(req->body_len, b.max_body, "%s %s: body over the route's limit", req->method, req->path);
+	if (b.write) {
+		struct err e = {""};
+		for (size_t off = 0; off < req->body_len; off += 7) {
+			size_t n = req->body_len - off < 7 ? req->body_len - off : 7;
+			int st = b.write(b.arg, req->body + off, n, &e);
+			if (st) {
+				httpd_error(resp, st, "%s", e.msg);
+				b.done(b.arg);
+				return;
+			}
+		}
+		req->body_sink = b.arg;
+		req->body_streamed = req->body_len;
+		req->body = "";
+		req->body_len = 0;
+	}
+	api_handle(H.api, req, resp);
+	if (b.write && b.done)
+		b.done(b.arg);
+}
+
 static int call_n(const char *method, const char *target, const char *body, size_t len)
 {
 	answer_free();
@@ -87,7 +120,7 @@ static int call_n(const char *method, const char *target, const char *body, size
 	struct httpd_resp resp = {.status = 200};
 	buf_init(&resp.headers, 4096);
 	buf_init(&resp.body, 8u << 20);
-	api_handle(H.api, &req, &resp);
+	serve(&req, &resp);
 	R.status = resp.status;
 	R.content_type = resp.content_type;
 	snprintf(R.headers, sizeof(R.headers), "%.*s", (int)resp.headers.len,
@@ -544,6 +577,91 @@ Test(api, artifact_put_checks_the_digest)
 		cr_expect_eq(call("PUT", path, "x"), 400, "%s: %s", bad_ids[i], R.text);
 		cr_expect(strstr(error_msg(), "sha256: and 64 lowercase hex"), "%s: %s", bad_ids[i], R.text);
 	}
+}
+
+/* The names in the artifacts directory, space-separated, sorted by readdir's whim; "" when empty. */
+static const char *artifact_files(void)
+{
+	static char names[4096];
+	names[0] = '\0';
+	DIR *d = opendir(H.artifacts);
+	cr_assert(d, "%s", H.artifacts);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", names[0] ? " " : "",
+				 de->d_name);
+	closedir(d);
+	return names;
+}
+
+/* The on_head hook alone, as the server calls it on a head (no body read yet). */
+static int head(const char *method, const char *target, const char *ctype, struct httpd_body *b)
+{
+	answer_free();
+	char raw[1024];
+	snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\nContent-Length: 3\r\n\r\n",
+		 method, target, ctype);
+	static struct http_head hd;
+	struct http_limits lim = {16384, 64, 0};
+	cr_assert_gt(http_parse_request(raw, strlen(raw), &lim, &hd), 0);
+	struct httpd_req req = {.head = &hd, .method = method, .path = target, .query = "", .body = "",
+				.peer = "127.0.0.1:1"};
+	struct httpd_resp resp = {.status = 200};
+	buf_init(&resp.headers, 4096);
+	buf_init(&resp.body, 65536);
+	memset(b, 0, sizeof(*b));
+	b->max_body = 4u << 20;
+	int refused = api_on_head(H.api, &req, b, &resp);
+	R.status = refused ? resp.status : 0;
+	R.text = strndup(resp.body.data ? resp.body.data : "", resp.body.len);
+	R.json = json_loads(R.text, 0, NULL);
+	buf_release(&resp.headers);
+	buf_release(&resp.body);
+	return refused;
+}
+
+Test(api_empty, artifact_uploads_stream_and_leave_nothing_behind)
+{
+	struct httpd_body b;
+	const char *target = "/v1/artifacts/sha256:" ZERO64;
+	/* every route's body limit is its own: JSON 4 MiB, an artifact 256 MiB streamed */
+	cr_expect_eq(head("POST", "/v1/apply", "application/json", &b), 0);
+	cr_expect_eq(b.max_body, 4u << 20);
+	cr_expect_null(b.write, "a JSON body is buffered");
+	cr_expect_eq(head("GET", "/v1/nothing", "application/json", &b), 0, "404 is dispatch's to answer");
+	cr_expect_eq(b.max_body, 4u << 20);
+	cr_expect_eq(head("PUT", target, "application/octet-stream", &b), 0, "%s", R.text);
+	cr_expect_eq(b.max_body, 256u << 20);
+	cr_assert(b.write && b.done, "an upload is streamed");
+	cr_expect(strstr(artifact_files(), ".tmp-"), "the body goes to a temporary file: '%s'", artifact_files());
+	/* the client goes away mid-body: the server calls done without the handler */
+	struct err e = {""};
+	cr_expect_eq(b.write(b.arg, "abc", 3, &e), 0, "%s", e.msg);
+	b.done(b.arg);
+	cr_expect_str_eq(artifact_files(), "", "an abandoned upload leaves nothing");
+
+	/* refused on the head, before any file is made: the middleware's checks, the digest's form */
+	cr_expect_eq(head("PUT", target, "application/json", &b), 1);
+	cr_expect_eq(R.status, 415, "%s", R.text);
+	cr_expect_null(b.write);
+	cr_expect_eq(head("PUT", "/v1/artifacts/sha256:abc", "application/octet-stream", &b), 1);
+	cr_expect_eq(R.status, 400, "%s", R.text);
+	cr_expect(strstr(error_msg(), "64 lowercase hex"), "%s", R.text);
+	cr_expect_eq(head("PUT", "/v1/artifacts/sha256:..%2F..%2Fx", "application/octet-stream", &b), 0,
+		     "a capture with '/' is dispatch's 400");
+	cr_expect_null(b.write);
+	cr_expect_str_eq(artifact_files(), "");
+
+	/* a body whose digest is not the path's: 400 and nothing kept, not even the temporary file */
+	cr_expect_eq(call("PUT", target, "not zero"), 400, "%s", R.text);
+	cr_expect_str_eq(artifact_files(), "");
+	/* the right one is there under its hex name, with its size */
+	char digest[72];
+	upload("streamed bytes", digest);
+	cr_expect_eq(R.status, 201, "%s", R.text);
+	cr_expect_eq(json_integer_value(json_object_get(R.json, "size")), 14, "%s", R.text);
+	cr_expect_str_eq(artifact_files(), digest + 7);
 }
 
 /* ---- releases ---- */

@@ -189,6 +189,37 @@ static int f_list_stable(void *drv, const char *s, json_t **out, struct err *e)
 	FAIL_IF("list_stable", e);
 	return store_list_stable(inner, s, out, e);
 }
+static int f_put_token(void *drv, const struct store_token *t, struct err *e)
+{
+	FAIL_IF("put_token", e);
+	return store_put_token(inner, t, e);
+}
+static int f_get_token(void *drv, const char *h, json_t **out, struct err *e)
+{
+	FAIL_IF("get_token", e);
+	return store_get_token(inner, h, out, e);
+}
+static int f_list_tokens(void *drv, json_t **out, struct err *e)
+{
+	FAIL_IF("list_tokens", e);
+	return store_list_tokens(inner, out, e);
+}
+static int f_revoke_token(void *drv, const char *n, int64_t at, struct err *e)
+{
+	FAIL_IF("revoke_token", e);
+	return store_revoke_token(inner, n, at, e);
+}
+static int f_add_audit(void *drv, const struct store_audit *a, struct err *e)
+{
+	FAIL_IF("add_audit", e);
+	return store_add_audit(inner, a, e);
+}
+static int f_list_audit(void *drv, const char *s, int64_t since, int64_t limit, json_t **out,
+			struct err *e)
+{
+	FAIL_IF("list_audit", e);
+	return store_list_audit(inner, s, since, limit, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -197,7 +228,8 @@ static const struct store_ops faulty_ops = {
 	f_put_manifest, f_get_manifest, f_list_manifests, f_put_release, f_get_release,
 	f_list_releases, f_create_deployment, f_update_deployment, f_get_deployment,
 	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
-	f_get_stable, f_previous_stable, f_list_stable,
+	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
+	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit,
 };
 
 static store *faulty_fresh(void)

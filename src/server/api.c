@@ -591,8 +591,8 @@ static void h_retry(struct route_ctx *c)
 	if (*end || id <= 0)
 		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
 	else if (rc)
-		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
-			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s%s",
+			    rc == STORE_NOTFOUND ? "no such deployment: " : "", e.msg);
 	else if (!allowed(c, AUTH_RETRY, json_string_value(json_object_get(dep, "service")),
 			  json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
 		;

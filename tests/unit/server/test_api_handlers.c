@@ -18,6 +18,7 @@
 #include "support/fake_router.h"
 #include "support/fake_runtime.h"
 #include "support/faulty_store.h"
+#include "support/shell.h"
 #include "server/api.h"
 #include "server/runtimes.h"
 #include "util/sha256.h"
@@ -31,74 +32,19 @@
 
 /* ---- the harness: the parts main.c composes, on fake drivers ---- */
 
-static struct {
-	char dir[PATH_MAX], artifacts[PATH_MAX + 16];
-	loop *loop;
-	store *store;
-	struct faulty_store *fault;
-	runtimes *rts;
-	runtime *rt;
-	router *router;
-	verifier *vr;
-	reconciler *rec;
-	executor *ex;
-	api *api;
-} H;
-
+static struct shell H;
 /* The answer to the last request. */
-static struct {
-	int status;
-	json_t *json; /* the body when it is JSON, else NULL */
-	char *text;   /* the body as it is */
-	char headers[1024];
-	const char *content_type;
-} R;
+static struct shell_answer R;
 
 static void answer_free(void)
 {
-	json_decref(R.json);
-	free(R.text);
-	memset(&R, 0, sizeof(R));
+	shell_answer_free(&R);
 }
 
+/* Calls as the admin. */
 static int call_n(const char *method, const char *target, const char *body, size_t len)
 {
-	answer_free();
-	char path[2048];
-	snprintf(path, sizeof(path), "%s", target);
-	char *q = strchr(path, '?');
-	if (q)
-		*q++ = '\0';
-	/* the head as a client sends it (the API's middleware reads Host and Content-Type) */
-	char *raw = NULL;
-	size_t rawlen = 0;
-	FILE *f = open_memstream(&raw, &rawlen);
-	cr_assert(f);
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:7070\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-		method, target, strncmp(target, "/v1/artifacts/", 14) ? "application/json" : "application/octet-stream",
-		body ? len : 0);
-	cr_assert_eq(fclose(f), 0);
-	static struct http_head head;
-	struct http_limits lim = {16384, 64, 0};
-	cr_assert_gt(http_parse_request(raw, rawlen, &lim, &head), 0, "test request does not parse: %s", raw);
-	struct httpd_req req = {.head = &head, .method = method, .path = path, .query = q ? q : "",
-				.body = body ? body : "", .body_len = body ? len : 0,
-				.peer = "127.0.0.1:1"};
-	struct httpd_resp resp = {.status = 200};
-	buf_init(&resp.headers, 4096);
-	buf_init(&resp.body, 8u << 20);
-	api_handle(H.api, &req, &resp);
-	R.status = resp.status;
-	R.content_type = resp.content_type;
-	snprintf(R.headers, sizeof(R.headers), "%.*s", (int)resp.headers.len,
-		 resp.headers.data ? resp.headers.data : "");
-	R.text = strndup(resp.body.data ? resp.body.data : "", resp.body.len);
-	if (!resp.content_type || strstr(resp.content_type, "json"))
-		R.json = json_loads(R.text, 0, NULL);
-	buf_release(&resp.headers);
-	buf_release(&resp.body);
-	free(raw);
-	return R.status;
+	return shell_call(&H, NULL, method, target, body, len, &R);
 }
 
 static int call(const char *method, const char *target, const char *body)
@@ -197,33 +143,7 @@ static void set_stable(const char *service, const char *version)
 
 static void open_parts(void)
 {
-	struct err e = {""};
-	snprintf(H.dir, sizeof(H.dir), "/tmp/sluice-test-api-XXXXXX");
-	cr_assert(mkdtemp(H.dir));
-	snprintf(H.artifacts, sizeof(H.artifacts), "%s/artifacts", H.dir);
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/sluice.db", H.dir);
-	store *inner = NULL;
-	cr_assert_eq(store_open(&inner, path, &e), 0, "%s", e.msg);
-	cr_assert_eq(faulty_store_open(&H.store, &H.fault, inner, &e), 0, "%s", e.msg);
-	cr_assert_eq(runtime_open_ops(&H.rt, &fake_runtime_ops, NULL, &(struct runtime_host){H.dir}, &e), 0,
-		     "%s", e.msg);
-	cr_assert_eq(runtimes_open_with(&H.rts, H.dir, H.rt, &e), 0, "%s", e.msg);
-	H.router = fake_router_new();
-	H.loop = loop_new();
-	cr_assert(H.router && H.loop);
-	H.vr = verify_new(H.loop, H.router, NULL);
-	cr_assert(H.vr);
-	H.rec = reconcile_new(H.loop, H.store, H.rts, H.router, H.artifacts);
-	cr_assert(H.rec);
-	H.ex = executor_new(&(struct executor_deps){H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir});
-	cr_assert(H.ex);
-	H.api = api_new(&(struct api_deps){H.loop, H.store, H.rts, H.ex, H.rec, H.vr, H.artifacts});
-	cr_assert(H.api);
-	/* the artifacts directory is the server's to make (main.c) */
-	char cmd[PATH_MAX + 64];
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s", H.artifacts);
-	cr_assert_eq(system(cmd), 0);
+	shell_open(&H, NULL);
 }
 
 /* An empty server. */
@@ -250,18 +170,7 @@ static void setup(void)
 static void teardown(void)
 {
 	answer_free();
-	api_free(H.api);
-	executor_free(H.ex);
-	reconcile_free(H.rec);
-	verify_free(H.vr);
-	router_free(H.router);
-	runtimes_close(H.rts);
-	store_close(H.store);
-	loop_free(H.loop);
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", H.dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", H.dir);
+	shell_close(&H);
 }
 
 TestSuite(api, .init = setup, .fini = teardown);

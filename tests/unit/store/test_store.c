@@ -11,6 +11,8 @@
 #include "conformance.h"
 #include "store/store.h"
 
+#include <sqlite3.h>
+
 static char path[256];
 
 static void cleanup(void)
@@ -58,6 +60,34 @@ Test(store_sqlite, a_plain_path_is_sqlite_and_an_unknown_scheme_is_refused, .fin
 	cr_assert(strstr(e.msg, "'postgres:'"), "%s", e.msg);
 	cr_assert_eq(store_open(&s, "sqlite:/nonexistent-dir/x.db", &e), -1);
 	cr_assert(strstr(e.msg, "/nonexistent-dir/x.db"), "%s", e.msg);
+}
+
+/* The audit log is append-only below the API too: SQL typed into the file cannot edit it. */
+Test(store_sqlite, the_audit_log_refuses_updates_and_deletes, .fini = cleanup)
+{
+	store *s = sqlite_fresh();
+	struct err e;
+	struct store_audit a = {.token = "ci", .action = "deploy", .request = "POST /v1/deployments",
+				.result = "ok", .client = "127.0.0.1:1"};
+	cr_assert_eq(store_add_audit(s, &a, &e), 0, "%s", e.msg);
+	store_close(s);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	char *msg = NULL;
+	cr_expect_neq(sqlite3_exec(db, "UPDATE audit SET token = 'someone'", NULL, NULL, &msg), SQLITE_OK);
+	cr_expect(msg && strstr(msg, "append-only"), "%s", msg ? msg : "");
+	sqlite3_free(msg);
+	msg = NULL;
+	cr_expect_neq(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	s = sqlite_reopen();
+	json_t *out = NULL;
+	cr_assert_eq(store_list_audit(s, NULL, 0, 10, &out, &e), 0, "%s", e.msg);
+	cr_expect_eq(json_array_size(out), 1);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(out, 0), "token")), "ci");
+	json_decref(out);
+	store_close(s);
 }
 
 Test(store_sqlite, refuses_a_newer_schema, .fini = cleanup)

@@ -133,8 +133,8 @@ static int token_create(struct client *c, int argc, char **argv, int *rc)
 		client_print_json(out);
 	} else if (*rc == EXIT_OK) {
 		printf("%s\n", json_string_value(json_object_get(out, "token")));
-		fprintf(stderr, "token '%s' created (", json_string_value(json_object_get(out, "name")));
 		fflush(stdout);
+		fprintf(stderr, "token '%s' created (", json_string_value(json_object_get(out, "name")));
 		json_t *exp = json_object_get(out, "expires_at");
 		if (json_is_integer(exp)) {
 			time_t t = (time_t)(json_integer_value(exp) / 1000);

@@ -964,7 +964,13 @@ static void h_deployment_events(struct route_ctx *c)
 	deployment_get(c, 1);
 }
 
+/* Liveness, for anyone: nothing else (no version, no counters, no paths). */
 static void h_health(struct route_ctx *c)
+{
+	reply_json(c->resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void h_server(struct route_ctx *c)
 {
 	uint64_t passes, skipped;
 	reconcile_counts(c->srv->reconciler, &passes, &skipped);
@@ -1089,6 +1095,7 @@ static void h_audit(struct route_ctx *c)
 		fn(&c);                                                                        \
 	}
 ADAPT(h_health)
+ADAPT(h_server)
 ADAPT(h_apply)
 ADAPT(h_artifact_put)
 ADAPT(h_services)
@@ -1112,6 +1119,7 @@ ADAPT(h_audit)
 
 static const struct route api_table[] = {
 	{"GET", "/v1/health", AUTH_PUBLIC, r_h_health, "liveness"},
+	{"GET", "/v1/server", AUTH_READ, r_h_server, "the server's version and reconciler counters"},
 	{"POST", "/v1/apply", AUTH_APPLY, r_h_apply, "apply manifests"},
 	{"PUT", "/v1/artifacts/{digest}", AUTH_RELEASE, r_h_artifact_put, "upload an artifact"},
 	{"GET", "/v1/services", AUTH_READ, r_h_services, "list services and environments"},

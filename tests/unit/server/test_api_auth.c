@@ -157,6 +157,7 @@ struct row {
  * every token). The artifact uploaded is new for each token's server. */
 static const struct row rows[] = {
 	{"GET", "/v1/health", NULL, AUTH_PUBLIC, SOMEWHERE},
+	{"GET", "/v1/server", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/services", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/status", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/status?service=pay", NULL, AUTH_READ, SERVICE_ANY_ENV, "pay"},

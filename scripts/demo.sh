@@ -13,6 +13,7 @@ EX=$ROOT/$BUILD/examples
 
 D=$(mktemp -d /tmp/sluice-demo.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:17070
+export SLUICE_DATA="$D"  # the CLI reads the admin token the server writes there
 LOADS=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

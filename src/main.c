@@ -27,6 +27,8 @@ static const struct command commands[] = {
 	{"logs", cmd_logs, "show instance logs of a service"},
 	{"can-i-deploy", cmd_can_i_deploy, "check a release against every live version"},
 	{"plan", cmd_plan, "order single-service deploys that reach a multi-service target"},
+	{"token", cmd_token, "create, list or revoke API tokens (admin)"},
+	{"audit", cmd_audit, "show the audit log of changes made through the API (admin)"},
 	{"shutdown", cmd_shutdown, "stop the server (and with --data-plane its instances and proxy)"},
 	{"contract", cmd_contract, "diff OpenAPI documents, check a consumer against a provider"},
 	{"judge", cmd_judge, "judge canary against baseline samples, offline"},

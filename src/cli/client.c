@@ -1,17 +1,147 @@
 #include "cli/client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "commands.h"
+#include "util/paths.h"
+
+/* Strips blanks at both ends, in place. */
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Reads the config file when there is one; a problem is kept in cfg_error for the first call. */
+static void read_config(struct client *c)
+{
+	char path[CLIENT_VALUE_MAX];
+	paths_config_file(path, sizeof(path));
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno != ENOENT)
+			snprintf(c->cfg_error, sizeof(c->cfg_error), "%s: %s", path, strerror(errno));
+		return;
+	}
+	char line[CLIENT_VALUE_MAX + 64];
+	int no = 0;
+	while (fgets(line, sizeof(line), f)) {
+		no++;
+		size_t n = strlen(line);
+		if (n && line[n - 1] != '\n' && !feof(f)) {
+			snprintf(c->cfg_error, sizeof(c->cfg_error), "%s:%d: line longer than %d bytes", path,
+				 no, CLIENT_VALUE_MAX);
+			break;
+		}
+		char *l = trim(line);
+		if (!*l || *l == '#')
+			continue;
+		char *eq = strchr(l, '=');
+		if (!eq) {
+			snprintf(c->cfg_error, sizeof(c->cfg_error), "%s:%d: expected 'key = value'", path, no);
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(l), *val = trim(eq + 1);
+		char *dst = !strcmp(key, "server")       ? c->cfg_server
+			    : !strcmp(key, "token")      ? c->cfg_token
+			    : !strcmp(key, "token-file") ? c->cfg_token_file
+							 : NULL;
+		if (!dst) {
+			snprintf(c->cfg_error, sizeof(c->cfg_error),
+				 "%s:%d: unknown key '%.64s' (known: server, token, token-file)", path, no, key);
+			break;
+		}
+		snprintf(dst, CLIENT_VALUE_MAX, "%s", val);
+	}
+	fclose(f);
+}
 
 void client_init(struct client *c)
 {
+	memset(c, 0, sizeof(*c));
+	read_config(c);
 	const char *env = getenv("SLUICE_SERVER");
-	c->server = env && *env ? env : "http://127.0.0.1:7070";
+	c->server = env && *env ? env : c->cfg_server[0] ? c->cfg_server : "http://127.0.0.1:7070";
 	c->json = 0;
 	c->http = httpc_new(30000, 64u << 20);
+}
+
+/* Whether the server URL names this machine by a loopback address. */
+static int server_is_local(const char *url)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	static const char *const local[] = {"127.", "localhost:", "localhost/", "[::1]"};
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (!strncasecmp(h, local[i], strlen(local[i])))
+			return 1;
+	return !strcasecmp(h, "localhost");
+}
+
+/* The first line of a token file into dst; -1 after printing why. */
+static int read_token_file(const char *path, char *dst, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr, "sluice: warning: %s can be read by other users (chmod 600 it)\n", path);
+	int ok = fgets(dst, (int)len, f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	char *t = trim(dst);
+	memmove(dst, t, strlen(t) + 1);
+	return *dst ? 0 : -1;
+}
+
+int client_token(struct client *c)
+{
+	if (c->token_done)
+		return 0;
+	c->token_done = 1;
+	if (c->cfg_error[0])
+		return error("%s", c->cfg_error), EXIT_USAGE;
+	char token[CLIENT_VALUE_MAX] = "";
+	const char *env = getenv("SLUICE_TOKEN");
+	if (env && *env) {
+		snprintf(token, sizeof(token), "%s", env);
+		c->token_from = "$SLUICE_TOKEN";
+	} else if (c->cfg_token[0]) {
+		snprintf(token, sizeof(token), "%s", c->cfg_token);
+		c->token_from = "the config file";
+	} else if (c->cfg_token_file[0]) {
+		snprintf(c->token_path, sizeof(c->token_path), "%s", c->cfg_token_file);
+		if (read_token_file(c->token_path, token, sizeof(token)))
+			return error("cannot read the token file %s (token-file in the config file)",
+				     c->token_path), EXIT_USAGE;
+		c->token_from = c->token_path;
+	} else if (server_is_local(c->server)) {
+		char dir[CLIENT_VALUE_MAX - 16];
+		paths_data_dir(dir, sizeof(dir));
+		snprintf(c->token_path, sizeof(c->token_path), "%s/admin.token", dir);
+		if (read_token_file(c->token_path, token, sizeof(token)) == 0)
+			c->token_from = c->token_path;
+	}
+	if (!token[0])
+		return 0;
+	char value[CLIENT_VALUE_MAX + 16];
+	snprintf(value, sizeof(value), "Bearer %s", token);
+	memset(token, 0, sizeof(token));
+	int rc = client_set_authorization(c, value);
+	memset(value, 0, sizeof(value));
+	return rc ? EXIT_USAGE : 0;
 }
 
 void client_release(struct client *c)
@@ -32,6 +162,40 @@ int client_set_authorization(struct client *c, const char *value)
 	if (httpc_set_headers(c->http, list, &e))
 		return error("authorization: %s", e.msg);
 	return 0;
+}
+
+int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
+		 const struct option *extra, client_option_fn *fn, void *ctx, const char *usage,
+		 int *rc)
+{
+	struct option opts[24] = {CLIENT_OPTIONS};
+	int n = 3;
+	for (int i = 0; extra && extra[i].name && n < 23; i++)
+		opts[n++] = extra[i];
+	memset(&opts[n], 0, sizeof(opts[n]));
+	char so[64];
+	snprintf(so, sizeof(so), "ho:%s", shortopts ? shortopts : "");
+	optind = 1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
+		if (opt == 'h') {
+			fputs(usage, stdout);
+			*rc = EXIT_OK;
+			return -1;
+		}
+		if (opt == '?') {
+			fputs(usage, stderr);
+			*rc = EXIT_USAGE;
+			return -1;
+		}
+		if (client_option(c, opt, optarg) == 0)
+			continue;
+		if (opt == 'o' || opt == CLIENT_OPT_SERVER || !fn || fn(opt, optarg, ctx)) {
+			*rc = EXIT_USAGE;
+			return -1;
+		}
+	}
+	return optind;
 }
 
 int client_option(struct client *c, int opt, const char *arg)
@@ -63,6 +227,9 @@ int client_call(struct client *c, const char *method, const char *path, const js
 	struct err e = {""};
 	if (out)
 		*out = NULL;
+	int trc = client_token(c);
+	if (trc)
+		return trc;
 	if (httpc_json(c->http, method, url, body, &status, &resp, &e)) {
 		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
 		      "set --server / SLUICE_SERVER)", c->server, e.msg);
@@ -90,6 +257,10 @@ int client_call(struct client *c, const char *method, const char *path, const js
 			const char *msg = json_string_value(json_object_get(resp, "error"));
 			error("%s", msg ? msg : "the server answered without an explanation");
 		}
+		if (status == 401 && c->token_from)
+			error("the token came from %s", c->token_from);
+		else if (status == 401)
+			error("no token was sent: set SLUICE_TOKEN, or 'token' in the config file");
 		json_decref(resp);
 	}
 	return status == 404 ? EXIT_NOTFOUND : status == 409 ? EXIT_NO

@@ -1,19 +1,36 @@
 /*
- * client: what every command that talks to the control plane shares: the server's address
- * (--server URL, $SLUICE_SERVER, default http://127.0.0.1:7070), the output format
- * (-o text|json), calls with uniform error handling and exit codes (commands.h).
+ * client: what every command that talks to the control plane shares: the server's address,
+ * the token, the output format (-o text|json), calls with uniform error handling and exit
+ * codes (commands.h).
+ *
+ * The server: --server URL, else $SLUICE_SERVER, else `server` in the config file, else
+ * http://127.0.0.1:7070. The token, sent as "Authorization: Bearer TOKEN": $SLUICE_TOKEN, else
+ * `token` or `token-file` in the config file, else, when the server is on this machine
+ * (loopback), the admin token the server wrote in its data directory (util/paths.h), so that
+ * a local server needs no setup. The config file (util/paths.h: ~/.config/sluice/config) has
+ * lines "key = value" and '#' comments; an unknown key or a malformed line is an error naming
+ * FILE:LINE. A token never appears in an error message.
  */
 #ifndef SLUICE_CLIENT_H
 #define SLUICE_CLIENT_H
 
+#include <getopt.h>
 #include <jansson.h>
 
 #include "util/httpc.h"
+
+#define CLIENT_VALUE_MAX 1024
 
 struct client {
 	const char *server; /* base URL without a trailing slash */
 	int json;           /* -o json */
 	httpc *http;
+	/* the config file's values ("" when absent), and whether the token is settled */
+	char cfg_server[CLIENT_VALUE_MAX], cfg_token[CLIENT_VALUE_MAX], cfg_token_file[CLIENT_VALUE_MAX];
+	char cfg_error[CLIENT_VALUE_MAX + 256];
+	int token_done;
+	const char *token_from; /* "$SLUICE_TOKEN", "the config file", "PATH" or NULL */
+	char token_path[CLIENT_VALUE_MAX];
 };
 
 /* Options every client command accepts, for getopt_long tables. */
@@ -21,6 +38,24 @@ struct client {
 #define CLIENT_OPTIONS {"server", required_argument, NULL, CLIENT_OPT_SERVER}, \
 		       {"output", required_argument, NULL, 'o'},              \
 		       {"help", no_argument, NULL, 'h'}
+
+/* The help lines of the options every client command takes. */
+#define CLIENT_HELP                                                                               \
+	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n" \
+	"  -o FORMAT      text (default) or json\n"                                            \
+	"  -h, --help     this help\n"
+
+/* A command's own option: 0 when taken, nonzero after printing why it is wrong. */
+typedef int client_option_fn(int opt, const char *arg, void *ctx);
+
+/*
+ * Parses argv with getopt_long: the common options (--server, -o, -h) plus `extra` (at most
+ * 20, handled by fn with ctx) and `shortopts`. Returns the index of the first operand, or -1
+ * after printing the usage (-h: to stdout, *rc EXIT_OK) or an error (*rc EXIT_USAGE).
+ */
+int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
+		 const struct option *extra, client_option_fn *fn, void *ctx, const char *usage,
+		 int *rc /* OUT */);
 
 void client_init(struct client *c);
 /*
@@ -32,6 +67,10 @@ int client_set_authorization(struct client *c, const char *value);
 void client_release(struct client *c);
 /* Handles --server and -o; returns 0 when the option was one of them, -1 on a bad value. */
 int client_option(struct client *c, int opt, const char *arg);
+
+/* Settles the token (once; client_call does it): returns 0, or an exit code after printing
+ * why (a bad config file, an unreadable token file). For calls made with c->http directly. */
+int client_token(struct client *c);
 
 /*
  * Calls the API. path starts with "/v1/". On a 2xx answer returns EXIT_OK with *out the

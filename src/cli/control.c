@@ -19,48 +19,6 @@
 #include "util/doc.h"
 #include "util/sha256.h"
 
-/* Parses the common options plus `extra` ones; returns the first non-option index, or -1
- * after printing usage (status in *rc). `fn` handles command-specific options. */
-typedef int option_fn(int opt, const char *arg, void *ctx);
-
-static int parse(struct client *c, int argc, char **argv, const char *shortopts,
-		 const struct option *extra, option_fn *fn, void *ctx, const char *usage, int *rc)
-{
-	struct option opts[24] = {CLIENT_OPTIONS};
-	int n = 3;
-	for (int i = 0; extra && extra[i].name && n < 23; i++)
-		opts[n++] = extra[i];
-	memset(&opts[n], 0, sizeof(opts[n]));
-	char so[64];
-	snprintf(so, sizeof(so), "ho:%s", shortopts ? shortopts : "");
-	optind = 1;
-	int opt;
-	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
-		if (opt == 'h') {
-			fputs(usage, stdout);
-			*rc = EXIT_OK;
-			return -1;
-		}
-		if (opt == '?') {
-			fputs(usage, stderr);
-			*rc = EXIT_USAGE;
-			return -1;
-		}
-		if (client_option(c, opt, optarg) == 0)
-			continue;
-		if (opt == 'o' || opt == CLIENT_OPT_SERVER || !fn || fn(opt, optarg, ctx)) {
-			*rc = EXIT_USAGE;
-			return -1;
-		}
-	}
-	return optind;
-}
-
-#define COMMON_HELP                                                                               \
-	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n" \
-	"  -o FORMAT      text (default) or json\n"                                            \
-	"  -h, --help     this help\n"
-
 /* ---- apply ---- */
 
 struct apply_opts {
@@ -149,13 +107,13 @@ int cmd_apply(int argc, char **argv)
 		"Validates Environment and Service manifests (YAML, several documents per file) and\n"
 		"stores them. An error names file:line:column; nothing is stored unless every file is\n"
 		"valid. A directory means every .yaml, .yml and .json file in it.\n\n"
-		"  -f, --file PATH  a manifest file, a directory, or - for stdin\n" COMMON_HELP;
+		"  -f, --file PATH  a manifest file, a directory, or - for stdin\n" CLIENT_HELP;
 	static const struct option extra[] = {{"file", required_argument, NULL, 'f'}, {0}};
 	struct client c;
 	struct apply_opts a = {.n = 0};
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "f:", extra, apply_opt, &a, usage, &rc);
+	int i = client_parse(&c, argc, argv, "f:", extra, apply_opt, &a, usage, &rc);
 	if (i < 0)
 		goto out;
 	for (; i < argc; i++)
@@ -267,6 +225,12 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 	struct buf resp;
 	buf_init(&resp, 1 << 20);
 	struct err e = {""};
+	int trc = client_token(c);
+	if (trc) {
+		buf_release(&resp);
+		json_decref(cjson);
+		return trc;
+	}
 	if (httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e)) {
 		buf_release(&resp);
 		json_decref(cjson);
@@ -335,7 +299,7 @@ int cmd_release(int argc, char **argv)
 		"content-addressed store (sha256). Pushing the same version with the same digest again\n"
 		"does nothing; the same version with another digest is refused (exit 1).\n\n"
 		"  -a, --artifact PATH  the built artifact (for the local runtime: an executable)\n"
-		"  -c, --contract FILE  the release's contract (YAML or JSON, docs/contracts.md)\n" COMMON_HELP;
+		"  -c, --contract FILE  the release's contract (YAML or JSON, docs/contracts.md)\n" CLIENT_HELP;
 	static const struct option extra[] = {{"artifact", required_argument, NULL, 'a'},
 					      {"contract", required_argument, NULL, 'c'}, {0}};
 	struct client c;
@@ -343,7 +307,7 @@ int cmd_release(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	if (argc >= 2 && (!strcmp(argv[1], "push") || !strcmp(argv[1], "list"))) {
-		int i = parse(&c, argc - 1, argv + 1, "a:c:", extra, release_opt, &r, usage, &rc);
+		int i = client_parse(&c, argc - 1, argv + 1, "a:c:", extra, release_opt, &r, usage, &rc);
 		if (i >= 0)
 			rc = !strcmp(argv[1], "push") ? release_push(&c, argc - 1, argv + 1, i, &r)
 						      : release_list(&c, argc - 1, argv + 1, i);
@@ -459,7 +423,7 @@ int cmd_deploy(int argc, char **argv)
 		"  --timeout S   with --wait, give up waiting after S seconds (the deployment goes on)\n"
 		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n"
 		"  --hotfix      a fix: pre-empts the pipeline in flight (its traffic goes back to\n"
-		"                stable, its instances drain and stop), then runs before any queued one\n" COMMON_HELP;
+		"                stable, its instances drain and stop), then runs before any queued one\n" CLIENT_HELP;
 	static const struct option extra[] = {{"env", required_argument, NULL, 'e'},
 					      {"wait", no_argument, NULL, 'w'},
 					      {"force", no_argument, NULL, 'F'},
@@ -469,7 +433,7 @@ int cmd_deploy(int argc, char **argv)
 	struct deploy_opts d = {.env = "production"};
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 2) {
@@ -521,7 +485,7 @@ int cmd_rollback(int argc, char **argv)
 		"the version to return to.\n\n"
 		"  --to VERSION  the release to return to\n"
 		"  --env ENV     environment (default production)\n"
-		"  --wait        follow it; exit 0 when done\n" COMMON_HELP;
+		"  --wait        follow it; exit 0 when done\n" CLIENT_HELP;
 	static const struct option extra[] = {{"env", required_argument, NULL, 'e'},
 					      {"to", required_argument, NULL, 't'},
 					      {"wait", no_argument, NULL, 'w'}, {0}};
@@ -529,7 +493,7 @@ int cmd_rollback(int argc, char **argv)
 	struct deploy_opts d = {.env = "production"};
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 1) {
@@ -569,11 +533,11 @@ out:
 int cmd_history(int argc, char **argv)
 {
 	static const char usage[] = "usage: sluice history SERVICE [-o json]\n\n"
-				    "Lists the service's deployments, newest first (never deleted).\n\n" COMMON_HELP;
+				    "Lists the service's deployments, newest first (never deleted).\n\n" CLIENT_HELP;
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 1) {
@@ -615,11 +579,11 @@ int cmd_events(int argc, char **argv)
 {
 	static const char usage[] = "usage: sluice events DEPLOYMENT [-o json]\n\n"
 				    "Shows what happened in one deployment, with each verdict's evidence\n"
-				    "(metric, samples, observed value, limit, decision).\n\n" COMMON_HELP;
+				    "(metric, samples, observed value, limit, decision).\n\n" CLIENT_HELP;
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 1) {
@@ -693,7 +657,7 @@ int cmd_logs(int argc, char **argv)
 				    "the instance.\n\n"
 				    "  --region R  only this region\n"
 				    "  --env ENV   only this environment\n"
-				    "  --bytes N   how much of the end of each log (default 65536)\n" COMMON_HELP;
+				    "  --bytes N   how much of the end of each log (default 65536)\n" CLIENT_HELP;
 	static const struct option extra[] = {{"region", required_argument, NULL, 'r'},
 					      {"env", required_argument, NULL, 'e'},
 					      {"bytes", required_argument, NULL, 'b'}, {0}};
@@ -701,7 +665,7 @@ int cmd_logs(int argc, char **argv)
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", extra, logs_opt, &lo, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", extra, logs_opt, &lo, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 1) {
@@ -724,7 +688,10 @@ int cmd_logs(int argc, char **argv)
 	struct buf resp;
 	buf_init(&resp, 64u << 20);
 	struct err e = {""};
-	if (bad || httpc_request(c.http, "GET", q.data, NULL, 0, NULL, &status, &resp, &e)) {
+	int trc = bad ? 0 : client_token(&c);
+	if (trc) {
+		rc = trc;
+	} else if (bad || httpc_request(c.http, "GET", q.data, NULL, 0, NULL, &status, &resp, &e)) {
 		error("cannot reach the sluice server at %s: %s", c.server, e.msg);
 		rc = EXIT_UNREACHABLE;
 	} else if (status != 200) {
@@ -753,13 +720,13 @@ int cmd_shutdown(int argc, char **argv)
 {
 	static const char usage[] = "usage: sluice shutdown [--data-plane]\n\n"
 				    "Stops the server. With --data-plane, also stops every instance it runs\n"
-				    "(gracefully) and the proxy; without it they keep serving.\n\n" COMMON_HELP;
+				    "(gracefully) and the proxy; without it they keep serving.\n\n" CLIENT_HELP;
 	static const struct option extra[] = {{"data-plane", no_argument, NULL, 'D'}, {0}};
 	int all = 0;
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	if (parse(&c, argc, argv, "", extra, shutdown_opt, &all, usage, &rc) < 0)
+	if (client_parse(&c, argc, argv, "", extra, shutdown_opt, &all, usage, &rc) < 0)
 		goto out;
 	json_t *body = json_pack("{s:b}", "data_plane", all);
 	rc = client_call(&c, "POST", "/v1/shutdown", body, NULL, NULL);
@@ -777,14 +744,14 @@ int cmd_retry(int argc, char **argv)
 		"usage: sluice retry DEPLOYMENT --region REGION [--wait]\n\n"
 		"Retries one failed region of a deployment alone: no other region is touched.\n\n"
 		"  --region R  the failed region\n"
-		"  --wait      follow the deployment; exit 0 when it ends promoted\n" COMMON_HELP;
+		"  --wait      follow the deployment; exit 0 when it ends promoted\n" CLIENT_HELP;
 	static const struct option extra[] = {{"region", required_argument, NULL, 'R'},
 					      {"wait", no_argument, NULL, 'w'}, {0}};
 	struct client c;
 	struct deploy_opts d = {0};
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
 	if (i < 0)
 		goto out;
 	if (argc - i != 1 || !d.region) {

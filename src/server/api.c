@@ -21,6 +21,7 @@
 #include "server/api.h"
 #include "server/api_body.h"
 #include "server/gate.h"
+#include "server/tokens.h"
 #include "server/catalog.h"
 #include "server/executor.h"
 #include "server/verify.h"
@@ -29,6 +30,8 @@
 #include "util/shape.h"
 #include "util/name.h"
 #include "util/sha256.h"
+
+#define NAME_QUERY_MAX 256
 
 struct api {
 	loop *loop;
@@ -43,10 +46,15 @@ struct api {
 	int stop_data_plane;
 	char hosts[API_MAX_HOSTS][API_HOST_MAX]; /* names the Host header may give */
 	int nhosts;
+	/* The request being served (the loop serves one at a time, from the middleware to the
+	 * after hook): who sent it, and the target its audit record names. */
+	struct auth_principal who;
+	char target_service[NAME_QUERY_MAX], target_env[NAME_QUERY_MAX];
 };
 
 struct route_ctx {
 	api *srv;
+	const struct route *rt;
 	const struct httpd_req *req;
 	struct httpd_resp *resp;
 	const struct routes_params *p;
@@ -101,7 +109,6 @@ static const char *field(const json_t *body, const char *key)
 /* A query parameter that must follow the rule of `kind` (util/name.h), decoded into dst (at
  * least NAME_QUERY_MAX bytes): NULL when absent, or after answering 400 (*bad set) when it is
  * there and breaks the rule, or when required and absent. */
-#define NAME_QUERY_MAX 256
 static const char *query_name(struct route_ctx *c, const char *key, enum name_kind kind, int required,
 			      char *dst, int *bad)
 {
@@ -127,6 +134,71 @@ static const char *path_name(struct route_ctx *c, const char *param)
 		return NULL;
 	}
 	return v;
+}
+
+/* ---- authorization of a request's target ---- */
+
+/* Whether a route may change something: what the audit log records. (POST /v1/plan only
+ * reads: its permission says so.) */
+static int changes(const struct route *rt)
+{
+	return rt && strcmp(rt->method, "GET") && rt->permission > AUTH_READ;
+}
+
+/* The audit record of a request that may change something: attached to the store so that the
+ * handler's commit writes it in its transaction (store.h), naming the target once the handler
+ * knows it (a->target_*). */
+static void audit_attach(api *a, const struct httpd_req *req, enum auth_action act)
+{
+	char request[300];
+	snprintf(request, sizeof(request), "%s %s", req->method, req->path);
+	struct store_audit rec = {.token = a->who.name,
+				  .action = auth_action_name(act),
+				  .request = request,
+				  .service = a->target_service[0] ? a->target_service : NULL,
+				  .env = a->target_env[0] ? a->target_env : NULL,
+				  .result = "ok",
+				  .client = req->peer};
+	struct err e = {""};
+	if (store_audit_attach(a->store, &rec, &e))
+		log_error("api: could not prepare the audit record: %s", e.msg);
+}
+
+/* Names the target of a request that changes something (NULL: none in particular). */
+static void target(struct route_ctx *c, enum auth_action act, const char *service, const char *env)
+{
+	api *a = c->srv;
+	if (!changes(c->rt))
+		return;
+	snprintf(a->target_service, sizeof(a->target_service), "%s", service ? service : "");
+	snprintf(a->target_env, sizeof(a->target_env), "%s", env ? env : "");
+	audit_attach(a, c->req, act);
+}
+
+enum target_kind { TARGET_EXACT, TARGET_SERVICE_ANY_ENV };
+
+/* Whether the caller may do `act` on service in env (NULL: every one); answers 403 and
+ * returns 0 when not. A route that changes something audits this target. */
+static int allowed(struct route_ctx *c, enum auth_action act, const char *service, const char *env,
+		   enum target_kind kind)
+{
+	api *a = c->srv;
+	target(c, act, service, kind == TARGET_EXACT ? env : NULL);
+	int ok = kind == TARGET_SERVICE_ANY_ENV ? auth_allows_service(&a->who, act, service)
+						: auth_allows(&a->who, act, service, env);
+	if (!ok)
+		httpd_error(c->resp, 403, "token '%s' may not %s %s%s%s", a->who.name, auth_action_name(act),
+			    service ? service : "every service", kind == TARGET_EXACT ? " in " : "",
+			    kind == TARGET_EXACT ? (env ? env : "every environment") : "");
+	return ok;
+}
+
+/* Whether the caller may read what concerns service in env (NULL env: any of them); for
+ * filtering lists, without answering. */
+static int may_read(const api *a, const char *service, const char *env)
+{
+	return env ? auth_allows(&a->who, AUTH_READ, service, env)
+		   : auth_allows_service(&a->who, AUTH_READ, service);
 }
 
 /* ---- POST /v1/apply ---- */
@@ -168,10 +240,27 @@ static void h_apply(struct route_ctx *c)
 		return;
 	}
 	json_decref(errors);
+	/* every manifest within the token's reach, or nothing is applied: a Service manifest acts
+	 * in every environment, an Environment manifest on every service */
+	const char *one = NULL;
+	int several = 0;
+	json_t *m;
+	json_array_foreach(all, i, m) {
+		const char *kind = json_string_value(json_object_get(m, "kind"));
+		const char *name = json_string_value(json_object_get(m, "name"));
+		int svc = !strcmp(kind, "Service");
+		several |= !svc || (one && strcmp(one, name));
+		one = svc ? name : one;
+		if (!allowed(c, AUTH_APPLY, svc ? name : NULL, svc ? NULL : name, TARGET_EXACT)) {
+			json_decref(all);
+			json_decref(body);
+			return;
+		}
+	}
+	target(c, AUTH_APPLY, several ? NULL : one, NULL);
 	struct err e = {""};
 	json_t *applied = json_array();
 	int rc = store_begin(c->srv->store, &e);
-	json_t *m;
 	json_array_foreach(all, i, m) {
 		if (rc)
 			break;
@@ -241,6 +330,8 @@ static void h_artifact_put(struct route_ctx *c)
 {
 	const char *id = routes_param(c->p, "digest");
 	struct upload *u = c->req->body_sink;
+	/* artifacts are content-addressed and belong to no service: any release scope uploads */
+	target(c, AUTH_RELEASE, NULL, NULL);
 	if (!artifacts_valid_id(id)) {
 		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
 		return;
@@ -271,6 +362,8 @@ static void h_release_push(struct route_ctx *c)
 {
 	const char *service = path_name(c, "service");
 	if (!service)
+		return;
+	if (!allowed(c, AUTH_RELEASE, service, NULL, TARGET_SERVICE_ANY_ENV))
 		return;
 	json_t *body = parse_body(c, API_BODY_RELEASE);
 	if (!body)
@@ -307,8 +400,14 @@ static void h_release_push(struct route_ctx *c)
 		contract_free(ct);
 	}
 	int created = 0;
-	rc = store_put_release(c->srv->store, service, version, digest, size,
-			       json_is_object(cjson) ? cjson : NULL, &created, &e);
+	rc = store_begin(c->srv->store, &e);
+	if (!rc)
+		rc = store_put_release(c->srv->store, service, version, digest, size,
+				       json_is_object(cjson) ? cjson : NULL, &created, &e);
+	if (!rc)
+		rc = store_commit(c->srv->store, &e);
+	else
+		store_rollback(c->srv->store);
 	if (rc) {
 		httpd_error(c->resp, rc == STORE_CONFLICT ? 409 : 500, "%s", e.msg);
 		goto out;
@@ -323,7 +422,7 @@ out:
 static void h_release_list(struct route_ctx *c)
 {
 	const char *service = path_name(c, "service");
-	if (!service)
+	if (!service || !allowed(c, AUTH_READ, service, NULL, TARGET_SERVICE_ANY_ENV))
 		return;
 	json_t *list = NULL;
 	const struct service_manifest *svc = NULL;
@@ -355,6 +454,10 @@ static void h_deploy(struct route_ctx *c)
 	const char *env = field(body, "env");
 	int force = json_is_true(json_object_get(body, "force"));
 	enum pl_kind kind = json_is_true(json_object_get(body, "hotfix")) ? PL_HOTFIX : PL_DEPLOY;
+	if (!allowed(c, AUTH_DEPLOY, service, env, TARGET_EXACT)) {
+		json_decref(body);
+		return;
+	}
 	struct err e = {""};
 	/* The gate: the release against every version that is live in the environment. */
 	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, service, version, env, &e);
@@ -420,6 +523,10 @@ static void h_rollback(struct route_ctx *c)
 	if (!body)
 		return;
 	const char *env = field(body, "env"), *to = field(body, "to");
+	if (!allowed(c, AUTH_ROLLBACK, service, env, TARGET_EXACT)) {
+		json_decref(body);
+		return;
+	}
 	struct err e = {""};
 	const struct service_manifest *svc = NULL;
 	int known = catalog_service(c->srv->cat, service, &svc, &e);
@@ -514,14 +621,23 @@ static void h_retry(struct route_ctx *c)
 	char *end;
 	id = strtoll(ids, &end, 10);
 	struct err e = {""};
+	json_t *dep = NULL;
+	int rc = *end || id <= 0 ? 1 : store_get_deployment(c->srv->store, id, &dep, &e);
 	if (*end || id <= 0)
 		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+	else if (rc)
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s%s",
+			    rc == STORE_NOTFOUND ? "no such deployment: " : "", e.msg);
+	else if (!allowed(c, AUTH_RETRY, json_string_value(json_object_get(dep, "service")),
+			  json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
+		;
 	else if (executor_retry(c->srv->executor, id, region, &e))
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not found") ? 404 : 409, "%s",
 			    e.msg);
 	else
 		reply_json(c->resp, 200, json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "region", region,
 						   "retrying", 1));
+	json_decref(dep);
 	json_decref(body);
 }
 
@@ -538,11 +654,17 @@ static void h_deployment_list(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
+	json_t *shown = json_array();
 	size_t i;
 	json_t *d;
-	json_array_foreach(list, i, d)
+	json_array_foreach(list, i, d) {
 		json_object_del(d, "state");
-	reply_json(c->resp, 200, json_pack("{s:o}", "deployments", list));
+		if (may_read(c->srv, json_string_value(json_object_get(d, "service")),
+			     json_string_value(json_object_get(d, "env"))))
+			json_array_append(shown, d);
+	}
+	json_decref(list);
+	reply_json(c->resp, 200, json_pack("{s:o}", "deployments", shown));
 }
 
 static int parse_id(const char *s, int64_t *id)
@@ -569,6 +691,11 @@ static void deployment_get(struct route_ctx *c, int events)
 	if (rc) {
 		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
 			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
+		return;
+	}
+	if (!allowed(c, AUTH_READ, json_string_value(json_object_get(d, "service")),
+		     json_string_value(json_object_get(d, "env")), TARGET_EXACT)) {
+		json_decref(d);
 		return;
 	}
 	if (events) {
@@ -703,15 +830,21 @@ static void h_status(struct route_ctx *c)
 	}
 	json_t *out = json_array();
 	size_t i, j, k;
-	int found = 0, failed = 0;
+	int found = 0, failed = 0, forbidden = 0;
 	for (i = 0; i < nsvcs; i++) {
 		const char *name = svcs[i]->name;
 		if (failed || (only && strcmp(only, name)))
 			continue;
 		found = 1;
+		if (!may_read(c->srv, name, NULL)) {
+			forbidden = only != NULL;
+			continue;
+		}
 		json_t *ej = json_array();
 		for (j = 0; j < nenvs; j++) {
 			const char *env = envs[j]->name;
+			if (!may_read(c->srv, name, env))
+				continue;
 			json_t *rj = json_array();
 			for (k = 0; k < envs[j]->nregions; k++) {
 				json_t *rs = failed ? NULL
@@ -737,6 +870,11 @@ static void h_status(struct route_ctx *c)
 		httpd_error(c->resp, 404, "service '%s' is not known", only);
 		return;
 	}
+	if (forbidden) {
+		json_decref(out);
+		(void)allowed(c, AUTH_READ, only, NULL, TARGET_SERVICE_ANY_ENV);
+		return;
+	}
 	reply_json(c->resp, 200, json_pack("{s:o}", "services", out));
 }
 
@@ -747,7 +885,7 @@ static void h_logs(struct route_ctx *c)
 	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
 	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
 	const char *r = bad ? NULL : query_name(c, "region", NAME_OBJECT, 0, region, &bad);
-	if (bad)
+	if (bad || !allowed(c, AUTH_READ, s, en, TARGET_EXACT))
 		return;
 	const char *b = httpd_query(c->req, "bytes", bytes, sizeof(bytes));
 	size_t max = 65536;
@@ -776,6 +914,7 @@ static void h_shutdown(struct route_ctx *c)
 	json_t *body = parse_body(c, API_BODY_SHUTDOWN);
 	if (!body)
 		return;
+	target(c, AUTH_ADMIN, NULL, NULL);
 	c->srv->stop_data_plane = json_is_true(json_object_get(body, "data_plane"));
 	json_decref(body);
 	loop_timer(c->srv->loop, 50, stop_soon, NULL);
@@ -789,7 +928,7 @@ static void h_can_i_deploy(struct route_ctx *c)
 	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
 	const char *v = bad ? NULL : query_name(c, "version", NAME_VERSION, 1, ver, &bad);
 	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
-	if (bad)
+	if (bad || !allowed(c, AUTH_READ, s, en ? en : "production", TARGET_EXACT))
 		return;
 	struct err e = {""};
 	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
@@ -806,6 +945,13 @@ static void h_plan(struct route_ctx *c)
 		return;
 	const char *env = field(body, "env");
 	json_t *targets = json_object_get(body, "targets");
+	const char *svc;
+	json_t *ver;
+	json_object_foreach(targets, svc, ver)
+		if (!allowed(c, AUTH_READ, svc, env, TARGET_EXACT)) {
+			json_decref(body);
+			return;
+		}
 	struct err e = {""};
 	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env, &e);
 	json_decref(body);
@@ -828,7 +974,17 @@ static void h_services(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", svcs, "environments", envs));
+	json_t *svc_shown = json_array(), *env_shown = json_array(), *m;
+	size_t i;
+	json_array_foreach(svcs, i, m)
+		if (may_read(c->srv, json_string_value(json_object_get(m, "name")), NULL))
+			json_array_append(svc_shown, m);
+	json_array_foreach(envs, i, m)
+		if (auth_allows_env(&c->srv->who, AUTH_READ, json_string_value(json_object_get(m, "name"))))
+			json_array_append(env_shown, m);
+	json_decref(svcs);
+	json_decref(envs);
+	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", svc_shown, "environments", env_shown));
 }
 
 
@@ -843,12 +999,124 @@ static void h_deployment_events(struct route_ctx *c)
 	deployment_get(c, 1);
 }
 
+/* Liveness, for anyone: nothing else (no version, no counters, no paths). */
 static void h_health(struct route_ctx *c)
+{
+	reply_json(c->resp, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void h_server(struct route_ctx *c)
 {
 	uint64_t passes, skipped;
 	reconcile_counts(c->srv->reconciler, &passes, &skipped);
 	reply_json(c->resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
 					   "reconcile", "passes", (json_int_t)passes, "skipped", (json_int_t)skipped));
+}
+
+/* ---- tokens and the audit log (admin) ---- */
+
+static void h_token_create(struct route_ctx *c)
+{
+	json_t *body = parse_body(c, API_BODY_TOKEN);
+	if (!body)
+		return;
+	const char *name = field(body, "name");
+	json_t *exp = json_object_get(body, "expires_in_ms");
+	int64_t expires_at = json_is_integer(exp) ? store_now_ms() + json_integer_value(exp) : 0;
+	target(c, AUTH_ADMIN, NULL, NULL);
+	char secret[AUTH_SECRET_LEN + 1], hash[AUTH_HASH_LEN + 1];
+	struct err e = {""};
+	int rc = auth_new_secret(secret, hash, &e);
+	if (rc) {
+		httpd_error(c->resp, 500, "%s", e.msg);
+		json_decref(body);
+		return;
+	}
+	struct store_token t = {.name = name, .hash = hash, .scopes = json_object_get(body, "scopes"),
+				.expires_at = expires_at, .created_by = c->srv->who.name};
+	rc = store_begin(c->srv->store, &e);
+	if (!rc)
+		rc = store_put_token(c->srv->store, &t, &e);
+	if (!rc)
+		rc = store_commit(c->srv->store, &e);
+	else
+		store_rollback(c->srv->store);
+	if (rc)
+		httpd_error(c->resp, rc == STORE_CONFLICT ? 409 : 500, "%s", e.msg);
+	else
+		reply_json(c->resp, 201,
+			   json_pack("{s:s, s:s, s:O, s:o}", "name", name, "token", secret, "scopes",
+				     json_object_get(body, "scopes"), "expires_at",
+				     expires_at ? json_integer(expires_at) : json_null()));
+	memset(secret, 0, sizeof(secret));
+	json_decref(body);
+}
+
+static void h_token_list(struct route_ctx *c)
+{
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_tokens(c->srv->store, &list, &e))
+		httpd_error(c->resp, 500, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, json_pack("{s:o}", "tokens", list));
+}
+
+static void h_token_revoke(struct route_ctx *c)
+{
+	const char *name = path_name(c, "name");
+	if (!name)
+		return;
+	json_t *body = parse_body(c, API_BODY_EMPTY);
+	if (!body)
+		return;
+	json_decref(body);
+	target(c, AUTH_ADMIN, NULL, NULL);
+	struct err e = {""};
+	int rc = store_begin(c->srv->store, &e);
+	if (!rc)
+		rc = store_revoke_token(c->srv->store, name, store_now_ms(), &e);
+	if (!rc)
+		rc = store_commit(c->srv->store, &e);
+	else
+		store_rollback(c->srv->store);
+	if (rc)
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, json_pack("{s:s, s:b}", "name", name, "revoked", 1));
+}
+
+static void h_audit(struct route_ctx *c)
+{
+	char service[NAME_QUERY_MAX], num[32];
+	int bad = 0;
+	const char *svc = query_name(c, "service", NAME_OBJECT, 0, service, &bad);
+	if (bad)
+		return;
+	int64_t since = 0, limit = 1000;
+	const char *keys[] = {"since", "limit"};
+	int64_t *vals[] = {&since, &limit};
+	const long long max[] = {INT64_MAX / 2, 100000};
+	for (int k = 0; k < 2; k++) {
+		const char *v = httpd_query(c->req, keys[k], num, sizeof(num));
+		if (!v)
+			continue;
+		char *end;
+		errno = 0;
+		long long x = strtoll(v, &end, 10);
+		if (!*v || *end || errno || x < (k ? 1 : 0) || x > max[k]) {
+			httpd_error(c->resp, 400, "query parameter '%s': expected an integer %d..%lld%s, got '%.32s'",
+				    keys[k], k ? 1 : 0, max[k], k ? "" : " (ms since the epoch)", v);
+			return;
+		}
+		*vals[k] = x;
+	}
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_audit(c->srv->store, svc, since, limit, &list, &e))
+		httpd_error(c->resp, 500, "%s", e.msg);
+	else
+		reply_json(c->resp, 200, json_pack("{s:o}", "audit", list));
 }
 
 /* ---- the route table ---- */
@@ -858,10 +1126,11 @@ static void h_health(struct route_ctx *c)
 	static void r_##fn(void *ctx, const struct route *rt, const struct httpd_req *req,     \
 			   const struct routes_params *p, struct httpd_resp *resp)             \
 	{                                                                                      \
-		struct route_ctx c = {.srv = ctx, .req = req, .resp = resp, .p = p};           \
+		struct route_ctx c = {.srv = ctx, .rt = rt, .req = req, .resp = resp, .p = p};           \
 		fn(&c);                                                                        \
 	}
 ADAPT(h_health)
+ADAPT(h_server)
 ADAPT(h_apply)
 ADAPT(h_artifact_put)
 ADAPT(h_services)
@@ -878,29 +1147,38 @@ ADAPT(h_plan)
 ADAPT(h_status)
 ADAPT(h_logs)
 ADAPT(h_shutdown)
+ADAPT(h_token_create)
+ADAPT(h_token_list)
+ADAPT(h_token_revoke)
+ADAPT(h_audit)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct route api_table[] = {
-	{"GET", "/v1/health", API_PUBLIC, r_h_health, "liveness"},
-	{"POST", "/v1/apply", API_APPLY, r_h_apply, "apply manifests"},
-	{"PUT", "/v1/artifacts/{digest}", API_RELEASE, r_h_artifact_put, "upload an artifact",
+	{"GET", "/v1/health", AUTH_PUBLIC, r_h_health, "liveness"},
+	{"GET", "/v1/server", AUTH_READ, r_h_server, "the server's version and reconciler counters"},
+	{"POST", "/v1/apply", AUTH_APPLY, r_h_apply, "apply manifests"},
+	{"PUT", "/v1/artifacts/{digest}", AUTH_RELEASE, r_h_artifact_put, "upload an artifact",
 	 "application/octet-stream", API_ARTIFACT_MAX},
-	{"GET", "/v1/services", API_READ, r_h_services, "list services and environments"},
-	{"POST", "/v1/services/{service}/releases", API_RELEASE, r_h_release_push, "register a release"},
-	{"GET", "/v1/services/{service}/releases", API_READ, r_h_release_list, "list releases"},
-	{"POST", "/v1/services/{service}/rollback", API_ROLLBACK, r_h_rollback, "roll back"},
-	{"POST", "/v1/deployments", API_DEPLOY, r_h_deploy, "deploy a release"},
-	{"GET", "/v1/deployments", API_READ, r_h_deployment_list, "list deployments"},
-	{"GET", "/v1/deployments/{id}", API_READ, r_h_deployment_get, "one deployment"},
-	{"POST", "/v1/deployments/{id}/retry", API_RETRY, r_h_retry, "retry a failed region"},
-	{"GET", "/v1/deployments/{id}/events", API_READ, r_h_deployment_events, "a deployment's events"},
-	{"GET", "/v1/can-i-deploy", API_READ, r_h_can_i_deploy, "the compatibility gate"},
-	{"POST", "/v1/plan", API_READ, r_h_plan, "plan a multi-service change"},
-	{"GET", "/v1/status", API_READ, r_h_status, "status of every service"},
-	{"GET", "/v1/logs", API_READ, r_h_logs, "instance logs"},
-	{"POST", "/v1/shutdown", API_ADMIN, r_h_shutdown, "stop the server"},
+	{"GET", "/v1/services", AUTH_READ, r_h_services, "list services and environments"},
+	{"POST", "/v1/services/{service}/releases", AUTH_RELEASE, r_h_release_push, "register a release"},
+	{"GET", "/v1/services/{service}/releases", AUTH_READ, r_h_release_list, "list releases"},
+	{"POST", "/v1/services/{service}/rollback", AUTH_ROLLBACK, r_h_rollback, "roll back"},
+	{"POST", "/v1/deployments", AUTH_DEPLOY, r_h_deploy, "deploy a release"},
+	{"GET", "/v1/deployments", AUTH_READ, r_h_deployment_list, "list deployments"},
+	{"GET", "/v1/deployments/{id}", AUTH_READ, r_h_deployment_get, "one deployment"},
+	{"POST", "/v1/deployments/{id}/retry", AUTH_RETRY, r_h_retry, "retry a failed region"},
+	{"GET", "/v1/deployments/{id}/events", AUTH_READ, r_h_deployment_events, "a deployment's events"},
+	{"GET", "/v1/can-i-deploy", AUTH_READ, r_h_can_i_deploy, "the compatibility gate"},
+	{"POST", "/v1/plan", AUTH_READ, r_h_plan, "plan a multi-service change"},
+	{"GET", "/v1/status", AUTH_READ, r_h_status, "status of every service"},
+	{"GET", "/v1/logs", AUTH_READ, r_h_logs, "instance logs"},
+	{"POST", "/v1/shutdown", AUTH_ADMIN, r_h_shutdown, "stop the server"},
+	{"POST", "/v1/tokens", AUTH_ADMIN, r_h_token_create, "create a token"},
+	{"GET", "/v1/tokens", AUTH_ADMIN, r_h_token_list, "list tokens"},
+	{"POST", "/v1/tokens/{name}/revoke", AUTH_ADMIN, r_h_token_revoke, "revoke a token"},
+	{"GET", "/v1/audit", AUTH_ADMIN, r_h_audit, "the audit log"},
 };
 #pragma GCC diagnostic pop
 
@@ -910,12 +1188,6 @@ const struct route *api_routes(size_t *n)
 	return api_table;
 }
 
-const char *api_permission_name(enum api_permission p)
-{
-	static const char *const names[] = {"public", "read", "apply", "release", "deploy",
-					    "rollback", "retry", "flags", "admin"};
-	return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
-}
 
 /* The host part of a Host value ("name", "name:port", "[v6]:port") into dst, lowercased;
  * -1 when it is malformed or too long. */
@@ -985,22 +1257,99 @@ static int mw_browser(void *ctx, const struct route *rt, const struct httpd_req 
 	return 0;
 }
 
-/* Logs every request that may change something, with its answer. */
+/*
+ * Authentication: every route but the public ones needs a bearer token whose scopes grant the
+ * route's action somewhere (the handler then checks the target: a service, an environment).
+ * The token is looked up by its hash on every request, so a revocation takes effect at once.
+ * A request that may change something gets its audit record attached here, so that even a
+ * change made before the handler names its target is audited.
+ */
+static int mw_auth(void *ctx, const struct route *rt, const struct httpd_req *req,
+		   const struct routes_params *p, struct httpd_resp *resp)
+{
+	api *a = ctx;
+	auth_principal_release(&a->who);
+	a->target_service[0] = a->target_env[0] = '\0';
+	if (rt->permission == AUTH_PUBLIC)
+		return 0;
+	char authz[256];
+	const char *h = req->head ? httpd_header(req, "Authorization", authz, sizeof(authz)) : NULL;
+	struct err e = {""};
+	int rc = tokens_authenticate(a->store, h, store_now_ms(), &a->who, &e);
+	if (rc < 0) {
+		httpd_error(resp, 500, "%s", e.msg);
+		return 1;
+	}
+	if (rc) {
+		if (buf_adds(&resp->headers, "WWW-Authenticate: Bearer realm=\"sluice\"\r\n"))
+			log_warn("api: could not add WWW-Authenticate");
+		httpd_error(resp, 401, rc == TOKENS_MISSING
+					       ? "this needs a token: send 'Authorization: Bearer TOKEN' (the CLI "
+						 "reads $SLUICE_TOKEN, its config file, or a local server's admin.token)"
+					       : "the token is not valid: unknown, revoked or expired");
+		return 1;
+	}
+	if (changes(rt))
+		audit_attach(a, req, (enum auth_action)rt->permission);
+	if (!auth_allows_somewhere(&a->who, (enum auth_action)rt->permission)) {
+		httpd_error(resp, 403, "token '%s' has no scope with the '%s' action", a->who.name,
+			    auth_action_name((enum auth_action)rt->permission));
+		return 1;
+	}
+	return 0;
+}
+
+/* "ok", or the status and the error the answer carries: what the audit log records. */
+static void outcome(const struct httpd_resp *resp, char *dst, size_t len)
+{
+	if (resp->status >= 200 && resp->status < 300) {
+		snprintf(dst, len, "ok");
+		return;
+	}
+	json_t *j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	snprintf(dst, len, "%d %s", resp->status, msg ? msg : "");
+	json_decref(j);
+}
+
+/* Logs every request that may change something, with its answer, and writes its audit record
+ * when no commit did (a refusal, a failure, a change outside the store: an artifact file,
+ * a shutdown). Unauthenticated requests are logged, not audited (they cannot fill the log). */
 static void log_change(void *ctx, const struct route *rt, const struct httpd_req *req,
 		       const struct httpd_resp *resp)
 {
-	if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD"))
-		return;
-	log_info("api: %s %s -> %d (%s, from %s)", req->method, req->path, resp->status,
-		 rt ? api_permission_name(rt->permission) : "no route", req->peer);
+	api *a = ctx;
+	int mutating = changes(rt);
+	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+		log_info("api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path, resp->status,
+			 rt ? auth_action_name((enum auth_action)rt->permission) : "no route",
+			 a->who.scopes ? a->who.name : "none", req->peer);
+	if (mutating && a->who.scopes && !store_audit_detach(a->store)) {
+		char result[512], request[300];
+		outcome(resp, result, sizeof(result));
+		snprintf(request, sizeof(request), "%s %s", req->method, req->path);
+		struct store_audit rec = {.token = a->who.name,
+					  .action = auth_action_name((enum auth_action)rt->permission),
+					  .request = request,
+					  .service = a->target_service[0] ? a->target_service : NULL,
+					  .env = a->target_env[0] ? a->target_env : NULL,
+					  .result = result,
+					  .client = req->peer};
+		struct err e = {""};
+		if (store_add_audit(a->store, &rec, &e))
+			log_error("api: could not write the audit record of %s: %s", request, e.msg);
+	} else {
+		(void)store_audit_detach(a->store);
+	}
+	auth_principal_release(&a->who);
 }
 
-static routes_middleware *const api_middleware[] = {mw_browser, NULL};
+static routes_middleware *const api_middleware[] = {mw_browser, mw_auth, NULL};
 
 static const struct routes_table api_dispatch = {
 	.routes = api_table,
 	.n = sizeof(api_table) / sizeof(api_table[0]),
-	.middleware = api_middleware, /* browser safety; authentication and limits go here, in order */
+	.middleware = api_middleware, /* browser safety, then authentication */
 	.after = log_change,
 };
 
@@ -1030,6 +1379,10 @@ static int artifact_head(api *a, const struct route *rt, const struct httpd_req 
 		return 1;
 	}
 	snprintf(u->id, sizeof(u->id), "%s", id);
+	/* the loop serves other requests and commits while the body arrives: the checks above
+	 * leave nothing attached to the store; dispatch runs them again with the body */
+	(void)store_audit_detach(a->store);
+	auth_principal_release(&a->who);
 	b->write = upload_write;
 	b->done = upload_done;
 	b->arg = u;
@@ -1077,8 +1430,10 @@ api *api_new(const struct api_deps *d)
 
 void api_free(api *a)
 {
-	if (a)
+	if (a) {
 		catalog_free(a->own_cat);
+		auth_principal_release(&a->who);
+	}
 	free(a);
 }
 

@@ -15,6 +15,7 @@
 #include "http/routes.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "server/auth.h"
 #include "server/catalog.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
@@ -22,19 +23,6 @@
 #include "server/verify.h"
 #include "store/store.h"
 
-/* What a route needs, in the scopes a token will carry. API_PUBLIC needs nothing and reveals
- * nothing but liveness. */
-enum api_permission {
-	API_PUBLIC,
-	API_READ,
-	API_APPLY,    /* manifests */
-	API_RELEASE,  /* artifacts and releases */
-	API_DEPLOY,
-	API_ROLLBACK,
-	API_RETRY,
-	API_FLAGS,
-	API_ADMIN,    /* shutdown, tokens */
-};
 
 typedef struct api api;
 
@@ -75,7 +63,5 @@ int api_stop_data_plane(const api *a);
 
 /* The route table (for tests and docs: every route declares its permission). */
 const struct route *api_routes(size_t *n /* OUT */);
-/* "read", "deploy", ... */
-const char *api_permission_name(enum api_permission p);
 
 #endif

@@ -1,4 +1,5 @@
 #include "server/api_body.h"
+#include "server/auth.h"
 #include "store/artifacts.h"
 #include "util/shape.h"
 
@@ -61,6 +62,33 @@ static const struct shape_field shutdown_body[] = {
 	{0},
 };
 
+/* A token's scopes (server/auth.h): actions, and the services and environments they reach. */
+static const char *const action_choices[] = {"read", "apply", "release", "deploy", "rollback",
+					     "retry", "flags", "admin", NULL};
+static const struct shape_field action_elem = {.type = SHAPE_ENUM, .choices = action_choices};
+static const struct shape_field pattern_elem = {
+	.type = SHAPE_STRING, .max = AUTH_PATTERN_MAX - 1, .check = auth_pattern_ok,
+	.what = "a name pattern: lowercase letters, digits, '-' and '*'"};
+static const struct shape_field scope_fields[] = {
+	{.key = "actions", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 8, .unique = 1,
+	 .elem = &action_elem, .noun = "actions"},
+	{.key = "services", .type = SHAPE_LIST, .min = 1, .max = 64, .unique = 1, .elem = &pattern_elem,
+	 .def = "[\"*\"]", .noun = "service patterns"},
+	{.key = "envs", .type = SHAPE_LIST, .min = 1, .max = 64, .unique = 1, .elem = &pattern_elem,
+	 .def = "[\"*\"]", .noun = "environment patterns"},
+	{0},
+};
+static const struct shape_field scope_elem = {.type = SHAPE_OBJECT, .sub = scope_fields};
+static const struct shape_field token_body[] = {
+	{.key = "name", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{.key = "scopes", .type = SHAPE_LIST, .required = 1, .min = 1, .max = AUTH_MAX_SCOPES,
+	 .elem = &scope_elem, .noun = "scopes"},
+	{.key = "expires_in", .type = SHAPE_DURATION, .min = 60000, .max = 10LL * 366 * 86400000,
+	 .nullable = 1},
+	{0},
+};
+static const struct shape_field empty_body[] = {{0}};
+
 static const struct {
 	const char *name;
 	const struct shape_field *fields;
@@ -72,6 +100,8 @@ static const struct {
 	[API_BODY_RETRY] = {"retry", retry_body},
 	[API_BODY_PLAN] = {"plan", plan_body},
 	[API_BODY_SHUTDOWN] = {"shutdown", shutdown_body},
+	[API_BODY_TOKEN] = {"token", token_body},
+	[API_BODY_EMPTY] = {"empty", empty_body},
 };
 
 int api_body_check(enum api_body kind, const json_t *body, json_t **out, struct err *e)

@@ -23,6 +23,8 @@ enum api_body {
 	API_BODY_RETRY,    /* {region} */
 	API_BODY_PLAN,     /* {targets: {service: version}, env = production} */
 	API_BODY_SHUTDOWN, /* {data_plane = false} */
+	API_BODY_TOKEN,    /* {name, scopes: [{actions, services = ["*"], envs = ["*"]}], expires_in?} */
+	API_BODY_EMPTY,    /* {} */
 	API_BODY_COUNT,
 };
 

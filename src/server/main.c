@@ -22,8 +22,10 @@
 #include "server/executor.h"
 #include "server/reconcile.h"
 #include "server/runtimes.h"
+#include "server/tokens.h"
 #include "server/verify.h"
 #include "store/store.h"
+#include "util/paths.h"
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
 #define SERVER_DEFAULT_PROXY_ADMIN "127.0.0.1:7071"
@@ -87,22 +89,6 @@ static int mkdirs(const char *path)
 	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-static void default_data_dir(char *buf, size_t len)
-{
-	const char *d = getenv("SLUICE_DATA");
-	if (d && *d) {
-		snprintf(buf, len, "%s", d);
-		return;
-	}
-	d = getenv("XDG_STATE_HOME");
-	if (d && *d) {
-		snprintf(buf, len, "%s/sluice", d);
-		return;
-	}
-	d = getenv("HOME");
-	snprintf(buf, len, "%s/.local/state/sluice", d && *d ? d : "/tmp");
-}
-
 static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
@@ -143,7 +129,7 @@ int cmd_server(int argc, char **argv)
 	struct server srv;
 	memset(&srv, 0, sizeof(srv));
 	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
-	default_data_dir(srv.data_dir, sizeof(srv.data_dir));
+	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
 	int c;
@@ -222,6 +208,17 @@ int cmd_server(int argc, char **argv)
 		error("%s", e.msg);
 		return EXIT_USAGE;
 	}
+	snprintf(path, sizeof(path), "%s/admin.token", srv.data_dir);
+	rc = tokens_bootstrap(srv.store, path, &e);
+	if (rc < 0) {
+		error("%s", e.msg);
+		store_close(srv.store);
+		return EXIT_UNREACHABLE;
+	}
+	if (rc == 1)
+		log_info("created the admin token in %s (readable by its owner only); 'sluice token "
+			 "create' makes narrower ones", path);
+	rc = EXIT_USAGE;
 	if (runtimes_open(&srv.runtimes, srv.data_dir, &e)) {
 		error("%s", e.msg);
 		goto out;

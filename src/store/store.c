@@ -11,9 +11,19 @@
 #include <string.h>
 #include <time.h>
 
+/* The audit record attached for the next commit (store_audit_attach): its strings are owned
+ * copies, in one allocation. */
+struct attached_audit {
+	int on;      /* a record is attached */
+	int written; /* a commit wrote it */
+	struct store_audit rec;
+	char *strings;
+};
+
 struct store {
 	const struct store_ops *ops;
 	void *drv;
+	struct attached_audit audit;
 };
 
 static const struct store_ops *const drivers[] = {&store_sqlite_ops};
@@ -82,6 +92,7 @@ void store_close(store *s)
 {
 	if (!s)
 		return;
+	(void)store_audit_detach(s);
 	s->ops->close(s->drv);
 	free(s);
 }
@@ -162,6 +173,16 @@ int store_begin(store *s, struct err *e)
 int store_commit(store *s, struct err *e)
 {
 	ENTER(s, e);
+	struct attached_audit *au = &s->audit;
+	if (au->on && !au->written) {
+		if (s->ops->add_audit(s->drv, &au->rec, e)) {
+			s->ops->rollback(s->drv);
+			return leave(-1, e, "commit (writing the audit record)");
+		}
+		int rc = leave(s->ops->commit(s->drv, e), e, "commit");
+		au->written = rc == 0;
+		return rc;
+	}
 	return leave(s->ops->commit(s->drv, e), e, "commit");
 }
 
@@ -321,4 +342,120 @@ int store_list_stable(store *s, const char *service, json_t **out, struct err *e
 	ENTER(s, e);
 	*out = NULL;
 	return leave_json(s->ops->list_stable(s->drv, service, out, e), out, e, "list stable");
+}
+
+/* ---- tokens ---- */
+
+int store_put_token(store *s, const struct store_token *t, struct err *e)
+{
+	ENTER(s, e);
+	assert(t && t->name && t->hash && t->scopes && t->created_by);
+	return leave(s->ops->put_token(s->drv, t, e), e, "put token");
+}
+
+int store_get_token(store *s, const char *hash, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	int rc = s->ops->get_token(s->drv, hash, out, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "no such token");
+	return leave_json(rc, out, e, "get token");
+}
+
+int store_list_tokens(store *s, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_tokens(s->drv, out, e), out, e, "list tokens");
+}
+
+int store_revoke_token(store *s, const char *name, int64_t at, struct err *e)
+{
+	ENTER(s, e);
+	int rc = s->ops->revoke_token(s->drv, name, at, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "no token is named '%s'", name);
+	return leave(rc, e, "revoke token");
+}
+
+/* ---- audit ---- */
+
+/* The record with `at` filled and NULL text fields (but service and env) made "". */
+static struct store_audit audit_normal(const struct store_audit *a)
+{
+	struct store_audit r = *a;
+	if (!r.at)
+		r.at = store_now_ms();
+	r.token = r.token ? r.token : "";
+	r.action = r.action ? r.action : "";
+	r.request = r.request ? r.request : "";
+	r.result = r.result ? r.result : "";
+	r.client = r.client ? r.client : "";
+	return r;
+}
+
+int store_add_audit(store *s, const struct store_audit *a, struct err *e)
+{
+	ENTER(s, e);
+	struct store_audit r = audit_normal(a);
+	return leave(s->ops->add_audit(s->drv, &r, e), e, "add audit");
+}
+
+int store_list_audit(store *s, const char *service, int64_t since, int64_t limit, json_t **out,
+		     struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	assert(limit > 0);
+	return leave_json(s->ops->list_audit(s->drv, service, since, limit, out, e), out, e, "list audit");
+}
+
+/* Copies src into the arena at *p and returns the copy (NULL stays NULL). */
+static const char *arena_copy(char **p, const char *src)
+{
+	if (!src)
+		return NULL;
+	size_t n = strlen(src) + 1;
+	memcpy(*p, src, n);
+	const char *out = *p;
+	*p += n;
+	return out;
+}
+
+int store_audit_attach(store *s, const struct store_audit *a, struct err *e)
+{
+	ENTER(s, e);
+	(void)store_audit_detach(s);
+	struct store_audit r = audit_normal(a);
+	const char *f[] = {r.token, r.action, r.request, r.service, r.env, r.result, r.client};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		total += f[i] ? strlen(f[i]) + 1 : 0;
+	char *arena = malloc(total ? total : 1), *p = arena;
+	if (!arena)
+		return err_set(e, "store: out of memory");
+	struct attached_audit *au = &s->audit;
+	au->rec = r;
+	au->rec.token = arena_copy(&p, r.token);
+	au->rec.action = arena_copy(&p, r.action);
+	au->rec.request = arena_copy(&p, r.request);
+	au->rec.service = arena_copy(&p, r.service);
+	au->rec.env = arena_copy(&p, r.env);
+	au->rec.result = arena_copy(&p, r.result);
+	au->rec.client = arena_copy(&p, r.client);
+	au->strings = arena;
+	au->on = 1;
+	au->written = 0;
+	return 0;
+}
+
+int store_audit_detach(store *s)
+{
+	assert(s);
+	struct attached_audit *au = &s->audit;
+	int written = au->on && au->written;
+	free(au->strings);
+	memset(au, 0, sizeof(*au));
+	return written;
 }

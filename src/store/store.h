@@ -2,8 +2,10 @@
  * store: the control plane's durable state, behind a driver interface.
  *
  * What it keeps: manifests (normalized JSON), releases (immutable: version -> digest), the
- * deployments with their pipeline state, their events (never deleted: the history is the
- * audit trail), and per service/environment/region the stable release and its history.
+ * deployments with their pipeline state, their events (never deleted), per
+ * service/environment/region the stable release and its history, the API's tokens (their
+ * hashes, never the secrets) and the audit log of every change made through the API
+ * (append-only: no operation edits or deletes a row).
  * Artifacts (the release files) are not in the store: see store/artifacts.h.
  *
  * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
@@ -47,7 +49,7 @@ typedef struct store store;
 #define STORE_NOTFOUND 1
 #define STORE_CONFLICT 2
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -142,6 +144,63 @@ STORE_WUR int store_previous_stable(store *s, const char *service, const char *e
 /* [{"service","env","region","version","deployment","since"}] (service NULL = all) */
 STORE_WUR int store_list_stable(store *s, const char *service, json_t **out /* OUT */, struct err *e);
 
+/* ---- API tokens ----
+ *
+ * A token is stored by the SHA-256 of its secret (64 lowercase hex digits), so neither the
+ * store file nor its backups can authenticate anyone. Names are unique for ever: a revoked
+ * token keeps its row, and its name, for the audit log. */
+struct store_token {
+	const char *name;       /* name_ok(NAME_OBJECT) */
+	const char *hash;       /* sha256 hex of the secret */
+	const json_t *scopes;   /* array of scopes as server/auth.h checked them; copied */
+	int64_t expires_at;     /* wall-clock ms; 0 = never */
+	const char *created_by; /* the creating token's name; "" for the server's own bootstrap */
+};
+
+/* STORE_CONFLICT when a token (even a revoked one) already has this name. */
+STORE_WUR int store_put_token(store *s, const struct store_token *t, struct err *e);
+/* The token whose hash this is: {"name","scopes","created_at","expires_at"|null,
+ * "revoked_at"|null,"created_by"}; STORE_NOTFOUND when none. Expiry and revocation are the
+ * caller's to judge. */
+STORE_WUR int store_get_token(store *s, const char *hash, json_t **out /* OUT */, struct err *e);
+/* Every token, by name, as store_get_token describes it (no hashes). */
+STORE_WUR int store_list_tokens(store *s, json_t **out /* OUT */, struct err *e);
+/* Marks the token revoked at `at` (ms); a token revoked before keeps its first time.
+ * STORE_NOTFOUND when no token has this name. */
+STORE_WUR int store_revoke_token(store *s, const char *name, int64_t at, struct err *e);
+
+/* ---- Audit log (append-only) ---- */
+
+struct store_audit {
+	int64_t at;          /* wall-clock ms; 0 = now */
+	const char *token;   /* the caller's token name */
+	const char *action;  /* the permission used: "deploy", "apply", ... */
+	const char *request; /* "POST /v1/deployments" */
+	const char *service; /* the target, may be NULL */
+	const char *env;     /* may be NULL */
+	const char *result;  /* "ok", or the status and error: "409 the gate refuses ..." */
+	const char *client;  /* the peer address */
+};
+
+/* Appends one row, in the open transaction if there is one. */
+STORE_WUR int store_add_audit(store *s, const struct store_audit *a, struct err *e);
+/* The rows with at >= since (ms; 0 = all) and for `service` (NULL = all), at most `limit` (> 0)
+ * of them (the newest), oldest first: [{"id","at","token","action","request","service",
+ * "env","result","client"}]. */
+STORE_WUR int store_list_audit(store *s, const char *service, int64_t since, int64_t limit,
+			       json_t **out /* OUT */, struct err *e);
+
+/*
+ * "Audited in the same transaction as its effect": the API attaches the record of the request
+ * it is serving before its handler runs; the next store_commit on this handle writes it inside
+ * the transaction it commits (a failure to write it fails the commit: no change goes
+ * unaudited), and only that one commit. The record is copied.
+ */
+STORE_WUR int store_audit_attach(store *s, const struct store_audit *a, struct err *e);
+/* Forgets the attached record: 1 when a commit wrote it, 0 when none did (the caller then
+ * writes the outcome itself with store_add_audit). */
+int store_audit_detach(store *s);
+
 /* 1 when e holds the message of a store failure (a -1 above: every such message begins with
  * "store: "), else 0. For a caller that receives the error through a layer that passes only
  * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
@@ -195,6 +254,13 @@ struct store_ops {
 	int (*previous_stable)(void *drv, const char *service, const char *env, const char *region,
 			       const char *current, char *buf, size_t len, struct err *e);
 	int (*list_stable)(void *drv, const char *service, json_t **out, struct err *e);
+	int (*put_token)(void *drv, const struct store_token *t, struct err *e);
+	int (*get_token)(void *drv, const char *hash, json_t **out, struct err *e);
+	int (*list_tokens)(void *drv, json_t **out, struct err *e);
+	int (*revoke_token)(void *drv, const char *name, int64_t at, struct err *e);
+	int (*add_audit)(void *drv, const struct store_audit *a, struct err *e);
+	int (*list_audit)(void *drv, const char *service, int64_t since, int64_t limit, json_t **out,
+			  struct err *e);
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

@@ -53,6 +53,20 @@ static const char *const migrations[] = {
 	"CREATE TABLE stable_history ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, env TEXT NOT NULL,"
 	"  region TEXT NOT NULL, version TEXT NOT NULL, deployment INTEGER, at INTEGER NOT NULL);",
+	/* 2: tokens and the audit log, which triggers keep append-only even for SQL typed by hand */
+	"CREATE TABLE tokens ("
+	"  name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, scopes TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER,"
+	"  created_by TEXT NOT NULL);"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, token TEXT NOT NULL,"
+	"  action TEXT NOT NULL, request TEXT NOT NULL, service TEXT, env TEXT,"
+	"  result TEXT NOT NULL, client TEXT NOT NULL);"
+	"CREATE INDEX audit_by_service ON audit (service, id);"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -263,7 +277,7 @@ static json_t *column_json(sqlite3_stmt *st, int i)
 		const char *txt = (const char *)sqlite3_column_text(st, i);
 		/* Columns holding JSON documents are decoded; everything else is text. */
 		if (!strcmp(name, "spec") || !strcmp(name, "state") || !strcmp(name, "contract") ||
-		    !strcmp(name, "evidence")) {
+		    !strcmp(name, "evidence") || !strcmp(name, "scopes")) {
 			json_t *j = json_loads(txt, JSON_DECODE_ANY, NULL);
 			return j ? j : json_null();
 		}
@@ -530,6 +544,72 @@ static int sq_list_stable(void *drv, const char *service, json_t **out, struct e
 		     "");
 }
 
+/* ---- tokens and audit ---- */
+
+static int sq_put_token(void *drv, const struct store_token *t, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *old = NULL;
+	int rc = query(s, &old, 1, 1, e, "SELECT name FROM tokens WHERE name = ? OR hash = ?", "ss",
+		       t->name, t->hash);
+	json_decref(old);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		err_set(e, "a token named '%s' exists (names of revoked tokens stay taken, for the "
+			   "audit log): choose another name", t->name);
+		return STORE_CONFLICT;
+	}
+	return run(s, e,
+		   "INSERT INTO tokens (name, hash, scopes, created_at, expires_at, created_by) "
+		   "VALUES (?, ?, ?, ?, NULLIF(?, 0), ?)",
+		   "ssjiis", t->name, t->hash, t->scopes, store_now_ms(), t->expires_at, t->created_by);
+}
+
+#define TOKEN_COLUMNS "name, scopes, created_at, expires_at, revoked_at, created_by"
+
+static int sq_get_token(void *drv, const char *hash, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 0, e, "SELECT " TOKEN_COLUMNS " FROM tokens WHERE hash = ?", "s", hash);
+}
+
+static int sq_list_tokens(void *drv, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e, "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY name", "");
+}
+
+static int sq_revoke_token(void *drv, const char *name, int64_t at, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?", "is", at,
+		name))
+		return -1;
+	return sqlite3_changes(s->db) ? 0 : STORE_NOTFOUND;
+}
+
+static int sq_add_audit(void *drv, const struct store_audit *a, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return run(s, e,
+		   "INSERT INTO audit (at, token, action, request, service, env, result, client) "
+		   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		   "isssssss", a->at, a->token, a->action, a->request, a->service, a->env, a->result,
+		   a->client);
+}
+
+static int sq_list_audit(void *drv, const char *service, int64_t since, int64_t limit, json_t **out,
+			 struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT * FROM (SELECT id, at, token, action, request, service, env, result, client "
+		     "FROM audit WHERE (?1 IS NULL OR service = ?1) AND at >= ?2 ORDER BY id DESC LIMIT ?3) "
+		     "ORDER BY id",
+		     "sii", service, since, limit);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -556,4 +636,10 @@ const struct store_ops store_sqlite_ops = {
 	.get_stable = sq_get_stable,
 	.previous_stable = sq_previous_stable,
 	.list_stable = sq_list_stable,
+	.put_token = sq_put_token,
+	.get_token = sq_get_token,
+	.list_tokens = sq_list_tokens,
+	.revoke_token = sq_revoke_token,
+	.add_audit = sq_add_audit,
+	.list_audit = sq_list_audit,
 };

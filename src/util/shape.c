@@ -162,7 +162,7 @@ const char *shape_closest(const char *s, const char *const *cands, size_t n)
 
 int shape_duration_ms(const char *s, uint64_t *ms)
 {
-	static const uint64_t mul[] = {3600000, 60000, 1000, 1}; /* h, m, s, ms */
+	static const uint64_t mul[] = {86400000, 3600000, 60000, 1000, 1}; /* d, h, m, s, ms */
 	if (!s || !*s || strlen(s) > 64)
 		return -1;
 	uint64_t total = 0;
@@ -180,14 +180,14 @@ int shape_duration_ms(const char *s, uint64_t *ms)
 		}
 		int u;
 		if (!*p && last < 0) /* a bare integer: milliseconds */
-			u = 3;
+			u = 4;
 		else if (p[0] == 'm' && p[1] == 's')
-			u = 3, p += 2;
-		else if (*p == 'h' || *p == 'm' || *p == 's')
-			u = (*p == 'h') ? 0 : (*p == 'm') ? 1 : 2, p++;
+			u = 4, p += 2;
+		else if (*p == 'd' || *p == 'h' || *p == 'm' || *p == 's')
+			u = (*p == 'd') ? 0 : (*p == 'h') ? 1 : (*p == 'm') ? 2 : 3, p++;
 		else
 			return -1;
-		/* Units strictly in order h, m, s, ms: "30s1m" is more likely a mistake than intent. */
+		/* Units strictly in order d, h, m, s, ms: "30s1m" is more likely a mistake than intent. */
 		if (u <= last)
 			return -1;
 		last = u;

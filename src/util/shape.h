@@ -168,12 +168,13 @@ const char *shape_closest(const char *s, const char *const *cands, size_t n);
 /* ---- durations ---- */
 
 /*
- * Parses "250ms", "2s", "1m", "1h", "1m30s" (units h, m, s, ms, each at most once and in that
+ * Parses "250ms", "2s", "1m", "1h", "30d", "1m30s" (units d, h, m, s, ms, each at most once and in that
  * order) or a bare integer of milliseconds. 0 on success, -1 on bad syntax or overflow.
  */
 __attribute__((warn_unused_result)) int shape_duration_ms(const char *s, uint64_t *ms /* OUT */);
 
-/* The shortest way to write ms in that syntax ("1m30s", "250ms", "0s") into buf; returns buf. */
+/* The shortest way to write ms in that syntax without days ("1m30s", "250ms", "48h", "0s") into
+ * buf; returns buf. */
 const char *shape_duration_fmt(uint64_t ms, char *buf, size_t n);
 
 #endif

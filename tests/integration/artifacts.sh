@@ -16,6 +16,7 @@ D=$(mktemp -d /tmp/sluice-it-artifacts.XXXXXX)
 PORT=26170
 URL=http://127.0.0.1:$PORT
 export SLUICE_SERVER=$URL
+export SLUICE_DATA="$D/data"  # the CLI reads the admin token the server writes there
 A=$D/data/artifacts
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
@@ -38,7 +39,11 @@ trap cleanup EXIT
 
 # Every call to the API goes through here (the one place for headers every request needs).
 # api PATH [curl options...]
-api() { local path=$1; shift; curl -sS -H "Host: 127.0.0.1:$PORT" "$@" "$URL$path"; }
+api() {
+	local path=$1; shift
+	local token; token=$(cat "$SLUICE_DATA/admin.token" 2>/dev/null || true)
+	curl -sS -H "Host: 127.0.0.1:$PORT" -H "Authorization: Bearer $token" "$@" "$URL$path"
+}
 # put DIGEST [curl options...]: PUT /v1/artifacts/DIGEST; prints the status.
 put() {
 	local digest=$1; shift

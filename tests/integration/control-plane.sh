@@ -11,6 +11,7 @@ S=$B/src/sluice
 EX=$B/examples
 D=$(mktemp -d /tmp/sluice-it-cp.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:27070
+export SLUICE_DATA="$D"  # the CLI reads the admin token the server writes there
 SERVER_PID=
 pass=0 fail=0
 
@@ -167,7 +168,7 @@ check "metadata v2 is stable after the rollback" stable_is v2
 no_v1() { ! "$S" status metadata -o json | grep -q '"version": "v1"'; }
 wait_until 20 no_v1
 sleep 1
-reconciles() { curl -s "$SLUICE_SERVER/v1/health" | grep -o "\"$1\": *[0-9]*" | grep -o '[0-9]*$'; }
+reconciles() { curl -s -H "Authorization: Bearer $(cat "$SLUICE_DATA/admin.token")" "$SLUICE_SERVER/v1/server" | grep -o "\"$1\": *[0-9]*" | grep -o '[0-9]*$'; }
 p0=$(reconciles passes) s0=$(reconciles skipped)
 sleep 4
 p1=$(reconciles passes) s1=$(reconciles skipped)

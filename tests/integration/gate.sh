@@ -13,6 +13,7 @@ EX=$B/examples
 C=$SRC/examples/contracts
 D=$(mktemp -d /tmp/sluice-it-gate.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:29070
+export SLUICE_DATA="$D"  # the CLI reads the admin token the server writes there
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
 bad() { echo "not ok - $*"; fail=$((fail + 1)); }

@@ -20,6 +20,7 @@ if ! command -v prometheus >/dev/null; then
 fi
 D=$(mktemp -d /tmp/sluice-it-prom.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:31170
+export SLUICE_DATA="$D/data"  # the CLI reads the admin token the server writes there
 SERVER_PID= LOAD_PID= PROM_PID=
 pass=0 fail=0
 

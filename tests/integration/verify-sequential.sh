@@ -11,6 +11,7 @@ S=$B/src/sluice
 EX=$B/examples
 D=$(mktemp -d /tmp/sluice-it-seq.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:31070
+export SLUICE_DATA="$D"  # the CLI reads the admin token the server writes there
 SERVER_PID= LOAD_PID=
 pass=0 fail=0
 

@@ -19,6 +19,7 @@ S=$B/src/sluice
 EX=$B/examples
 D=$(mktemp -d /tmp/sluice-it-waves.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:32070
+export SLUICE_DATA="$D/data"  # the CLI reads the admin token the server writes there
 SERVER_PID=
 pass=0 fail=0
 ok() { echo "ok - $*"; pass=$((pass + 1)); }
@@ -42,17 +43,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+api() { # api PATH: GET from the API as the admin
+	curl -s -H "Authorization: Bearer $(cat "$SLUICE_DATA/admin.token")" "$SLUICE_SERVER$1"
+}
 phase() { # phase DEPLOYMENT -> its phase
-	curl -s "$SLUICE_SERVER/v1/deployments/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])' || true
+	api "/v1/deployments/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["phase"])' || true
 }
 region_state() { # region_state DEPLOYMENT REGION
-	curl -s "$SLUICE_SERVER/v1/deployments/$1" | python3 -c '
+	api "/v1/deployments/$1" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 print([r["state"] for r in d["state"]["regions"] if r["name"] == sys.argv[1]][0])' "$2" || true
 }
 pids_of() { # pids_of SERVICE REGION (in env halt)
-	curl -s "$SLUICE_SERVER/v1/status?service=$1" | python3 -c '
+	api "/v1/status?service=$1" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 for e in d["services"][0]["envs"]:

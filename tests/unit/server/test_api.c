@@ -15,9 +15,9 @@ Test(api_routes, every_route_declares_a_permission)
 		cr_expect(routes_pattern_ok(r[i].pattern), "%s %s", r[i].method, r[i].pattern);
 		cr_expect(r[i].fn, "%s %s has a handler", r[i].method, r[i].pattern);
 		cr_expect(r[i].summary && r[i].summary[0], "%s %s has a summary", r[i].method, r[i].pattern);
-		cr_expect_neq(strcmp(api_permission_name(r[i].permission), "?"), 0, "%s %s: permission %d",
+		cr_expect_neq(strcmp(auth_action_name(r[i].permission), "?"), 0, "%s %s: permission %d",
 			      r[i].method, r[i].pattern, r[i].permission);
-		if (r[i].permission == API_PUBLIC) {
+		if (r[i].permission == AUTH_PUBLIC) {
 			public++;
 			cr_expect_str_eq(r[i].pattern, "/v1/health", "only liveness is public");
 			cr_expect_str_eq(r[i].method, "GET");
@@ -25,7 +25,7 @@ Test(api_routes, every_route_declares_a_permission)
 		/* a route that may change something never needs only read, except plan (a
 		 * computation over what is live) */
 		if (strcmp(r[i].method, "GET") && strcmp(r[i].pattern, "/v1/plan"))
-			cr_expect_neq(r[i].permission, API_READ, "%s %s changes something", r[i].method,
+			cr_expect_neq(r[i].permission, AUTH_READ, "%s %s changes something", r[i].method,
 				      r[i].pattern);
 		for (size_t k = 0; k < i; k++)
 			cr_expect(strcmp(r[i].method, r[k].method) || strcmp(r[i].pattern, r[k].pattern),

@@ -19,6 +19,7 @@
 #include "support/fake_router.h"
 #include "support/fake_runtime.h"
 #include "support/faulty_store.h"
+#include "support/shell.h"
 #include "server/api.h"
 #include "server/runtimes.h"
 #include "util/sha256.h"
@@ -32,106 +33,19 @@
 
 /* ---- the harness: the parts main.c composes, on fake drivers ---- */
 
-static struct {
-	char dir[PATH_MAX], artifacts[PATH_MAX + 16];
-	loop *loop;
-	store *store;
-	struct faulty_store *fault;
-	runtimes *rts;
-	runtime *rt;
-	router *router;
-	verifier *vr;
-	reconciler *rec;
-	executor *ex;
-	api *api;
-} H;
-
+static struct shell H;
 /* The answer to the last request. */
-static struct {
-	int status;
-	json_t *json; /* the body when it is JSON, else NULL */
-	char *text;   /* the body as it is */
-	char headers[1024];
-	const char *content_type;
-} R;
+static struct shell_answer R;
 
 static void answer_free(void)
 {
-	json_decref(R.json);
-	free(R.text);
-	memset(&R, 0, sizeof(R));
+	shell_answer_free(&R);
 }
 
-/* What the HTTP server does with a request whose head and body it has read: the API's on_head
- * hook first (the body limit, an upload's sink), the body fed to the sink in small pieces as if
- * it arrived slowly, then the handler, then the sink's done. */
-static void serve(struct httpd_req *req, struct httpd_resp *resp)
-{
-	struct httpd_body b = {.max_body = 4u << 20};
-	if (api_on_head(H.api, req, &b, resp)) {
-		cr_assert_null(b.write, "a refused head leaves no sink");
-		return;
-	}
-	cr_assert_leq(req->body_len, b.max_body, "%s %s: body over the route's limit", req->method, req->path);
-	if (b.write) {
-		struct err e = {""};
-		for (size_t off = 0; off < req->body_len; off += 7) {
-			size_t n = req->body_len - off < 7 ? req->body_len - off : 7;
-			int st = b.write(b.arg, req->body + off, n, &e);
-			if (st) {
-				httpd_error(resp, st, "%s", e.msg);
-				b.done(b.arg);
-				return;
-			}
-		}
-		req->body_sink = b.arg;
-		req->body_streamed = req->body_len;
-		req->body = "";
-		req->body_len = 0;
-	}
-	api_handle(H.api, req, resp);
-	if (b.write && b.done)
-		b.done(b.arg);
-}
-
+/* Calls as the admin. */
 static int call_n(const char *method, const char *target, const char *body, size_t len)
 {
-	answer_free();
-	char path[2048];
-	snprintf(path, sizeof(path), "%s", target);
-	char *q = strchr(path, '?');
-	if (q)
-		*q++ = '\0';
-	/* the head as a client sends it (the API's middleware reads Host and Content-Type) */
-	char *raw = NULL;
-	size_t rawlen = 0;
-	FILE *f = open_memstream(&raw, &rawlen);
-	cr_assert(f);
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:7070\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
-		method, target, strncmp(target, "/v1/artifacts/", 14) ? "application/json" : "application/octet-stream",
-		body ? len : 0);
-	cr_assert_eq(fclose(f), 0);
-	static struct http_head head;
-	struct http_limits lim = {16384, 64, 0};
-	cr_assert_gt(http_parse_request(raw, rawlen, &lim, &head), 0, "test request does not parse: %s", raw);
-	struct httpd_req req = {.head = &head, .method = method, .path = path, .query = q ? q : "",
-				.body = body ? body : "", .body_len = body ? len : 0,
-				.peer = "127.0.0.1:1"};
-	struct httpd_resp resp = {.status = 200};
-	buf_init(&resp.headers, 4096);
-	buf_init(&resp.body, 8u << 20);
-	serve(&req, &resp);
-	R.status = resp.status;
-	R.content_type = resp.content_type;
-	snprintf(R.headers, sizeof(R.headers), "%.*s", (int)resp.headers.len,
-		 resp.headers.data ? resp.headers.data : "");
-	R.text = strndup(resp.body.data ? resp.body.data : "", resp.body.len);
-	if (!resp.content_type || strstr(resp.content_type, "json"))
-		R.json = json_loads(R.text, 0, NULL);
-	buf_release(&resp.headers);
-	buf_release(&resp.body);
-	free(raw);
-	return R.status;
+	return shell_call(&H, NULL, method, target, body, len, &R);
 }
 
 static int call(const char *method, const char *target, const char *body)
@@ -230,33 +144,7 @@ static void set_stable(const char *service, const char *version)
 
 static void open_parts(void)
 {
-	struct err e = {""};
-	snprintf(H.dir, sizeof(H.dir), "/tmp/sluice-test-api-XXXXXX");
-	cr_assert(mkdtemp(H.dir));
-	snprintf(H.artifacts, sizeof(H.artifacts), "%s/artifacts", H.dir);
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/sluice.db", H.dir);
-	store *inner = NULL;
-	cr_assert_eq(store_open(&inner, path, &e), 0, "%s", e.msg);
-	cr_assert_eq(faulty_store_open(&H.store, &H.fault, inner, &e), 0, "%s", e.msg);
-	cr_assert_eq(runtime_open_ops(&H.rt, &fake_runtime_ops, NULL, &(struct runtime_host){H.dir}, &e), 0,
-		     "%s", e.msg);
-	cr_assert_eq(runtimes_open_with(&H.rts, H.dir, H.rt, &e), 0, "%s", e.msg);
-	H.router = fake_router_new();
-	H.loop = loop_new();
-	cr_assert(H.router && H.loop);
-	H.vr = verify_new(H.loop, H.router, NULL);
-	cr_assert(H.vr);
-	H.rec = reconcile_new(H.loop, H.store, H.rts, H.router, H.artifacts);
-	cr_assert(H.rec);
-	H.ex = executor_new(&(struct executor_deps){H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir});
-	cr_assert(H.ex);
-	H.api = api_new(&(struct api_deps){H.loop, H.store, H.rts, H.ex, H.rec, H.vr, H.artifacts});
-	cr_assert(H.api);
-	/* the artifacts directory is the server's to make (main.c) */
-	char cmd[PATH_MAX + 64];
-	snprintf(cmd, sizeof(cmd), "mkdir -p %s", H.artifacts);
-	cr_assert_eq(system(cmd), 0);
+	shell_open(&H, NULL);
 }
 
 /* An empty server. */
@@ -283,18 +171,7 @@ static void setup(void)
 static void teardown(void)
 {
 	answer_free();
-	api_free(H.api);
-	executor_free(H.ex);
-	reconcile_free(H.rec);
-	verify_free(H.vr);
-	router_free(H.router);
-	runtimes_close(H.rts);
-	store_close(H.store);
-	loop_free(H.loop);
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", H.dir);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", H.dir);
+	shell_close(&H);
 }
 
 TestSuite(api, .init = setup, .fini = teardown);
@@ -452,19 +329,24 @@ Test(api, bad_paths_unknown_things_and_wrong_methods)
 
 Test(api, health_reveals_liveness_only)
 {
-	cr_assert_eq(call("GET", "/v1/health", NULL), 200, "%s", R.text);
+	cr_assert_eq(shell_call(&H, SHELL_NO_TOKEN, "GET", "/v1/health", NULL, 0, &R), 200, "%s", R.text);
 	cr_assert(json_is_true(json_object_get(R.json, "ok")), "%s", R.text);
+	/* nothing else: no version, no counters, no paths, no addresses, no configuration */
+	cr_expect_eq(json_object_size(R.json), 1, "%s", R.text);
+}
+
+Test(api, server_shows_version_and_reconciler_counters_to_a_token)
+{
+	cr_assert_eq(shell_call(&H, SHELL_NO_TOKEN, "GET", "/v1/server", NULL, 0, &R), 401, "%s", R.text);
+	cr_assert_eq(call("GET", "/v1/server", NULL), 200, "%s", R.text);
 	cr_expect_str_eq(json_string_value(json_object_get(R.json, "version")), SLUICE_VERSION);
 	json_t *rc = json_object_get(R.json, "reconcile");
 	cr_expect(json_is_integer(json_object_get(rc, "passes")), "%s", R.text);
 	cr_expect(json_is_integer(json_object_get(rc, "skipped")), "%s", R.text);
-	/* nothing else: no paths, no addresses, no configuration */
-	cr_expect_eq(json_object_size(R.json), 3, "%s", R.text);
-	cr_expect_eq(json_object_size(rc), 2, "%s", R.text);
 	cr_expect_null(strstr(R.text, H.dir), "the data directory leaks: %s", R.text);
 	reconcile_all(H.rec);
 	reconcile_tick(H.rec, 0);
-	call("GET", "/v1/health", NULL);
+	call("GET", "/v1/server", NULL);
 	rc = json_object_get(R.json, "reconcile");
 	cr_expect_geq(json_integer_value(json_object_get(rc, "passes")) +
 			      json_integer_value(json_object_get(rc, "skipped")),
@@ -600,8 +482,8 @@ static int head(const char *method, const char *target, const char *ctype, struc
 {
 	answer_free();
 	char raw[1024];
-	snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\nContent-Length: 3\r\n\r\n",
-		 method, target, ctype);
+	snprintf(raw, sizeof(raw), "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\nContent-Length: 3\r\n"
+		 "Authorization: Bearer %s\r\n\r\n", method, target, ctype, H.admin);
 	static struct http_head hd;
 	struct http_limits lim = {16384, 64, 0};
 	cr_assert_gt(http_parse_request(raw, strlen(raw), &lim, &hd), 0);

@@ -302,3 +302,131 @@ void conformance_changes_grow(const struct store_factory *f)
 	json_decref(spec);
 	store_close(s);
 }
+
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+void conformance_tokens(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *scopes = json_pack("[{s:[s], s:[s], s:[s]}]", "actions", "deploy", "services", "pay-*",
+				   "envs", "*");
+	struct store_token t = {"ci", HASH_A, scopes, 0, "admin"};
+	OK(store_put_token(s, &t, &e));
+	json_t *out = NULL;
+	OK(store_get_token(s, HASH_A, &out, &e));
+	cr_assert_str_eq(json_string_value(json_object_get(out, "name")), "ci");
+	cr_assert(json_equal(json_object_get(out, "scopes"), scopes), "scopes come back as written");
+	cr_assert(json_is_null(json_object_get(out, "expires_at")), "0 is never");
+	cr_assert(json_is_null(json_object_get(out, "revoked_at")));
+	cr_assert_str_eq(json_string_value(json_object_get(out, "created_by")), "admin");
+	cr_assert_null(json_object_get(out, "hash"), "the hash is not handed out");
+	json_decref(out);
+	cr_assert_eq(store_get_token(s, HASH_B, &out, &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e));
+	/* names are unique, and so are hashes */
+	struct store_token same_name = {"ci", HASH_B, scopes, 0, "admin"};
+	cr_assert_eq(store_put_token(s, &same_name, &e), STORE_CONFLICT);
+	struct store_token same_hash = {"other", HASH_A, scopes, 0, "admin"};
+	cr_assert_eq(store_put_token(s, &same_hash, &e), STORE_CONFLICT);
+	struct store_token exp = {"temp", HASH_B, scopes, 1234, ""};
+	OK(store_put_token(s, &exp, &e));
+	OK(store_revoke_token(s, "ci", 1000, &e));
+	OK(store_revoke_token(s, "ci", 2000, &e)); /* the first time stays */
+	cr_assert_eq(store_revoke_token(s, "nobody", 1000, &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e));
+	store_close(s);
+	s = f->reopen();
+	OK(store_list_tokens(s, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	json_t *ci = json_array_get(out, 0), *temp = json_array_get(out, 1);
+	cr_assert_str_eq(json_string_value(json_object_get(ci, "name")), "ci");
+	cr_assert_eq(json_integer_value(json_object_get(ci, "revoked_at")), 1000);
+	cr_assert_eq(json_integer_value(json_object_get(temp, "expires_at")), 1234);
+	cr_assert_null(json_object_get(ci, "hash"));
+	json_decref(out);
+	/* a revoked name stays taken */
+	struct store_token again = {"ci", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+				    scopes, 0, "admin"};
+	cr_assert_eq(store_put_token(s, &again, &e), STORE_CONFLICT);
+	json_decref(scopes);
+	store_close(s);
+}
+
+void conformance_audit(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	for (int i = 0; i < 5; i++) {
+		char res[16];
+		snprintf(res, sizeof(res), "r%d", i);
+		struct store_audit a = {.at = 1000 + i, .token = "ci", .action = "deploy",
+					.request = "POST /v1/deployments", .service = i % 2 ? "b" : "a",
+					.env = i == 4 ? NULL : "production", .result = res, .client = "127.0.0.1"};
+		OK(store_add_audit(s, &a, &e));
+	}
+	json_t *out = NULL;
+	OK(store_list_audit(s, NULL, 0, 100, &out, &e));
+	cr_assert_eq(json_array_size(out), 5);
+	json_t *first = json_array_get(out, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(first, "result")), "r0", "oldest first");
+	cr_assert_str_eq(json_string_value(json_object_get(first, "token")), "ci");
+	cr_assert_str_eq(json_string_value(json_object_get(first, "request")), "POST /v1/deployments");
+	cr_assert_str_eq(json_string_value(json_object_get(first, "client")), "127.0.0.1");
+	cr_assert_eq(json_integer_value(json_object_get(first, "at")), 1000);
+	cr_assert(json_is_null(json_object_get(json_array_get(out, 4), "env")));
+	json_decref(out);
+	OK(store_list_audit(s, "a", 0, 100, &out, &e));
+	cr_assert_eq(json_array_size(out), 3, "only service a");
+	json_decref(out);
+	OK(store_list_audit(s, NULL, 1003, 100, &out, &e));
+	cr_assert_eq(json_array_size(out), 2, "since");
+	json_decref(out);
+	OK(store_list_audit(s, NULL, 0, 2, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 0), "result")), "r3",
+			 "the limit keeps the newest, still oldest first");
+	json_decref(out);
+	store_close(s);
+	s = f->reopen();
+	OK(store_list_audit(s, NULL, 0, 100, &out, &e));
+	cr_assert_eq(json_array_size(out), 5, "the log survives a reopen");
+	json_decref(out);
+	store_close(s);
+}
+
+void conformance_audit_with_its_effect(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *spec = json_pack("{s:s}", "name", "a"), *out = NULL;
+	struct store_audit a = {.token = "ci", .action = "apply", .request = "POST /v1/apply",
+				.service = "a", .result = "ok", .client = "::1"};
+	/* rolled back: neither the change nor its record */
+	OK(store_audit_attach(s, &a, &e));
+	OK(store_begin(s, &e));
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	store_rollback(s);
+	cr_assert_eq(store_audit_detach(s), 0, "no commit wrote it");
+	OK(store_list_audit(s, NULL, 0, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 0);
+	json_decref(out);
+	/* committed: both, and only on the first commit */
+	OK(store_audit_attach(s, &a, &e));
+	OK(store_begin(s, &e));
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	OK(store_commit(s, &e));
+	OK(store_begin(s, &e));
+	OK(store_put_manifest(s, "Service", "b", spec, NULL, &e));
+	OK(store_commit(s, &e));
+	cr_assert_eq(store_audit_detach(s), 1, "the commit wrote it");
+	cr_assert_eq(store_audit_detach(s), 0, "detached once");
+	OK(store_list_audit(s, NULL, 0, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 1, "one record for the request, not one per commit");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 0), "client")), "::1");
+	cr_assert_gt(json_integer_value(json_object_get(json_array_get(out, 0), "at")), 0);
+	json_decref(out);
+	json_decref(spec);
+	store_close(s);
+}

@@ -26,6 +26,9 @@ void conformance_transactions(const struct store_factory *f);
 void conformance_not_found(const struct store_factory *f);
 void conformance_reopen_keeps_everything(const struct store_factory *f);
 void conformance_changes_grow(const struct store_factory *f);
+void conformance_tokens(const struct store_factory *f);
+void conformance_audit(const struct store_factory *f);
+void conformance_audit_with_its_effect(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -39,6 +42,9 @@ void conformance_changes_grow(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, transactions, factory, __VA_ARGS__)           \
 	CONFORMANCE_TEST_(suite, not_found, factory, __VA_ARGS__)              \
 	CONFORMANCE_TEST_(suite, reopen_keeps_everything, factory, __VA_ARGS__) \
-	CONFORMANCE_TEST_(suite, changes_grow, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, changes_grow, factory, __VA_ARGS__)           \
+	CONFORMANCE_TEST_(suite, tokens, factory, __VA_ARGS__)                 \
+	CONFORMANCE_TEST_(suite, audit, factory, __VA_ARGS__)                  \
+	CONFORMANCE_TEST_(suite, audit_with_its_effect, factory, __VA_ARGS__)
 
 #endif

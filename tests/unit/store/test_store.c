@@ -11,6 +11,8 @@
 #include "conformance.h"
 #include "store/store.h"
 
+#include <sqlite3.h>
+
 static char path[256];
 
 static void cleanup(void)
@@ -58,6 +60,34 @@ Test(store_sqlite, a_plain_path_is_sqlite_and_an_unknown_scheme_is_refused, .fin
 	cr_assert(strstr(e.msg, "'postgres:'"), "%s", e.msg);
 	cr_assert_eq(store_open(&s, "sqlite:/nonexistent-dir/x.db", &e), -1);
 	cr_assert(strstr(e.msg, "/nonexistent-dir/x.db"), "%s", e.msg);
+}
+
+/* The audit log is append-only below the API too: SQL typed into the file cannot edit it. */
+Test(store_sqlite, the_audit_log_refuses_updates_and_deletes, .fini = cleanup)
+{
+	store *s = sqlite_fresh();
+	struct err e;
+	struct store_audit a = {.token = "ci", .action = "deploy", .request = "POST /v1/deployments",
+				.result = "ok", .client = "127.0.0.1:1"};
+	cr_assert_eq(store_add_audit(s, &a, &e), 0, "%s", e.msg);
+	store_close(s);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	char *msg = NULL;
+	cr_expect_neq(sqlite3_exec(db, "UPDATE audit SET token = 'someone'", NULL, NULL, &msg), SQLITE_OK);
+	cr_expect(msg && strstr(msg, "append-only"), "%s", msg ? msg : "");
+	sqlite3_free(msg);
+	msg = NULL;
+	cr_expect_neq(sqlite3_exec(db, "DELETE FROM audit", NULL, NULL, &msg), SQLITE_OK);
+	sqlite3_free(msg);
+	sqlite3_close(db);
+	s = sqlite_reopen();
+	json_t *out = NULL;
+	cr_assert_eq(store_list_audit(s, NULL, 0, 10, &out, &e), 0, "%s", e.msg);
+	cr_expect_eq(json_array_size(out), 1);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(out, 0), "token")), "ci");
+	json_decref(out);
+	store_close(s);
 }
 
 Test(store_sqlite, refuses_a_newer_schema, .fini = cleanup)
@@ -189,6 +219,37 @@ static int f_list_stable(void *drv, const char *s, json_t **out, struct err *e)
 	FAIL_IF("list_stable", e);
 	return store_list_stable(inner, s, out, e);
 }
+static int f_put_token(void *drv, const struct store_token *t, struct err *e)
+{
+	FAIL_IF("put_token", e);
+	return store_put_token(inner, t, e);
+}
+static int f_get_token(void *drv, const char *h, json_t **out, struct err *e)
+{
+	FAIL_IF("get_token", e);
+	return store_get_token(inner, h, out, e);
+}
+static int f_list_tokens(void *drv, json_t **out, struct err *e)
+{
+	FAIL_IF("list_tokens", e);
+	return store_list_tokens(inner, out, e);
+}
+static int f_revoke_token(void *drv, const char *n, int64_t at, struct err *e)
+{
+	FAIL_IF("revoke_token", e);
+	return store_revoke_token(inner, n, at, e);
+}
+static int f_add_audit(void *drv, const struct store_audit *a, struct err *e)
+{
+	FAIL_IF("add_audit", e);
+	return store_add_audit(inner, a, e);
+}
+static int f_list_audit(void *drv, const char *s, int64_t since, int64_t limit, json_t **out,
+			struct err *e)
+{
+	FAIL_IF("list_audit", e);
+	return store_list_audit(inner, s, since, limit, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -197,7 +258,8 @@ static const struct store_ops faulty_ops = {
 	f_put_manifest, f_get_manifest, f_list_manifests, f_put_release, f_get_release,
 	f_list_releases, f_create_deployment, f_update_deployment, f_get_deployment,
 	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
-	f_get_stable, f_previous_stable, f_list_stable,
+	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
+	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit,
 };
 
 static store *faulty_fresh(void)

@@ -156,6 +156,37 @@ static int f_list_stable(void *drv, const char *s, json_t **out, struct err *e)
 	FAULT("list_stable", e);
 	return store_list_stable(IN(drv), s, out, e);
 }
+static int f_put_token(void *drv, const struct store_token *t, struct err *e)
+{
+	FAULT("put_token", e);
+	return store_put_token(IN(drv), t, e);
+}
+static int f_get_token(void *drv, const char *h, json_t **out, struct err *e)
+{
+	FAULT("get_token", e);
+	return store_get_token(IN(drv), h, out, e);
+}
+static int f_list_tokens(void *drv, json_t **out, struct err *e)
+{
+	FAULT("list_tokens", e);
+	return store_list_tokens(IN(drv), out, e);
+}
+static int f_revoke_token(void *drv, const char *n, int64_t at, struct err *e)
+{
+	FAULT("revoke_token", e);
+	return store_revoke_token(IN(drv), n, at, e);
+}
+static int f_add_audit(void *drv, const struct store_audit *a, struct err *e)
+{
+	FAULT("add_audit", e);
+	return store_add_audit(IN(drv), a, e);
+}
+static int f_list_audit(void *drv, const char *s, int64_t since, int64_t limit, json_t **out,
+			struct err *e)
+{
+	FAULT("list_audit", e);
+	return store_list_audit(IN(drv), s, since, limit, out, e);
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -182,6 +213,12 @@ static const struct store_ops faulty_store_ops = {
 	.get_stable = f_get_stable,
 	.previous_stable = f_previous_stable,
 	.list_stable = f_list_stable,
+	.put_token = f_put_token,
+	.get_token = f_get_token,
+	.list_tokens = f_list_tokens,
+	.revoke_token = f_revoke_token,
+	.add_audit = f_add_audit,
+	.list_audit = f_list_audit,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

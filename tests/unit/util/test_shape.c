@@ -227,4 +227,11 @@ Test(shape, durations_round_trip)
 		cr_expect_eq(ms, rows[i].ms);
 		cr_expect_str_eq(shape_duration_fmt(rows[i].ms, buf, sizeof(buf)), rows[i].s);
 	}
+	uint64_t ms = 0;
+	cr_expect_eq(shape_duration_ms("30d", &ms), 0);
+	cr_expect_eq(ms, 30ull * 86400000);
+	cr_expect_eq(shape_duration_ms("1d12h", &ms), 0);
+	cr_expect_eq(ms, 36ull * 3600000);
+	cr_expect_eq(shape_duration_ms("12h1d", &ms), -1, "days come first");
+	cr_expect_eq(shape_duration_ms("1d1d", &ms), -1);
 }

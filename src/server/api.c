@@ -793,7 +793,15 @@ static void h_services(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", svcs, "environments", envs));
+	/* secret env values stay in the store; every answer shows them masked */
+	json_t *shown = manifest_mask_secrets(svcs);
+	json_decref(svcs);
+	if (!shown) {
+		json_decref(envs);
+		httpd_error(c->resp, 500, "out of memory");
+		return;
+	}
+	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", shown, "environments", envs));
 }
 
 

@@ -3,6 +3,7 @@
  * the control loop. See server.h for how the parts fit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
@@ -85,6 +86,29 @@ static int mkdirs(const char *path)
 			*p = '/';
 		}
 	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+/* The data directory holds the store (with the secret env values of the manifests), the
+ * artifacts and the instances' specs: only its owner may enter it, and the store's files
+ * (database, WAL, shared memory; SQLite gives the last two the database's mode) are the
+ * owner's alone, whatever the umask and whatever an older version left. */
+static int make_private(const char *dir, const char *db)
+{
+	if (chmod(dir, 0700))
+		return -1;
+	int fd = open(db, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = fchmod(fd, 0600);
+	close(fd);
+	const char *const tails[] = {"-wal", "-shm"};
+	for (size_t i = 0; !rc && i < 2; i++) {
+		char p[PATH_MAX + 64];
+		snprintf(p, sizeof(p), "%s%s", db, tails[i]);
+		if (chmod(p, 0600) && errno != ENOENT)
+			rc = -1;
+	}
+	return rc;
 }
 
 static void default_data_dir(char *buf, size_t len)
@@ -230,6 +254,10 @@ int cmd_server(int argc, char **argv)
 	struct err e = {""};
 	int rc = EXIT_USAGE;
 	snprintf(path, sizeof(path), "%s/sluice.db", srv.data_dir);
+	if (make_private(srv.data_dir, path)) {
+		error("could not make '%s' private to its owner: %s", srv.data_dir, strerror(errno));
+		return EXIT_USAGE;
+	}
 	if (store_open(&srv.store, path, &e)) {
 		error("%s", e.msg);
 		return EXIT_USAGE;

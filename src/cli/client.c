@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "util/opt.h"
 
 void client_init(struct client *c)
 {
@@ -36,17 +37,17 @@ int client_set_authorization(struct client *c, const char *value)
 
 int client_option(struct client *c, int opt, const char *arg)
 {
+	struct err e;
 	if (opt == CLIENT_OPT_SERVER) {
+		if (opt_url("--server", arg, &e))
+			return error("%s", e.msg);
 		c->server = arg;
 		return 0;
 	}
 	if (opt == 'o') {
-		if (!strcmp(arg, "json"))
-			c->json = 1;
-		else if (!strcmp(arg, "text"))
-			c->json = 0;
-		else
-			return error("-o: expected 'text' or 'json', got '%s'", arg);
+		static const char *const formats[] = {"text", "json", NULL};
+		if (opt_enum("-o", arg, formats, &c->json, &e))
+			return error("%s", e.msg);
 		return 0;
 	}
 	return -1;

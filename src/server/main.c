@@ -25,6 +25,7 @@
 #include "server/runtimes.h"
 #include "server/verify.h"
 #include "store/store.h"
+#include "util/opt.h"
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
 #define SERVER_DEFAULT_PROXY_ADMIN "127.0.0.1:7071"
@@ -183,13 +184,23 @@ int cmd_server(int argc, char **argv)
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
 	int c;
+	struct err oe;
+	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+	static const enum log_level level_of[] = {LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR};
+	int level;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
+			if (!*optarg || strlen(optarg) >= sizeof(srv.data_dir) - 64)
+				return error("--data: expected a directory path of 1..%zu bytes", sizeof(srv.data_dir) - 65),
+				       EXIT_USAGE;
 			snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", optarg);
 			break;
 		case 'l':
+			if (opt_hostport("--listen", optarg, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			listen = optarg;
 			break;
 		case 'H':
@@ -202,30 +213,25 @@ int cmd_server(int argc, char **argv)
 			hosts[nhosts++] = optarg;
 			break;
 		case 'p':
+			if (opt_hostport("--proxy-admin", optarg, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			admin = optarg;
 			break;
 		case 'L':
-			if (!strcmp(optarg, "debug"))
-				log_set_level(LOG_DEBUG);
-			else if (!strcmp(optarg, "warn"))
-				log_set_level(LOG_WARN);
-			else if (!strcmp(optarg, "error"))
-				log_set_level(LOG_ERROR);
-			else if (strcmp(optarg, "info"))
-				return error("--log-level: expected debug, info, warn or error, got '%s'", optarg), EXIT_USAGE;
+			if (opt_enum("--log-level", optarg, levels, &level, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			log_set_level(level_of[level]);
 			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			opt_getopt_error("server", c, optopt, argv[optind - 1], &oe);
+			return error("%s", oe.msg), EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		error("unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
-	}
+	if (opt_positional("server", argc - optind, argv + optind, 0, 0, "no argument", &oe))
+		return error("%s", oe.msg), EXIT_USAGE;
 	/* the address it listens on is a name clients use, unless it is a wildcard */
 	char listen_host[API_HOST_MAX];
 	const char *colon = strrchr(listen, ':');

@@ -494,7 +494,8 @@ int cmd_deploy(int argc, char **argv)
 		"  --env ENV     target environment (default production)\n"
 		"  --wait        follow the deployment; exit 0 when promoted, 1 when rolled back or\n"
 		"                failed\n"
-		"  --timeout S   with --wait, give up waiting after S seconds (the deployment goes on)\n"
+		"  --timeout D   with --wait, give up waiting after D (30s, 2m; a number is seconds;\n"
+		"                the deployment goes on)\n"
 		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n"
 		"  --hotfix      a fix: pre-empts the pipeline in flight (its traffic goes back to\n"
 		"                stable, its instances drain and stop), then runs before any queued one\n" COMMON_HELP;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "util/opt.h"
 #include "util/paths.h"
 
 /* Strips blanks at both ends, in place. */
@@ -174,8 +175,9 @@ int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
 		opts[n++] = extra[i];
 	memset(&opts[n], 0, sizeof(opts[n]));
 	char so[64];
-	snprintf(so, sizeof(so), "ho:%s", shortopts ? shortopts : "");
+	snprintf(so, sizeof(so), ":ho:%s", shortopts ? shortopts : "");
 	optind = 1;
+	opterr = 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		if (opt == 'h') {
@@ -183,8 +185,10 @@ int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
 			*rc = EXIT_OK;
 			return -1;
 		}
-		if (opt == '?') {
-			fputs(usage, stderr);
+		if (opt == '?' || opt == ':') {
+			struct err e;
+			opt_getopt_error(c->cmd ? c->cmd : argv[0], opt, optopt, argv[optind - 1], &e);
+			error("%s", e.msg);
 			*rc = EXIT_USAGE;
 			return -1;
 		}
@@ -200,17 +204,17 @@ int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
 
 int client_option(struct client *c, int opt, const char *arg)
 {
+	struct err e;
 	if (opt == CLIENT_OPT_SERVER) {
+		if (opt_url("--server", arg, &e))
+			return error("%s", e.msg);
 		c->server = arg;
 		return 0;
 	}
 	if (opt == 'o') {
-		if (!strcmp(arg, "json"))
-			c->json = 1;
-		else if (!strcmp(arg, "text"))
-			c->json = 0;
-		else
-			return error("-o: expected 'text' or 'json', got '%s'", arg);
+		static const char *const formats[] = {"text", "json", NULL};
+		if (opt_enum("-o", arg, formats, &c->json, &e))
+			return error("%s", e.msg);
 		return 0;
 	}
 	return -1;

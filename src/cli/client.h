@@ -23,6 +23,7 @@
 
 struct client {
 	const char *server; /* base URL without a trailing slash */
+	const char *cmd;    /* the command's name in usage errors; NULL: argv[0] of client_parse */
 	int json;           /* -o json */
 	httpc *http;
 	/* the config file's values ("" when absent), and whether the token is settled */

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,30 @@
 #include "contract/contract.h"
 #include "util/buf.h"
 #include "util/doc.h"
+#include "util/opt.h"
 #include "util/sha256.h"
+
+/* The positional arguments argv[i..argc): between min and max, each name of `kinds` (one
+ * letter per argument: 's' a service or other object name, 'v' a version, 'd' a deployment
+ * id, '-' anything). 0, or -1 after printing what is wrong. */
+static int positional(const char *cmd, int argc, char **argv, int i, int min, int max, const char *what,
+		      const char *kinds)
+{
+	struct err e;
+	long long id;
+	if (opt_positional(cmd, argc - i, argv + i, min, max, what, &e))
+		return error("%s", e.msg);
+	for (int k = 0; i + k < argc && kinds[k]; k++) {
+		const char *a = argv[i + k];
+		int bad = kinds[k] == 's'   ? opt_name("SERVICE", a, NAME_OBJECT, &e)
+			  : kinds[k] == 'v' ? opt_name("VERSION", a, NAME_VERSION, &e)
+			  : kinds[k] == 'd' ? opt_int("DEPLOYMENT", a, 1, INT64_MAX, &id, &e)
+					    : 0;
+		if (bad)
+			return error("%s: %s", cmd, e.msg);
+	}
+	return 0;
+}
 
 /* ---- apply ---- */
 
@@ -206,8 +230,10 @@ static int load_contract_json(const char *path, json_t **out)
 
 static int release_push(struct client *c, int argc, char **argv, int i, struct release_opts *r)
 {
-	if (argc - i != 2 || !r->artifact) {
-		error("usage: sluice release push SERVICE VERSION --artifact PATH [--contract FILE]");
+	if (positional("release push", argc, argv, i, 2, 2, "SERVICE VERSION", "sv"))
+		return EXIT_USAGE;
+	if (!r->artifact) {
+		error("release push: --artifact PATH is required");
 		return EXIT_USAGE;
 	}
 	const char *service = argv[i], *version = argv[i + 1];
@@ -263,10 +289,8 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 
 static int release_list(struct client *c, int argc, char **argv, int i)
 {
-	if (argc - i != 1) {
-		error("usage: sluice release list SERVICE [-o json]");
+	if (positional("release list", argc, argv, i, 1, 1, "SERVICE", "s"))
 		return EXIT_USAGE;
-	}
 	char path[512];
 	snprintf(path, sizeof(path), "/v1/services/%s/releases", argv[i]);
 	json_t *out = NULL;
@@ -306,8 +330,13 @@ int cmd_release(int argc, char **argv)
 	struct release_opts r = {0};
 	int rc = EXIT_USAGE;
 	client_init(&c);
+	c.cmd = "release";
 	if (argc >= 2 && (!strcmp(argv[1], "push") || !strcmp(argv[1], "list"))) {
 		int i = client_parse(&c, argc - 1, argv + 1, "a:c:", extra, release_opt, &r, usage, &rc);
+		if (i >= 0 && !strcmp(argv[1], "list") && (r.artifact || r.contract)) {
+			error("release list: --%s is only used with push", r.artifact ? "artifact" : "contract");
+			i = -1;
+		}
 		if (i >= 0)
 			rc = !strcmp(argv[1], "push") ? release_push(&c, argc - 1, argv + 1, i, &r)
 						      : release_list(&c, argc - 1, argv + 1, i);
@@ -376,16 +405,18 @@ static int follow(struct client *c, json_int_t id, int timeout_s)
 
 struct deploy_opts {
 	const char *env, *to, *region;
-	int wait, force, hotfix, timeout;
+	int wait, force, hotfix, timeout, timeout_set;
 };
 
 static int deploy_opt(int opt, const char *arg, void *ctx)
 {
 	struct deploy_opts *d = ctx;
+	struct err e;
+	uint64_t ms;
 	switch (opt) {
 	case 'e':
 		d->env = arg;
-		return 0;
+		return opt_name("--env", arg, NAME_OBJECT, &e) ? error("%s", e.msg) : 0;
 	case 'w':
 		d->wait = 1;
 		return 0;
@@ -394,16 +425,19 @@ static int deploy_opt(int opt, const char *arg, void *ctx)
 		return 0;
 	case 't':
 		d->to = arg;
-		return 0;
+		return opt_name("--to", arg, NAME_VERSION, &e) ? error("%s", e.msg) : 0;
 	case 'T':
-		d->timeout = atoi(arg);
+		if (opt_duration_ms("--timeout", arg, 1000, 7ull * 24 * 3600 * 1000, &ms, &e))
+			return error("%s", e.msg);
+		d->timeout = (int)((ms + 999) / 1000);
+		d->timeout_set = 1;
 		return 0;
 	case 'H':
 		d->hotfix = 1;
 		return 0;
 	case 'R':
 		d->region = arg;
-		return 0;
+		return opt_name("--region", arg, NAME_OBJECT, &e) ? error("%s", e.msg) : 0;
 	}
 	return -1;
 }
@@ -420,7 +454,8 @@ int cmd_deploy(int argc, char **argv)
 		"  --env ENV     target environment (default production)\n"
 		"  --wait        follow the deployment; exit 0 when promoted, 1 when rolled back or\n"
 		"                failed\n"
-		"  --timeout S   with --wait, give up waiting after S seconds (the deployment goes on)\n"
+		"  --timeout D   with --wait, give up waiting after D (30s, 2m; a number is seconds;\n"
+		"                the deployment goes on)\n"
 		"  --force       deploy even if the compatibility gate refuses (recorded in events)\n"
 		"  --hotfix      a fix: pre-empts the pipeline in flight (its traffic goes back to\n"
 		"                stable, its instances drain and stop), then runs before any queued one\n" CLIENT_HELP;
@@ -434,10 +469,10 @@ int cmd_deploy(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("deploy", argc, argv, i, 2, 2, "SERVICE VERSION", "sv"))
 		goto out;
-	if (argc - i != 2) {
-		fputs(usage, stderr);
+	if (d.timeout_set && !d.wait) {
+		error("deploy: --timeout is only used with --wait");
 		goto out;
 	}
 	json_t *body = json_pack("{s:s, s:s, s:s, s:b, s:b}", "service", argv[i], "version", argv[i + 1],
@@ -494,12 +529,8 @@ int cmd_rollback(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("rollback", argc, argv, i, 1, 1, "SERVICE", "s"))
 		goto out;
-	if (argc - i != 1) {
-		fputs(usage, stderr);
-		goto out;
-	}
 	char path[256];
 	snprintf(path, sizeof(path), "/v1/services/%s/rollback", argv[i]);
 	json_t *body = json_pack("{s:s, s:s?}", "env", d.env, "to", d.to), *resp = NULL;
@@ -538,12 +569,8 @@ int cmd_history(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("history", argc, argv, i, 1, 1, "SERVICE", "s"))
 		goto out;
-	if (argc - i != 1) {
-		fputs(usage, stderr);
-		goto out;
-	}
 	char *esc = httpc_escape(argv[i]);
 	char path[512];
 	snprintf(path, sizeof(path), "/v1/deployments?service=%s", esc);
@@ -584,12 +611,8 @@ int cmd_events(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("events", argc, argv, i, 1, 1, "DEPLOYMENT (an id)", "d"))
 		goto out;
-	if (argc - i != 1) {
-		fputs(usage, stderr);
-		goto out;
-	}
 	char path[256];
 	snprintf(path, sizeof(path), "/v1/deployments/%s/events", argv[i]);
 	json_t *out = NULL;
@@ -639,15 +662,18 @@ struct logs_opts {
 static int logs_opt(int opt, const char *arg, void *ctx)
 {
 	struct logs_opts *lo = ctx;
+	struct err e;
+	long long n;
+	int bad = 0;
 	if (opt == 'r')
-		lo->region = arg;
+		bad = opt_name("--region", lo->region = arg, NAME_OBJECT, &e);
 	else if (opt == 'e')
-		lo->env = arg;
+		bad = opt_name("--env", lo->env = arg, NAME_OBJECT, &e);
 	else if (opt == 'b')
-		lo->bytes = arg;
+		bad = opt_int("--bytes", lo->bytes = arg, 1, 8 << 20, &n, &e);
 	else
 		return -1;
-	return 0;
+	return bad ? error("%s", e.msg) : 0;
 }
 
 int cmd_logs(int argc, char **argv)
@@ -666,12 +692,8 @@ int cmd_logs(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", extra, logs_opt, &lo, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("logs", argc, argv, i, 1, 1, "SERVICE", "s"))
 		goto out;
-	if (argc - i != 1) {
-		fputs(usage, stderr);
-		goto out;
-	}
 	struct buf q;
 	buf_init(&q, 4096);
 	char *esc = httpc_escape(argv[i]);
@@ -726,7 +748,8 @@ int cmd_shutdown(int argc, char **argv)
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	if (client_parse(&c, argc, argv, "", extra, shutdown_opt, &all, usage, &rc) < 0)
+	int i = client_parse(&c, argc, argv, "", extra, shutdown_opt, &all, usage, &rc);
+	if (i < 0 || positional("shutdown", argc, argv, i, 0, 0, "no argument", ""))
 		goto out;
 	json_t *body = json_pack("{s:b}", "data_plane", all);
 	rc = client_call(&c, "POST", "/v1/shutdown", body, NULL, NULL);
@@ -752,10 +775,10 @@ int cmd_retry(int argc, char **argv)
 	int rc = EXIT_USAGE;
 	client_init(&c);
 	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
-	if (i < 0)
+	if (i < 0 || positional("retry", argc, argv, i, 1, 1, "DEPLOYMENT (an id)", "d"))
 		goto out;
-	if (argc - i != 1 || !d.region) {
-		fputs(usage, stderr);
+	if (!d.region) {
+		error("retry: --region REGION is required");
 		goto out;
 	}
 	char path[256];

@@ -10,22 +10,32 @@
 #include "cli/client.h"
 #include "commands.h"
 #include "contract/report.h"
+#include "util/opt.h"
 
 static int gate_options(struct client *c, int argc, char **argv, const char **env,
 			const char *usage, int *rc)
 {
 	struct option opts[] = {CLIENT_OPTIONS, {"env", required_argument, NULL, 'e'}, {0}};
 	optind = 1;
+	opterr = 0;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "ho:e:", opts, NULL)) != -1) {
+	struct err e;
+	while ((opt = getopt_long(argc, argv, ":ho:e:", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage, stdout);
 			*rc = EXIT_OK;
 			return -1;
+		} else if (opt == '?' || opt == ':') {
+			opt_getopt_error(argv[0], opt, optopt, argv[optind - 1], &e);
+			*rc = EXIT_USAGE;
+			return error("%s", e.msg);
 		} else if (opt == 'e') {
 			*env = optarg;
+			if (opt_name("--env", optarg, NAME_OBJECT, &e)) {
+				*rc = EXIT_USAGE;
+				return error("%s", e.msg);
+			}
 		} else if (client_option(c, opt, optarg)) {
-			fputs(usage, stderr);
 			*rc = EXIT_USAGE;
 			return -1;
 		}
@@ -62,8 +72,13 @@ int cmd_can_i_deploy(int argc, char **argv)
 	int i = gate_options(&c, argc, argv, &env, usage, &rc);
 	if (i < 0)
 		goto out;
-	if (argc - i != 2) {
-		fputs(usage, stderr);
+	struct err e;
+	if (opt_positional("can-i-deploy", argc - i, argv + i, 2, 2, "SERVICE VERSION", &e)) {
+		error("%s", e.msg);
+		goto out;
+	}
+	if (opt_name("SERVICE", argv[i], NAME_OBJECT, &e) || opt_name("VERSION", argv[i + 1], NAME_VERSION, &e)) {
+		error("can-i-deploy: %s", e.msg);
 		goto out;
 	}
 	char *s = httpc_escape(argv[i]), *v = httpc_escape(argv[i + 1]), *en = httpc_escape(env);
@@ -101,8 +116,9 @@ int cmd_plan(int argc, char **argv)
 	int i = gate_options(&c, argc, argv, &env, usage, &rc);
 	if (i < 0)
 		goto out;
-	if (i >= argc) {
-		fputs(usage, stderr);
+	struct err e;
+	if (opt_positional("plan", argc - i, argv + i, 1, -1, "SERVICE=VERSION...", &e)) {
+		error("%s", e.msg);
 		goto out;
 	}
 	json_t *targets = json_object();
@@ -115,6 +131,11 @@ int cmd_plan(int argc, char **argv)
 		}
 		char svc[128];
 		snprintf(svc, sizeof(svc), "%.*s", (int)(eq - argv[i]), argv[i]);
+		if (opt_name("SERVICE", svc, NAME_OBJECT, &e) || opt_name("VERSION", eq + 1, NAME_VERSION, &e)) {
+			error("plan: '%s': %s", argv[i], e.msg);
+			json_decref(targets);
+			goto out;
+		}
 		if (json_object_get(targets, svc)) {
 			error("'%s' is named twice", svc);
 			json_decref(targets);

@@ -25,6 +25,7 @@
 #include "stats/judge.h"
 #include "stats/sequential.h"
 #include "util/log.h"
+#include "util/opt.h"
 
 #define LINE_MAX_LEN 256
 #define SAMPLE_MAX 1000000 /* values per file */
@@ -66,13 +67,8 @@ struct opts {
 
 static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi))
-		return error("%s: '%s' is not a number between %g and %g", opt, s, lo, hi);
-	*out = v;
-	return 0;
+	struct err e;
+	return opt_double(opt, s, lo, hi, out, &e) ? error("%s", e.msg) : 0;
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -102,8 +98,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		int known = 0;
 		for (int k = 0; with_value[k]; k++)
 			known |= !strcmp(a, with_value[k]);
+		if (!known && a[0] != '-')
+			return error("judge: unexpected argument '%s' (files are given with --baseline and --canary)", a);
 		if (!known)
-			return error("unknown option '%s' (see sluice judge --help)", a);
+			return error("judge: unknown option '%s'; see 'sluice judge --help'", a);
 		if (i + 1 >= argc)
 			return error("%s needs a value", a);
 		const char *v = argv[++i];

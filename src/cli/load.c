@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "util/opt.h"
 #include "http/response.h"
 #include "util/httpc.h"
 #include "util/log.h"
@@ -150,17 +151,6 @@ static int parse_url(const char *url, struct target *t)
 	return 0;
 }
 
-static int parse_number(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= lo && v <= hi))
-		return error("%s: '%s' is not a number between %g and %g", opt, s, lo, hi);
-	*out = v;
-	return 0;
-}
-
 /* The rules of every client's extra fields (util/httpc.h), and a length that fits the request. */
 static int header_ok(const char *h, struct err *e)
 {
@@ -184,12 +174,16 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 		int known = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= !strcmp(a, with_value[k]);
+		if (!known && a[0] != '-')
+			return error("load: unexpected argument '%s' (URLs are given with --url)", a), EXIT_USAGE;
 		if (!known)
 			return error("load: unknown option '%s'; see 'sluice load --help'", a), EXIT_USAGE;
 		if (i + 1 >= argc)
 			return error("load: %s needs a value; see 'sluice load --help'", a), EXIT_USAGE;
 		const char *v = argv[++i];
-		double d;
+		struct err oe;
+		uint64_t ms;
+		long long n;
 		if (!strcmp(a, "--url")) {
 			if (l->ntargets == LOAD_MAX_URLS)
 				return error("--url: at most %d URLs", LOAD_MAX_URLS), EXIT_USAGE;
@@ -197,17 +191,16 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 				return EXIT_USAGE;
 			l->ntargets++;
 		} else if (!strcmp(a, "--rate")) {
-			if (parse_number(a, v, 0.001, LOAD_MAX_RATE, &l->rate))
-				return EXIT_USAGE;
+			if (opt_rate(a, v, 0.001, LOAD_MAX_RATE, &l->rate, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 		} else if (!strcmp(a, "--duration")) {
-			if (parse_number(a, v, 0.001, LOAD_MAX_DURATION, &l->duration))
-				return EXIT_USAGE;
+			if (opt_duration_ms(a, v, 1, (uint64_t)(LOAD_MAX_DURATION * 1000), &ms, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			l->duration = (double)ms / 1000.0;
 		} else if (!strcmp(a, "--conns")) {
-			if (parse_number(a, v, 1, LOAD_MAX_CONNS, &d) || d != (double)(int)d)
-				return error("--conns: expected an integer 1..%d, got '%s'",
-					     LOAD_MAX_CONNS, v),
-				       EXIT_USAGE;
-			l->nconns = (int)d;
+			if (opt_int(a, v, 1, LOAD_MAX_CONNS, &n, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			l->nconns = (int)n;
 		} else if (!strcmp(a, "--json")) {
 			if (!*v)
 				return error("--json: expected a file name"), EXIT_USAGE;

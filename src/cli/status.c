@@ -10,6 +10,7 @@
 
 #include "cli/client.h"
 #include "commands.h"
+#include "util/opt.h"
 
 static void print_region(const json_t *r)
 {
@@ -79,21 +80,27 @@ int cmd_status(int argc, char **argv)
 	struct client c;
 	int watch = 0, rc = EXIT_USAGE, opt;
 	client_init(&c);
+	struct err e;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "ho:w", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":ho:w", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			fputs(usage, stdout);
 			rc = EXIT_OK;
 			goto out;
 		} else if (opt == 'w') {
 			watch = 1;
+		} else if (opt == '?' || opt == ':') {
+			opt_getopt_error("status", opt, optopt, argv[optind - 1], &e);
+			error("%s", e.msg);
+			goto out;
 		} else if (client_option(&c, opt, optarg)) {
-			fputs(usage, stderr);
 			goto out;
 		}
 	}
-	if (argc - optind > 1) {
-		fputs(usage, stderr);
+	if (opt_positional("status", argc - optind, argv + optind, 0, 1, "at most one SERVICE", &e) ||
+	    (optind < argc && opt_name("SERVICE", argv[optind], NAME_OBJECT, &e))) {
+		error("%s", e.msg);
 		goto out;
 	}
 	char path[512] = "/v1/status";

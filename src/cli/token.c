@@ -10,6 +10,7 @@
 
 #include "cli/client.h"
 #include "commands.h"
+#include "util/opt.h"
 #include "util/shape.h"
 
 /* ---- token create ---- */
@@ -228,6 +229,7 @@ int cmd_token(int argc, char **argv)
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
+	c.cmd = "token";
 	if (!strcmp(argv[1], "create"))
 		token_create(&c, argc - 1, argv + 1, &rc);
 	else if (!strcmp(argv[1], "list"))
@@ -281,11 +283,11 @@ static int audit_opt(int opt, const char *arg, void *ctx)
 		return 0;
 	}
 	if (opt == 'n') {
-		char *end;
-		errno = 0;
-		o->limit = strtol(arg, &end, 10);
-		if (!*arg || *end || errno || o->limit < 1 || o->limit > 100000)
-			return error("--limit '%s': expected an integer 1..100000", arg);
+		long long v;
+		struct err e;
+		if (opt_int("--limit", arg, 1, 100000, &v, &e))
+			return error("audit: %s", e.msg);
+		o->limit = (long)v;
 		return 0;
 	}
 	return -1;

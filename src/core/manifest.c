@@ -129,9 +129,58 @@ static const struct shape_field env_fields[] = {
 };
 
 static const struct shape_field arg_elem = {.type = SHAPE_STRING, .coerce = 1, .empty_ok = 1};
-static const struct shape_field env_value = {
+static const struct shape_field env_plain = {
 	.type = SHAPE_STRING, .coerce = 1, .empty_ok = 1,
 	.what = "a string, number or boolean (at most 4096 bytes)"};
+
+/* A value that may be a secret: no message about it quotes it (no .what, so a string that is
+ * too long or holds a NUL is not shown; check_hidden refuses other kinds without showing them). */
+static const struct shape_field hidden_string = {.type = SHAPE_STRING, .coerce = 1, .empty_ok = 1};
+
+static int check_hidden(const struct shape_ctx *c, struct shape_at a, const char *path,
+			const struct shape_field *f, const json_t *v, json_t **out)
+{
+	(void)f;
+	char got[64];
+	int scalar = json_is_string(v) || json_is_number(v) || json_is_boolean(v);
+	if (!scalar)
+		return shape_fail(c, shape_pos(c, a), path,
+				  "expected a string, number or boolean (at most 4096 bytes), got %s", GOT(v));
+	if (!json_is_string(v) && c->mode != SHAPE_SOURCE)
+		return shape_fail(c, shape_pos(c, a), path, "expected a string (the value is not shown)");
+	return shape_check(c, a, path, &hidden_string, v, out);
+}
+
+static const struct shape_field env_entry_fields[] = {
+	{.key = "value", .type = SHAPE_CUSTOM, .required = 1, .custom = check_hidden},
+	{.key = "secret", .type = SHAPE_BOOL, .def = "false"},
+	{0},
+};
+
+/* An env value: a scalar (a string once normalized), or {value, secret}. A secret one is
+ * normalized to {"value": "...", "secret": true}, any other to its plain string, so that the
+ * plain form and {value: x} store the same thing. */
+static int check_env_value(const struct shape_ctx *c, struct shape_at a, const char *path,
+			   const struct shape_field *f, const json_t *v, json_t **out)
+{
+	(void)f;
+	if (!json_is_object(v))
+		return shape_check(c, a, path, &env_plain, v, out);
+	json_t *res = NULL;
+	if (shape_check_object(c, a, path, env_entry_fields, v, &res))
+		return -1;
+	if (json_is_true(json_object_get(res, "secret"))) {
+		*out = res;
+		return 0;
+	}
+	*out = json_incref(json_object_get(res, "value"));
+	json_decref(res);
+	return 0;
+}
+
+static const struct shape_field env_value = {
+	.type = SHAPE_CUSTOM, .custom = check_env_value,
+	.what = "a string, number, boolean or {value: ..., secret: true}"};
 
 static const struct shape_field run_fields[] = {
 	{.key = "command", .type = SHAPE_STRING, .def = "\"{artifact}\"", .check = command_ok,
@@ -643,6 +692,34 @@ int manifest_check_normalized(const json_t *m, struct err *e)
 	return 0;
 }
 
+/* ---- secrets ---- */
+
+static void mask_one(json_t *m)
+{
+	json_t *env = json_object_get(json_object_get(m, "run"), "env");
+	const char *k;
+	json_t *v;
+	json_object_foreach(env, k, v)
+		if (json_is_object(v) && json_is_true(json_object_get(v, "secret")))
+			json_object_set_new(v, "value", json_string(MANIFEST_SECRET_MASK));
+}
+
+json_t *manifest_mask_secrets(const json_t *m)
+{
+	json_t *copy = json_deep_copy(m);
+	if (!copy)
+		return NULL;
+	if (json_is_array(copy)) {
+		size_t i;
+		json_t *el;
+		json_array_foreach(copy, i, el)
+			mask_one(el);
+	} else {
+		mask_one(copy);
+	}
+	return copy;
+}
+
 /* ---- typed manifests ---- */
 
 /* The parsed struct and the JSON its strings point into, freed together. The public struct is
@@ -772,7 +849,8 @@ int manifest_service_parse(const json_t *m, struct service_manifest **out, struc
 	json_object_foreach((json_t *)env, k, v) {
 		/* The key lives as long as the object holds it: the private copy, until free. */
 		s->run.env[n].name = k;
-		s->run.env[n++].value = json_string_value(v);
+		s->run.env[n].secret = json_is_object(v);
+		s->run.env[n++].value = json_string_value(json_is_object(v) ? json_object_get(v, "value") : v);
 	}
 	for (size_t i = 0; i < s->ndepends; i++)
 		s->depends_on[i] = json_string_value(json_array_get(deps, i));

@@ -8,7 +8,8 @@
  *
  * Normalized form: every key present, defaults filled, durations as integers of milliseconds
  * under the key name with the suffix "_ms" (step_duration -> step_duration_ms), env values as
- * strings, each region's port_offset resolved. Pure: no I/O.
+ * strings (a secret one as {"value": STRING, "secret": true}), each region's port_offset
+ * resolved. Pure: no I/O.
  */
 #ifndef SLUICE_MANIFEST_H
 #define SLUICE_MANIFEST_H
@@ -41,6 +42,22 @@
  */
 __attribute__((warn_unused_result)) int manifest_validate(const doc *d, json_t **out /* OUT */,
 							  struct err *e);
+
+/* ---- secrets ----
+ *
+ * An env value written {value: ..., secret: true} is stored as {"value": "...", "secret":
+ * true} (the store keeps the real value, so applying the same file twice changes nothing) and
+ * shown everywhere else as MANIFEST_SECRET_MASK: a fixed text that tells neither the value nor
+ * its length. No validation message quotes a value written in the {value: ...} form.
+ */
+#define MANIFEST_SECRET_MASK "********"
+
+/*
+ * A deep copy of m (one normalized manifest, or a JSON array of them) in which the value of
+ * every secret env entry is MANIFEST_SECRET_MASK; everything else is unchanged. For every output
+ * (API answers, the CLI). A new reference, or NULL when out of memory; m is only borrowed.
+ */
+__attribute__((warn_unused_result)) json_t *manifest_mask_secrets(const json_t *m);
 
 /* Re-validates one normalized manifest (as stored), for the server's own checks. 0 or -1. */
 __attribute__((warn_unused_result)) int manifest_check_normalized(const json_t *m, struct err *e);
@@ -110,7 +127,8 @@ struct env_manifest {
 
 struct manifest_env_var {
 	const char *name;
-	const char *value;
+	const char *value; /* the real value, secret or not: what the instances receive */
+	bool secret;       /* written {value: ..., secret: true}: masked in every output */
 };
 
 struct manifest_metric {

@@ -17,6 +17,7 @@
 #include "loop/loop.h"
 #include "proxy/proxy.h"
 #include "util/log.h"
+#include "util/opt.h"
 
 static const char usage[] =
 	"usage: sluice proxy --config FILE [--admin ADDR] [--workers N] [--state FILE]\n"
@@ -125,26 +126,42 @@ int cmd_proxy(int argc, char **argv)
 			return EXIT_OK;
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			log_set_level(LOG_DEBUG);
-		} else if (!strcmp(a, "--config") && i + 1 < argc) {
-			config = argv[++i];
-		} else if (!strcmp(a, "--state") && i + 1 < argc) {
-			state = argv[++i];
-		} else if (!strcmp(a, "--admin") && i + 1 < argc) {
-			admin = argv[++i];
-		} else if (!strcmp(a, "--workers") && i + 1 < argc) {
-			char *end;
-			workers = strtol(argv[++i], &end, 10);
-			if (*end || workers < 1 || workers > 256) {
-				error("--workers: must be an integer from 1 to 256");
+		} else if (!strcmp(a, "--config") || !strcmp(a, "--state") || !strcmp(a, "--admin") ||
+			   !strcmp(a, "--workers")) {
+			if (i + 1 >= argc) {
+				error("proxy: option '%s' needs a value; see 'sluice proxy --help'", a);
 				return EXIT_USAGE;
 			}
+			const char *v = argv[++i];
+			struct err e;
+			long long n = 0;
+			int bad = 0;
+			if (!strcmp(a, "--admin"))
+				bad = opt_hostport(a, admin = v, &e);
+			else if (!strcmp(a, "--workers"))
+				bad = opt_int(a, v, 1, 256, &n, &e);
+			else if (!*v)
+				bad = err_set(&e, "%s: expected a file path, got ''", a);
+			else if (!strcmp(a, "--config"))
+				config = v;
+			else
+				state = v;
+			if (bad) {
+				error("%s", e.msg);
+				return EXIT_USAGE;
+			}
+			if (n)
+				workers = (long)n;
+		} else if (a[0] == '-') {
+			error("proxy: unknown option '%s'; see 'sluice proxy --help'", a);
+			return EXIT_USAGE;
 		} else {
-			fprintf(stderr, "sluice proxy: unknown or incomplete argument '%s'\n%s", a, usage);
+			error("proxy: unexpected argument '%s' (the routes come from --config FILE)", a);
 			return EXIT_USAGE;
 		}
 	}
 	if (!config) {
-		fprintf(stderr, "sluice proxy: --config FILE is required\n%s", usage);
+		error("proxy: --config FILE is required; see 'sluice proxy --help'");
 		return EXIT_USAGE;
 	}
 	struct settings s = {.admin = "127.0.0.1:9901"};

@@ -984,7 +984,15 @@ static void h_services(struct route_ctx *c)
 			json_array_append(env_shown, m);
 	json_decref(svcs);
 	json_decref(envs);
-	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", svc_shown, "environments", env_shown));
+	/* secret env values stay in the store; every answer shows them masked */
+	json_t *shown = manifest_mask_secrets(svc_shown);
+	json_decref(svc_shown);
+	if (!shown) {
+		json_decref(env_shown);
+		httpd_error(c->resp, 500, "out of memory");
+		return;
+	}
+	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", shown, "environments", env_shown));
 }
 
 

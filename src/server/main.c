@@ -3,6 +3,7 @@
  * the control loop. See server.h for how the parts fit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <getopt.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "server/tokens.h"
 #include "server/verify.h"
 #include "store/store.h"
+#include "util/opt.h"
 #include "util/paths.h"
 
 #define SERVER_DEFAULT_LISTEN "127.0.0.1:7070"
@@ -89,6 +91,29 @@ static int mkdirs(const char *path)
 	return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/* The data directory holds the store (with the secret env values of the manifests), the
+ * artifacts and the instances' specs: only its owner may enter it, and the store's files
+ * (database, WAL, shared memory; SQLite gives the last two the database's mode) are the
+ * owner's alone, whatever the umask and whatever an older version left. */
+static int make_private(const char *dir, const char *db)
+{
+	if (chmod(dir, 0700))
+		return -1;
+	int fd = open(db, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = fchmod(fd, 0600);
+	close(fd);
+	const char *const tails[] = {"-wal", "-shm"};
+	for (size_t i = 0; !rc && i < 2; i++) {
+		char p[PATH_MAX + 64];
+		snprintf(p, sizeof(p), "%s%s", db, tails[i]);
+		if (chmod(p, 0600) && errno != ENOENT)
+			rc = -1;
+	}
+	return rc;
+}
+
 static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
@@ -133,13 +158,23 @@ int cmd_server(int argc, char **argv)
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
 	int c;
+	struct err oe;
+	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+	static const enum log_level level_of[] = {LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR};
+	int level;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
+			if (!*optarg || strlen(optarg) >= sizeof(srv.data_dir) - 64)
+				return error("--data: expected a directory path of 1..%zu bytes", sizeof(srv.data_dir) - 65),
+				       EXIT_USAGE;
 			snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", optarg);
 			break;
 		case 'l':
+			if (opt_hostport("--listen", optarg, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			listen = optarg;
 			break;
 		case 'H':
@@ -152,30 +187,25 @@ int cmd_server(int argc, char **argv)
 			hosts[nhosts++] = optarg;
 			break;
 		case 'p':
+			if (opt_hostport("--proxy-admin", optarg, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			admin = optarg;
 			break;
 		case 'L':
-			if (!strcmp(optarg, "debug"))
-				log_set_level(LOG_DEBUG);
-			else if (!strcmp(optarg, "warn"))
-				log_set_level(LOG_WARN);
-			else if (!strcmp(optarg, "error"))
-				log_set_level(LOG_ERROR);
-			else if (strcmp(optarg, "info"))
-				return error("--log-level: expected debug, info, warn or error, got '%s'", optarg), EXIT_USAGE;
+			if (opt_enum("--log-level", optarg, levels, &level, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			log_set_level(level_of[level]);
 			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			opt_getopt_error("server", c, optopt, argv[optind - 1], &oe);
+			return error("%s", oe.msg), EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		error("unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
-	}
+	if (opt_positional("server", argc - optind, argv + optind, 0, 0, "no argument", &oe))
+		return error("%s", oe.msg), EXIT_USAGE;
 	/* the address it listens on is a name clients use, unless it is a wildcard */
 	char listen_host[API_HOST_MAX];
 	const char *colon = strrchr(listen, ':');
@@ -204,6 +234,10 @@ int cmd_server(int argc, char **argv)
 	struct err e = {""};
 	int rc = EXIT_USAGE;
 	snprintf(path, sizeof(path), "%s/sluice.db", srv.data_dir);
+	if (make_private(srv.data_dir, path)) {
+		error("could not make '%s' private to its owner: %s", srv.data_dir, strerror(errno));
+		return EXIT_USAGE;
+	}
 	if (store_open(&srv.store, path, &e)) {
 		error("%s", e.msg);
 		return EXIT_USAGE;

@@ -27,8 +27,8 @@ usage() { local want=$1 msg=$2; shift 2; set +e; "$S" load "$@" >/dev/null 2>"$D
 check "--help exits 0 and prints the usage" bash -c "'$S' load --help | grep -q 'usage: sluice load --url URL'"
 check "no --url is a usage error" usage 2 "at least one --url is required"
 check "a host name is refused" usage 2 "'localhost' is not an IPv4 address" --url http://localhost:1/
-check "a duration over an hour is refused" usage 2 "--duration: '3601' is not a number between 0.001 and 3600" --url http://127.0.0.1:29501/ --duration 3601
-check "a fractional --conns is refused" usage 2 "--conns: expected an integer 1..64, got '2.5'" --url http://127.0.0.1:29501/ --conns 2.5
+check "a duration over an hour is refused" usage 2 "--duration: expected a duration like 30s, 1m30s or 250ms (a number alone is seconds) from 1ms to 1h, got '3601'" --url http://127.0.0.1:29501/ --duration 3601
+check "a fractional --conns is refused" usage 2 "--conns: expected an integer from 1 to 64, got '2.5'" --url http://127.0.0.1:29501/ --conns 2.5
 check "an unknown option is refused" usage 2 "unknown option '--rps'" --url http://127.0.0.1:29501/ --rps 5
 check "a header without a colon is refused" usage 2 "--header: expected 'Name: value'" --url http://127.0.0.1:29501/ --header bad
 

@@ -677,3 +677,134 @@ Test(manifest, bad_files_name_file_line_column)
 			cr_expect_str_eq(e.msg, bad[i].want, "case %zu: got '%s'", i, e.msg);
 	}
 }
+
+/* ---- secret env values ---- */
+
+#define SECRET_SVC "kind: Service\nname: metadata\nlisten_port: 18001\n"
+
+Test(manifest, secret_env_values_are_kept_and_typed)
+{
+	json_t *out = NULL;
+	struct err e;
+	int rc = validate("s.yaml",
+			  SECRET_SVC "run:\n  env:\n"
+				     "    LOG_LEVEL: info\n"
+				     "    DB_PASSWORD: {value: \"hunter2-real\", secret: true}\n"
+				     "    PIN: {secret: true, value: 1234}\n"
+				     "    PLAIN: {value: 42}\n"
+				     "    OPEN: {value: x, secret: false}\n",
+			  &out, &e);
+	cr_assert_eq(rc, 0, "%s", e.msg);
+	json_t *m = json_array_get(out, 0);
+	char *env = json_dumps(json_object_get(json_object_get(m, "run"), "env"), JSON_COMPACT);
+	/* a secret is stored with its real value; {value: x} alone is the plain form */
+	cr_expect_str_eq(env, "{\"LOG_LEVEL\":\"info\",\"DB_PASSWORD\":{\"value\":\"hunter2-real\",\"secret\":true},"
+			      "\"PIN\":{\"value\":\"1234\",\"secret\":true},\"PLAIN\":\"42\",\"OPEN\":\"x\"}");
+	free(env);
+	/* the normalized form checks again to itself (what the store compares) */
+	cr_expect_eq(manifest_check_normalized(m, &e), 0, "%s", e.msg);
+
+	struct service_manifest *s = NULL;
+	cr_assert_eq(manifest_service_parse(m, &s, &e), 0, "%s", e.msg);
+	cr_assert_eq(s->run.nenv, 5);
+	const char *names[] = {"LOG_LEVEL", "DB_PASSWORD", "PIN", "PLAIN", "OPEN"};
+	const char *values[] = {"info", "hunter2-real", "1234", "42", "x"};
+	bool secret[] = {false, true, true, false, false};
+	for (size_t i = 0; i < 5; i++) {
+		cr_expect_str_eq(s->run.env[i].name, names[i]);
+		cr_expect_str_eq(s->run.env[i].value, values[i], "the instances get the real value");
+		cr_expect_eq(s->run.env[i].secret, secret[i], "%s", names[i]);
+	}
+	manifest_service_free(s);
+	json_decref(out);
+}
+
+Test(manifest, masking_hides_secrets_and_nothing_else)
+{
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("s.yaml",
+			      SECRET_SVC "run:\n  env:\n    A: plain-a\n"
+					 "    S: {value: \"hunter2-real\", secret: true}\n"
+					 "    T: {value: \"x\", secret: true}\n"
+					 "---\nkind: Service\nname: other\nlisten_port: 18002\n",
+			      &out, &e),
+		     0, "%s", e.msg);
+	char *before = json_dumps(out, JSON_COMPACT);
+
+	/* one manifest, and an array of them */
+	json_t *one = manifest_mask_secrets(json_array_get(out, 0)), *all = manifest_mask_secrets(out);
+	cr_assert(one && all);
+	char *t1 = json_dumps(one, JSON_COMPACT), *t2 = json_dumps(all, JSON_COMPACT);
+	for (char *t = t1; t; t = t == t1 ? t2 : NULL) {
+		cr_expect_null(strstr(t, "hunter2"), "the secret is shown: %s", t);
+		cr_expect_null(strstr(t, "\"x\""), "a short secret is shown: %s", t);
+		cr_expect(strstr(t, "\"S\":{\"value\":\"" MANIFEST_SECRET_MASK "\",\"secret\":true}"), "%s", t);
+		cr_expect(strstr(t, "\"T\":{\"value\":\"" MANIFEST_SECRET_MASK "\",\"secret\":true}"),
+			  "the mask does not tell the length: %s", t);
+		cr_expect(strstr(t, "\"A\":\"plain-a\""), "a plain value is not masked: %s", t);
+	}
+	cr_expect(strstr(t2, "\"name\":\"other\""));
+	/* the other direction: the input keeps the real values (the store's copy) */
+	char *after = json_dumps(out, JSON_COMPACT);
+	cr_expect_str_eq(after, before);
+	cr_expect(strstr(after, "hunter2-real"));
+	/* a masked manifest is still a valid one (the CLI and scripts read it as such) */
+	cr_expect_eq(manifest_check_normalized(one, &e), 0, "%s", e.msg);
+	free(t1);
+	free(t2);
+	free(before);
+	free(after);
+	json_decref(one);
+	json_decref(all);
+	json_decref(out);
+}
+
+/* Every error about a value written {value: ..., secret: true} names the place, never the value. */
+Test(manifest, secret_errors_do_not_quote_the_value)
+{
+	static char big[6000];
+	memset(big, 0, sizeof(big));
+	strcpy(big, SECRET_SVC "run:\n  env:\n    DB: {secret: true, value: \"");
+	size_t n = strlen(big);
+	for (size_t i = 0; i < 4200; i++)
+		big[n + i] = "TOPSECRET"[i % 9];
+	strcat(big, "\"}\n");
+	struct {
+		const char *in, *msg;
+	} cases[] = {
+		{big, "s.yaml:6:31: run.env.DB.value: expected a string of at most 4096 bytes without NUL"},
+		{SECRET_SVC "run:\n  env:\n    DB: {value: \"TOPSECRET\\0x\", secret: true}\n",
+		 "s.yaml:6:17: run.env.DB.value: expected a string of at most 4096 bytes without NUL"},
+		{SECRET_SVC "run:\n  env:\n    DB: {value: [TOPSECRET], secret: true}\n",
+		 "s.yaml:6:17: run.env.DB.value: expected a string, number or boolean (at most 4096 bytes), "
+		 "got a list"},
+		{SECRET_SVC "run:\n  env:\n    DB: {value: TOPSECRET, secret: yes}\n",
+		 "s.yaml:6:36: run.env.DB.secret: expected true or false, got \"yes\""},
+		{SECRET_SVC "run:\n  env:\n    DB: {valeu: TOPSECRET, secret: true}\n",
+		 "s.yaml:6:10: run.env.DB.valeu: unknown key (did you mean \"value\"?)"},
+		{SECRET_SVC "run:\n  env:\n    DB: {secret: true}\n",
+		 "s.yaml:6:9: run.env.DB: missing required key \"value\""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *out = NULL;
+		struct err e;
+		cr_expect_eq(validate("s.yaml", cases[i].in, &out, &e), -1, "case %zu", i);
+		cr_expect_str_eq(e.msg, cases[i].msg, "case %zu: %s", i, e.msg);
+		cr_expect_null(strstr(e.msg, "TOPSECRET"), "case %zu quotes the secret: %s", i, e.msg);
+	}
+
+	/* a stored manifest whose secret is not a string: refused without showing it */
+	json_t *out = NULL;
+	struct err e;
+	cr_assert_eq(validate("s.yaml", SECRET_SVC "run:\n  env:\n    DB: {value: v, secret: true}\n", &out, &e), 0,
+		     "%s", e.msg);
+	json_t *m = json_deep_copy(json_array_get(out, 0));
+	json_t *db = json_object_get(json_object_get(json_object_get(m, "run"), "env"), "DB");
+	json_object_set_new(db, "value", json_integer(987654321));
+	cr_expect_eq(manifest_check_normalized(m, &e), -1);
+	cr_expect_str_eq(e.msg, "Service 'metadata': run.env.DB.value: expected a string (the value is not shown)");
+	cr_expect_null(strstr(e.msg, "987654321"));
+	json_decref(m);
+	json_decref(out);
+}

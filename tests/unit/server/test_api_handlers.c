@@ -991,3 +991,86 @@ Test(api_strict, fields_have_their_types)
 	cr_expect_eq(json_array_size(json_object_get(R.json, "deployments")), 0, "%s", R.text);
 	cr_expect_eq(api_stop_data_plane(H.api), 0);
 }
+
+/* ---- secrets: a secret env value is stored, never answered ---- */
+
+#define SECRET_VALUE "s3cr3t-Pa55w0rd-do-not-show"
+
+Test(api, secret_env_values_never_appear_in_an_answer)
+{
+	static const char *const with_secret =
+		"kind: Service\n"
+		"name: metadata\n"
+		"listen_port: 18001\n"
+		"run:\n"
+		"  env:\n"
+		"    LOG_LEVEL: info\n"
+		"    DB_PASSWORD: {value: \"" SECRET_VALUE "\", secret: true}\n";
+	/* every answer of this test is searched, raw, for the value and for a part of it */
+	struct buf seen;
+	buf_init(&seen, 64u << 20);
+#define SEEN() cr_assert_eq(buf_addf(&seen, "%d %s\n", R.status, R.text), 0)
+
+	apply_text("s.yaml", with_secret);
+	SEEN();
+	cr_assert_eq(R.status, 200, "%s", R.text);
+	cr_expect(json_is_true(json_object_get(json_array_get(json_object_get(R.json, "applied"), 0), "changed")),
+		  "%s", R.text);
+	/* the store compares real values: the same file again is unchanged */
+	apply_text("s.yaml", with_secret);
+	SEEN();
+	cr_assert_eq(R.status, 200, "%s", R.text);
+	cr_expect(json_is_false(json_object_get(json_array_get(json_object_get(R.json, "applied"), 0), "changed")),
+		  "applying the same secret twice is a change: %s", R.text);
+	/* and a file with an error about the secret does not quote it */
+	apply_text("bad.yaml", "kind: Service\nname: metadata\nlisten_port: 18001\nrun:\n  env:\n"
+			       "    DB_PASSWORD: {value: \"" SECRET_VALUE "\", secret: maybe}\n");
+	SEEN();
+	cr_expect_eq(R.status, 400, "%s", R.text);
+	cr_expect(strstr(error_msg(), "bad.yaml:6:") && strstr(error_msg(), "DB_PASSWORD.secret"), "%s", R.text);
+
+	/* the store keeps the real value (what the instances get) */
+	json_t *spec = NULL;
+	struct err e;
+	cr_assert_eq(store_get_manifest(H.store, "Service", "metadata", &spec, &e), 0, "%s", e.msg);
+	char *stored = json_dumps(spec, JSON_COMPACT);
+	cr_expect(strstr(stored, SECRET_VALUE), "%s", stored);
+	free(stored);
+	json_decref(spec);
+
+	/* GET /v1/services shows the mask where the value was */
+	cr_assert_eq(call("GET", "/v1/services", NULL), 200, "%s", R.text);
+	SEEN();
+	json_t *env = json_object_get(json_object_get(json_array_get(json_object_get(R.json, "services"), 0), "run"),
+				      "env");
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(env, "DB_PASSWORD"), "value")),
+			 "********");
+	cr_expect(json_is_true(json_object_get(json_object_get(env, "DB_PASSWORD"), "secret")));
+	cr_expect_str_eq(json_string_value(json_object_get(env, "LOG_LEVEL")), "info");
+
+	/* a deployment of it, then every read endpoint */
+	cr_assert_eq(call("POST", "/v1/deployments", "{\"service\": \"metadata\", \"version\": \"v2\"}"), 201, "%s",
+		     R.text);
+	SEEN();
+	json_int_t id = json_integer_value(json_object_get(R.json, "id"));
+	char p1[64], p2[64];
+	snprintf(p1, sizeof(p1), "/v1/deployments/%lld", (long long)id);
+	snprintf(p2, sizeof(p2), "/v1/deployments/%lld/events", (long long)id);
+	const char *const reads[] = {"/v1/services", "/v1/status", "/v1/status?service=metadata",
+				     "/v1/deployments", "/v1/deployments?service=metadata", p1, p2,
+				     "/v1/services/metadata/releases",
+				     "/v1/can-i-deploy?service=metadata&version=v2&env=production",
+				     "/v1/logs?service=metadata", "/v1/health"};
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		call("GET", reads[i], NULL);
+		SEEN();
+		cr_expect_lt(R.status, 500, "%s: %d %s", reads[i], R.status, R.text);
+	}
+	call("POST", "/v1/plan", "{\"targets\": {\"metadata\": \"v2\"}}");
+	SEEN();
+	cr_expect_null(strstr(seen.data, SECRET_VALUE), "an answer holds the secret");
+	cr_expect_null(strstr(seen.data, "s3cr3t"), "an answer holds a part of the secret");
+	cr_expect(strstr(seen.data, "********"), "the mask is shown");
+	buf_release(&seen);
+#undef SEEN
+}

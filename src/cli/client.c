@@ -1,8 +1,10 @@
 #include "cli/client.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -12,6 +14,10 @@ void client_init(struct client *c)
 	c->server = env && *env ? env : "http://127.0.0.1:7070";
 	c->json = 0;
 	c->http = httpc_new(30000, 64u << 20);
+	env = getenv("SLUICE_CACERT");
+	c->cacert = NULL;
+	if (env && *env && c->http && httpc_set_cacert(c->http, env) == 0)
+		c->cacert = env;
 }
 
 void client_release(struct client *c)
@@ -40,6 +46,14 @@ int client_option(struct client *c, int opt, const char *arg)
 		c->server = arg;
 		return 0;
 	}
+	if (opt == CLIENT_OPT_CACERT) {
+		if (access(arg, R_OK))
+			return error("--cacert '%s': %s", arg, strerror(errno));
+		if (!c->http || httpc_set_cacert(c->http, arg))
+			return error("out of memory");
+		c->cacert = arg;
+		return 0;
+	}
 	if (opt == 'o') {
 		if (!strcmp(arg, "json"))
 			c->json = 1;
@@ -63,11 +77,9 @@ int client_call(struct client *c, const char *method, const char *path, const js
 	struct err e = {""};
 	if (out)
 		*out = NULL;
-	if (httpc_json(c->http, method, url, body, &status, &resp, &e)) {
-		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
-		      "set --server / SLUICE_SERVER)", c->server, e.msg);
-		return EXIT_UNREACHABLE;
-	}
+	int rc = httpc_json(c->http, method, url, body, &status, &resp, &e);
+	if (rc)
+		return client_unreachable(c, rc, &e);
 	if (out_status)
 		*out_status = status;
 	if (status >= 200 && status < 300) {
@@ -94,6 +106,24 @@ int client_call(struct client *c, const char *method, const char *path, const js
 	}
 	return status == 404 ? EXIT_NOTFOUND : status == 409 ? EXIT_NO
 	       : status >= 400 && status < 500 ? EXIT_USAGE : EXIT_UNREACHABLE;
+}
+
+int client_unreachable(const struct client *c, int rc, const struct err *e)
+{
+	if (rc == HTTPC_E_VERIFY && c->cacert)
+		error("cannot verify the sluice server at %s: %s (the --cacert/SLUICE_CACERT file "
+		      "'%s' must hold the certificate of the CA that signed the server's "
+		      "certificate, and that certificate must name the URL's host)",
+		      c->server, e->msg, c->cacert);
+	else if (rc == HTTPC_E_VERIFY)
+		error("cannot verify the sluice server at %s: %s (its certificate is not signed by a "
+		      "CA this system trusts: give --cacert FILE, or set SLUICE_CACERT, with the CA "
+		      "certificate that signed it)",
+		      c->server, e->msg);
+	else
+		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
+		      "set --server / SLUICE_SERVER)", c->server, e->msg);
+	return EXIT_UNREACHABLE;
 }
 
 void client_print_json(const json_t *j)

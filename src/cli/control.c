@@ -27,7 +27,7 @@ static int parse(struct client *c, int argc, char **argv, const char *shortopts,
 		 const struct option *extra, option_fn *fn, void *ctx, const char *usage, int *rc)
 {
 	struct option opts[24] = {CLIENT_OPTIONS};
-	int n = 3;
+	int n = CLIENT_NOPTIONS;
 	for (int i = 0; extra && extra[i].name && n < 23; i++)
 		opts[n++] = extra[i];
 	memset(&opts[n], 0, sizeof(opts[n]));
@@ -48,7 +48,8 @@ static int parse(struct client *c, int argc, char **argv, const char *shortopts,
 		}
 		if (client_option(c, opt, optarg) == 0)
 			continue;
-		if (opt == 'o' || opt == CLIENT_OPT_SERVER || !fn || fn(opt, optarg, ctx)) {
+		if (opt == 'o' || opt == CLIENT_OPT_SERVER || opt == CLIENT_OPT_CACERT || !fn ||
+		    fn(opt, optarg, ctx)) {
 			*rc = EXIT_USAGE;
 			return -1;
 		}
@@ -57,7 +58,7 @@ static int parse(struct client *c, int argc, char **argv, const char *shortopts,
 }
 
 #define COMMON_HELP                                                                               \
-	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n" \
+	CLIENT_HELP_SERVER                                                                        \
 	"  -o FORMAT      text (default) or json\n"                                            \
 	"  -h, --help     this help\n"
 
@@ -267,11 +268,11 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 	struct buf resp;
 	buf_init(&resp, 1 << 20);
 	struct err e = {""};
-	if (httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e)) {
+	int hrc = httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e);
+	if (hrc) {
 		buf_release(&resp);
 		json_decref(cjson);
-		error("cannot reach the sluice server at %s: %s", c->server, e.msg);
-		return EXIT_UNREACHABLE;
+		return client_unreachable(c, hrc, &e);
 	}
 	if (status != 200 && status != 201) {
 		error("artifact upload refused (%ld): %s", status, resp.data);
@@ -724,9 +725,10 @@ int cmd_logs(int argc, char **argv)
 	struct buf resp;
 	buf_init(&resp, 64u << 20);
 	struct err e = {""};
-	if (bad || httpc_request(c.http, "GET", q.data, NULL, 0, NULL, &status, &resp, &e)) {
-		error("cannot reach the sluice server at %s: %s", c.server, e.msg);
-		rc = EXIT_UNREACHABLE;
+	int hrc = bad ? err_set(&e, "out of memory") : httpc_request(c.http, "GET", q.data, NULL, 0,
+								       NULL, &status, &resp, &e);
+	if (hrc) {
+		rc = client_unreachable(&c, hrc, &e);
 	} else if (status != 200) {
 		error("%s", resp.data);
 		rc = status == 404 ? EXIT_NOTFOUND : EXIT_USAGE;

@@ -26,7 +26,7 @@ SPID=
 cleanup() {
 	set +e
 	if [ -n "$SPID" ]; then
-		sl shutdown >/dev/null 2>&1
+		sl shutdown --data-plane >/dev/null 2>&1
 		for _ in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.05; done
 		kill -9 "$SPID" 2>/dev/null
 	fi

@@ -319,7 +319,7 @@ Test(tls, request_over_verified_tls, .init = setup, .fini = stop)
 	curl_easy_cleanup(h);
 }
 
-Test(tls, large_bodies_both_ways, .init = setup, .fini = stop, .timeout = 60)
+Test(tls, large_bodies_both_ways, .init = setup, .fini = stop)
 {
 	CURL *h = curl_easy_init();
 	long st = 0;
@@ -454,7 +454,7 @@ static long wait_closed(int fd, long ms)
 	return -1;
 }
 
-Test(tls, stalled_handshake_is_cut_by_the_head_timeout, .fini = stop, .timeout = 30)
+Test(tls, stalled_handshake_is_cut_by_the_head_timeout, .fini = stop)
 {
 	start(800);
 	uint64_t t0 = loop_clock_ms();

@@ -148,7 +148,7 @@ static void on_signal(loop *l, int fd, unsigned ev, void *arg)
 }
 
 /*
- * The listening policy (docs/security-transport.md), before anything is bound or created:
+ * The listening policy (docs/security.md), before anything is bound or created:
  * TLS when --tls-cert and --tls-key are given (both or neither, loaded and checked now);
  * otherwise an address that is not loopback needs --insecure-listen, and gets a warning at
  * every start. Returns 0 with *tls (NULL: plain HTTP), or -1 after printing why.

@@ -5,7 +5,8 @@ set -euo pipefail
 want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-dev
       libsqlite3-dev libcurl4-openssl-dev curl procps)
 if [ "${1:-build}" = test ]; then
-	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3)
+	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3
+	      docker.io)  # runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -1694,7 +1694,7 @@ static int docker_logs(void *drv, const char *service, const char *env, const ch
 			rc = emit_tail(text.data, text.len, false, prefix, budget, out);
 		} else {
 			char line[300];
-			snprintf(line, sizeof line, "--- sluice: no logs from the engine: %s\n",
+			snprintf(line, sizeof line, "--- sluice: no logs from the engine: %.200s\n",
 				 code < 0 ? e.msg : "container not found");
 			rc = emit_tail(line, strlen(line), false, prefix, budget, out);
 		}

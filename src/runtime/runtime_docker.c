@@ -1668,7 +1668,8 @@ static int docker_logs(void *drv, const char *service, const char *env, const ch
 		if (!in->gone && in->cid[0] && match(service, in->service) && match(env, in->env) &&
 		    match(region, in->region))
 			live[j++] = in;
-	qsort(live, nl, sizeof *live, cmp_inst);
+	if (nl)
+		qsort(live, nl, sizeof *live, cmp_inst);
 	size_t n = nk - skip + nl, rc = 0;
 	if (!n) {
 		free(live);

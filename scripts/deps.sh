@@ -5,9 +5,10 @@ set -euo pipefail
 want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-dev
       libsqlite3-dev libcurl4-openssl-dev curl procps)
 if [ "${1:-build}" = test ]; then
-	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3
-	      docker.io)  # runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
+	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3)
 fi
+# runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
+[ "${1:-build}" = test ] && want+=(docker.io)
 missing=()
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,6 +7,8 @@ want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-d
 if [ "${1:-build}" = test ]; then
 	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3 openssl)
 fi
+# runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
+[ "${1:-build}" = test ] && want+=(docker.io)
 missing=()
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -62,11 +62,13 @@ static int check_regions(const struct shape_ctx *c, struct shape_at a, const cha
 			 const struct shape_field *f, const json_t *v, json_t **out);
 static int check_waves(const struct shape_ctx *c, struct shape_at a, const char *path,
 		       const struct shape_field *f, const json_t *v, json_t **out);
+static int check_runtime(const struct shape_ctx *c, struct shape_at a, const char *path,
+			 const struct shape_field *f, const json_t *v, json_t **out);
 
 /* ---- the tables ---- */
 
 static const char *const kinds[] = {"Environment", "Service", NULL};
-static const char *const runtimes[] = {"local", NULL};
+static const char *const runtimes[] = {"local", "docker", NULL};
 static const char *const strategies[] = {"canary", "rolling", "blue-green", NULL};
 static const char *const methods[] = {"threshold", "sequential", NULL};
 static const char *const directions[] = {"increase", "decrease", "either", NULL};
@@ -84,12 +86,14 @@ static const struct shape_field name_elem = {.type = SHAPE_NAME, .name = NAME_OB
 
 static const struct shape_field region_fields[] = {
 	{.key = "name", .type = SHAPE_NAME, .required = 1, .name = NAME_OBJECT},
-	{.key = "runtime", .type = SHAPE_ENUM, .def = "\"local\"", .choices = runtimes},
+	{.key = "runtime", .type = SHAPE_CUSTOM, .def = "\"local\"", .custom = check_runtime},
 	/* Default (100 * index) is filled by check_regions, which knows the index. */
 	{.key = "port_offset", .type = SHAPE_INT, .min = 0, .max = 60000,
 	 .what = "an integer port offset 0..60000"},
 	{0},
 };
+
+static const struct shape_field runtime_name = {.type = SHAPE_ENUM, .choices = runtimes};
 
 static const struct shape_field policy_fields[] = {
 	{.key = "allow_unknown_consumers", .type = SHAPE_BOOL, .def = "false"},
@@ -361,6 +365,75 @@ static int check_regions(const struct shape_ctx *c, struct shape_at a, const cha
 	}
 	*out = res;
 	return 0;
+}
+
+/* "docker" alone names no hosts. */
+static int check_runtime_name(const struct shape_ctx *c, struct shape_at a, const char *path, const json_t *v)
+{
+	if (json_is_string(v) && !strcmp(json_string_value(v), "docker"))
+		return shape_fail(c, shape_pos(c, a), path,
+				  "runtime docker needs its hosts: {kind: docker, hosts: [unix:///path/docker.sock]}");
+	return 0;
+}
+
+/* A runtime kind ("local"), or a mapping: {kind: KIND, hosts: [URL...], tls: {ca, cert, key},
+ * ports: [LOW, HIGH]}, keys other than kind optional and kept as written (no defaults, so the
+ * normalized form is the same in every mode). Only the shape is checked here; the driver checks
+ * the URLs, the paths and what its kind needs when it opens (runtime_docker.h). */
+static int check_runtime(const struct shape_ctx *c, struct shape_at a, const char *path,
+			 const struct shape_field *f, const json_t *v, json_t **out)
+{
+	(void)f;
+	char kp[SHAPE_PATH_MAX], got[64];
+	if (!json_is_object(v))
+		return check_runtime_name(c, a, path, v) ? -1 : shape_check(c, a, path, &runtime_name, v, out);
+	const char *key;
+	json_t *x;
+	json_object_foreach((json_t *)v, key, x) {
+		shape_join_key(kp, path, key);
+		struct doc_pos p = shape_pos(c, shape_at_key(v, key));
+		bool ok;
+		if (!strcmp(key, "kind")) {
+			json_t *k = NULL;
+			if (shape_check(c, shape_at_key(v, key), kp, &runtime_name, x, &k))
+				return -1;
+			json_decref(k);
+			ok = true;
+		} else if (!strcmp(key, "hosts")) {
+			ok = json_is_array(x) && json_array_size(x) >= 1 && json_array_size(x) <= 16;
+			for (size_t i = 0; ok && i < json_array_size(x); i++) {
+				const char *h = json_string_value(json_array_get(x, i));
+				ok = h && *h && strlen(h) < 256;
+			}
+			if (!ok)
+				return shape_fail(c, p, kp, "expected 1 to 16 host URLs (unix:///path, tcp://HOST:PORT), got %s",
+						  GOT(x));
+		} else if (!strcmp(key, "tls")) {
+			const char *ca = json_string_value(json_object_get(x, "ca")),
+				   *cert = json_string_value(json_object_get(x, "cert")),
+				   *k = json_string_value(json_object_get(x, "key"));
+			ok = json_object_size(x) == 3 && ca && cert && k && strlen(ca) < 1024 && strlen(cert) < 1024 &&
+			     strlen(k) < 1024;
+			if (!ok)
+				return shape_fail(c, p, kp, "expected {ca: PATH, cert: PATH, key: PATH}, got %s", GOT(x));
+		} else if (!strcmp(key, "ports")) {
+			json_int_t lo = json_integer_value(json_array_get(x, 0)), hi = json_integer_value(json_array_get(x, 1));
+			ok = json_array_size(x) == 2 && json_is_integer(json_array_get(x, 0)) &&
+			     json_is_integer(json_array_get(x, 1)) && lo >= 1024 && hi <= 65535 && lo <= hi;
+			if (!ok)
+				return shape_fail(c, p, kp, "expected [LOW, HIGH] within 1024..65535, got %s", GOT(x));
+		} else {
+			return shape_fail(c, p, kp, "unknown key, expected one of: kind, hosts, tls, ports");
+		}
+	}
+	const char *kind = json_string_value(json_object_get(v, "kind"));
+	if (!kind)
+		return shape_fail(c, shape_pos(c, a), path, "missing required key \"kind\"");
+	if (!strcmp(kind, "docker") && !json_object_get(v, "hosts"))
+		return shape_fail(c, shape_pos(c, a), path,
+				  "runtime docker needs its hosts: {kind: docker, hosts: [unix:///path/docker.sock]}");
+	*out = json_deep_copy(v);
+	return *out ? 0 : shape_fail(c, shape_pos(c, a), path, "out of memory");
 }
 
 static const struct shape_field wave_list = {.type = SHAPE_LIST, .max = MANIFEST_MAX_REGIONS,
@@ -947,8 +1020,10 @@ int manifest_env_parse(const json_t *m, struct env_manifest **out, struct err *e
 	for (size_t i = 0; i < env->nregions; i++) {
 		const json_t *r = json_array_get(regions, i);
 		env->regions[i].name = gs(r, "name");
-		env->regions[i].runtime_kind = gs(r, "runtime");
-		env->regions[i].runtime = (enum manifest_runtime)pick(gs(r, "runtime"), runtimes);
+		const json_t *rt = json_object_get(r, "runtime");
+		env->regions[i].runtime_settings = json_object_size(rt) > 1 ? rt : NULL; /* more than its kind */
+		env->regions[i].runtime_kind = json_is_object(rt) ? gs(rt, "kind") : gs(r, "runtime");
+		env->regions[i].runtime = (enum manifest_runtime)pick(env->regions[i].runtime_kind, runtimes);
 		env->regions[i].port_offset = gi(r, "port_offset");
 	}
 	for (size_t i = 0; i < env->nwaves; i++) {

@@ -83,7 +83,7 @@ int manifest_name_ok(const char *s);
  * json_t passed to the parser, which is only borrowed.
  */
 
-enum manifest_runtime { MANIFEST_RUNTIME_LOCAL };
+enum manifest_runtime { MANIFEST_RUNTIME_LOCAL, MANIFEST_RUNTIME_DOCKER };
 enum manifest_strategy { MANIFEST_CANARY, MANIFEST_ROLLING, MANIFEST_BLUE_GREEN };
 enum manifest_method { MANIFEST_THRESHOLD, MANIFEST_SEQUENTIAL };
 enum manifest_direction { MANIFEST_INCREASE, MANIFEST_DECREASE, MANIFEST_EITHER };
@@ -95,6 +95,7 @@ struct manifest_region {
 	const char *name;
 	enum manifest_runtime runtime;
 	const char *runtime_kind; /* "local": the driver's name as written */
+	const json_t *runtime_settings; /* `runtime: {kind: ..., ...}` as a mapping, else NULL */
 	int port_offset;          /* added to every listen_port in this region */
 };
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/runtime_docker.h"
 #include "runtime/runtime_local.h"
 
 struct runtime {
@@ -16,7 +17,7 @@ struct runtime {
 };
 
 /* Every driver sluice knows, by kind. */
-static const struct runtime_ops *const drivers[] = {&runtime_local_ops};
+static const struct runtime_ops *const drivers[] = {&runtime_local_ops, &runtime_docker_ops};
 
 int runtime_open_ops(runtime **out, const struct runtime_ops *ops, const json_t *settings,
 		     const struct runtime_host *host, struct err *e)

@@ -11,6 +11,7 @@
  * an Environment's region names (`runtime: local`); the runtime_* functions below are thin
  * dispatchers over it. Known kinds:
  *   - "local" (runtime_local.h): processes on this machine, state under DATA/instances.
+ *   - "docker" (runtime_docker.h): containers on Docker hosts, through the Engine API.
  * A new driver (Docker, Kubernetes) implements the table, adds itself to the registry in
  * runtime.c, and must pass the conformance suite (tests/unit/runtime/conformance.h).
  *

@@ -61,7 +61,7 @@ int runtimes_resolve(runtimes *rs, const char *env, const struct manifest_region
 		     struct err *e)
 {
 	const char *rname = region->name, *kind = region->runtime_kind;
-	const json_t *settings = NULL; /* a manifest names a kind only (docs/manifests.md) */
+	const json_t *settings = region->runtime_settings; /* NULL: the kind's defaults */
 	if (!kind || !*kind)
 		kind = "local"; /* the manifest's default */
 	size_t i = 0;

@@ -286,3 +286,34 @@ Test(manifest_typed, bad_stored_input_names_the_field)
 	json_decref(svcs);
 	json_decref(envs);
 }
+
+Test(manifest_typed, a_docker_region_carries_its_settings)
+{
+	const char *y = "kind: Environment\nname: prod\nregions:\n"
+			"  - {name: a, runtime: {kind: docker, hosts: [unix:///run/d1.sock, tcp://n2:2376],\n"
+			"     tls: {ca: /c, cert: /e, key: /k}, ports: [21000, 21999]}}\n"
+			"  - {name: b, runtime: {kind: local}}\n"
+			"  - {name: c}\n";
+	doc *d = NULL;
+	struct err e;
+	cr_assert_eq(doc_parse("e.yaml", y, strlen(y), &d, &e), 0, "%s", e.msg);
+	json_t *out = NULL;
+	cr_assert_eq(manifest_validate(d, &out, &e), 0, "%s", e.msg);
+	struct env_manifest *env = NULL;
+	cr_assert_eq(manifest_env_parse(json_array_get(out, 0), &env, &e), 0, "%s", e.msg);
+	json_decref(out);
+	doc_free(d);
+	cr_assert_eq(env->nregions, 3);
+	cr_expect_eq(env->regions[0].runtime, MANIFEST_RUNTIME_DOCKER);
+	cr_expect_str_eq(env->regions[0].runtime_kind, "docker");
+	const json_t *st = env->regions[0].runtime_settings;
+	cr_assert_not_null(st, "the docker region's settings are its runtime mapping");
+	cr_expect_str_eq(json_string_value(json_array_get(json_object_get(st, "hosts"), 1)), "tcp://n2:2376");
+	cr_expect_eq(json_integer_value(json_array_get(json_object_get(st, "ports"), 0)), 21000);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(st, "tls"), "key")), "/k");
+	for (size_t i = 1; i < 3; i++) {
+		cr_expect_str_eq(env->regions[i].runtime_kind, "local");
+		cr_expect_null(env->regions[i].runtime_settings, "a local region has the defaults");
+	}
+	manifest_env_free(env);
+}

@@ -276,7 +276,7 @@ int cmd_server(int argc, char **argv)
 	}
 	if (srv.executor) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog};
+				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, 0};
 		srv.api = api_new(&ad);
 	}
 	if (!srv.router || !srv.api) {

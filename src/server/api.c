@@ -33,10 +33,10 @@
 #include "util/sha256.h"
 
 
-void api_reply(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+static void reply_with(struct httpd_resp *resp, int status, json_t *body, size_t dump_flags)
 {
 	resp->status = status;
-	char *txt = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *txt = json_dumps(body, dump_flags | JSON_PRESERVE_ORDER);
 	json_decref(body);
 	if (!txt || buf_adds(&resp->body, txt) || buf_adds(&resp->body, "\n")) {
 		buf_reset(&resp->body);
@@ -45,6 +45,16 @@ void api_reply(struct httpd_resp *resp, int status, json_t *body /* stolen */)
 			resp->status = 500;
 	}
 	free(txt);
+}
+
+void api_reply(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+{
+	reply_with(resp, status, body, JSON_INDENT(2));
+}
+
+void api_reply_compact(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+{
+	reply_with(resp, status, body, JSON_COMPACT);
 }
 
 /* ---- request bodies: typed strictly, each against its table (util/shape.h) ---- */
@@ -1277,7 +1287,7 @@ static int mw_auth(void *ctx, const struct route *rt, const struct httpd_req *re
 	char authz[256];
 	const char *h = req->head ? httpd_header(req, "Authorization", authz, sizeof(authz)) : NULL;
 	struct err e = {""};
-	int rc = tokens_authenticate(a->store, h, store_now_ms(), &a->who, &e);
+	int rc = tokens_authenticate(a->store, &a->tokens, h, store_now_ms(), &a->who, &e);
 	if (rc < 0) {
 		httpd_error(resp, 500, "%s", e.msg);
 		return 1;
@@ -1426,7 +1436,7 @@ api *api_new(const struct api_deps *d)
 		return NULL;
 	}
 	logic_arena_init(&a->arena, a->arena_buf, sizeof(a->arena_buf));
-	a->rate = d->ofrep_rate > 0 ? d->ofrep_rate : 20000;
+	a->rate = d->ofrep_rate > 0 ? d->ofrep_rate : 100000;
 	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
 	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]", NULL};
 	for (int k = 0; k < 2; k++) {
@@ -1443,6 +1453,7 @@ void api_free(api *a)
 	if (a) {
 		catalog_free(a->own_cat);
 		flags_free(a->own_flags);
+		tokens_cache_release(&a->tokens);
 		logic_arena_release(&a->arena);
 		auth_principal_release(&a->who);
 	}

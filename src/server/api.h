@@ -47,7 +47,7 @@ struct api_deps {
 	const char *const *hosts;  /* NULL-terminated names (a port is ignored), copied; may be NULL */
 	catalog *catalog;        /* the manifests; NULL: the api's own over store */
 	flags *flags;            /* the flag sets; NULL: the api's own over store */
-	double ofrep_rate;       /* OFREP evaluations per second per token; 0: 20000 */
+	double ofrep_rate;       /* OFREP evaluations per second per token; 0: 100000 */
 };
 
 /* NULL when out of memory. */

@@ -200,7 +200,7 @@ static void ofrep_error(struct route_ctx *c, int status, const char *key, const 
 	json_t *j = json_pack("{s:s, s:s}", "errorCode", code, "errorDetails", details);
 	if (key)
 		json_object_set_new(j, "key", json_string(key));
-	api_reply(c->resp, status, j);
+	api_reply_compact(c->resp, status, j);
 }
 
 /* The environment of an OFREP call: the path's, or the one the token evaluates in. NULL after
@@ -327,7 +327,7 @@ void api_h_ofrep_one(struct route_ctx *c)
 		struct flag_result r;
 		flagset_eval(fs, key, ctx, (int64_t)time(NULL), &c->srv->arena, &r);
 		int status = !r.error_code ? 200 : !strcmp(r.error_code, "FLAG_NOT_FOUND") ? 404 : 400;
-		api_reply(c->resp, status, ofrep_result(&r));
+		api_reply_compact(c->resp, status, ofrep_result(&r));
 		logic_arena_reset(&c->srv->arena);
 	}
 	json_decref(ctx);
@@ -361,7 +361,7 @@ void api_h_ofrep_bulk(struct route_ctx *c)
 		logic_arena_reset(&c->srv->arena);
 	}
 	json_decref(ctx);
-	api_reply(c->resp, 200, json_pack("{s:o}", "flags", list));
+	api_reply_compact(c->resp, 200, json_pack("{s:o}", "flags", list));
 	if (c->resp->status != 200)
 		return;
 	/* the ETag is the answer's own digest: equal answers, equal tags, whatever the context */

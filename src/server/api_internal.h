@@ -14,6 +14,7 @@
 #include "server/api_body.h"
 #include "server/auth.h"
 #include "server/flags.h"
+#include "server/tokens.h"
 #include "flags/logic.h"
 #include "util/name.h"
 
@@ -42,6 +43,7 @@ struct api {
 	struct logic_arena arena;
 	char arena_buf[16384];
 	double rate;
+	struct tokens_cache tokens;
 	struct api_bucket {
 		char name[64];
 		double tokens;
@@ -59,6 +61,8 @@ struct route_ctx {
 
 /* Answers status with body (stolen) as JSON; 500 when it cannot be written. */
 void api_reply(struct httpd_resp *resp, int status, json_t *body /* stolen */);
+/* The same without indentation (OFREP: machines read it, many times a second). */
+void api_reply_compact(struct httpd_resp *resp, int status, json_t *body /* stolen */);
 /* The request body checked as a body of `kind` (server/api_body.h): a new reference to its
  * normalized form, or NULL after answering 400 (invalid JSON at line/column, or the field
  * path and what was expected). An empty body reads as {}. */

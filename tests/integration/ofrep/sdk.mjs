@@ -66,6 +66,8 @@ d = await client.getNumberDetails('color', 7, {});
 check('wrong type: TYPE_MISMATCH and the default', d.value === 7 && d.errorCode === 'TYPE_MISMATCH', d);
 d = await client.getStringDetails('broken', 'safe', {});
 check('a rule that cannot be evaluated: GENERAL and the default', d.value === 'safe' && d.errorCode === 'GENERAL', d);
+d = await client.getStringDetails('split', 'none', {});
+check('a split without a targeting key: TARGETING_KEY_MISSING', d.value === 'none' && d.errorCode === 'TARGETING_KEY_MISSING', d);
 d = await client.getBooleanDetails('dark-mode', false, { targetingKey: 5 });
 check('a targetingKey that is not a string: INVALID_CONTEXT', d.errorCode === 'INVALID_CONTEXT', d);
 

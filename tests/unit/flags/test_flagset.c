@@ -107,10 +107,14 @@ Test(flagset, reasons)
 	cr_expect_str_eq(r.reason, "TARGETING_MATCH");
 	cr_expect_str_eq(json_string_value(json_object_get(r.metadata, "team")), "web");
 	cr_expect_str_eq(json_string_value(json_object_get(r.metadata, "owner")), "checkout");
-	/* no targeting key: fractional yields nothing, so the default */
+	/* no targeting key for the split: TARGETING_KEY_MISSING, no value */
 	eval(fs, "new-checkout", "{\"email\": \"bob@other.org\"}", &r);
-	cr_expect_str_eq(r.reason, "DEFAULT");
-	cr_expect_str_eq(r.variant, "off");
+	cr_expect_str_eq(r.reason, "ERROR");
+	cr_expect_str_eq(r.error_code, "TARGETING_KEY_MISSING");
+	cr_expect_null(r.value);
+	/* ...but a rule that answers before the split needs none */
+	eval(fs, "new-checkout", "{\"email\": \"ann@example.com\"}", &r);
+	cr_expect_str_eq(r.reason, "TARGETING_MATCH");
 	flagset_free(fs);
 }
 

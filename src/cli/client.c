@@ -6,8 +6,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "http/tls.h"
 #include "util/opt.h"
 #include "util/paths.h"
 
@@ -75,18 +77,31 @@ void client_init(struct client *c)
 	c->server = env && *env ? env : c->cfg_server[0] ? c->cfg_server : "http://127.0.0.1:7070";
 	c->json = 0;
 	c->http = httpc_new(30000, 64u << 20);
+	env = getenv("SLUICE_CACERT");
+	c->cacert = NULL;
+	if (env && *env && c->http && httpc_set_cacert(c->http, env) == 0)
+		c->cacert = env;
 }
 
 /* Whether the server URL names this machine by a loopback address. */
-static int server_is_local(const char *url)
+int client_server_is_local(const char *url)
 {
+	/* the authority alone: "https://127.attacker.example/" is not loopback, nor is a URL
+	 * with user information ("http://127.0.0.1@evil.example/") */
 	const char *h = strstr(url, "://");
 	h = h ? h + 3 : url;
-	static const char *const local[] = {"127.", "localhost:", "localhost/", "[::1]"};
-	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
-		if (!strncasecmp(h, local[i], strlen(local[i])))
-			return 1;
-	return !strcasecmp(h, "localhost");
+	size_t n = strcspn(h, "/?#");
+	char auth[300];
+	if (!n || n >= sizeof(auth) - 3 || memchr(h, '@', n))
+		return 0;
+	memcpy(auth, h, n);
+	auth[n] = '\0';
+	/* without a port, the policy's parser wants one */
+	const char *close = strrchr(auth, ']');
+	const char *colon = strrchr(auth, ':');
+	if (!colon || (close && colon < close) || (auth[0] != '[' && strchr(auth, ':') != colon))
+		strcat(auth, ":0");
+	return tls_addr_is_loopback(auth);
 }
 
 /* The first line of a token file into dst; -1 after printing why. */
@@ -128,7 +143,7 @@ int client_token(struct client *c)
 			return error("cannot read the token file %s (token-file in the config file)",
 				     c->token_path), EXIT_USAGE;
 		c->token_from = c->token_path;
-	} else if (server_is_local(c->server)) {
+	} else if (client_server_is_local(c->server)) {
 		char dir[CLIENT_VALUE_MAX - 16];
 		paths_data_dir(dir, sizeof(dir));
 		snprintf(c->token_path, sizeof(c->token_path), "%s/admin.token", dir);
@@ -170,7 +185,7 @@ int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
 		 int *rc)
 {
 	struct option opts[24] = {CLIENT_OPTIONS};
-	int n = 3;
+	int n = CLIENT_NOPTIONS;
 	for (int i = 0; extra && extra[i].name && n < 23; i++)
 		opts[n++] = extra[i];
 	memset(&opts[n], 0, sizeof(opts[n]));
@@ -194,7 +209,8 @@ int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
 		}
 		if (client_option(c, opt, optarg) == 0)
 			continue;
-		if (opt == 'o' || opt == CLIENT_OPT_SERVER || !fn || fn(opt, optarg, ctx)) {
+		if (opt == 'o' || opt == CLIENT_OPT_SERVER || opt == CLIENT_OPT_CACERT || !fn ||
+		    fn(opt, optarg, ctx)) {
 			*rc = EXIT_USAGE;
 			return -1;
 		}
@@ -209,6 +225,14 @@ int client_option(struct client *c, int opt, const char *arg)
 		if (opt_url("--server", arg, &e))
 			return error("%s", e.msg);
 		c->server = arg;
+		return 0;
+	}
+	if (opt == CLIENT_OPT_CACERT) {
+		if (access(arg, R_OK))
+			return error("--cacert '%s': %s", arg, strerror(errno));
+		if (!c->http || httpc_set_cacert(c->http, arg))
+			return error("out of memory");
+		c->cacert = arg;
 		return 0;
 	}
 	if (opt == 'o') {
@@ -234,11 +258,9 @@ int client_call(struct client *c, const char *method, const char *path, const js
 	int trc = client_token(c);
 	if (trc)
 		return trc;
-	if (httpc_json(c->http, method, url, body, &status, &resp, &e)) {
-		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
-		      "set --server / SLUICE_SERVER)", c->server, e.msg);
-		return EXIT_UNREACHABLE;
-	}
+	int rc = httpc_json(c->http, method, url, body, &status, &resp, &e);
+	if (rc)
+		return client_unreachable(c, rc, &e);
 	if (out_status)
 		*out_status = status;
 	if (status >= 200 && status < 300) {
@@ -269,6 +291,24 @@ int client_call(struct client *c, const char *method, const char *path, const js
 	}
 	return status == 404 ? EXIT_NOTFOUND : status == 409 ? EXIT_NO
 	       : status >= 400 && status < 500 ? EXIT_USAGE : EXIT_UNREACHABLE;
+}
+
+int client_unreachable(const struct client *c, int rc, const struct err *e)
+{
+	if (rc == HTTPC_E_VERIFY && c->cacert)
+		error("cannot verify the sluice server at %s: %s (the --cacert/SLUICE_CACERT file "
+		      "'%s' must hold the certificate of the CA that signed the server's "
+		      "certificate, and that certificate must name the URL's host)",
+		      c->server, e->msg, c->cacert);
+	else if (rc == HTTPC_E_VERIFY)
+		error("cannot verify the sluice server at %s: %s (its certificate is not signed by a "
+		      "CA this system trusts: give --cacert FILE, or set SLUICE_CACERT, with the CA "
+		      "certificate that signed it)",
+		      c->server, e->msg);
+	else
+		error("cannot reach the sluice server at %s: %s (start it with 'sluice server', or "
+		      "set --server / SLUICE_SERVER)", c->server, e->msg);
+	return EXIT_UNREACHABLE;
 }
 
 void client_print_json(const json_t *j)

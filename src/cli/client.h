@@ -3,6 +3,9 @@
  * the token, the output format (-o text|json), calls with uniform error handling and exit
  * codes (commands.h).
  *
+ * The CA that verifies an https server: --cacert FILE, $SLUICE_CACERT, else the system's;
+ * verification is never off.
+ *
  * The server: --server URL, else $SLUICE_SERVER, else `server` in the config file, else
  * http://127.0.0.1:7070. The token, sent as "Authorization: Bearer TOKEN": $SLUICE_TOKEN, else
  * `token` or `token-file` in the config file, else, when the server is on this machine
@@ -24,6 +27,7 @@
 struct client {
 	const char *server; /* base URL without a trailing slash */
 	const char *cmd;    /* the command's name in usage errors; NULL: argv[0] of client_parse */
+	const char *cacert; /* --cacert or $SLUICE_CACERT; NULL: the system's CAs */
 	int json;           /* -o json */
 	httpc *http;
 	/* the config file's values ("" when absent), and whether the token is settled */
@@ -36,22 +40,30 @@ struct client {
 
 /* Options every client command accepts, for getopt_long tables. */
 #define CLIENT_OPT_SERVER 1000
+#define CLIENT_OPT_CACERT 1001
 #define CLIENT_OPTIONS {"server", required_argument, NULL, CLIENT_OPT_SERVER}, \
+		       {"cacert", required_argument, NULL, CLIENT_OPT_CACERT}, \
 		       {"output", required_argument, NULL, 'o'},              \
 		       {"help", no_argument, NULL, 'h'}
+#define CLIENT_NOPTIONS 4 /* entries in CLIENT_OPTIONS */
+/* Their help lines, for usage texts. */
+#define CLIENT_HELP_SERVER                                                                        \
+	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n"  \
+	"  --cacert FILE  the CA certificate(s) that verify an https server (PEM; default\n"        \
+	"                 $SLUICE_CACERT, else the system's)\n"
 
 /* The help lines of the options every client command takes. */
 #define CLIENT_HELP                                                                               \
-	"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n" \
-	"  -o FORMAT      text (default) or json\n"                                            \
+	CLIENT_HELP_SERVER                                                                        \
+	"  -o FORMAT      text (default) or json\n"                                               \
 	"  -h, --help     this help\n"
 
 /* A command's own option: 0 when taken, nonzero after printing why it is wrong. */
 typedef int client_option_fn(int opt, const char *arg, void *ctx);
 
 /*
- * Parses argv with getopt_long: the common options (--server, -o, -h) plus `extra` (at most
- * 20, handled by fn with ctx) and `shortopts`. Returns the index of the first operand, or -1
+ * Parses argv with getopt_long: the common options (--server, --cacert, -o, -h) plus `extra`
+ * (at most 19, handled by fn with ctx) and `shortopts`. Returns the index of the first operand, or -1
  * after printing the usage (-h: to stdout, *rc EXIT_OK) or an error (*rc EXIT_USAGE).
  */
 int client_parse(struct client *c, int argc, char **argv, const char *shortopts,
@@ -66,8 +78,13 @@ void client_init(struct client *c);
  */
 int client_set_authorization(struct client *c, const char *value);
 void client_release(struct client *c);
-/* Handles --server and -o; returns 0 when the option was one of them, -1 on a bad value. */
+/* Handles --server, --cacert and -o; returns 0 when the option was one of them, -1 when it was
+ * not, or after printing why its value is bad (a --cacert file that cannot be read). */
 int client_option(struct client *c, int opt, const char *arg);
+
+/* Whether a server URL names this machine (its host is 127.x.x.x, ::1 or localhost; no user
+ * information): only then does the CLI send a local server's admin token by itself. */
+int client_server_is_local(const char *url);
 
 /* Settles the token (once; client_call does it): returns 0, or an exit code after printing
  * why (a bad config file, an unreadable token file). For calls made with c->http directly. */
@@ -81,6 +98,13 @@ int client_token(struct client *c);
  */
 int client_call(struct client *c, const char *method, const char *path, const json_t *body,
 		json_t **out, long *out_status);
+
+/*
+ * For a failed httpc call (rc and e from httpc): prints why the server could not be reached,
+ * with what to do (a certificate that did not verify: give --cacert), and returns
+ * EXIT_UNREACHABLE.
+ */
+int client_unreachable(const struct client *c, int rc, const struct err *e);
 
 /* Prints j as indented JSON on stdout. */
 void client_print_json(const json_t *j);

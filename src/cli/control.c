@@ -257,11 +257,11 @@ static int release_push(struct client *c, int argc, char **argv, int i, struct r
 		json_decref(cjson);
 		return trc;
 	}
-	if (httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e)) {
+	int hrc = httpc_upload(c->http, "PUT", url, r->artifact, &status, &resp, &e);
+	if (hrc) {
 		buf_release(&resp);
 		json_decref(cjson);
-		error("cannot reach the sluice server at %s: %s", c->server, e.msg);
-		return EXIT_UNREACHABLE;
+		return client_unreachable(c, hrc, &e);
 	}
 	if (status != 200 && status != 201) {
 		error("artifact upload refused (%ld): %s", status, resp.data);
@@ -711,11 +711,12 @@ int cmd_logs(int argc, char **argv)
 	buf_init(&resp, 64u << 20);
 	struct err e = {""};
 	int trc = bad ? 0 : client_token(&c);
+	int hrc = trc ? 0 : bad ? err_set(&e, "out of memory") : httpc_request(c.http, "GET", q.data, NULL, 0,
+										 NULL, &status, &resp, &e);
 	if (trc) {
 		rc = trc;
-	} else if (bad || httpc_request(c.http, "GET", q.data, NULL, 0, NULL, &status, &resp, &e)) {
-		error("cannot reach the sluice server at %s: %s", c.server, e.msg);
-		rc = EXIT_UNREACHABLE;
+	} else if (hrc) {
+		rc = client_unreachable(&c, hrc, &e);
 	} else if (status != 200) {
 		error("%s", resp.data);
 		rc = status == 404 ? EXIT_NOTFOUND : EXIT_USAGE;

@@ -62,9 +62,9 @@ int cmd_can_i_deploy(int argc, char **argv)
 		"live consumer, as a consumer against every live provider, while old and new serve\n"
 		"side by side; and whether rolling back to the current stable would stay safe.\n"
 		"Exit 0 when safe, 1 when refused.\n\n"
-		"  --env ENV     environment (default production)\n"
-		"  --server URL  the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n"
-		"  -o FORMAT     text (default) or json\n";
+		"  --env ENV      environment (default production)\n"
+		CLIENT_HELP_SERVER
+		"  -o FORMAT      text (default) or json\n";
 	struct client c;
 	const char *env = "production";
 	int rc = EXIT_USAGE;
@@ -106,9 +106,9 @@ int cmd_plan(int argc, char **argv)
 		"checks; and gives the reverse order for going back. When no order exists it names\n"
 		"the conflicting pairs and what an intermediate (expand/contract) release would have\n"
 		"to provide. Exit 0 when a plan exists, 1 when none does.\n\n"
-		"  --env ENV     environment (default production)\n"
-		"  --server URL  the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n"
-		"  -o FORMAT     text (default) or json\n";
+		"  --env ENV      environment (default production)\n"
+		CLIENT_HELP_SERVER
+		"  -o FORMAT      text (default) or json\n";
 	struct client c;
 	const char *env = "production";
 	int rc = EXIT_USAGE;

@@ -73,7 +73,7 @@ int cmd_status(int argc, char **argv)
 		"Shows, per service, environment and region: the stable version, the traffic split,\n"
 		"the deployment in flight and its current step, its latest check, and the instances.\n\n"
 		"  -w, --watch    redraw every second until interrupted\n"
-		"  --server URL   the control plane (default $SLUICE_SERVER or http://127.0.0.1:7070)\n"
+		CLIENT_HELP_SERVER
 		"  -o FORMAT      text (default) or json\n"
 		"  -h, --help     this help\n";
 	struct option opts[] = {CLIENT_OPTIONS, {"watch", no_argument, NULL, 'w'}, {0}};

@@ -14,8 +14,17 @@
  * The connection list is kept in order of last activity, idlest first, so that making room
  * at max_conns finds the idlest connection between requests by walking from the front.
  * Each connection has one timer, armed for the nearest of its deadlines (conn_arm).
+ *
+ * TLS (httpd_opts.tls) is a layer under conn_recv/conn_send and nothing above them knows of
+ * it; a plain connection takes the same path as before, with one branch. A TLS connection
+ * starts in its handshake, which counts as part of its first request's head (head_start is
+ * set at accept). Two things differ from a socket: a TLS read may need the socket writable
+ * and a TLS write may need it readable (rd_wants_write, wr_wants_read widen the events), and
+ * decrypted bytes may wait inside OpenSSL where epoll cannot see them (tls_pending makes the
+ * connection come back at once while it still wants to read).
  */
 #include "http/server.h"
+#include "http/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +73,10 @@ struct conn {
 	uint64_t body_start;  /* loop ms when the head ended, while its body is awaited; 0: none */
 	uint64_t body_got;    /* body bytes received since body_start */
 	uint64_t streamed;    /* body bytes given to plan.write */
+	tls_conn *tls;        /* NULL: plain TCP */
+	int handshaking;      /* TLS: the handshake is not complete yet */
+	int rd_wants_write;   /* TLS: the last read waits for the socket to be writable */
+	int wr_wants_read;    /* TLS: the last write waits for the socket to be readable */
 };
 
 struct httpd {
@@ -607,6 +620,7 @@ static void conn_close(struct conn *c)
 	if (c->fd < 0)
 		return;
 	loop_del(s->l, c->fd);
+	tls_conn_free(c->tls);
 	close(c->fd);
 	c->fd = -1;
 	if (c->timer)
@@ -619,11 +633,37 @@ static void conn_close(struct conn *c)
 	free(c);
 }
 
+/* recv(2) and send(2) for plain and TLS connections alike: a count, 0 at the peer's end
+ * (reads), or -1 with errno (EAGAIN: wait for the events conn_service chooses). */
+static ssize_t conn_recv(struct conn *c, char *p, size_t n)
+{
+	if (!c->tls)
+		return recv(c->fd, p, n, 0);
+	ssize_t r = tls_read(c->tls, p, n);
+	c->rd_wants_write = r == TLS_WANT_WRITE;
+	if (r >= 0)
+		return r;
+	errno = r == TLS_FAIL ? ECONNRESET : EAGAIN;
+	return -1;
+}
+
+static ssize_t conn_send(struct conn *c, const char *p, size_t n)
+{
+	if (!c->tls)
+		return send(c->fd, p, n, MSG_NOSIGNAL);
+	ssize_t w = tls_write(c->tls, p, n);
+	c->wr_wants_read = w == TLS_WANT_READ;
+	if (w > 0)
+		return w;
+	errno = w == TLS_FAIL ? EPIPE : EAGAIN;
+	return -1;
+}
+
 /* Writes what it can. Frees c when it closes it; returns -1 then. */
 static int conn_write(struct conn *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		ssize_t w = conn_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
 		if (w > 0) {
 			c->out_off += (size_t)w;
 			continue;
@@ -643,6 +683,8 @@ static int conn_write(struct conn *c)
 			 * body we refused) would make the kernel send a reset, which can destroy the
 			 * answer before the client reads it: drain for a while first ("lingering
 			 * close"), unless the client has already finished. */
+			if (c->tls)
+				tls_close_notify(c->tls);
 			shutdown(c->fd, SHUT_WR);
 			if (c->rd_eof) {
 				conn_close(c);
@@ -693,6 +735,14 @@ static void conn_service(struct conn *c)
 		ev |= LOOP_READ;
 	if (pending || c->paused)
 		ev |= LOOP_WRITE; /* paused with nothing pending: come back at once */
+	if (c->tls) {
+		if (pending && c->wr_wants_read)
+			ev |= LOOP_READ;
+		/* a read waiting for room to write, or decrypted bytes epoll cannot see: writable
+		 * wakes it (at once in the second case, the socket being writable) */
+		if ((ev & LOOP_READ) && (c->rd_wants_write || tls_pending(c->tls)))
+			ev |= LOOP_WRITE;
+	}
 	if (!ev)
 		ev = LOOP_READ; /* cannot happen; never leave a connection without events */
 	set_events(c, ev);
@@ -720,7 +770,21 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 		}
 		return;
 	}
-	if ((events & LOOP_READ) && !c->closing && !c->rd_eof && !c->paused) {
+	if (c->handshaking) {
+		int r = tls_handshake(c->tls);
+		if (r == TLS_FAIL) {
+			conn_close(c); /* not a TLS client (plain HTTP, a scanner): no answer */
+			return;
+		}
+		if (r) {
+			set_events(c, r == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE);
+			return;
+		}
+		c->handshaking = 0;
+		events |= LOOP_READ; /* the first request may have come with the handshake's end */
+	}
+	int can_read = (events & LOOP_READ) || (c->tls && (c->rd_wants_write || tls_pending(c->tls)));
+	if (can_read && !c->closing && !c->rd_eof && !c->paused) {
 		/* bounded reads per wake-up keep one client from starving the others */
 		for (int rounds = 0; rounds < 4; rounds++) {
 			size_t room = c->in.limit - c->in.len;
@@ -732,12 +796,13 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 				conn_close(c);
 				return;
 			}
-			ssize_t r = recv(fd, p, want, 0);
+			ssize_t r = conn_recv(c, p, want);
 			if (r > 0) {
 				buf_commit(&c->in, (size_t)r);
 				if (c->body_start)
 					c->body_got += (uint64_t)r;
-				if ((size_t)r < want)
+				/* a short socket read means it is empty; TLS reads one record at a time */
+				if ((size_t)r < want && !c->tls)
 					break;
 				continue;
 			}
@@ -814,7 +879,7 @@ static int make_room(struct httpd *s)
 		}
 		if (c->head_len || c->paused || c->closing || c->out_off < c->out.len)
 			continue;
-		if (c->in.len == 0) { /* the list is idlest first: this is the one */
+		if (c->in.len == 0 && !c->handshaking) { /* the list is idlest first: this is the one */
 			conn_close(c);
 			return 0;
 		}
@@ -862,6 +927,16 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		}
 		c->srv = s;
 		c->fd = cfd;
+		if (s->o.tls) {
+			c->tls = tls_conn_new(s->o.tls, cfd);
+			if (!c->tls) {
+				close(cfd);
+				free(c);
+				continue;
+			}
+			c->handshaking = 1;
+			c->head_start = loop_now(l); /* the handshake is part of the first head */
+		}
 		int one = 1;
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
@@ -872,6 +947,7 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		buf_init(&c->out, BUF_NOLIMIT);
 		c->events = LOOP_READ;
 		if (loop_add(l, cfd, LOOP_READ, conn_io, c)) {
+			tls_conn_free(c->tls);
 			close(cfd);
 			free(c);
 			continue;
@@ -965,6 +1041,7 @@ int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts 
 		if (opts->body_min_rate)
 			d.body_min_rate = opts->body_min_rate;
 		d.on_head = opts->on_head;
+		d.tls = opts->tls;
 	}
 	if (d.max_headers > HTTP_MAX_HEADERS_HARD)
 		d.max_headers = HTTP_MAX_HEADERS_HARD;

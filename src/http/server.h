@@ -22,6 +22,11 @@
  *   route that takes large uploads); a declared Content-Length above the request's limit is
  *   answered 413 before any body byte is read. on_head may also stream the body to a sink
  *   instead of memory (struct httpd_body).
+ *
+ * TLS: with httpd_opts.tls every connection is TLS (see http/tls.h); the handshake counts as
+ * part of the first request's head (head_timeout_ms from the connection's start to the end of
+ * its first head), and a client that fails it (plain HTTP on the TLS port, say) is closed
+ * without an answer. Nothing else changes: handlers see the same requests.
  */
 #ifndef SLUICE_HTTP_SERVER_H
 #define SLUICE_HTTP_SERVER_H
@@ -30,6 +35,7 @@
 #include <stdint.h>
 
 #include "http/parse.h"
+#include "http/tls.h"
 #include "loop/loop.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -108,6 +114,8 @@ struct httpd_opts {
 	unsigned body_min_rate;      /* ... plus 1 s per this many bytes received; defaults 60000
 				      * ms and 65536 bytes/s */
 	httpd_head_fn *on_head;      /* NULL: every request takes max_body, buffered */
+	tls_ctx *tls;                /* NULL: plain HTTP; else serve TLS with it (borrowed: it
+				      * must outlive the server) */
 };
 
 /*

@@ -56,7 +56,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice server [--data DIR] [--listen ADDR] [--allow-host NAME]... [--proxy-admin ADDR]\n"
-		"                     [--log-level LEVEL]\n"
+		"                     [--log-level LEVEL] [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
+		"                     [--ofrep-rate N]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -71,6 +72,15 @@ static void usage(FILE *f)
 		"                      rebinding); repeat it for several (at most %d)\n"
 		"  --proxy-admin ADDR  the proxy's admin address, default %s\n"
 		"  --log-level LEVEL   debug, info (default), warn, error\n"
+		"  --tls-cert FILE     serve the API over TLS with this PEM certificate chain\n"
+		"  --tls-key FILE      ... and this PEM private key (unencrypted); both or neither\n"
+		"  --insecure-listen   allow a --listen address that is not loopback without TLS\n"
+		"                      (plain HTTP on a network: tokens and data readable on the wire)\n"
+		"  --ofrep-rate N      OFREP flag evaluations per second per token (default 100000;\n"
+		"                      over it: 429 with Retry-After)\n"
+		"\n"
+		"A --listen address other than loopback (127.0.0.0/8, ::1, localhost) needs\n"
+		"--tls-cert and --tls-key, or --insecure-listen.\n"
 		"\n"
 		"Stop it with SIGTERM or SIGINT (instances and proxy keep running), or with\n"
 		"'sluice shutdown [--data-plane]'.\n",
@@ -140,6 +150,38 @@ static void on_signal(loop *l, int fd, unsigned ev, void *arg)
 		}
 }
 
+/*
+ * The listening policy (docs/security-transport.md), before anything is bound or created:
+ * TLS when --tls-cert and --tls-key are given (both or neither, loaded and checked now);
+ * otherwise an address that is not loopback needs --insecure-listen, and gets a warning at
+ * every start. Returns 0 with *tls (NULL: plain HTTP), or -1 after printing why.
+ */
+static int transport(const char *listen, const char *cert, const char *key, int insecure,
+		     tls_ctx **tls)
+{
+	*tls = NULL;
+	if (!cert != !key)
+		return error("--tls-cert and --tls-key go together: give both (or neither)");
+	if (cert) {
+		struct err e = {""};
+		if (tls_ctx_new(tls, cert, key, &e))
+			return error("%s", e.msg);
+		return 0;
+	}
+	if (tls_addr_is_loopback(listen))
+		return 0;
+	if (!insecure)
+		return error("--listen %s is not a loopback address: give --tls-cert and --tls-key to "
+			     "serve the API over TLS there, or --insecure-listen to serve plain HTTP "
+			     "on it anyway",
+			     listen);
+	log_warn("--insecure-listen: the API on %s is plain HTTP reachable from other machines: "
+		 "tokens and everything else cross the network readable and forgeable; give "
+		 "--tls-cert and --tls-key",
+		 listen);
+	return 0;
+}
+
 int cmd_server(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -148,12 +190,20 @@ int cmd_server(int argc, char **argv)
 		{"proxy-admin", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"allow-host", required_argument, NULL, 'H'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"insecure-listen", no_argument, NULL, 'I'},
+		{"ofrep-rate", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct server srv;
 	memset(&srv, 0, sizeof(srv));
 	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
+	const char *tls_cert = NULL, *tls_key = NULL;
+	int insecure_listen = 0;
+	double ofrep_rate = 0;
+	tls_ctx *tls = NULL;
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
@@ -191,6 +241,19 @@ int cmd_server(int argc, char **argv)
 				return error("%s", oe.msg), EXIT_USAGE;
 			admin = optarg;
 			break;
+		case 'C':
+			tls_cert = optarg;
+			break;
+		case 'K':
+			tls_key = optarg;
+			break;
+		case 'R':
+			if (opt_rate("--ofrep-rate", optarg, 1, 10000000, &ofrep_rate, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			break;
+		case 'I':
+			insecure_listen = 1;
+			break;
 		case 'L':
 			if (opt_enum("--log-level", optarg, levels, &level, &oe))
 				return error("%s", oe.msg), EXIT_USAGE;
@@ -217,16 +280,20 @@ int cmd_server(int argc, char **argv)
 	}
 	log_set_prefix("server");
 	signal(SIGPIPE, SIG_IGN);
+	if (transport(listen, tls_cert, tls_key, insecure_listen, &tls))
+		return EXIT_USAGE;
 
 	char path[PATH_MAX + 64], exe[PATH_MAX];
 	snprintf(srv.artifacts_dir, sizeof(srv.artifacts_dir), "%s/artifacts", srv.data_dir);
 	if (mkdirs(srv.data_dir) || mkdirs(srv.artifacts_dir)) {
 		error("could not create data directory '%s': %s", srv.data_dir, strerror(errno));
+		tls_ctx_free(tls);
 		return EXIT_USAGE;
 	}
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0) {
 		error("could not find the sluice binary: %s", strerror(errno));
+		tls_ctx_free(tls);
 		return EXIT_USAGE;
 	}
 	exe[n] = '\0';
@@ -240,6 +307,7 @@ int cmd_server(int argc, char **argv)
 	}
 	if (store_open(&srv.store, path, &e)) {
 		error("%s", e.msg);
+		tls_ctx_free(tls);
 		return EXIT_USAGE;
 	}
 	snprintf(path, sizeof(path), "%s/admin.token", srv.data_dir);
@@ -276,14 +344,14 @@ int cmd_server(int argc, char **argv)
 	}
 	if (srv.executor) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, 0};
+				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, ofrep_rate};
 		srv.api = api_new(&ad);
 	}
 	if (!srv.router || !srv.api) {
 		error("out of memory (or libcurl could not start)");
 		goto out;
 	}
-	struct httpd_opts hopts = {.max_conns = 512, .on_head = api_on_head};
+	struct httpd_opts hopts = {.max_conns = 512, .on_head = api_on_head, .tls = tls};
 	if (httpd_start(&srv.httpd, srv.loop, listen, &hopts, api_handle, srv.api, &e)) {
 		error("%s", e.msg);
 		goto out;
@@ -298,8 +366,8 @@ int cmd_server(int argc, char **argv)
 		error("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	log_info("sluice %s: API on http://%s, data in %s, proxy admin on %s", SLUICE_VERSION, listen,
-		 srv.data_dir, admin);
+	log_info("sluice %s: API on %s://%s, data in %s, proxy admin on %s", SLUICE_VERSION,
+		 tls ? "https" : "http", listen, srv.data_dir, admin);
 	loop_timer(srv.loop, 0, on_tick, &srv);
 	loop_timer(srv.loop, 50, on_runtime, &srv);
 	rc = loop_run(srv.loop) ? EXIT_UNREACHABLE : EXIT_OK;
@@ -331,6 +399,7 @@ out:
 	runtimes_close(srv.runtimes);
 	store_close(srv.store);
 	loop_free(srv.loop);
+	tls_ctx_free(tls);
 	log_info("stopped");
 	return rc;
 }

@@ -13,6 +13,7 @@ struct httpc {
 	long timeout_ms;
 	size_t max_response;
 	struct curl_slist *extra; /* httpc_set_headers, in curl's form; NULL: none */
+	char *cacert;             /* httpc_set_cacert; NULL: the system's CAs */
 };
 
 static int curl_ready;
@@ -42,7 +43,18 @@ void httpc_free(httpc *c)
 		return;
 	curl_easy_cleanup(c->curl);
 	curl_slist_free_all(c->extra);
+	free(c->cacert);
 	free(c);
+}
+
+int httpc_set_cacert(httpc *c, const char *path)
+{
+	char *p = strdup(path);
+	if (!p)
+		return -1;
+	free(c->cacert);
+	c->cacert = p;
+	return 0;
 }
 
 /* tchar of RFC 9110 5.6.2 */
@@ -168,13 +180,21 @@ static int perform(httpc *c, const char *method, const char *url, struct curl_sl
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* never send loopback calls through $http_proxy */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->cacert)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
 	CURLcode rc = curl_easy_perform(h);
 	resp->limit = limit;
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	if (sink.too_big)
 		return err_set(e, "%s %s: response larger than %zu bytes", method, url, c->max_response);
-	if (rc != CURLE_OK)
-		return err_set(e, "%s %s: %s", method, url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	if (rc != CURLE_OK) {
+		err_set(e, "%s %s: %s", method, url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE
+		       ? HTTPC_E_VERIFY : -1;
+	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 	return 0;
 }

@@ -3,6 +3,10 @@
  * calls to the proxy's admin API on loopback. One handle keeps its connection alive between
  * requests. Response bodies are capped (limit given at init): a larger body is an error.
  * Extra request header fields (a token) are set once per handle (httpc_set_headers).
+ *
+ * https:// URLs: the server's certificate is always verified (chain and name), against the
+ * system's CAs or the file given to httpc_set_cacert; nothing turns verification off. Only
+ * http:// and https:// URLs are followed.
  */
 #ifndef SLUICE_HTTPC_H
 #define SLUICE_HTTPC_H
@@ -17,6 +21,15 @@ typedef struct httpc httpc;
 
 httpc *httpc_new(long timeout_ms, size_t max_response);
 void httpc_free(httpc *c);
+
+/* Verifies https servers against the PEM CA certificates in `path` (not NULL) instead of the
+ * system's, from the next request on. The path is copied; the file is read when a request
+ * needs it (a missing file is then HTTPC_E_VERIFY). Returns 0, or -1 when out of memory. */
+__attribute__((warn_unused_result)) int httpc_set_cacert(httpc *c, const char *path);
+
+/* The failure of a request whose https server could not be verified (its certificate is not
+ * signed by a trusted CA or does not name the host), or whose CA file could not be used. */
+#define HTTPC_E_VERIFY (-2)
 
 /*
  * Extra request header fields (for example "Authorization: Bearer ..."), shared with fetch.h.
@@ -53,20 +66,21 @@ __attribute__((warn_unused_result)) int httpc_set_headers(httpc *c, const char *
 /*
  * Sends method url with body (may be NULL; content type application/json unless ctype given).
  * On a response of any status returns 0 with *status and the body appended to resp. Returns
- * -1 with e when the server could not be reached or the response was too large.
+ * HTTPC_E_VERIFY with e when the server's certificate could not be verified, -1 with e when
+ * the server could not be reached otherwise or the response was too large.
  */
 __attribute__((warn_unused_result)) int httpc_request(httpc *c, const char *method, const char *url,
 						      const char *body, size_t body_len,
 						      const char *ctype, long *status, struct buf *resp,
 						      struct err *e);
 
-/* Same, with JSON in and out: body may be NULL; *out receives the decoded response (or NULL
- * when it is not JSON). */
+/* Same (and the same returns), with JSON in and out: body may be NULL; *out receives the
+ * decoded response (or NULL when it is not JSON). */
 __attribute__((warn_unused_result)) int httpc_json(httpc *c, const char *method, const char *url,
 						   const json_t *body, long *status, json_t **out,
 						   struct err *e);
 
-/* Streams a file as the request body (PUT/POST). */
+/* Streams a file as the request body (PUT/POST); returns as httpc_request. */
 __attribute__((warn_unused_result)) int httpc_upload(httpc *c, const char *method, const char *url,
 						     const char *path, long *status, struct buf *resp,
 						     struct err *e);

@@ -3,6 +3,7 @@
  * fails some evaluations, and the reasons of flagd's evaluations.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "flags/flagset.h"
@@ -182,5 +183,21 @@ Test(flagset, json_input_too)
 	cr_expect_str_eq(r.reason, "STATIC", "empty targeting is no targeting");
 	cr_expect(json_is_true(r.value));
 	cr_expect_eq(r.type, FLAG_BOOL);
+	flagset_free(fs);
+}
+
+/* The example set the demo applies parses without a warning. */
+Test(flagset, the_example_set_is_clean)
+{
+	FILE *f = fopen(SRC_DIR "/examples/flags/production.yaml", "r");
+	cr_assert(f);
+	char text[8192];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	flagset *fs = NULL;
+	struct err e;
+	cr_assert_eq(flagset_parse("production.yaml", text, n, &fs, &e), 0, "%s", e.msg);
+	cr_expect_eq(flagset_warning_count(fs), 0, "%s", flagset_warning(fs, 0));
 	flagset_free(fs);
 }

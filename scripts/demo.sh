@@ -110,6 +110,24 @@ detect=$("$S" events "$dep" -o json | awk -F': ' '
 	/"type": "region_rolled_back"/ && !end {end = at}
 	END {if (start && end) printf "%.1f", (end - start) / 1000; else print "?"}')
 
+say "feature flags: a faulty feature switched off without a rollback"
+"$S" flags apply "$ROOT/examples/flags/production.yaml" --env production --reason "launch new-checkout to staff and 10%"
+APP=$("$S" token create web-app --scope 'evaluate:*:production' 2>/dev/null)
+ofrep() { # ofrep FLAG CONTEXT: one OFREP evaluation, as an OpenFeature SDK makes it
+	curl -s -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d "{\"context\": $2}" \
+		"$SLUICE_SERVER/v1/envs/production/ofrep/v1/evaluate/flags/$1" | tr -d '\n'
+	echo
+}
+echo "new-checkout for a staff member: $(ofrep new-checkout '{"targetingKey": "u-7", "email": "ann@example.com"}')"
+on=0
+for i in $(seq 1 200); do
+	ofrep new-checkout "{\"targetingKey\": \"user-$i\"}" | grep -q '"value":true' && on=$((on + 1))
+done
+echo "new-checkout for 200 other users: $on on (10% asked)"
+"$S" flag kill new-checkout --env production --reason "checkout errors after launch"
+echo "new-checkout for the staff member after the kill: $(ofrep new-checkout '{"targetingKey": "u-7", "email": "ann@example.com"}')"
+"$S" flags history --env production
+
 say "status"
 "$S" status metadata
 

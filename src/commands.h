@@ -39,6 +39,8 @@ int cmd_shutdown(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_token(int argc, char **argv);  /* src/cli/token.c */
 int cmd_audit(int argc, char **argv);
+int cmd_flags(int argc, char **argv);  /* src/cli/flags.c */
+int cmd_flag(int argc, char **argv);
 
 /* offline tools */
 int cmd_judge(int argc, char **argv);    /* src/cli/judge.c */

@@ -27,6 +27,8 @@ static const struct command commands[] = {
 	{"logs", cmd_logs, "show instance logs of a service"},
 	{"can-i-deploy", cmd_can_i_deploy, "check a release against every live version"},
 	{"plan", cmd_plan, "order single-service deploys that reach a multi-service target"},
+	{"flags", cmd_flags, "apply a flag set to an environment, or list its versions"},
+	{"flag", cmd_flag, "list, read, enable, disable, kill a feature flag or set its default"},
 	{"token", cmd_token, "create, list or revoke API tokens (admin)"},
 	{"audit", cmd_audit, "show the audit log of changes made through the API (admin)"},
 	{"shutdown", cmd_shutdown, "stop the server (and with --data-plane its instances and proxy)"},

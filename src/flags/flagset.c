@@ -426,11 +426,16 @@ void flagset_eval(const flagset *fs, const char *key, const json_t *context, int
 		take_default(f, "STATIC", r);
 		return;
 	}
-	struct logic_env env = {.context = context, .flag_key = f->key, .timestamp = now};
+	int no_key = 0;
+	struct logic_env env = {.context = context, .flag_key = f->key, .timestamp = now, .no_targeting_key = &no_key};
 	struct logic_value v;
 	struct err e = {""};
 	if (logic_eval(f->targeting, &env, a, &v, &e)) {
 		fail(r, "GENERAL", "targeting: %s", e.msg);
+		return;
+	}
+	if (no_key && v.t == LOGIC_NULL) {
+		fail(r, "TARGETING_KEY_MISSING", "%s", "the flag splits by targetingKey: give one in the context");
 		return;
 	}
 	const char *name = NULL;

@@ -16,7 +16,9 @@
  *
  * Evaluation answers what OFREP and flagd answer: the value and variant, a reason (STATIC when
  * the flag has no targeting, TARGETING_MATCH when targeting picked a variant, DEFAULT when it
- * picked none, DISABLED, ERROR) and for errors a code (FLAG_NOT_FOUND, GENERAL, ...). A flag
+ * picked none, DISABLED, ERROR) and for errors a code (FLAG_NOT_FOUND, GENERAL, and
+ * TARGETING_KEY_MISSING when a `fractional` split by the targeting key found none and the rule
+ * yielded nothing else). A flag
  * set is immutable once parsed; evaluations may run from several threads, each with its arena.
  */
 #ifndef SLUICE_FLAGSET_H

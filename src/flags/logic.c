@@ -942,8 +942,11 @@ static int op_fractional(struct state *s, const struct node *n, struct logic_val
 		from = 1;
 	} else {
 		struct logic_value tk;
-		if (!s->env->flag_key || lookup(s, "targetingKey", 12, &tk) || tk.t != LOGIC_STR)
+		if (!s->env->flag_key || lookup(s, "targetingKey", 12, &tk) || tk.t != LOGIC_STR) {
+			if (s->env->no_targeting_key)
+				*s->env->no_targeting_key = 1;
 			return 0;
+		}
 		size_t fl = strlen(s->env->flag_key);
 		if (fl + tk.s.len <= sizeof(keybuf)) {
 			memcpy(keybuf, s->env->flag_key, fl);

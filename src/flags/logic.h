@@ -74,6 +74,9 @@ struct logic_env {
 	const json_t *context;
 	const char *flag_key;
 	int64_t timestamp; /* seconds since the epoch */
+	/* OUT, may be NULL: set to 1 when a `fractional` without a bucketing value found no
+	 * string targetingKey in the context (it then answered null) */
+	int *no_targeting_key;
 };
 
 /* Compiles rule (borrowed for the compiled rule's lifetime: literals point into it) with the

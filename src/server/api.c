@@ -20,6 +20,7 @@
 #include "http/routes.h"
 #include "server/api.h"
 #include "server/api_body.h"
+#include "server/api_internal.h"
 #include "server/gate.h"
 #include "server/tokens.h"
 #include "server/catalog.h"
@@ -31,39 +32,11 @@
 #include "util/name.h"
 #include "util/sha256.h"
 
-#define NAME_QUERY_MAX 256
 
-struct api {
-	loop *loop;
-	store *store;
-	runtimes *runtimes;
-	executor *executor;
-	reconciler *reconciler;
-	verifier *verifier;
-	catalog *cat;     /* the manifests: the server's, or own_cat */
-	catalog *own_cat; /* when none was given */
-	char artifacts_dir[PATH_MAX];
-	int stop_data_plane;
-	char hosts[API_MAX_HOSTS][API_HOST_MAX]; /* names the Host header may give */
-	int nhosts;
-	/* The request being served (the loop serves one at a time, from the middleware to the
-	 * after hook): who sent it, and the target its audit record names. */
-	struct auth_principal who;
-	char target_service[NAME_QUERY_MAX], target_env[NAME_QUERY_MAX];
-};
-
-struct route_ctx {
-	api *srv;
-	const struct route *rt;
-	const struct httpd_req *req;
-	struct httpd_resp *resp;
-	const struct routes_params *p;
-};
-
-static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+static void reply_with(struct httpd_resp *resp, int status, json_t *body, size_t dump_flags)
 {
 	resp->status = status;
-	char *txt = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *txt = json_dumps(body, dump_flags | JSON_PRESERVE_ORDER);
 	json_decref(body);
 	if (!txt || buf_adds(&resp->body, txt) || buf_adds(&resp->body, "\n")) {
 		buf_reset(&resp->body);
@@ -74,13 +47,23 @@ static void reply_json(struct httpd_resp *resp, int status, json_t *body /* stol
 	free(txt);
 }
 
+void api_reply(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+{
+	reply_with(resp, status, body, JSON_INDENT(2));
+}
+
+void api_reply_compact(struct httpd_resp *resp, int status, json_t *body /* stolen */)
+{
+	reply_with(resp, status, body, JSON_COMPACT);
+}
+
 /* ---- request bodies: typed strictly, each against its table (util/shape.h) ---- */
 
 /* The request body checked as a body of `kind` (server/api_body.h): a new reference to its
  * normalized form (defaults filled), or NULL after answering 400 with the line and column of
  * invalid JSON, or the field path and what was expected. An empty body reads as {} (a kind
  * without required fields accepts it). Duplicate keys are refused. */
-static json_t *parse_body(struct route_ctx *c, enum api_body kind)
+json_t *api_parse(struct route_ctx *c, enum api_body kind)
 {
 	json_error_t je;
 	json_t *j = c->req->body_len ? json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je)
@@ -101,7 +84,7 @@ static json_t *parse_body(struct route_ctx *c, enum api_body kind)
 	return out;
 }
 
-static const char *field(const json_t *body, const char *key)
+const char *api_field(const json_t *body, const char *key)
 {
 	return json_string_value(json_object_get(body, key));
 }
@@ -109,7 +92,7 @@ static const char *field(const json_t *body, const char *key)
 /* A query parameter that must follow the rule of `kind` (util/name.h), decoded into dst (at
  * least NAME_QUERY_MAX bytes): NULL when absent, or after answering 400 (*bad set) when it is
  * there and breaks the rule, or when required and absent. */
-static const char *query_name(struct route_ctx *c, const char *key, enum name_kind kind, int required,
+const char *api_query_name(struct route_ctx *c, const char *key, enum name_kind kind, int required,
 			      char *dst, int *bad)
 {
 	const char *v = httpd_query(c->req, key, dst, NAME_QUERY_MAX);
@@ -125,7 +108,7 @@ static const char *query_name(struct route_ctx *c, const char *key, enum name_ki
 }
 
 /* A name from the path ({service}); answers 400 and returns NULL when it is not one. */
-static const char *path_name(struct route_ctx *c, const char *param)
+const char *api_path_name(struct route_ctx *c, const char *param)
 {
 	const char *v = routes_param(c->p, param);
 	if (!v || !name_object_ok(v)) {
@@ -142,7 +125,7 @@ static const char *path_name(struct route_ctx *c, const char *param)
  * reads: its permission says so.) */
 static int changes(const struct route *rt)
 {
-	return rt && strcmp(rt->method, "GET") && rt->permission > AUTH_READ;
+	return rt && strcmp(rt->method, "GET") && auth_action_changes((enum auth_action)rt->permission);
 }
 
 /* The audit record of a request that may change something: attached to the store so that the
@@ -165,7 +148,7 @@ static void audit_attach(api *a, const struct httpd_req *req, enum auth_action a
 }
 
 /* Names the target of a request that changes something (NULL: none in particular). */
-static void target(struct route_ctx *c, enum auth_action act, const char *service, const char *env)
+void api_target(struct route_ctx *c, enum auth_action act, const char *service, const char *env)
 {
 	api *a = c->srv;
 	if (!changes(c->rt))
@@ -175,18 +158,21 @@ static void target(struct route_ctx *c, enum auth_action act, const char *servic
 	audit_attach(a, c->req, act);
 }
 
-enum target_kind { TARGET_EXACT, TARGET_SERVICE_ANY_ENV };
 
 /* Whether the caller may do `act` on service in env (NULL: every one); answers 403 and
  * returns 0 when not. A route that changes something audits this target. */
-static int allowed(struct route_ctx *c, enum auth_action act, const char *service, const char *env,
+int api_allowed(struct route_ctx *c, enum auth_action act, const char *service, const char *env,
 		   enum target_kind kind)
 {
 	api *a = c->srv;
-	target(c, act, service, kind == TARGET_EXACT ? env : NULL);
+	api_target(c, act, service, kind == TARGET_SERVICE_ANY_ENV ? NULL : env);
 	int ok = kind == TARGET_SERVICE_ANY_ENV ? auth_allows_service(&a->who, act, service)
-						: auth_allows(&a->who, act, service, env);
-	if (!ok)
+		 : kind == TARGET_ENV		 ? auth_allows_env(&a->who, act, env)
+						 : auth_allows(&a->who, act, service, env);
+	if (!ok && kind == TARGET_ENV)
+		httpd_error(c->resp, 403, "token '%s' may not %s in %s", a->who.name, auth_action_name(act),
+			    env ? env : "every environment");
+	else if (!ok)
 		httpd_error(c->resp, 403, "token '%s' may not %s %s%s%s", a->who.name, auth_action_name(act),
 			    service ? service : "every service", kind == TARGET_EXACT ? " in " : "",
 			    kind == TARGET_EXACT ? (env ? env : "every environment") : "");
@@ -195,7 +181,7 @@ static int allowed(struct route_ctx *c, enum auth_action act, const char *servic
 
 /* Whether the caller may read what concerns service in env (NULL env: any of them); for
  * filtering lists, without answering. */
-static int may_read(const api *a, const char *service, const char *env)
+int api_may_read(const api *a, const char *service, const char *env)
 {
 	return env ? auth_allows(&a->who, AUTH_READ, service, env)
 		   : auth_allows_service(&a->who, AUTH_READ, service);
@@ -205,7 +191,7 @@ static int may_read(const api *a, const char *service, const char *env)
 
 static void h_apply(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, API_BODY_APPLY);
+	json_t *body = api_parse(c, API_BODY_APPLY);
 	if (!body)
 		return;
 	json_t *files = json_object_get(body, "files");
@@ -234,7 +220,7 @@ static void h_apply(struct route_ctx *c)
 	if (json_array_size(errors)) {
 		json_t *r = json_pack("{s:s, s:o}", "error", json_string_value(json_array_get(errors, 0)),
 				      "errors", errors);
-		reply_json(c->resp, 400, r);
+		api_reply(c->resp, 400, r);
 		json_decref(all);
 		json_decref(body);
 		return;
@@ -251,13 +237,13 @@ static void h_apply(struct route_ctx *c)
 		int svc = !strcmp(kind, "Service");
 		several |= !svc || (one && strcmp(one, name));
 		one = svc ? name : one;
-		if (!allowed(c, AUTH_APPLY, svc ? name : NULL, svc ? NULL : name, TARGET_EXACT)) {
+		if (!api_allowed(c, AUTH_APPLY, svc ? name : NULL, svc ? NULL : name, TARGET_EXACT)) {
 			json_decref(all);
 			json_decref(body);
 			return;
 		}
 	}
-	target(c, AUTH_APPLY, several ? NULL : one, NULL);
+	api_target(c, AUTH_APPLY, several ? NULL : one, NULL);
 	struct err e = {""};
 	json_t *applied = json_array();
 	int rc = store_begin(c->srv->store, &e);
@@ -279,7 +265,7 @@ static void h_apply(struct route_ctx *c)
 		json_decref(applied);
 		httpd_error(c->resp, 500, "%s", e.msg);
 	} else {
-		reply_json(c->resp, 200, json_pack("{s:o}", "applied", applied));
+		api_reply(c->resp, 200, json_pack("{s:o}", "applied", applied));
 	}
 	json_decref(all);
 	json_decref(body);
@@ -331,7 +317,7 @@ static void h_artifact_put(struct route_ctx *c)
 	const char *id = routes_param(c->p, "digest");
 	struct upload *u = c->req->body_sink;
 	/* artifacts are content-addressed and belong to no service: any release scope uploads */
-	target(c, AUTH_RELEASE, NULL, NULL);
+	api_target(c, AUTH_RELEASE, NULL, NULL);
 	if (!artifacts_valid_id(id)) {
 		httpd_error(c->resp, 400, "artifact id must be sha256: and 64 lowercase hex digits");
 		return;
@@ -351,7 +337,7 @@ static void h_artifact_put(struct route_ctx *c)
 	else if (rc)
 		httpd_error(c->resp, 500, "%s", e.msg);
 	else
-		reply_json(c->resp, created ? 201 : 200,
+		api_reply(c->resp, created ? 201 : 200,
 			   json_pack("{s:s, s:b, s:I}", "digest", id, "created", created, "size",
 				     (json_int_t)u->got));
 }
@@ -360,15 +346,15 @@ static void h_artifact_put(struct route_ctx *c)
 
 static void h_release_push(struct route_ctx *c)
 {
-	const char *service = path_name(c, "service");
+	const char *service = api_path_name(c, "service");
 	if (!service)
 		return;
-	if (!allowed(c, AUTH_RELEASE, service, NULL, TARGET_SERVICE_ANY_ENV))
+	if (!api_allowed(c, AUTH_RELEASE, service, NULL, TARGET_SERVICE_ANY_ENV))
 		return;
-	json_t *body = parse_body(c, API_BODY_RELEASE);
+	json_t *body = api_parse(c, API_BODY_RELEASE);
 	if (!body)
 		return;
-	const char *version = field(body, "version"), *digest = field(body, "digest");
+	const char *version = api_field(body, "version"), *digest = api_field(body, "digest");
 	json_t *cjson = json_object_get(body, "contract");
 	struct err e = {""};
 	const struct service_manifest *svc = NULL;
@@ -412,7 +398,7 @@ static void h_release_push(struct route_ctx *c)
 		httpd_error(c->resp, rc == STORE_CONFLICT ? 409 : 500, "%s", e.msg);
 		goto out;
 	}
-	reply_json(c->resp, created ? 201 : 200,
+	api_reply(c->resp, created ? 201 : 200,
 		   json_pack("{s:s, s:s, s:s, s:b}", "service", service, "version", version, "digest",
 			     digest, "created", created));
 out:
@@ -421,8 +407,8 @@ out:
 
 static void h_release_list(struct route_ctx *c)
 {
-	const char *service = path_name(c, "service");
-	if (!service || !allowed(c, AUTH_READ, service, NULL, TARGET_SERVICE_ANY_ENV))
+	const char *service = api_path_name(c, "service");
+	if (!service || !api_allowed(c, AUTH_READ, service, NULL, TARGET_SERVICE_ANY_ENV))
 		return;
 	json_t *list = NULL;
 	const struct service_manifest *svc = NULL;
@@ -440,21 +426,21 @@ static void h_release_list(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	reply_json(c->resp, 200, json_pack("{s:s, s:o}", "service", service, "releases", list));
+	api_reply(c->resp, 200, json_pack("{s:s, s:o}", "service", service, "releases", list));
 }
 
 /* ---- deployments ---- */
 
 static void h_deploy(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, API_BODY_DEPLOY);
+	json_t *body = api_parse(c, API_BODY_DEPLOY);
 	if (!body)
 		return;
-	const char *service = field(body, "service"), *version = field(body, "version");
-	const char *env = field(body, "env");
+	const char *service = api_field(body, "service"), *version = api_field(body, "version");
+	const char *env = api_field(body, "env");
 	int force = json_is_true(json_object_get(body, "force"));
 	enum pl_kind kind = json_is_true(json_object_get(body, "hotfix")) ? PL_HOTFIX : PL_DEPLOY;
-	if (!allowed(c, AUTH_DEPLOY, service, env, TARGET_EXACT)) {
+	if (!api_allowed(c, AUTH_DEPLOY, service, env, TARGET_EXACT)) {
 		json_decref(body);
 		return;
 	}
@@ -469,7 +455,7 @@ static void h_deploy(struct route_ctx *c)
 	const char *verdict = json_string_value(json_object_get(report, "verdict"));
 	int refused = !verdict || strcmp(verdict, "ok");
 	if (refused && !force) {
-		reply_json(c->resp, 409,
+		api_reply(c->resp, 409,
 			   json_pack("{s:s, s:o}", "error",
 				     "the compatibility gate refuses this release next to what is live "
 				     "(see the report; --force overrides and is recorded)",
@@ -484,7 +470,7 @@ static void h_deploy(struct route_ctx *c)
 		int status = store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400;
 		httpd_error(c->resp, status, "%s", e.msg);
 	} else {
-		reply_json(c->resp, 201, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "service",
+		api_reply(c->resp, 201, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)id, "service",
 						   service, "version", version, "env", env));
 	}
 	json_decref(body);
@@ -516,14 +502,14 @@ static void inflight_target(json_t *active, const char *service, char *target, s
 
 static void h_rollback(struct route_ctx *c)
 {
-	const char *service = path_name(c, "service");
+	const char *service = api_path_name(c, "service");
 	if (!service)
 		return;
-	json_t *body = parse_body(c, API_BODY_ROLLBACK);
+	json_t *body = api_parse(c, API_BODY_ROLLBACK);
 	if (!body)
 		return;
-	const char *env = field(body, "env"), *to = field(body, "to");
-	if (!allowed(c, AUTH_ROLLBACK, service, env, TARGET_EXACT)) {
+	const char *env = api_field(body, "env"), *to = api_field(body, "to");
+	if (!api_allowed(c, AUTH_ROLLBACK, service, env, TARGET_EXACT)) {
 		json_decref(body);
 		return;
 	}
@@ -607,17 +593,17 @@ static void h_rollback(struct route_ctx *c)
 		json_object_set_new(result, "version", json_string(target));
 	}
 	json_decref(body);
-	reply_json(c->resp, 201, result);
+	api_reply(c->resp, 201, result);
 }
 
 static void h_retry(struct route_ctx *c)
 {
 	const char *ids = routes_param(c->p, "id");
 	int64_t id;
-	json_t *body = parse_body(c, API_BODY_RETRY);
+	json_t *body = api_parse(c, API_BODY_RETRY);
 	if (!body)
 		return;
-	const char *region = field(body, "region");
+	const char *region = api_field(body, "region");
 	char *end;
 	id = strtoll(ids, &end, 10);
 	struct err e = {""};
@@ -628,14 +614,14 @@ static void h_retry(struct route_ctx *c)
 	else if (rc)
 		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s%s",
 			    rc == STORE_NOTFOUND ? "no such deployment: " : "", e.msg);
-	else if (!allowed(c, AUTH_RETRY, json_string_value(json_object_get(dep, "service")),
+	else if (!api_allowed(c, AUTH_RETRY, json_string_value(json_object_get(dep, "service")),
 			  json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
 		;
 	else if (executor_retry(c->srv->executor, id, region, &e))
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not found") ? 404 : 409, "%s",
 			    e.msg);
 	else
-		reply_json(c->resp, 200, json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "region", region,
+		api_reply(c->resp, 200, json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "region", region,
 						   "retrying", 1));
 	json_decref(dep);
 	json_decref(body);
@@ -645,7 +631,7 @@ static void h_deployment_list(struct route_ctx *c)
 {
 	char service[NAME_QUERY_MAX];
 	int bad = 0;
-	const char *svc = query_name(c, "service", NAME_OBJECT, 0, service, &bad);
+	const char *svc = api_query_name(c, "service", NAME_OBJECT, 0, service, &bad);
 	if (bad)
 		return;
 	json_t *list = NULL;
@@ -659,12 +645,12 @@ static void h_deployment_list(struct route_ctx *c)
 	json_t *d;
 	json_array_foreach(list, i, d) {
 		json_object_del(d, "state");
-		if (may_read(c->srv, json_string_value(json_object_get(d, "service")),
+		if (api_may_read(c->srv, json_string_value(json_object_get(d, "service")),
 			     json_string_value(json_object_get(d, "env"))))
 			json_array_append(shown, d);
 	}
 	json_decref(list);
-	reply_json(c->resp, 200, json_pack("{s:o}", "deployments", shown));
+	api_reply(c->resp, 200, json_pack("{s:o}", "deployments", shown));
 }
 
 static int parse_id(const char *s, int64_t *id)
@@ -693,7 +679,7 @@ static void deployment_get(struct route_ctx *c, int events)
 			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
 		return;
 	}
-	if (!allowed(c, AUTH_READ, json_string_value(json_object_get(d, "service")),
+	if (!api_allowed(c, AUTH_READ, json_string_value(json_object_get(d, "service")),
 		     json_string_value(json_object_get(d, "env")), TARGET_EXACT)) {
 		json_decref(d);
 		return;
@@ -716,7 +702,7 @@ static void deployment_get(struct route_ctx *c, int events)
 		if (w && w->verdict[0])
 			json_object_set_new(r, "check", json_string(w->verdict));
 	}
-	reply_json(c->resp, 200, d);
+	api_reply(c->resp, 200, d);
 }
 
 /* ---- status ---- */
@@ -812,7 +798,7 @@ static void h_status(struct route_ctx *c)
 {
 	char want[NAME_QUERY_MAX];
 	int bad = 0;
-	const char *only = query_name(c, "service", NAME_OBJECT, 0, want, &bad);
+	const char *only = api_query_name(c, "service", NAME_OBJECT, 0, want, &bad);
 	if (bad)
 		return;
 	const struct service_manifest **svcs = NULL;
@@ -836,14 +822,14 @@ static void h_status(struct route_ctx *c)
 		if (failed || (only && strcmp(only, name)))
 			continue;
 		found = 1;
-		if (!may_read(c->srv, name, NULL)) {
+		if (!api_may_read(c->srv, name, NULL)) {
 			forbidden = only != NULL;
 			continue;
 		}
 		json_t *ej = json_array();
 		for (j = 0; j < nenvs; j++) {
 			const char *env = envs[j]->name;
-			if (!may_read(c->srv, name, env))
+			if (!api_may_read(c->srv, name, env))
 				continue;
 			json_t *rj = json_array();
 			for (k = 0; k < envs[j]->nregions; k++) {
@@ -872,20 +858,20 @@ static void h_status(struct route_ctx *c)
 	}
 	if (forbidden) {
 		json_decref(out);
-		(void)allowed(c, AUTH_READ, only, NULL, TARGET_SERVICE_ANY_ENV);
+		(void)api_allowed(c, AUTH_READ, only, NULL, TARGET_SERVICE_ANY_ENV);
 		return;
 	}
-	reply_json(c->resp, 200, json_pack("{s:o}", "services", out));
+	api_reply(c->resp, 200, json_pack("{s:o}", "services", out));
 }
 
 static void h_logs(struct route_ctx *c)
 {
 	char svc[NAME_QUERY_MAX], env[NAME_QUERY_MAX], region[NAME_QUERY_MAX], bytes[32];
 	int bad = 0;
-	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
-	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
-	const char *r = bad ? NULL : query_name(c, "region", NAME_OBJECT, 0, region, &bad);
-	if (bad || !allowed(c, AUTH_READ, s, en, TARGET_EXACT))
+	const char *s = api_query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
+	const char *en = bad ? NULL : api_query_name(c, "env", NAME_OBJECT, 0, env, &bad);
+	const char *r = bad ? NULL : api_query_name(c, "region", NAME_OBJECT, 0, region, &bad);
+	if (bad || !api_allowed(c, AUTH_READ, s, en, TARGET_EXACT))
 		return;
 	const char *b = httpd_query(c->req, "bytes", bytes, sizeof(bytes));
 	size_t max = 65536;
@@ -911,44 +897,44 @@ static void stop_soon(loop *l, void *arg)
 
 static void h_shutdown(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, API_BODY_SHUTDOWN);
+	json_t *body = api_parse(c, API_BODY_SHUTDOWN);
 	if (!body)
 		return;
-	target(c, AUTH_ADMIN, NULL, NULL);
+	api_target(c, AUTH_ADMIN, NULL, NULL);
 	c->srv->stop_data_plane = json_is_true(json_object_get(body, "data_plane"));
 	json_decref(body);
 	loop_timer(c->srv->loop, 50, stop_soon, NULL);
-	reply_json(c->resp, 200, json_pack("{s:b, s:b}", "stopping", 1, "data_plane", c->srv->stop_data_plane));
+	api_reply(c->resp, 200, json_pack("{s:b, s:b}", "stopping", 1, "data_plane", c->srv->stop_data_plane));
 }
 
 static void h_can_i_deploy(struct route_ctx *c)
 {
 	char svc[NAME_QUERY_MAX], ver[NAME_QUERY_MAX], env[NAME_QUERY_MAX];
 	int bad = 0;
-	const char *s = query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
-	const char *v = bad ? NULL : query_name(c, "version", NAME_VERSION, 1, ver, &bad);
-	const char *en = bad ? NULL : query_name(c, "env", NAME_OBJECT, 0, env, &bad);
-	if (bad || !allowed(c, AUTH_READ, s, en ? en : "production", TARGET_EXACT))
+	const char *s = api_query_name(c, "service", NAME_OBJECT, 1, svc, &bad);
+	const char *v = bad ? NULL : api_query_name(c, "version", NAME_VERSION, 1, ver, &bad);
+	const char *en = bad ? NULL : api_query_name(c, "env", NAME_OBJECT, 0, env, &bad);
+	if (bad || !api_allowed(c, AUTH_READ, s, en ? en : "production", TARGET_EXACT))
 		return;
 	struct err e = {""};
 	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 	else
-		reply_json(c->resp, 200, report);
+		api_reply(c->resp, 200, report);
 }
 
 static void h_plan(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, API_BODY_PLAN);
+	json_t *body = api_parse(c, API_BODY_PLAN);
 	if (!body)
 		return;
-	const char *env = field(body, "env");
+	const char *env = api_field(body, "env");
 	json_t *targets = json_object_get(body, "targets");
 	const char *svc;
 	json_t *ver;
 	json_object_foreach(targets, svc, ver)
-		if (!allowed(c, AUTH_READ, svc, env, TARGET_EXACT)) {
+		if (!api_allowed(c, AUTH_READ, svc, env, TARGET_EXACT)) {
 			json_decref(body);
 			return;
 		}
@@ -961,7 +947,7 @@ static void h_plan(struct route_ctx *c)
 											      : 400,
 			    "%s", e.msg);
 	else
-		reply_json(c->resp, 200, report);
+		api_reply(c->resp, 200, report);
 }
 
 static void h_services(struct route_ctx *c)
@@ -977,7 +963,7 @@ static void h_services(struct route_ctx *c)
 	json_t *svc_shown = json_array(), *env_shown = json_array(), *m;
 	size_t i;
 	json_array_foreach(svcs, i, m)
-		if (may_read(c->srv, json_string_value(json_object_get(m, "name")), NULL))
+		if (api_may_read(c->srv, json_string_value(json_object_get(m, "name")), NULL))
 			json_array_append(svc_shown, m);
 	json_array_foreach(envs, i, m)
 		if (auth_allows_env(&c->srv->who, AUTH_READ, json_string_value(json_object_get(m, "name"))))
@@ -992,7 +978,7 @@ static void h_services(struct route_ctx *c)
 		httpd_error(c->resp, 500, "out of memory");
 		return;
 	}
-	reply_json(c->resp, 200, json_pack("{s:o, s:o}", "services", shown, "environments", env_shown));
+	api_reply(c->resp, 200, json_pack("{s:o, s:o}", "services", shown, "environments", env_shown));
 }
 
 
@@ -1010,14 +996,14 @@ static void h_deployment_events(struct route_ctx *c)
 /* Liveness, for anyone: nothing else (no version, no counters, no paths). */
 static void h_health(struct route_ctx *c)
 {
-	reply_json(c->resp, 200, json_pack("{s:b}", "ok", 1));
+	api_reply(c->resp, 200, json_pack("{s:b}", "ok", 1));
 }
 
 static void h_server(struct route_ctx *c)
 {
 	uint64_t passes, skipped;
 	reconcile_counts(c->srv->reconciler, &passes, &skipped);
-	reply_json(c->resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
+	api_reply(c->resp, 200, json_pack("{s:b, s:s, s:{s:I, s:I}}", "ok", 1, "version", SLUICE_VERSION,
 					   "reconcile", "passes", (json_int_t)passes, "skipped", (json_int_t)skipped));
 }
 
@@ -1025,13 +1011,13 @@ static void h_server(struct route_ctx *c)
 
 static void h_token_create(struct route_ctx *c)
 {
-	json_t *body = parse_body(c, API_BODY_TOKEN);
+	json_t *body = api_parse(c, API_BODY_TOKEN);
 	if (!body)
 		return;
-	const char *name = field(body, "name");
+	const char *name = api_field(body, "name");
 	json_t *exp = json_object_get(body, "expires_in_ms");
 	int64_t expires_at = json_is_integer(exp) ? store_now_ms() + json_integer_value(exp) : 0;
-	target(c, AUTH_ADMIN, NULL, NULL);
+	api_target(c, AUTH_ADMIN, NULL, NULL);
 	char secret[AUTH_SECRET_LEN + 1], hash[AUTH_HASH_LEN + 1];
 	struct err e = {""};
 	int rc = auth_new_secret(secret, hash, &e);
@@ -1052,7 +1038,7 @@ static void h_token_create(struct route_ctx *c)
 	if (rc)
 		httpd_error(c->resp, rc == STORE_CONFLICT ? 409 : 500, "%s", e.msg);
 	else
-		reply_json(c->resp, 201,
+		api_reply(c->resp, 201,
 			   json_pack("{s:s, s:s, s:O, s:o}", "name", name, "token", secret, "scopes",
 				     json_object_get(body, "scopes"), "expires_at",
 				     expires_at ? json_integer(expires_at) : json_null()));
@@ -1067,19 +1053,19 @@ static void h_token_list(struct route_ctx *c)
 	if (store_list_tokens(c->srv->store, &list, &e))
 		httpd_error(c->resp, 500, "%s", e.msg);
 	else
-		reply_json(c->resp, 200, json_pack("{s:o}", "tokens", list));
+		api_reply(c->resp, 200, json_pack("{s:o}", "tokens", list));
 }
 
 static void h_token_revoke(struct route_ctx *c)
 {
-	const char *name = path_name(c, "name");
+	const char *name = api_path_name(c, "name");
 	if (!name)
 		return;
-	json_t *body = parse_body(c, API_BODY_EMPTY);
+	json_t *body = api_parse(c, API_BODY_EMPTY);
 	if (!body)
 		return;
 	json_decref(body);
-	target(c, AUTH_ADMIN, NULL, NULL);
+	api_target(c, AUTH_ADMIN, NULL, NULL);
 	struct err e = {""};
 	int rc = store_begin(c->srv->store, &e);
 	if (!rc)
@@ -1091,14 +1077,14 @@ static void h_token_revoke(struct route_ctx *c)
 	if (rc)
 		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s", e.msg);
 	else
-		reply_json(c->resp, 200, json_pack("{s:s, s:b}", "name", name, "revoked", 1));
+		api_reply(c->resp, 200, json_pack("{s:s, s:b}", "name", name, "revoked", 1));
 }
 
 static void h_audit(struct route_ctx *c)
 {
 	char service[NAME_QUERY_MAX], num[32];
 	int bad = 0;
-	const char *svc = query_name(c, "service", NAME_OBJECT, 0, service, &bad);
+	const char *svc = api_query_name(c, "service", NAME_OBJECT, 0, service, &bad);
 	if (bad)
 		return;
 	int64_t since = 0, limit = 1000;
@@ -1124,7 +1110,7 @@ static void h_audit(struct route_ctx *c)
 	if (store_list_audit(c->srv->store, svc, since, limit, &list, &e))
 		httpd_error(c->resp, 500, "%s", e.msg);
 	else
-		reply_json(c->resp, 200, json_pack("{s:o}", "audit", list));
+		api_reply(c->resp, 200, json_pack("{s:o}", "audit", list));
 }
 
 /* ---- the route table ---- */
@@ -1159,6 +1145,13 @@ ADAPT(h_token_create)
 ADAPT(h_token_list)
 ADAPT(h_token_revoke)
 ADAPT(h_audit)
+ADAPT(api_h_flags_get)
+ADAPT(api_h_flags_apply)
+ADAPT(api_h_flags_history)
+ADAPT(api_h_flag_get)
+ADAPT(api_h_flag_change)
+ADAPT(api_h_ofrep_one)
+ADAPT(api_h_ofrep_bulk)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1187,6 +1180,17 @@ static const struct route api_table[] = {
 	{"GET", "/v1/tokens", AUTH_ADMIN, r_h_token_list, "list tokens"},
 	{"POST", "/v1/tokens/{name}/revoke", AUTH_ADMIN, r_h_token_revoke, "revoke a token"},
 	{"GET", "/v1/audit", AUTH_ADMIN, r_h_audit, "the audit log"},
+	{"GET", "/v1/flags/{env}", AUTH_READ, r_api_h_flags_get, "an environment's flag set"},
+	{"POST", "/v1/flags/{env}", AUTH_FLAGS, r_api_h_flags_apply, "apply an environment's flag set"},
+	{"GET", "/v1/flags/{env}/history", AUTH_READ, r_api_h_flags_history, "the versions of a flag set"},
+	{"GET", "/v1/flags/{env}/flag/{key}", AUTH_READ, r_api_h_flag_get, "one flag"},
+	{"POST", "/v1/flags/{env}/flag/{key}", AUTH_FLAGS, r_api_h_flag_change, "enable, disable, kill a flag or set its default"},
+	{"POST", "/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one, "OFREP: evaluate one flag"},
+	{"POST", "/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk, "OFREP: evaluate every flag"},
+	{"POST", "/v1/envs/{env}/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one,
+	 "OFREP in one environment: evaluate one flag"},
+	{"POST", "/v1/envs/{env}/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk,
+	 "OFREP in one environment: evaluate every flag"},
 };
 #pragma GCC diagnostic pop
 
@@ -1283,7 +1287,7 @@ static int mw_auth(void *ctx, const struct route *rt, const struct httpd_req *re
 	char authz[256];
 	const char *h = req->head ? httpd_header(req, "Authorization", authz, sizeof(authz)) : NULL;
 	struct err e = {""};
-	int rc = tokens_authenticate(a->store, h, store_now_ms(), &a->who, &e);
+	int rc = tokens_authenticate(a->store, &a->tokens, h, store_now_ms(), &a->who, &e);
 	if (rc < 0) {
 		httpd_error(resp, 500, "%s", e.msg);
 		return 1;
@@ -1425,6 +1429,14 @@ api *api_new(const struct api_deps *d)
 		free(a);
 		return NULL;
 	}
+	a->flags = d->flags;
+	if (!a->flags && !(a->flags = a->own_flags = flags_new(d->store))) {
+		catalog_free(a->own_cat);
+		free(a);
+		return NULL;
+	}
+	logic_arena_init(&a->arena, a->arena_buf, sizeof(a->arena_buf));
+	a->rate = d->ofrep_rate > 0 ? d->ofrep_rate : 100000;
 	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
 	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]", NULL};
 	for (int k = 0; k < 2; k++) {
@@ -1440,6 +1452,9 @@ void api_free(api *a)
 {
 	if (a) {
 		catalog_free(a->own_cat);
+		flags_free(a->own_flags);
+		tokens_cache_release(&a->tokens);
+		logic_arena_release(&a->arena);
 		auth_principal_release(&a->who);
 	}
 	free(a);
@@ -1450,7 +1465,36 @@ int api_stop_data_plane(const api *a)
 	return a->stop_data_plane;
 }
 
+int api_rate_take(api *a, int64_t *retry_ms)
+{
+	int64_t now = store_now_ms();
+	const char *name = a->who.name;
+	unsigned h = 2166136261u;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct api_bucket *b = &a->buckets[h % 256];
+	if (strcmp(b->name, name)) {
+		/* a new token in this slot (or a collision): it starts with a full bucket */
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		b->tokens = a->rate;
+		b->at_ms = now;
+	}
+	b->tokens += (double)(now - b->at_ms) * a->rate / 1000.0;
+	if (b->tokens > a->rate)
+		b->tokens = a->rate;
+	b->at_ms = now;
+	if (b->tokens >= 1) {
+		b->tokens -= 1;
+		return 1;
+	}
+	*retry_ms = (int64_t)((1 - b->tokens) * 1000.0 / a->rate) + 1;
+	return 0;
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	routes_dispatch(&api_dispatch, ctx, req, resp);
+	/* OFREP: 401 and 403 carry no body */
+	if ((resp->status == 401 || resp->status == 403) && strstr(req->path, "/ofrep/v1/"))
+		buf_reset(&resp->body);
 }

@@ -18,6 +18,7 @@
 #include "server/auth.h"
 #include "server/catalog.h"
 #include "server/executor.h"
+#include "server/flags.h"
 #include "server/reconcile.h"
 #include "server/runtimes.h"
 #include "server/verify.h"
@@ -45,6 +46,8 @@ struct api_deps {
 	const char *artifacts_dir; /* copied */
 	const char *const *hosts;  /* NULL-terminated names (a port is ignored), copied; may be NULL */
 	catalog *catalog;        /* the manifests; NULL: the api's own over store */
+	flags *flags;            /* the flag sets; NULL: the api's own over store */
+	double ofrep_rate;       /* OFREP evaluations per second per token; 0: 100000 */
 };
 
 /* NULL when out of memory. */

@@ -64,13 +64,13 @@ static const struct shape_field shutdown_body[] = {
 
 /* A token's scopes (server/auth.h): actions, and the services and environments they reach. */
 static const char *const action_choices[] = {"read", "apply", "release", "deploy", "rollback",
-					     "retry", "flags", "admin", NULL};
+					     "retry", "flags", "admin", "evaluate", NULL};
 static const struct shape_field action_elem = {.type = SHAPE_ENUM, .choices = action_choices};
 static const struct shape_field pattern_elem = {
 	.type = SHAPE_STRING, .max = AUTH_PATTERN_MAX - 1, .check = auth_pattern_ok,
 	.what = "a name pattern: lowercase letters, digits, '-' and '*'"};
 static const struct shape_field scope_fields[] = {
-	{.key = "actions", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 8, .unique = 1,
+	{.key = "actions", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 9, .unique = 1,
 	 .elem = &action_elem, .noun = "actions"},
 	{.key = "services", .type = SHAPE_LIST, .min = 1, .max = 64, .unique = 1, .elem = &pattern_elem,
 	 .def = "[\"*\"]", .noun = "service patterns"},
@@ -88,6 +88,20 @@ static const struct shape_field token_body[] = {
 	{0},
 };
 static const struct shape_field empty_body[] = {{0}};
+static const struct shape_field flags_apply_body[] = {
+	{.key = "name", .type = SHAPE_STRING, .max = 1024, .def = "\"flags.yaml\""},
+	{.key = "content", .type = SHAPE_STRING, .required = 1, .empty_ok = 1, .max = API_BODY_MAX},
+	{.key = "strict", .type = SHAPE_BOOL, .def = "false"},
+	{.key = "reason", .type = SHAPE_STRING, .max = 512, .empty_ok = 1, .def = "\"\""},
+	{0},
+};
+static const char *const flag_actions[] = {"enable", "disable", "kill", "set", NULL};
+static const struct shape_field flag_change_body[] = {
+	{.key = "action", .type = SHAPE_ENUM, .choices = flag_actions, .required = 1},
+	{.key = "variant", .type = SHAPE_STRING, .max = 127, .nullable = 1},
+	{.key = "reason", .type = SHAPE_STRING, .max = 512, .empty_ok = 1, .def = "\"\""},
+	{0},
+};
 
 static const struct {
 	const char *name;
@@ -102,6 +116,8 @@ static const struct {
 	[API_BODY_SHUTDOWN] = {"shutdown", shutdown_body},
 	[API_BODY_TOKEN] = {"token", token_body},
 	[API_BODY_EMPTY] = {"empty", empty_body},
+	[API_BODY_FLAGS_APPLY] = {"flags apply", flags_apply_body},
+	[API_BODY_FLAG_CHANGE] = {"flag change", flag_change_body},
 };
 
 int api_body_check(enum api_body kind, const json_t *body, json_t **out, struct err *e)

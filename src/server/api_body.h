@@ -25,6 +25,8 @@ enum api_body {
 	API_BODY_SHUTDOWN, /* {data_plane = false} */
 	API_BODY_TOKEN,    /* {name, scopes: [{actions, services = ["*"], envs = ["*"]}], expires_in?} */
 	API_BODY_EMPTY,    /* {} */
+	API_BODY_FLAGS_APPLY, /* {name = "flags.yaml", content, strict = false, reason = ""} */
+	API_BODY_FLAG_CHANGE, /* {action: enable|disable|kill|set, variant?, reason = ""} */
 	API_BODY_COUNT,
 };
 

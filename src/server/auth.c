@@ -12,8 +12,13 @@
 #include "util/sha256.h"
 
 static const char *const action_names[AUTH_NACTIONS] = {
-	"public", "read", "apply", "release", "deploy", "rollback", "retry", "flags", "admin",
+	"public", "read", "apply", "release", "deploy", "rollback", "retry", "flags", "admin", "evaluate",
 };
+
+int auth_action_changes(enum auth_action a)
+{
+	return a != AUTH_PUBLIC && a != AUTH_READ && a != AUTH_EVALUATE && (unsigned)a < AUTH_NACTIONS;
+}
 
 const char *auth_action_name(enum auth_action a)
 {

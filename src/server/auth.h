@@ -36,8 +36,9 @@ enum auth_action {
 	AUTH_DEPLOY,
 	AUTH_ROLLBACK,
 	AUTH_RETRY,
-	AUTH_FLAGS,
+	AUTH_FLAGS,    /* changing feature flags */
 	AUTH_ADMIN,    /* tokens, shutdown, the audit log; and everything else */
+	AUTH_EVALUATE, /* evaluating feature flags (OFREP), and nothing else */
 	AUTH_NACTIONS
 };
 
@@ -47,6 +48,9 @@ enum auth_action {
 #define AUTH_MAX_SCOPES 16
 #define AUTH_PATTERN_MAX 64  /* bytes of one pattern, NUL included */
 
+/* Whether an action changes something (what the audit log records): not public, read or
+ * evaluate. */
+int auth_action_changes(enum auth_action a);
 /* "read", "deploy", ... ("?" out of range). */
 const char *auth_action_name(enum auth_action a);
 /* The action of that name (not "public"), or -1. */

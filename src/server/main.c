@@ -57,6 +57,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sluice server [--data DIR] [--listen ADDR] [--allow-host NAME]... [--proxy-admin ADDR]\n"
 		"                     [--log-level LEVEL] [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
+		"                     [--ofrep-rate N]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -75,6 +76,8 @@ static void usage(FILE *f)
 		"  --tls-key FILE      ... and this PEM private key (unencrypted); both or neither\n"
 		"  --insecure-listen   allow a --listen address that is not loopback without TLS\n"
 		"                      (plain HTTP on a network: tokens and data readable on the wire)\n"
+		"  --ofrep-rate N      OFREP flag evaluations per second per token (default 100000;\n"
+		"                      over it: 429 with Retry-After)\n"
 		"\n"
 		"A --listen address other than loopback (127.0.0.0/8, ::1, localhost) needs\n"
 		"--tls-cert and --tls-key, or --insecure-listen.\n"
@@ -190,6 +193,7 @@ int cmd_server(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'K'},
 		{"insecure-listen", no_argument, NULL, 'I'},
+		{"ofrep-rate", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -198,6 +202,7 @@ int cmd_server(int argc, char **argv)
 	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
 	const char *tls_cert = NULL, *tls_key = NULL;
 	int insecure_listen = 0;
+	double ofrep_rate = 0;
 	tls_ctx *tls = NULL;
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
@@ -241,6 +246,10 @@ int cmd_server(int argc, char **argv)
 			break;
 		case 'K':
 			tls_key = optarg;
+			break;
+		case 'R':
+			if (opt_rate("--ofrep-rate", optarg, 1, 10000000, &ofrep_rate, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			break;
 		case 'I':
 			insecure_listen = 1;
@@ -335,7 +344,7 @@ int cmd_server(int argc, char **argv)
 	}
 	if (srv.executor) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog};
+				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, ofrep_rate};
 		srv.api = api_new(&ad);
 	}
 	if (!srv.router || !srv.api) {

@@ -11,7 +11,29 @@
 #include <strings.h>
 #include <unistd.h>
 
-int tokens_authenticate(store *s, const char *authz, int64_t now, struct auth_principal *p, struct err *e)
+void tokens_cache_release(struct tokens_cache *c)
+{
+	for (int i = 0; i < TOKENS_CACHE; i++)
+		json_decref(c->e[i].scopes);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The cached entry of hash, after dropping everything when the store changed; NULL if none. */
+static struct tokens_cached *cache_find(store *s, struct tokens_cache *c, const char *hash)
+{
+	uint64_t now = store_changes(s);
+	if (c->changes != now) {
+		tokens_cache_release(c);
+		c->changes = now;
+	}
+	for (int i = 0; i < TOKENS_CACHE; i++)
+		if (c->e[i].hash[0] && !strcmp(c->e[i].hash, hash))
+			return &c->e[i];
+	return NULL;
+}
+
+int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authz, int64_t now,
+			struct auth_principal *p, struct err *e)
 {
 	memset(p, 0, sizeof(*p));
 	if (!authz || !*authz)
@@ -27,20 +49,42 @@ int tokens_authenticate(store *s, const char *authz, int64_t now, struct auth_pr
 	char hash[AUTH_HASH_LEN + 1];
 	if (auth_hash(secret, len, hash))
 		return TOKENS_INVALID;
-	json_t *t = NULL;
-	int rc = store_get_token(s, hash, &t, e);
-	if (rc == STORE_NOTFOUND)
+	struct tokens_cached *c = cache ? cache_find(s, cache, hash) : NULL;
+	if (!c) {
+		json_t *t = NULL;
+		int rc = store_get_token(s, hash, &t, e);
+		if (rc < 0)
+			return -1;
+		struct tokens_cached fresh = {.valid = 0};
+		snprintf(fresh.hash, sizeof(fresh.hash), "%s", hash);
+		if (rc == 0) {
+			json_t *exp = json_object_get(t, "expires_at");
+			fresh.valid = json_is_null(json_object_get(t, "revoked_at"));
+			fresh.expires_at = json_is_integer(exp) ? json_integer_value(exp) : 0;
+			snprintf(fresh.name, sizeof(fresh.name), "%s", json_string_value(json_object_get(t, "name")));
+			fresh.scopes = json_incref(json_object_get(t, "scopes"));
+		}
+		json_decref(t);
+		if (cache) {
+			c = &cache->e[cache->next++ % TOKENS_CACHE];
+			json_decref(c->scopes);
+			*c = fresh;
+		} else {
+			c = &fresh;
+		}
+		if (!cache) {
+			int ok = c->valid && (!c->expires_at || c->expires_at > now);
+			if (ok)
+				auth_principal_set(p, c->name, c->scopes);
+			json_decref(c->scopes);
+			return ok ? 0 : TOKENS_INVALID;
+		}
+	}
+	if (!c->valid || !c->scopes || (c->expires_at && c->expires_at <= now))
 		return TOKENS_INVALID;
-	if (rc)
-		return -1;
-	json_t *exp = json_object_get(t, "expires_at"), *rev = json_object_get(t, "revoked_at");
-	int valid = json_is_null(rev) && (json_is_null(exp) || json_integer_value(exp) > now);
-	if (valid)
-		auth_principal_set(p, json_string_value(json_object_get(t, "name")), json_object_get(t, "scopes"));
-	json_decref(t);
-	return valid ? 0 : TOKENS_INVALID;
+	auth_principal_set(p, c->name, c->scopes);
+	return 0;
 }
-
 
 int tokens_bootstrap(store *s, const char *path, struct err *e)
 {

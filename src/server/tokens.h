@@ -14,10 +14,27 @@
 #define TOKENS_MISSING 1  /* no Authorization header */
 #define TOKENS_INVALID 2  /* not a bearer token of ours, unknown, revoked or expired */
 
+/* What tokens_authenticate remembers of the tokens it found, so that the store is asked only
+ * once per token and per store change (a revocation is a change: it takes effect at once).
+ * Zero it before the first use (all zeros is empty); tokens_cache_release frees it. */
+#define TOKENS_CACHE 64
+struct tokens_cache {
+	uint64_t changes; /* store_changes() the entries were read at */
+	struct tokens_cached {
+		char hash[AUTH_HASH_LEN + 1];
+		char name[64];
+		json_t *scopes; /* NULL: an empty entry */
+		int64_t expires_at; /* 0: never */
+		int valid;  /* 0: known to be revoked (or unknown: remembered too) */
+	} e[TOKENS_CACHE];
+	unsigned next;
+};
+void tokens_cache_release(struct tokens_cache *c);
+
 /* Finds the token an "Authorization: Bearer SECRET" value names and fills *p. `now` is the
- * wall clock in ms. Never copies the secret anywhere (not into e either). */
-int tokens_authenticate(store *s, const char *authorization /* may be NULL */, int64_t now,
-			struct auth_principal *p /* OUT */, struct err *e);
+ * wall clock in ms. cache may be NULL. Never copies the secret anywhere (not into e either). */
+int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authorization /* may be NULL */,
+			int64_t now, struct auth_principal *p /* OUT */, struct err *e);
 
 /*
  * The server's first start: when the store holds no token at all, creates "admin" (scope

@@ -459,3 +459,31 @@ int store_audit_detach(store *s)
 	memset(au, 0, sizeof(*au));
 	return written;
 }
+
+/* ---- feature flags ---- */
+
+int store_put_flags(store *s, const char *env, const json_t *doc, const char *by, const char *why,
+		    int64_t *version, struct err *e)
+{
+	ENTER(s, e);
+	assert(env && doc && by);
+	*version = 0;
+	return leave(s->ops->put_flags(s->drv, env, doc, by, why ? why : "", version, e), e, "put flags");
+}
+
+int store_get_flags(store *s, const char *env, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	int rc = s->ops->get_flags(s->drv, env, out, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "environment '%s' has no flags yet", env);
+	return leave_json(rc, out, e, "get flags");
+}
+
+int store_list_flag_versions(store *s, const char *env, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_flag_versions(s->drv, env, out, e), out, e, "list flag versions");
+}

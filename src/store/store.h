@@ -4,8 +4,9 @@
  * What it keeps: manifests (normalized JSON), releases (immutable: version -> digest), the
  * deployments with their pipeline state, their events (never deleted), per
  * service/environment/region the stable release and its history, the API's tokens (their
- * hashes, never the secrets) and the audit log of every change made through the API
- * (append-only: no operation edits or deletes a row).
+ * hashes, never the secrets), the audit log of every change made through the API
+ * (append-only: no operation edits or deletes a row), and per environment the feature flag
+ * set with every version it had.
  * Artifacts (the release files) are not in the store: see store/artifacts.h.
  *
  * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
@@ -49,7 +50,7 @@ typedef struct store store;
 #define STORE_NOTFOUND 1
 #define STORE_CONFLICT 2
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -201,6 +202,20 @@ STORE_WUR int store_audit_attach(store *s, const struct store_audit *a, struct e
  * writes the outcome itself with store_add_audit). */
 int store_audit_detach(store *s);
 
+/* ---- Feature flags: one flag set per environment, every version kept ---- */
+
+/* Stores doc (a normalized flag set, flags/flagset.h) as the environment's next version,
+ * written by token `by` for the reason `why` (may be ""). *version is the new number (1 for
+ * the first). */
+STORE_WUR int store_put_flags(store *s, const char *env, const json_t *doc, const char *by,
+			      const char *why, int64_t *version /* OUT */, struct err *e);
+/* The environment's current set: {"env","version","doc","at","by","why"}; STORE_NOTFOUND when
+ * it never had one. */
+STORE_WUR int store_get_flags(store *s, const char *env, json_t **out /* OUT */, struct err *e);
+/* Every version, newest first, without the documents: [{"version","at","by","why"}]. */
+STORE_WUR int store_list_flag_versions(store *s, const char *env, json_t **out /* OUT */,
+				       struct err *e);
+
 /* 1 when e holds the message of a store failure (a -1 above: every such message begins with
  * "store: "), else 0. For a caller that receives the error through a layer that passes only
  * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
@@ -261,6 +276,10 @@ struct store_ops {
 	int (*add_audit)(void *drv, const struct store_audit *a, struct err *e);
 	int (*list_audit)(void *drv, const char *service, int64_t since, int64_t limit, json_t **out,
 			  struct err *e);
+	int (*put_flags)(void *drv, const char *env, const json_t *doc, const char *by, const char *why,
+			 int64_t *version, struct err *e);
+	int (*get_flags)(void *drv, const char *env, json_t **out, struct err *e);
+	int (*list_flag_versions)(void *drv, const char *env, json_t **out, struct err *e);
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

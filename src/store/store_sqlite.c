@@ -67,6 +67,10 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+	/* 3: feature flags, one set per environment, every version kept */
+	"CREATE TABLE flag_versions ("
+	"  env TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL, at INTEGER NOT NULL,"
+	"  by TEXT NOT NULL, why TEXT NOT NULL, PRIMARY KEY (env, version));",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -277,7 +281,7 @@ static json_t *column_json(sqlite3_stmt *st, int i)
 		const char *txt = (const char *)sqlite3_column_text(st, i);
 		/* Columns holding JSON documents are decoded; everything else is text. */
 		if (!strcmp(name, "spec") || !strcmp(name, "state") || !strcmp(name, "contract") ||
-		    !strcmp(name, "evidence") || !strcmp(name, "scopes")) {
+		    !strcmp(name, "evidence") || !strcmp(name, "scopes") || !strcmp(name, "doc")) {
 			json_t *j = json_loads(txt, JSON_DECODE_ANY, NULL);
 			return j ? j : json_null();
 		}
@@ -610,6 +614,40 @@ static int sq_list_audit(void *drv, const char *service, int64_t since, int64_t 
 		     "sii", service, since, limit);
 }
 
+/* ---- feature flags ---- */
+
+static int sq_put_flags(void *drv, const char *env, const json_t *doc, const char *by, const char *why,
+			int64_t *version, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *cur = NULL;
+	int rc = query(s, &cur, 1, 1, e, "SELECT COALESCE(MAX(version), 0) FROM flag_versions WHERE env = ?",
+		       "s", env);
+	if (rc)
+		return -1;
+	*version = json_integer_value(cur) + 1;
+	json_decref(cur);
+	return run(s, e, "INSERT INTO flag_versions (env, version, doc, at, by, why) VALUES (?, ?, ?, ?, ?, ?)",
+		   "sijiss", env, *version, doc, store_now_ms(), by, why);
+}
+
+static int sq_get_flags(void *drv, const char *env, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 0, e,
+		     "SELECT env, version, doc, at, by, why FROM flag_versions WHERE env = ? "
+		     "ORDER BY version DESC LIMIT 1",
+		     "s", env);
+}
+
+static int sq_list_flag_versions(void *drv, const char *env, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT version, at, by, why FROM flag_versions WHERE env = ? ORDER BY version DESC", "s",
+		     env);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -642,4 +680,7 @@ const struct store_ops store_sqlite_ops = {
 	.revoke_token = sq_revoke_token,
 	.add_audit = sq_add_audit,
 	.list_audit = sq_list_audit,
+	.put_flags = sq_put_flags,
+	.get_flags = sq_get_flags,
+	.list_flag_versions = sq_list_flag_versions,
 };

@@ -3,6 +3,7 @@
  * fails some evaluations, and the reasons of flagd's evaluations.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "flags/flagset.h"
@@ -107,10 +108,14 @@ Test(flagset, reasons)
 	cr_expect_str_eq(r.reason, "TARGETING_MATCH");
 	cr_expect_str_eq(json_string_value(json_object_get(r.metadata, "team")), "web");
 	cr_expect_str_eq(json_string_value(json_object_get(r.metadata, "owner")), "checkout");
-	/* no targeting key: fractional yields nothing, so the default */
+	/* no targeting key for the split: TARGETING_KEY_MISSING, no value */
 	eval(fs, "new-checkout", "{\"email\": \"bob@other.org\"}", &r);
-	cr_expect_str_eq(r.reason, "DEFAULT");
-	cr_expect_str_eq(r.variant, "off");
+	cr_expect_str_eq(r.reason, "ERROR");
+	cr_expect_str_eq(r.error_code, "TARGETING_KEY_MISSING");
+	cr_expect_null(r.value);
+	/* ...but a rule that answers before the split needs none */
+	eval(fs, "new-checkout", "{\"email\": \"ann@example.com\"}", &r);
+	cr_expect_str_eq(r.reason, "TARGETING_MATCH");
 	flagset_free(fs);
 }
 
@@ -178,5 +183,21 @@ Test(flagset, json_input_too)
 	cr_expect_str_eq(r.reason, "STATIC", "empty targeting is no targeting");
 	cr_expect(json_is_true(r.value));
 	cr_expect_eq(r.type, FLAG_BOOL);
+	flagset_free(fs);
+}
+
+/* The example set the demo applies parses without a warning. */
+Test(flagset, the_example_set_is_clean)
+{
+	FILE *f = fopen(SRC_DIR "/examples/flags/production.yaml", "r");
+	cr_assert(f);
+	char text[8192];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	flagset *fs = NULL;
+	struct err e;
+	cr_assert_eq(flagset_parse("production.yaml", text, n, &fs, &e), 0, "%s", e.msg);
+	cr_expect_eq(flagset_warning_count(fs), 0, "%s", flagset_warning(fs, 0));
 	flagset_free(fs);
 }

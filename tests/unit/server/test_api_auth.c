@@ -41,6 +41,10 @@ static const char *const manifests =
 	"name: web\n"
 	"listen_port: 18102\n";
 
+#define FLAGSET                                                                             \
+	"{\"flags\": {\"f\": {\"state\": \"ENABLED\", \"variants\": {\"on\": true, \"off\": false}, " \
+	"\"defaultVariant\": \"on\"}}}"
+
 static struct shell sh;
 static struct shell_answer ans;
 static char digest[72];
@@ -95,6 +99,13 @@ static void setup(void)
 	json_object_set_new(json_array_get(json_object_get(state, "regions"), 0), "state", json_string("failed"));
 	cr_assert_eq(store_update_deployment(sh.store, 1, state, "active", NULL, &e), 0, "%s", e.msg);
 	json_decref(dep);
+	/* a flag set in production */
+	json_t *fb = json_pack("{s:s}", "content", FLAGSET);
+	char *ft = json_dumps(fb, 0);
+	admin_ok("POST", "/v1/flags/production", ft);
+	admin_ok("POST", "/v1/flags/staging", ft);
+	free(ft);
+	json_decref(fb);
 }
 
 static void teardown(void)
@@ -144,7 +155,7 @@ static char *state_of(void)
 
 /* ---- the oracle ---- */
 
-enum target { SOMEWHERE, SERVICE_ANY_ENV, EXACT };
+enum target { SOMEWHERE, SERVICE_ANY_ENV, EXACT, ENV, TOKEN_ENV };
 
 struct row {
 	const char *method, *target, *body;
@@ -176,6 +187,17 @@ static const struct row rows[] = {
 	{"POST", "/v1/deployments", "{\"service\": \"pay\", \"version\": \"v3\", \"force\": true}", AUTH_DEPLOY, EXACT, "pay",
 	 "production"},
 	{"POST", "/v1/services/pay/rollback", "{\"to\": \"v1\"}", AUTH_ROLLBACK, EXACT, "pay", "production"},
+	{"GET", "/v1/flags/production", NULL, AUTH_READ, ENV, NULL, "production"},
+	{"GET", "/v1/flags/production/history", NULL, AUTH_READ, ENV, NULL, "production"},
+	{"GET", "/v1/flags/production/flag/f", NULL, AUTH_READ, ENV, NULL, "production"},
+	{"POST", "/v1/envs/production/ofrep/v1/evaluate/flags/f", "{\"context\": {\"targetingKey\": \"u\"}}",
+	 AUTH_EVALUATE, ENV, NULL, "production"},
+	{"POST", "/v1/envs/production/ofrep/v1/evaluate/flags", "{}", AUTH_EVALUATE, ENV, NULL, "production"},
+	{"POST", "/ofrep/v1/evaluate/flags/f", "{}", AUTH_EVALUATE, TOKEN_ENV, NULL, "production"},
+	{"POST", "/ofrep/v1/evaluate/flags", "{}", AUTH_EVALUATE, TOKEN_ENV, NULL, "production"},
+	{"POST", "/v1/flags/production", "FLAGS", AUTH_FLAGS, ENV, NULL, "production"},
+	{"POST", "/v1/flags/production/flag/f", "{\"action\": \"kill\", \"reason\": \"test\"}", AUTH_FLAGS, ENV, NULL,
+	 "production"},
 	{"GET", "/v1/tokens", NULL, AUTH_ADMIN, EXACT},
 	{"POST", "/v1/tokens", "{\"name\": \"new\", \"scopes\": [{\"actions\": [\"read\"]}]}", AUTH_ADMIN, EXACT},
 	{"POST", "/v1/tokens/new/revoke", "{}", AUTH_ADMIN, EXACT},
@@ -216,6 +238,12 @@ static const struct tok toks[] = {
 	 VALID, {"rollback", "apply", "retry"}, "p*", "prod*"},
 	{"all-envs-apply", "[{\"actions\": [\"apply\", \"release\"], \"services\": [\"pay\"]}]", VALID,
 	 {"apply", "release"}, "pay", "*"},
+	{"evaluate-prod", "[{\"actions\": [\"evaluate\"], \"envs\": [\"production\"]}]", VALID, {"evaluate"}, "*",
+	 "production"},
+	{"evaluate-staging", "[{\"actions\": [\"evaluate\"], \"envs\": [\"staging\"]}]", VALID, {"evaluate"}, "*",
+	 "staging"},
+	{"flag-ops", "[{\"actions\": [\"flags\", \"read\"], \"envs\": [\"prod*\"]}]", VALID, {"flags", "read"}, "*",
+	 "prod*"},
 };
 #define NTOKS (sizeof(toks) / sizeof(toks[0]))
 
@@ -239,7 +267,7 @@ static int may(const struct tok *t, const struct row *r)
 	int has = 0;
 	for (int i = 0; i < 3 && t->actions[i]; i++) {
 		if (!strcmp(t->actions[i], "admin"))
-			return 1;
+			return r->kind != TOKEN_ENV;
 		has |= !strcmp(t->actions[i], auth_action_name(r->action));
 	}
 	if (!has)
@@ -251,8 +279,25 @@ static int may(const struct tok *t, const struct row *r)
 		return match(t->services, r->service);
 	case EXACT:
 		return match(t->services, r->service) && match(t->envs, r->env);
+	case ENV:
+		return match(t->envs, r->env);
+	case TOKEN_ENV:
+		/* the environment is the token's own: one name, no pattern */
+		return !strchr(t->envs, '*');
 	}
 	return 0;
+}
+
+/* A token that may evaluate but names no single environment: the call is understood and
+ * answered 400 (use the base URL of an environment), not refused. */
+static int several_envs(const struct tok *t, const struct row *r)
+{
+	if (r->kind != TOKEN_ENV || t->how != VALID)
+		return 0;
+	int evaluates = 0;
+	for (int i = 0; i < 3 && t->actions[i]; i++)
+		evaluates |= !strcmp(t->actions[i], "evaluate") || !strcmp(t->actions[i], "admin");
+	return evaluates && strchr(t->envs, '*');
 }
 
 /* ---- the matrix ---- */
@@ -265,6 +310,12 @@ static char *body_of(const struct row *r)
 	if (!strcmp(r->body, "APPLY")) {
 		json_t *b = json_pack("{s:[{s:s, s:s}]}", "files", "name", "pay.yaml", "content",
 				      "kind: Service\nname: pay\nlisten_port: 18101\ninstances: 2\n");
+		char *s = json_dumps(b, 0);
+		json_decref(b);
+		return s;
+	}
+	if (!strcmp(r->body, "FLAGS")) {
+		json_t *b = json_pack("{s:s, s:s}", "content", FLAGSET, "reason", "matrix");
 		char *s = json_dumps(b, 0);
 		json_decref(b);
 		return s;
@@ -338,7 +389,11 @@ static void run_token(const struct tok *t, int *allowed, int *refused)
 		int st = shell_call(&sh, t->how == NONE ? SHELL_NO_TOKEN : secret, r->method, target, body,
 				    body ? strlen(body) : 0, &ans);
 		char *after = state_of();
-		if (may(t, r)) {
+		if (several_envs(t, r)) {
+			cr_expect_eq(st, 400, "token %s, %s %s: got %d %s", t->name, r->method, target, st, ans.text);
+			cr_expect(strstr(ans.text, "/v1/envs/ENV"), "%s", ans.text);
+			(*refused)++;
+		} else if (may(t, r)) {
 			cr_expect(st >= 200 && st < 300, "token %s may %s %s: got %d %s", t->name, r->method, target,
 				  st, ans.text);
 			(*allowed)++;
@@ -368,10 +423,11 @@ static void run_token(const struct tok *t, int *allowed, int *refused)
 	}
 MATRIX(0) MATRIX(1) MATRIX(2) MATRIX(3) MATRIX(4) MATRIX(5) MATRIX(6) MATRIX(7) MATRIX(8)
 MATRIX(9) MATRIX(10) MATRIX(11) MATRIX(12) MATRIX(13) MATRIX(14) MATRIX(15) MATRIX(16)
+MATRIX(17) MATRIX(18) MATRIX(19)
 
 Test(auth, matrix_covers_every_token_and_route)
 {
-	cr_assert_eq(NTOKS, 17, "one MATRIX(i) per token");
+	cr_assert_eq(NTOKS, 20, "one MATRIX(i) per token");
 	size_t n;
 	const struct route *routes = api_routes(&n);
 	for (size_t k = 0; k < n; k++) {

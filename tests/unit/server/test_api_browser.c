@@ -20,7 +20,7 @@ static struct shell_answer ans;
 static void setup(void)
 {
 	static const char *const hosts[] = {"sluice.internal:7070", "[fd00::1]", NULL};
-	shell_open(&sh, &(struct shell_opts){hosts});
+	shell_open(&sh, &(struct shell_opts){.hosts = hosts});
 }
 
 static void teardown(void)

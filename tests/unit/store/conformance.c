@@ -430,3 +430,42 @@ void conformance_audit_with_its_effect(const struct store_factory *f)
 	json_decref(spec);
 	store_close(s);
 }
+
+void conformance_flags(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *out = NULL;
+	cr_assert_eq(store_get_flags(s, "production", &out, &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e));
+	json_t *d1 = json_pack("{s:{}}", "flags"), *d2 = json_pack("{s:{s:{s:s}}}", "flags", "f", "state", "ENABLED");
+	int64_t v = 0;
+	OK(store_begin(s, &e));
+	OK(store_put_flags(s, "production", d1, "admin", "", &v, &e));
+	cr_assert_eq(v, 1);
+	OK(store_put_flags(s, "production", d2, "ci", "kill f", &v, &e));
+	cr_assert_eq(v, 2);
+	OK(store_put_flags(s, "staging", d1, "ci", "", &v, &e));
+	cr_assert_eq(v, 1, "versions count per environment");
+	OK(store_commit(s, &e));
+	store_close(s);
+	s = f->reopen();
+	OK(store_get_flags(s, "production", &out, &e));
+	cr_assert_eq(json_integer_value(json_object_get(out, "version")), 2);
+	cr_assert(json_equal(json_object_get(out, "doc"), d2), "the document comes back as written");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "by")), "ci");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "why")), "kill f");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "env")), "production");
+	json_decref(out);
+	OK(store_list_flag_versions(s, "production", &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "version")), 2, "newest first");
+	cr_assert_null(json_object_get(json_array_get(out, 0), "doc"));
+	json_decref(out);
+	OK(store_list_flag_versions(s, "nowhere", &out, &e));
+	cr_assert_eq(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(d1);
+	json_decref(d2);
+	store_close(s);
+}

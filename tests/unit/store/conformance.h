@@ -29,6 +29,7 @@ void conformance_changes_grow(const struct store_factory *f);
 void conformance_tokens(const struct store_factory *f);
 void conformance_audit(const struct store_factory *f);
 void conformance_audit_with_its_effect(const struct store_factory *f);
+void conformance_flags(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -45,6 +46,7 @@ void conformance_audit_with_its_effect(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, changes_grow, factory, __VA_ARGS__)           \
 	CONFORMANCE_TEST_(suite, tokens, factory, __VA_ARGS__)                 \
 	CONFORMANCE_TEST_(suite, audit, factory, __VA_ARGS__)                  \
-	CONFORMANCE_TEST_(suite, audit_with_its_effect, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, audit_with_its_effect, factory, __VA_ARGS__)  \
+	CONFORMANCE_TEST_(suite, flags, factory, __VA_ARGS__)
 
 #endif

@@ -250,6 +250,22 @@ static int f_list_audit(void *drv, const char *s, int64_t since, int64_t limit, 
 	FAIL_IF("list_audit", e);
 	return store_list_audit(inner, s, since, limit, out, e);
 }
+static int f_put_flags(void *drv, const char *env, const json_t *doc, const char *by, const char *why,
+		       int64_t *v, struct err *e)
+{
+	FAIL_IF("put_flags", e);
+	return store_put_flags(inner, env, doc, by, why, v, e);
+}
+static int f_get_flags(void *drv, const char *env, json_t **out, struct err *e)
+{
+	FAIL_IF("get_flags", e);
+	return store_get_flags(inner, env, out, e);
+}
+static int f_list_flag_versions(void *drv, const char *env, json_t **out, struct err *e)
+{
+	FAIL_IF("list_flag_versions", e);
+	return store_list_flag_versions(inner, env, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -259,7 +275,8 @@ static const struct store_ops faulty_ops = {
 	f_list_releases, f_create_deployment, f_update_deployment, f_get_deployment,
 	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
-	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit,
+	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
+	f_list_flag_versions,
 };
 
 static store *faulty_fresh(void)

@@ -187,6 +187,22 @@ static int f_list_audit(void *drv, const char *s, int64_t since, int64_t limit, 
 	FAULT("list_audit", e);
 	return store_list_audit(IN(drv), s, since, limit, out, e);
 }
+static int f_put_flags(void *drv, const char *env, const json_t *doc, const char *by, const char *why,
+		       int64_t *v, struct err *e)
+{
+	FAULT("put_flags", e);
+	return store_put_flags(IN(drv), env, doc, by, why, v, e);
+}
+static int f_get_flags(void *drv, const char *env, json_t **out, struct err *e)
+{
+	FAULT("get_flags", e);
+	return store_get_flags(IN(drv), env, out, e);
+}
+static int f_list_flag_versions(void *drv, const char *env, json_t **out, struct err *e)
+{
+	FAULT("list_flag_versions", e);
+	return store_list_flag_versions(IN(drv), env, out, e);
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -219,6 +235,9 @@ static const struct store_ops faulty_store_ops = {
 	.revoke_token = f_revoke_token,
 	.add_audit = f_add_audit,
 	.list_audit = f_list_audit,
+	.put_flags = f_put_flags,
+	.get_flags = f_get_flags,
+	.list_flag_versions = f_list_flag_versions,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

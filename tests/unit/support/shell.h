@@ -36,6 +36,7 @@ struct shell {
 
 struct shell_opts {
 	const char *const *hosts; /* api_deps.hosts */
+	double ofrep_rate;        /* api_deps.ofrep_rate */
 };
 
 /* Makes a temporary directory and every part in it. opts may be NULL. */

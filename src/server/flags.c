@@ -1,0 +1,198 @@
+/*
+ * flags: flag sets per environment, versioned in the store, compiled once per version.
+ */
+#include "server/flags.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLAGS_CACHE 64
+
+struct cached {
+	char env[64];
+	int64_t version;
+	uint64_t changes; /* store_changes() when it was read */
+	flagset *set;
+	unsigned used;    /* for eviction: the least recently used goes */
+};
+
+struct flags {
+	store *store;
+	struct cached cache[FLAGS_CACHE];
+	unsigned clock;
+};
+
+flags *flags_new(store *s)
+{
+	flags *f = calloc(1, sizeof(*f));
+	if (f)
+		f->store = s;
+	return f;
+}
+
+void flags_free(flags *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; i < FLAGS_CACHE; i++)
+		flagset_free(f->cache[i].set);
+	free(f);
+}
+
+static struct cached *slot_for(flags *f, const char *env)
+{
+	struct cached *lru = &f->cache[0];
+	for (int i = 0; i < FLAGS_CACHE; i++) {
+		if (f->cache[i].set && !strcmp(f->cache[i].env, env))
+			return &f->cache[i];
+		if (f->cache[i].used < lru->used)
+			lru = &f->cache[i];
+	}
+	flagset_free(lru->set);
+	memset(lru, 0, sizeof(*lru));
+	return lru;
+}
+
+int flags_current(flags *f, const char *env, const flagset **out, int64_t *version, struct err *e)
+{
+	*out = NULL;
+	*version = 0;
+	if (strlen(env) >= sizeof(f->cache[0].env))
+		return err_set(e, "environment name too long"), STORE_NOTFOUND;
+	struct cached *c = slot_for(f, env);
+	uint64_t now = store_changes(f->store);
+	if (!c->set || c->changes != now) {
+		json_t *row = NULL;
+		int rc = store_get_flags(f->store, env, &row, e);
+		if (rc)
+			return rc;
+		int64_t v = json_integer_value(json_object_get(row, "version"));
+		if (!c->set || v != c->version) {
+			flagset *fs = NULL;
+			char label[96];
+			snprintf(label, sizeof(label), "flags of %s (stored)", env);
+			if (flagset_from_json(json_object_get(row, "doc"), label, &fs, e)) {
+				json_decref(row);
+				return -1;
+			}
+			flagset_free(c->set);
+			c->set = fs;
+			c->version = v;
+			snprintf(c->env, sizeof(c->env), "%s", env);
+		}
+		json_decref(row);
+		c->changes = now;
+	}
+	c->used = ++f->clock;
+	*out = c->set;
+	*version = c->version;
+	return 0;
+}
+
+static json_t *warnings_of(const flagset *fs)
+{
+	json_t *w = json_array();
+	for (size_t i = 0; i < flagset_warning_count(fs); i++)
+		json_array_append_new(w, json_string(flagset_warning(fs, i)));
+	return w;
+}
+
+/* Stores doc as env's next version, in one transaction. */
+static int store_doc(flags *f, const char *env, const json_t *doc, const char *by, const char *why,
+		     int64_t *version, struct err *e)
+{
+	int rc = store_begin(f->store, e);
+	if (!rc)
+		rc = store_put_flags(f->store, env, doc, by, why, version, e);
+	if (!rc)
+		rc = store_commit(f->store, e);
+	else
+		store_rollback(f->store);
+	return rc ? -1 : 0;
+}
+
+int flags_apply(flags *f, const char *env, const char *name, const char *text, size_t len, int strict,
+		const char *by, const char *why, int64_t *version, json_t **warnings, struct err *e)
+{
+	*warnings = NULL;
+	flagset *fs = NULL;
+	if (flagset_parse(name, text, len, &fs, e))
+		return FLAGS_INVALID;
+	*warnings = warnings_of(fs);
+	if (strict && flagset_warning_count(fs)) {
+		err_set(e, "%s (--strict refuses a set with warnings; %zu in all)", flagset_warning(fs, 0),
+			flagset_warning_count(fs));
+		flagset_free(fs);
+		return FLAGS_INVALID;
+	}
+	int rc = store_doc(f, env, flagset_json(fs), by, why, version, e);
+	flagset_free(fs);
+	return rc;
+}
+
+/* The name of the variant a kill switches to: the one whose value is false, else "off". */
+static const char *off_variant(const json_t *variants)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)variants, k, v)
+		if (json_is_false(v))
+			return k;
+	return json_object_get(variants, "off") ? "off" : NULL;
+}
+
+int flags_change(flags *f, const char *env, const char *key, enum flags_change what, const char *variant,
+		 const char *by, const char *why, int64_t *version, struct err *e)
+{
+	const flagset *cur = NULL;
+	int64_t v0;
+	int rc = flags_current(f, env, &cur, &v0, e);
+	if (rc)
+		return rc;
+	json_t *doc = json_deep_copy(flagset_json(cur));
+	json_t *flag = json_object_get(json_object_get(doc, "flags"), key);
+	if (!doc || !flag) {
+		json_decref(doc);
+		return doc ? (err_set(e, "flag '%s' is not defined in %s", key, env), STORE_NOTFOUND)
+			   : err_set(e, "out of memory");
+	}
+	json_t *variants = json_object_get(flag, "variants");
+	switch (what) {
+	case FLAGS_ENABLE:
+	case FLAGS_DISABLE:
+		json_object_set_new(flag, "state", json_string(what == FLAGS_ENABLE ? "ENABLED" : "DISABLED"));
+		break;
+	case FLAGS_KILL: {
+		const char *off = off_variant(variants);
+		if (!off) {
+			json_decref(doc);
+			err_set(e, "flag '%s' has no off variant (one whose value is false, or one named "
+				   "\"off\"): choose one with 'sluice flag set %s --variant V'", key, key);
+			return FLAGS_INVALID;
+		}
+		json_object_set_new(flag, "state", json_string("ENABLED"));
+		json_object_set_new(flag, "defaultVariant", json_string(off));
+		json_object_set_new(flag, "targeting", json_object());
+		break;
+	}
+	case FLAGS_SET_DEFAULT:
+		if (!variant || !json_object_get(variants, variant)) {
+			json_decref(doc);
+			err_set(e, "flag '%s' has no variant '%s'", key, variant ? variant : "");
+			return FLAGS_INVALID;
+		}
+		json_object_set_new(flag, "defaultVariant", json_string(variant));
+		break;
+	}
+	/* the changed document is checked like any other before it is stored */
+	flagset *fs = NULL;
+	if (flagset_from_json(doc, "the changed flag set", &fs, e)) {
+		json_decref(doc);
+		return FLAGS_INVALID;
+	}
+	rc = store_doc(f, env, flagset_json(fs), by, why, version, e);
+	flagset_free(fs);
+	json_decref(doc);
+	return rc;
+}

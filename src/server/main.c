@@ -53,8 +53,8 @@ struct server {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice server [--data DIR] [--listen ADDR] [--allow-host NAME]... [--proxy-admin ADDR]\n"
-		"                     [--log-level LEVEL]\n"
+		"usage: sluice server [--data DIR] [--store LOCATION] [--listen ADDR] [--allow-host NAME]...\n"
+		"                     [--proxy-admin ADDR] [--log-level LEVEL]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -63,6 +63,8 @@ static void usage(FILE *f)
 		"  --data DIR          state directory (SQLite store, artifacts, instances, proxy)\n"
 		"                      default: $SLUICE_DATA, else $XDG_STATE_HOME/sluice,\n"
 		"                      else ~/.local/state/sluice\n"
+		"  --store LOCATION    the store: sqlite:PATH (default: DIR/sluice.db), or a PostgreSQL\n"
+		"                      database as a libpq URI, postgres://USER@HOST:PORT/DB\n"
 		"  --listen ADDR       API address, default %s\n"
 		"  --allow-host NAME   a name clients reach the API by, besides localhost, 127.0.0.1\n"
 		"                      and ::1 (requests whose Host names another are refused: DNS\n"
@@ -119,6 +121,7 @@ int cmd_server(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
+		{"store", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
 		{"proxy-admin", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'L'},
@@ -129,6 +132,7 @@ int cmd_server(int argc, char **argv)
 	struct server srv;
 	memset(&srv, 0, sizeof(srv));
 	const char *listen = SERVER_DEFAULT_LISTEN, *admin = SERVER_DEFAULT_PROXY_ADMIN;
+	const char *store_location = NULL; /* NULL: DATA/sluice.db */
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
@@ -138,6 +142,9 @@ int cmd_server(int argc, char **argv)
 		switch (c) {
 		case 'd':
 			snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", optarg);
+			break;
+		case 's':
+			store_location = optarg;
 			break;
 		case 'l':
 			listen = optarg;
@@ -204,7 +211,7 @@ int cmd_server(int argc, char **argv)
 	struct err e = {""};
 	int rc = EXIT_USAGE;
 	snprintf(path, sizeof(path), "%s/sluice.db", srv.data_dir);
-	if (store_open(&srv.store, path, &e)) {
+	if (store_open(&srv.store, store_location ? store_location : path, &e)) {
 		error("%s", e.msg);
 		return EXIT_USAGE;
 	}

@@ -16,6 +16,7 @@
 # PostgreSQL refuses to run as root: as root, the cluster runs as the system user sluice-pg
 # (created here, with useradd -r, when missing). Every wait is bounded (pg_ctl -t, timeout).
 #
+# SLUICE_PG_DURABLE=1 keeps fsync on (benchmarks); tests run without it.
 # Exit status: CMD's; 77 (meson's "skipped") when the PostgreSQL 15 server binaries are not
 # installed (scripts/deps.sh test installs them); 1 when the cluster could not start.
 # Two runs on the same port take turns (a lock file /tmp/sluice-pg-PORT.lock, which neither the
@@ -72,13 +73,15 @@ start() {
 		listen_addresses = '127.0.0.1'
 		port = $port
 		unix_socket_directories = '$dir'
-		fsync = off
-		synchronous_commit = off
-		full_page_writes = off
 		max_connections = 50
 		shared_buffers = 32MB
 		log_min_messages = warning
 	EOF
+	# tests need no durability; a benchmark does (SLUICE_PG_DURABLE=1): then commits wait for
+	# fsync, as SQLite's synchronous=FULL does
+	[ "${SLUICE_PG_DURABLE:-0}" = 1 ] ||
+		printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' \
+			>>"$dir/data/postgresql.conf"
 	as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -t 30 -w start >/dev/null 9>&- ||
 		{ cat "$dir/server.log" >&2; die "the server did not start on 127.0.0.1:$port (log above)"; }
 	timeout 30 "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$port" -U sluice -d postgres \

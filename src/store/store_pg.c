@@ -330,7 +330,7 @@ static PGresult *send_stmt(struct pg_store *s, const char *sql, const struct par
 		*sent = 1;
 		return PQexecParams(s->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
 	}
-	char name[16];
+	char name[24];
 	snprintf(name, sizeof(name), "sluice_%d", i);
 	if (s->stmts[i].gen != s->gen) {
 		PGresult *r = PQprepare(s->conn, name, sql, 0, NULL);

@@ -3,9 +3,10 @@
 # Usage: scripts/deps.sh [build|test]   (test also installs the peers the tests drive)
 set -euo pipefail
 want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-dev
-      libsqlite3-dev libcurl4-openssl-dev libssl-dev curl procps)
+      libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev curl procps)
 if [ "${1:-build}" = test ]; then
-	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3 openssl)
+	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3 openssl
+	      postgresql)  # the PostgreSQL tests start their own cluster: tests/support/pg-cluster.sh
 fi
 # runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
 [ "${1:-build}" = test ] && want+=(docker.io)

@@ -55,9 +55,9 @@ struct server {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sluice server [--data DIR] [--listen ADDR] [--allow-host NAME]... [--proxy-admin ADDR]\n"
-		"                     [--log-level LEVEL] [--tls-cert FILE --tls-key FILE] [--insecure-listen]\n"
-		"                     [--ofrep-rate N]\n"
+		"usage: sluice server [--data DIR] [--store LOCATION] [--listen ADDR] [--allow-host NAME]...\n"
+		"                     [--proxy-admin ADDR] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]\n"
+		"                     [--insecure-listen] [--ofrep-rate N]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -66,6 +66,8 @@ static void usage(FILE *f)
 		"  --data DIR          state directory (SQLite store, artifacts, instances, proxy)\n"
 		"                      default: $SLUICE_DATA, else $XDG_STATE_HOME/sluice,\n"
 		"                      else ~/.local/state/sluice\n"
+		"  --store LOCATION    the store: sqlite:PATH (default: DIR/sluice.db), or a PostgreSQL\n"
+		"                      database as a libpq URI, postgres://USER@HOST:PORT/DB\n"
 		"  --listen ADDR       API address, default %s\n"
 		"  --allow-host NAME   a name clients reach the API by, besides localhost, 127.0.0.1\n"
 		"                      and ::1 (requests whose Host names another are refused: DNS\n"
@@ -186,6 +188,7 @@ int cmd_server(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
+		{"store", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'},
 		{"proxy-admin", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, 'L'},
@@ -204,6 +207,7 @@ int cmd_server(int argc, char **argv)
 	int insecure_listen = 0;
 	double ofrep_rate = 0;
 	tls_ctx *tls = NULL;
+	const char *store_location = NULL; /* NULL: DATA/sluice.db */
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
@@ -221,6 +225,9 @@ int cmd_server(int argc, char **argv)
 				return error("--data: expected a directory path of 1..%zu bytes", sizeof(srv.data_dir) - 65),
 				       EXIT_USAGE;
 			snprintf(srv.data_dir, sizeof(srv.data_dir), "%s", optarg);
+			break;
+		case 's':
+			store_location = optarg;
 			break;
 		case 'l':
 			if (opt_hostport("--listen", optarg, &oe))
@@ -303,9 +310,10 @@ int cmd_server(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/sluice.db", srv.data_dir);
 	if (make_private(srv.data_dir, path)) {
 		error("could not make '%s' private to its owner: %s", srv.data_dir, strerror(errno));
+		tls_ctx_free(tls);
 		return EXIT_USAGE;
 	}
-	if (store_open(&srv.store, path, &e)) {
+	if (store_open(&srv.store, store_location ? store_location : path, &e)) {
 		error("%s", e.msg);
 		tls_ctx_free(tls);
 		return EXIT_USAGE;

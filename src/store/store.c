@@ -26,7 +26,12 @@ struct store {
 	struct attached_audit audit;
 };
 
-static const struct store_ops *const drivers[] = {&store_sqlite_ops};
+static const struct store_ops *const drivers[] = {&store_sqlite_ops, &store_pg_ops};
+
+/* Other names of a driver's scheme: libpq accepts both spellings of its URIs. */
+static const struct {
+	const char *alias, *scheme;
+} aliases[] = {{"postgresql", "postgres"}};
 
 int64_t store_now_ms(void)
 {
@@ -44,12 +49,20 @@ static const struct store_ops *driver_of(const char *location, const char **rest
 		*rest = location;
 		return &store_sqlite_ops;
 	}
+	const char *scheme = location;
+	size_t len = n;
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (strlen(aliases[i].alias) == n && !strncmp(location, aliases[i].alias, n)) {
+			scheme = aliases[i].scheme;
+			len = strlen(scheme);
+		}
 	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
-		if (strlen(drivers[i]->scheme) == n && !strncmp(location, drivers[i]->scheme, n)) {
+		if (strlen(drivers[i]->scheme) == len && !strncmp(scheme, drivers[i]->scheme, len)) {
 			*rest = location + n + 1;
 			return drivers[i];
 		}
-	err_set(e, "store: no driver for '%.*s:' in this build (known: sqlite:PATH or a plain path)",
+	err_set(e, "store: no driver for '%.*s:' in this build (known: sqlite:PATH or a plain path, "
+		   "postgres://... or postgresql://...)",
 		(int)n, location);
 	return NULL;
 }

@@ -11,7 +11,9 @@
  *
  * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
  * driver that implements the operations below (struct store_ops). "sqlite:PATH", or a plain
- * path, is the embedded SQLite driver (store_sqlite.c). Every driver passes the conformance
+ * path, is the embedded SQLite driver (store_sqlite.c); "postgres://..." or "postgresql://..."
+ * (a libpq URI; "postgres:KEY=VALUE ..." for a conninfo string) is the PostgreSQL driver
+ * (store_pg.c), which several control-plane replicas can share. Every driver passes the conformance
  * suite in tests/unit/store/conformance.h; what a driver needs to decide on its own (file
  * modes, connection settings, schema migrations) stays inside it. The public store_* functions
  * are thin dispatchers: they check the contract below and call the driver.
@@ -56,15 +58,18 @@ typedef struct store store;
 
 /* ---- Life cycle ---- */
 
-/* Opens the store at `location`: "sqlite:PATH" or a plain PATH (SQLite); a path that contains
- * ':' before any '/' must be written "sqlite:PATH". An unknown scheme is an error naming it. */
+/* Opens the store at `location`: "sqlite:PATH" or a plain PATH (SQLite), "postgres://..." or
+ * "postgresql://..." (PostgreSQL); a path that contains ':' before any '/' must be written
+ * "sqlite:PATH". An unknown scheme is an error naming it. */
 STORE_WUR int store_open(store **out /* OUT */, const char *location, struct err *e);
 /* Closes the handle; an open transaction is rolled back. NULL is a no-op. */
 void store_close(store *s);
 /* The schema version of the stored data (STORE_SCHEMA_VERSION after a successful open). */
 STORE_WUR int store_schema_version(store *s, int *version /* OUT */, struct err *e);
 /* A number that grows with every row written through this handle (committed or not): a caller
- * that saw the same number before reads the same data again. */
+ * that saw the same number before reads the same data again. A driver that other processes
+ * write to as well (PostgreSQL) also grows it when it learns of their commits, shortly after
+ * each (store_pg.c says how). */
 STORE_WUR uint64_t store_changes(store *s);
 
 /* ---- Transactions ---- */
@@ -284,6 +289,7 @@ struct store_ops {
 
 /* The drivers built in (store_open picks among them by scheme). */
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
 
 /* Makes a store handle of a driver instance opened by other means (a test's fault-injecting
  * wrapper, for one). The handle owns drv: store_close calls ops->close(drv). */

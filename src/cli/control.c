@@ -166,6 +166,8 @@ int cmd_apply(int argc, char **argv)
 				printf("%s %s %s\n", json_string_value(json_object_get(m, "kind")),
 				       json_string_value(json_object_get(m, "name")),
 				       json_is_true(json_object_get(m, "changed")) ? "applied" : "unchanged");
+			json_array_foreach(json_object_get(resp, "warnings"), k, m)
+				fprintf(stderr, "warning: %s\n", json_string_value(m));
 		}
 	}
 	json_decref(resp);

@@ -1,4 +1,5 @@
 #include "core/manifest.h"
+#include "flags/flagset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,7 @@ static int check_runtime(const struct shape_ctx *c, struct shape_at a, const cha
 
 /* ---- the tables ---- */
 
-static const char *const kinds[] = {"Environment", "Service", NULL};
+static const char *const kinds[] = {"Environment", "Service", "FlagSet", NULL};
 static const char *const runtimes[] = {"local", "docker", NULL};
 static const char *const strategies[] = {"canary", "rolling", "blue-green", NULL};
 static const char *const methods[] = {"threshold", "sequential", NULL};
@@ -662,18 +663,21 @@ static int check_manifest(const struct shape_ctx *c, const json_t *m, struct sha
 	char got[64];
 	if (!json_is_object(m))
 		return shape_fail(c, shape_pos(c, a), "",
-			    "expected a mapping with kind: Environment or Service, got %s", GOT(m));
+			    "expected a mapping with kind: Environment, Service or FlagSet, got %s", GOT(m));
 	const json_t *kind = json_object_get(m, "kind");
 	if (!kind) {
 		struct doc_pos p = c->d ? doc_node_pos(c->d, m) : (struct doc_pos){0, 0};
-		return shape_fail(c, p, "", "missing required key \"kind\" (expected Environment or Service)");
+		return shape_fail(c, p, "", "missing required key \"kind\" (expected Environment, Service or FlagSet)");
 	}
 	json_t *k = NULL;
 	static const struct shape_field kind_field = {.key = "kind", .type = SHAPE_ENUM, .choices = kinds};
 	if (shape_check(c, shape_at_key(m, "kind"), "kind", &kind_field, kind, &k))
 		return -1;
 	int svc = !strcmp(json_string_value(k), "Service");
+	int is_flagset = !strcmp(json_string_value(k), "FlagSet");
 	json_decref(k);
+	if (is_flagset) /* an environment's feature flags (flags/flagset.h) */
+		return flagset_check_manifest(c, m, a, out);
 	json_t *res = NULL;
 	if (shape_check_object(c, a, "", svc ? svc_fields : env_fields, m, &res))
 		return -1;
@@ -709,8 +713,8 @@ int manifest_validate(const doc *d, json_t **out, struct err *e)
 		if (!json_is_object(root)) {
 			char got[64];
 			rc = doc_error(d, doc_node_pos(d, root), e,
-				       "document %zu: expected a mapping with kind: Environment or "
-				       "Service, got %s",
+				       "document %zu: expected a mapping with kind: Environment, "
+				       "Service or FlagSet, got %s",
 				       i + 1, GOT(root));
 			break;
 		}

@@ -196,6 +196,35 @@ static const struct shape_field set_fields[] = {
 	{0},
 };
 
+static const char *const flagset_kind[] = {"FlagSet", NULL};
+
+static const struct shape_field manifest_fields[] = {
+	{.key = "kind", .type = SHAPE_ENUM, .choices = flagset_kind, .required = 1},
+	{.key = "name", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1,
+	 .what = "the environment's name"},
+	{.key = "$schema", .type = SHAPE_STRING, .max = 1024},
+	{.key = "flags", .type = SHAPE_CUSTOM, .custom = flags_check, .required = 1},
+	{.key = "$evaluators", .type = SHAPE_CUSTOM, .custom = any_object, .def = "{}",
+	 .what = "an object of named JsonLogic rules"},
+	{.key = "metadata", .type = SHAPE_CUSTOM, .custom = metadata_check, .def = "{}"},
+	{0},
+};
+
+int flagset_check_manifest(const struct shape_ctx *c, const json_t *m, struct shape_at a, json_t **out)
+{
+	return shape_check_object(c, a, "", manifest_fields, m, out);
+}
+
+json_t *flagset_manifest_doc(const json_t *manifest)
+{
+	json_t *d = json_deep_copy(manifest);
+	if (d) {
+		json_object_del(d, "kind");
+		json_object_del(d, "name");
+	}
+	return d;
+}
+
 /* ---- building ---- */
 
 static uint32_t slot_hash(const char *k)

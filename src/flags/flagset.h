@@ -30,6 +30,7 @@
 
 #include "flags/logic.h"
 #include "util/log.h"
+#include "util/shape.h"
 
 typedef struct flagset flagset;
 
@@ -44,6 +45,14 @@ int flagset_parse(const char *name, const char *text, size_t len, flagset **out 
  * copied. */
 int flagset_from_json(const json_t *doc, const char *label, flagset **out /* OUT */, struct err *e);
 void flagset_free(flagset *fs);
+
+/* A flag set written as a manifest for `sluice apply`: the same document with `kind: FlagSet`
+ * and `name: ENV` (the environment it is for). Checks it in c's document (positions, paths) and
+ * writes its normalized form, kind and name included, to *out. For core/manifest.c. */
+int flagset_check_manifest(const struct shape_ctx *c, const json_t *m, struct shape_at a,
+			   json_t **out /* OUT */);
+/* The flag set of a normalized FlagSet manifest (kind and name left out): a new reference. */
+json_t *flagset_manifest_doc(const json_t *manifest);
 
 /* The normalized document (borrowed, valid while fs lives): what a store keeps. */
 const json_t *flagset_json(const flagset *fs);

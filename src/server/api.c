@@ -17,6 +17,7 @@
 
 #include "contract/contract.h"
 #include "core/manifest.h"
+#include "flags/flagset.h"
 #include "http/routes.h"
 #include "server/api.h"
 #include "server/api_body.h"
@@ -189,6 +190,36 @@ int api_may_read(const api *a, const char *service, const char *env)
 
 /* ---- POST /v1/apply ---- */
 
+/* A FlagSet manifest: its flag set as the environment's next version, unless it is the current
+ * one already (*changed 0). Its warnings are appended to `warnings`. In the caller's
+ * transaction. */
+static int apply_flagset(struct route_ctx *c, const json_t *m, json_t *warnings, int *changed, struct err *e)
+{
+	const char *env = json_string_value(json_object_get(m, "name"));
+	json_t *set_doc = flagset_manifest_doc(m), *cur = NULL;
+	flagset *fs = NULL;
+	char label[96];
+	snprintf(label, sizeof(label), "FlagSet '%s'", env);
+	int rc = set_doc ? flagset_from_json(set_doc, label, &fs, e) : err_set(e, "out of memory");
+	if (!rc) {
+		for (size_t k = 0; k < flagset_warning_count(fs); k++)
+			json_array_append_new(warnings, json_sprintf("FlagSet %s: %s", env, flagset_warning(fs, k)));
+		rc = store_get_flags(c->srv->store, env, &cur, e);
+		if (rc == STORE_NOTFOUND)
+			rc = 0;
+	}
+	*changed = !rc && !(cur && json_equal(json_object_get(cur, "doc"), (json_t *)flagset_json(fs)));
+	if (!rc && *changed) {
+		int64_t version;
+		rc = store_put_flags(c->srv->store, env, flagset_json(fs), c->srv->who.name, "sluice apply",
+				     &version, e);
+	}
+	flagset_free(fs);
+	json_decref(cur);
+	json_decref(set_doc);
+	return rc ? -1 : 0;
+}
+
 static void h_apply(struct route_ctx *c)
 {
 	json_t *body = api_parse(c, API_BODY_APPLY);
@@ -237,7 +268,11 @@ static void h_apply(struct route_ctx *c)
 		int svc = !strcmp(kind, "Service");
 		several |= !svc || (one && strcmp(one, name));
 		one = svc ? name : one;
-		if (!api_allowed(c, AUTH_APPLY, svc ? name : NULL, svc ? NULL : name, TARGET_EXACT)) {
+		/* a FlagSet is an environment's feature flags: changing them is the flags action */
+		int ok = !strcmp(kind, "FlagSet") ? api_allowed(c, AUTH_FLAGS, NULL, name, TARGET_ENV)
+						  : api_allowed(c, AUTH_APPLY, svc ? name : NULL, svc ? NULL : name,
+								TARGET_EXACT);
+		if (!ok) {
 			json_decref(all);
 			json_decref(body);
 			return;
@@ -245,7 +280,7 @@ static void h_apply(struct route_ctx *c)
 	}
 	api_target(c, AUTH_APPLY, several ? NULL : one, NULL);
 	struct err e = {""};
-	json_t *applied = json_array();
+	json_t *applied = json_array(), *warnings = json_array();
 	int rc = store_begin(c->srv->store, &e);
 	json_array_foreach(all, i, m) {
 		if (rc)
@@ -253,7 +288,10 @@ static void h_apply(struct route_ctx *c)
 		const char *kind = json_string_value(json_object_get(m, "kind"));
 		const char *name = json_string_value(json_object_get(m, "name"));
 		int changed = 0;
-		rc = store_put_manifest(c->srv->store, kind, name, m, &changed, &e);
+		if (!strcmp(kind, "FlagSet"))
+			rc = apply_flagset(c, m, warnings, &changed, &e);
+		else
+			rc = store_put_manifest(c->srv->store, kind, name, m, &changed, &e);
 		json_array_append_new(applied, json_pack("{s:s, s:s, s:b}", "kind", kind, "name", name,
 							 "changed", changed));
 	}
@@ -263,9 +301,10 @@ static void h_apply(struct route_ctx *c)
 		store_rollback(c->srv->store);
 	if (rc) {
 		json_decref(applied);
+		json_decref(warnings);
 		httpd_error(c->resp, 500, "%s", e.msg);
 	} else {
-		api_reply(c->resp, 200, json_pack("{s:o}", "applied", applied));
+		api_reply(c->resp, 200, json_pack("{s:o, s:o}", "applied", applied, "warnings", warnings));
 	}
 	json_decref(all);
 	json_decref(body);

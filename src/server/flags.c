@@ -98,13 +98,13 @@ static json_t *warnings_of(const flagset *fs)
 	return w;
 }
 
-/* Stores doc as env's next version, in one transaction. */
-static int store_doc(flags *f, const char *env, const json_t *doc, const char *by, const char *why,
+/* Stores set_doc as env's next version, in one transaction. */
+static int store_doc(flags *f, const char *env, const json_t *set_doc, const char *by, const char *why,
 		     int64_t *version, struct err *e)
 {
 	int rc = store_begin(f->store, e);
 	if (!rc)
-		rc = store_put_flags(f->store, env, doc, by, why, version, e);
+		rc = store_put_flags(f->store, env, set_doc, by, why, version, e);
 	if (!rc)
 		rc = store_commit(f->store, e);
 	else
@@ -150,11 +150,11 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 	int rc = flags_current(f, env, &cur, &v0, e);
 	if (rc)
 		return rc;
-	json_t *doc = json_deep_copy(flagset_json(cur));
-	json_t *flag = json_object_get(json_object_get(doc, "flags"), key);
-	if (!doc || !flag) {
-		json_decref(doc);
-		return doc ? (err_set(e, "flag '%s' is not defined in %s", key, env), STORE_NOTFOUND)
+	json_t *set_doc = json_deep_copy(flagset_json(cur));
+	json_t *flag = json_object_get(json_object_get(set_doc, "flags"), key);
+	if (!set_doc || !flag) {
+		json_decref(set_doc);
+		return set_doc ? (err_set(e, "flag '%s' is not defined in %s", key, env), STORE_NOTFOUND)
 			   : err_set(e, "out of memory");
 	}
 	json_t *variants = json_object_get(flag, "variants");
@@ -166,7 +166,7 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 	case FLAGS_KILL: {
 		const char *off = off_variant(variants);
 		if (!off) {
-			json_decref(doc);
+			json_decref(set_doc);
 			err_set(e, "flag '%s' has no off variant (one whose value is false, or one named "
 				   "\"off\"): choose one with 'sluice flag set %s --variant V'", key, key);
 			return FLAGS_INVALID;
@@ -178,7 +178,7 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 	}
 	case FLAGS_SET_DEFAULT:
 		if (!variant || !json_object_get(variants, variant)) {
-			json_decref(doc);
+			json_decref(set_doc);
 			err_set(e, "flag '%s' has no variant '%s'", key, variant ? variant : "");
 			return FLAGS_INVALID;
 		}
@@ -187,12 +187,12 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 	}
 	/* the changed document is checked like any other before it is stored */
 	flagset *fs = NULL;
-	if (flagset_from_json(doc, "the changed flag set", &fs, e)) {
-		json_decref(doc);
+	if (flagset_from_json(set_doc, "the changed flag set", &fs, e)) {
+		json_decref(set_doc);
 		return FLAGS_INVALID;
 	}
 	rc = store_doc(f, env, flagset_json(fs), by, why, version, e);
 	flagset_free(fs);
-	json_decref(doc);
+	json_decref(set_doc);
 	return rc;
 }

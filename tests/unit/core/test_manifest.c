@@ -413,7 +413,7 @@ Test(manifest, normalized_errors)
 	json_decref(c);
 
 	cr_expect_eq(manifest_check_normalized(NULL, &e), -1);
-	cr_expect_str_eq(e.msg, "manifest '?': expected a mapping with kind: Environment or Service, "
+	cr_expect_str_eq(e.msg, "manifest '?': expected a mapping with kind: Environment, Service or FlagSet, "
 				"got nothing");
 
 	json_decref(out);
@@ -481,9 +481,9 @@ static const struct {
 	 "s.yaml:3:14: listen_port: expected an integer port 1..65535, got \"80\""},
 	{"kind: Service\nname: metadata\nlisten_port: 0\n",
 	 "s.yaml:3:14: listen_port: expected an integer port 1..65535, got 0"},
-	{"name: x\n", "s.yaml:1:1: missing required key \"kind\" (expected Environment or Service)"},
+	{"name: x\n", "s.yaml:1:1: missing required key \"kind\" (expected Environment, Service or FlagSet)"},
 	{"kind: Servce\nname: x\n",
-	 "s.yaml:1:7: kind: expected one of Environment, Service, got \"Servce\" (did you mean "
+	 "s.yaml:1:7: kind: expected one of Environment, Service, FlagSet, got \"Servce\" (did you mean "
 	 "\"Service\"?)"},
 	{SVC "strategy:\n  type: linear\n",
 	 "s.yaml:5:9: strategy.type: expected one of canary, rolling, blue-green, got \"linear\""},
@@ -662,7 +662,7 @@ static const struct {
 	 "s.yaml:8:7: bake: expected a duration like 250ms, 2s or 1m30s (or an integer of "
 	 "milliseconds), got \"soon\""},
 	{"- kind: Service\n",
-	 "s.yaml:1:1: document 1: expected a mapping with kind: Environment or Service, got a list"},
+	 "s.yaml:1:1: document 1: expected a mapping with kind: Environment, Service or FlagSet, got a list"},
 	{"", "s.yaml: no manifest in this file (expected documents with kind: Environment or Service)"},
 	{"kind: Service\nname: [x\n", "s.yaml:3:1: invalid YAML"},
 };

@@ -282,7 +282,7 @@ Test(manifest_typed, bad_stored_input_names_the_field)
 	cr_expect_str_eq(e.msg, "Environment 'production': kind: expected Service, got \"Environment\"");
 	struct env_manifest *env = NULL;
 	cr_expect_eq(manifest_env_parse(NULL, &env, &e), -1);
-	cr_expect_str_eq(e.msg, "manifest '?': expected a mapping with kind: Environment or Service, got nothing");
+	cr_expect_str_eq(e.msg, "manifest '?': expected a mapping with kind: Environment, Service or FlagSet, got nothing");
 	json_decref(svcs);
 	json_decref(envs);
 }

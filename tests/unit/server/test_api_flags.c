@@ -238,3 +238,47 @@ Test(flags_api, over_the_rate_is_429_with_retry_after)
 	}
 	cr_expect(ok >= 5 && ok <= 6 && limited >= 14, "%d ok, %d limited", ok, limited);
 }
+
+/* A FlagSet manifest through POST /v1/apply (sluice apply): the flag set of its environment,
+ * checked with its place in the file, a new version only when it changed. */
+Test(flags_api, a_flagset_through_apply)
+{
+	const char *yaml = "kind: Environment\nname: staging\nregions: [{name: eu}]\n---\n"
+			   "kind: FlagSet\nname: staging\nflags:\n  beta:\n    state: ENABLED\n"
+			   "    variants: {on: true, off: false}\n    defaultVariant: on\n";
+	json_t *b = json_pack("{s:[{s:s, s:s}]}", "files", "name", "all.yaml", "content", yaml);
+	char *t = json_dumps(b, 0);
+	cr_assert_eq(call(NULL, "POST", "/v1/apply", t), 200, "%s", ans.text);
+	json_t *applied = json_object_get(ans.json, "applied");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(applied, 1), "kind")), "FlagSet");
+	cr_expect(json_is_true(json_object_get(json_array_get(applied, 1), "changed")), "%s", ans.text);
+	cr_assert_eq(call(NULL, "POST", "/v1/apply", t), 200, "%s", ans.text);
+	cr_expect(json_is_false(json_object_get(json_array_get(json_object_get(ans.json, "applied"), 1), "changed")),
+		  "the same set again is no new version: %s", ans.text);
+	free(t);
+	json_decref(b);
+	cr_assert_eq(call(NULL, "POST", "/v1/envs/staging/ofrep/v1/evaluate/flags/beta", "{}"), 200, "%s", ans.text);
+	cr_expect(json_is_true(json_object_get(ans.json, "value")), "%s", ans.text);
+	cr_assert_eq(call(NULL, "GET", "/v1/flags/staging/history", NULL), 200);
+	cr_expect_eq(json_array_size(json_object_get(ans.json, "versions")), 1, "%s", ans.text);
+	/* a broken FlagSet refuses the whole file, with its place */
+	const char *bad = "kind: Environment\nname: qa\nregions: [{name: eu}]\n---\n"
+			  "kind: FlagSet\nname: qa\nflags:\n  beta:\n    state: MAYBE\n    variants: {on: true}\n";
+	b = json_pack("{s:[{s:s, s:s}]}", "files", "name", "bad.yaml", "content", bad);
+	t = json_dumps(b, 0);
+	cr_assert_eq(call(NULL, "POST", "/v1/apply", t), 400, "%s", ans.text);
+	cr_expect(strstr(ans.text, "bad.yaml:9:12: flags.beta.state"), "%s", ans.text);
+	free(t);
+	json_decref(b);
+	cr_assert_eq(call(NULL, "GET", "/v1/services", NULL), 200);
+	cr_expect_null(strstr(ans.text, "\"qa\""), "nothing of the file was stored: %s", ans.text);
+	/* the flags action is needed in the environment */
+	char ops[AUTH_SECRET_LEN + 1];
+	shell_token(&sh, "applier", "[{\"actions\": [\"apply\"]}]", ops);
+	b = json_pack("{s:[{s:s, s:s}]}", "files", "name", "f.yaml", "content",
+		      "kind: FlagSet\nname: staging\nflags: {}\n");
+	t = json_dumps(b, 0);
+	cr_expect_eq(call(ops, "POST", "/v1/apply", t), 403, "%s", ans.text);
+	free(t);
+	json_decref(b);
+}

@@ -29,7 +29,9 @@ cleanup() {
 }
 trap cleanup EXIT
 "$S" server --data "$D/data" --listen 127.0.0.1:34070 --proxy-admin 127.0.0.1:34071 >"$D/server.log" 2>&1 &
-for _ in $(seq 100); do curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.05; done
+up() { curl -sf -m 1 "$SLUICE_SERVER/v1/health" >/dev/null; }
+for _ in $(seq 150); do up && break; sleep 0.1; done
+up || { echo "the server did not start:"; cat "$D/server.log"; exit 1; }
 printf 'kind: Environment\nname: production\nregions: [{name: eu}]\n' >"$D/env.yaml"
 "$S" apply -f "$D/env.yaml" >/dev/null
 cat >"$D/flags.yaml" <<'Y'

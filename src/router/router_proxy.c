@@ -131,8 +131,9 @@ static int alive(struct proxy_router *r)
 
 static int spawn_proxy(struct proxy_router *r, struct err *e)
 {
-	char conf[4200], logp[4200], pidp[4200];
+	char conf[4200], logp[4200], pidp[4200], statep[4200];
 	snprintf(conf, sizeof(conf), "%s/proxy.json", r->dir);
+	snprintf(statep, sizeof(statep), "%s/proxy-routes.json", r->dir);
 	snprintf(logp, sizeof(logp), "%s/proxy.log", r->dir);
 	snprintf(pidp, sizeof(pidp), "%s/proxy.pid", r->dir);
 	FILE *f = fopen(conf, "w");
@@ -140,8 +141,10 @@ static int spawn_proxy(struct proxy_router *r, struct err *e)
 		return err_set(e, "could not write '%s': %s", conf, strerror(errno));
 	fprintf(f, "{\"admin\": \"%s\", \"routes\": []}\n", r->admin);
 	fclose(f);
-	/* detached: the proxy is not our child and lives in its own session, so it outlives us */
-	char *argv[] = {r->exe, "proxy", "--config", conf, "--admin", r->admin, NULL};
+	/* detached: the proxy is not our child and lives in its own session, so it outlives us;
+	 * --state: it keeps its routes in a file and a restarted proxy serves them at once, before
+	 * the server (which may be down too) sends them again */
+	char *argv[] = {r->exe, "proxy", "--config", conf, "--admin", r->admin, "--state", statep, NULL};
 	struct spawn_opts so = {.argv = argv, .out_fd = -1, .out_path = logp, .detach = 1,
 				.pid_file = pidp};
 	return spawn_start(&so, NULL, e);

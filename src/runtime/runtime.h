@@ -92,6 +92,8 @@ struct instance_info {
 					      * running process/container to reach */
 	enum instance_state state;
 	unsigned restarts;    /* starts after the first one */
+	unsigned failed_starts; /* restarts since it last was healthy: an instance that served and
+				 * crashed is unlucky, one that never serves is broken */
 	char reason[128];     /* why unhealthy / why it exited / why it cannot start */
 	char detail[RUNTIME_DETAIL_MAX]; /* for people, opaque: "pid 1234", a container id */
 };

@@ -83,6 +83,7 @@ struct inst {
 	uint64_t created_at, started_at; /* when create / start answered (poll races) */
 	enum instance_state state;
 	unsigned restarts;
+	unsigned failed_starts; /* see struct instance_info */
 	char reason[128];
 	uint64_t next_start, backoff_ms, healthy_since;
 
@@ -726,6 +727,7 @@ static void hc_done(struct docker *d, struct inst *in, bool ok, const char *why)
 		in->hc_fails = 0;
 		if (in->state != INSTANCE_HEALTHY) {
 			in->state = INSTANCE_HEALTHY;
+			in->failed_starts = 0;
 			in->healthy_since = d->now;
 			in->reason[0] = 0;
 			d->generation++;
@@ -787,6 +789,7 @@ static void step(struct docker *d, struct inst *in)
 	} else if (in->state == INSTANCE_BACKOFF) {
 		in->state = INSTANCE_STARTING; /* its backoff is over */
 		in->restarts++;
+		in->failed_starts++;
 		d->generation++;
 		return;
 	} else if (in->cid[0] && in->state == INSTANCE_STARTING && !in->running && in->started_at) {
@@ -1582,6 +1585,7 @@ static void fill_info(const struct docker *d, struct instance_info *o, const str
 		snprintf(o->detail, sizeof o->detail, "container %.12s on host %d", in->cid, in->host);
 	o->state = in->state;
 	o->restarts = in->restarts;
+	o->failed_starts = in->failed_starts;
 	memcpy(o->reason, in->reason, sizeof o->reason);
 }
 

@@ -86,6 +86,7 @@ struct inst {
 	bool gone;                     /* STOPPED: listed once more, then freed */
 	bool persisted;                /* state.json has been written durably once */
 	unsigned restarts;
+	unsigned failed_starts; /* see struct instance_info */
 	int last_exit;
 	char reason[128];
 	uint64_t next_start;           /* BACKOFF: when to start again */
@@ -810,6 +811,7 @@ static void hc_done(struct local *rt, struct inst *in, bool ok, const char *why)
 		in->hc_fails = 0;
 		if (in->state != INSTANCE_HEALTHY) {
 			in->state = INSTANCE_HEALTHY;
+			in->failed_starts = 0;
 			in->healthy_since = rt->now;
 			in->reason[0] = 0;
 			state_save(rt, in, false);
@@ -1445,6 +1447,7 @@ static void local_tick(void *drv, uint64_t now_ms)
 			continue;
 		if (in->state == INSTANCE_BACKOFF && in->want_running && now_ms >= in->next_start) {
 			in->restarts++;
+			in->failed_starts++;
 			spawn(rt, in);
 		}
 		if (in->pid <= 0)
@@ -1485,6 +1488,7 @@ static void fill_info(struct instance_info *o, const struct inst *in)
 		snprintf(o->detail, sizeof o->detail, "pid %d", in->pid);
 	o->state = in->state;
 	o->restarts = in->restarts;
+	o->failed_starts = in->failed_starts;
 	memcpy(o->reason, in->reason, sizeof o->reason);
 }
 

@@ -325,11 +325,13 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 				new_alive++;
 			if (in[i].state == INSTANCE_HEALTHY)
 				o->new_healthy++;
-			/* Two restarts without ever serving mean the release is broken, not unlucky. */
-			if (!gone && in[i].state != INSTANCE_HEALTHY && in[i].restarts >= 2 && !o->new_broken) {
+			/* Two restarts without serving in between mean the release is broken, not
+			 * unlucky: an instance that served and was killed is restarted, not blamed. */
+			if (!gone && in[i].state != INSTANCE_HEALTHY && in[i].failed_starts >= 2 && !o->new_broken) {
 				o->new_broken = 1;
-				snprintf(o->broken_reason, sizeof(o->broken_reason), "%.40s restarted %u times: %.100s",
-					 in[i].id, in[i].restarts, in[i].reason);
+				snprintf(o->broken_reason, sizeof(o->broken_reason),
+					 "%.40s restarted %u times without becoming healthy: %.100s", in[i].id,
+					 in[i].failed_starts, in[i].reason);
 			}
 		} else if (o->base_wanted && !strcmp(in[i].version, d.baseline)) {
 			o->base_healthy += in[i].state == INSTANCE_HEALTHY;

@@ -191,6 +191,21 @@ kill -9 "$HAND"
 wait "$HAND" 2>/dev/null || true
 check "a killed proxy is restarted by the server, with its routes, within 10 s" wait_until 10 routes_ok
 
+# --- the proxy keeps its routes in a file: restarted while the server is down (by a supervisor,
+# here by hand), it serves them again without the server
+check "the server starts its proxy with --state" bash -c "ps -o args= -p \"\$(cat '$D/proxy.pid')\" | grep -q -- '--state $D/proxy-routes.json'"
+check "the proxy's state file holds the routes" grep -q '"routes"' "$D/proxy-routes.json"
+kill -STOP "$SERVER_PID"
+kill -9 "$(cat "$D/proxy.pid")"
+"$S" proxy --config "$D/proxy.json" --admin 127.0.0.1:27071 --state "$D/proxy-routes.json" >"$D/hand2.log" 2>&1 &
+HAND=$!
+check "a proxy restarted from its state file serves every route with the server down, within 2 s" \
+	wait_until 2 routes_ok
+kill -9 "$HAND"
+wait "$HAND" 2>/dev/null || true
+kill -CONT "$SERVER_PID"
+check "and the server restarts its own proxy again, with the routes, within 10 s" wait_until 10 routes_ok
+
 # --- a release whose artifact is gone fails fast with the runtime's reason (its instances could
 # never start: the regions are retried with backoff, 2 s then 4 s, not left to the 120 s start
 # timeout), and the stable release keeps serving

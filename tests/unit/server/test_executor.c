@@ -690,6 +690,24 @@ Test(executor, rollback_or_hotfix_preempts_the_running_deployment)
 
 /* ---- transient failures: a crash-looping release ---- */
 
+/* A working canary killed three times (it serves again after each): restarted, not blamed, and
+ * the good release is promoted (issue 18: restarts that ended in serving do not count). */
+Test(executor, a_working_canary_killed_three_times_is_still_promoted)
+{
+	first_release("api", "v1");
+	release("api", "v2");
+	int64_t id = create("api", "v2", PL_DEPLOY);
+	until_region(id, "step");
+	for (int k = 0; k < 3; k++) {
+		fake_runtime_crash(H.rt, "v2");
+		for (int n = 0; n < 4; n++)
+			step();
+	}
+	until_phase(id, "promoted");
+	cr_expect_eq(count_events(id, "region_attempt_failed"), 0, "%s", event_types(id));
+	cr_expect_str_eq(stable("api"), "v2");
+}
+
 Test(executor, crash_looping_canary_fails_the_region_after_its_retries_and_can_be_retried)
 {
 	first_release("api", "v1");

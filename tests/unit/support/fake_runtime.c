@@ -159,9 +159,16 @@ static void f_tick(void *drv, uint64_t now_ms)
 				} else {
 					in->state = INSTANCE_STARTING;
 					in->restarts++;
+					in->failed_starts++;
 				}
+			} else if (in->state == INSTANCE_BACKOFF) {
+				/* a crash of a working release: started again */
+				in->state = INSTANCE_STARTING;
+				in->restarts++;
+				in->failed_starts++;
 			} else {
 				in->state = INSTANCE_HEALTHY;
+				in->failed_starts = 0;
 			}
 		} else if (in->state == INSTANCE_HEALTHY && is_broken(f, in->version)) {
 			in->state = INSTANCE_BACKOFF;
@@ -279,4 +286,15 @@ unsigned fake_runtime_count(runtime *rt, const char *service, const char *env, c
 		n += f->used[i] && matches(&f->in[i], service, env, region, version) &&
 		     f->in[i].state != INSTANCE_STOPPED;
 	return n;
+}
+
+void fake_runtime_crash(runtime *rt, const char *version)
+{
+	struct fake_rt *f = fake(rt);
+	for (int i = 0; i < FAKE_MAX; i++)
+		if (f->used[i] && !strcmp(f->in[i].version, version) && f->in[i].state == INSTANCE_HEALTHY) {
+			f->in[i].state = INSTANCE_BACKOFF;
+			snprintf(f->in[i].reason, sizeof(f->in[i].reason), "killed by signal 9");
+			f->gen++;
+		}
 }

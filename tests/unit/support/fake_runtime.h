@@ -23,6 +23,9 @@ void fake_runtime_set_broken(runtime *rt, const char *version, int broken);
 void fake_runtime_set_unhealthy(runtime *rt, const char *version, int unhealthy);
 /* While msg is non-NULL, ensure refuses with it (copied). */
 void fake_runtime_refuse(runtime *rt, const char *msg);
+/* Kills the healthy instances of version: they back off, start again and (unless the version
+ * is broken) serve again, as a crash of a working release does. */
+void fake_runtime_crash(runtime *rt, const char *version);
 /* How many ensure calls reached the fake; how many instances it started in all. */
 unsigned fake_runtime_ensures(runtime *rt);
 unsigned fake_runtime_starts(runtime *rt);

@@ -494,6 +494,7 @@ static void h_deploy(struct route_ctx *c)
 	const char *verdict = json_string_value(json_object_get(report, "verdict"));
 	int refused = !verdict || strcmp(verdict, "ok");
 	if (refused && !force) {
+		c->srv->gate_refusals++;
 		api_reply(c->resp, 409,
 			   json_pack("{s:s, s:o}", "error",
 				     "the compatibility gate refuses this release next to what is live "
@@ -1191,6 +1192,7 @@ ADAPT(api_h_flag_get)
 ADAPT(api_h_flag_change)
 ADAPT(api_h_ofrep_one)
 ADAPT(api_h_ofrep_bulk)
+ADAPT(api_h_metrics)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1224,6 +1226,7 @@ static const struct route api_table[] = {
 	{"GET", "/v1/flags/{env}/history", AUTH_READ, r_api_h_flags_history, "the versions of a flag set"},
 	{"GET", "/v1/flags/{env}/flag/{key}", AUTH_READ, r_api_h_flag_get, "one flag"},
 	{"POST", "/v1/flags/{env}/flag/{key}", AUTH_FLAGS, r_api_h_flag_change, "enable, disable, kill a flag or set its default"},
+	{"GET", "/metrics", AUTH_READ, r_api_h_metrics, "the control plane's metrics (Prometheus text)"},
 	{"POST", "/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one, "OFREP: evaluate one flag"},
 	{"POST", "/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk, "OFREP: evaluate every flag"},
 	{"POST", "/v1/envs/{env}/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one,
@@ -1232,6 +1235,15 @@ static const struct route api_table[] = {
 	 "OFREP in one environment: evaluate every flag"},
 };
 #pragma GCC diagnostic pop
+
+_Static_assert(sizeof(api_table) / sizeof(api_table[0]) <= API_MAX_ROUTES, "API_MAX_ROUTES");
+
+/* The table, for api_metrics.c's labels. */
+const struct route *api_route_table(size_t *n)
+{
+	*n = sizeof(api_table) / sizeof(api_table[0]);
+	return api_table;
+}
 
 const struct route *api_routes(size_t *n)
 {
@@ -1371,6 +1383,10 @@ static void log_change(void *ctx, const struct route *rt, const struct httpd_req
 {
 	api *a = ctx;
 	int mutating = changes(rt);
+	size_t row = rt ? (size_t)(rt - api_table) + 1 : 0;
+	int cls = resp->status >= 100 && resp->status < 600 ? resp->status / 100 : 0;
+	if (row <= API_MAX_ROUTES)
+		a->answers[row][cls]++;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
 		log_info("api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path, resp->status,
 			 rt ? auth_action_name((enum auth_action)rt->permission) : "no route",

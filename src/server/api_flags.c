@@ -326,6 +326,7 @@ void api_h_ofrep_one(struct route_ctx *c)
 	} else {
 		struct flag_result r;
 		flagset_eval(fs, key, ctx, (int64_t)time(NULL), &c->srv->arena, &r);
+		c->srv->evaluations++;
 		int status = !r.error_code ? 200 : !strcmp(r.error_code, "FLAG_NOT_FOUND") ? 404 : 400;
 		api_reply_compact(c->resp, status, ofrep_result(&r));
 		logic_arena_reset(&c->srv->arena);
@@ -357,6 +358,7 @@ void api_h_ofrep_bulk(struct route_ctx *c)
 	for (size_t i = 0; !rc && i < flagset_count(fs); i++) {
 		struct flag_result r;
 		flagset_eval(fs, flagset_key(fs, i), ctx, (int64_t)now, &c->srv->arena, &r);
+		c->srv->evaluations++;
 		json_array_append_new(list, ofrep_result(&r));
 		logic_arena_reset(&c->srv->arena);
 	}

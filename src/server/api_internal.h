@@ -19,6 +19,7 @@
 #include "util/name.h"
 
 #define NAME_QUERY_MAX 256
+#define API_MAX_ROUTES 64 /* rows of the route table, for per-route counters */
 
 struct api {
 	loop *loop;
@@ -44,6 +45,10 @@ struct api {
 	char arena_buf[16384];
 	double rate;
 	struct tokens_cache tokens;
+	/* the API's own counters, for /metrics: answers per route and status class (1xx..5xx,
+	 * and [..][0] for answers without a route: 404, 405), gate refusals, OFREP evaluations */
+	uint64_t answers[API_MAX_ROUTES + 1][6];
+	uint64_t gate_refusals, evaluations;
 	struct api_bucket {
 		char name[64];
 		double tokens;
@@ -98,5 +103,8 @@ void api_h_flag_get(struct route_ctx *c);
 void api_h_flag_change(struct route_ctx *c);
 void api_h_ofrep_one(struct route_ctx *c);
 void api_h_ofrep_bulk(struct route_ctx *c);
+const struct route *api_route_table(size_t *n /* OUT */);
+/* api_metrics.c */
+void api_h_metrics(struct route_ctx *c);
 
 #endif

@@ -50,11 +50,15 @@ cleanup() {
 trap cleanup EXIT
 
 # Prometheus: our own process on loopback, scraping the proxy's admin address every second
-cat >"$D/prom.yml" <<'Y'
+# and the control plane's own /metrics, with the admin token the server writes at its start
+cat >"$D/prom.yml" <<Y
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: sluice-proxy
     static_configs: [{targets: ['127.0.0.1:31171']}]
+  - job_name: sluice-control-plane
+    authorization: {credentials_file: '$D/data/admin.token'}
+    static_configs: [{targets: ['127.0.0.1:31170']}]
 Y
 prometheus --config.file="$D/prom.yml" --storage.tsdb.path="$D/tsdb" \
 	--web.listen-address=127.0.0.1:31090 >"$D/prom.log" 2>&1 &
@@ -173,5 +177,17 @@ sys.exit(1)'
 check "the baseline's samples came from its own series (v2~baseline)" own_series
 kill "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID" 2>/dev/null || true
 LOAD_PID=
+# --- Prometheus scraped the control plane's own metrics (issue 15)
+scraped() { # scraped QUERY: the query has at least one series in Prometheus
+	curl -s -m 2 "http://127.0.0.1:31090/api/v1/query" --data-urlencode "query=$1" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if r.get("status") == "success" and r["data"]["result"] else 1)'
+}
+check "Prometheus scrapes the control plane's /metrics (the target is up)" \
+	scraped 'up{job="sluice-control-plane"} == 1'
+check "... and reads its rollbacks" scraped 'sluice_rollbacks_total{job="sluice-control-plane"} >= 1'
+check "... and the API's answers per route" \
+	scraped 'sluice_api_requests_total{job="sluice-control-plane",route="POST /v1/deployments",code="2xx"} >= 1'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

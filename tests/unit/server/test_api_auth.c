@@ -169,6 +169,7 @@ struct row {
 static const struct row rows[] = {
 	{"GET", "/v1/health", NULL, AUTH_PUBLIC, SOMEWHERE},
 	{"GET", "/v1/server", NULL, AUTH_READ, SOMEWHERE},
+	{"GET", "/metrics", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/services", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/status", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/status?service=pay", NULL, AUTH_READ, SERVICE_ANY_ENV, "pay"},

@@ -1074,3 +1074,37 @@ Test(api, secret_env_values_never_appear_in_an_answer)
 	buf_release(&seen);
 #undef SEEN
 }
+
+/* /metrics: Prometheus's text format, counting what happened. */
+Test(api, metrics_count_deployments_refusals_and_answers)
+{
+	cr_assert_eq(call("POST", "/v1/deployments", "{\"service\": \"metadata\", \"version\": \"v3\"}"), 409, "%s",
+		     R.text);
+	cr_assert_eq(call("POST", "/v1/deployments", "{\"service\": \"metadata\", \"version\": \"v2\"}"), 201, "%s",
+		     R.text);
+	cr_assert_eq(shell_call(&H, SHELL_NO_TOKEN, "GET", "/metrics", NULL, 0, &R), 401);
+	cr_assert_eq(call("GET", "/metrics", NULL), 200, "%s", R.text);
+	cr_expect_str_eq(R.content_type, "text/plain; version=0.0.4; charset=utf-8");
+	static const char *const want[] = {
+		"sluice_build_info{version=\"" SLUICE_VERSION "\"} 1\n",
+		"sluice_deployments{phase=\"active\"} 1\n",
+		"sluice_gate_refusals_total 1\n",
+		"sluice_api_requests_total{route=\"POST /v1/deployments\",code=\"2xx\"} 1\n",
+		"sluice_api_requests_total{route=\"POST /v1/deployments\",code=\"4xx\"} 1\n",
+		"# TYPE sluice_reconcile_passes_total counter\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_expect(strstr(R.text, want[i]), "'%s' not in:\n%s", want[i], R.text);
+	/* every line is a comment or NAME{LABELS} VALUE */
+	char *save = NULL, *copy = strdup(R.text);
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#')
+			continue;
+		const char *sp = strrchr(line, ' ');
+		cr_expect(sp && !strncmp(line, "sluice_", 7), "bad line: %s", line);
+		char *end;
+		strtod(sp + 1, &end);
+		cr_expect(*end == '\0', "bad value: %s", line);
+	}
+	free(copy);
+}

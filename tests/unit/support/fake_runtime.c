@@ -9,6 +9,7 @@
 struct fake_rt {
 	struct instance_info in[FAKE_MAX];
 	int used[FAKE_MAX];
+	int crashed[FAKE_MAX]; /* killed by fake_runtime_crash: restarts through STARTING */
 	char broken[8][RUNTIME_NAME_MAX];
 	char unhealthy[8][RUNTIME_NAME_MAX];
 	char refuse[256];
@@ -161,8 +162,9 @@ static void f_tick(void *drv, uint64_t now_ms)
 					in->restarts++;
 					in->failed_starts++;
 				}
-			} else if (in->state == INSTANCE_BACKOFF) {
-				/* a crash of a working release: started again */
+			} else if (in->state == INSTANCE_BACKOFF && f->crashed[i]) {
+				/* a crash of a working release: started again (it serves at the next tick) */
+				f->crashed[i] = 0;
 				in->state = INSTANCE_STARTING;
 				in->restarts++;
 				in->failed_starts++;
@@ -294,6 +296,7 @@ void fake_runtime_crash(runtime *rt, const char *version)
 	for (int i = 0; i < FAKE_MAX; i++)
 		if (f->used[i] && !strcmp(f->in[i].version, version) && f->in[i].state == INSTANCE_HEALTHY) {
 			f->in[i].state = INSTANCE_BACKOFF;
+			f->crashed[i] = 1;
 			snprintf(f->in[i].reason, sizeof(f->in[i].reason), "killed by signal 9");
 			f->gen++;
 		}

@@ -544,6 +544,40 @@ static void compare_enum(struct cmp *c, const struct norm *na, const struct norm
 	}
 }
 
+/* Whether every value of the enum `en` that the bound `kw` constrains keeps to it (an enum is
+ * a finite set: its values can be checked one by one instead of comparing bounds). */
+static int enum_within(const json_t *en, const char *kw, int upper, double b)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(en, i, v) {
+		double x;
+		if (strstr(kw, "Length")) {
+			if (!json_is_string(v))
+				continue;
+			x = 0;
+			for (const char *q = json_string_value(v); *q; q++)
+				x += ((unsigned char)*q & 0xc0) != 0x80; /* code points, as JSON Schema counts */
+		} else if (strstr(kw, "Items")) {
+			if (!json_is_array(v))
+				continue;
+			x = (double)json_array_size(v);
+		} else if (strstr(kw, "Properties")) {
+			if (!json_is_object(v))
+				continue;
+			x = (double)json_object_size(v);
+		} else {
+			if (!json_is_number(v))
+				continue;
+			x = json_number_value(v);
+		}
+		int excl = !strncmp(kw, "exclusive", 9);
+		if (upper ? (excl ? x >= b : x > b) : (excl ? x <= b : x < b))
+			return 0;
+	}
+	return 1;
+}
+
 static void compare_bounds(struct cmp *c, const struct norm *na, const struct norm *nb, unsigned common)
 {
 	static const struct {
@@ -564,6 +598,9 @@ static void compare_bounds(struct cmp *c, const struct norm *na, const struct no
 		if (!bv)
 			continue;
 		double b = json_number_value(bv);
+		const json_t *ea = json_object_get(na->kw, "enum");
+		if (ea && enum_within(ea, bounds[i].kw, bounds[i].upper, b))
+			continue; /* every value A admits keeps to B's bound */
 		if (!av) {
 			emit(c, REPORT_BREAKING,
 			     RESP(c) ? "%s %g removed: consumers may receive values the old schema excluded"

@@ -652,6 +652,16 @@ int contract_load_openapi(const char *path, json_t **out, struct err *e)
 	return rc;
 }
 
+int contract_lists_parameters(const contract *c, const char *service)
+{
+	size_t i;
+	json_t *op;
+	json_array_foreach(json_object_get(json_object_get(c->json, "consumes"), service), i, op)
+		if (json_object_get(op, "parameters"))
+			return 1;
+	return 0;
+}
+
 /* Appends a then b (either may be NULL) to out, cutting at size. */
 static void append(char *out, size_t size, size_t *len, const char *a, const char *b)
 {

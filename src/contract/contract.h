@@ -84,6 +84,9 @@ int contract_consumes(const contract *c, const char *service); /* 1 when it call
 size_t contract_consumes_count(const contract *c);
 const char *contract_consumes_name(const contract *c, size_t i);
 
+/* 1 when some operation `c` calls on `service` lists its `parameters`. */
+int contract_lists_parameters(const contract *c, const char *service);
+
 /* A one-line summary of what `c` reads from `provider`, per operation, e.g.
  * "GET /items/{id} reads /id, any of (/metadata_v2 + 2 more | /metadata)", written into out.
  * Empty when it does not call the provider. */

@@ -184,6 +184,18 @@ static json_t *pair(struct world *w, int p, int c, int base)
 	return res;
 }
 
+/* The baseline of a moving consumer's pair with live provider p, when `prev` (or -1) is the
+ * version of the consumer's service that serves now: p itself when prev calls p's service
+ * without listing any parameters (the service evidently sends what p requires, undeclared),
+ * else none, so a new release that stops listing parameters its predecessor listed (a
+ * rollback to older code, say) is checked strictly. */
+static int consumer_base(const struct world *w, int p, int prev)
+{
+	if (prev < 0 || !w->u[prev].c || contract_lists_parameters(w->u[prev].c, w->u[p].service))
+		return -1;
+	return p;
+}
+
 static enum verdict pair_verdict(const json_t *p)
 {
 	if (!p)
@@ -253,7 +265,7 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 			add_pair(pairs, p, u->regions);
 			refused |= blocks(w, pair_verdict(p));
 		}
-		p = pair(w, (int)i, ci, (int)i);
+		p = pair(w, (int)i, ci, consumer_base(w, (int)i, t));
 		if (p && (u->c || cand->contract)) { /* both unknown: reported once above */
 			add_pair(pairs, p, u->regions);
 			refused |= blocks(w, pair_verdict(p));
@@ -382,7 +394,7 @@ static long check_step(struct search *s, const int *pos, int nu, json_t *pairs)
 		window[n++] = s->others[j];
 	int blocked = 0, fallback = 0;
 	const char *svc = s->w->u[nu].service;
-	int base = -1; /* the version of the deployed service its consumers work with now */
+	int base = -1; /* the version of the deployed service that serves now (-1: none) */
 	for (int j = 0; j < s->nt; j++)
 		if (!strcmp(s->t[j].service, svc))
 			base = s->t[j].range[pos[j]];
@@ -390,7 +402,7 @@ static long check_step(struct search *s, const int *pos, int nu, json_t *pairs)
 		int o = window[m];
 		if (!strcmp(s->w->u[o].service, svc))
 			continue; /* the old version of the deployed service: it serves, but calls no peer of itself */
-		json_t *ps[2] = {pair(s->w, nu, o, base), pair(s->w, o, nu, o)};
+		json_t *ps[2] = {pair(s->w, nu, o, base), pair(s->w, o, nu, consumer_base(s->w, o, base))};
 		for (int k = 0; k < 2; k++) {
 			if (!ps[k] || (k == 1 && !s->w->u[o].c))
 				continue;

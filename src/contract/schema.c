@@ -361,6 +361,23 @@ static void norm_init(struct norm *n, const json_t *root, const json_t *s)
 	if (json_is_object(s) && json_is_true(json_object_get(s, "nullable")) && !json_object_get(s, "type") &&
 	    n->types)
 		n->types |= SCHEMA_T_NULL;
+	/* an enum admits only its values: their types bound the schema's ({enum: [a, b]} is a
+	 * string schema even without `type`) */
+	json_t *en = json_object_get(n->kw, "enum");
+	if (json_is_array(en)) {
+		unsigned vt = 0;
+		size_t i;
+		json_t *v;
+		json_array_foreach(en, i, v)
+			vt |= json_is_null(v) ? SCHEMA_T_NULL
+			      : json_is_boolean(v) ? SCHEMA_T_BOOLEAN
+			      : json_is_integer(v) ? SCHEMA_T_INTEGER | SCHEMA_T_NUMBER
+			      : json_is_real(v) ? SCHEMA_T_NUMBER
+			      : json_is_string(v) ? SCHEMA_T_STRING
+			      : json_is_array(v) ? SCHEMA_T_ARRAY
+						 : SCHEMA_T_OBJECT;
+		n->types &= vt;
+	}
 	if (!n->types)
 		n->never = 1;
 }

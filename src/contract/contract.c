@@ -1085,6 +1085,15 @@ static void check_params(const json_t *api, const char *method, const json_t *op
 		}
 		const json_t *ps = openapi_param_schema(p);
 		const char *type = json_string_value(json_object_get(ps, "type"));
+		/* the example to declare: the provider's schema itself when it says more than a type
+		 * (and stands alone), so that following the advice passes */
+		char value[240];
+		char *dumped = json_is_object(ps) && json_object_size(ps) > (type ? 1u : 0u) ? json_dumps(ps, JSON_COMPACT) : NULL;
+		if (dumped && !strstr(dumped, "$ref") && strlen(dumped) < 200)
+			snprintf(value, sizeof(value), "schema: %s", dumped);
+		else
+			snprintf(value, sizeof(value), "type: %s", type ? type : "string");
+		free(dumped);
 		char news[200] = "";
 		if (since)
 			snprintf(news, sizeof(news), " (new since %s%s%s)", ssvc ? ssvc : "the provider", sver ? "@" : "",
@@ -1092,8 +1101,8 @@ static void check_params(const json_t *api, const char *method, const json_t *op
 		report_add(findings, REPORT_BREAKING, &loc,
 			   "the provider requires %s parameter '%s'%s, and the consumer declares no parameters for this operation, "
 			   "so the gate cannot tell whether it sends it: list what it sends in its contract, e.g. "
-			   "parameters: [{name: %s, in: %s, type: %s}]",
-			   in, name, news, name, in, type ? type : "string");
+			   "parameters: [{name: %s, in: %s, %s}]",
+			   in, name, news, name, in, value);
 	}
 	json_object_foreach(mine, k, x) {
 		const char *in = json_string_value(json_object_get(x, "in"));

@@ -622,7 +622,7 @@ Test(contract, new_declarations_are_validated_with_positions)
 Test(check, metadata_v4_and_profile_v3)
 {
 	static const struct ccase cases[] = {
-		{"metadata-v4", "profile-v2", "refused", 0, "parameters: [{name: lang, in: query, type: string}]"},
+		{"metadata-v4", "profile-v2", "refused", 0, "e.g. parameters: [{name: lang, in: query, schema: {"},
 		{"metadata-v4", "profile-v1", "refused", 0, "the consumer declares no parameters"},
 		{"metadata-v4", "profile-v3", "ok", 0, NULL},
 		{"metadata-v3", "profile-v3", "ok", 0, "sends query parameter 'lang', which the provider does not declare"},

@@ -335,7 +335,7 @@ Test(gate, new_required_parameter_refused_with_how_to_declare)
 	cr_expect_str_eq(verdict(p), "refused", "%s", d);
 	const char *why = json_string_value(json_array_get(json_object_get(p, "reasons"), 0));
 	cr_expect(why && strstr(why, "requires query parameter 'lang' (new since metadata@v3)"), "%s", d);
-	cr_expect(why && strstr(why, "parameters: [{name: lang, in: query, type: string}]"), "%s", d);
+	cr_expect(why && strstr(why, "parameters: [{name: lang, in: query, schema: {\"type\":\"string\",\"minLength\":2,\"maxLength\":8}}]"), "%s", d);
 	free(d);
 	json_decref(r);
 	contract_free(m4);

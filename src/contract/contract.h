@@ -11,12 +11,19 @@
  *     metadata:
  *       - method: GET
  *         path: /items/{id}
+ *         parameters:                 # optional: every parameter sent (path ones may be
+ *           - {name: id, in: path, type: string}   # left out: they are in the path)
+ *           - {name: lang, in: query, type: string}
  *         reads:                      # response fields read in the 2xx body
  *           - {path: /id, type: string}
  *           - any_of:                 # a tolerant reader: the first that holds is used
  *               - {path: /metadata_v2, type: array}
  *               - {path: /metadata, type: object}
+ *         response_headers:           # optional: 2xx response headers read
+ *           - {name: ETag, type: string}
  *         sends: {type: object}       # optional: JSON Schema of the request body sent
+ *         errors:                     # optional: error responses handled, read like 2xx ones
+ *           - {status: 404, reads: [{path: /code, type: string}]}
  *
  * A top-level `$defs` mapping holds schemas that several `sends` share ("#/$defs/Name").
  * A read path is JSON-pointer-like: property names separated by '/', with '*' standing for
@@ -47,6 +54,10 @@ typedef struct contract contract;
 #define CONTRACT_MAX_PATH 512
 #define CONTRACT_MAX_SEGMENTS 32
 #define CONTRACT_MAX_NAME 63
+#define CONTRACT_MAX_PARAMETERS 64 /* parameters sent, per operation */
+#define CONTRACT_MAX_HEADERS 64    /* response headers read, per operation or error response */
+#define CONTRACT_MAX_ERRORS 32     /* error responses handled, per operation */
+#define CONTRACT_MAX_FIELD_NAME 128 /* a parameter's or a header's name */
 
 /* ---- life cycle ---- */
 
@@ -73,6 +84,9 @@ int contract_consumes(const contract *c, const char *service); /* 1 when it call
 size_t contract_consumes_count(const contract *c);
 const char *contract_consumes_name(const contract *c, size_t i);
 
+/* 1 when some operation `c` calls on `service` lists its `parameters`. */
+int contract_lists_parameters(const contract *c, const char *service);
+
 /* A one-line summary of what `c` reads from `provider`, per operation, e.g.
  * "GET /items/{id} reads /id, any of (/metadata_v2 + 2 more | /metadata)", written into out.
  * Empty when it does not call the provider. */
@@ -85,11 +99,27 @@ __attribute__((warn_unused_result)) int contract_load_openapi(const char *path, 
 /* ---- the check ---- */
 
 /*
- * Does `consumer`'s declared use of `provider_service` hold against `provider`? Every
- * operation it calls must exist; every field it reads must be guaranteed in every 2xx response
- * of that operation (declared, required at every level, of a compatible type, not nullable
- * unless the type allows null), or for an `any_of`, at least one alternative must be; every
- * request body it sends must be accepted by the provider's request schema.
+ * Does `consumer`'s declared use of `provider_service` hold against `provider`? For each
+ * operation it calls:
+ *  - the operation must exist;
+ *  - every field it `reads` must be guaranteed in every 2xx response (declared, required at
+ *    every level, of a compatible type, not nullable unless the type allows null, not
+ *    writeOnly), or for an `any_of`, at least one alternative must be;
+ *  - every `response_headers` read must be declared, required (unless the read is optional)
+ *    and of a compatible type in every 2xx response;
+ *  - every error response it handles (`errors`) is checked the same way against the
+ *    provider's response for that status (its code, else its range, else `default`);
+ *  - the request body it `sends` must be accepted by the provider's request schema (readOnly
+ *    properties count as absent);
+ *  - every parameter it sends must be accepted by the provider's schema for it; a required
+ *    parameter it does not list is refused; and when it lists no parameters at all, a
+ *    required one is refused too (fail closed: nothing says it sends it) with a message that
+ *    says how to declare them, unless `since` requires it as well.
+ *
+ * `since` (may be NULL) is a release of the same provider that the consumer is known to work
+ * with (what is live next to it): a required parameter that `since` requires too is not new,
+ * so a consumer that declares no parameters evidently sends it. contract_check is
+ * contract_check_since with NULL, the strict answer for when nothing is known.
  *
  * Returns a new report:
  *   {"kind": "check", "provider": SERVICE, "consumer": NAME|null, "verdict": "ok"|"refused",
@@ -99,5 +129,7 @@ __attribute__((warn_unused_result)) int contract_load_openapi(const char *path, 
  * gets "ok" with "uses": false.
  */
 json_t *contract_check(const char *provider_service, const contract *provider, const contract *consumer);
+json_t *contract_check_since(const char *provider_service, const contract *provider, const contract *consumer,
+			     const contract *since);
 
 #endif

@@ -237,6 +237,42 @@ static int validate_parameters(const struct valid *v, const json_t *api, const j
 		snprintf(f, sizeof(f), "%s.parameters[%zu].schema", field, i);
 		if (s && validate_schema(v, api, s, f, 0))
 			return -1;
+		snprintf(f, sizeof(f), "%s.parameters[%zu]", field, i);
+		if (!s && validate_content(v, api, p, f))
+			return -1;
+	}
+	return 0;
+}
+
+/* A response's `headers`: a mapping of names to header objects (or $refs to them) whose
+ * `schema` or `content` is checked like any other. */
+static int validate_headers(const struct valid *v, const json_t *api, const json_t *resp, const char *field)
+{
+	json_t *hs = json_object_get(resp, "headers");
+	char f[FIELD_MAX];
+	int rc;
+	if (!hs)
+		return 0;
+	if (!json_is_object(hs))
+		return valid_value(v, resp, "headers", field, "'headers' must map header names to header objects");
+	const char *k;
+	json_t *x;
+	json_object_foreach(hs, k, x) {
+		snprintf(f, sizeof(f), "%s.headers.%s", field, k);
+		const json_t *h = deref_checked(v, api, hs, k, 0, f, &rc);
+		if (!h)
+			return rc;
+		json_t *req = json_object_get(h, "required");
+		if (req && !json_is_boolean(req))
+			return valid_value(v, hs, k, f, "'required' must be true or false");
+		json_t *s = json_object_get(h, "schema");
+		if (s) {
+			snprintf(f, sizeof(f), "%s.headers.%s.schema", field, k);
+			if (validate_schema(v, api, s, f, 0))
+				return -1;
+		} else if (validate_content(v, api, h, f)) {
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -268,7 +304,7 @@ static int validate_operation(const struct valid *v, const json_t *api, const js
 		if (!valid_status(st))
 			return valid_key(v, resps, st, f, "'%s' is not a status code (200, 2XX or default)", st);
 		const json_t *resp = deref_checked(v, api, resps, st, 0, f, &rc);
-		if (!resp || validate_content(v, api, resp, f))
+		if (!resp || validate_content(v, api, resp, f) || validate_headers(v, api, resp, f))
 			return -1;
 	}
 	return 0;
@@ -462,13 +498,8 @@ struct diffctx {
 	char op[300];
 };
 
-/* What identifies a parameter on the wire: a path parameter is its position in the template
- * (renaming `{id}` to `{itemId}` changes nothing for callers), a header its name in any case,
- * the others their name. */
-static void param_key(const json_t *p, const char *tmpl, char *out, size_t size)
+void openapi_param_key(const char *in, const char *name, const char *tmpl, char *out, size_t size)
 {
-	const char *in = json_string_value(json_object_get(p, "in"));
-	const char *name = json_string_value(json_object_get(p, "name"));
 	if (!strcmp(in, "path") && tmpl) {
 		char want[300];
 		snprintf(want, sizeof(want), "{%s}", name);
@@ -488,7 +519,7 @@ static void param_key(const json_t *p, const char *tmpl, char *out, size_t size)
 }
 
 /* Parameters of an operation, path-level ones overridden by operation-level ones, keyed by
- * param_key; each value is {"p": parameter, "label": "/in/name"}. */
+ * openapi_param_key; each value is {"p": parameter, "label": "/in/name"}. */
 static json_t *collect_params(const json_t *api, const json_t *item, const json_t *op, const char *tmpl)
 {
 	json_t *all = json_object();
@@ -501,9 +532,10 @@ static json_t *collect_params(const json_t *api, const json_t *item, const json_
 			const json_t *p = openapi_deref(api, x);
 			if (!p || !json_is_string(json_object_get(p, "name")) || !json_is_string(json_object_get(p, "in")))
 				continue;
-			param_key(p, tmpl, key, sizeof(key));
-			snprintf(label, sizeof(label), "/%s/%s", json_string_value(json_object_get(p, "in")),
-				 json_string_value(json_object_get(p, "name")));
+			const char *in = json_string_value(json_object_get(p, "in"));
+			const char *name = json_string_value(json_object_get(p, "name"));
+			openapi_param_key(in, name, tmpl, key, sizeof(key));
+			snprintf(label, sizeof(label), "/%s/%s", in, name);
 			json_object_set_new(all, key, json_pack("{s:O, s:s}", "p", p, "label", label));
 		}
 	}
@@ -518,6 +550,29 @@ static const char *template_of(const json_t *api, const char *path)
 	json_object_foreach(json_object_get(api, "paths"), p, item)
 		if (template_eq(p, path))
 			return p;
+	return NULL;
+}
+
+json_t *openapi_operation_parameters(const json_t *api, const char *method, const char *path)
+{
+	const json_t *item = NULL;
+	const json_t *op = openapi_operation(api, method, path, &item);
+	return op ? collect_params(api, item, op, template_of(api, path)) : NULL;
+}
+
+const json_t *openapi_param_schema(const json_t *p)
+{
+	const json_t *s = json_object_get(p, "schema");
+	return s ? s : openapi_json_schema(json_object_get(p, "content"), NULL);
+}
+
+const json_t *openapi_response_header(const json_t *api, const json_t *response, const char *name)
+{
+	const char *k;
+	json_t *h;
+	json_object_foreach(json_object_get(response, "headers"), k, h)
+		if (!strcasecmp(k, name))
+			return openapi_deref(api, h);
 	return NULL;
 }
 
@@ -541,8 +596,8 @@ static void diff_params(struct diffctx *c, const char *tmpl, const json_t *oitem
 		}
 		if (req && !json_is_true(json_object_get(old, "required")))
 			report_add(c->findings, REPORT_BREAKING, &loc, "parameter became required");
-		schema_compare(c->old_api, json_object_get(old, "schema"), c->new_api, json_object_get(p, "schema"),
-			       SCHEMA_REQUEST, &loc, c->findings);
+		schema_compare(c->old_api, openapi_param_schema(old), c->new_api, openapi_param_schema(p), SCHEMA_REQUEST,
+			       &loc, c->findings);
 	}
 	json_object_foreach(po, k, x) {
 		if (json_object_get(pn, k))
@@ -595,19 +650,59 @@ static const json_t *match_status(const json_t *resps, const char *st, char rang
 	return NULL;
 }
 
+/* Response headers, compared like bodies (a response may only narrow): a required header
+ * removed or made optional breaks the consumers that read it; its schema may only narrow. */
+static void diff_headers(struct diffctx *c, const char *st, const json_t *o, const json_t *n)
+{
+	const char *name;
+	json_t *x;
+	json_object_foreach(json_object_get(o, "headers"), name, x) {
+		if (!strcasecmp(name, "Content-Type"))
+			continue; /* OpenAPI: described by the media type, a header entry is ignored */
+		const json_t *oh = openapi_deref(c->old_api, x), *nh = openapi_response_header(c->new_api, n, name);
+		struct report_loc loc = {c->op, st, "header", name};
+		int oreq = json_is_true(json_object_get(oh, "required"));
+		if (!nh) {
+			report_add(c->findings, oreq ? REPORT_BREAKING : REPORT_WARNING, &loc,
+				   oreq ? "required response header '%s' removed"
+					: "optional response header '%s' removed: consumers that read it get nothing",
+				   name);
+			continue;
+		}
+		if (oreq && !json_is_true(json_object_get(nh, "required")))
+			report_add(c->findings, REPORT_BREAKING, &loc, "response header '%s' is no longer required: it may be absent",
+				   name);
+		schema_compare(c->new_api, openapi_param_schema(nh), c->old_api, openapi_param_schema(oh), SCHEMA_RESPONSE,
+			       &loc, c->findings);
+	}
+	json_object_foreach(json_object_get(n, "headers"), name, x) {
+		if (strcasecmp(name, "Content-Type") && !openapi_response_header(c->old_api, o, name)) {
+			struct report_loc loc = {c->op, st, "header", name};
+			report_add(c->findings, REPORT_INFO, &loc, "response header '%s' added", name);
+		}
+	}
+}
+
+/* Every status of the old API is compared with the one that answers for it in the new: the
+ * same code, else its range. A success status that disappears breaks every caller; an error
+ * status (4xx, 5xx, default) that disappears is a warning, since only consumers that handle it
+ * care and `contract check` knows which do. Bodies and headers are compared alike. */
 static void diff_responses(struct diffctx *c, const json_t *oop, const json_t *nop)
 {
 	json_t *ors = json_object_get(oop, "responses"), *nrs = json_object_get(nop, "responses");
 	const char *st;
 	json_t *x;
 	json_object_foreach(ors, st, x) {
-		if (!openapi_is_success(st))
-			continue;
+		int success = openapi_is_success(st);
 		struct report_loc loc = {c->op, st, "response", NULL};
 		char range[4];
 		const json_t *nx = match_status(nrs, st, range);
 		if (!nx) {
-			report_add(c->findings, REPORT_BREAKING, &loc, "success status %s removed", st);
+			if (success)
+				report_add(c->findings, REPORT_BREAKING, &loc, "success status %s removed", st);
+			else
+				report_add(c->findings, REPORT_WARNING, &loc,
+					   "status %s no longer declared: consumers that handle it may get an undescribed body", st);
 			continue;
 		}
 		const json_t *o = openapi_deref(c->old_api, x), *n = openapi_deref(c->new_api, nx);
@@ -623,13 +718,17 @@ static void diff_responses(struct diffctx *c, const json_t *oop, const json_t *n
 			schema_compare(c->new_api, json_object_get(nm, "schema"), c->old_api, json_object_get(om, "schema"),
 				       SCHEMA_RESPONSE, &loc, c->findings);
 		}
+		diff_headers(c, st, o, n);
 	}
 	json_object_foreach(nrs, st, x) {
 		char range[4];
-		if (!openapi_is_success(st) || match_status(ors, st, range))
+		if (match_status(ors, st, range))
 			continue;
 		struct report_loc loc = {c->op, st, "response", NULL};
-		report_add(c->findings, REPORT_WARNING, &loc, "new success status %s: consumers may not expect it", st);
+		if (openapi_is_success(st))
+			report_add(c->findings, REPORT_WARNING, &loc, "new success status %s: consumers may not expect it", st);
+		else
+			report_add(c->findings, REPORT_INFO, &loc, "new status %s declared", st);
 	}
 }
 

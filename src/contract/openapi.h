@@ -6,7 +6,9 @@
  * The diff follows the rule "responses may only narrow, requests may only widen" (see schema.h)
  * at every place a value crosses the wire: removing an operation, a success status or a media
  * type breaks; a parameter that becomes required breaks; a request body that becomes required
- * breaks; and each schema is compared in its direction.
+ * breaks; a required response header removed or made optional breaks; and each schema (bodies,
+ * parameters, response headers) is compared in its direction. Error responses (4xx, 5xx,
+ * default) are compared like success ones, but one that disappears is only a warning.
  */
 #ifndef SLUICE_CONTRACT_OPENAPI_H
 #define SLUICE_CONTRACT_OPENAPI_H
@@ -42,6 +44,23 @@ const json_t *openapi_deref(const json_t *api, const json_t *obj);
 /* The JSON schema of a content map: application/json, else any +json type, else the first.
  * NULL when there is no content or no schema; `*media` (may be NULL) receives the type. */
 const json_t *openapi_json_schema(const json_t *content, const char **media);
+
+/* The parameters of the operation METHOD PATH as they appear on the wire (new reference, NULL
+ * when there is no such operation): path-level ones overridden by operation-level ones, keyed
+ * by openapi_param_key, each value {"p": the parameter object, "label": "/in/name"}. */
+json_t *openapi_operation_parameters(const json_t *api, const char *method, const char *path);
+
+/* What identifies a parameter on the wire, written into out: "/path/{N}" for a path parameter
+ * named in `tmpl` (its position: renaming `{id}` to `{itemId}` changes nothing for callers),
+ * "/header/NAME" with the name in lowercase, else "/IN/NAME". */
+void openapi_param_key(const char *in, const char *name, const char *tmpl, char *out, size_t size);
+
+/* The schema of a parameter or header object: its `schema`, else the JSON schema of its
+ * `content`; NULL when it has neither (any value). Borrowed. */
+const json_t *openapi_param_schema(const json_t *p);
+
+/* The header object NAME (any case) of a response object, $ref followed; borrowed, or NULL. */
+const json_t *openapi_response_header(const json_t *api, const json_t *response, const char *name);
 
 /* Whether a response status key ("200", "2XX") means success. */
 int openapi_is_success(const char *status);

@@ -125,11 +125,14 @@ static void label(const struct unit *u, char *out, size_t size)
 }
 
 /* The pair (provider p, consumer c), computed once; NULL when they do not meet (the consumer
- * does not call the provider's service, or they are versions of one service). Borrowed. */
-static json_t *pair(struct world *w, int p, int c)
+ * does not call the provider's service, or they are versions of one service). `base` is a
+ * version of p's service that c is known to work with (it serves next to c), or -1: a
+ * required parameter that `base` requires too is not new to a consumer that declares none
+ * (contract_check_since). Borrowed. */
+static json_t *pair(struct world *w, int p, int c, int base)
 {
-	char key[32], pl[160], cl[160];
-	snprintf(key, sizeof(key), "%d:%d", p, c);
+	char key[48], pl[160], cl[160];
+	snprintf(key, sizeof(key), "%d:%d:%d", p, c, base);
 	json_t *hit = json_object_get(w->cache, key);
 	if (hit)
 		return json_is_null(hit) ? NULL : hit;
@@ -153,7 +156,7 @@ static json_t *pair(struct world *w, int p, int c)
 			verdict = "unknown";
 			json_array_append_new(reasons, json_sprintf("%s declares no contract: what it provides is unknown", pl));
 		} else {
-			json_t *r = contract_check(up->service, up->c, uc->c);
+			json_t *r = contract_check_since(up->service, up->c, uc->c, base >= 0 ? w->u[base].c : NULL);
 			verdict = json_string_value(json_object_get(r, "verdict"));
 			verdict = verdict && !strcmp(verdict, "ok") ? "ok" : "refused";
 			fallback = json_integer_value(json_object_get(r, "fallbacks")) > 0;
@@ -179,6 +182,18 @@ static json_t *pair(struct world *w, int p, int c)
 	}
 	json_object_set_new(w->cache, key, res ? res : json_null());
 	return res;
+}
+
+/* The baseline of a moving consumer's pair with live provider p, when `prev` (or -1) is the
+ * version of the consumer's service that serves now: p itself when prev calls p's service
+ * without listing any parameters (the service evidently sends what p requires, undeclared),
+ * else none, so a new release that stops listing parameters its predecessor listed (a
+ * rollback to older code, say) is checked strictly. */
+static int consumer_base(const struct world *w, int p, int prev)
+{
+	if (prev < 0 || !w->u[prev].c || contract_lists_parameters(w->u[prev].c, w->u[p].service))
+		return -1;
+	return p;
 }
 
 static enum verdict pair_verdict(const json_t *p)
@@ -232,16 +247,25 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 	label(&w->u[ci], cl, sizeof(cl));
 	json_t *pairs = json_array(), *notes = json_array();
 	int refused = 0;
+	/* the rollback target: the stable version of the candidate's service, else what serves
+	 * now; live consumers work with it, so it is the baseline of the candidate's pairs */
+	int t = -1;
+	for (size_t i = 0; i < w->n && t < 0; i++)
+		if (w->u[i].live && (w->u[i].roles & ROLE_STABLE) && !strcmp(w->u[i].service, S) && (int)i != ci)
+			t = (int)i;
+	for (size_t i = 0; i < w->n && t < 0; i++)
+		if (w->u[i].live && !strcmp(w->u[i].service, S) && (int)i != ci)
+			t = (int)i;
 	for (size_t i = 0; i < w->n; i++) {
 		const struct unit *u = &w->u[i];
 		if (!u->live || !strcmp(u->service, S))
 			continue;
-		json_t *p = pair(w, ci, (int)i);
+		json_t *p = pair(w, ci, (int)i, t);
 		if (p) {
 			add_pair(pairs, p, u->regions);
 			refused |= blocks(w, pair_verdict(p));
 		}
-		p = pair(w, (int)i, ci);
+		p = pair(w, (int)i, ci, consumer_base(w, (int)i, t));
 		if (p && (u->c || cand->contract)) { /* both unknown: reported once above */
 			add_pair(pairs, p, u->regions);
 			refused |= blocks(w, pair_verdict(p));
@@ -259,16 +283,10 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 								  cl, svc, svc));
 	}
 
-	/* rollback: the stable version of the candidate's service, else what serves now */
+	/* rollback to t: live consumers work with t, the others would have worked with the
+	 * candidate */
 	json_t *rb_reasons = json_array();
 	json_t *target = json_null();
-	int t = -1;
-	for (size_t i = 0; i < w->n && t < 0; i++)
-		if (w->u[i].live && (w->u[i].roles & ROLE_STABLE) && !strcmp(w->u[i].service, S) && (int)i != ci)
-			t = (int)i;
-	for (size_t i = 0; i < w->n && t < 0; i++)
-		if (w->u[i].live && !strcmp(w->u[i].service, S) && (int)i != ci)
-			t = (int)i;
 	if (t >= 0) {
 		label(&w->u[t], tl, sizeof(tl));
 		json_decref(target);
@@ -277,7 +295,7 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 			const struct unit *u = &w->u[i];
 			if (!strcmp(u->service, S) || !u->c || !contract_consumes(u->c, S))
 				continue;
-			json_t *pt = pair(w, t, (int)i);
+			json_t *pt = pair(w, t, (int)i, u->live ? t : ci);
 			if (!blocks(w, pair_verdict(pt)))
 				continue;
 			label(u, ul, sizeof(ul));
@@ -286,7 +304,7 @@ json_t *plan_can_i_deploy(const struct plan_live *live, size_t nlive, const stru
 			if (u->live)
 				json_array_append_new(rb_reasons, json_sprintf("rolling back to %s would break live consumer %s: %s",
 									       tl, ul, r));
-			else if (!blocks(w, pair_verdict(pair(w, ci, (int)i))))
+			else if (!blocks(w, pair_verdict(pair(w, ci, (int)i, t))))
 				json_array_append_new(rb_reasons,
 						      json_sprintf("once %s is deployed (it works with %s), rolling back to %s breaks it: %s",
 								   ul, cl, tl, r));
@@ -376,11 +394,15 @@ static long check_step(struct search *s, const int *pos, int nu, json_t *pairs)
 		window[n++] = s->others[j];
 	int blocked = 0, fallback = 0;
 	const char *svc = s->w->u[nu].service;
+	int base = -1; /* the version of the deployed service that serves now (-1: none) */
+	for (int j = 0; j < s->nt; j++)
+		if (!strcmp(s->t[j].service, svc))
+			base = s->t[j].range[pos[j]];
 	for (int m = 0; m < n; m++) {
 		int o = window[m];
 		if (!strcmp(s->w->u[o].service, svc))
 			continue; /* the old version of the deployed service: it serves, but calls no peer of itself */
-		json_t *ps[2] = {pair(s->w, nu, o), pair(s->w, o, nu)};
+		json_t *ps[2] = {pair(s->w, nu, o, base), pair(s->w, o, nu, consumer_base(s->w, o, base))};
 		for (int k = 0; k < 2; k++) {
 			if (!ps[k] || (k == 1 && !s->w->u[o].c))
 				continue;

@@ -13,6 +13,15 @@
  *            unknown fails closed unless the policy allows it
  * and "fallback" marks an ok pair that holds only through a later `any_of` alternative.
  *
+ * A pair is checked with a baseline (contract_check_since): the version of the provider's
+ * service that the consumer works with now (the stable or serving one; in a plan, the one
+ * the step moves from). When the consumer is the one that moves, the baseline is the live
+ * provider itself if the consumer's live version calls it without listing any parameters
+ * (the service evidently sends what it requires), else none: the first release of a service,
+ * or one whose predecessor listed its parameters, is checked strictly. A required parameter
+ * the baseline requires too is not new, so a consumer whose contract lists no parameters is
+ * assumed to send it; a new one fails closed.
+ *
  * Inputs are borrowed for the duration of the call; results are new jansson references the
  * server can return as they are, and contract_report_print (report.h) prints them.
  */

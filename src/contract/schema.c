@@ -19,6 +19,7 @@
 #define APPLY_BUDGET 20000   /* schema nodes merged into one normalised schema */
 #define COMPARE_BUDGET 20000 /* schema pairs compared in one schema_compare */
 #define GUARANTEE_BUDGET 50000
+#define MARK_BUDGET 256 /* schemas visited to tell whether a property is readOnly/writeOnly */
 
 #define T_NUM (SCHEMA_T_INTEGER | SCHEMA_T_NUMBER)
 
@@ -92,6 +93,32 @@ const json_t *schema_resolve_ref(const json_t *root, const char *ref)
 			return NULL;
 	}
 	return cur;
+}
+
+/* Whether a schema is marked readOnly or writeOnly (`which`), itself or through its $ref and
+ * allOf members (bounded: a hostile chain stops counting as marked, and is reported where it
+ * is normalised). */
+static int rw_marked_at(const json_t *root, const json_t *s, const char *which, int depth, int *work)
+{
+	if (!json_is_object(s) || depth > MAX_APPLY_DEPTH || ++*work > MARK_BUDGET)
+		return 0;
+	if (json_is_true(json_object_get(s, which)))
+		return 1;
+	json_t *ref = json_object_get(s, "$ref");
+	if (json_is_string(ref) && rw_marked_at(root, schema_resolve_ref(root, json_string_value(ref)), which, depth + 1, work))
+		return 1;
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(s, "allOf"), i, m)
+		if (rw_marked_at(root, m, which, depth + 1, work))
+			return 1;
+	return 0;
+}
+
+static int rw_marked(const json_t *root, const json_t *s, const char *which)
+{
+	int work = 0;
+	return rw_marked_at(root, s, which, 0, &work);
 }
 
 /* ---- normalisation ---------------------------------------------------------------------- */
@@ -334,6 +361,23 @@ static void norm_init(struct norm *n, const json_t *root, const json_t *s)
 	if (json_is_object(s) && json_is_true(json_object_get(s, "nullable")) && !json_object_get(s, "type") &&
 	    n->types)
 		n->types |= SCHEMA_T_NULL;
+	/* an enum admits only its values: their types bound the schema's ({enum: [a, b]} is a
+	 * string schema even without `type`) */
+	json_t *en = json_object_get(n->kw, "enum");
+	if (json_is_array(en)) {
+		unsigned vt = 0;
+		size_t i;
+		json_t *v;
+		json_array_foreach(en, i, v)
+			vt |= json_is_null(v) ? SCHEMA_T_NULL
+			      : json_is_boolean(v) ? SCHEMA_T_BOOLEAN
+			      : json_is_integer(v) ? SCHEMA_T_INTEGER | SCHEMA_T_NUMBER
+			      : json_is_real(v) ? SCHEMA_T_NUMBER
+			      : json_is_string(v) ? SCHEMA_T_STRING
+			      : json_is_array(v) ? SCHEMA_T_ARRAY
+						 : SCHEMA_T_OBJECT;
+		n->types &= vt;
+	}
 	if (!n->types)
 		n->never = 1;
 }
@@ -455,10 +499,26 @@ static void compare_union(struct cmp *c, const struct norm *na, const json_t *a,
 	}
 }
 
-static int rw_skipped(const struct cmp *c, const json_t *prop)
+static int rw_skipped(const struct cmp *c, const json_t *root, const json_t *prop)
 {
 	/* readOnly properties never appear in requests, writeOnly ones never in responses */
-	return json_is_true(json_object_get(prop, RESP(c) ? "writeOnly" : "readOnly"));
+	return rw_marked(root, prop, RESP(c) ? "writeOnly" : "readOnly");
+}
+
+/* A property of one side as the direction sees it: NULL when absent or when marked so that
+ * it never crosses the wire this way. */
+static const json_t *eff_prop(const struct cmp *c, const json_t *root, const json_t *props, const char *name)
+{
+	const json_t *s = json_object_get(props, name);
+	return s && rw_skipped(c, root, s) ? NULL : s;
+}
+
+/* Whether `name` is required on one side: listed in `required` and not marked away. */
+static int eff_required(const struct cmp *c, const json_t *root, const json_t *props, const json_t *req,
+			const char *name)
+{
+	const json_t *s = json_object_get(props, name);
+	return in_array_str(req, name) && !(s && rw_skipped(c, root, s));
 }
 
 static char *dump(const json_t *v)
@@ -501,6 +561,40 @@ static void compare_enum(struct cmp *c, const struct norm *na, const struct norm
 	}
 }
 
+/* Whether every value of the enum `en` that the bound `kw` constrains keeps to it (an enum is
+ * a finite set: its values can be checked one by one instead of comparing bounds). */
+static int enum_within(const json_t *en, const char *kw, int upper, double b)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(en, i, v) {
+		double x;
+		if (strstr(kw, "Length")) {
+			if (!json_is_string(v))
+				continue;
+			x = 0;
+			for (const char *q = json_string_value(v); *q; q++)
+				x += ((unsigned char)*q & 0xc0) != 0x80; /* code points, as JSON Schema counts */
+		} else if (strstr(kw, "Items")) {
+			if (!json_is_array(v))
+				continue;
+			x = (double)json_array_size(v);
+		} else if (strstr(kw, "Properties")) {
+			if (!json_is_object(v))
+				continue;
+			x = (double)json_object_size(v);
+		} else {
+			if (!json_is_number(v))
+				continue;
+			x = json_number_value(v);
+		}
+		int excl = !strncmp(kw, "exclusive", 9);
+		if (upper ? (excl ? x >= b : x > b) : (excl ? x <= b : x < b))
+			return 0;
+	}
+	return 1;
+}
+
 static void compare_bounds(struct cmp *c, const struct norm *na, const struct norm *nb, unsigned common)
 {
 	static const struct {
@@ -521,6 +615,9 @@ static void compare_bounds(struct cmp *c, const struct norm *na, const struct no
 		if (!bv)
 			continue;
 		double b = json_number_value(bv);
+		const json_t *ea = json_object_get(na->kw, "enum");
+		if (ea && enum_within(ea, bounds[i].kw, bounds[i].upper, b))
+			continue; /* every value A admits keeps to B's bound */
 		if (!av) {
 			emit(c, REPORT_BREAKING,
 			     RESP(c) ? "%s %g removed: consumers may receive values the old schema excluded"
@@ -578,59 +675,67 @@ static void compare_object(struct cmp *c, const struct norm *na, const struct no
 	json_t *ra = json_object_get(na->kw, "required"), *rb = json_object_get(nb->kw, "required");
 	json_t *apa = json_object_get(na->kw, "additionalProperties");
 	json_t *apb = json_object_get(nb->kw, "additionalProperties");
+	const json_t *A = c->root_a, *B = c->root_b;
 	size_t i;
 	json_t *v;
 	const char *name;
-
+	/* a readOnly property counts as absent in a request, a writeOnly one in a response, on
+	 * either side: "marked" below is a property the schema declares but the direction drops */
 	json_array_foreach(rb, i, v) {
 		name = json_string_value(v);
-		if (in_array_str(ra, name))
+		if (!eff_required(c, B, pb, rb, name) || eff_required(c, A, pa, ra, name))
 			continue;
-		json_t *sa = json_object_get(pa, name), *sb = json_object_get(pb, name);
-		if ((sa && rw_skipped(c, sa)) || (sb && rw_skipped(c, sb)))
-			continue;
+		const json_t *sa = eff_prop(c, A, pa, name), *sb = eff_prop(c, B, pb, name);
+		int marked_a = !sa && json_object_get(pa, name);
 		size_t old = path_push(c, name);
 		if (RESP(c))
 			emit(c, REPORT_BREAKING,
 			     sa ? "property '%s' is no longer required: it may be absent"
-				: "required property '%s' removed",
+			     : marked_a ? "property '%s' is now writeOnly: responses no longer carry it"
+					: "required property '%s' removed",
 			     name);
 		else
 			emit(c, REPORT_BREAKING,
-			     sb && json_object_get(pa, name) ? "property '%s' became required"
-							     : "new required property '%s': callers do not send it",
+			     sb && sa ? "property '%s' became required"
+			     : marked_a ? "property '%s' is required but readOnly on the sending side: callers do not send it"
+					: "new required property '%s': callers do not send it",
 			     name);
 		path_pop(c, old);
 	}
 	json_object_foreach(pa, name, v) {
-		json_t *sb = json_object_get(pb, name);
-		if (rw_skipped(c, v) || (sb && rw_skipped(c, sb)))
+		if (!eff_prop(c, A, pa, name))
 			continue;
+		const json_t *sb = eff_prop(c, B, pb, name);
+		int marked_b = !sb && json_object_get(pb, name);
 		size_t old = path_push(c, name);
 		if (sb)
 			compare(c, v, sb);
 		else if (json_is_false(apb))
 			emit(c, REPORT_BREAKING,
 			     RESP(c) ? "new property '%s' in an object the old schema closed (additionalProperties: false)"
-				     : "property '%s' is no longer accepted: the object is closed",
+			     : marked_b ? "property '%s' is readOnly in the new schema, whose object is closed: requests that send it may be refused"
+					: "property '%s' is no longer accepted: the object is closed",
 			     name);
-		else if (json_is_object(apb))
+		else if (json_is_object(apb) && !marked_b)
 			compare(c, v, apb);
 		else if (RESP(c))
 			emit(c, REPORT_INFO, "property '%s' added", name);
 		else
 			emit(c, REPORT_WARNING,
-			     "property '%s' removed from the request schema: still accepted because the object is open, but may be ignored",
+			     marked_b ? "property '%s' is readOnly in the new request schema: still accepted because the object is open, but may be ignored"
+				      : "property '%s' removed from the request schema: still accepted because the object is open, but may be ignored",
 			     name);
 		path_pop(c, old);
 	}
 	json_object_foreach(pb, name, v) {
-		if (json_object_get(pa, name) || in_array_str(rb, name) || rw_skipped(c, v))
+		if (!eff_prop(c, B, pb, name) || eff_prop(c, A, pa, name) || eff_required(c, B, pb, rb, name))
 			continue;
 		size_t old = path_push(c, name);
 		if (RESP(c))
 			emit(c, REPORT_WARNING,
-			     "optional property '%s' removed: consumers that read it get nothing ('contract check' tells whether any does)",
+			     json_object_get(pa, name)
+				     ? "optional property '%s' is now writeOnly: consumers that read it get nothing"
+				     : "optional property '%s' removed: consumers that read it get nothing ('contract check' tells whether any does)",
 			     name);
 		else
 			emit(c, REPORT_INFO, "new optional property '%s' accepted", name);
@@ -838,6 +943,13 @@ static int guarantee(const json_t *root, const json_t *schema, const char *const
 		int last_optional = optional && nsegs == 1;
 		if (buf_addf(at, "/%s", seg))
 			goto toolong;
+		if (next && rw_marked(root, next, "writeOnly")) {
+			/* OpenAPI: a writeOnly value is never sent in a response, required or not */
+			ok = last_optional;
+			if (!ok)
+				snprintf(why, whysize, "%s is writeOnly in the provider's schema: responses never carry it", at->data);
+			goto restore;
+		}
 		if (!next) {
 			ok = last_optional;
 			if (!ok)

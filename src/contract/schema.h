@@ -12,7 +12,9 @@
  * loops reported), `allOf` members are merged (types intersected, properties and required
  * lists united, bounds tightened), OpenAPI 3.0 `nullable: true` and 3.1 type arrays both become
  * a set of types, `const` becomes a one-value enum, 3.0 boolean exclusiveMinimum/Maximum become
- * 3.1 numbers. `anyOf`/`oneOf` are compared as unions (each alternative of A must fit some
+ * 3.1 numbers, an `enum` bounds the types to those of its values. A property marked readOnly
+ * counts as absent in requests and one marked writeOnly as absent in responses, on either
+ * side, marked directly or through its $ref/allOf. `anyOf`/`oneOf` are compared as unions (each alternative of A must fit some
  * alternative of B). Recursive schemas are compared co-inductively: a pair of $refs already
  * being compared higher up is assumed compatible, so cycles terminate.
  *
@@ -61,7 +63,9 @@ int schema_compare(const json_t *root_a, const json_t *a, const json_t *root_b, 
 /*
  * Follows `path` (segments: property names, "*" for every element of an array) into `schema`
  * and asks whether every valid value is guaranteed to have a value there whose type is one of
- * `types` (a bit set). `optional` allows the last segment to be absent. Returns 1 when
+ * `types` (a bit set). `optional` allows the last segment to be absent. The schema is a
+ * response's: a writeOnly property is never there. With no segments it checks the type of the
+ * value itself (a response header's, say). Returns 1 when
  * guaranteed, 0 when not, with the reason written into why.
  */
 int schema_guarantees(const json_t *root, const json_t *schema, const char *const *segs,

@@ -11,7 +11,8 @@
  *    value and after a trip through JSON text;
  *  - a provider's API diffed against itself is "compatible" with no breaking finding;
  *  - every report is an object with a known verdict;
- * and with two contracts, diffs their APIs both ways and checks each one's use of the other.
+ * and with two contracts, diffs their APIs both ways and checks each one's use of the other,
+ * alone and against a baseline release (contract_check_since).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -96,11 +97,23 @@ static contract *parse(const char *text, size_t len)
 	return c;
 }
 
-/* b's use of a, for every service b consumes (a's own name may be absent or different). */
-static void check_use(const contract *a, const contract *b)
+/* b's use of a, for every service b consumes (a's own name may be absent or different): on
+ * its own, and since `since` (a baseline release of the provider, or NULL). A baseline only
+ * ever lets through parameters the check alone refuses, never refuses more. */
+static void check_use(const contract *a, const contract *b, const contract *since)
 {
-	for (size_t i = 0; i < contract_consumes_count(b); i++)
-		check_report(contract_check(contract_consumes_name(b, i), a, b), "check");
+	for (size_t i = 0; i < contract_consumes_count(b); i++) {
+		const char *svc = contract_consumes_name(b, i);
+		json_t *alone = contract_check(svc, a, b);
+		json_t *with = contract_check_since(svc, a, b, since);
+		CHECK(alone && with);
+		CHECK(json_array_size(json_object_get(with, "findings")) == json_array_size(json_object_get(alone, "findings")));
+		if (!strcmp(json_string_value(json_object_get(alone, "verdict")) ?: "", "ok"))
+			CHECK(!strcmp(json_string_value(json_object_get(with, "verdict")) ?: "", "ok"));
+		(void)contract_lists_parameters(b, svc);
+		check_report(alone, "check");
+		check_report(with, "check");
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -116,11 +129,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_report(openapi_diff(pa, pb), "diff");
 			check_report(openapi_diff(pb, pa), "diff");
 		}
-		check_use(a, b);
-		check_use(b, a);
+		check_use(a, b, a);
+		check_use(b, a, b);
+		check_use(a, b, b);
 	}
 	if (a)
-		check_use(a, a);
+		check_use(a, a, a);
 	contract_free(a);
 	contract_free(b);
 	return 0;

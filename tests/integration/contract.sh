@@ -58,6 +58,21 @@ run 0 "" check --service metadata "$EX/metadata-v2.yaml" "$EX/profile-v2.yaml"
 printf 'service: reader\nconsumes:\n  web:\n    - {method: GET, path: /}\n' >"$TMP/reader.yaml"
 run 2 "no 'provides'" check "$TMP/reader.yaml" "$EX/profile-v1.yaml"
 
+# parameters (issue 17): metadata v4 adds a required query parameter; a consumer that lists
+# no parameters is refused with how to declare them, profile v3 lists it
+run 1 "new required parameter" diff "$EX/metadata-v3.yaml" "$EX/metadata-v4.yaml"
+run 1 'parameters: [{name: lang, in: query, schema: {"type":"string","minLength":2,"maxLength":8}}]' check "$EX/metadata-v4.yaml" "$EX/profile-v2.yaml"
+run 0 "ok" check "$EX/metadata-v4.yaml" "$EX/profile-v3.yaml"
+run 0 "sends query parameter 'lang', which the provider does not declare" check "$EX/metadata-v3.yaml" "$EX/profile-v3.yaml"
+printf 'service: profile\nconsumes:\n  metadata:\n    - method: GET\n      path: /items/{id}\n      parameters: [{name: lang, in: query, schema: {type: string, enum: [en]}}]\n      response_headers: [{name: X-Version, type: string}]\n' >"$TMP/hdr.yaml"
+run 1 "reads response header 'X-Version', not guaranteed: status 200 does not declare it" check "$EX/metadata-v3.yaml" "$TMP/hdr.yaml"
+run 0 "ok" check "$EX/metadata-v4.yaml" "$TMP/hdr.yaml"
+printf 'service: profile\nconsumes:\n  metadata:\n    - method: GET\n      path: /items/{id}\n      parameters: [{name: lang, in: query, schema: {type: string, enum: [en]}}]\n      errors: [{status: 404, reads: [{path: /error, type: string}]}]\n' >"$TMP/err.yaml"
+run 1 "status 404 declares no JSON body" check "$EX/metadata-v3.yaml" "$TMP/err.yaml"
+run 0 "ok" check "$EX/metadata-v4.yaml" "$TMP/err.yaml"
+printf 'service: profile\nconsumes:\n  metadata:\n    - method: GET\n      path: /items/{id}\n      parameters: [{name: lang, in: qery, type: string}]\n' >"$TMP/badp.yaml"
+run 2 "badp.yaml:6:37: consumes.metadata[0].parameters[0]: 'in' must be path, query, header or cookie" validate "$TMP/badp.yaml"
+
 # validate: every example is valid; a mistake is reported as FILE:LINE:COL
 run 0 "valid" validate "$EX"/*.yaml
 printf 'service: profile\nconsumes:\n  metadata:\n    - method: GET\n      path: /items/{id}\n      reads:\n        - {path: metadata, type: object}\n' >"$TMP/bad.yaml"

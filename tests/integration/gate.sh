@@ -78,6 +78,18 @@ check "the refusal names the pair and the field" grep -q 'profile@v1.*refused' "
 check "the reason says /metadata is not guaranteed" grep -q '/metadata' "$D/cid.txt"
 check "can-i-deploy metadata v2 is safe" "$S" can-i-deploy metadata v2
 
+# a new required query parameter (metadata v4's contract; v3's binary stands in for it):
+# profile v1 lists no parameters, so the server's gate fails closed and says how to declare them
+"$S" release push metadata v4 --artifact "$EX/metadata-v3" --contract "$C/metadata-v4.yaml" >/dev/null
+set +e
+"$S" can-i-deploy metadata v4 >"$D/cid4.txt"
+rc=$?
+set -e
+cat "$D/cid4.txt"
+check "can-i-deploy metadata v4 exits 1: a new required parameter" test $rc -eq 1
+check "the reason names lang as new since the stable version" grep -q "requires query parameter 'lang' (new since metadata@v1)" "$D/cid4.txt"
+check "and says how to declare the parameters" grep -q 'e.g. parameters: \[{name: lang, in: query' "$D/cid4.txt"
+
 "$S" plan metadata=v3 profile=v2 -o json >"$D/plan.json"
 "$S" plan metadata=v3 profile=v2
 order=$(tr -d ' \n' <"$D/plan.json" | grep -o '"steps":\[.*\],"reverse"' | grep -o '"service":"[a-z]*","from":"v[0-9]","to":"v[0-9]"' | sed 's/"service":"\([a-z]*\)","from":"\(v[0-9]\)","to":"\(v[0-9]\)"/\1:\3/' | tr '\n' ' ')

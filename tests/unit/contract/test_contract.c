@@ -368,3 +368,278 @@ Test(contract, path_templates_that_could_not_match_themselves_are_refused)
 	json_decref(r);
 	contract_free(c);
 }
+
+/* ---- issue 17: parameters, response headers, error responses, readOnly/writeOnly ---------
+ * Every rule in both directions: a case that holds and a case that is refused. */
+
+#define PROVIDER2                                                                                       \
+	"service: p\nversion: v2\nprovides:\n"                                                              \
+	"  openapi: 3.1.0\n"                                                                                \
+	"  paths:\n"                                                                                        \
+	"    /items/{itemId}:\n"                                                                            \
+	"      parameters:\n"                                                                               \
+	"        - {name: itemId, in: path, required: true, schema: {type: integer}}\n"                     \
+	"      get:\n"                                                                                      \
+	"        parameters:\n"                                                                             \
+	"          - {name: q, in: query, required: true, schema: {type: string}}\n"                        \
+	"          - {name: tag, in: query, schema: {type: string, maxLength: 10}}\n"                      \
+	"          - {name: limit, in: query, schema: {type: integer, maximum: 100}}\n"                     \
+	"          - {name: X-Tenant, in: header, required: true, schema: {type: string}}\n"                \
+	"          - {name: Authorization, in: header, required: true, schema: {type: string}}\n"           \
+	"        responses:\n"                                                                              \
+	"          '200':\n"                                                                                \
+	"            description: ok\n"                                                                     \
+	"            headers:\n"                                                                            \
+	"              ETag: {required: true, schema: {type: string}}\n"                                    \
+	"              X-Rate: {schema: {type: integer}}\n"                                                 \
+	"              X-Count: {$ref: '#/components/headers/Count'}\n"                                     \
+	"            content:\n"                                                                            \
+	"              application/json:\n"                                                                 \
+	"                schema:\n"                                                                         \
+	"                  type: object\n"                                                                  \
+	"                  required: [id, secret, created, token]\n"                                        \
+	"                  properties:\n"                                                                   \
+	"                    id: {type: string}\n"                                                          \
+	"                    secret: {type: string, writeOnly: true}\n"                                     \
+	"                    created: {type: string, readOnly: true}\n"                                     \
+	"                    token: {$ref: '#/components/schemas/Token'}\n"                                 \
+	"          '404':\n"                                                                                \
+	"            description: none\n"                                                                   \
+	"            content:\n"                                                                            \
+	"              application/json:\n"                                                                 \
+	"                schema: {type: object, required: [code], properties: {code: {type: string}, detail: {type: string}}}\n" \
+	"          '5XX':\n"                                                                                \
+	"            description: down\n"                                                                   \
+	"            headers:\n"                                                                            \
+	"              Retry-After: {required: true, schema: {type: integer}}\n"                            \
+	"            content:\n"                                                                            \
+	"              application/json:\n"                                                                 \
+	"                schema: {type: object, required: [retry], properties: {retry: {type: integer}}}\n" \
+	"      post:\n"                                                                                     \
+	"        requestBody:\n"                                                                            \
+	"          content:\n"                                                                              \
+	"            application/json:\n"                                                                   \
+	"              schema:\n"                                                                           \
+	"                type: object\n"                                                                    \
+	"                additionalProperties: false\n"                                                     \
+	"                required: [name, id]\n"                                                            \
+	"                properties:\n"                                                                     \
+	"                  name: {type: string}\n"                                                          \
+	"                  id: {type: string, readOnly: true}\n"                                            \
+	"        responses:\n"                                                                              \
+	"          '201': {description: created}\n"                                                         \
+	"      put:\n"                                                                                      \
+	"        requestBody:\n"                                                                            \
+	"          content:\n"                                                                              \
+	"            application/json:\n"                                                                   \
+	"              schema: {type: object, properties: {name: {type: string}, id: {type: string, readOnly: true}}}\n" \
+	"        responses:\n"                                                                              \
+	"          '204': {description: done}\n"                                                            \
+	"  components:\n"                                                                                   \
+	"    headers:\n"                                                                                    \
+	"      Count: {required: true, schema: {type: integer}}\n"                                          \
+	"    schemas:\n"                                                                                    \
+	"      Token: {type: string, writeOnly: true}\n"
+
+/* the parameters a well-behaved consumer of GET /items/{id} sends */
+#define SENDS "parameters: [{name: q, in: query, type: string}, {name: x-tenant, in: header, type: string}]"
+#define GET "{method: GET, path: '/items/{id}', "
+
+static const struct rcase cases2[] = {
+	/* parameters: a required one listed / not listed */
+	{"- " GET SENDS "}", "ok", NULL},
+	{"- " GET "parameters: [{name: x-tenant, in: header, type: string}]}", "refused",
+	 "the provider requires query parameter 'q', and the consumer's parameters do not list it"},
+	/* a consumer that lists none: fail closed, with how to declare them */
+	{"- " GET "reads: [{path: /id, type: string}]}", "refused",
+	 "declares no parameters for this operation, so the gate cannot tell whether it sends it: list what it sends in its "
+	 "contract, e.g. parameters: [{name: q, in: query, type: string}]"},
+	/* what it sends must be accepted by the provider's schema */
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: tag, in: query, schema: {type: string, maxLength: 5}}, {name: X-Tenant, in: header, type: string}]}",
+	 "ok", NULL},
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: tag, in: query, schema: {type: string}}, {name: X-Tenant, in: header, type: string}]}",
+	 "refused", "maxLength 10 added"},
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: X-Tenant, in: header, type: string}, {name: limit, in: query, type: integer}]}",
+	 "refused", "maximum 100 added"},
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: X-Tenant, in: header, type: string}, {name: limit, in: query, schema: {type: integer, maximum: 50}}]}",
+	 "ok", NULL},
+	{"- " GET "parameters: [{name: q, in: query, type: integer}, {name: X-Tenant, in: header, type: string}]}", "refused",
+	 "type narrowed from integer to string"},
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: tag, in: query, schema: {enum: [ab, abcdefghij]}}, {name: X-Tenant, in: header, type: string}]}",
+	 "ok", NULL},
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: tag, in: query, schema: {enum: [ab, abcdefghijk]}}, {name: X-Tenant, in: header, type: string}]}",
+	 "refused", "maxLength 10 added"},
+	/* a path parameter is matched by position, whatever its name */
+	{"- " GET "parameters: [{name: id, in: path, type: integer}, {name: q, in: query, type: string}, {name: X-Tenant, in: header, type: string}]}",
+	 "ok", NULL},
+	{"- " GET "parameters: [{name: id, in: path, type: string}, {name: q, in: query, type: string}, {name: X-Tenant, in: header, type: string}]}",
+	 "refused", "type narrowed from string to integer"},
+	/* a parameter the provider does not declare is a warning, not a refusal */
+	{"- " GET "parameters: [{name: q, in: query, type: string}, {name: X-Tenant, in: header, type: string}, {name: debug, in: cookie, type: boolean}]}",
+	 "ok", "sends cookie parameter 'debug', which the provider does not declare"},
+
+	/* response headers read from the 2xx response */
+	{"- " GET SENDS ", response_headers: [{name: etag, type: string}, {name: X-Count, type: integer}]}", "ok", NULL},
+	{"- " GET SENDS ", response_headers: [{name: ETag, type: integer}]}", "refused",
+	 "reads response header 'ETag', not guaranteed: status 200: the value is string in the provider's schema"},
+	{"- " GET SENDS ", response_headers: [{name: X-Rate, type: integer}]}", "refused",
+	 "it is optional in the provider's status 200 response"},
+	{"- " GET SENDS ", response_headers: [{name: X-Rate, type: integer, optional: true}]}", "ok", NULL},
+	{"- " GET SENDS ", response_headers: [{name: X-Rate, type: string, optional: true}]}", "refused",
+	 "the value is integer in the provider's schema, the consumer expects string"},
+	{"- " GET SENDS ", response_headers: [{name: X-Gone, type: string}]}", "refused", "status 200 does not declare it"},
+	{"- " GET SENDS ", response_headers: [{name: X-Gone, type: string, optional: true}]}", "ok", NULL},
+
+	/* error responses handled, read like 2xx ones */
+	{"- " GET SENDS ", errors: [{status: 404, reads: [{path: /code, type: string}]}]}", "ok", NULL},
+	{"- " GET SENDS ", errors: [{status: 404, reads: [{path: /detail, type: string}]}]}", "refused",
+	 "/detail is optional in the provider's schema (not in required) (status 404)"},
+	{"- " GET SENDS ", errors: [{status: 404, reads: [{path: /detail, type: string, optional: true}]}]}", "ok", NULL},
+	{"- " GET SENDS ", errors: [{status: 503, reads: [{path: /retry, type: integer}], response_headers: [{name: Retry-After, type: integer}]}]}",
+	 "ok", NULL},
+	{"- " GET SENDS ", errors: [{status: 503, response_headers: [{name: Retry-After, type: string}]}]}", "refused",
+	 "reads response header 'Retry-After', not guaranteed: status 5XX: the value is integer"},
+	{"- " GET SENDS ", errors: [{status: 5XX, reads: [{path: /retry, type: integer}]}]}", "ok", NULL},
+	{"- " GET SENDS ", errors: [{status: '409', reads: [{path: /code, type: string}]}]}", "refused",
+	 "the provider declares no 409 response for this operation"},
+	{"- " GET SENDS ", errors: [{status: 409}]}", "ok", "handles status 409, which the provider does not declare"},
+	{"- " GET SENDS ", errors: [{status: 4XX, reads: [{path: /code, type: string}]}]}", "ok", NULL},
+	{"- " GET SENDS ", errors: [{status: 4xx, reads: [{path: /retry, type: integer}]}]}", "refused",
+	 "/retry is not in the provider's schema (status 404)"},
+
+	/* writeOnly counts as absent in responses, readOnly as absent in requests */
+	{"- " GET SENDS ", reads: [{path: /created, type: string}]}", "ok", NULL},
+	{"- " GET SENDS ", reads: [{path: /secret, type: string}]}", "refused",
+	 "/secret is writeOnly in the provider's schema: responses never carry it"},
+	{"- " GET SENDS ", reads: [{path: /token, type: string}]}", "refused", "/token is writeOnly"}, /* through $ref */
+	{"- " GET SENDS ", reads: [{path: /secret, type: string, optional: true}]}", "ok", NULL},
+	{"- {method: POST, path: '/items/{id}', sends: {type: object, additionalProperties: false, required: [name], properties: {name: {type: string}}}}",
+	 "ok", NULL},
+	{"- {method: POST, path: '/items/{id}', sends: {type: object, required: [name, id], properties: {name: {type: string}, id: {type: string}}}}",
+	 "refused", "property 'id' is readOnly in the new schema, whose object is closed"},
+	{"- {method: PUT, path: '/items/{id}', sends: {type: object, required: [name, id], properties: {name: {type: string}, id: {type: string}}}}",
+	 "ok", "property 'id' is readOnly in the new request schema: still accepted because the object is open"},
+};
+
+static void run_cases(const contract *p, const struct rcase *cs, size_t n, const contract *since)
+{
+	for (size_t i = 0; i < n; i++) {
+		char text[4096];
+		snprintf(text, sizeof(text), "service: c\nconsumes:\n  p:\n    %s\n", cs[i].consumes);
+		contract *c = parse(text);
+		json_t *r = contract_check_since("p", p, c, since);
+		char *d = json_dumps(r, JSON_COMPACT);
+		cr_expect_str_eq(json_string_value(json_object_get(r, "verdict")), cs[i].verdict, "case %zu: %s", i, d);
+		if (cs[i].phrase)
+			cr_expect(strstr(d, cs[i].phrase), "case %zu: no '%s' in %s", i, cs[i].phrase, d);
+		free(d);
+		json_decref(r);
+		contract_free(c);
+	}
+}
+
+Test(check, parameters_headers_errors_and_read_write_only)
+{
+	contract *p = parse(PROVIDER2);
+	run_cases(p, cases2, sizeof(cases2) / sizeof(cases2[0]), NULL);
+	contract_free(p);
+}
+
+/* A consumer that declares no parameters: a required one the provider release it works with
+ * requires too is not new (it evidently sends it); a new one fails closed. */
+Test(check, undeclared_parameters_against_a_baseline)
+{
+	static const char *const v1 =
+		"service: p\nversion: v1\nprovides:\n  openapi: 3.1.0\n  paths:\n    /s:\n      get:\n"
+		"        parameters: [{name: q, in: query, required: true, schema: {type: string}}]\n"
+		"        responses: {'200': {description: ok}}\n";
+	static const char *const v2 =
+		"service: p\nversion: v2\nprovides:\n  openapi: 3.1.0\n  paths:\n    /s:\n      get:\n"
+		"        parameters: [{name: q, in: query, required: true, schema: {type: string}},\n"
+		"                     {name: page, in: query, required: true, schema: {type: integer}}]\n"
+		"        responses: {'200': {description: ok}}\n";
+	contract *p1 = parse(v1), *p2 = parse(v2);
+	static const struct rcase old_q[] = {{"- {method: GET, path: /s}", "ok", "assumed sent"}};
+	static const struct rcase new_page[] = {{"- {method: GET, path: /s}", "refused",
+						 "the provider requires query parameter 'page' (new since p@v1), and the consumer declares no parameters"}};
+	static const struct rcase no_base[] = {{"- {method: GET, path: /s}", "refused", "parameter 'q', and the consumer declares no parameters"}};
+	static const struct rcase listed[] = {{"- {method: GET, path: /s, parameters: [{name: page, in: query, type: integer}]}", "refused",
+					       "'q', and the consumer's parameters do not list it"}};
+	static const struct rcase listed_all[] = {
+		{"- {method: GET, path: /s, parameters: [{name: page, in: query, type: integer}, {name: q, in: query, type: string}]}", "ok", NULL}};
+	run_cases(p1, old_q, 1, p1);       /* what it works with: nothing is new */
+	run_cases(p2, new_page, 1, p1);    /* page is new since v1 */
+	run_cases(p1, no_base, 1, NULL);   /* nothing known: every required one is unknown */
+	run_cases(p2, listed, 1, p1);      /* a list is held to, whatever the baseline */
+	run_cases(p2, listed_all, 1, NULL);
+	contract_free(p1);
+	contract_free(p2);
+}
+
+static const struct vcase vcases2[] = {
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{name: q, in: body, type: string}]\n",
+	 "c.yaml:5:34: consumes.p[0].parameters[0]: 'in' must be path, query, header or cookie"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{name: q, in: query}]\n",
+	 "c.yaml:5:20: consumes.p[0].parameters[0]: a parameter needs the 'type' of the value sent (or a 'schema')"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{name: q, in: query, type: string, schema: {}}]\n",
+	 "c.yaml:5:55: consumes.p[0].parameters[0]: give the value's 'type' or a 'schema', not both"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x/{id}\n      parameters: [{name: ident, in: path, type: string}]\n",
+	 "c.yaml:5:27: consumes.p[0].parameters[0]: the path template '/x/{id}' has no '{ident}'"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{name: 'X Bad', in: header, type: string}]\n",
+	 "c.yaml:5:27: consumes.p[0].parameters[0]: 'name' must be a header name"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters:\n        - {name: X-A, in: header, type: string}\n"
+	 "        - {name: x-a, in: header, type: string}\n",
+	 "c.yaml:7:18: consumes.p[0].parameters[1]: header parameter 'x-a' is listed twice"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{name: q, in: query, schema: {type: strin}}]\n",
+	 "c.yaml:5:56: consumes.p[0].parameters[0].schema: unknown type 'strin'"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      parameters: [{nam: q, in: query, type: string}]\n",
+	 "c.yaml:5:21: consumes.p[0].parameters[0]: unknown key 'nam' (did you mean 'name'?"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      response_headers: [{name: ETag, type: text}]\n",
+	 "c.yaml:5:45: consumes.p[0].response_headers[0]: 'type' must be a type name"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      response_headers: [{type: string}]\n",
+	 "c.yaml:5:26: consumes.p[0].response_headers[0]: a header read needs a 'name'"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      errors: [{status: 200}]\n",
+	 "c.yaml:5:25: consumes.p[0].errors[0]: 'status' must be an error status: 400 to 599, 4XX or 5XX"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      errors: [{status: 404}, {status: '404'}]\n",
+	 "c.yaml:5:40: consumes.p[0].errors[1]: status 404 is listed twice"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      errors: [{status: 404, reads: [{path: code}]}]\n",
+	 "c.yaml:5:45: consumes.p[0].errors[0].reads[0]: a read path starts with '/'"},
+	{"consumes:\n  p:\n    - method: GET\n      path: /x\n      headers: []\n",
+	 "c.yaml:5:7: consumes.p[0]: unknown key 'headers'"},
+	{"provides:\n  openapi: 3.1.0\n  paths:\n    /x:\n      get:\n        responses:\n          '200':\n"
+	 "            description: ok\n            headers: {ETag: {schema: {type: txt}}}\n",
+	 "c.yaml:9:45: provides.paths./x.get.responses.200.headers.ETag.schema: unknown type 'txt'"},
+};
+
+Test(contract, new_declarations_are_validated_with_positions)
+{
+	for (size_t i = 0; i < sizeof(vcases2) / sizeof(vcases2[0]); i++)
+		expect_error(vcases2[i].text, NULL, vcases2[i].want);
+}
+
+/* The examples: metadata v4 adds a required query parameter; the consumers that list none are
+ * refused with how to declare it, profile v3 (which lists it) is not. */
+Test(check, metadata_v4_and_profile_v3)
+{
+	static const struct ccase cases[] = {
+		{"metadata-v4", "profile-v2", "refused", 0, "e.g. parameters: [{name: lang, in: query, schema: {"},
+		{"metadata-v4", "profile-v1", "refused", 0, "the consumer declares no parameters"},
+		{"metadata-v4", "profile-v3", "ok", 0, NULL},
+		{"metadata-v3", "profile-v3", "ok", 0, "sends query parameter 'lang', which the provider does not declare"},
+		{"metadata-v2", "profile-v3", "ok", 0, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		contract *p = load_example(cases[i].provider), *c = load_example(cases[i].consumer);
+		json_t *r = contract_check(contract_service(p), p, c);
+		char *d = json_dumps(r, JSON_COMPACT);
+		cr_expect_str_eq(json_string_value(json_object_get(r, "verdict")), cases[i].verdict, "%s <- %s: %s",
+				 cases[i].provider, cases[i].consumer, d);
+		if (cases[i].phrase)
+			cr_expect(strstr(d, cases[i].phrase), "%s <- %s: no '%s' in %s", cases[i].provider, cases[i].consumer,
+				  cases[i].phrase, d);
+		free(d);
+		json_decref(r);
+		contract_free(p);
+		contract_free(c);
+	}
+}

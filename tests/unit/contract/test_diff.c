@@ -29,6 +29,11 @@ struct dcase {
 #define NODE_C2 "{\"Node\":{\"type\":\"object\",\"required\":[\"v\"],\"properties\":{\"v\":{\"type\":[\"string\",\"integer\"]},\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/Node\"}}}}}"
 #define REF_NODE "{\"$ref\":\"#/components/schemas/Node\"}"
 
+/* a GET whose 200 response declares the headers H (JSON members) */
+#define HDR(h) "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\",\"headers\":{" h "}}}}}"
+/* a GET whose 404 response has the JSON body S */
+#define ERR(s) "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\"},\"404\":{\"description\":\"e\",\"content\":{\"application/json\":{\"schema\":" s "}}}}}}"
+
 static const struct dcase cases[] = {
 	/* ---- responses: may only narrow ---- */
 	{"resp: identical", RESP, OBJ_AB, NULL, OBJ_AB, NULL, 0, NULL, NULL},
@@ -213,6 +218,67 @@ static const struct dcase cases[] = {
 	 NULL,
 	 "{\"get\":{\"parameters\":[{\"name\":\"o\",\"in\":\"query\",\"schema\":{\"enum\":[\"asc\"]}}],\"responses\":{\"200\":{\"description\":\"ok\"}}}}",
 	 NULL, 1, "enum value \"desc\" removed", "/query/o"},
+
+	/* ---- issue 17: readOnly/writeOnly count as absent in their direction, on either side ---- */
+	{"resp: required property became writeOnly", RESP, OBJ_AB, NULL,
+	 "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":{\"type\":\"string\",\"writeOnly\":true},\"b\":{\"type\":\"integer\"}}}",
+	 NULL, 1, "property 'a' is now writeOnly", "/a"},
+	{"resp: required property became writeOnly through $ref", RESP,
+	 "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":{\"$ref\":\"#/components/schemas/S\"}}}", "{\"S\":{\"type\":\"string\"}}",
+	 "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":{\"$ref\":\"#/components/schemas/S\"}}}",
+	 "{\"S\":{\"type\":\"string\",\"writeOnly\":true}}", 1, "property 'a' is now writeOnly", "/a"},
+	{"resp: writeOnly property added to a closed object", RESP,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{\"type\":\"string\"}}}", NULL,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{\"type\":\"string\"},\"pw\":{\"type\":\"string\",\"writeOnly\":true}}}",
+	 NULL, 0, NULL, NULL},
+	{"resp: writeOnly property no longer writeOnly in a closed object", RESP,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"pw\":{\"type\":\"string\",\"writeOnly\":true}}}", NULL,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"pw\":{\"type\":\"string\"}}}", NULL, 1,
+	 "new property 'pw' in an object the old schema closed", "/pw"},
+	{"req: property became readOnly in a closed object", REQ,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"string\"}}}", NULL,
+	 "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"string\",\"readOnly\":true}}}",
+	 NULL, 1, "property 'b' is readOnly in the new schema, whose object is closed", "/b"},
+	{"req: property became readOnly in an open object", REQ, OBJ_AB, NULL,
+	 "{\"type\":\"object\",\"required\":[\"a\"],\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"integer\",\"readOnly\":true}}}",
+	 NULL, 0, "property 'b' is readOnly in the new request schema", "/b"},
+	{"req: new required readOnly property", REQ, OBJ_AB, NULL,
+	 "{\"type\":\"object\",\"required\":[\"a\",\"id\"],\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"integer\"},\"id\":{\"type\":\"string\",\"readOnly\":true}}}",
+	 NULL, 0, NULL, NULL},
+	{"req: readOnly property became writable and required", REQ,
+	 "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"readOnly\":true}}}", NULL,
+	 "{\"type\":\"object\",\"required\":[\"id\"],\"properties\":{\"id\":{\"type\":\"string\"}}}", NULL, 1,
+	 "'id' is required but readOnly on the sending side", "/id"},
+
+	/* ---- response headers, compared like bodies ---- */
+	{"resp: required response header removed", ITEM, HDR("\"ETag\":{\"required\":true,\"schema\":{\"type\":\"string\"}}"), NULL,
+	 HDR(""), NULL, 1, "required response header 'ETag' removed", "ETag"},
+	{"resp: optional response header removed", ITEM, HDR("\"ETag\":{\"schema\":{\"type\":\"string\"}}"), NULL, HDR(""), NULL, 0,
+	 "optional response header 'ETag' removed", "ETag"},
+	{"resp: response header became optional", ITEM, HDR("\"ETag\":{\"required\":true,\"schema\":{\"type\":\"string\"}}"), NULL,
+	 HDR("\"etag\":{\"schema\":{\"type\":\"string\"}}"), NULL, 1, "'ETag' is no longer required", "ETag"},
+	{"resp: response header became required", ITEM, HDR("\"ETag\":{\"schema\":{\"type\":\"string\"}}"), NULL,
+	 HDR("\"ETag\":{\"required\":true,\"schema\":{\"type\":\"string\"}}"), NULL, 0, NULL, NULL},
+	{"resp: response header type widened", ITEM, HDR("\"X-N\":{\"required\":true,\"schema\":{\"type\":\"integer\"}}"), NULL,
+	 HDR("\"X-N\":{\"required\":true,\"schema\":{\"type\":[\"integer\",\"string\"]}}"), NULL, 1, "type widened", "X-N"},
+	{"resp: response header type narrowed", ITEM, HDR("\"X-N\":{\"required\":true,\"schema\":{\"type\":\"number\"}}"), NULL,
+	 HDR("\"X-N\":{\"required\":true,\"schema\":{\"type\":\"integer\"}}"), NULL, 0, NULL, NULL},
+	{"resp: response header added", ITEM, HDR(""), NULL, HDR("\"X-N\":{\"required\":true,\"schema\":{\"type\":\"integer\"}}"), NULL,
+	 0, "response header 'X-N' added", "X-N"},
+
+	/* ---- error responses, compared like bodies ---- */
+	{"resp: error body's required property removed", ITEM, ERR("{\"type\":\"object\",\"required\":[\"code\"],\"properties\":{\"code\":{\"type\":\"string\"}}}"),
+	 NULL, ERR("{\"type\":\"object\",\"properties\":{\"code\":{\"type\":\"string\"}}}"), NULL, 1, "'code' is no longer required", "/code"},
+	{"resp: error body gains a property", ITEM, ERR("{\"type\":\"object\",\"required\":[\"code\"],\"properties\":{\"code\":{\"type\":\"string\"}}}"),
+	 NULL, ERR("{\"type\":\"object\",\"required\":[\"code\"],\"properties\":{\"code\":{\"type\":\"string\"},\"hint\":{\"type\":\"string\"}}}"), NULL,
+	 0, "property 'hint' added", "/hint"},
+	{"resp: error status no longer declared", ITEM, ERR("{\"type\":\"object\"}"), NULL,
+	 "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\"}}}}", NULL, 0, "status 404 no longer declared", NULL},
+	{"resp: error status answered by its range", ITEM, ERR("{\"type\":\"string\"}"), NULL,
+	 "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\"},\"4XX\":{\"description\":\"e\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"integer\"}}}}}}}",
+	 NULL, 1, "type widened from string to integer", "/"},
+	{"resp: new error status", ITEM, "{\"get\":{\"responses\":{\"200\":{\"description\":\"ok\"}}}}", NULL, ERR("{\"type\":\"object\"}"), NULL,
+	 0, "new status 404 declared", NULL},
 };
 
 static json_t *load(const char *text)

@@ -314,3 +314,140 @@ Test(gate, candidate_without_contract_is_unknown)
 	cr_expect_str_eq(verdict(r), "ok");
 	json_decref(r);
 }
+
+/* ---- issue 17: a new required parameter, through can-i-deploy and plans ------------------
+ * metadata v4 requires a `lang` query parameter; profile v1/v2 list no parameters, profile v3
+ * lists `lang`. */
+
+Test(gate, new_required_parameter_refused_with_how_to_declare)
+{
+	contract *m4 = load("metadata-v4");
+	struct plan_live live[] = {{"eu", "metadata", "v3", m3, "stable"}, {"eu", "profile", "v2", p2, "stable"},
+				   {"eu", "web", "v1", w1, "stable"}};
+	struct plan_unit cand = {"metadata", "v4", m4};
+	struct err e;
+	json_t *r = plan_can_i_deploy(live, 3, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	char *d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "refused", "%s", d);
+	const json_t *p = find_pair(json_object_get(r, "pairs"), "metadata@v4", "profile@v2");
+	cr_assert(p, "%s", d);
+	cr_expect_str_eq(verdict(p), "refused", "%s", d);
+	const char *why = json_string_value(json_array_get(json_object_get(p, "reasons"), 0));
+	cr_expect(why && strstr(why, "requires query parameter 'lang' (new since metadata@v3)"), "%s", d);
+	cr_expect(why && strstr(why, "parameters: [{name: lang, in: query, schema: {\"type\":\"string\",\"minLength\":2,\"maxLength\":8}}]"), "%s", d);
+	free(d);
+	json_decref(r);
+	contract_free(m4);
+}
+
+Test(gate, declared_parameter_lets_the_provider_move)
+{
+	contract *m4 = load("metadata-v4"), *p3 = load("profile-v3");
+	/* profile v3 live: metadata v4 is fine */
+	struct plan_live live[] = {{"eu", "metadata", "v3", m3, "stable"}, {"eu", "profile", "v3", p3, "stable"}};
+	struct plan_unit cand = {"metadata", "v4", m4};
+	struct err e;
+	json_t *r = plan_can_i_deploy(live, 2, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	char *d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "ok", "%s", d);
+	free(d);
+	json_decref(r);
+
+	/* the plan: profile v3 first (it sends lang, which v3 ignores), then metadata v4; back:
+	 * metadata v3 first, since profile v2 lists no parameters while v3 listed them (it is
+	 * not known to send lang) */
+	struct plan_unit rel[] = {{"metadata", "v3", m3}, {"metadata", "v4", m4}, {"profile", "v2", p2}, {"profile", "v3", p3}};
+	struct plan_live now[] = {{"eu", "metadata", "v3", m3, "stable"}, {"eu", "profile", "v2", p2, "stable"}};
+	struct plan_target tg[] = {{"metadata", "v4"}, {"profile", "v3"}};
+	r = plan_make(now, 2, rel, 4, tg, 2, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "ok", "%s", d);
+	static const char *const fwd[] = {"profile v3", "metadata v4"};
+	static const char *const back[] = {"metadata v3", "profile v2"};
+	expect_steps(json_object_get(r, "steps"), fwd, 2, "forward");
+	expect_steps(json_object_get(r, "reverse"), back, 2, "reverse");
+	free(d);
+	json_decref(r);
+
+	/* without profile v3, no order exists: every consumer release lists no parameters */
+	struct plan_target tg2[] = {{"metadata", "v4"}};
+	r = plan_make(now, 2, rel, 3, tg2, 1, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "impossible", "%s", d);
+	cr_expect(strstr(d, "new since metadata@v3"), "%s", d);
+	free(d);
+	json_decref(r);
+	contract_free(m4);
+	contract_free(p3);
+}
+
+/* A required parameter the live provider already requires is not new: a consumer release of
+ * a service that calls it today without listing parameters passes without listing them; the
+ * first release of a service, or one after a release that listed them, must list them. */
+Test(gate, parameter_required_before_is_not_new)
+{
+	contract *m4 = load("metadata-v4"), *p3 = load("profile-v3");
+	static const char *const p25 =
+		"service: profile\nversion: v2.5\nconsumes:\n  metadata:\n    - method: GET\n      path: /items/{id}\n"
+		"      reads: [{path: /id, type: string}]\n";
+	contract *c25 = NULL;
+	struct err e0;
+	cr_assert_eq(contract_parse("p25.yaml", p25, strlen(p25), NULL, &c25, &e0), 0, "%s", e0.msg);
+	struct plan_live live[] = {{"eu", "metadata", "v4", m4, "stable"}, {"eu", "profile", "v2.5", c25, "stable"}};
+	struct plan_unit cand = {"profile", "v2", p2};
+	struct err e;
+	json_t *r = plan_can_i_deploy(live, 2, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	char *d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(find_pair(json_object_get(r, "pairs"), "metadata@v4", "profile@v2")), "ok", "%s", d);
+	free(d);
+	json_decref(r);
+
+	struct plan_live only_metadata[] = {{"eu", "metadata", "v4", m4, "stable"}};
+	r = plan_can_i_deploy(only_metadata, 1, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "refused", "%s", d);
+	cr_expect(strstr(d, "the consumer declares no parameters"), "%s", d);
+	free(d);
+	json_decref(r);
+
+	struct plan_live after_v3[] = {{"eu", "metadata", "v4", m4, "stable"}, {"eu", "profile", "v3", p3, "stable"}};
+	r = plan_can_i_deploy(after_v3, 2, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "refused", "%s", d);
+	free(d);
+	json_decref(r);
+	contract_free(m4);
+	contract_free(p3);
+	contract_free(c25);
+}
+
+/* writeOnly: a required field the provider marks writeOnly is not in its responses */
+Test(gate, write_only_field_is_not_read)
+{
+	static const char *const m5 =
+		"service: metadata\nversion: v5\nprovides:\n  openapi: 3.1.0\n  paths:\n    /items/{id}:\n      get:\n"
+		"        responses:\n          '200':\n            description: ok\n            content:\n"
+		"              application/json:\n                schema:\n                  type: object\n"
+		"                  required: [id, metadata]\n                  properties:\n"
+		"                    id: {type: string}\n                    metadata: {type: object, writeOnly: true}\n";
+	contract *c5 = NULL;
+	struct err e;
+	cr_assert_eq(contract_parse("m5.yaml", m5, strlen(m5), NULL, &c5, &e), 0, "%s", e.msg);
+	struct plan_live live[] = {{"eu", "metadata", "v1", m1, "stable"}, {"eu", "profile", "v1", p1, "stable"}};
+	struct plan_unit cand = {"metadata", "v5", c5};
+	json_t *r = plan_can_i_deploy(live, 2, NULL, 0, &cand, NULL, &e);
+	cr_assert(r, "%s", e.msg);
+	char *d = json_dumps(r, JSON_COMPACT);
+	cr_expect_str_eq(verdict(r), "refused", "%s", d);
+	cr_expect(strstr(d, "/metadata is writeOnly in the provider's schema"), "%s", d);
+	free(d);
+	json_decref(r);
+	contract_free(c5);
+}

@@ -781,6 +781,9 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	struct err re = {""};
 	if (catalog_runtime(srv->cat, env, region, &rt, &re))
 		json_object_set_new(out, "instances_error", json_string(re.msg));
+	else if (!rt)
+		json_object_set_new(out, "instances_error",
+				    json_string("the local instances are seen by the replica that drives them"));
 	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,

@@ -316,7 +316,7 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 	size_t n = 0;
 	runtime *rt = NULL;
 	struct err e = {""};
-	if (catalog_runtime(ex->cat, r->env, r->name, &rt, &e) ||
+	if (catalog_runtime(ex->cat, r->env, r->name, &rt, &e) || !rt ||
 	    runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
 		return; /* nothing observed: the region waits (its start timeout still runs) */
 	int new_alive = 0, old_alive = 0;
@@ -762,8 +762,13 @@ static int names_refused(executor *ex, const struct service_manifest *svc, const
 		const struct manifest_region *r = &envm->regions[i];
 		const char *region = r->name;
 		runtime *rt = NULL;
-		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) ||
-		    runtime_check_names(rt, service, env, region, version, e)) {
+		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) && !runtimes_local_ready(ex->runtimes)) {
+			/* a standby replica: the local runtime is another replica's; its owner's
+			 * runtime refuses a name it cannot run when it starts the instances */
+			e->msg[0] = '\0';
+			continue;
+		}
+		if (!rt || runtime_check_names(rt, service, env, region, version, e)) {
 			rc = -1;
 			break;
 		}

@@ -157,7 +157,9 @@ e1=$(epoch)
 check "stop: the service is held in a later tenure after the pause (epoch $e0 -> $e1)" test "$e1" -gt "$e0"
 dep=$(cli history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+')
 passed=$(cli events "$dep" -o json | grep -c '"type": "passed"' || true)
-check "stop: nothing done twice (one 'passed' event per verified step: $passed)" test "$passed" -eq 2
+check "stop: nothing done twice (one 'passed' event per canary step: $passed of 3)" test "$passed" -eq 3
+dups=$(cli events "$dep" -o json | grep '"message"' | sort | uniq -d)
+check "stop: no event recorded twice" test -z "$dups"
 check "stop: one 'promoted' event" test "$(cli events "$dep" -o json | grep -c '"type": "promoted"')" -eq 1
 check "stop: no duplicate instance" wait_until 20 two_instances
 kill -TERM $L 2>/dev/null || true; wait $L || true

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/client.h"
@@ -57,7 +58,22 @@ static void print_status(const json_t *st)
 	size_t i, j, k;
 	json_t *s, *e, *r;
 	json_array_foreach(json_object_get(st, "services"), i, s) {
-		printf("%s\n", json_string_value(json_object_get(s, "service")));
+		printf("%s", json_string_value(json_object_get(s, "service")));
+		json_t *o = json_object_get(s, "owner");
+		if (json_is_object(o)) {
+			/* since: the store's clock, ms since the epoch */
+			time_t since = (time_t)(json_integer_value(json_object_get(o, "since")) / 1000);
+			struct tm tm;
+			char when[32] = "?";
+			if (gmtime_r(&since, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+			printf("  (driven by replica %s since %s, epoch %lld)",
+			       json_string_value(json_object_get(o, "replica")), when,
+			       (long long)json_integer_value(json_object_get(o, "epoch")));
+		} else if (json_object_get(s, "owner")) {
+			printf("  (no replica drives it now: its lease expired)");
+		}
+		putchar('\n');
 		json_array_foreach(json_object_get(s, "envs"), j, e) {
 			printf("  %s\n", json_string_value(json_object_get(e, "env")));
 			json_array_foreach(json_object_get(e, "regions"), k, r)

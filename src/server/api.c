@@ -821,6 +821,9 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	struct err re = {""};
 	if (catalog_runtime(srv->cat, env, region, &rt, &re))
 		json_object_set_new(out, "instances_error", json_string(re.msg));
+	else if (!rt)
+		json_object_set_new(out, "instances_error",
+				    json_string("the local instances are seen by the replica that drives them"));
 	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,
@@ -854,6 +857,16 @@ static void h_status(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
+	/* which replica drives each service, and since when (leases; none with one server that
+	 * has not ticked yet) */
+	json_t *leases = NULL;
+	if (store_list_leases(c->srv->store, &leases, &e)) {
+		catalog_release_services(c->srv->cat, svcs, nsvcs);
+		catalog_release_environments(c->srv->cat, envs, nenvs);
+		json_decref(active);
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
 	json_t *out = json_array();
 	size_t i, j, k;
 	int found = 0, failed = 0, forbidden = 0;
@@ -881,8 +894,25 @@ static void h_status(struct route_ctx *c)
 			}
 			json_array_append_new(ej, json_pack("{s:s, s:o}", "env", env, "regions", rj));
 		}
-		json_array_append_new(out, json_pack("{s:s, s:o}", "service", name, "envs", ej));
+		json_t *sj = json_pack("{s:s, s:o}", "service", name, "envs", ej);
+		size_t li;
+		json_t *l;
+		char lname[160];
+		snprintf(lname, sizeof(lname), "service/%s", name);
+		json_array_foreach(leases, li, l) {
+			if (strcmp(json_string_value(json_object_get(l, "name")), lname))
+				continue;
+			json_int_t left = json_integer_value(json_object_get(l, "remaining_ms"));
+			json_object_set_new(sj, "owner",
+					    left > 0 ? json_pack("{s:O, s:O, s:O, s:I}", "replica",
+								 json_object_get(l, "holder"), "epoch",
+								 json_object_get(l, "epoch"), "since",
+								 json_object_get(l, "since"), "expires_in_ms", left)
+						 : json_null());
+		}
+		json_array_append_new(out, sj);
 	}
+	json_decref(leases);
 	catalog_release_services(c->srv->cat, svcs, nsvcs);
 	catalog_release_environments(c->srv->cat, envs, nenvs);
 	json_decref(active);

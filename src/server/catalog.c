@@ -317,9 +317,14 @@ int catalog_runtime(catalog *c, const char *env, const char *region, runtime **o
 	if (rc)
 		return rc;
 	const struct manifest_region *r = catalog_region(envm, region);
-	if (r)
+	if (r) {
 		rc = runtimes_resolve(c->rts, env, r, out, e) ? -1 : 0;
-	else {
+		const char *kind = r->runtime_kind;
+		if (rc && !runtimes_local_ready(c->rts) && (!kind || !*kind || !strcmp(kind, "local"))) {
+			*out = NULL; /* a standby replica's: the local instances are another's */
+			rc = 0;
+		}
+	} else {
 		err_set(e, "region '%s' is not in environment '%s'", region, env);
 		rc = STORE_NOTFOUND;
 	}

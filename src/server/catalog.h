@@ -72,7 +72,9 @@ const struct manifest_region *catalog_region(const struct env_manifest *env, con
  * the port, 0 when the service, environment or region is unknown, -1 when the store failed (e). */
 int catalog_listen_port(catalog *c, const char *env, const char *region, const char *svc,
 			struct err *e);
-/* The runtime of env/region, resolved from the Environment manifest the first time. */
+/* The runtime of env/region, resolved from the Environment manifest the first time. 0 with
+ * *out NULL on a standby replica for a local region (another replica on this machine holds the
+ * local runtime: runtimes_open_shared): what runs there is seen only by that replica. */
 __attribute__((warn_unused_result)) int catalog_runtime(catalog *c, const char *env,
 							const char *region, runtime **out /* OUT */,
 							struct err *e);

@@ -38,6 +38,7 @@ struct executor {
 	fetcher *fetch;
 	catalog *cat;     /* the manifests: the server's, or own_cat */
 	catalog *own_cat; /* when none was given */
+	replica *replica; /* NULL: this server owns every service */
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
 };
@@ -278,6 +279,7 @@ executor *executor_new(const struct executor_deps *d)
 	ex->verifier = d->verifier;
 	ex->reconciler = d->reconciler;
 	ex->fetch = d->fetch;
+	ex->replica = d->replica;
 	ex->cat = d->catalog;
 	if (!ex->cat && !(ex->cat = ex->own_cat = catalog_new(d->store, d->runtimes))) {
 		free(ex);
@@ -314,7 +316,7 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 	size_t n = 0;
 	runtime *rt = NULL;
 	struct err e = {""};
-	if (catalog_runtime(ex->cat, r->env, r->name, &rt, &e) ||
+	if (catalog_runtime(ex->cat, r->env, r->name, &rt, &e) || !rt ||
 	    runtime_list(rt, name, r->env, r->name, NULL, &in, &n))
 		return; /* nothing observed: the region waits (its start timeout still runs) */
 	int new_alive = 0, old_alive = 0;
@@ -403,12 +405,28 @@ static int persist_in_tx(executor *ex, int64_t id, const char *service, const ch
 	return rc;
 }
 
-/* Persists (state, actions) in one transaction. */
-static int persist(executor *ex, int64_t id, const char *service, const char *env,
-		   const struct pl_state *st, const struct pl_actions *acts)
+/* The one place a write of a pipeline is fenced: inside the caller's transaction, this
+ * replica's tenure of the service's lease must still hold (store_lease_check). `always`: the
+ * executor's own ticks (a service it does not own is refused); otherwise (a request from the
+ * API) only a service this replica owns is fenced, others are written as they come. */
+static int fence(executor *ex, const char *service, int always, struct err *e)
+{
+	if (!ex->replica || (!always && !replica_owns(ex->replica, service)))
+		return 0;
+	int rc = replica_fence(ex->replica, service, e);
+	if (rc == STORE_FENCED)
+		log_warn("%s: write refused (fenced): %s", service, e->msg);
+	return rc ? -1 : 0;
+}
+
+/* Persists (state, actions) in one transaction, fenced. */
+static int persist_fenced(executor *ex, int64_t id, const char *service, const char *env,
+			  const struct pl_state *st, const struct pl_actions *acts, int always)
 {
 	struct err e = {""};
 	int rc = store_begin(ex->store, &e);
+	if (!rc)
+		rc = fence(ex, service, always, &e);
 	if (!rc)
 		rc = persist_in_tx(ex, id, service, env, st, acts, &e);
 	if (!rc)
@@ -418,6 +436,12 @@ static int persist(executor *ex, int64_t id, const char *service, const char *en
 	if (rc)
 		log_error("deployment %lld: could not persist: %s", (long long)id, e.msg);
 	return rc;
+}
+
+static int persist(executor *ex, int64_t id, const char *service, const char *env,
+		   const struct pl_state *st, const struct pl_actions *acts)
+{
+	return persist_fenced(ex, id, service, env, st, acts, 1);
 }
 
 /* Effects that are not in the store: they follow the commit. */
@@ -552,6 +576,8 @@ void executor_tick(executor *ex)
 		if (json_object_get(seen, service))
 			continue;
 		json_object_set_new(seen, service, json_true());
+		if (ex->replica && !replica_owns(ex->replica, service))
+			continue; /* another replica drives it */
 		json_t *run = runnable(active, service);
 		if (run)
 			drive(ex, run);
@@ -738,8 +764,13 @@ static int names_refused(executor *ex, const struct service_manifest *svc, const
 		const struct manifest_region *r = &envm->regions[i];
 		const char *region = r->name;
 		runtime *rt = NULL;
-		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) ||
-		    runtime_check_names(rt, service, env, region, version, e)) {
+		if (runtimes_resolve(ex->runtimes, env, r, &rt, e) && !runtimes_local_ready(ex->runtimes)) {
+			/* a standby replica: the local runtime is another replica's; its owner's
+			 * runtime refuses a name it cannot run when it starts the instances */
+			e->msg[0] = '\0';
+			continue;
+		}
+		if (!rt || runtime_check_names(rt, service, env, region, version, e)) {
 			rc = -1;
 			break;
 		}
@@ -797,6 +828,11 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 		json_decref(active);
 		return -1;
 	}
+	if (fence(ex, service, 0, e)) {
+		store_rollback(ex->store);
+		json_decref(active);
+		return err_set(e, "store: this replica's lease of %s was lost; try again", service);
+	}
 	int64_t id = create_in_tx(ex, service, env, version, kind, e);
 	rc = id < 0 ? -1 : 0;
 	size_t i;
@@ -853,8 +889,8 @@ int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, st
 	struct pl_actions acts;
 	rc = 0;
 	if (pipeline_step(&st, &ev, &acts))
-		rc = persist(ex, id, json_string_value(json_object_get(dep, "service")),
-			     json_string_value(json_object_get(dep, "env")), &st, &acts);
+		rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
+				    json_string_value(json_object_get(dep, "env")), &st, &acts, 0);
 	json_decref(dep);
 	return rc ? err_set(e, "store: could not record the abort") : 0;
 }
@@ -895,7 +931,9 @@ int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
 			struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
 			struct pl_actions acts;
 			if (pipeline_step(&st, &ev, &acts))
-				rc = persist(ex, id, service, env, &st, &acts) ? err_set(e, "store: could not record the retry") : 0;
+				rc = persist_fenced(ex, id, service, env, &st, &acts, 0)
+					     ? err_set(e, "store: could not record the retry")
+					     : 0;
 		}
 	}
 	json_decref(dep);

@@ -28,6 +28,7 @@
 #include "router/router.h"
 #include "server/catalog.h"
 #include "server/reconcile.h"
+#include "server/replica.h"
 #include "server/runtimes.h"
 #include "server/verify.h"
 #include "store/store.h"
@@ -45,6 +46,7 @@ struct executor_deps {
 	fetcher *fetch;          /* smoke checks */
 	const char *data_dir;    /* copied: DATA/traffic holds the stage's results */
 	catalog *catalog;        /* the manifests; NULL: the executor's own over store */
+	replica *replica;        /* the services this replica owns; NULL: every one, unfenced */
 };
 
 /* NULL when out of memory. */
@@ -52,7 +54,10 @@ executor *executor_new(const struct executor_deps *d);
 /* Cancels the smoke checks in flight and frees; before fetcher_free. */
 void executor_free(executor *ex);
 
-/* One pass over every active deployment, then the reconciler's tick. */
+/* One pass over every active deployment of a service this replica owns (all of them without a
+ * replica), then the reconciler's tick. Each transition is written with the replica's fence
+ * (replica_fence) in its transaction: a replica that lost the service's lease writes nothing
+ * and stops driving it. */
 void executor_tick(executor *ex);
 /* Creates a deployment (kind deploy, hotfix or rollback) of service@version in env, queued or
  * pre-empting as the kind says, in one transaction. Returns the id, or -1 with e (an unknown
@@ -64,7 +69,10 @@ int64_t executor_create(executor *ex, const char *service, const char *env, cons
 /* Restarts a failed region of a deployment alone. */
 int executor_retry(executor *ex, int64_t id, const char *region, struct err *e);
 /* Asks an active deployment to stop (traffic back to stable, new instances drained and
- * stopped); preempt records it as pre-empted rather than aborted. */
+ * stopped); preempt records it as pre-empted rather than aborted. Creating, retrying and
+ * aborting come from the API, which every replica answers: on the owner they are fenced like
+ * its ticks; on another replica they are written unfenced (docs/store.md: the owner may
+ * overwrite such a write made during its own tick; the API answers as usual). */
 int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e);
 
 #endif

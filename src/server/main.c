@@ -22,6 +22,7 @@
 #include "router/router.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
+#include "server/replica.h"
 #include "server/runtimes.h"
 #include "server/tokens.h"
 #include "server/verify.h"
@@ -45,6 +46,7 @@ struct server {
 	verifier *verifier;
 	catalog *catalog; /* one parsed copy of the manifests, shared by the objects below */
 	reconciler *reconciler;
+	replica *replica;        /* the services this replica owns (leases in the store) */
 	executor *executor;
 	api *api;
 	char data_dir[PATH_MAX];
@@ -57,7 +59,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sluice server [--data DIR] [--store LOCATION] [--listen ADDR] [--allow-host NAME]...\n"
 		"                     [--proxy-admin ADDR] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]\n"
-		"                     [--insecure-listen] [--ofrep-rate N]\n"
+		"                     [--insecure-listen] [--ofrep-rate N] [--replica-id NAME] [--lease-ttl MS]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -80,13 +82,17 @@ static void usage(FILE *f)
 		"                      (plain HTTP on a network: tokens and data readable on the wire)\n"
 		"  --ofrep-rate N      OFREP flag evaluations per second per token (default 100000;\n"
 		"                      over it: 429 with Retry-After)\n"
+		"  --replica-id NAME   this replica's name among several sharing one PostgreSQL store\n"
+		"                      (unique; default HOSTNAME-PID, HOSTNAME with SQLite)\n"
+		"  --lease-ttl MS      how long a replica's lease of a service lasts unrenewed, so how\n"
+		"                      soon another replica takes over a dead one's (default %d)\n"
 		"\n"
 		"A --listen address other than loopback (127.0.0.0/8, ::1, localhost) needs\n"
 		"--tls-cert and --tls-key, or --insecure-listen.\n"
 		"\n"
 		"Stop it with SIGTERM or SIGINT (instances and proxy keep running), or with\n"
 		"'sluice shutdown [--data-plane]'.\n",
-		SERVER_DEFAULT_LISTEN, API_MAX_HOSTS - 3, SERVER_DEFAULT_PROXY_ADMIN);
+		SERVER_DEFAULT_LISTEN, API_MAX_HOSTS - 3, SERVER_DEFAULT_PROXY_ADMIN, REPLICA_TTL_DEFAULT_MS);
 }
 
 static int mkdirs(const char *path)
@@ -130,6 +136,7 @@ static void on_tick(loop *l, void *arg)
 {
 	struct server *srv = arg;
 	runtimes_tick(srv->runtimes, loop_clock_ms());
+	replica_tick(srv->replica, loop_clock_ms());
 	executor_tick(srv->executor);
 	runtimes_tick(srv->runtimes, loop_clock_ms());
 	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
@@ -197,6 +204,8 @@ int cmd_server(int argc, char **argv)
 		{"tls-key", required_argument, NULL, 'K'},
 		{"insecure-listen", no_argument, NULL, 'I'},
 		{"ofrep-rate", required_argument, NULL, 'R'},
+		{"replica-id", required_argument, NULL, 'r'},
+		{"lease-ttl", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -208,6 +217,8 @@ int cmd_server(int argc, char **argv)
 	double ofrep_rate = 0;
 	tls_ctx *tls = NULL;
 	const char *store_location = NULL; /* NULL: DATA/sluice.db */
+	char replica_name[REPLICA_ID_MAX] = "";
+	double lease_ttl = REPLICA_TTL_DEFAULT_MS;
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
@@ -260,6 +271,15 @@ int cmd_server(int argc, char **argv)
 			break;
 		case 'I':
 			insecure_listen = 1;
+			break;
+		case 'r':
+			if (opt_name("--replica-id", optarg, NAME_OBJECT, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			snprintf(replica_name, sizeof(replica_name), "%s", optarg);
+			break;
+		case 'T':
+			if (opt_rate("--lease-ttl", optarg, REPLICA_TTL_MIN_MS, REPLICA_TTL_MAX_MS, &lease_ttl, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
 			break;
 		case 'L':
 			if (opt_enum("--log-level", optarg, levels, &level, &oe))
@@ -329,7 +349,19 @@ int cmd_server(int argc, char **argv)
 		log_info("created the admin token in %s (readable by its owner only); 'sluice token "
 			 "create' makes narrower ones", path);
 	rc = EXIT_USAGE;
-	if (runtimes_open(&srv.runtimes, srv.data_dir, &e)) {
+	/* several replicas over one PostgreSQL database may share this machine's DATA/instances:
+	 * one at a time drives the local instances (docs/store.md) */
+	int shared = store_location && !strncmp(store_location, "postgres", 8);
+	if (!replica_name[0]) {
+		char host[64] = "sluice";
+		gethostname(host, sizeof(host) - 1);
+		host[sizeof(host) - 1] = '\0';
+		if (shared)
+			snprintf(replica_name, sizeof(replica_name), "%s-%d", host, (int)getpid());
+		else
+			snprintf(replica_name, sizeof(replica_name), "%s", host);
+	}
+	if ((shared ? runtimes_open_shared : runtimes_open)(&srv.runtimes, srv.data_dir, &e)) {
 		error("%s", e.msg);
 		goto out;
 	}
@@ -343,11 +375,14 @@ int cmd_server(int argc, char **argv)
 	if (srv.verifier)
 		srv.catalog = catalog_new(srv.store, srv.runtimes);
 	if (srv.catalog)
+		srv.replica = replica_new(srv.store, srv.catalog, srv.runtimes, replica_name, (int64_t)lease_ttl);
+	if (srv.replica)
 		srv.reconciler = reconcile_new(srv.loop, srv.store, srv.runtimes, srv.router, srv.artifacts_dir);
 	if (srv.reconciler) {
 		reconcile_use_catalog(srv.reconciler, srv.catalog);
+		reconcile_use_replica(srv.reconciler, srv.replica);
 		struct executor_deps xd = {srv.loop, srv.store, srv.runtimes, srv.router, srv.verifier,
-					   srv.reconciler, srv.fetch, srv.data_dir, srv.catalog};
+					   srv.reconciler, srv.fetch, srv.data_dir, srv.catalog, srv.replica};
 		srv.executor = executor_new(&xd);
 	}
 	if (srv.executor) {
@@ -374,8 +409,9 @@ int cmd_server(int argc, char **argv)
 		error("signalfd: %s", strerror(errno));
 		goto out;
 	}
-	log_info("sluice %s: API on %s://%s, data in %s, proxy admin on %s", SLUICE_VERSION,
-		 tls ? "https" : "http", listen, srv.data_dir, admin);
+	log_info("sluice %s: API on %s://%s, data in %s, proxy admin on %s, replica %s (leases of %lld ms)",
+		 SLUICE_VERSION, tls ? "https" : "http", listen, srv.data_dir, admin, replica_name,
+		 (long long)lease_ttl);
 	loop_timer(srv.loop, 0, on_tick, &srv);
 	loop_timer(srv.loop, 50, on_runtime, &srv);
 	rc = loop_run(srv.loop) ? EXIT_UNREACHABLE : EXIT_OK;
@@ -405,6 +441,7 @@ out:
 		fetcher_free(srv.fetch);
 	router_free(srv.router);
 	runtimes_close(srv.runtimes);
+	replica_free(srv.replica); /* the others take its services at once */
 	store_close(srv.store);
 	loop_free(srv.loop);
 	tls_ctx_free(tls);

@@ -33,6 +33,7 @@ struct reconciler {
 	router *router;
 	catalog *cat;              /* the manifests */
 	catalog *own_cat;          /* ...when none was given (reconcile_use_catalog) */
+	replica *replica;          /* NULL: every service is ours */
 	char artifacts_dir[PATH_MAX];
 	json_t *idle;              /* instance id -> loop time it was first seen drained */
 	json_t *start_errors;      /* "service/env/region/version" -> why its instances cannot start */
@@ -76,6 +77,11 @@ void reconcile_free(reconciler *rec)
 void reconcile_use_catalog(reconciler *rec, catalog *c)
 {
 	rec->cat = c ? c : rec->own_cat;
+}
+
+void reconcile_use_replica(reconciler *rec, replica *r)
+{
+	rec->replica = r;
 }
 
 void reconcile_counts(const reconciler *rec, uint64_t *passes, uint64_t *skipped)
@@ -459,6 +465,8 @@ void reconcile_all(reconciler *rec)
 		const struct service_manifest *svc = svcs[i];
 		const char *name = svc->name;
 		int count = svc->instances;
+		if (rec->replica && !replica_owns(rec->replica, name))
+			continue; /* its owner converges it */
 		for (j = 0; j < nenvs; j++) {
 			const struct env_manifest *envm = envs[j];
 			const char *env = envm->name;

@@ -18,6 +18,7 @@
 #include "loop/loop.h"
 #include "router/router.h"
 #include "server/catalog.h"
+#include "server/replica.h"
 #include "server/runtimes.h"
 #include "store/store.h"
 
@@ -31,6 +32,10 @@ void reconcile_free(reconciler *rec);
  * reconciler's own catalog over the store (NULL: back to its own). One catalog shared by the
  * server's objects parses each manifest once. */
 void reconcile_use_catalog(reconciler *rec, catalog *c);
+
+/* Converges only the services this replica owns (replica.h); NULL (the default): every one.
+ * Another replica's services are left alone: their instances and routes are its owner's. */
+void reconcile_use_replica(reconciler *rec, replica *r);
 
 /* A pass over every service/env/region, now. */
 void reconcile_all(reconciler *rec);

@@ -11,8 +11,9 @@
 
 struct runtimes {
 	char *data_dir;
-	runtime *open[RUNTIMES_MAX]; /* open[0] is the local runtime */
+	runtime *open[RUNTIMES_MAX]; /* open[0] is the local runtime; NULL while a shared set waits */
 	size_t nopen;
+	uint64_t local_retry_at;      /* a shared set without open[0]: when to try again */
 	json_t *regions;             /* "env/region" -> index into open */
 };
 
@@ -41,6 +42,49 @@ int runtimes_open(runtimes **out, const char *data_dir, struct err *e)
 	return runtimes_open_with(out, data_dir, local, e);
 }
 
+int runtimes_open_shared(runtimes **out, const char *data_dir, struct err *e)
+{
+	struct runtime_host host = {.data_dir = data_dir};
+	runtime *local = NULL;
+	struct err why = {""};
+	if (runtime_open(&local, "local", NULL, &host, &why)) {
+		log_info("%s: waiting for it (another replica drives the local instances)", why.msg);
+		local = NULL;
+	}
+	runtimes *rs = calloc(1, sizeof *rs);
+	if (!rs || !(rs->data_dir = strdup(data_dir)) || !(rs->regions = json_object())) {
+		if (rs)
+			free(rs->data_dir);
+		free(rs);
+		runtime_close(local);
+		return err_set(e, "out of memory");
+	}
+	rs->open[0] = local;
+	rs->nopen = 1;
+	*out = rs;
+	return 0;
+}
+
+int runtimes_local_ready(const runtimes *rs)
+{
+	return rs->open[0] != NULL;
+}
+
+/* A shared set takes the local runtime once the replica that held it is gone. */
+static void retry_local(runtimes *rs, uint64_t now_ms)
+{
+	if (rs->open[0] || now_ms < rs->local_retry_at)
+		return;
+	rs->local_retry_at = now_ms + 1000;
+	struct runtime_host host = {.data_dir = rs->data_dir};
+	struct err e = {""};
+	if (runtime_open(&rs->open[0], "local", NULL, &host, &e) == 0) {
+		log_info("took the local runtime (DATA/instances): its instances are adopted");
+		return;
+	}
+	rs->open[0] = NULL;
+}
+
 void runtimes_close(runtimes *rs)
 {
 	if (!rs)
@@ -65,9 +109,12 @@ int runtimes_resolve(runtimes *rs, const char *env, const struct manifest_region
 	if (!kind || !*kind)
 		kind = "local"; /* the manifest's default */
 	size_t i = 0;
-	while (i < rs->nopen && !runtime_serves(rs->open[i], kind, settings))
+	while (i < rs->nopen && (!rs->open[i] || !runtime_serves(rs->open[i], kind, settings)))
 		i++;
 	if (i == rs->nopen) {
+		if (!strcmp(kind, "local") && !rs->open[0])
+			return err_set(e, "region %s/%s: the local runtime (DATA/instances) is held by another "
+					  "replica on this machine", env, rname);
 		if (!strcmp(kind, "local"))
 			return err_set(e, "region %s/%s: every local region shares one local runtime "
 					  "(DATA/instances), opened with the default settings: remove its settings",
@@ -96,22 +143,25 @@ runtime *runtimes_get(const runtimes *rs, const char *env, const char *region)
 
 void runtimes_tick(runtimes *rs, uint64_t now_ms)
 {
+	retry_local(rs, now_ms);
 	for (size_t i = 0; i < rs->nopen; i++)
-		runtime_tick(rs->open[i], now_ms);
+		if (rs->open[i])
+			runtime_tick(rs->open[i], now_ms);
 }
 
 uint64_t runtimes_generation(const runtimes *rs)
 {
 	uint64_t g = 0;
 	for (size_t i = 0; i < rs->nopen; i++)
-		g += runtime_generation(rs->open[i]);
+		g += rs->open[i] ? runtime_generation(rs->open[i]) : 0;
 	return g;
 }
 
 void runtimes_stop_all(runtimes *rs)
 {
 	for (size_t i = 0; i < rs->nopen; i++)
-		runtime_stop_all(rs->open[i]);
+		if (rs->open[i])
+			runtime_stop_all(rs->open[i]);
 }
 
 size_t runtimes_running(runtimes *rs)
@@ -120,6 +170,8 @@ size_t runtimes_running(runtimes *rs)
 	for (size_t i = 0; i < rs->nopen; i++) {
 		struct instance_info *in = NULL;
 		size_t n = 0;
+		if (!rs->open[i])
+			continue;
 		if (runtime_list(rs->open[i], NULL, NULL, NULL, NULL, &in, &n) != 0) {
 			live++; /* out of memory: assume something still runs */
 			continue;
@@ -138,7 +190,7 @@ int runtimes_logs(runtimes *rs, const char *service, const char *env, const char
 	if (one)
 		return runtime_logs(one, service, env, region, max_bytes, out);
 	for (size_t i = 0; i < rs->nopen; i++)
-		if (runtime_logs(rs->open[i], service, env, region, max_bytes / rs->nopen, out))
+		if (rs->open[i] && runtime_logs(rs->open[i], service, env, region, max_bytes / rs->nopen, out))
 			return -1;
 	return 0;
 }

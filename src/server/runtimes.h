@@ -28,6 +28,14 @@ typedef struct runtimes runtimes;
 
 /* Opens the set with its local runtime (DATA/instances, default settings). */
 __attribute__((warn_unused_result)) int runtimes_open(runtimes **out, const char *data_dir, struct err *e);
+/* The same for a replica among several on one machine (docs/store.md): when another server
+ * holds DATA/instances (the local runtime's lock), the set starts without its local runtime and
+ * runtimes_tick tries to take it again every second; once taken, its instances are adopted as
+ * after a restart. Until then a local region does not resolve. */
+__attribute__((warn_unused_result)) int runtimes_open_shared(runtimes **out, const char *data_dir,
+							     struct err *e);
+/* 1 when the local runtime is open (always, but for a shared set still waiting for it). */
+int runtimes_local_ready(const runtimes *rs);
 /* The same with rt (taken) in place of the local driver: it serves every region of its kind
  * (tests: a fake runtime of kind "local"). On failure rt is closed. */
 __attribute__((warn_unused_result)) int runtimes_open_with(runtimes **out, const char *data_dir,

@@ -139,7 +139,9 @@ static int leave(int rc, struct err *e, const char *op)
 		err_set(e, "store: %s: not found", op);
 	else if (rc == STORE_CONFLICT && !e->msg[0])
 		err_set(e, "store: %s: conflicts with a stored row", op);
-	else if (rc != 0 && rc != STORE_NOTFOUND && rc != STORE_CONFLICT)
+	else if (rc == STORE_FENCED && !e->msg[0])
+		err_set(e, "store: %s: the lease was lost (fenced)", op);
+	else if (rc != 0 && rc != STORE_NOTFOUND && rc != STORE_CONFLICT && rc != STORE_FENCED)
 		return err_set(e, "store: %s: driver returned %d", op, rc);
 	return rc;
 }
@@ -499,4 +501,52 @@ int store_list_flag_versions(store *s, const char *env, json_t **out, struct err
 	ENTER(s, e);
 	*out = NULL;
 	return leave_json(s->ops->list_flag_versions(s->drv, env, out, e), out, e, "list flag versions");
+}
+
+/* ---- leases ---- */
+
+#define LEASE_TTL_MAX 3600000
+
+int store_lease_acquire(store *s, const char *name, const char *holder, int64_t ttl_ms, int64_t *epoch,
+			struct err *e)
+{
+	ENTER(s, e);
+	assert(name && *name && holder && *holder && epoch);
+	if (ttl_ms < 1 || ttl_ms > LEASE_TTL_MAX)
+		return err_set(e, "store: lease %s: a ttl of %lld ms is out of 1..%d", name, (long long)ttl_ms,
+			       LEASE_TTL_MAX);
+	int64_t held = *epoch;
+	int rc = s->ops->lease_acquire(s->drv, name, holder, ttl_ms, epoch, e);
+	if (rc == 0 && (*epoch <= 0 || (held && *epoch < held)))
+		rc = err_set(e, "store: lease %s: the driver returned epoch %lld", name, (long long)*epoch);
+	if (rc)
+		*epoch = 0;
+	return leave(rc, e, "acquire lease");
+}
+
+int store_lease_release(store *s, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	ENTER(s, e);
+	assert(name && holder);
+	return leave(s->ops->lease_release(s->drv, name, holder, epoch, e), e, "release lease");
+}
+
+int store_lease_check(store *s, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	ENTER(s, e);
+	assert(name && holder);
+	int rc = s->ops->lease_check(s->drv, name, holder, epoch, e);
+	if (rc == STORE_NOTFOUND) { /* a lease never taken is held by nobody */
+		err_set(e, "lease %s is held by no one: %s (epoch %lld) may not write", name, holder,
+			(long long)epoch);
+		rc = STORE_FENCED;
+	}
+	return leave(rc, e, "check lease");
+}
+
+int store_list_leases(store *s, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_leases(s->drv, out, e), out, e, "list leases");
 }

@@ -28,7 +28,9 @@
  *   0                on success,
  *   STORE_NOTFOUND   when the row it looks up (or updates) does not exist; e then says which,
  *   STORE_CONFLICT   when a write contradicts a stored row (a release version registered with
- *                    another digest); e says what to do instead,
+ *                    another digest; a lease another holder has); e says what to do instead,
+ *   STORE_FENCED     (store_lease_check only) the caller no longer holds the lease it writes
+ *                    under: the transaction must be rolled back, nothing of it is written,
  *   -1               when the store failed (I/O, a closed connection, a corrupt file); e says
  *                    why. A failure never reads as "not found": a caller that cannot tell
  *                    whether a row exists must not act as if it did not.
@@ -51,8 +53,9 @@ typedef struct store store;
 
 #define STORE_NOTFOUND 1
 #define STORE_CONFLICT 2
+#define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -221,6 +224,44 @@ STORE_WUR int store_get_flags(store *s, const char *env, json_t **out /* OUT */,
 STORE_WUR int store_list_flag_versions(store *s, const char *env, json_t **out /* OUT */,
 				       struct err *e);
 
+/* ---- Leases: which control-plane replica owns what, with fencing ----
+ *
+ * A lease is a row: name (what is owned, "service/checkout"), holder (a replica's id), epoch,
+ * since (when this tenure began) and expires_at, every time read from the store's own clock
+ * (the database server's for PostgreSQL), so replicas whose clocks disagree still agree on
+ * who holds what. A tenure is one unbroken holding: its epoch is larger than every earlier
+ * tenure's of that name (rows are never deleted, so epochs never go back).
+ *
+ * Fencing: a holder passes its epoch to store_lease_check inside every transaction that writes
+ * what the lease owns. The check fails (STORE_FENCED) unless the holder still holds that very
+ * tenure and it has not expired, and it keeps the lease row from changing hands until the
+ * transaction ends: a write it allowed commits before the next tenure begins, or not at all.
+ * So a holder that was paused past its expiry (SIGSTOP, a long GC-like stall, a network cut)
+ * and wakes up cannot write late: its next check is refused and it rolls back.
+ */
+
+/* Takes or renews lease `name` for `holder` for ttl_ms (1..3600000) from now.
+ * *epoch is the epoch the caller holds (0: none). The lease is renewed, keeping *epoch and
+ * `since`, when holder holds it with that epoch and it has not expired; it is taken, with a new
+ * larger *epoch and since = now, when it is free (never held, released, expired) or holder
+ * holds it under another epoch (a restarted holder of the same id). Returns 0 with *epoch the
+ * tenure now held, or STORE_CONFLICT (*epoch 0) when another holder's lease has not expired: e
+ * says who holds it and for how much longer. */
+STORE_WUR int store_lease_acquire(store *s, const char *name, const char *holder, int64_t ttl_ms,
+				  int64_t *epoch /* IN/OUT */, struct err *e);
+/* Gives up the tenure (holder, epoch) of `name`: it expires now, and another holder may take
+ * it at once. A tenure already lost or expired is left as it is; both are 0. */
+STORE_WUR int store_lease_release(store *s, const char *name, const char *holder, int64_t epoch,
+				  struct err *e);
+/* Inside a transaction (-1 outside one): 0 when holder holds `name` with `epoch` and it has not
+ * expired; STORE_FENCED, with e naming the current holder, otherwise (the caller rolls back).
+ * On 0 the lease cannot change hands until the transaction ends. */
+STORE_WUR int store_lease_check(store *s, const char *name, const char *holder, int64_t epoch,
+				struct err *e);
+/* Every lease by name: [{"name","holder","epoch","since","expires_at","remaining_ms"}]; times
+ * in ms by the store's clock; remaining_ms = expires_at - the store's now (<= 0: expired, free). */
+STORE_WUR int store_list_leases(store *s, json_t **out /* OUT */, struct err *e);
+
 /* 1 when e holds the message of a store failure (a -1 above: every such message begins with
  * "store: "), else 0. For a caller that receives the error through a layer that passes only
  * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
@@ -285,6 +326,13 @@ struct store_ops {
 			 int64_t *version, struct err *e);
 	int (*get_flags)(void *drv, const char *env, json_t **out, struct err *e);
 	int (*list_flag_versions)(void *drv, const char *env, json_t **out, struct err *e);
+	int (*lease_acquire)(void *drv, const char *name, const char *holder, int64_t ttl_ms,
+			     int64_t *epoch, struct err *e);
+	int (*lease_release)(void *drv, const char *name, const char *holder, int64_t epoch,
+			     struct err *e);
+	int (*lease_check)(void *drv, const char *name, const char *holder, int64_t epoch,
+			   struct err *e);
+	int (*list_leases)(void *drv, json_t **out, struct err *e);
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

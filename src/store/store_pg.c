@@ -133,6 +133,11 @@ static const char *const migrations[] = {
 	"  \"by\" text NOT NULL, why text NOT NULL, PRIMARY KEY (env, version));"
 	"CREATE TRIGGER flag_versions_changed AFTER INSERT OR UPDATE OR DELETE ON flag_versions"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION sluice_notify_change();",
+	/* 4: leases of the control-plane replicas; times by the server's clock (ms). No trigger:
+	 * a renewal is not a change of state (a release notifies by itself) */
+	"CREATE TABLE leases ("
+	"  name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL,"
+	"  since bigint NOT NULL, expires_at bigint NOT NULL);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -982,6 +987,100 @@ static int pg_list_flag_versions(void *drv, const char *env, json_t **out, struc
 		     "s", env);
 }
 
+/* ---- leases (store.h): every time is the server's, so replicas' clocks do not matter ---- */
+
+#define NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+/* A lease statement changes no state another replica caches: it does not move the change
+ * counter, and repeating it on a new connection is harmless (an acquire repeated by the same
+ * holder gets the same or a newer tenure of its own; a release repeated finds it released), so
+ * it runs as a READ. */
+static int pg_lease_acquire(void *drv, const char *name, const char *holder, int64_t ttl_ms,
+			    int64_t *epoch, struct err *e)
+{
+	struct pg_store *s = drv;
+	json_t *v = NULL;
+	/* renewed (same epoch and since) when this tenure holds and has not expired; taken (epoch
+	 * + 1) when free, expired, or the same holder's older tenure; else no row: held */
+	int rc = query(s, &v, ROW | COL0, e,
+		       "INSERT INTO leases AS l (name, holder, epoch, since, expires_at) "
+		       "SELECT $1::text, $2::text, 1, n.ms, n.ms + $3::bigint FROM (SELECT " NOW_MS " AS ms) n "
+		       "ON CONFLICT (name) DO UPDATE SET "
+		       "epoch = CASE WHEN l.holder = excluded.holder AND l.epoch = $4::bigint AND "
+		       "  l.expires_at > excluded.since THEN l.epoch ELSE l.epoch + 1 END, "
+		       "since = CASE WHEN l.holder = excluded.holder AND l.epoch = $4::bigint AND "
+		       "  l.expires_at > excluded.since THEN l.since ELSE excluded.since END, "
+		       "holder = excluded.holder, expires_at = excluded.expires_at "
+		       "WHERE l.expires_at <= excluded.since OR l.holder = excluded.holder "
+		       "RETURNING epoch",
+		       "ssii", name, holder, ttl_ms, *epoch);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		*epoch = json_integer_value(v);
+		json_decref(v);
+		return 0;
+	}
+	json_t *row = NULL;
+	rc = query(s, &row, ROW, e,
+		   "SELECT holder, expires_at - " NOW_MS " AS remaining_ms FROM leases WHERE name = $1", "s",
+		   name);
+	if (rc)
+		return rc == STORE_NOTFOUND ? err_set(e, "store: lease %s vanished", name) : -1;
+	err_set(e, "lease %s is held by %s for %lld ms more", name,
+		json_string_value(json_object_get(row, "holder")),
+		(long long)json_integer_value(json_object_get(row, "remaining_ms")));
+	json_decref(row);
+	return STORE_CONFLICT;
+}
+
+static int pg_lease_release(void *drv, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	json_t *v = NULL;
+	/* expired now, and the other replicas woken: the notification moves their store_changes */
+	int rc = query(drv, &v, 0, e,
+		       "WITH r AS (UPDATE leases SET expires_at = " NOW_MS " WHERE name = $1 AND holder = $2 "
+		       "AND epoch = $3 AND expires_at > " NOW_MS " RETURNING 1) "
+		       "SELECT pg_notify('" NOTIFY_CHANNEL "', current_schema())::text FROM r",
+		       "ssi", name, holder, epoch);
+	json_decref(v);
+	return rc;
+}
+
+static int pg_lease_check(void *drv, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	struct pg_store *s = drv;
+	if (!s->in_tx)
+		return err_set(e, "store: check lease %s outside a transaction", name);
+	json_t *row = NULL;
+	/* FOR SHARE: an acquire (an UPDATE of the row) waits until this transaction ends */
+	int rc = query(s, &row, ROW, e,
+		       "SELECT holder, epoch, (expires_at > " NOW_MS ")::int AS live FROM leases "
+		       "WHERE name = $1 FOR SHARE",
+		       "s", name);
+	if (rc)
+		return rc;
+	const char *h = json_string_value(json_object_get(row, "holder"));
+	int64_t ep = json_integer_value(json_object_get(row, "epoch"));
+	int live = json_integer_value(json_object_get(row, "live")) == 1;
+	if (h && !strcmp(h, holder) && ep == epoch && live) {
+		json_decref(row);
+		return 0;
+	}
+	err_set(e, "lease %s: %s (epoch %lld) no longer holds it: %s holds epoch %lld%s", name, holder,
+		(long long)epoch, h ? h : "?", (long long)ep, live ? "" : " (expired)");
+	json_decref(row);
+	return STORE_FENCED;
+}
+
+static int pg_list_leases(void *drv, json_t **out, struct err *e)
+{
+	return query(drv, out, 0, e,
+		     "SELECT name, holder, epoch, since, expires_at, expires_at - " NOW_MS " AS remaining_ms "
+		     "FROM leases ORDER BY name",
+		     "");
+}
+
 const struct store_ops store_pg_ops = {
 	.scheme = "postgres",
 	.open = pg_open,
@@ -1017,4 +1116,8 @@ const struct store_ops store_pg_ops = {
 	.put_flags = pg_put_flags,
 	.get_flags = pg_get_flags,
 	.list_flag_versions = pg_list_flag_versions,
+	.lease_acquire = pg_lease_acquire,
+	.lease_release = pg_lease_release,
+	.lease_check = pg_lease_check,
+	.list_leases = pg_list_leases,
 };

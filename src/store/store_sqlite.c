@@ -22,6 +22,7 @@ struct sqlite_store {
 	sqlite3 *db;
 	int in_tx;
 	int last_rc; /* extended result code of the last failed step */
+	uint64_t lease_rows; /* rows lease operations wrote: not changes of state (sq_changes) */
 	struct {
 		const char *sql; /* a string literal of this file: its address is the key */
 		sqlite3_stmt *st;
@@ -71,6 +72,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE flag_versions ("
 	"  env TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL, at INTEGER NOT NULL,"
 	"  by TEXT NOT NULL, why TEXT NOT NULL, PRIMARY KEY (env, version));",
+	/* 4: leases (one process writes this file, so they are simply kept and checked) */
+	"CREATE TABLE leases ("
+	"  name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch INTEGER NOT NULL,"
+	"  since INTEGER NOT NULL, expires_at INTEGER NOT NULL);",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -103,7 +108,7 @@ static void sq_close(void *drv)
 static uint64_t sq_changes(void *drv)
 {
 	struct sqlite_store *s = drv;
-	return (uint64_t)sqlite3_total_changes64(s->db);
+	return (uint64_t)sqlite3_total_changes64(s->db) - s->lease_rows;
 }
 
 static int sq_schema_version(void *drv, int *version, struct err *e)
@@ -648,6 +653,89 @@ static int sq_list_flag_versions(void *drv, const char *env, json_t **out, struc
 		     env);
 }
 
+/* ---- leases (store.h): the same rules as store_pg.c, by this machine's clock ---- */
+
+static int sq_lease_acquire(void *drv, const char *name, const char *holder, int64_t ttl_ms,
+			    int64_t *epoch, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	json_t *v = NULL;
+	int rc = query(s, &v, 1, 1, e,
+		       "INSERT INTO leases (name, holder, epoch, since, expires_at) VALUES (?1, ?2, 1, ?3, ?3 + ?4) "
+		       "ON CONFLICT (name) DO UPDATE SET "
+		       "epoch = CASE WHEN holder = excluded.holder AND epoch = ?5 AND expires_at > excluded.since "
+		       "  THEN epoch ELSE epoch + 1 END, "
+		       "since = CASE WHEN holder = excluded.holder AND epoch = ?5 AND expires_at > excluded.since "
+		       "  THEN since ELSE excluded.since END, "
+		       "holder = excluded.holder, expires_at = excluded.expires_at "
+		       "WHERE expires_at <= excluded.since OR holder = excluded.holder "
+		       "RETURNING epoch",
+		       "ssiii", name, holder, store_now_ms(), ttl_ms, *epoch);
+	if (rc < 0)
+		return -1;
+	s->lease_rows += (uint64_t)sqlite3_changes(s->db);
+	if (rc == 0) {
+		*epoch = json_integer_value(v);
+		json_decref(v);
+		return 0;
+	}
+	json_t *row = NULL;
+	rc = query(s, &row, 1, 0, e, "SELECT holder, expires_at - ?2 AS remaining_ms FROM leases WHERE name = ?1",
+		   "si", name, store_now_ms());
+	if (rc)
+		return rc == STORE_NOTFOUND ? err_set(e, "store: lease %s vanished", name) : -1;
+	err_set(e, "lease %s is held by %s for %lld ms more", name,
+		json_string_value(json_object_get(row, "holder")),
+		(long long)json_integer_value(json_object_get(row, "remaining_ms")));
+	json_decref(row);
+	return STORE_CONFLICT;
+}
+
+static int sq_lease_release(void *drv, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int64_t now = store_now_ms();
+	if (run(s, e, "UPDATE leases SET expires_at = ?4 WHERE name = ?1 AND holder = ?2 AND epoch = ?3 "
+		      "AND expires_at > ?4",
+		"ssii", name, holder, epoch, now))
+		return -1;
+	s->lease_rows += (uint64_t)sqlite3_changes(s->db);
+	return 0;
+}
+
+static int sq_lease_check(void *drv, const char *name, const char *holder, int64_t epoch, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (!s->in_tx)
+		return err_set(e, "store: check lease %s outside a transaction", name);
+	json_t *row = NULL;
+	/* BEGIN IMMEDIATE holds the write lock: no one changes the row before the commit */
+	int rc = query(s, &row, 1, 0, e,
+		       "SELECT holder, epoch, expires_at > ?2 AS live FROM leases WHERE name = ?1", "si", name,
+		       store_now_ms());
+	if (rc)
+		return rc;
+	const char *h = json_string_value(json_object_get(row, "holder"));
+	int64_t ep = json_integer_value(json_object_get(row, "epoch"));
+	int live = json_integer_value(json_object_get(row, "live")) == 1;
+	if (h && !strcmp(h, holder) && ep == epoch && live) {
+		json_decref(row);
+		return 0;
+	}
+	err_set(e, "lease %s: %s (epoch %lld) no longer holds it: %s holds epoch %lld%s", name, holder,
+		(long long)epoch, h ? h : "?", (long long)ep, live ? "" : " (expired)");
+	json_decref(row);
+	return STORE_FENCED;
+}
+
+static int sq_list_leases(void *drv, json_t **out, struct err *e)
+{
+	return query(drv, out, 0, 0, e,
+		     "SELECT name, holder, epoch, since, expires_at, expires_at - ?1 AS remaining_ms "
+		     "FROM leases ORDER BY name",
+		     "i", store_now_ms());
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = sq_open,
@@ -683,4 +771,8 @@ const struct store_ops store_sqlite_ops = {
 	.put_flags = sq_put_flags,
 	.get_flags = sq_get_flags,
 	.list_flag_versions = sq_list_flag_versions,
+	.lease_acquire = sq_lease_acquire,
+	.lease_release = sq_lease_release,
+	.lease_check = sq_lease_check,
+	.list_leases = sq_list_leases,
 };

@@ -30,6 +30,7 @@
 #include "loop/loop.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
+#include "server/replica.h"
 #include "server/runtimes.h"
 #include "server/verify.h"
 #include "store/artifacts.h"
@@ -163,7 +164,7 @@ static void setup(void)
 	cr_assert_not_null(H.vr);
 	H.rec = reconcile_new(H.loop, H.store, H.rts, H.router, H.artifacts);
 	cr_assert_not_null(H.rec);
-	struct executor_deps xd = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL};
+	struct executor_deps xd = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
 	H.ex = executor_new(&xd);
 	cr_assert_not_null(H.ex);
 	H.counts = json_object();
@@ -841,4 +842,89 @@ Test(executor, abort_returns_an_active_deployment_to_stable)
 	cr_expect_eq(strlen(event_types(id)), before);
 	cr_expect_eq(executor_abort(H.ex, 999, "nothing", 0, &e), -1);
 	cr_expect_str_eq(e.msg, "deployment 999 not found");
+}
+
+/* ---- replicas: a replica drives what it owns, and a lost lease writes nothing ---- */
+
+static void use_replica(replica *r)
+{
+	executor_free(H.ex);
+	struct executor_deps xd = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, r};
+	H.ex = executor_new(&xd);
+	cr_assert_not_null(H.ex);
+	reconcile_use_replica(H.rec, r);
+}
+
+static int64_t lease_epoch(const char *name)
+{
+	json_t *list = NULL;
+	struct err e = {""};
+	cr_assert_eq(store_list_leases(H.store, &list, &e), 0, "%s", e.msg);
+	int64_t epoch = 0;
+	size_t i;
+	json_t *l;
+	json_array_foreach(list, i, l)
+		if (!strcmp(json_string_value(json_object_get(l, "name")), name))
+			epoch = json_integer_value(json_object_get(l, "epoch"));
+	json_decref(list);
+	return epoch;
+}
+
+Test(executor, a_replica_drives_only_what_it_owns_and_a_fenced_write_changes_nothing)
+{
+	struct err e = {""};
+	catalog *cat = catalog_new(H.store, H.rts);
+	replica *a = replica_new(H.store, cat, H.rts, "replica-a", 60000);
+	cr_assert(cat && a);
+	int64_t b_epoch = 0;
+	cr_assert_eq(store_lease_acquire(H.store, "service/api", "replica-b", 60000, &b_epoch, &e), 0, "%s", e.msg);
+	replica_tick(a, 0);
+	cr_expect_not(replica_owns(a, "api"), "another replica holds api");
+	cr_expect(replica_owns(a, "web"), "a free lease is taken");
+	use_replica(a);
+
+	/* any replica accepts the request; only the owner drives it */
+	release("api", "v1");
+	int64_t id = create("api", "v1", PL_DEPLOY);
+	for (int i = 0; i < 10; i++)
+		step();
+	cr_expect_not(started(id), "not driven by a replica that does not own api");
+	cr_expect_eq(running("api", "v1"), 0, "nor converged");
+
+	/* the owner leaves: released, taken on the next pass */
+	cr_assert_eq(store_lease_release(H.store, "service/api", "replica-b", b_epoch, &e), 0, "%s", e.msg);
+	usleep(1100 * 1000);
+	replica_tick(a, 0);
+	cr_assert(replica_owns(a, "api"));
+	cr_expect_gt(lease_epoch("service/api"), b_epoch, "a new tenure");
+	step();
+	cr_expect(started(id), "driven by its new owner: %s", event_types(id));
+
+	/* replica-a is paused past its lease (its own clock does not know yet) and replica-b takes
+	 * api meanwhile: a's next transition is refused by the fence, nothing of it is written */
+	int64_t a_epoch = lease_epoch("service/api");
+	cr_assert_eq(store_lease_release(H.store, "service/api", "replica-a", a_epoch, &e), 0, "%s", e.msg);
+	b_epoch = 0;
+	cr_assert_eq(store_lease_acquire(H.store, "service/api", "replica-b", 60000, &b_epoch, &e), 0, "%s", e.msg);
+	cr_assert(replica_owns(a, "api"), "a still believes it owns api");
+	json_t *d = deployment(id);
+	char *before = json_dumps(json_object_get(d, "state"), JSON_SORT_KEYS);
+	json_decref(d);
+	const char *types = event_types(id);
+	char events_before[512];
+	snprintf(events_before, sizeof(events_before), "%s", types);
+	for (int i = 0; i < 5; i++)
+		step();
+	d = deployment(id);
+	char *after = json_dumps(json_object_get(d, "state"), JSON_SORT_KEYS);
+	json_decref(d);
+	cr_expect_str_eq(after, before, "the fenced write changed nothing");
+	cr_expect_str_eq(event_types(id), events_before, "no event was added");
+	cr_expect_not(replica_owns(a, "api"), "a fenced replica drops the service");
+	cr_expect(replica_owns(a, "web"), "and keeps the others");
+	free(before);
+	free(after);
+	reconcile_use_replica(H.rec, NULL);
+	replica_free(a);
+	catalog_free(cat);
 }

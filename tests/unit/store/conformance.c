@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <string.h>
+#include <time.h>
 
 #define OK(call) cr_assert_eq((call), 0, "%s: %s", #call, e.msg)
 
@@ -467,5 +468,161 @@ void conformance_flags(const struct store_factory *f)
 	json_decref(out);
 	json_decref(d1);
 	json_decref(d2);
+	store_close(s);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts))
+		;
+}
+
+void conformance_leases(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	uint64_t changes = store_changes(s);
+	int64_t a = 0, b = 0;
+	OK(store_lease_acquire(s, "service/a", "replica-a", 60000, &a, &e));
+	cr_assert_gt(a, 0);
+	cr_assert_eq(store_lease_acquire(s, "service/a", "replica-b", 60000, &b, &e), STORE_CONFLICT);
+	cr_assert(!store_failed(&e), "%s", e.msg);
+	cr_assert(strstr(e.msg, "replica-a"), "the message names the holder: %s", e.msg);
+	cr_assert_eq(b, 0);
+	int64_t renewed = a;
+	OK(store_lease_acquire(s, "service/a", "replica-a", 60000, &renewed, &e));
+	cr_assert_eq(renewed, a, "a renewal keeps the tenure");
+	json_t *list = NULL;
+	OK(store_list_leases(s, &list, &e));
+	cr_assert_eq(json_array_size(list), 1);
+	json_t *l = json_array_get(list, 0);
+	cr_assert_str_eq(str(l, "name"), "service/a");
+	cr_assert_str_eq(str(l, "holder"), "replica-a");
+	cr_assert_eq(json_integer_value(json_object_get(l, "epoch")), a);
+	json_int_t left = json_integer_value(json_object_get(l, "remaining_ms"));
+	cr_assert(left > 50000 && left <= 60000, "remaining %lld", (long long)left);
+	cr_assert_gt(json_integer_value(json_object_get(l, "since")), 0);
+	json_decref(list);
+	cr_assert_eq(store_changes(s), changes, "leases are not changes of state");
+
+	/* released: another holder takes it at once, in a later tenure */
+	OK(store_lease_release(s, "service/a", "replica-a", a, &e));
+	OK(store_lease_acquire(s, "service/a", "replica-b", 60000, &b, &e));
+	cr_assert_gt(b, a);
+	/* a stale release changes nothing */
+	OK(store_lease_release(s, "service/a", "replica-a", a, &e));
+	int64_t again = 0;
+	cr_assert_eq(store_lease_acquire(s, "service/a", "replica-a", 60000, &again, &e), STORE_CONFLICT);
+	/* the same holder restarted (it knows no epoch): a new tenure */
+	int64_t restarted = 0;
+	OK(store_lease_acquire(s, "service/a", "replica-b", 60000, &restarted, &e));
+	cr_assert_gt(restarted, b);
+	/* renewing a tenure that is not the current one starts another */
+	int64_t stale = b;
+	OK(store_lease_acquire(s, "service/a", "replica-b", 60000, &stale, &e));
+	cr_assert_gt(stale, restarted);
+
+	/* leases are apart */
+	int64_t other = 0;
+	OK(store_lease_acquire(s, "service/b", "replica-a", 60000, &other, &e));
+	OK(store_list_leases(s, &list, &e));
+	cr_assert_eq(json_array_size(list), 2);
+	cr_assert_str_eq(str(json_array_get(list, 1), "holder"), "replica-a", "ordered by name");
+	json_decref(list);
+	int64_t bad = 0;
+	cr_assert_eq(store_lease_acquire(s, "service/c", "replica-a", 0, &bad, &e), -1);
+	cr_assert(store_failed(&e), "%s", e.msg);
+	store_close(s);
+
+	/* leases are durable */
+	s = f->reopen();
+	OK(store_list_leases(s, &list, &e));
+	cr_assert_eq(json_array_size(list), 2);
+	json_decref(list);
+	store_close(s);
+}
+
+void conformance_lease_expiry(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	int64_t c = 0, d = 0;
+	/* a loaded machine may take a while between two statements: half a second */
+	OK(store_lease_acquire(s, "service/x", "replica-c", 500, &c, &e));
+	cr_assert_eq(store_lease_acquire(s, "service/x", "replica-d", 500, &d, &e), STORE_CONFLICT);
+	sleep_ms(700);
+	json_t *list = NULL;
+	OK(store_list_leases(s, &list, &e));
+	cr_assert_leq(json_integer_value(json_object_get(json_array_get(list, 0), "remaining_ms")), 0);
+	json_decref(list);
+	OK(store_lease_acquire(s, "service/x", "replica-d", 60000, &d, &e));
+	cr_assert_gt(d, c, "an expired lease is taken in a new tenure");
+	int64_t late = c;
+	cr_assert_eq(store_lease_acquire(s, "service/x", "replica-c", 100, &late, &e), STORE_CONFLICT,
+		     "the late holder cannot renew");
+	cr_assert_eq(late, 0);
+
+	/* expired and not taken: renewing it is a new tenure all the same */
+	int64_t y = 0;
+	OK(store_lease_acquire(s, "service/y", "replica-c", 100, &y, &e));
+	sleep_ms(250);
+	int64_t y2 = y;
+	OK(store_lease_acquire(s, "service/y", "replica-c", 60000, &y2, &e));
+	cr_assert_gt(y2, y);
+	store_close(s);
+}
+
+void conformance_lease_fencing(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *state = json_pack("{s:s}", "phase", "x"), *out = NULL;
+	int64_t a = 0, id = 0;
+	OK(store_lease_acquire(s, "service/a", "replica-a", 60000, &a, &e));
+	cr_assert_eq(store_lease_check(s, "service/a", "replica-a", a, &e), -1, "outside a transaction");
+	cr_assert(store_failed(&e), "%s", e.msg);
+	/* the holder writes */
+	OK(store_begin(s, &e));
+	OK(store_lease_check(s, "service/a", "replica-a", a, &e));
+	OK(store_create_deployment(s, "a", "production", "v1", "deploy", state, &id, &e));
+	OK(store_commit(s, &e));
+	OK(store_get_deployment(s, id, &out, &e));
+	json_decref(out);
+
+	/* paused past its lease, which another replica took: refused, nothing written */
+	int64_t b = 0, late = 0, bid = 0;
+	OK(store_lease_acquire(s, "service/b", "replica-a", 100, &late, &e));
+	sleep_ms(250);
+	OK(store_lease_acquire(s, "service/b", "replica-b", 60000, &b, &e));
+	OK(store_begin(s, &e));
+	OK(store_create_deployment(s, "b", "production", "v1", "deploy", state, &bid, &e));
+	int rc = store_lease_check(s, "service/b", "replica-a", late, &e);
+	cr_assert_eq(rc, STORE_FENCED, "late write: %d %s", rc, e.msg);
+	cr_assert(!store_failed(&e), "fenced is an answer, not a failure: %s", e.msg);
+	cr_assert(strstr(e.msg, "replica-b"), "names the holder: %s", e.msg);
+	store_rollback(s);
+	cr_assert_eq(store_get_deployment(s, bid, &out, &e), STORE_NOTFOUND, "nothing was written");
+	/* the new holder's epoch passes; the old holder with the new epoch does not */
+	OK(store_begin(s, &e));
+	OK(store_lease_check(s, "service/b", "replica-b", b, &e));
+	cr_assert_eq(store_lease_check(s, "service/b", "replica-a", b, &e), STORE_FENCED);
+	store_rollback(s);
+
+	/* expired, even if nobody took it; and a lease never taken */
+	int64_t c = 0;
+	OK(store_lease_acquire(s, "service/c", "replica-a", 100, &c, &e));
+	sleep_ms(250);
+	OK(store_begin(s, &e));
+	cr_assert_eq(store_lease_check(s, "service/c", "replica-a", c, &e), STORE_FENCED);
+	cr_assert(strstr(e.msg, "expired"), "%s", e.msg);
+	cr_assert_eq(store_lease_check(s, "service/none", "replica-a", 1, &e), STORE_FENCED);
+	store_rollback(s);
+	/* released: fenced at once */
+	OK(store_lease_release(s, "service/a", "replica-a", a, &e));
+	OK(store_begin(s, &e));
+	cr_assert_eq(store_lease_check(s, "service/a", "replica-a", a, &e), STORE_FENCED);
+	store_rollback(s);
+	json_decref(state);
 	store_close(s);
 }

@@ -30,6 +30,9 @@ void conformance_tokens(const struct store_factory *f);
 void conformance_audit(const struct store_factory *f);
 void conformance_audit_with_its_effect(const struct store_factory *f);
 void conformance_flags(const struct store_factory *f);
+void conformance_leases(const struct store_factory *f);
+void conformance_lease_expiry(const struct store_factory *f);
+void conformance_lease_fencing(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -47,6 +50,9 @@ void conformance_flags(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, tokens, factory, __VA_ARGS__)                 \
 	CONFORMANCE_TEST_(suite, audit, factory, __VA_ARGS__)                  \
 	CONFORMANCE_TEST_(suite, audit_with_its_effect, factory, __VA_ARGS__)  \
-	CONFORMANCE_TEST_(suite, flags, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, flags, factory, __VA_ARGS__)                  \
+	CONFORMANCE_TEST_(suite, leases, factory, __VA_ARGS__)                 \
+	CONFORMANCE_TEST_(suite, lease_expiry, factory, __VA_ARGS__)           \
+	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)
 
 #endif

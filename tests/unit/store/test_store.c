@@ -266,6 +266,26 @@ static int f_list_flag_versions(void *drv, const char *env, json_t **out, struct
 	FAIL_IF("list_flag_versions", e);
 	return store_list_flag_versions(inner, env, out, e);
 }
+static int f_lease_acquire(void *drv, const char *n, const char *h, int64_t ttl, int64_t *ep, struct err *e)
+{
+	FAIL_IF("lease_acquire", e);
+	return store_lease_acquire(inner, n, h, ttl, ep, e);
+}
+static int f_lease_release(void *drv, const char *n, const char *h, int64_t ep, struct err *e)
+{
+	FAIL_IF("lease_release", e);
+	return store_lease_release(inner, n, h, ep, e);
+}
+static int f_lease_check(void *drv, const char *n, const char *h, int64_t ep, struct err *e)
+{
+	FAIL_IF("lease_check", e);
+	return store_lease_check(inner, n, h, ep, e);
+}
+static int f_list_leases(void *drv, json_t **out, struct err *e)
+{
+	FAIL_IF("list_leases", e);
+	return store_list_leases(inner, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -276,7 +296,7 @@ static const struct store_ops faulty_ops = {
 	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
-	f_list_flag_versions,
+	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
 };
 
 static store *faulty_fresh(void)

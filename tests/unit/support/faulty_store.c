@@ -203,6 +203,26 @@ static int f_list_flag_versions(void *drv, const char *env, json_t **out, struct
 	FAULT("list_flag_versions", e);
 	return store_list_flag_versions(IN(drv), env, out, e);
 }
+static int f_lease_acquire(void *drv, const char *n, const char *h, int64_t ttl, int64_t *ep, struct err *e)
+{
+	FAULT("lease_acquire", e);
+	return store_lease_acquire(IN(drv), n, h, ttl, ep, e);
+}
+static int f_lease_release(void *drv, const char *n, const char *h, int64_t ep, struct err *e)
+{
+	FAULT("lease_release", e);
+	return store_lease_release(IN(drv), n, h, ep, e);
+}
+static int f_lease_check(void *drv, const char *n, const char *h, int64_t ep, struct err *e)
+{
+	FAULT("lease_check", e);
+	return store_lease_check(IN(drv), n, h, ep, e);
+}
+static int f_list_leases(void *drv, json_t **out, struct err *e)
+{
+	FAULT("list_leases", e);
+	return store_list_leases(IN(drv), out, e);
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -238,6 +258,10 @@ static const struct store_ops faulty_store_ops = {
 	.put_flags = f_put_flags,
 	.get_flags = f_get_flags,
 	.list_flag_versions = f_list_flag_versions,
+	.lease_acquire = f_lease_acquire,
+	.lease_release = f_lease_release,
+	.lease_check = f_lease_check,
+	.list_leases = f_list_leases,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

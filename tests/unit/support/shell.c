@@ -42,7 +42,7 @@ void shell_open(struct shell *sh, const struct shell_opts *opts)
 	sh->rec = reconcile_new(sh->loop, sh->store, sh->rts, sh->router, sh->artifacts);
 	cr_assert(sh->rec);
 	sh->ex = executor_new(&(struct executor_deps){sh->loop, sh->store, sh->rts, sh->router, sh->vr,
-						      sh->rec, NULL, sh->dir, NULL});
+						      sh->rec, NULL, sh->dir, NULL, NULL});
 	cr_assert(sh->ex);
 	sh->api = api_new(&(struct api_deps){sh->loop, sh->store, sh->rts, sh->ex, sh->rec, sh->vr,
 					      sh->artifacts, opts ? opts->hosts : NULL, NULL, NULL,

@@ -119,6 +119,7 @@ http {
 NG
 nginx -c "$tmp/ngx/nginx.conf" -p "$tmp/ngx" &
 pids+=($!)
+NPID=$!
 
 # haproxy: same number of threads, connection reuse to the upstream
 cat > "$tmp/haproxy.cfg" <<HA
@@ -139,6 +140,7 @@ backend be
 HA
 haproxy -f "$tmp/haproxy.cfg" -db >/dev/null 2>&1 &
 pids+=($!)
+HPID=$!
 
 start_sluice() { # binary listen-port admin-port name
 	cat > "$tmp/$4.json" <<JS
@@ -150,13 +152,26 @@ JS
 	pids+=($!)
 }
 start_sluice "$sluice" "$PS" "$ADMIN" sluice
+SPID=$!
 proxies="sluice nginx haproxy"
 ports="$UP $PS $PN $PH"
 if [ -n "$base" ]; then
 	start_sluice "$base" "$PB" "$ADMINB" base
+	BPID=$!
 	proxies="sluice base nginx haproxy"
 	ports="$ports $PB"
 fi
+pid_of() {
+	case $1 in sluice) echo "$SPID" ;; base) echo "$BPID" ;; nginx) echo "$NPID" ;; haproxy) echo "$HPID" ;; esac
+}
+# CPU time (utime + stime, clock ticks) of a process and its children (nginx's workers)
+ticks() {
+	local t=0 p
+	for p in $1 $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo $t
+}
 port_of() {
 	case $1 in sluice) echo "$PS" ;; base) echo "$PB" ;; nginx) echo "$PN" ;; haproxy) echo "$PH" ;; esac
 }
@@ -203,15 +218,22 @@ run() { # case proxy round
 	conns1000) args=(-c1000 "http://127.0.0.1:$port/small") ;;
 	newconn) args=(-c"$CONNS" -H "Connection: close" "http://127.0.0.1:$port/small") ;;
 	esac
+	local t0 t1
+	t0=$(ticks "$(pid_of "$2")")
 	wrk -t"$THREADS" -d"${DURATION}s" --latency "${args[@]}" >"$out"
+	t1=$(ticks "$(pid_of "$2")")
 	if grep -qE "Non-2xx|Socket errors" "$out"; then
 		echo "$1 $2 round $3: errors: $(grep -E "Non-2xx|Socket errors" "$out" | tr '\n' ' ')" >&2
 	fi
-	local rps p50 p99
+	local rps p50 p99 n cpu
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
 	p50=$(us 50% <"$out")
 	p99=$(us 99% <"$out")
-	echo "$1 $2 $3 $rps $p50 $p99" >>"$tmp/results"
+	n=$(awk '/requests in/ { print $1 }' "$out")
+	# the proxy's CPU time per request in microseconds: less sensitive to the machine's other
+	# load than requests/s (which also measures how much of the 2 cores the proxy was given)
+	cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (n > 0 ? n : 1) }')
+	echo "$1 $2 $3 $rps $p50 $p99 $cpu" >>"$tmp/results"
 	sleep 0.5 # let closed connections settle between runs
 }
 
@@ -233,38 +255,41 @@ python3 - "$tmp/results" "$CASES" <<'PY'
 import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
-    c, n, r, rps, p50, p99 = line.split()
-    rows.setdefault(c, {}).setdefault(n, []).append((float(rps), float(p50), float(p99)))
+    c, n, r, rps, p50, p99, cpu = line.split()
+    rows.setdefault(c, {}).setdefault(n, []).append((float(rps), float(p50), float(p99), float(cpu)))
 cases = sys.argv[2].split()
 names = [n for n in ("sluice", "base", "nginx", "haproxy") if n in rows[cases[0]]]
 summary = []
 for c in cases:
-    med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in rows[c].items()}
+    med = {n: tuple(statistics.median(x[i] for x in v) for i in range(4)) for n, v in rows[c].items()}
     ng = med["nginx"]
     print("\n== %s" % c)
-    print("%-8s %12s %10s %10s %10s %10s" % ("proxy", "requests/s", "p50 us", "p99 us", "rps/nginx", "p99/nginx"))
+    print("%-8s %12s %10s %10s %10s %10s %10s" % ("proxy", "requests/s", "p50 us", "p99 us", "cpu us/req",
+                                                 "rps/nginx", "p99/nginx"))
     for n in names:
         r = med[n]
-        print("%-8s %12.0f %10.0f %10.0f %10.2f %10.2f" % (n, r[0], r[1], r[2], r[0] / ng[0], r[2] / ng[2]))
-    print("per round (requests/s, p99 us):")
+        print("%-8s %12.0f %10.0f %10.0f %10.1f %10.2f %10.2f" % (n, r[0], r[1], r[2], r[3], r[0] / ng[0],
+                                                                 r[2] / ng[2]))
+    print("per round (requests/s / p99 us / cpu us per request):")
     for n in names:
-        print("  %-8s %s" % (n, "  ".join("%.0f/%.0f" % (x[0], x[2]) for x in rows[c][n])))
+        print("  %-8s %s" % (n, "  ".join("%.0f/%.0f/%.1f" % (x[0], x[2], x[3]) for x in rows[c][n])))
     summary.append((c, med))
-print("\n== ratios to nginx (medians of %d rounds): requests/s and p99" % len(rows[cases[0]]["nginx"]))
+print("\n== ratios to nginx (medians of %d rounds): requests/s, p99, cpu per request" % len(rows[cases[0]]["nginx"]))
 head = "%-10s" % "case"
 for n in names:
     if n != "nginx":
-        head += " %8s %8s" % (n[:6] + " rps", n[:6] + " p99")
+        head += " %10s %10s %10s" % (n[:6] + " rps", n[:6] + " p99", n[:6] + " cpu")
 if "base" in names:
-    head += " %9s %9s" % ("sl/base r", "sl/base p")
+    head += " %9s %9s %9s" % ("sl/base r", "sl/base p", "sl/base c")
 print(head)
 for c, med in summary:
     ng = med["nginx"]
     line = "%-10s" % c
     for n in names:
         if n != "nginx":
-            line += " %8.2f %8.2f" % (med[n][0] / ng[0], med[n][2] / ng[2])
+            line += " %10.2f %10.2f %10.2f" % (med[n][0] / ng[0], med[n][2] / ng[2], med[n][3] / ng[3])
     if "base" in names:
-        line += " %9.2f %9.2f" % (med["sluice"][0] / med["base"][0], med["sluice"][2] / med["base"][2])
+        sl, b = med["sluice"], med["base"]
+        line += " %9.2f %9.2f %9.2f" % (sl[0] / b[0], sl[2] / b[2], sl[3] / b[3])
     print(line)
 PY

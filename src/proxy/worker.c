@@ -246,8 +246,7 @@ static void uconn_free(struct uconn *u)
 {
 	worker *w = u->w;
 	if (u->fd >= 0) {
-		loop_del(w->l, u->fd);
-		close(u->fd);
+		loop_close(w->l, u->fd);
 	}
 	if (u->prev)
 		u->prev->next = u->next;
@@ -515,8 +514,7 @@ static void cconn_close(struct cconn *c)
 		return;
 	if (c->busy)
 		exchange_end(c, 0, 0, 0);
-	loop_del(w->l, c->fd);
-	close(c->fd);
+	loop_close(w->l, c->fd);
 	c->dead = 1;
 	conn_list_remove(c);
 	w->nconns--;

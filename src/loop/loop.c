@@ -140,6 +140,18 @@ void loop_del(loop *l, int fd)
 	l->fds[fd].gen++;
 }
 
+void loop_close(loop *l, int fd)
+{
+	if (fd < 0)
+		return;
+	if (fd < l->nfds && l->fds[fd].fn) {
+		l->fds[fd].fn = NULL;
+		l->fds[fd].arg = NULL;
+		l->fds[fd].gen++;
+	}
+	close(fd);
+}
+
 static int timer_before(const struct timer *a, const struct timer *b)
 {
 	return a->when < b->when || (a->when == b->when && a->id < b->id);

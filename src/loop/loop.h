@@ -39,6 +39,9 @@ __attribute__((warn_unused_result)) int loop_add(loop *l, int fd, unsigned event
 int loop_mod(loop *l, int fd, unsigned events);
 /* Unregisters fd; call before close(fd). Safe from inside the fd's own callback. */
 void loop_del(loop *l, int fd);
+/* Unregisters and closes fd with one system call instead of two: the kernel drops a closed
+ * descriptor from the epoll set. Only for an fd never duplicated (dup, fork) while registered. */
+void loop_close(loop *l, int fd);
 
 /* Arms a one-shot timer `ms` from now. Returns its id (never 0), or 0 when out of memory. */
 uint64_t loop_timer(loop *l, uint64_t ms, loop_timer_fn *fn, void *arg);

@@ -122,6 +122,7 @@ struct docker {
 	int nhosts;
 	char *tls_ca, *tls_cert, *tls_key;
 	int port_lo, port_hi;
+	char *proxy_image; /* the `proxy_image` setting: the region's router */
 	unsigned port_cursor;
 	char owner[17];
 	CURLM *multi;
@@ -1187,8 +1188,17 @@ static int settings_parse(struct docker *d, const json_t *j, struct err *e)
 				return err_set(e, "runtime docker: tls must be {ca: PATH, cert: PATH, key: PATH}");
 			if (!(d->tls_ca = strdup(ca)) || !(d->tls_cert = strdup(cert)) || !(d->tls_key = strdup(k)))
 				return err_set(e, "out of memory");
+		} else if (!strcmp(key, "proxy_image")) {
+			const char *img = json_string_value(v);
+			if (!img || !(img[0] == '/' || image_ref_ok(img)))
+				return err_set(e, "runtime docker: proxy_image must be an image reference "
+						  "(name:tag, name@sha256:...) or the absolute path of an image archive");
+			free(d->proxy_image);
+			if (!(d->proxy_image = strdup(img)))
+				return err_set(e, "out of memory");
 		} else {
-			return err_set(e, "runtime docker: unknown setting '%s' (known: hosts, tls, ports)", key);
+			return err_set(e, "runtime docker: unknown setting '%s' (known: hosts, tls, ports, "
+					  "proxy_image)", key);
 		}
 	}
 	if (!d->nhosts)
@@ -1228,6 +1238,7 @@ static void docker_close(void *drv)
 	free(d->tls_ca);
 	free(d->tls_cert);
 	free(d->tls_key);
+	free(d->proxy_image);
 	json_decref(d->settings);
 	free(d);
 }
@@ -1719,6 +1730,21 @@ int runtime_docker_container(runtime *rt, const char *id, struct runtime_docker_
 			return 0;
 		}
 	return -1;
+}
+
+int runtime_docker_hosts(runtime *rt)
+{
+	if (strcmp(runtime_kind(rt), "docker"))
+		return 0;
+	return ((struct docker *)runtime_driver(rt))->nhosts;
+}
+
+const char *runtime_docker_proxy_image(runtime *rt)
+{
+	if (strcmp(runtime_kind(rt), "docker"))
+		return NULL;
+	const struct docker *d = runtime_driver(rt);
+	return d->proxy_image ? d->proxy_image : RUNTIME_DOCKER_PROXY_IMAGE;
 }
 
 const struct runtime_ops runtime_docker_ops = {

@@ -38,6 +38,7 @@ struct hosted_router {
 	char host[RUNTIME_ENDPOINT_MAX]; /* host part of a proxy's endpoint: where routes listen */
 	char why[512];     /* why the runtime runs no proxy (its refusal, or an instance's reason) */
 	json_t *sum;       /* the latest summed snapshot (several proxies) */
+	int none_runs;     /* the runtime's last list had no proxy that could be running */
 };
 
 static void member_free(struct member *m)
@@ -85,7 +86,11 @@ static void sync_members(struct hosted_router *r)
 	if (runtime_list(r->rt, ROUTER_HOSTED_SERVICE, r->env, r->region, ROUTER_HOSTED_VERSION, &in, &n))
 		return; /* out of memory: keep what we know */
 	char keep[HOSTED_MAX] = {0};
+	r->none_runs = 1;
 	for (size_t k = 0; k < n; k++) {
+		/* only BACKOFF (exited, or its engine refuses to start it) and STOPPED run nothing */
+		if (in[k].state != INSTANCE_BACKOFF && in[k].state != INSTANCE_STOPPED)
+			r->none_runs = 0;
 		if ((in[k].state != INSTANCE_HEALTHY && in[k].state != INSTANCE_UNHEALTHY) || !in[k].endpoint[0]) {
 			if (in[k].reason[0])
 				snprintf(r->why, sizeof(r->why), "%.200s: %.127s", in[k].id, in[k].reason);
@@ -154,12 +159,18 @@ static int hosted_ensure(router *base, struct err *e)
 		       r->why[0] ? ": " : "", r->why);
 }
 
-/* The calls that need the proxies: at least one, found by an ensure when none is known. */
+/* The calls that need the proxies: at least one, found by an ensure when none is known.
+ * 1 when no proxy of the region runs at all (every one exited, or its host is down and the
+ * engine cannot start it): then nothing can route a request of the region to an instance, a
+ * route is put as soon as a proxy answers again (a new proxy gets every route on the next
+ * pass), and every backend is as drained as it can be. */
 static int need_members(struct hosted_router *r, struct err *e)
 {
 	if (r->n)
 		return 0;
-	return hosted_ensure(&r->base, e);
+	if (hosted_ensure(&r->base, e) == 0)
+		return 0;
+	return r->none_runs && !r->n ? 1 : -1;
 }
 
 static int hosted_route_endpoint(router *base, const char *name, int port, char *buf, size_t len)
@@ -173,8 +184,9 @@ static int hosted_route_endpoint(router *base, const char *name, int port, char 
 static int hosted_put_route(router *base, const struct router_route *route, struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
-	if (need_members(r, e))
-		return -1;
+	int need = need_members(r, e);
+	if (need)
+		return need > 0 ? 0 : -1;
 	int rc = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		struct err pe = {""};
@@ -187,8 +199,9 @@ static int hosted_put_route(router *base, const struct router_route *route, stru
 static int hosted_delete_route(router *base, const char *name, struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
-	if (need_members(r, e))
-		return -1;
+	int need = need_members(r, e);
+	if (need)
+		return need > 0 ? 0 : -1;
 	int rc = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		struct err pe = {""};
@@ -204,8 +217,9 @@ static int hosted_route_state(router *base, const char *name, struct router_back
 			      struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
-	if (need_members(r, e))
-		return -1;
+	int need = need_members(r, e);
+	if (need)
+		return need > 0 ? 0 : -1; /* no proxy runs: no backend is busy */
 	struct router_backend *all = NULL;
 	size_t nall = 0;
 	for (size_t i = 0; i < r->n; i++) {

@@ -42,6 +42,7 @@
 #define LOAD_TIMEOUT_MS 120000
 #define CONNECT_TIMEOUT_MS 2000
 #define POLL_MS 500                  /* each host's container list: how exits are seen */
+#define HOST_LOST_POLLS 3            /* polls without an answer before its instances count as lost */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define BACKOFF_RESET_MS 60000
@@ -98,6 +99,7 @@ struct host {
 	char *addr;      /* endpoint host of its containers */
 	struct req poll;
 	uint64_t next_poll;
+	unsigned fails;  /* polls in a row that got no answer */
 	bool down;
 	char down_why[128];
 };
@@ -941,12 +943,27 @@ static void poll_done(struct docker *d, int h, CURLcode cc, long code, const str
 			log_warn("runtime docker: host %s: %s", host->url, why);
 		host->down = true;
 		snprintf(host->down_why, sizeof host->down_why, "%.120s", why);
-		for (struct inst *in = d->list; in; in = in->next)
-			if (in->host == h && in->want_running && in->running)
+		/* A host that stays silent has lost its instances as far as anyone can tell: they go
+		 * to backoff like a crash (the region's control plane sees them fail and restart
+		 * without success, and fails the region), and are made again once it answers (a
+		 * create that meets the old container adopts it: never a duplicate). */
+		bool lost = ++host->fails >= HOST_LOST_POLLS;
+		for (struct inst *in = d->list; in; in = in->next) {
+			if (in->host != h || !in->want_running || !in->running)
+				continue;
+			if (!lost || in->op.kind != OP_NONE) {
 				set_reason(in, "docker host %s: %s", host->url, why);
+				continue;
+			}
+			hc_cancel(d, in);
+			set_reason(in, "docker host %s does not answer (%.60s); restarting in %llu ms", host->url, why,
+				   (unsigned long long)in->backoff_ms);
+			backoff_schedule(d, in);
+		}
 		json_decref(list);
 		return;
 	}
+	host->fails = 0;
 	host->down = false;
 	for (struct inst *in = d->list; in; in = in->next) {
 		if (in->host != h || in->gone || !in->cid[0] || !in->running || in->op.kind != OP_NONE ||

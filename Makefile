@@ -1,12 +1,13 @@
 # A thin wrapper over meson. Two entry points matter on a fresh Debian 12 machine:
 #   make demo    installs what is missing, builds, runs the demo (scripts/demo.sh)
+#   make demo-docker  the same story on Docker hosts the demo starts (scripts/demo-docker.sh)
 #   make check   installs what is missing, runs every test, then every test again under
 #                ASan+UBSan, then the parser fuzzers briefly (FUZZ_SECONDS, default 15 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST  = meson test --print-errorlogs --num-processes 2
 
-.PHONY: all deps deps-test build check check-plain check-asan check-fuzz demo fuzz bench clean
+.PHONY: all deps deps-test build check check-plain check-asan check-fuzz demo demo-docker fuzz bench clean
 
 all: build
 
@@ -42,6 +43,9 @@ check-fuzz:
 
 demo: build
 	scripts/demo.sh $(BUILD)
+
+demo-docker: deps-test build
+	scripts/demo-docker.sh $(BUILD)
 
 fuzz: deps-test
 	scripts/fuzz.sh

@@ -6,8 +6,10 @@
 #                                       until /_ping answers; prints "unix://DIR/sock"
 #   docker-host.sh stop DIR             stop it (SIGTERM, 20 s, then SIGKILL of it and its
 #                                       containerd), unmount what it left and remove DIR
-#   docker-host.sh image DIR BIN REF    load BIN (with the shared libraries it needs) into that
-#                                       daemon as image REF (name:tag), entrypoint /app/NAME;
+#   docker-host.sh image DIR BIN REF [ARG...]
+#                                       load BIN (with the shared libraries it needs) into that
+#                                       daemon as image REF (name:tag), entrypoint /app/NAME
+#                                       followed by the ARGs (a release with a fault built in);
 #                                       the root file system tarball is built once per binary and
 #                                       kept in $SLUICE_DOCKER_CACHE (default DIR/..)
 #   docker-host.sh save DIR REF FILE    write REF as an image archive (`docker save` format)
@@ -71,6 +73,7 @@ stop() {
 
 image() {
 	local dir=$1 bin=$2 ref=$3
+	shift 3
 	[ -x "$bin" ] || die "$bin is not an executable"
 	local cache=${SLUICE_DOCKER_CACHE:-$(dirname "$dir")}
 	mkdir -p "$cache"
@@ -95,8 +98,14 @@ image() {
 	fi
 	local repo=${ref%:*} tag=${ref##*:}
 	[ "$repo" != "$ref" ] || tag=latest
-	# ENTRYPOINT ["/app/NAME"], URL-encoded (NAME is a file name of the build: [A-Za-z0-9._-])
-	local change="ENTRYPOINT%20%5B%22%2Fapp%2F$name%22%5D"
+	# ENTRYPOINT ["/app/NAME", ARG...], URL-encoded (NAME is a file name of the build:
+	# [A-Za-z0-9._-]; an ARG is quoted as JSON, then encoded)
+	local change="ENTRYPOINT%20%5B%22%2Fapp%2F$name%22" a
+	for a in "$@"; do
+		case $a in *[!A-Za-z0-9._=-]*) die "image: entrypoint argument '$a': only [A-Za-z0-9._=-]" ;; esac
+		change="$change%2C%22$a%22"
+	done
+	change="$change%5D"
 	local out
 	out=$(api "$dir" -X POST -H 'Content-Type: application/x-tar' --data-binary "@$tarball" \
 		"http://docker/images/create?fromSrc=-&repo=$repo&tag=$tag&changes=$change")
@@ -113,7 +122,7 @@ save() {
 case ${1:-} in
 start) [ $# -eq 2 ] || die "usage: start DIR"; start "$2" ;;
 stop) [ $# -eq 2 ] || die "usage: stop DIR"; stop "$2" ;;
-image) [ $# -eq 4 ] || die "usage: image DIR BINARY REF"; image "$2" "$3" "$4" ;;
+image) [ $# -ge 4 ] || die "usage: image DIR BINARY REF [ARG...]"; shift; image "$@" ;;
 save) [ $# -eq 4 ] || die "usage: save DIR REF FILE"; save "$2" "$3" "$4" ;;
 *) die "usage: docker-host.sh start|stop|image|save ..." ;;
 esac

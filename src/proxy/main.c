@@ -20,10 +20,11 @@
 #include "util/opt.h"
 
 static const char usage[] =
-	"usage: sluice proxy --config FILE [--admin ADDR] [--workers N] [--state FILE]\n"
+	"usage: sluice proxy (--config FILE | --admin ADDR) [--admin ADDR] [--workers N] [--state FILE]\n"
 	"\n"
 	"Runs the traffic-splitting HTTP/1.1 proxy (docs/proxy.md).\n"
 	"  --config FILE   JSON configuration: admin address, workers, limits, routes\n"
+	"                  (without it: no routes until the admin API puts them, default limits)\n"
 	"  --admin ADDR    admin API address (overrides the file; default 127.0.0.1:9901)\n"
 	"  --workers N     worker threads (overrides the file; default: number of cores)\n"
 	"  --state FILE    save the routes there after every change and restore them at start\n"
@@ -160,8 +161,8 @@ int cmd_proxy(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!config) {
-		error("proxy: --config FILE is required; see 'sluice proxy --help'");
+	if (!config && !admin) {
+		error("proxy: --config FILE (or at least --admin ADDR) is required; see 'sluice proxy --help'");
 		return EXIT_USAGE;
 	}
 	struct settings s = {.admin = "127.0.0.1:9901"};
@@ -170,7 +171,7 @@ int cmd_proxy(int argc, char **argv)
 	s.workers = ncpu > 0 ? (unsigned)ncpu : 1;
 	json_t *doc = NULL;
 	struct err e;
-	if (load_config(config, &doc, &s, &e)) {
+	if (config && load_config(config, &doc, &s, &e)) {
 		json_decref(doc);
 		error("%s", e.msg);
 		return EXIT_USAGE;

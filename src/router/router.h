@@ -13,7 +13,9 @@
  * Drivers:
  *   - "proxy" (router_proxy.c): the built-in `sluice proxy`, started in its own session so it
  *     outlives the server, driven through its admin API (docs/proxy.md).
- * A Gateway API (Kubernetes) driver or a per-host Docker proxy implements the same table and
+ *   - "hosted" (router_hosted.c): the same proxy run by a region's runtime on each of its
+ *     hosts (a container of the sluice binary on every Docker host of the region).
+ * A Gateway API (Kubernetes) driver implements the same table and
  * must pass the conformance suite, tests/unit/router/conformance.h.
  *
  * Invariants every driver keeps:
@@ -44,6 +46,7 @@
 #include <stdint.h>
 
 #include "loop/fetch.h"
+#include "runtime/runtime.h"
 #include "util/log.h"
 
 typedef struct router router;
@@ -123,6 +126,26 @@ struct router {
  * Returns NULL when out of memory or a string does not fit.
  */
 router *router_proxy_new(const char *admin, const char *exe, const char *dir);
+/* The same driver for a `sluice proxy` that something else runs (a runtime, router_hosted):
+ * router_ensure only checks that it answers on admin, router_stop only forgets what was put. */
+router *router_proxy_remote(const char *admin);
+
+/*
+ * The proxies of one region run by the region's runtime (kind "hosted", router_hosted.c):
+ * `count` instances of `sluice proxy --admin 127.0.0.1:{port}` from `image` (the runtime's
+ * artifact: for a docker runtime, an image of the sluice binary) as the service
+ * ROUTER_HOSTED_SERVICE of env/region, one per host. Every call goes to each healthy one:
+ * routes are put on all of them, a backend's drain state is the busiest of theirs, and the
+ * counters snapshot is their sum (per route, version and counter), so verification reads a
+ * region on several hosts as it reads one proxy. Their routes listen on 127.0.0.1 of their
+ * host (host networking); router_route_endpoint names the host of the first one.
+ * router_ensure makes the instances run (runtime_ensure: idempotent) and fails while none
+ * is healthy. rt stays the caller's and must outlive the router. NULL when out of memory.
+ */
+#define ROUTER_HOSTED_SERVICE "sluice-proxy"
+#define ROUTER_HOSTED_VERSION "router"
+router *router_hosted_new(runtime *rt, const char *env, const char *region, const char *image,
+			  unsigned count);
 
 /* ---- life cycle ---- */
 

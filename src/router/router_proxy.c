@@ -170,6 +170,8 @@ static int proxy_ensure(router *base, struct err *e)
 		return 0;
 	}
 	r->health_ok = 0;
+	if (!r->exe[0]) /* router_proxy_remote: something else runs it */
+		return err_set(e, "the proxy does not answer on %s", r->admin);
 	uint64_t now = loop_clock_ms();
 	if (now - r->last_start_ms > 2000 || !r->last_start_ms) {
 		r->last_start_ms = now;
@@ -385,6 +387,10 @@ static const json_t *proxy_latest_metrics(router *base, uint64_t *at)
 static void proxy_stop(router *base)
 {
 	struct proxy_router *r = (struct proxy_router *)base;
+	if (!r->exe[0]) { /* router_proxy_remote: its runner stops it */
+		json_object_clear(r->sent);
+		return;
+	}
 	char pidp[4200];
 	snprintf(pidp, sizeof(pidp), "%s/proxy.pid", r->dir);
 	FILE *f = fopen(pidp, "r");
@@ -418,6 +424,11 @@ static const struct router_ops proxy_ops = {
 	.latest_metrics = proxy_latest_metrics,
 	.stop = proxy_stop,
 };
+
+router *router_proxy_remote(const char *admin)
+{
+	return router_proxy_new(admin, "", "");
+}
 
 router *router_proxy_new(const char *admin, const char *exe, const char *dir)
 {

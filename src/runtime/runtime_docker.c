@@ -42,6 +42,7 @@
 #define LOAD_TIMEOUT_MS 120000
 #define CONNECT_TIMEOUT_MS 2000
 #define POLL_MS 500                  /* each host's container list: how exits are seen */
+#define HOST_LOST_POLLS 3            /* polls without an answer before its instances count as lost */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define BACKOFF_RESET_MS 60000
@@ -99,6 +100,7 @@ struct host {
 	char *addr;      /* endpoint host of its containers */
 	struct req poll;
 	uint64_t next_poll;
+	unsigned fails;  /* polls in a row that got no answer */
 	bool down;
 	char down_why[128];
 };
@@ -123,6 +125,7 @@ struct docker {
 	int nhosts;
 	char *tls_ca, *tls_cert, *tls_key;
 	int port_lo, port_hi;
+	char *proxy_image; /* the `proxy_image` setting: the region's router */
 	unsigned port_cursor;
 	char owner[17];
 	CURLM *multi;
@@ -943,12 +946,27 @@ static void poll_done(struct docker *d, int h, CURLcode cc, long code, const str
 			log_warn("runtime docker: host %s: %s", host->url, why);
 		host->down = true;
 		snprintf(host->down_why, sizeof host->down_why, "%.120s", why);
-		for (struct inst *in = d->list; in; in = in->next)
-			if (in->host == h && in->want_running && in->running)
+		/* A host that stays silent has lost its instances as far as anyone can tell: they go
+		 * to backoff like a crash (the region's control plane sees them fail and restart
+		 * without success, and fails the region), and are made again once it answers (a
+		 * create that meets the old container adopts it: never a duplicate). */
+		bool lost = ++host->fails >= HOST_LOST_POLLS;
+		for (struct inst *in = d->list; in; in = in->next) {
+			if (in->host != h || !in->want_running || !in->running)
+				continue;
+			if (!lost || in->op.kind != OP_NONE) {
 				set_reason(in, "docker host %s: %s", host->url, why);
+				continue;
+			}
+			hc_cancel(d, in);
+			set_reason(in, "docker host %s does not answer (%.60s); restarting in %llu ms", host->url, why,
+				   (unsigned long long)in->backoff_ms);
+			backoff_schedule(d, in);
+		}
 		json_decref(list);
 		return;
 	}
+	host->fails = 0;
 	host->down = false;
 	for (struct inst *in = d->list; in; in = in->next) {
 		if (in->host != h || in->gone || !in->cid[0] || !in->running || in->op.kind != OP_NONE ||
@@ -1190,8 +1208,17 @@ static int settings_parse(struct docker *d, const json_t *j, struct err *e)
 				return err_set(e, "runtime docker: tls must be {ca: PATH, cert: PATH, key: PATH}");
 			if (!(d->tls_ca = strdup(ca)) || !(d->tls_cert = strdup(cert)) || !(d->tls_key = strdup(k)))
 				return err_set(e, "out of memory");
+		} else if (!strcmp(key, "proxy_image")) {
+			const char *img = json_string_value(v);
+			if (!img || !(img[0] == '/' || image_ref_ok(img)))
+				return err_set(e, "runtime docker: proxy_image must be an image reference "
+						  "(name:tag, name@sha256:...) or the absolute path of an image archive");
+			free(d->proxy_image);
+			if (!(d->proxy_image = strdup(img)))
+				return err_set(e, "out of memory");
 		} else {
-			return err_set(e, "runtime docker: unknown setting '%s' (known: hosts, tls, ports)", key);
+			return err_set(e, "runtime docker: unknown setting '%s' (known: hosts, tls, ports, "
+					  "proxy_image)", key);
 		}
 	}
 	if (!d->nhosts)
@@ -1231,6 +1258,7 @@ static void docker_close(void *drv)
 	free(d->tls_ca);
 	free(d->tls_cert);
 	free(d->tls_key);
+	free(d->proxy_image);
 	json_decref(d->settings);
 	free(d);
 }
@@ -1723,6 +1751,21 @@ int runtime_docker_container(runtime *rt, const char *id, struct runtime_docker_
 			return 0;
 		}
 	return -1;
+}
+
+int runtime_docker_hosts(runtime *rt)
+{
+	if (strcmp(runtime_kind(rt), "docker"))
+		return 0;
+	return ((struct docker *)runtime_driver(rt))->nhosts;
+}
+
+const char *runtime_docker_proxy_image(runtime *rt)
+{
+	if (strcmp(runtime_kind(rt), "docker"))
+		return NULL;
+	const struct docker *d = runtime_driver(rt);
+	return d->proxy_image ? d->proxy_image : RUNTIME_DOCKER_PROXY_IMAGE;
 }
 
 const struct runtime_ops runtime_docker_ops = {

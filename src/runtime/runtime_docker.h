@@ -30,6 +30,10 @@
  *   hosts: [URL, ...]   required, 1..16: "unix:///path/to/docker.sock" or "tcp://HOST:PORT"
  *   tls: {ca: PATH, cert: PATH, key: PATH}   client certificates, required for tcp:// hosts
  *   ports: [LOW, HIGH]  instance ports, default [20000, 26999], within 1024-65535
+ *   proxy_image: IMAGE  the image of the sluice binary that runs the region's router on each
+ *                       host (a reference or an archive's absolute path, like an artifact),
+ *                       default RUNTIME_DOCKER_PROXY_IMAGE; the server's router driver starts
+ *                       it through this runtime (router_hosted.h)
  *
  * Errors: every failure of an engine (a host down, an image missing, a refused create) is
  * either ensure's refusal (-1 and a message naming the host) or, once instances exist, a
@@ -43,6 +47,9 @@
 /* The Engine API version spoken: Docker 20.10 and later. */
 #define RUNTIME_DOCKER_API "v1.41"
 #define RUNTIME_DOCKER_HOSTS_MAX 16
+/* The default proxy_image: the sluice binary of this version (scripts/docker-host.sh image
+ * makes it from the binary and its shared libraries). */
+#define RUNTIME_DOCKER_PROXY_IMAGE "sluice:" SLUICE_VERSION
 
 extern const struct runtime_ops runtime_docker_ops;
 
@@ -56,5 +63,12 @@ struct runtime_docker_container {
 /* Fills *out for the instance `id` of a docker runtime. Returns 0, or -1 when rt is not a
  * docker runtime or has no such instance. */
 int runtime_docker_container(runtime *rt, const char *id, struct runtime_docker_container *out /* OUT */);
+
+/* The number of hosts of a docker runtime (0 for another kind): the router runs one proxy on
+ * each (instance i of a service lands on host (i + hash) mod nhosts, so nhosts instances
+ * cover every host once). */
+int runtime_docker_hosts(runtime *rt);
+/* Its proxy_image setting or the default; NULL for another kind. Valid while rt is open. */
+const char *runtime_docker_proxy_image(runtime *rt);
 
 #endif

@@ -23,6 +23,7 @@
 #include "server/executor.h"
 #include "server/reconcile.h"
 #include "server/replica.h"
+#include "server/routers.h"
 #include "server/runtimes.h"
 #include "server/tokens.h"
 #include "server/verify.h"
@@ -365,7 +366,8 @@ int cmd_server(int argc, char **argv)
 		error("%s", e.msg);
 		goto out;
 	}
-	srv.router = router_proxy_new(admin, exe, srv.data_dir);
+	/* the local proxy, and a proxy on each host of every docker region (server/routers.h) */
+	srv.router = routers_new(srv.runtimes, router_proxy_new(admin, exe, srv.data_dir));
 	srv.loop = loop_new();
 	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
 	if (srv.router && srv.fetch)

@@ -550,7 +550,7 @@ static const struct {
 	{ENV "regions:\n  - name: us-east\n    runtime: {kind: docker, hosts: []}\n",
 	 "s.yaml:5:36: regions[0].runtime.hosts: expected 1 to 16 host URLs (unix:///path, tcp://HOST:PORT), got an empty list"},
 	{ENV "regions:\n  - name: us-east\n    runtime: {kind: docker, hosts: [unix:///a], bogus: 1}\n",
-	 "s.yaml:5:56: regions[0].runtime.bogus: unknown key, expected one of: kind, hosts, tls, ports"},
+	 "s.yaml:5:56: regions[0].runtime.bogus: unknown key, expected one of: kind, hosts, tls, ports, proxy_image"},
 	{ENV "regions:\n  - name: us-east\n    port_ofset: 5\n",
 	 "s.yaml:5:5: regions[0].port_ofset: unknown key (did you mean \"port_offset\"?)"},
 	{ENV "regions:\n  - us-east\n",

@@ -10,13 +10,24 @@ if [ "${1:-build}" = test ]; then
 fi
 # runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
 [ "${1:-build}" = test ] && want+=(docker.io)
+SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+# The tests' servers listen on fixed loopback ports in 16000-36999, part of which lies in
+# Linux's ephemeral range (32768-60999): reserve them, so that no outgoing connection of a
+# busy machine takes one of them first (the test's server would then fail to listen).
+if [ "${1:-build}" = test ]; then
+	rp=/proc/sys/net/ipv4/ip_local_reserved_ports
+	if ! grep -q '16000-36999' "$rp" 2>/dev/null; then
+		v=$(cat "$rp" 2>/dev/null || true)
+		{ echo "${v:+$v,}16000-36999" | $SUDO tee "$rp" >/dev/null; } 2>/dev/null ||
+			echo "deps: warning: could not reserve ports 16000-36999 ($rp); a test may find its port taken" >&2
+	fi
+fi
 missing=()
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "deps: installing ${missing[*]}" >&2
-SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
 # Debian starts nginx and haproxy as services on install; the tests run their own on loopback.

@@ -17,10 +17,13 @@
 #include "loop/loop.h"
 #include "proxy/proxy.h"
 #include "util/log.h"
+#include "http/tls.h"
 #include "util/opt.h"
+#include "util/secret.h"
 
 static const char usage[] =
 	"usage: sluice proxy (--config FILE | --admin ADDR) [--admin ADDR] [--workers N] [--state FILE]\n"
+	"                    [--admin-token-file FILE]\n"
 	"\n"
 	"Runs the traffic-splitting HTTP/1.1 proxy (docs/proxy.md).\n"
 	"  --config FILE   JSON configuration: admin address, workers, limits, routes\n"
@@ -28,6 +31,10 @@ static const char usage[] =
 	"  --admin ADDR    admin API address (overrides the file; default 127.0.0.1:9901)\n"
 	"  --workers N     worker threads (overrides the file; default: number of cores)\n"
 	"  --state FILE    save the routes there after every change and restore them at start\n"
+	"  --admin-token-file FILE\n"
+	"                  the admin API asks every call but GET /healthz for this bearer token\n"
+	"                  (the file's first line; mode 600); $SLUICE_PROXY_TOKEN does the same.\n"
+	"                  Required when --admin is not a loopback address.\n"
 	"  -v, --verbose   debug logging\n";
 
 #define CONFIG_MAX_BYTES (16u << 20)
@@ -118,7 +125,7 @@ static void on_signal(loop *l, int fd, unsigned events, void *arg)
 
 int cmd_proxy(int argc, char **argv)
 {
-	const char *config = NULL, *admin = NULL, *state = NULL;
+	const char *config = NULL, *admin = NULL, *state = NULL, *token_file = NULL;
 	long workers = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -128,7 +135,7 @@ int cmd_proxy(int argc, char **argv)
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			log_set_level(LOG_DEBUG);
 		} else if (!strcmp(a, "--config") || !strcmp(a, "--state") || !strcmp(a, "--admin") ||
-			   !strcmp(a, "--workers")) {
+			   !strcmp(a, "--workers") || !strcmp(a, "--admin-token-file")) {
 			if (i + 1 >= argc) {
 				error("proxy: option '%s' needs a value; see 'sluice proxy --help'", a);
 				return EXIT_USAGE;
@@ -145,6 +152,8 @@ int cmd_proxy(int argc, char **argv)
 				bad = err_set(&e, "%s: expected a file path, got ''", a);
 			else if (!strcmp(a, "--config"))
 				config = v;
+			else if (!strcmp(a, "--admin-token-file"))
+				token_file = v;
 			else
 				state = v;
 			if (bad) {
@@ -180,6 +189,32 @@ int cmd_proxy(int argc, char **argv)
 		snprintf(s.admin, sizeof(s.admin), "%s", admin);
 	if (workers)
 		s.workers = (unsigned)workers;
+	/* the admin API's token: from the file, else from the environment (how the control plane
+	 * hands it to a proxy it starts, as a process or a container) */
+	char token[SECRET_MAX + 1] = "";
+	const char *envtok = getenv("SLUICE_PROXY_TOKEN");
+	if (token_file) {
+		int trc = secret_read(token_file, token, sizeof(token), &e);
+		if (trc) {
+			error("proxy: --admin-token-file: %s", trc > 0 ? "no such file" : e.msg);
+			json_decref(doc);
+			return EXIT_USAGE;
+		}
+	} else if (envtok && *envtok) {
+		if (strlen(envtok) > SECRET_MAX || strcspn(envtok, " \t\r\n") != strlen(envtok)) {
+			error("proxy: $SLUICE_PROXY_TOKEN: 1 to %d characters without blanks", SECRET_MAX);
+			json_decref(doc);
+			return EXIT_USAGE;
+		}
+		snprintf(token, sizeof(token), "%s", envtok);
+	}
+	unsetenv("SLUICE_PROXY_TOKEN");
+	if (!token[0] && !tls_addr_is_loopback(s.admin)) {
+		error("proxy: the admin API on %s (not loopback) needs a token: --admin-token-file FILE",
+		      s.admin);
+		json_decref(doc);
+		return EXIT_USAGE;
+	}
 	log_set_prefix("proxy");
 	fit_fd_limit(&s.lim);
 
@@ -217,7 +252,7 @@ int cmd_proxy(int argc, char **argv)
 		error("%s", e.msg);
 		goto out;
 	}
-	if (proxy_admin_start(p, l, s.admin, &e)) {
+	if (proxy_admin_start(p, l, s.admin, token, &e)) {
 		error("admin %s: %s", s.admin, e.msg);
 		goto out;
 	}
@@ -232,6 +267,7 @@ int cmd_proxy(int argc, char **argv)
 	}
 	log_info("proxy: %u workers, admin on %s (port %d), %zu routes", s.workers, s.admin,
 		 proxy_admin_port(p), s.routes ? json_array_size(s.routes) : 0);
+	memset(token, 0, sizeof(token));
 	loop_run(l);
 	log_info("proxy: stopping: no new connections, finishing in-flight requests");
 	rc = EXIT_OK;

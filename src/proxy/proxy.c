@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "http/server.h"
 #include "proxy/metrics.h"
+#include "util/secret.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -40,6 +42,7 @@ struct proxy {
 	struct rentry *routes;
 	size_t nroutes;
 	httpd *admin;
+	char admin_token[SECRET_MAX + 1]; /* "": the admin API asks for none */
 	int started;
 	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
 	char *state; /* --state FILE, or NULL */
@@ -634,11 +637,37 @@ static void admin_route(proxy *p, const struct httpd_req *req, struct httpd_resp
 	}
 }
 
+/* Whether the request carries the admin token ("Authorization: Bearer TOKEN"); any request
+ * does when the proxy has none. */
+static int admin_authorized(const proxy *p, const struct httpd_req *req)
+{
+	if (!p->admin_token[0])
+		return 1;
+	const struct http_header *h = http_head_get(req->head, "authorization");
+	if (!h || h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7))
+		return 0;
+	const char *v = h->value + 7;
+	size_t n = h->value_len - 7;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	return secret_equal(v, n, p->admin_token);
+}
+
 static void admin(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	proxy *p = ctx;
 	const char *path = req->path;
 	int get = !strcmp(req->method, "GET");
+	/* /healthz stays open: it tells only that a proxy runs (its pid and start time), and
+	 * whoever runs it checks its health without the token */
+	if (!(get && !strcmp(path, "/healthz")) && !admin_authorized(p, req)) {
+		if (buf_adds(&resp->headers, "WWW-Authenticate: Bearer\r\n"))
+			buf_reset(&resp->headers);
+		httpd_error(resp, 401, "the admin API needs 'Authorization: Bearer TOKEN' with the proxy's admin token");
+		return;
+	}
 	if (!strncmp(path, "/v1/routes/", 11)) {
 		admin_route(p, req, resp, path + 11);
 		return;
@@ -668,8 +697,11 @@ static void admin(void *ctx, const struct httpd_req *req, struct httpd_resp *res
 	}
 }
 
-int proxy_admin_start(proxy *p, loop *l, const char *addr, struct err *e)
+int proxy_admin_start(proxy *p, loop *l, const char *addr, const char *token, struct err *e)
 {
+	if (token && strlen(token) >= sizeof(p->admin_token))
+		return err_set(e, "the admin token is longer than %d bytes", SECRET_MAX);
+	snprintf(p->admin_token, sizeof(p->admin_token), "%s", token ? token : "");
 	struct httpd_opts o = {.max_body = 1u << 20, .max_conns = 256};
 	return httpd_start(&p->admin, l, addr, &o, admin, p, e);
 }

@@ -41,9 +41,10 @@ int proxy_route_delete(proxy *p, const char *name);
 json_t *proxy_route_json(proxy *p, const char *name);
 /* {"routes": [...]} (new reference). */
 json_t *proxy_routes_json(proxy *p);
-/* Serves the admin API on addr with loop l (the admin thread's). */
+/* Serves the admin API on addr with loop l (the admin thread's). With a token (not NULL or
+ * ""), every request but GET /healthz must carry "Authorization: Bearer TOKEN", else 401. */
 __attribute__((warn_unused_result)) int proxy_admin_start(proxy *p, loop *l, const char *addr,
-							  struct err *e);
+							  const char *token, struct err *e);
 int proxy_admin_port(const proxy *p);
 /*
  * Optional persistence (--state FILE): after every successful PUT or DELETE the routes are

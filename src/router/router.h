@@ -122,13 +122,15 @@ struct router {
 /*
  * The built-in proxy (kind "proxy"). admin: "host:port" of its admin API; exe: path of the
  * sluice binary that runs `sluice proxy`; dir: where the proxy's config, pid file and log
- * live (it must exist). Routes listen on 127.0.0.1. Starts nothing yet (router_ensure does).
- * Returns NULL when out of memory or a string does not fit.
+ * live (it must exist). token: the admin API's bearer token (NULL or "": none), sent with
+ * every call and handed to a proxy it starts through $SLUICE_PROXY_TOKEN (docs/proxy.md).
+ * Routes listen on 127.0.0.1. Starts nothing yet (router_ensure does). Returns NULL when out
+ * of memory, a string does not fit or the token has a blank.
  */
-router *router_proxy_new(const char *admin, const char *exe, const char *dir);
+router *router_proxy_new(const char *admin, const char *exe, const char *dir, const char *token);
 /* The same driver for a `sluice proxy` that something else runs (a runtime, router_hosted):
  * router_ensure only checks that it answers on admin, router_stop only forgets what was put. */
-router *router_proxy_remote(const char *admin);
+router *router_proxy_remote(const char *admin, const char *token);
 
 /*
  * The proxies of one region run by the region's runtime (kind "hosted", router_hosted.c):
@@ -140,12 +142,14 @@ router *router_proxy_remote(const char *admin);
  * region on several hosts as it reads one proxy. Their routes listen on 127.0.0.1 of their
  * host (host networking); router_route_endpoint names the host of the first one.
  * router_ensure makes the instances run (runtime_ensure: idempotent) and fails while none
- * is healthy. rt stays the caller's and must outlive the router. NULL when out of memory.
+ * is healthy. rt stays the caller's and must outlive the router. token: the admin API's
+ * bearer token (NULL or "": none), given to each proxy as $SLUICE_PROXY_TOKEN and sent with
+ * every call. NULL when out of memory.
  */
 #define ROUTER_HOSTED_SERVICE "sluice-proxy"
 #define ROUTER_HOSTED_VERSION "router"
 router *router_hosted_new(runtime *rt, const char *env, const char *region, const char *image,
-			  unsigned count);
+			  unsigned count, const char *token);
 
 /* ---- life cycle ---- */
 

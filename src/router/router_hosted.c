@@ -10,6 +10,7 @@
  * into one (see router_hosted_new in router.h).
  */
 #include "router/router.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ struct hosted_router {
 	char env[RUNTIME_NAME_MAX], region[RUNTIME_NAME_MAX];
 	char *image;
 	unsigned count;
+	char token[SECRET_MAX + 1];                 /* the proxies' admin token, or "" */
+	char env_token[SECRET_MAX + 32];            /* "SLUICE_PROXY_TOKEN=..." */
 	fetcher *fetch;
 	struct member m[HOSTED_MAX];
 	size_t n;
@@ -102,7 +105,7 @@ static void sync_members(struct hosted_router *r)
 		if (i == r->n) {
 			if (r->n == HOSTED_MAX)
 				continue;
-			router *p = router_proxy_remote(in[k].endpoint);
+			router *p = router_proxy_remote(in[k].endpoint, r->token);
 			if (!p)
 				continue;
 			if (r->fetch)
@@ -135,11 +138,11 @@ static int hosted_ensure(router *base, struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
 	static const char *const args[] = {"proxy", "--admin", "127.0.0.1:{port}", NULL};
-	static const char *const no_env[] = {NULL};
+	const char *const env[] = {r->env_token[0] ? r->env_token : NULL, NULL};
 	struct instance_spec spec = {
 		.service = ROUTER_HOSTED_SERVICE, .env = r->env, .region = r->region,
 		.version = ROUTER_HOSTED_VERSION, .artifact = r->image, .command = "{artifact}",
-		.args = args, .env_vars = no_env, .health_path = "/healthz",
+		.args = args, .env_vars = env, .health_path = "/healthz",
 		.health_interval_ms = HOSTED_HEALTH_MS, .health_timeout_ms = HOSTED_HEALTH_MS,
 		.drain_timeout_ms = HOSTED_DRAIN_MS,
 	};
@@ -340,8 +343,10 @@ static const struct router_ops hosted_ops = {
 };
 
 router *router_hosted_new(runtime *rt, const char *env, const char *region, const char *image,
-			  unsigned count)
+			  unsigned count, const char *token)
 {
+	if (token && strlen(token) > SECRET_MAX)
+		return NULL;
 	if (!rt || !env || !region || !image || strlen(env) >= RUNTIME_NAME_MAX ||
 	    strlen(region) >= RUNTIME_NAME_MAX || count < 1 || count > HOSTED_MAX)
 		return NULL;
@@ -356,5 +361,9 @@ router *router_hosted_new(runtime *rt, const char *env, const char *region, cons
 	snprintf(r->env, sizeof(r->env), "%s", env);
 	snprintf(r->region, sizeof(r->region), "%s", region);
 	snprintf(r->host, sizeof(r->host), "127.0.0.1");
+	if (token && *token) {
+		snprintf(r->token, sizeof(r->token), "%s", token);
+		snprintf(r->env_token, sizeof(r->env_token), "SLUICE_PROXY_TOKEN=%s", token);
+	}
 	return &r->base;
 }

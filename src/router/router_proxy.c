@@ -25,6 +25,7 @@
 #include "loop/fetch.h"
 #include "loop/loop.h"
 #include "util/httpc.h"
+#include "util/secret.h"
 
 /* With a fetcher, the proxy's health is checked this often in the background. */
 #define ROUTER_HEALTH_MS 1000
@@ -38,6 +39,8 @@ struct proxy_router {
 	char admin[128];
 	char exe[4096];
 	char dir[4096];
+	char auth[SECRET_MAX + 32]; /* "Authorization: Bearer TOKEN", or "" without a token */
+	char env_token[SECRET_MAX + 32]; /* "SLUICE_PROXY_TOKEN=TOKEN" for a proxy it starts */
 	httpc *http;
 	json_t *sent; /* route name -> last body PUT successfully */
 	uint64_t last_start_ms;
@@ -145,9 +148,25 @@ static int spawn_proxy(struct proxy_router *r, struct err *e)
 	 * --state: it keeps its routes in a file and a restarted proxy serves them at once, before
 	 * the server (which may be down too) sends them again */
 	char *argv[] = {r->exe, "proxy", "--config", conf, "--admin", r->admin, "--state", statep, NULL};
-	struct spawn_opts so = {.argv = argv, .out_fd = -1, .out_path = logp, .detach = 1,
-				.pid_file = pidp};
-	return spawn_start(&so, NULL, e);
+	/* the admin token goes by the environment: not on a command line every user can read */
+	extern char **environ;
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **envp = calloc(n + 2, sizeof(*envp));
+	if (!envp)
+		return err_set(e, "out of memory");
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "SLUICE_PROXY_TOKEN=", 19))
+			envp[k++] = environ[i];
+	if (r->env_token[0])
+		envp[k++] = r->env_token;
+	struct spawn_opts so = {.argv = argv, .envp = envp, .out_fd = -1, .out_path = logp,
+				.detach = 1, .pid_file = pidp};
+	int rc = spawn_start(&so, NULL, e);
+	free(envp);
+	return rc;
 }
 
 static int proxy_ensure(router *base, struct err *e)
@@ -376,7 +395,9 @@ static const json_t *proxy_latest_metrics(router *base, uint64_t *at)
 	if (r->fetch && !r->metrics_id) {
 		char url[256];
 		snprintf(url, sizeof(url), "http://%s/v1/metrics", r->admin);
-		struct fetch_req q = {.url = url, .timeout_ms = 5000, .max_response = 256u << 20};
+		const char *hdrs[] = {r->auth[0] ? r->auth : NULL, NULL};
+		struct fetch_req q = {.url = url, .timeout_ms = 5000, .max_response = 256u << 20,
+				      .headers = hdrs};
 		r->metrics_asked = now_ms(r);
 		r->metrics_id = fetch_start(r->fetch, &q, on_metrics, r);
 	}
@@ -425,13 +446,15 @@ static const struct router_ops proxy_ops = {
 	.stop = proxy_stop,
 };
 
-router *router_proxy_remote(const char *admin)
+router *router_proxy_remote(const char *admin, const char *token)
 {
-	return router_proxy_new(admin, "", "");
+	return router_proxy_new(admin, "", "", token);
 }
 
-router *router_proxy_new(const char *admin, const char *exe, const char *dir)
+router *router_proxy_new(const char *admin, const char *exe, const char *dir, const char *token)
 {
+	if (token && (strlen(token) > SECRET_MAX || strcspn(token, " \t\r\n") != strlen(token)))
+		return NULL;
 	struct proxy_router *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
@@ -442,8 +465,18 @@ router *router_proxy_new(const char *admin, const char *exe, const char *dir)
 		free(r);
 		return NULL;
 	}
+	if (token && *token) {
+		snprintf(r->auth, sizeof(r->auth), "Authorization: Bearer %s", token);
+		snprintf(r->env_token, sizeof(r->env_token), "SLUICE_PROXY_TOKEN=%s", token);
+	}
 	r->http = httpc_new(2000, 64u << 20);
 	r->sent = json_object();
+	const char *hdrs[] = {r->auth, NULL};
+	struct err he;
+	if (r->http && r->auth[0] && httpc_set_headers(r->http, hdrs, &he)) {
+		httpc_free(r->http);
+		r->http = NULL;
+	}
 	if (!r->http || !r->sent) {
 		httpc_free(r->http);
 		json_decref(r->sent);

@@ -28,6 +28,7 @@
 #include "server/tokens.h"
 #include "server/verify.h"
 #include "store/store.h"
+#include "util/secret.h"
 #include "util/opt.h"
 #include "util/paths.h"
 
@@ -349,6 +350,17 @@ int cmd_server(int argc, char **argv)
 	if (rc == 1)
 		log_info("created the admin token in %s (readable by its owner only); 'sluice token "
 			 "create' makes narrower ones", path);
+	/* the proxies' admin API token: kept across restarts (a restarted server talks to the
+	 * proxies that outlived it), shared by replicas that share the data directory */
+	char proxy_token[SECRET_MAX + 1], fresh[AUTH_SECRET_LEN + 1], fresh_hash[AUTH_HASH_LEN + 1];
+	snprintf(path, sizeof(path), "%s/proxy.token", srv.data_dir);
+	if (auth_new_secret(fresh, fresh_hash, &e) ||
+	    secret_load_or_create(path, fresh, proxy_token, sizeof(proxy_token), &e)) {
+		error("the proxy's admin token: %s", e.msg);
+		store_close(srv.store);
+		return EXIT_UNREACHABLE;
+	}
+	memset(fresh, 0, sizeof(fresh));
 	rc = EXIT_USAGE;
 	/* several replicas over one PostgreSQL database may share this machine's DATA/instances:
 	 * one at a time drives the local instances (docs/store.md) */
@@ -367,7 +379,9 @@ int cmd_server(int argc, char **argv)
 		goto out;
 	}
 	/* the local proxy, and a proxy on each host of every docker region (server/routers.h) */
-	srv.router = routers_new(srv.runtimes, router_proxy_new(admin, exe, srv.data_dir));
+	srv.router = routers_new(srv.runtimes, router_proxy_new(admin, exe, srv.data_dir, proxy_token),
+				 proxy_token);
+	memset(proxy_token, 0, sizeof(proxy_token));
 	srv.loop = loop_new();
 	srv.fetch = srv.loop ? fetcher_new(srv.loop) : NULL;
 	if (srv.router && srv.fetch)

@@ -2,6 +2,7 @@
  * routers: one router over the router of each region (see routers.h).
  */
 #include "server/routers.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@ struct routers {
 	size_t n;
 	uint64_t changes;
 	json_t *merged; /* the last union of the snapshots */
+	char token[SECRET_MAX + 1]; /* the proxies' admin token, given to each hosted router */
 };
 
 static void rs_use_fetcher(router *base, fetcher *f)
@@ -81,7 +83,7 @@ static router *pick(struct routers *r, const char *name)
 		return r->h[i].r;
 	/* a new docker region, or its settings changed (another runtime object serves it) */
 	router *h = router_hosted_new(rt, env, region, runtime_docker_proxy_image(rt),
-				      (unsigned)runtime_docker_hosts(rt));
+				      (unsigned)runtime_docker_hosts(rt), r->token);
 	if (!h || (i == r->n && r->n == ROUTERS_MAX)) {
 		router_free(h);
 		return r->local; /* its puts go to the local proxy's loopback: better than none */
@@ -193,9 +195,9 @@ static const struct router_ops routers_ops = {
 	.stop = rs_stop,
 };
 
-router *routers_new(runtimes *rs, router *local)
+router *routers_new(runtimes *rs, router *local, const char *token)
 {
-	struct routers *r = local ? calloc(1, sizeof(*r)) : NULL;
+	struct routers *r = local && (!token || strlen(token) <= SECRET_MAX) ? calloc(1, sizeof(*r)) : NULL;
 	if (!r) {
 		router_free(local);
 		return NULL;
@@ -203,5 +205,6 @@ router *routers_new(runtimes *rs, router *local)
 	r->base.ops = &routers_ops;
 	r->rs = rs;
 	r->local = local;
+	snprintf(r->token, sizeof(r->token), "%s", token ? token : "");
 	return &r->base;
 }

@@ -12,6 +12,7 @@
  * the union of every router's routes, held as of the oldest snapshot among the routers that
  * have proxies.
  *
+ * token: the proxies' admin API token (NULL: none), handed to the hosted routers it makes.
  * Ownership: takes `local` (freed with the set); rs stays the caller's and must outlive it.
  * NULL when out of memory (local is then freed). Not thread-safe: the server's loop thread.
  */
@@ -21,6 +22,6 @@
 #include "router/router.h"
 #include "server/runtimes.h"
 
-router *routers_new(runtimes *rs, router *local);
+router *routers_new(runtimes *rs, router *local, const char *token);
 
 #endif

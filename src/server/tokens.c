@@ -2,6 +2,7 @@
  * tokens: the API's tokens in the store (see tokens.h).
  */
 #include "server/tokens.h"
+#include "util/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,22 +99,9 @@ int tokens_bootstrap(store *s, const char *path, struct err *e)
 	char secret[AUTH_SECRET_LEN + 1], hash[AUTH_HASH_LEN + 1];
 	if (auth_new_secret(secret, hash, e))
 		return -1;
-	char tmp[4200];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return err_set(e, "token file path too long: %s", path);
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return err_set(e, "could not create %s: %s", tmp, strerror(errno));
-	char line[AUTH_SECRET_LEN + 2];
-	memcpy(line, secret, AUTH_SECRET_LEN);
-	line[AUTH_SECRET_LEN] = '\n';
-	int ok = write(fd, line, AUTH_SECRET_LEN + 1) == AUTH_SECRET_LEN + 1 && fsync(fd) == 0;
-	ok &= close(fd) == 0;
-	if (!ok || rename(tmp, path)) {
-		int err = errno;
-		unlink(tmp);
-		return err_set(e, "could not write the admin token to %s: %s", path, strerror(err));
+	if (secret_write(path, secret, e)) {
+		memset(secret, 0, sizeof(secret));
+		return -1;
 	}
 	json_t *scopes = json_pack("[{s:[s], s:[s], s:[s]}]", "actions", "admin", "services", "*", "envs", "*");
 	struct store_token t = {.name = "admin", .hash = hash, .scopes = scopes, .created_by = ""};
@@ -126,6 +114,5 @@ int tokens_bootstrap(store *s, const char *path, struct err *e)
 		store_rollback(s);
 	json_decref(scopes);
 	memset(secret, 0, sizeof(secret));
-	memset(line, 0, sizeof(line));
 	return rc ? -1 : 1;
 }

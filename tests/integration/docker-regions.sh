@@ -101,7 +101,7 @@ for c in json.load(sys.stdin):
 routed() { # routed ROUTE VERSION ADMIN...
 	local route=$1 version=$2 a
 	shift 2
-	for a in "$@"; do curl -s -m 2 "http://$a/v1/metrics"; echo; done | python3 -c '
+	for a in "$@"; do curl -s -m 2 -H "Authorization: Bearer $(cat "$D/data/proxy.token")" "http://$a/v1/metrics"; echo; done | python3 -c '
 import json, sys
 n = 0
 for line in sys.stdin:
@@ -220,7 +220,7 @@ check "east's route answers through its proxies (v1)" \
 check "west's route answers through its proxy (v1)" \
 	bash -c "curl -s -i -m 2 $WEST | grep -q 'X-Version: v1'"
 check "the local proxy has no route of a docker region" \
-	bash -c "! curl -s -m 2 http://127.0.0.1:30071/v1/routes | grep -q 'meta.prod'"
+	bash -c "curl -sf -m 2 -H 'Authorization: Bearer $(cat "$D/data/proxy.token")' http://127.0.0.1:30071/v1/routes >$D/local-routes.json && ! grep -q 'meta.prod' $D/local-routes.json"
 
 # ---- a good release across both regions under load: 0 failed requests; time to canary
 load good 200 "$EAST" "$WEST"

@@ -121,12 +121,32 @@ check "no secret in the server's log" bash -c "! grep -qF -e '$CI' -e '$ADMIN' '
 check "no secret in the audit log" bash -c "! grep -qF -e '$CI' -e '$ADMIN' '$D/audit'"
 check "no secret in the store's files (hashes only)" bash -c "! grep -qaF -e '$CI' -e '$ADMIN' '$D'/sluice.db*"
 
+# --- the proxy's admin API: only the control plane may change the routes
+PTOK=$(cat "$D/proxy.token")
+check "the proxy's admin token is in DATA/proxy.token, mode 0600" \
+	bash -c "[ \"\$(stat -c %a '$D/proxy.token')\" = 600 ] && [ \${#PTOK} -ge 32 ]"
+for _ in $(seq 50); do curl -sf -m 1 -o /dev/null http://127.0.0.1:33071/healthz && break; sleep 0.1; done
+check "the proxy's health answers without a token" \
+	bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:33071/healthz)\" = 200 ]"
+check "its routes without the token are 401" \
+	bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:33071/v1/routes)\" = 401 ]"
+check "a route put without the token is 401" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+	-d '{\"listen\":\"127.0.0.1:33079\",\"backends\":[{\"addr\":\"127.0.0.1:1\"}]}' http://127.0.0.1:33071/v1/routes/evil)\" = 401 ]"
+check "with the admin token of the API instead: 401" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Authorization: Bearer $ADMIN' http://127.0.0.1:33071/v1/routes)\" = 401 ]"
+check "with the proxy's token: 200" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Authorization: Bearer $PTOK' http://127.0.0.1:33071/v1/routes)\" = 200 ]"
+check "the token is on no command line and in no log" \
+	bash -c "! ps -eo args | grep -qF -- '$PTOK' && ! grep -qF -- '$PTOK' '$D/server.log' '$D/proxy.log'"
+
 # --- a restart keeps the admin token
 "$S" shutdown >/dev/null
 for _ in $(seq 100); do pgrep -f "server --data $D" >/dev/null || break; sleep 0.1; done
 start
 check "a restart makes no new admin token" bash -c "[ \"\$(cat '$D/admin.token')\" = '$ADMIN' ]"
 check "and it still works" exits 0 "$D/o" "$S" status
+check "nor a new proxy token, and the proxy that outlived it still obeys it" \
+	bash -c "[ \"\$(cat '$D/proxy.token')\" = '$PTOK' ] && curl -sf -o /dev/null -H 'Authorization: Bearer $PTOK' http://127.0.0.1:33071/v1/routes"
 
 echo "# security: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -234,7 +234,7 @@ check "supersede: the newest starts from what is stable when it leaves the queue
 kill -TERM $L 2>/dev/null || true; wait $L || true
 cat "$D/lq.txt"
 check "zero failed requests through queued deployments and a server kill -9" grep -q ' failed 0 ' "$D/lq.txt"
-grep -q ' failed 0 ' "$D/lq.txt" || curl -s http://127.0.0.1:32071/v1/metrics | python3 -c '
+grep -q ' failed 0 ' "$D/lq.txt" || curl -s -H "Authorization: Bearer $(cat "$D/data/proxy.token")" http://127.0.0.1:32071/v1/metrics | python3 -c '
 import json, sys
 for r, v in json.load(sys.stdin)["routes"].items():
     for ver, c in v["versions"].items():

@@ -9,13 +9,16 @@
 #include "conformance.h"
 #include "util/httpc.h"
 
+/* The admin token every proxy of these checks is started with (docs/proxy.md). */
+#define TOKEN "conformance-admin-token-0123456789"
+
 static router *proxy_open(const struct router_factory *f, const char *dir, int port)
 {
 	const char *exe = getenv("SLUICE_BIN");
 	cr_assert_not_null(exe, "SLUICE_BIN (the sluice binary) is not set");
 	char admin[32];
 	snprintf(admin, sizeof(admin), "127.0.0.1:%d", port);
-	return router_proxy_new(admin, exe, dir);
+	return router_proxy_new(admin, exe, dir, TOKEN);
 }
 
 /* SIGKILL to the pid the driver recorded; the proxy is not our child (it runs in its own
@@ -42,7 +45,10 @@ static int proxy_drop_route(const struct router_factory *f, const char *dir, int
 	long status = 0;
 	json_t *out = NULL;
 	struct err e = {""};
-	int rc = httpc_json(h, "DELETE", url, NULL, &status, &out, &e);
+	const char *hdrs[] = {"Authorization: Bearer " TOKEN, NULL};
+	int rc = httpc_set_headers(h, hdrs, &e);
+	if (!rc)
+		rc = httpc_json(h, "DELETE", url, NULL, &status, &out, &e);
 	json_decref(out);
 	httpc_free(h);
 	return rc == 0 && status == 200 ? 0 : -1;
@@ -66,3 +72,62 @@ Test(router_proxy, a_removed_backend_drains) { router_conformance_drain(&proxy, 
 Test(router_proxy, counters_per_version) { router_conformance_counters(&proxy, 24160); }
 Test(router_proxy, a_replaced_proxy_changes_the_generation) { router_conformance_generation(&proxy, 24170); }
 Test(router_proxy, stop) { router_conformance_stop(&proxy, 24180); }
+
+/* The status of `method url` sent with the header field auth (NULL: none). */
+static long admin_status(const char *method, const char *url, const char *auth)
+{
+	httpc *h = httpc_new(2000, 1 << 20);
+	cr_assert_not_null(h);
+	struct err e = {""};
+	const char *hdrs[] = {auth, NULL};
+	cr_assert_eq(httpc_set_headers(h, hdrs, &e), 0, "%s", e.msg);
+	long status = 0;
+	json_t *out = NULL;
+	int rc = httpc_json(h, method, url, NULL, &status, &out, &e);
+	json_decref(out);
+	httpc_free(h);
+	cr_assert_eq(rc, 0, "%s %s: %s", method, url, e.msg);
+	return status;
+}
+
+/* Another user of this machine who reaches the admin port cannot change or read the routes:
+ * every call but GET /healthz needs the token the router started the proxy with, and a
+ * router that has another token is refused too. */
+Test(router_proxy, the_admin_api_needs_the_token)
+{
+	char dir[] = "/tmp/sluice-router-token-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	router *r = proxy_open(&proxy, dir, 24190);
+	cr_assert_not_null(r);
+	struct err e = {""};
+	cr_assert_eq(router_ensure(r, &e), 0, "%s", e.msg);
+	const char *base = "http://127.0.0.1:24190";
+	char url[128];
+	snprintf(url, sizeof(url), "%s/healthz", base);
+	cr_expect_eq(admin_status("GET", url, NULL), 200);
+	snprintf(url, sizeof(url), "%s/v1/routes", base);
+	cr_expect_eq(admin_status("GET", url, NULL), 401);
+	cr_expect_eq(admin_status("GET", url, "Authorization: Bearer wrong-token-0123456789"), 401);
+	cr_expect_eq(admin_status("GET", url, "Authorization: Bearer " TOKEN "x"), 401);
+	cr_expect_eq(admin_status("GET", url, "Authorization: Basic " TOKEN), 401);
+	cr_expect_eq(admin_status("GET", url, "Authorization: Bearer " TOKEN), 200);
+	snprintf(url, sizeof(url), "%s/v1/routes/x.prod.east", base);
+	cr_expect_eq(admin_status("DELETE", url, NULL), 401);
+	snprintf(url, sizeof(url), "%s/v1/metrics", base);
+	cr_expect_eq(admin_status("GET", url, NULL), 401);
+
+	router *other = router_proxy_remote("127.0.0.1:24190", "another-token-0123456789abcdef");
+	cr_assert_not_null(other);
+	const char *const be[] = {"127.0.0.1:24199"};
+	struct router_version v = {.name = "v1", .weight = 100, .backends = be, .nbackends = 1};
+	struct router_route rt = {.name = "svc.prod.east", .port = 24191, .versions = &v,
+				  .nversions = 1};
+	cr_expect_neq(router_put_route(other, &rt, &e), 0, "a router with another token put a route");
+	cr_expect_eq(router_put_route(r, &rt, &e), 0, "%s", e.msg);
+	router_free(other);
+	router_stop(r);
+	router_free(r);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
+}

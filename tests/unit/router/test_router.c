@@ -84,7 +84,7 @@ static void setup(void)
 	cr_assert_not_null(l = loop_new());
 	cr_assert_not_null(f = fetcher_new(l));
 	/* /bin/false as the sluice binary: a proxy this router starts would exit at once */
-	cr_assert_not_null(r = router_proxy_new(addr, "/bin/false", dir));
+	cr_assert_not_null(r = router_proxy_new(addr, "/bin/false", dir, NULL));
 	router_use_fetcher(r, f);
 }
 

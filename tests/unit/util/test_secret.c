@@ -1,0 +1,152 @@
+/* secret: the files that hold the server's tokens (util/secret.h). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/secret.h"
+
+static char dir[64], path[128];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/sluice-secret-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/token", dir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(secret, .init = setup, .fini = teardown, .timeout = 30);
+
+static void put(const char *content, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(content, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+}
+
+Test(secret, written_owner_only_and_read_back)
+{
+	struct err e = {""};
+	char out[SECRET_MAX + 1];
+	cr_assert_eq(secret_write(path, "abc-123", &e), 0, "%s", e.msg);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	cr_assert_eq(secret_read(path, out, sizeof(out), &e), 0, "%s", e.msg);
+	cr_expect_str_eq(out, "abc-123");
+}
+
+Test(secret, a_missing_file_is_1_not_an_error)
+{
+	struct err e = {""};
+	char out[SECRET_MAX + 1] = "x";
+	cr_expect_eq(secret_read(path, out, sizeof(out), &e), 1);
+	cr_expect_str_eq(out, "");
+}
+
+Test(secret, what_is_refused)
+{
+	static const struct {
+		const char *content;
+		mode_t mode;
+		const char *says;
+	} rows[] = {
+		{"tok\n", 0644, "other users"},
+		{"tok\n", 0620, "other users"},
+		{"\n", 0600, "empty"},
+		{"  \t\n", 0600, "empty"},
+		{"to k\n", 0600, "blank or control"},
+		{"to\001k\n", 0600, "blank or control"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		put(rows[i].content, rows[i].mode);
+		struct err e = {""};
+		char out[SECRET_MAX + 1];
+		cr_expect_eq(secret_read(path, out, sizeof(out), &e), -1, "row %zu", i);
+		cr_expect(strstr(e.msg, rows[i].says), "row %zu: %s", i, e.msg);
+	}
+	char big[SECRET_MAX + 8];
+	memset(big, 'a', sizeof(big) - 2);
+	big[sizeof(big) - 2] = '\n';
+	big[sizeof(big) - 1] = 0;
+	put(big, 0600);
+	struct err e = {""};
+	char out[SECRET_MAX + 1];
+	cr_expect_eq(secret_read(path, out, sizeof(out), &e), -1);
+	cr_expect(strstr(e.msg, "longer"), "%s", e.msg);
+	cr_expect_eq(secret_write(path, "", &e), -1);
+}
+
+Test(secret, blanks_around_the_line_and_later_lines_are_ignored)
+{
+	put("  tok-1 \r\nsecond line\n", 0600);
+	struct err e = {""};
+	char out[SECRET_MAX + 1];
+	cr_assert_eq(secret_read(path, out, sizeof(out), &e), 0, "%s", e.msg);
+	cr_expect_str_eq(out, "tok-1");
+}
+
+Test(secret, load_or_create_keeps_what_exists)
+{
+	struct err e = {""};
+	char out[SECRET_MAX + 1];
+	cr_assert_eq(secret_load_or_create(path, "first", out, sizeof(out), &e), 0, "%s", e.msg);
+	cr_expect_str_eq(out, "first");
+	cr_assert_eq(secret_load_or_create(path, "second", out, sizeof(out), &e), 0, "%s", e.msg);
+	cr_expect_str_eq(out, "first");
+}
+
+/* Eight processes that share the directory start at once: they all end up with one secret. */
+Test(secret, one_secret_wins_among_concurrent_creators)
+{
+	int fds[8][2];
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(pipe(fds[i]), 0);
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			char fresh[32], out[SECRET_MAX + 1];
+			snprintf(fresh, sizeof(fresh), "secret-%d", i);
+			struct err e;
+			int rc = secret_load_or_create(path, fresh, out, sizeof(out), &e);
+			dprintf(fds[i][1], "%s\n", rc ? "ERROR" : out);
+			_exit(0);
+		}
+		close(fds[i][1]);
+	}
+	char first[64] = "";
+	for (int i = 0; i < 8; i++) {
+		char got[64] = "";
+		ssize_t n = read(fds[i][0], got, sizeof(got) - 1);
+		cr_assert_gt(n, 0);
+		got[n] = 0;
+		close(fds[i][0]);
+		if (!first[0])
+			snprintf(first, sizeof(first), "%s", got);
+		cr_expect_str_eq(got, first, "process %d saw another secret", i);
+		cr_expect_neq(strcmp(got, "ERROR\n"), 0);
+	}
+	while (wait(NULL) > 0)
+		;
+}
+
+Test(secret, equal_compares_whole_strings)
+{
+	cr_expect(secret_equal("abc", 3, "abc"));
+	cr_expect_not(secret_equal("abd", 3, "abc"));
+	cr_expect_not(secret_equal("ab", 2, "abc"));
+	cr_expect_not(secret_equal("abcd", 4, "abc"));
+	cr_expect_not(secret_equal("", 0, "abc"));
+}

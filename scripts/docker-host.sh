@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # A Docker Engine of the tests' own: one `dockerd` per directory, standing for one Docker host.
 #
-#   docker-host.sh start DIR            start a daemon with all its state in DIR (data root, exec
+#   docker-host.sh start DIR [TLSPORT]  start a daemon with all its state in DIR (data root, exec
 #                                       root, pid file, log, socket DIR/sock); waits (at most 60 s)
-#                                       until /_ping answers; prints "unix://DIR/sock"
+#                                       until /_ping answers; prints "unix://DIR/sock". With
+#                                       TLSPORT it also listens on tcp://127.0.0.1:TLSPORT with
+#                                       --tlsverify: a CA, a server certificate for 127.0.0.1 and
+#                                       localhost, and a client certificate are made in DIR/tls
+#                                       (ca.pem, cert.pem, key.pem: what a client presents)
 #   docker-host.sh stop DIR             stop it (SIGTERM, 20 s, then SIGKILL of it and its
 #                                       containerd), unmount what it left and remove DIR
 #   docker-host.sh image DIR BIN REF [ARG...]
@@ -23,8 +27,31 @@ set -euo pipefail
 die() { echo "docker-host: $*" >&2; exit 1; }
 api() { curl -sS --max-time 120 --unix-socket "$1/sock" "${@:2}"; }
 
+# A CA, a server certificate (127.0.0.1, localhost) and a client certificate in $1, made with
+# openssl; the client's are ca.pem, cert.pem and key.pem, as `docker --tlsverify` names them.
+make_tls() {
+	local t=$1
+	mkdir -p "$t"
+	(
+		cd "$t"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+			-subj /CN=sluice-test-docker-ca -keyout ca-key.pem -out ca.pem
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+			-keyout server-key.pem -out server.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+			-extfile server.ext -out server-cert.pem
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=sluice \
+			-keyout key.pem -out client.csr
+		printf 'extendedKeyUsage=clientAuth\n' >client.ext
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+			-extfile client.ext -out cert.pem
+		chmod 600 ./*key.pem
+	) >/dev/null 2>&1 || die "could not make the TLS certificates in $t"
+}
+
 start() {
-	local dir=$1
+	local dir=$1 tlsport=${2:-}
 	command -v dockerd >/dev/null || die "dockerd is not installed (scripts/deps.sh test installs docker.io)"
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
@@ -32,9 +59,15 @@ start() {
 	if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; then
 		die "a daemon already runs in $dir (pid $(cat "$dir/pid"))"
 	fi
+	local tcp=()
+	if [ -n "$tlsport" ]; then
+		make_tls "$dir/tls"
+		tcp=(--host "tcp://127.0.0.1:$tlsport" --tlsverify --tlscacert "$dir/tls/ca.pem"
+		     --tlscert "$dir/tls/server-cert.pem" --tlskey "$dir/tls/server-key.pem")
+	fi
 	# setsid: its own session, so a Ctrl-C of the test does not stop it halfway; stop does.
 	setsid dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/pid" \
-		--host "unix://$dir/sock" --storage-driver=vfs --iptables=false --ip6tables=false \
+		--host "unix://$dir/sock" "${tcp[@]}" --storage-driver=vfs --iptables=false --ip6tables=false \
 		--ip-masq=false --bridge=none --userland-proxy=false --log-level=warn \
 		</dev/null >"$dir/log" 2>&1 &
 	echo $! >"$dir/launcher.pid"
@@ -120,7 +153,7 @@ save() {
 }
 
 case ${1:-} in
-start) [ $# -eq 2 ] || die "usage: start DIR"; start "$2" ;;
+start) [ $# -eq 2 ] || [ $# -eq 3 ] || die "usage: start DIR [TLSPORT]"; start "$2" "${3:-}" ;;
 stop) [ $# -eq 2 ] || die "usage: stop DIR"; stop "$2" ;;
 image) [ $# -ge 4 ] || die "usage: image DIR BINARY REF [ARG...]"; shift; image "$@" ;;
 save) [ $# -eq 4 ] || die "usage: save DIR REF FILE"; save "$2" "$3" "$4" ;;

@@ -299,6 +299,56 @@ Test(docker, a_stopped_daemon_is_a_refusal, .init = setup, .fini = teardown, .ti
 	runtime_close(rt);
 }
 
+/* A tcp:// host is reached over TLS with the client certificate of the `tls` setting (h2's
+ * daemon also listens on tcp://127.0.0.1:19990 with --tlsverify): the instance runs there, and
+ * an engine whose certificate the given CA did not sign is refused, naming the host. */
+static int open_tcp(runtime **out, const char *ca, struct err *e)
+{
+	const char *tls = env_or_fail("SLUICE_DOCKER_H2_TLS");
+	char cert[256], key[256];
+	snprintf(cert, sizeof cert, "%s/cert.pem", tls);
+	snprintf(key, sizeof key, "%s/key.pem", tls);
+	struct runtime_host host = {.data_dir = root};
+	json_t *s = json_pack("{s:[s], s:{s:s, s:s, s:s}}", "hosts", env_or_fail("SLUICE_DOCKER_H2_TCP"), "tls",
+			      "ca", ca, "cert", cert, "key", key);
+	int rc = runtime_open(out, "docker", s, &host, e);
+	json_decref(s);
+	return rc;
+}
+
+Test(docker, a_tcp_host_with_client_certificates, .init = setup, .fini = teardown, .timeout = 120)
+{
+	char ca[256];
+	snprintf(ca, sizeof ca, "%s/ca.pem", env_or_fail("SLUICE_DOCKER_H2_TLS"));
+	runtime *rt = NULL;
+	struct err e = {""};
+	cr_assert_eq(open_tcp(&rt, ca, &e), 0, "%s", e.msg);
+	struct instance_spec s = spec("overtls", "r1", "v1");
+	cr_assert_eq(runtime_ensure(rt, &s, 1, &e), 0, "%s", e.msg);
+	cr_assert(wait_state(rt, "overtls", INSTANCE_HEALTHY, 1, 30000), "the instance did not become healthy");
+	cr_assert_eq(on_host(getenv("SLUICE_DOCKER_H2"), "overtls"), 1, "the engine of h2 does not run it");
+	struct instance_info *v = NULL;
+	size_t n = 0;
+	cr_assert_eq(runtime_list(rt, "overtls", NULL, NULL, NULL, &v, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_expect(!strncmp(v[0].endpoint, "127.0.0.1:", 10), "endpoint %s is not on the host's address", v[0].endpoint);
+	free(v);
+	stop_and_wait(rt);
+	cr_assert_eq(on_host(getenv("SLUICE_DOCKER_H2"), "overtls"), 0, "the stopped instance left its container");
+	runtime_close(rt);
+
+	/* the client certificate as the CA: the engine's certificate cannot be verified */
+	char wrong[256];
+	snprintf(wrong, sizeof wrong, "%s/cert.pem", env_or_fail("SLUICE_DOCKER_H2_TLS"));
+	cr_assert_eq(open_tcp(&rt, wrong, &e), 0, "a host that cannot be verified does not keep a region from opening: %s",
+		     e.msg);
+	struct instance_spec s2 = spec("unverified", "r1", "v1");
+	cr_assert_eq(runtime_ensure(rt, &s2, 1, &e), -1, "an instance was placed on an engine that was not verified");
+	cr_assert(strstr(e.msg, "tcp://127.0.0.1:19990"), "the refusal does not name the host: %s", e.msg);
+	cr_assert_eq(on_host(getenv("SLUICE_DOCKER_H2"), "unverified"), 0);
+	runtime_close(rt);
+}
+
 Test(docker, a_missing_image_is_a_refusal, .init = setup, .fini = teardown, .timeout = 60)
 {
 	runtime *rt = open_ok();

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 struct tls_ctx {
@@ -50,15 +51,15 @@ static int readable(const char *what, const char *path, struct err *e)
 	return 0;
 }
 
-int tls_ctx_new(tls_ctx **out, const char *cert_file, const char *key_file, struct err *e)
+/* A server context with the policy of tls.h and no certificate yet, or NULL with e. */
+static SSL_CTX *server_ctx(struct err *e)
 {
-	*out = NULL;
-	if (readable("--tls-cert", cert_file, e) || readable("--tls-key", key_file, e))
-		return -1;
 	ERR_clear_error();
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx)
-		return err_set(e, "TLS: cannot create a context: %s", ssl_reason());
+	if (!ctx) {
+		err_set(e, "TLS: cannot create a context: %s", ssl_reason());
+		return NULL;
+	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -68,28 +69,15 @@ int tls_ctx_new(tls_ctx **out, const char *cert_file, const char *key_file, stru
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 			      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		err_set(e, "--tls-cert '%s': not a PEM certificate chain OpenSSL accepts (%s)", cert_file,
-			ssl_reason());
-		SSL_CTX_free(ctx);
-		return -1;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		/* a key that does not match the certificate fails here already */
-		unsigned long code = ERR_peek_last_error();
-		if (ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH ||
-		    ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH)
-			err_set(e, "--tls-key '%s' does not match the certificate in --tls-cert '%s'",
-				key_file, cert_file);
-		else
-			err_set(e, "--tls-key '%s': not an unencrypted PEM private key OpenSSL accepts (%s)",
-				key_file, ssl_reason());
-		SSL_CTX_free(ctx);
-		return -1;
-	}
+	return ctx;
+}
+
+/* Checks that the key matches, wraps ctx into *out; frees ctx on failure. */
+static int finish_ctx(tls_ctx **out, SSL_CTX *ctx, const char *cert_name, const char *key_name,
+		      struct err *e)
+{
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		err_set(e, "--tls-key '%s' does not match the certificate in --tls-cert '%s'", key_file,
-			cert_file);
+		err_set(e, "%s does not match the certificate in %s", key_name, cert_name);
 		SSL_CTX_free(ctx);
 		return -1;
 	}
@@ -101,6 +89,85 @@ int tls_ctx_new(tls_ctx **out, const char *cert_file, const char *key_file, stru
 	t->ssl = ctx;
 	*out = t;
 	return 0;
+}
+
+/* The message for a private key OpenSSL refused. */
+static void key_error(struct err *e, const char *key_name, const char *cert_name)
+{
+	/* a key that does not match the certificate fails here already */
+	unsigned long code = ERR_peek_last_error();
+	if (ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH ||
+	    ERR_GET_REASON(code) == X509_R_KEY_TYPE_MISMATCH)
+		err_set(e, "%s does not match the certificate in %s", key_name, cert_name);
+	else
+		err_set(e, "%s: not an unencrypted PEM private key OpenSSL accepts (%s)", key_name,
+			ssl_reason());
+}
+
+int tls_ctx_new(tls_ctx **out, const char *cert_file, const char *key_file, struct err *e)
+{
+	*out = NULL;
+	if (readable("--tls-cert", cert_file, e) || readable("--tls-key", key_file, e))
+		return -1;
+	SSL_CTX *ctx = server_ctx(e);
+	if (!ctx)
+		return -1;
+	char cert_name[4200], key_name[4200];
+	snprintf(cert_name, sizeof cert_name, "--tls-cert '%s'", cert_file);
+	snprintf(key_name, sizeof key_name, "--tls-key '%s'", key_file);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		err_set(e, "%s: not a PEM certificate chain OpenSSL accepts (%s)", cert_name, ssl_reason());
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		key_error(e, key_name, cert_name);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	return finish_ctx(out, ctx, cert_name, key_name, e);
+}
+
+int tls_ctx_new_pem(tls_ctx **out, const char *cert_pem, const char *key_pem, const char *cert_name,
+		    const char *key_name, struct err *e)
+{
+	*out = NULL;
+	SSL_CTX *ctx = server_ctx(e);
+	if (!ctx)
+		return -1;
+	BIO *b = BIO_new_mem_buf(cert_pem, -1);
+	X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
+	int ok = x && SSL_CTX_use_certificate(ctx, x) == 1;
+	X509_free(x);
+	/* the rest of the chain, in order */
+	while (ok) {
+		X509 *ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+		if (!ca) {
+			ERR_clear_error(); /* the end of the text */
+			break;
+		}
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			ok = 0;
+		}
+	}
+	BIO_free(b);
+	if (!ok) {
+		err_set(e, "%s: not a PEM certificate chain OpenSSL accepts (%s)", cert_name, ssl_reason());
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	b = BIO_new_mem_buf(key_pem, -1);
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+	BIO_free(b);
+	ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1;
+	EVP_PKEY_free(k);
+	if (!ok) {
+		key_error(e, key_name, cert_name);
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	return finish_ctx(out, ctx, cert_name, key_name, e);
 }
 
 void tls_ctx_free(tls_ctx *t)

@@ -47,6 +47,11 @@ enum {
  */
 __attribute__((warn_unused_result)) int tls_ctx_new(tls_ctx **out, const char *cert_file,
 						    const char *key_file, struct err *e);
+/* The same from PEM text in memory (NUL-terminated); cert_name and key_name say in messages
+ * where the text came from (e.g. "$SLUICE_PROXY_TLS_CERT"). */
+__attribute__((warn_unused_result)) int tls_ctx_new_pem(tls_ctx **out, const char *cert_pem,
+							const char *key_pem, const char *cert_name,
+							const char *key_name, struct err *e);
 void tls_ctx_free(tls_ctx *t);
 
 /* A connection's TLS state on fd (non-blocking, owned by the caller: tls_conn_free does not

@@ -409,6 +409,8 @@ static CURLcode setup(struct req *r, const struct fetch_req *req, const char *me
 	SET(CURLOPT_WRITEDATA, (void *)r);
 	SET(CURLOPT_HTTPHEADER, r->hdrs);
 	SET(CURLOPT_CUSTOMREQUEST, method);
+	if (req->cacert)
+		SET(CURLOPT_CAINFO, req->cacert);
 	if (has_body || empty_body) {
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(has_body ? req->body_len : 0));
 		SET(CURLOPT_COPYPOSTFIELDS, has_body ? req->body : "");

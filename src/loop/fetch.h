@@ -50,6 +50,9 @@ struct fetch_req {
 				     * (util/httpc.h): at most 32 fields of 8 KiB, no CR/LF, not
 				     * Host/Content-Type/Content-Length/... A refused list ends the
 				     * request with an error (nothing is sent). */
+	const char *cacert;   /* NULL: an https server is verified against the system's CAs;
+			       * else against the PEM CA certificates in this file (the
+			       * certificate must still name the URL's host) */
 };
 
 struct fetch_result {

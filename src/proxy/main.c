@@ -23,7 +23,7 @@
 
 static const char usage[] =
 	"usage: sluice proxy (--config FILE | --admin ADDR) [--admin ADDR] [--workers N] [--state FILE]\n"
-	"                    [--admin-token-file FILE]\n"
+	"                    [--admin-token-file FILE] [--admin-tls-cert FILE --admin-tls-key FILE]\n"
 	"\n"
 	"Runs the traffic-splitting HTTP/1.1 proxy (docs/proxy.md).\n"
 	"  --config FILE   JSON configuration: admin address, workers, limits, routes\n"
@@ -34,7 +34,10 @@ static const char usage[] =
 	"  --admin-token-file FILE\n"
 	"                  the admin API asks every call but GET /healthz for this bearer token\n"
 	"                  (the file's first line; mode 600); $SLUICE_PROXY_TOKEN does the same.\n"
-	"                  Required when --admin is not a loopback address.\n"
+	"  --admin-tls-cert FILE, --admin-tls-key FILE\n"
+	"                  serve the admin API over TLS with this PEM certificate chain and key;\n"
+	"                  $SLUICE_PROXY_TLS_CERT and $SLUICE_PROXY_TLS_KEY (PEM text) do the same.\n"
+	"                  A token and TLS are required when --admin is not a loopback address.\n"
 	"  -v, --verbose   debug logging\n";
 
 #define CONFIG_MAX_BYTES (16u << 20)
@@ -126,6 +129,7 @@ static void on_signal(loop *l, int fd, unsigned events, void *arg)
 int cmd_proxy(int argc, char **argv)
 {
 	const char *config = NULL, *admin = NULL, *state = NULL, *token_file = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL;
 	long workers = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -135,7 +139,8 @@ int cmd_proxy(int argc, char **argv)
 		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
 			log_set_level(LOG_DEBUG);
 		} else if (!strcmp(a, "--config") || !strcmp(a, "--state") || !strcmp(a, "--admin") ||
-			   !strcmp(a, "--workers") || !strcmp(a, "--admin-token-file")) {
+			   !strcmp(a, "--workers") || !strcmp(a, "--admin-token-file") ||
+			   !strcmp(a, "--admin-tls-cert") || !strcmp(a, "--admin-tls-key")) {
 			if (i + 1 >= argc) {
 				error("proxy: option '%s' needs a value; see 'sluice proxy --help'", a);
 				return EXIT_USAGE;
@@ -154,6 +159,10 @@ int cmd_proxy(int argc, char **argv)
 				config = v;
 			else if (!strcmp(a, "--admin-token-file"))
 				token_file = v;
+			else if (!strcmp(a, "--admin-tls-cert"))
+				tls_cert = v;
+			else if (!strcmp(a, "--admin-tls-key"))
+				tls_key = v;
 			else
 				state = v;
 			if (bad) {
@@ -209,9 +218,29 @@ int cmd_proxy(int argc, char **argv)
 		snprintf(token, sizeof(token), "%s", envtok);
 	}
 	unsetenv("SLUICE_PROXY_TOKEN");
-	if (!token[0] && !tls_addr_is_loopback(s.admin)) {
-		error("proxy: the admin API on %s (not loopback) needs a token: --admin-token-file FILE",
-		      s.admin);
+	/* the admin API's TLS: files, else PEM text from the environment (a container's) */
+	tls_ctx *tls = NULL;
+	const char *cert_pem = getenv("SLUICE_PROXY_TLS_CERT"), *key_pem = getenv("SLUICE_PROXY_TLS_KEY");
+	int tls_rc = 0;
+	if (!tls_cert != !tls_key) {
+		tls_rc = err_set(&e, "proxy: --admin-tls-cert and --admin-tls-key go together");
+	} else if (tls_cert) {
+		tls_rc = tls_ctx_new(&tls, tls_cert, tls_key, &e);
+	} else if ((cert_pem && *cert_pem) || (key_pem && *key_pem)) {
+		if (!cert_pem || !*cert_pem || !key_pem || !*key_pem)
+			tls_rc = err_set(&e, "proxy: $SLUICE_PROXY_TLS_CERT and $SLUICE_PROXY_TLS_KEY go together");
+		else
+			tls_rc = tls_ctx_new_pem(&tls, cert_pem, key_pem, "$SLUICE_PROXY_TLS_CERT",
+						 "$SLUICE_PROXY_TLS_KEY", &e);
+	}
+	unsetenv("SLUICE_PROXY_TLS_KEY");
+	unsetenv("SLUICE_PROXY_TLS_CERT");
+	if (!tls_rc && (!token[0] || !tls) && !tls_addr_is_loopback(s.admin))
+		tls_rc = err_set(&e, "proxy: the admin API on %s (not loopback) needs a token and TLS: "
+				 "--admin-token-file FILE --admin-tls-cert FILE --admin-tls-key FILE", s.admin);
+	if (tls_rc) {
+		error("%s", e.msg);
+		tls_ctx_free(tls);
 		json_decref(doc);
 		return EXIT_USAGE;
 	}
@@ -252,7 +281,9 @@ int cmd_proxy(int argc, char **argv)
 		error("%s", e.msg);
 		goto out;
 	}
-	if (proxy_admin_start(p, l, s.admin, token, &e)) {
+	int arc = proxy_admin_start(p, l, s.admin, token, tls, &e);
+	tls = NULL; /* the proxy's now */
+	if (arc) {
 		error("admin %s: %s", s.admin, e.msg);
 		goto out;
 	}
@@ -272,6 +303,7 @@ int cmd_proxy(int argc, char **argv)
 	log_info("proxy: stopping: no new connections, finishing in-flight requests");
 	rc = EXIT_OK;
 out:
+	tls_ctx_free(tls);
 	proxy_free(p);
 	if (sfd >= 0) {
 		loop_del(l, sfd);

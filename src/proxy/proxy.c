@@ -43,6 +43,7 @@ struct proxy {
 	size_t nroutes;
 	httpd *admin;
 	char admin_token[SECRET_MAX + 1]; /* "": the admin API asks for none */
+	tls_ctx *admin_tls;                /* the admin API's TLS, or NULL: plain HTTP */
 	int started;
 	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
 	char *state; /* --state FILE, or NULL */
@@ -697,12 +698,14 @@ static void admin(void *ctx, const struct httpd_req *req, struct httpd_resp *res
 	}
 }
 
-int proxy_admin_start(proxy *p, loop *l, const char *addr, const char *token, struct err *e)
+int proxy_admin_start(proxy *p, loop *l, const char *addr, const char *token, tls_ctx *tls,
+		      struct err *e)
 {
+	p->admin_tls = tls;
 	if (token && strlen(token) >= sizeof(p->admin_token))
 		return err_set(e, "the admin token is longer than %d bytes", SECRET_MAX);
 	snprintf(p->admin_token, sizeof(p->admin_token), "%s", token ? token : "");
-	struct httpd_opts o = {.max_body = 1u << 20, .max_conns = 256};
+	struct httpd_opts o = {.max_body = 1u << 20, .max_conns = 256, .tls = tls};
 	return httpd_start(&p->admin, l, addr, &o, admin, p, e);
 }
 
@@ -717,6 +720,7 @@ void proxy_free(proxy *p)
 		return;
 	if (p->admin)
 		httpd_free(p->admin);
+	tls_ctx_free(p->admin_tls);
 	for (unsigned i = 0; p->w && i < p->nw; i++) {
 		if (!p->w[i])
 			continue;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "http/tls.h"
 #include "loop/loop.h"
 #include "proxy/worker.h"
 #include "util/log.h"
@@ -42,9 +43,11 @@ json_t *proxy_route_json(proxy *p, const char *name);
 /* {"routes": [...]} (new reference). */
 json_t *proxy_routes_json(proxy *p);
 /* Serves the admin API on addr with loop l (the admin thread's). With a token (not NULL or
- * ""), every request but GET /healthz must carry "Authorization: Bearer TOKEN", else 401. */
+ * ""), every request but GET /healthz must carry "Authorization: Bearer TOKEN", else 401.
+ * With tls (taken: freed by proxy_free, even when this fails), it speaks only TLS. */
 __attribute__((warn_unused_result)) int proxy_admin_start(proxy *p, loop *l, const char *addr,
-							  const char *token, struct err *e);
+							  const char *token, tls_ctx *tls,
+							  struct err *e);
 int proxy_admin_port(const proxy *p);
 /*
  * Optional persistence (--state FILE): after every successful PUT or DELETE the routes are

@@ -129,8 +129,10 @@ struct router {
  */
 router *router_proxy_new(const char *admin, const char *exe, const char *dir, const char *token);
 /* The same driver for a `sluice proxy` that something else runs (a runtime, router_hosted):
- * router_ensure only checks that it answers on admin, router_stop only forgets what was put. */
-router *router_proxy_remote(const char *admin, const char *token);
+ * router_ensure only checks that it answers on admin, router_stop only forgets what was put.
+ * ca (NULL or "": plain HTTP): the admin API speaks TLS, its certificate signed by a CA in
+ * this PEM file and naming admin's host. */
+router *router_proxy_remote(const char *admin, const char *token, const char *ca);
 
 /*
  * The proxies of one region run by the region's runtime (kind "hosted", router_hosted.c):
@@ -148,8 +150,15 @@ router *router_proxy_remote(const char *admin, const char *token);
  */
 #define ROUTER_HOSTED_SERVICE "sluice-proxy"
 #define ROUTER_HOSTED_VERSION "router"
+/* The proxies' admin API over TLS (paths; the runtime's proxy_tls setting): each proxy gets
+ * the certificate and key as PEM text in its environment and listens on every address of its
+ * host (a tcp:// host's proxy is reached over the network), with its token; the router and
+ * the runtime's health check verify it against ca. NULL: plain HTTP on the host's loopback. */
+struct router_hosted_tls {
+	const char *cert, *key, *ca;
+};
 router *router_hosted_new(runtime *rt, const char *env, const char *region, const char *image,
-			  unsigned count, const char *token);
+			  unsigned count, const char *token, const struct router_hosted_tls *tls);
 
 /* ---- life cycle ---- */
 

@@ -34,6 +34,8 @@ struct hosted_router {
 	unsigned count;
 	char token[SECRET_MAX + 1];                 /* the proxies' admin token, or "" */
 	char env_token[SECRET_MAX + 32];            /* "SLUICE_PROXY_TOKEN=..." */
+	char *tls_cert, *tls_key, *tls_ca;          /* the admin API's TLS (paths), or NULLs */
+	char *env_cert, *env_key;                   /* "SLUICE_PROXY_TLS_CERT=PEM", read once */
 	fetcher *fetch;
 	struct member m[HOSTED_MAX];
 	size_t n;
@@ -68,6 +70,13 @@ static void hosted_free(router *base)
 		member_free(&r->m[i]);
 	json_decref(r->sum);
 	free(r->image);
+	free(r->tls_cert);
+	free(r->tls_key);
+	free(r->tls_ca);
+	if (r->env_key)
+		memset(r->env_key, 0, strlen(r->env_key));
+	free(r->env_cert);
+	free(r->env_key);
 	free(r);
 }
 
@@ -105,7 +114,7 @@ static void sync_members(struct hosted_router *r)
 		if (i == r->n) {
 			if (r->n == HOSTED_MAX)
 				continue;
-			router *p = router_proxy_remote(in[k].endpoint, r->token);
+			router *p = router_proxy_remote(in[k].endpoint, r->token, r->tls_ca);
 			if (!p)
 				continue;
 			if (r->fetch)
@@ -134,15 +143,58 @@ static void sync_members(struct hosted_router *r)
 	}
 }
 
+/* "NAME=" followed by the PEM text of path (at most 64 KiB), or NULL with e. */
+static char *pem_var(const char *name, const char *path, struct err *e)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		err_set(e, "proxy_tls: cannot read %s", path);
+		return NULL;
+	}
+	size_t cap = strlen(name) + 1 + (64u << 10) + 1;
+	char *v = malloc(cap);
+	size_t n = v ? (size_t)snprintf(v, cap, "%s=", name) : 0;
+	size_t got = v ? fread(v + n, 1, cap - n - 1, f) : 0;
+	int too_big = v && n + got == cap - 1 && fgetc(f) != EOF;
+	fclose(f);
+	if (!v || too_big || !got || memchr(v + n, 0, got)) {
+		free(v);
+		err_set(e, "proxy_tls: %s is %s", path, !v ? "too much for memory" : too_big ? "larger than 64 KiB" : "not PEM text");
+		return NULL;
+	}
+	v[n + got] = 0;
+	return v;
+}
+
 static int hosted_ensure(router *base, struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
-	static const char *const args[] = {"proxy", "--admin", "127.0.0.1:{port}", NULL};
-	const char *const env[] = {r->env_token[0] ? r->env_token : NULL, NULL};
+	/* with TLS the admin API listens on every address of its host (the server reaches it
+	 * over the network) and needs the token and the certificate; else loopback only */
+	static const char *const args_local[] = {"proxy", "--admin", "127.0.0.1:{port}", NULL};
+	static const char *const args_tls[] = {"proxy", "--admin", "0.0.0.0:{port}", NULL};
+	if (r->tls_cert && !r->env_cert) {
+		if (!(r->env_cert = pem_var("SLUICE_PROXY_TLS_CERT", r->tls_cert, e)))
+			return -1;
+		if (!(r->env_key = pem_var("SLUICE_PROXY_TLS_KEY", r->tls_key, e))) {
+			free(r->env_cert);
+			r->env_cert = NULL;
+			return -1;
+		}
+	}
+	const char *env[4] = {NULL};
+	size_t ne = 0;
+	if (r->env_token[0])
+		env[ne++] = r->env_token;
+	if (r->env_cert) {
+		env[ne++] = r->env_cert;
+		env[ne++] = r->env_key;
+	}
 	struct instance_spec spec = {
 		.service = ROUTER_HOSTED_SERVICE, .env = r->env, .region = r->region,
 		.version = ROUTER_HOSTED_VERSION, .artifact = r->image, .command = "{artifact}",
-		.args = args, .env_vars = env, .health_path = "/healthz",
+		.args = r->tls_cert ? args_tls : args_local, .env_vars = env, .health_path = "/healthz",
+		.health_ca = r->tls_ca,
 		.health_interval_ms = HOSTED_HEALTH_MS, .health_timeout_ms = HOSTED_HEALTH_MS,
 		.drain_timeout_ms = HOSTED_DRAIN_MS,
 	};
@@ -343,7 +395,7 @@ static const struct router_ops hosted_ops = {
 };
 
 router *router_hosted_new(runtime *rt, const char *env, const char *region, const char *image,
-			  unsigned count, const char *token)
+			  unsigned count, const char *token, const struct router_hosted_tls *tls)
 {
 	if (token && strlen(token) > SECRET_MAX)
 		return NULL;
@@ -364,6 +416,12 @@ router *router_hosted_new(runtime *rt, const char *env, const char *region, cons
 	if (token && *token) {
 		snprintf(r->token, sizeof(r->token), "%s", token);
 		snprintf(r->env_token, sizeof(r->env_token), "SLUICE_PROXY_TOKEN=%s", token);
+	}
+	if (tls && tls->cert && tls->key && tls->ca &&
+	    (!(r->tls_cert = strdup(tls->cert)) || !(r->tls_key = strdup(tls->key)) ||
+	     !(r->tls_ca = strdup(tls->ca)))) {
+		hosted_free(&r->base);
+		return NULL;
 	}
 	return &r->base;
 }

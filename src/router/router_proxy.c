@@ -41,6 +41,8 @@ struct proxy_router {
 	char dir[4096];
 	char auth[SECRET_MAX + 32]; /* "Authorization: Bearer TOKEN", or "" without a token */
 	char env_token[SECRET_MAX + 32]; /* "SLUICE_PROXY_TOKEN=TOKEN" for a proxy it starts */
+	const char *scheme;         /* "http", or "https" with ca */
+	char ca[4096];              /* the CA file that signed the admin API's certificate, or "" */
 	httpc *http;
 	json_t *sent; /* route name -> last body PUT successfully */
 	uint64_t last_start_ms;
@@ -120,7 +122,7 @@ static void on_health(void *arg, const struct fetch_result *res)
 static int alive(struct proxy_router *r)
 {
 	char url[256];
-	snprintf(url, sizeof(url), "http://%s/healthz", r->admin);
+	snprintf(url, sizeof(url), "%s://%s/healthz", r->scheme, r->admin);
 	long status = 0;
 	struct buf b;
 	buf_init(&b, 4096);
@@ -176,8 +178,9 @@ static int proxy_ensure(router *base, struct err *e)
 		uint64_t now = now_ms(r);
 		if (!r->health_id && now - r->health_at >= ROUTER_HEALTH_MS) {
 			char url[256];
-			snprintf(url, sizeof(url), "http://%s/healthz", r->admin);
-			struct fetch_req q = {.url = url, .timeout_ms = 2000, .max_response = 4096};
+			snprintf(url, sizeof(url), "%s://%s/healthz", r->scheme, r->admin);
+			struct fetch_req q = {.url = url, .timeout_ms = 2000, .max_response = 4096,
+					      .cacert = r->ca[0] ? r->ca : NULL};
 			r->health_id = fetch_start(r->fetch, &q, on_health, r);
 		}
 		if (r->health_ok)
@@ -256,7 +259,7 @@ static int proxy_put_route(router *base, const struct router_route *rt, struct e
 		return 0;
 	}
 	char url[512];
-	snprintf(url, sizeof(url), "http://%s/v1/routes/%s", r->admin, rt->name);
+	snprintf(url, sizeof(url), "%s://%s/v1/routes/%s", r->scheme, r->admin, rt->name);
 	long status = 0;
 	json_t *out = NULL;
 	if (httpc_json(r->http, "PUT", url, route, &status, &out, e)) {
@@ -282,7 +285,7 @@ static int proxy_delete_route(router *base, const char *name, struct err *e)
 	if (last && json_is_null(last))
 		return 0; /* already deleted by us */
 	char url[512];
-	snprintf(url, sizeof(url), "http://%s/v1/routes/%s", r->admin, name);
+	snprintf(url, sizeof(url), "%s://%s/v1/routes/%s", r->scheme, r->admin, name);
 	long status = 0;
 	json_t *out = NULL;
 	/* Only delete what exists: a route about to be created must not race its own deletion. */
@@ -328,7 +331,7 @@ static int proxy_route_state(router *base, const char *name, struct router_backe
 {
 	struct proxy_router *r = (struct proxy_router *)base;
 	char url[512];
-	snprintf(url, sizeof(url), "http://%s/v1/routes/%s", r->admin, name);
+	snprintf(url, sizeof(url), "%s://%s/v1/routes/%s", r->scheme, r->admin, name);
 	long status = 0;
 	json_t *j = NULL;
 	if (httpc_json(r->http, "GET", url, NULL, &status, &j, e))
@@ -394,10 +397,10 @@ static const json_t *proxy_latest_metrics(router *base, uint64_t *at)
 	struct proxy_router *r = (struct proxy_router *)base;
 	if (r->fetch && !r->metrics_id) {
 		char url[256];
-		snprintf(url, sizeof(url), "http://%s/v1/metrics", r->admin);
+		snprintf(url, sizeof(url), "%s://%s/v1/metrics", r->scheme, r->admin);
 		const char *hdrs[] = {r->auth[0] ? r->auth : NULL, NULL};
 		struct fetch_req q = {.url = url, .timeout_ms = 5000, .max_response = 256u << 20,
-				      .headers = hdrs};
+				      .headers = hdrs, .cacert = r->ca[0] ? r->ca : NULL};
 		r->metrics_asked = now_ms(r);
 		r->metrics_id = fetch_start(r->fetch, &q, on_metrics, r);
 	}
@@ -446,9 +449,18 @@ static const struct router_ops proxy_ops = {
 	.stop = proxy_stop,
 };
 
-router *router_proxy_remote(const char *admin, const char *token)
+router *router_proxy_remote(const char *admin, const char *token, const char *ca)
 {
-	return router_proxy_new(admin, "", "", token);
+	router *base = router_proxy_new(admin, "", "", token);
+	struct proxy_router *r = (struct proxy_router *)base;
+	if (!r || !ca || !*ca)
+		return base;
+	if ((size_t)snprintf(r->ca, sizeof(r->ca), "%s", ca) >= sizeof(r->ca) || httpc_set_cacert(r->http, ca)) {
+		router_free(base);
+		return NULL;
+	}
+	r->scheme = "https";
+	return base;
 }
 
 router *router_proxy_new(const char *admin, const char *exe, const char *dir, const char *token)
@@ -459,6 +471,7 @@ router *router_proxy_new(const char *admin, const char *exe, const char *dir, co
 	if (!r)
 		return NULL;
 	r->base.ops = &proxy_ops;
+	r->scheme = "http";
 	if ((size_t)snprintf(r->admin, sizeof(r->admin), "%s", admin) >= sizeof(r->admin) ||
 	    (size_t)snprintf(r->exe, sizeof(r->exe), "%s", exe) >= sizeof(r->exe) ||
 	    (size_t)snprintf(r->dir, sizeof(r->dir), "%s", dir) >= sizeof(r->dir)) {

@@ -69,6 +69,10 @@ struct instance_spec {
 	const char *const *args;       /* NULL-terminated, without argv[0] */
 	const char *const *env_vars;   /* NULL-terminated "KEY=value" */
 	const char *health_path;       /* e.g. "/healthz" */
+	const char *health_ca;         /* NULL: the health check speaks plain HTTP; else HTTPS,
+					* the instance's certificate verified against the PEM CA
+					* certificates in this file (the docker driver; the local
+					* one refuses it) */
 	unsigned health_interval_ms;
 	unsigned health_timeout_ms;
 	unsigned drain_timeout_ms;     /* graceful stop (SIGTERM) -> forced stop deadline */

@@ -65,6 +65,7 @@ struct req {
 
 struct spec_copy {
 	char *image, *command, *health_path;
+	char *health_ca; /* NULL: plain HTTP */
 	char **args, **env;
 	unsigned health_interval_ms, health_timeout_ms, drain_timeout_ms;
 };
@@ -126,6 +127,7 @@ struct docker {
 	char *tls_ca, *tls_cert, *tls_key;
 	int port_lo, port_hi;
 	char *proxy_image; /* the `proxy_image` setting: the region's router */
+	char *proxy_tls[3]; /* the `proxy_tls` setting: cert, key, ca paths (NULL: none) */
 	unsigned port_cursor;
 	char owner[17];
 	CURLM *multi;
@@ -224,6 +226,7 @@ static void spec_free(struct spec_copy *s)
 	free(s->image);
 	free(s->command);
 	free(s->health_path);
+	free(s->health_ca);
 	strv_free(s->args);
 	strv_free(s->env);
 	memset(s, 0, sizeof *s);
@@ -259,7 +262,8 @@ static int spec_copy_from(struct spec_copy *s, const struct instance_spec *in, s
 	s->drain_timeout_ms = in->drain_timeout_ms ? in->drain_timeout_ms : 10000;
 	if (!(s->image = strdup(in->artifact ? in->artifact : "")) ||
 	    !(s->command = strdup(in->command ? in->command : "")) || !(s->health_path = strdup(hp)) ||
-	    !(s->args = strv_dup(in->args, e, "args")) || !(s->env = strv_dup(in->env_vars, e, "env vars"))) {
+	    !(s->args = strv_dup(in->args, e, "args")) || !(s->env = strv_dup(in->env_vars, e, "env vars")) ||
+	    (in->health_ca && *in->health_ca && !(s->health_ca = strdup(in->health_ca)))) {
 		spec_free(s);
 		return e && e->msg[0] ? -1 : err_set(e, "out of memory");
 	}
@@ -276,10 +280,15 @@ static json_t *strv_json(char **v)
 
 static json_t *spec_json(const struct spec_copy *s)
 {
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "image", s->image, "command", s->command,
+	json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "image", s->image, "command", s->command,
 			 "health_path", s->health_path, "args", strv_json(s->args), "env", strv_json(s->env),
 			 "health_interval_ms", (json_int_t)s->health_interval_ms, "health_timeout_ms",
 			 (json_int_t)s->health_timeout_ms, "drain_timeout_ms", (json_int_t)s->drain_timeout_ms);
+	if (j && s->health_ca && json_object_set_new(j, "health_ca", json_string(s->health_ca))) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 static const char **json_strv(const json_t *a)
@@ -306,6 +315,7 @@ static int spec_from_label(struct spec_copy *s, const char *label, struct err *e
 		.artifact = json_string_value(json_object_get(j, "image")),
 		.command = json_string_value(json_object_get(j, "command")),
 		.health_path = json_string_value(json_object_get(j, "health_path")),
+		.health_ca = json_string_value(json_object_get(j, "health_ca")),
 		.args = args, .env_vars = env,
 		.health_interval_ms = (unsigned)json_integer_value(json_object_get(j, "health_interval_ms")),
 		.health_timeout_ms = (unsigned)json_integer_value(json_object_get(j, "health_timeout_ms")),
@@ -360,6 +370,8 @@ static CURL *easy_new(struct docker *d, struct req *r, const struct host *h, con
 	r->errbuf[0] = 0;
 	if (h && h->sock)
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, h->sock);
+	if (!h && r->in && r->in->spec.health_ca) /* a health check over TLS */
+		curl_easy_setopt(c, CURLOPT_CAINFO, r->in->spec.health_ca);
 	if (h && !h->sock) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, d->tls_ca);
 		curl_easy_setopt(c, CURLOPT_SSLCERT, d->tls_cert);
@@ -752,7 +764,8 @@ static void health_step(struct docker *d, struct inst *in)
 	if (in->hc.kind != OP_NONE || d->now < in->hc_next)
 		return;
 	char url[MAX_STR + 512];
-	snprintf(url, sizeof url, "http://%s:%d%s", d->hosts[in->host].addr, in->port, in->spec.health_path);
+	snprintf(url, sizeof url, "%s://%s:%d%s", in->spec.health_ca ? "https" : "http", d->hosts[in->host].addr,
+		 in->port, in->spec.health_path);
 	req_start(d, &in->hc, OP_HEALTH, in, -1, "GET", url, NULL, (long)in->spec.health_timeout_ms);
 	if (!in->hc.h) {
 		req_end(d, &in->hc);
@@ -1216,9 +1229,21 @@ static int settings_parse(struct docker *d, const json_t *j, struct err *e)
 			free(d->proxy_image);
 			if (!(d->proxy_image = strdup(img)))
 				return err_set(e, "out of memory");
+		} else if (!strcmp(key, "proxy_tls")) {
+			static const char *const names[] = {"cert", "key", "ca"};
+			if (!json_is_object(v) || json_object_size(v) != 3)
+				return err_set(e, "runtime docker: proxy_tls must be {cert: PATH, key: PATH, ca: PATH}");
+			for (int i = 0; i < 3; i++) {
+				const char *p = json_string_value(json_object_get(v, names[i]));
+				if (!p || p[0] != '/' || strlen(p) >= MAX_STR)
+					return err_set(e, "runtime docker: proxy_tls.%s must be an absolute path", names[i]);
+				free(d->proxy_tls[i]);
+				if (!(d->proxy_tls[i] = strdup(p)))
+					return err_set(e, "out of memory");
+			}
 		} else {
 			return err_set(e, "runtime docker: unknown setting '%s' (known: hosts, tls, ports, "
-					  "proxy_image)", key);
+					  "proxy_image, proxy_tls)", key);
 		}
 	}
 	if (!d->nhosts)
@@ -1259,6 +1284,8 @@ static void docker_close(void *drv)
 	free(d->tls_cert);
 	free(d->tls_key);
 	free(d->proxy_image);
+	for (int i = 0; i < 3; i++)
+		free(d->proxy_tls[i]);
 	json_decref(d->settings);
 	free(d);
 }
@@ -1466,6 +1493,8 @@ static int docker_ensure(void *drv, const struct instance_spec *spec, unsigned c
 	if (!(art[0] == '/' ? strlen(art) < MAX_STR : image_ref_ok(art)))
 		return err_set(e, "runtime docker: the artifact '%s' is neither an image reference (name:tag, "
 				  "name@sha256:...) nor the absolute path of an image archive", art);
+	if (spec->health_ca && strlen(spec->health_ca) >= MAX_STR)
+		return err_set(e, "runtime docker: health CA path longer than %d bytes", MAX_STR);
 	if (spec->health_path && *spec->health_path && spec->health_path[0] != '/')
 		return err_set(e, "runtime docker: health path '%s' must start with '/'", spec->health_path);
 	for (const char *const *p = spec->env_vars; p && *p; p++)
@@ -1766,6 +1795,19 @@ const char *runtime_docker_proxy_image(runtime *rt)
 		return NULL;
 	const struct docker *d = runtime_driver(rt);
 	return d->proxy_image ? d->proxy_image : RUNTIME_DOCKER_PROXY_IMAGE;
+}
+
+int runtime_docker_proxy_tls(runtime *rt, const char **cert, const char **key, const char **ca)
+{
+	if (strcmp(runtime_kind(rt), "docker"))
+		return 0;
+	const struct docker *d = runtime_driver(rt);
+	if (!d->proxy_tls[0])
+		return 0;
+	*cert = d->proxy_tls[0];
+	*key = d->proxy_tls[1];
+	*ca = d->proxy_tls[2];
+	return 1;
 }
 
 const struct runtime_ops runtime_docker_ops = {

@@ -34,6 +34,10 @@
  *                       host (a reference or an archive's absolute path, like an artifact),
  *                       default RUNTIME_DOCKER_PROXY_IMAGE; the server's router driver starts
  *                       it through this runtime (router_hosted.h)
+ *   proxy_tls: {cert: PATH, key: PATH, ca: PATH}   the region's proxies serve their admin API
+ *                       over TLS with this certificate (it must name every host's address)
+ *                       on all addresses of their host, and the server verifies it against
+ *                       ca: what a region with tcp:// hosts needs for its router
  *
  * Errors: every failure of an engine (a host down, an image missing, a refused create) is
  * either ensure's refusal (-1 and a message naming the host) or, once instances exist, a
@@ -70,5 +74,8 @@ int runtime_docker_container(runtime *rt, const char *id, struct runtime_docker_
 int runtime_docker_hosts(runtime *rt);
 /* Its proxy_image setting or the default; NULL for another kind. Valid while rt is open. */
 const char *runtime_docker_proxy_image(runtime *rt);
+/* The proxy_tls setting: 1 with the three paths (valid while rt is open), 0 when it has none
+ * or rt is not a docker runtime. */
+int runtime_docker_proxy_tls(runtime *rt, const char **cert, const char **key, const char **ca);
 
 #endif

@@ -242,6 +242,8 @@ static int spec_copy_from(struct spec_copy *s, const struct instance_spec *in, s
 	memset(s, 0, sizeof *s);
 	if (!in->command || !*in->command)
 		return err_set(e, "instance spec has no command");
+	if (in->health_ca && *in->health_ca)
+		return err_set(e, "the local runtime checks health over plain HTTP only (health_ca)");
 	if (strlen(in->command) >= MAX_STR || (in->artifact && strlen(in->artifact) >= MAX_STR) ||
 	    (in->health_path && strlen(in->health_path) >= MAX_STR))
 		return err_set(e, "instance spec string longer than %d bytes", MAX_STR);

@@ -82,8 +82,10 @@ static router *pick(struct routers *r, const char *name)
 	if (i < r->n && r->h[i].rt == rt)
 		return r->h[i].r;
 	/* a new docker region, or its settings changed (another runtime object serves it) */
+	struct router_hosted_tls tls = {0};
+	int with_tls = runtime_docker_proxy_tls(rt, &tls.cert, &tls.key, &tls.ca);
 	router *h = router_hosted_new(rt, env, region, runtime_docker_proxy_image(rt),
-				      (unsigned)runtime_docker_hosts(rt), r->token);
+				      (unsigned)runtime_docker_hosts(rt), r->token, with_tls ? &tls : NULL);
 	if (!h || (i == r->n && r->n == ROUTERS_MAX)) {
 		router_free(h);
 		return r->local; /* its puts go to the local proxy's loopback: better than none */

@@ -146,5 +146,44 @@ check "sluice status with http:// on the TLS port: exit 3" test $rc -eq 3
 check "the server still serves after plain HTTP" sl status
 check "the server is still running" kill -0 "$SPID"
 
+# --- the proxy's admin API over TLS (ports 33173-33174) ---
+printf 'proxy-admin-token-0123456789abcdef\n' >ptoken && chmod 600 ptoken
+set +e
+timeout 10 "$S" proxy --admin "0.0.0.0:33173" >out.txt 2>&1
+rc1=$?
+timeout 10 "$S" proxy --admin "0.0.0.0:33173" --admin-token-file ptoken >out2.txt 2>&1
+rc2=$?
+set -e
+check "sluice proxy on a non-loopback admin address without a token and TLS: exit 2" \
+	bash -c "[ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && grep -q 'needs a token and TLS' out.txt && grep -q 'needs a token and TLS' out2.txt"
+"$S" proxy --admin 127.0.0.1:33173 --admin-token-file ptoken --admin-tls-cert server.pem \
+	--admin-tls-key server.key >proxy1.log 2>&1 &
+P1=$!
+SLUICE_PROXY_TOKEN=proxy-admin-token-0123456789abcdef SLUICE_PROXY_TLS_CERT="$(cat server.pem)" \
+	SLUICE_PROXY_TLS_KEY="$(cat server.key)" "$S" proxy --admin 127.0.0.1:33174 >proxy2.log 2>&1 &
+P2=$!
+for _ in $(seq 100); do
+	curl -sf -m 1 --cacert ca.pem https://127.0.0.1:33173/healthz >/dev/null &&
+		curl -sf -m 1 --cacert ca.pem https://127.0.0.1:33174/healthz >/dev/null && break
+	sleep 0.05
+done
+pcode() { curl -s -o /dev/null -w '%{http_code}' -m 5 --cacert ca.pem "$@" || true; }
+check "the proxy's admin API over TLS from --admin-tls-cert/--admin-tls-key" \
+	test "$(pcode https://127.0.0.1:33173/healthz)" = 200
+check "... and from PEM text in \$SLUICE_PROXY_TLS_CERT/KEY" test "$(pcode https://127.0.0.1:33174/healthz)" = 200
+check "its routes need the token over TLS too (401, then 200)" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --cacert ca.pem https://127.0.0.1:33174/v1/routes)\" = 401 ] &&
+	[ \"\$(curl -s -o /dev/null -w '%{http_code}' --cacert ca.pem -H 'Authorization: Bearer proxy-admin-token-0123456789abcdef' https://127.0.0.1:33174/v1/routes)\" = 200 ]"
+check "plain HTTP on the proxy's TLS admin port gets no HTTP answer" \
+	test "$(curl -s -o /dev/null -w '%{http_code}' -m 5 http://127.0.0.1:33173/healthz || true)" = 000
+kill "$P1" "$P2"
+wait "$P1" "$P2" 2>/dev/null || true
+set +e
+SLUICE_PROXY_TLS_CERT="$(cat server.pem)" SLUICE_PROXY_TLS_KEY="$(cat other.key)" timeout 10 "$S" proxy \
+	--admin 127.0.0.1:33173 >out.txt 2>&1
+rc=$?
+set -e
+check "a key that does not match the certificate: exit 2 naming the variables" \
+	bash -c "[ $rc -eq 2 ] && grep -q 'SLUICE_PROXY_TLS_KEY does not match the certificate in \\\$SLUICE_PROXY_TLS_CERT' out.txt"
+
 echo "tls: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

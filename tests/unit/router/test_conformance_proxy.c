@@ -116,7 +116,7 @@ Test(router_proxy, the_admin_api_needs_the_token)
 	snprintf(url, sizeof(url), "%s/v1/metrics", base);
 	cr_expect_eq(admin_status("GET", url, NULL), 401);
 
-	router *other = router_proxy_remote("127.0.0.1:24190", "another-token-0123456789abcdef");
+	router *other = router_proxy_remote("127.0.0.1:24190", "another-token-0123456789abcdef", NULL);
 	cr_assert_not_null(other);
 	const char *const be[] = {"127.0.0.1:24199"};
 	struct router_version v = {.name = "v1", .weight = 100, .backends = be, .nbackends = 1};

@@ -7,7 +7,9 @@
 #                                       TLSPORT it also listens on tcp://127.0.0.1:TLSPORT with
 #                                       --tlsverify: a CA, a server certificate for 127.0.0.1 and
 #                                       localhost, and a client certificate are made in DIR/tls
-#                                       (ca.pem, cert.pem, key.pem: what a client presents)
+#                                       (ca.pem, cert.pem, key.pem: what a client presents;
+#                                       server-cert.pem, server-key.pem); a restart in the same
+#                                       DIR keeps them
 #   docker-host.sh stop DIR             stop it (SIGTERM, 20 s, then SIGKILL of it and its
 #                                       containerd), unmount what it left and remove DIR
 #   docker-host.sh image DIR BIN REF [ARG...]
@@ -61,7 +63,7 @@ start() {
 	fi
 	local tcp=()
 	if [ -n "$tlsport" ]; then
-		make_tls "$dir/tls"
+		[ -f "$dir/tls/ca.pem" ] || make_tls "$dir/tls"  # a restart in DIR keeps them
 		tcp=(--host "tcp://127.0.0.1:$tlsport" --tlsverify --tlscacert "$dir/tls/ca.pem"
 		     --tlscert "$dir/tls/server-cert.pem" --tlskey "$dir/tls/server-key.pem")
 	fi

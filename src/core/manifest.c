@@ -378,7 +378,7 @@ static int check_runtime_name(const struct shape_ctx *c, struct shape_at a, cons
 }
 
 /* A runtime kind ("local"), or a mapping: {kind: KIND, hosts: [URL...], tls: {ca, cert, key},
- * ports: [LOW, HIGH], proxy_image: IMAGE}, keys other than kind optional and kept as written (no defaults, so the
+ * ports: [LOW, HIGH], proxy_image: IMAGE, proxy_tls: {cert, key, ca}}, keys other than kind optional and kept as written (no defaults, so the
  * normalized form is the same in every mode). Only the shape is checked here; the driver checks
  * the URLs, the paths and what its kind needs when it opens (runtime_docker.h). */
 static int check_runtime(const struct shape_ctx *c, struct shape_at a, const char *path,
@@ -423,13 +423,22 @@ static int check_runtime(const struct shape_ctx *c, struct shape_at a, const cha
 			     json_is_integer(json_array_get(x, 1)) && lo >= 1024 && hi <= 65535 && lo <= hi;
 			if (!ok)
 				return shape_fail(c, p, kp, "expected [LOW, HIGH] within 1024..65535, got %s", GOT(x));
+		} else if (!strcmp(key, "proxy_tls")) {
+			const char *ca = json_string_value(json_object_get(x, "ca")),
+				   *cert = json_string_value(json_object_get(x, "cert")),
+				   *k = json_string_value(json_object_get(x, "key"));
+			ok = json_object_size(x) == 3 && ca && cert && k && ca[0] == '/' && cert[0] == '/' &&
+			     k[0] == '/' && strlen(ca) < 1024 && strlen(cert) < 1024 && strlen(k) < 1024;
+			if (!ok)
+				return shape_fail(c, p, kp, "expected {cert: PATH, key: PATH, ca: PATH} (absolute paths), got %s",
+						  GOT(x));
 		} else if (!strcmp(key, "proxy_image")) {
 			const char *img = json_string_value(x);
 			if (!img || !*img || strlen(img) >= 1024)
 				return shape_fail(c, p, kp, "expected an image reference or an image archive's path, got %s",
 						  GOT(x));
 		} else {
-			return shape_fail(c, p, kp, "unknown key, expected one of: kind, hosts, tls, ports, proxy_image");
+			return shape_fail(c, p, kp, "unknown key, expected one of: kind, hosts, tls, ports, proxy_image, proxy_tls");
 		}
 	}
 	const char *kind = json_string_value(json_object_get(v, "kind"));

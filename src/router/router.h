@@ -136,7 +136,7 @@ router *router_proxy_remote(const char *admin, const char *token, const char *ca
 
 /*
  * The proxies of one region run by the region's runtime (kind "hosted", router_hosted.c):
- * `count` instances of `sluice proxy --admin 127.0.0.1:{port}` from `image` (the runtime's
+ * `count` instances of `sluice proxy --admin {host}:{port}` from `image` (the runtime's
  * artifact: for a docker runtime, an image of the sluice binary) as the service
  * ROUTER_HOSTED_SERVICE of env/region, one per host. Every call goes to each healthy one:
  * routes are put on all of them, a backend's drain state is the busiest of theirs, and the

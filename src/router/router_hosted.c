@@ -169,10 +169,10 @@ static char *pem_var(const char *name, const char *path, struct err *e)
 static int hosted_ensure(router *base, struct err *e)
 {
 	struct hosted_router *r = (struct hosted_router *)base;
-	/* with TLS the admin API listens on every address of its host (the server reaches it
-	 * over the network) and needs the token and the certificate; else loopback only */
-	static const char *const args_local[] = {"proxy", "--admin", "127.0.0.1:{port}", NULL};
-	static const char *const args_tls[] = {"proxy", "--admin", "0.0.0.0:{port}", NULL};
+	/* the admin API listens on the host's address, where the server reaches it: loopback
+	 * for a unix:// host; a tcp:// host's address needs TLS (proxy_tls) and the token, or
+	 * the proxy refuses to start (and says so) */
+	static const char *const args[] = {"proxy", "--admin", "{host}:{port}", NULL};
 	if (r->tls_cert && !r->env_cert) {
 		if (!(r->env_cert = pem_var("SLUICE_PROXY_TLS_CERT", r->tls_cert, e)))
 			return -1;
@@ -193,7 +193,7 @@ static int hosted_ensure(router *base, struct err *e)
 	struct instance_spec spec = {
 		.service = ROUTER_HOSTED_SERVICE, .env = r->env, .region = r->region,
 		.version = ROUTER_HOSTED_VERSION, .artifact = r->image, .command = "{artifact}",
-		.args = r->tls_cert ? args_tls : args_local, .env_vars = env, .health_path = "/healthz",
+		.args = args, .env_vars = env, .health_path = "/healthz",
 		.health_ca = r->tls_ca,
 		.health_interval_ms = HOSTED_HEALTH_MS, .health_timeout_ms = HOSTED_HEALTH_MS,
 		.drain_timeout_ms = HOSTED_DRAIN_MS,

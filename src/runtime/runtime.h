@@ -58,10 +58,10 @@
 
 typedef struct runtime runtime;
 
-/* What to run. Strings are copied by the driver. The placeholders {port}, {artifact},
+/* What to run. Strings are copied by the driver. The placeholders {port}, {host}, {artifact},
  * {service}, {version}, {env}, {region} and {index} in args and env values are substituted by
  * the driver when it starts an instance ({port}: the port the instance must listen on, also
- * given as $PORT). */
+ * given as $PORT; {host}: the address of the host it runs on, where its endpoint is). */
 struct instance_spec {
 	const char *service, *env, *region, *version;
 	const char *artifact;          /* the release's artifact: an absolute path in DATA/artifacts */

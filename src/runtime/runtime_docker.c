@@ -544,17 +544,18 @@ static void fail_start(struct docker *d, struct inst *in, const char *what, cons
 	backoff_schedule(d, in);
 }
 
-/* Substitutes {port}, {artifact}, {service}, {version}, {env}, {region}, {index}. */
-static int subst(const struct inst *in, const char *t, struct buf *b)
+/* Substitutes {port}, {host} (the address of the instance's host, where it serves), {artifact},
+ * {service}, {version}, {env}, {region}, {index}. */
+static int subst(const struct inst *in, const char *host, const char *t, struct buf *b)
 {
 	char port[16], index[16];
 	snprintf(port, sizeof port, "%d", in->port);
 	snprintf(index, sizeof index, "%d", in->index);
 	const struct {
 		const char *name, *value;
-	} vars[] = {{"{port}", port},		 {"{artifact}", in->run_image}, {"{service}", in->service},
-		    {"{version}", in->version}, {"{env}", in->env},	       {"{region}", in->region},
-		    {"{index}", index}};
+	} vars[] = {{"{port}", port},		 {"{host}", host},	      {"{artifact}", in->run_image},
+		    {"{service}", in->service}, {"{version}", in->version}, {"{env}", in->env},
+		    {"{region}", in->region},   {"{index}", index}};
 	while (*t) {
 		size_t k, n = sizeof vars / sizeof *vars;
 		for (k = 0; k < n; k++)
@@ -567,11 +568,11 @@ static int subst(const struct inst *in, const char *t, struct buf *b)
 	return 0;
 }
 
-static json_t *subst_json(const struct inst *in, const char *t)
+static json_t *subst_json(const struct docker *d, const struct inst *in, const char *t)
 {
 	struct buf b;
 	buf_init(&b, MAX_STR);
-	json_t *s = subst(in, t, &b) ? NULL : json_stringn(b.data, b.len);
+	json_t *s = subst(in, d->hosts[in->host].addr, t, &b) ? NULL : json_stringn(b.data, b.len);
 	buf_release(&b);
 	return s;
 }
@@ -597,9 +598,9 @@ static char *create_body(struct docker *d, struct inst *in)
 	json_t *si = json_sprintf("SLUICE_INSTANCE=%s", in->id);
 	json_array_append_new(env, si);
 	for (char **p = in->spec.env; *p; p++)
-		json_array_append_new(env, subst_json(in, *p));
+		json_array_append_new(env, subst_json(d, in, *p));
 	for (char **p = in->spec.args; *p; p++)
-		json_array_append_new(cmd, subst_json(in, *p));
+		json_array_append_new(cmd, subst_json(d, in, *p));
 	char idx[16], port[16];
 	snprintf(idx, sizeof idx, "%d", in->index);
 	snprintf(port, sizeof port, "%d", in->port);
@@ -620,7 +621,7 @@ static char *create_body(struct docker *d, struct inst *in)
 		json_object_set(body, "Cmd", cmd);
 	if (body && *in->spec.command && strcmp(in->spec.command, "{artifact}")) {
 		json_t *ep = json_array();
-		json_array_append_new(ep, subst_json(in, in->spec.command));
+		json_array_append_new(ep, subst_json(d, in, in->spec.command));
 		json_object_set_new(body, "Entrypoint", ep);
 	}
 	json_decref(cmd);

@@ -460,7 +460,8 @@ static int port_alloc(struct local *rt, const struct inst *for_inst)
 
 /* ---- starting ---- */
 
-/* Substitutes {port}, {artifact}, {service}, {version}, {env}, {region} and {index}. Unknown
+/* Substitutes {port}, {host} (127.0.0.1: where a local instance serves), {artifact}, {service},
+ * {version}, {env}, {region} and {index}. Unknown
  * braces are kept as they are. Returns a malloc'd string or NULL when too long. */
 static char *subst(const struct inst *in, const char *t)
 {
@@ -469,9 +470,9 @@ static char *subst(const struct inst *in, const char *t)
 	snprintf(index, sizeof index, "%d", in->index);
 	const struct {
 		const char *name, *value;
-	} vars[] = {{"{port}", port},		 {"{artifact}", in->spec.artifact}, {"{service}", in->service},
-		    {"{version}", in->version}, {"{env}", in->env},		    {"{region}", in->region},
-		    {"{index}", index}};
+	} vars[] = {{"{port}", port},		 {"{host}", "127.0.0.1"},	     {"{artifact}", in->spec.artifact},
+		    {"{service}", in->service}, {"{version}", in->version}, {"{env}", in->env},
+		    {"{region}", in->region},   {"{index}", index}};
 	struct buf b;
 	buf_init(&b, MAX_STR);
 	while (*t) {

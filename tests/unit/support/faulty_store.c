@@ -9,10 +9,18 @@ struct faulty_store {
 	store *inner;
 	char fail[256];
 	unsigned failures;
+	char before_op[64]; /* faulty_store_before: run once before this operation */
+	void (*before)(void *arg);
+	void *before_arg;
 };
 
 static int failing(struct faulty_store *f, const char *op)
 {
+	if (f->before && !strcmp(f->before_op, op)) {
+		void (*fn)(void *) = f->before;
+		f->before = NULL; /* once */
+		fn(f->before_arg);
+	}
 	if (!f->fail[0])
 		return 0;
 	if (strcmp(f->fail, "*")) {
@@ -323,4 +331,11 @@ void faulty_store_fail(struct faulty_store *f, const char *ops)
 unsigned faulty_store_failures(const struct faulty_store *f)
 {
 	return f->failures;
+}
+
+void faulty_store_before(struct faulty_store *f, const char *op, void (*fn)(void *arg), void *arg)
+{
+	snprintf(f->before_op, sizeof(f->before_op), "%s", op);
+	f->before = fn;
+	f->before_arg = arg;
 }

@@ -86,6 +86,11 @@ instances() { pgrep -fc "$DB/artifacts" || true; }
 two_instances() { [ "$(instances)" -eq 2 ]; }
 latest_id() { cli history metadata -o json | grep -m1 '"id"' | grep -o '[0-9]\+'; }
 count_events() { cli events "$1" -o json | grep -c "\"type\": \"$2\"" || true; }
+phase_is() { cli history metadata -o json 2>/dev/null | python3 -c '
+import json, sys
+h = json.load(sys.stdin)
+h = h.get("deployments", h) if isinstance(h, dict) else h
+print(next((d["phase"] for d in h if d["id"] == int(sys.argv[1])), ""))' "$1" | grep -qx "$2"; }
 hex() { sha256sum "$1" | cut -d' ' -f1; }
 
 cat >"$T/env.yaml" <<'Y'
@@ -165,8 +170,10 @@ cli deploy metadata v2 >/dev/null
 wait_until 30 in_step || bad "rollback: the canary reaches a step"
 dep=$(latest_id)
 check "rollback: posted to c (not the owner)" cli rollback metadata
-check "rollback: the deployment ends rolled back (carried out by b)" wait_until 60 latest rolled_back
+check "rollback: the deployment of v2 ends pre-empted" wait_until 60 phase_is "$dep" preempted
 check "rollback: the abort is recorded once" test "$(count_events "$dep" aborted)" -eq 1
+check "rollback: the rollback to v1 is promoted (carried out by b)" wait_until 60 promoted
+check "rollback: b drove it" test "$(owner)" = b
 check "rollback: v1 stays stable" bash -c "SLUICE_SERVER=http://127.0.0.1:${PORT[c]} '$S' status metadata -o json | grep -q '\"stable\": \"v1\"'"
 check "rollback: no duplicate instance" wait_until 20 two_instances
 kill -TERM $L 2>/dev/null || true; wait $L || true

@@ -775,8 +775,12 @@ static int supersede(executor *ex, const json_t *d, int64_t by, struct err *e)
 	int64_t id = json_integer_value(json_object_get(d, "id"));
 	char msg[160];
 	snprintf(msg, sizeof(msg), "superseded by deployment %lld before it started", (long long)by);
-	if (store_update_deployment(ex->store, id, json_object_get(d, "state"), "superseded", msg, e))
-		return -1;
+	/* compared with the state read: if its owner started it meanwhile, it is not superseded
+	 * (STORE_CONFLICT: the caller reads again) */
+	const json_t *st = json_object_get(d, "state");
+	int rc = store_update_deployment_if(ex->store, id, st, st, "superseded", msg, e);
+	if (rc)
+		return rc == STORE_CONFLICT ? STORE_CONFLICT : -1;
 	return store_add_event(ex->store, id, "superseded", NULL, msg, NULL, e);
 }
 

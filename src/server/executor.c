@@ -41,6 +41,7 @@ struct executor {
 	replica *replica; /* NULL: this server owns every service */
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
+	int64_t last_store_log;       /* an unreachable store is logged every 5 s, not every tick */
 };
 
 static int64_t create_in_tx(executor *ex, const char *service, const char *env,
@@ -597,7 +598,11 @@ void executor_tick(executor *ex)
 	json_t *active = NULL;
 	struct err e = {""};
 	if (store_active_deployments(ex->store, &active, &e)) {
-		log_error("executor: %s", e.msg);
+		int64_t now = store_now_ms();
+		if (now - ex->last_store_log >= 5000) {
+			ex->last_store_log = now;
+			log_error("executor: %s", e.msg);
+		}
 		return;
 	}
 	json_t *seen = json_object();

@@ -129,7 +129,7 @@ check "b made v1's artifact from the store, byte for byte" cmp -s "$DB/artifacts
 check "two instances run from b's data directory" wait_until 10 two_instances
 
 # --- a network cut between b and the database: frozen, then killed
-cut() { # cut freeze|kill VERSION
+network_cut() { # network_cut freeze|kill VERSION
 	local how=$1 version=$2
 	"$S" load --url http://127.0.0.1:34211/items/1 --rate 100 --conns 4 --duration 120 >"$T/load-$how.txt" &
 	local L=$!
@@ -157,10 +157,10 @@ cut() { # cut freeze|kill VERSION
 	kill -TERM $L 2>/dev/null || true; wait $L || true
 	check "$how: 0 failed requests ($(grep -o 'requests [0-9]*' "$T/load-$how.txt" || echo none))" grep -q ' failed 0 ' "$T/load-$how.txt"
 }
-cut freeze v2
+network_cut freeze v2
 grep -q "fenced" "$T/b.log" && ok "freeze: b's late write was refused by the fence (its log)" ||
 	echo "# freeze: b had no write in flight when the link froze (no fenced write in its log)"
-cut kill v1
+network_cut kill v1
 
 # --- an operator's rollback posted to c, which does not own the service
 "$S" load --url http://127.0.0.1:34211/items/1 --rate 100 --conns 4 --duration 120 >"$T/load-rollback.txt" &

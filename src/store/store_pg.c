@@ -293,6 +293,7 @@ struct params {
 	const char *v[MAX_PARAMS];
 	int len[MAX_PARAMS]; /* of a binary parameter ("b") */
 	int fmt[MAX_PARAMS]; /* 1: binary */
+	int result_format;   /* 1: results in binary (a bytea's bytes as they are) */
 	char num[MAX_PARAMS][24];
 	char *owned[MAX_PARAMS];
 };
@@ -358,7 +359,7 @@ static PGresult *send_stmt(struct pg_store *s, const char *sql, const struct par
 	*sent = 0;
 	if (i < 0) {
 		*sent = 1;
-		return PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
+		return PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, p->result_format);
 	}
 	char name[24];
 	snprintf(name, sizeof(name), "sluice_%d", i);
@@ -370,10 +371,11 @@ static PGresult *send_stmt(struct pg_store *s, const char *sql, const struct par
 		s->stmts[i].gen = s->gen;
 	}
 	*sent = 1;
-	return PQexecPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, 0);
+	return PQexecPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, p->result_format);
 }
 
-enum { READ = 0, WRITE = 1 };
+/* kinds of statement: a read or a write (the retry rules), results in binary or text */
+enum { READ = 0, WRITE = 1, BINARY = 2 };
 
 /* Runs a statement; *out owns its result. The retry rules are in the file's comment. */
 static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, const char *sql,
@@ -385,6 +387,7 @@ static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, 
 		params_free(&p);
 		return -1;
 	}
+	p.result_format = kind & BINARY ? 1 : 0;
 	int rc = -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure(s, e))
@@ -416,9 +419,9 @@ static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, 
 			break;
 		}
 		s->changes++;
-		if (attempt == 0 && (kind == READ || !sent))
+		if (attempt == 0 && (!(kind & WRITE) || !sent))
 			continue; /* harmless to repeat on a new connection */
-		if (kind == WRITE)
+		if (kind & WRITE)
 			err_set(e, "store: connection lost: the write's outcome is unknown (not retried): %s",
 				line);
 		else
@@ -1127,8 +1130,8 @@ static int pg_list_leases(void *drv, json_t **out, struct err *e)
 		     "");
 }
 
-/* ---- artifacts (store.h): bytes go out as binary parameters and come back as bytea's hex
- * text ("\\x..."), decoded here ---- */
+/* ---- artifacts (store.h): bytes go out as binary parameters and come back as a binary
+ * result (no hex text on either way) ---- */
 
 static int pg_put_artifact_chunk(void *drv, const char *digest, int64_t n, const void *data, size_t len,
 				 struct err *e)
@@ -1163,41 +1166,26 @@ static int pg_get_artifact(void *drv, const char *digest, int64_t *size, int64_t
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static int pg_get_artifact_chunk(void *drv, const char *digest, int64_t n, void *buf, size_t cap,
 				 size_t *len, struct err *e)
 {
 	PGresult *r;
 	int rc = 0;
-	if (execute_v(drv, &r, READ, e, "SELECT bytes FROM artifact_chunks WHERE digest = $1 AND n = $2",
-		      "si", digest, n))
+	if (execute_v(drv, &r, READ | BINARY, e,
+		      "SELECT bytes FROM artifact_chunks WHERE digest = $1 AND n = $2", "si", digest, n))
 		return -1;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
 		return STORE_NOTFOUND;
 	}
-	const char *hex = PQgetvalue(r, 0, 0);
-	size_t hlen = (size_t)PQgetlength(r, 0, 0);
-	if (hlen < 2 || hex[0] != '\\' || hex[1] != 'x' || hlen % 2) {
-		rc = err_set(e, "store: artifact %s chunk %lld: bytea is not in hex form", digest, (long long)n);
-	} else if ((hlen - 2) / 2 > cap) {
+	size_t got = (size_t)PQgetlength(r, 0, 0);
+	if (got > cap)
 		rc = err_set(e, "store: artifact %s chunk %lld has %zu bytes, more than %zu", digest,
-			     (long long)n, (hlen - 2) / 2, cap);
-	} else {
-		unsigned char *out = buf;
-		for (size_t i = 2; i < hlen && !rc; i += 2) {
-			int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
-			if (hi < 0 || lo < 0)
-				rc = err_set(e, "store: artifact %s chunk %lld: bad hex", digest, (long long)n);
-			else
-				out[(i - 2) / 2] = (unsigned char)(hi << 4 | lo);
-		}
-		*len = (hlen - 2) / 2;
-	}
+			     (long long)n, got, cap);
+	else
+		memcpy(buf, PQgetvalue(r, 0, 0), got);
+	if (!rc)
+		*len = got;
 	PQclear(r);
 	return rc;
 }

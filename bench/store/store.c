@@ -6,16 +6,25 @@
  *   update transactions of store_begin, store_update_deployment, store_add_event, store_commit
  *          (one pipeline step)
  *   read   store_get_stable of one of 100 service/region rows (the reconciler's question)
- * each for a fixed time, one handle, one thread, and prints one line per driver.
+ * each for a fixed time, one handle, one thread; then an artifact of 64 MiB copied into the
+ * store (artifacts_share: what an upload adds with a shared store) and made again from it in
+ * another directory (artifacts_fetch: what a replica that never saw the upload does before
+ * starting it), in MB/s. One line per driver.
  *
  * usage: store-bench [--seconds S] LOCATION...   (bench/store/run.sh runs both drivers)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "store/artifacts.h"
 #include "store/store.h"
+#include "util/sha256.h"
+
+#define ARTIFACT_MB 64
 
 static double now_s(void)
 {
@@ -43,6 +52,53 @@ static int fail(const char *what, const struct err *e)
 		}                                                         \
 		*(rate) = (double)n_ / (t_ - t0_);                        \
 	} while (0)
+
+/* MB/s of artifacts_share and artifacts_fetch of one ARTIFACT_MB artifact (distinct content
+ * per call, so nothing is found stored already). */
+static int bench_artifacts(store *s, double *share, double *fetch, struct err *e)
+{
+	char dir[] = "/tmp/sluice-bench-art.XXXXXX", other[64], id[ARTIFACTS_ID_LEN + 1], hex[65];
+	if (!mkdtemp(dir))
+		return err_set(e, "mkdtemp failed");
+	snprintf(other, sizeof(other), "%s/other", dir);
+	mkdir(other, 0755);
+	size_t n = (size_t)ARTIFACT_MB << 20;
+	unsigned char *buf = malloc(n), dg[32];
+	if (!buf)
+		return err_set(e, "out of memory");
+	unsigned x = (unsigned)time(NULL) | 1u;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* incompressible, like a binary */
+		buf[i] = (unsigned char)x;
+	}
+	struct sha256 h;
+	sha256_init(&h);
+	sha256_update(&h, buf, n);
+	sha256_final(&h, dg);
+	sha256_hex(dg, hex);
+	snprintf(id, sizeof(id), "sha256:%s", hex);
+	struct artifact_writer *w;
+	int created, rc = artifacts_begin(&w, dir, id, n, e);
+	if (!rc && (rc = artifacts_write(w, buf, n, e)))
+		artifacts_abort(w);
+	if (!rc)
+		rc = artifacts_commit(w, &created, e);
+	free(buf);
+	double t0 = now_s();
+	if (!rc)
+		rc = artifacts_share(s, dir, id, e);
+	double t1 = now_s();
+	if (!rc)
+		rc = artifacts_fetch(s, other, id, n, e);
+	double t2 = now_s();
+	*share = ARTIFACT_MB * 1.048576 / (t1 - t0);
+	*fetch = ARTIFACT_MB * 1.048576 / (t2 - t1);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "store-bench: could not remove %s\n", dir);
+	return rc ? -1 : 0;
+}
 
 static int bench(const char *location, double seconds)
 {
@@ -79,8 +135,11 @@ static int bench(const char *location, double seconds)
 		if (store_get_stable(s, svc, "production", region, v, sizeof(v), &e))
 			return fail("get stable", &e);
 	});
+	double share = 0, fetch = 0;
+	if (bench_artifacts(s, &share, &fetch, &e))
+		return fail("artifact", &e);
 	const char *driver = strncmp(location, "postgres", 8) ? "sqlite" : "postgres";
-	printf("%-9s %12.0f %12.0f %12.0f\n", driver, writes, updates, reads);
+	printf("%-9s %12.0f %12.0f %12.0f %12.0f %12.0f\n", driver, writes, updates, reads, share, fetch);
 	json_decref(state);
 	store_close(s);
 	return 0;
@@ -98,8 +157,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: store-bench [--seconds S] LOCATION...\n");
 		return 2;
 	}
-	printf("%-9s %12s %12s %12s   (operations per second, one handle, %.0f s each)\n", "driver",
-	       "write tx/s", "update tx/s", "reads/s", seconds);
+	printf("%-9s %12s %12s %12s %12s %12s   (operations per second, one handle, %.0f s each; "
+	       "artifact of %d MiB in MB/s)\n",
+	       "driver", "write tx/s", "update tx/s", "reads/s", "art. in MB/s", "art. out MB/s", seconds,
+	       ARTIFACT_MB);
 	for (; i < argc; i++)
 		if (bench(argv[i], seconds))
 			return 1;

@@ -371,6 +371,11 @@ static void h_artifact_put(struct route_ctx *c)
 	struct err e = {""};
 	int created = 0;
 	int rc = artifacts_commit(w, &created, &e);
+	/* a shared store (replicas on several machines) gets its copy before the answer: a
+	 * release pushed next may be started by a replica that never saw this upload */
+	if (!rc && store_shared(c->srv->store) &&
+	    artifacts_share(c->srv->store, c->srv->artifacts_dir, id, &e))
+		rc = -1;
 	if (rc == ARTIFACTS_MISMATCH)
 		httpd_error(c->resp, 400, "%s", e.msg);
 	else if (rc)
@@ -407,7 +412,7 @@ static void h_release_push(struct route_ctx *c)
 		goto out;
 	}
 	int64_t size = 0;
-	rc = artifacts_valid_id(digest) ? artifacts_stat(c->srv->artifacts_dir, digest, &size, &e)
+	rc = artifacts_valid_id(digest) ? artifacts_find(c->srv->store, c->srv->artifacts_dir, digest, &size, &e)
 					: ARTIFACTS_NOTFOUND;
 	if (rc == ARTIFACTS_NOTFOUND) {
 		httpd_error(c->resp, 400, "artifact %s has not been uploaded", digest);

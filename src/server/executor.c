@@ -41,6 +41,7 @@ struct executor {
 	replica *replica; /* NULL: this server owns every service */
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
+	int64_t last_store_log;       /* an unreachable store is logged every 5 s, not every tick */
 };
 
 static int64_t create_in_tx(executor *ex, const char *service, const char *env,
@@ -375,13 +376,23 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 	free(in);
 }
 
-/* Writes (state, actions) inside the caller's transaction. */
+/* Writes (state, actions) inside the caller's transaction, as a compare-and-set when `read`
+ * is the stored state the change was made from (store_update_deployment_if): a deployment
+ * that another writer changed since (an operator's abort or retry accepted by another
+ * replica, the owner's tick) is left alone and STORE_CONFLICT returned, so no write of one
+ * replica silently undoes another's; the caller reads it again. *written (may be NULL) is the
+ * state written (the caller's to json_decref). */
 static int persist_in_tx(executor *ex, int64_t id, const char *service, const char *env,
-			 const struct pl_state *st, const struct pl_actions *acts, struct err *e)
+			 const struct pl_state *st, const struct pl_actions *acts, const json_t *read,
+			 json_t **written, struct err *e)
 {
 	json_t *js = pipeline_to_json(st);
-	int rc = store_update_deployment(ex->store, id, js, pipeline_phase_name(st->phase),
-					 st->reason[0] ? st->reason : NULL, e);
+	int rc = read ? store_update_deployment_if(ex->store, id, read, js, pipeline_phase_name(st->phase),
+						   st->reason[0] ? st->reason : NULL, e)
+		      : store_update_deployment(ex->store, id, js, pipeline_phase_name(st->phase),
+						st->reason[0] ? st->reason : NULL, e);
+	if (written && !rc)
+		*written = json_incref(js);
 	json_decref(js);
 	for (int i = 0; !rc && i < acts->n; i++) {
 		const struct pl_action *a = &acts->a[i];
@@ -402,6 +413,10 @@ static int persist_in_tx(executor *ex, int64_t id, const char *service, const ch
 				 region ? " in " : "", region ? region : "", a->message);
 		}
 	}
+	if (rc && written) {
+		json_decref(*written);
+		*written = NULL;
+	}
 	return rc;
 }
 
@@ -419,29 +434,42 @@ static int fence(executor *ex, const char *service, int always, struct err *e)
 	return rc ? -1 : 0;
 }
 
-/* Persists (state, actions) in one transaction, fenced. */
+/* Persists (state, actions) in one transaction, fenced, compared with *read (the stored state
+ * the change was made from; replaced by the state written once it is committed). 0,
+ * STORE_CONFLICT (another writer changed the deployment: nothing written) or -1. */
 static int persist_fenced(executor *ex, int64_t id, const char *service, const char *env,
-			  const struct pl_state *st, const struct pl_actions *acts, int always)
+			  const struct pl_state *st, const struct pl_actions *acts, int always,
+			  json_t **read)
 {
 	struct err e = {""};
+	json_t *written = NULL;
 	int rc = store_begin(ex->store, &e);
 	if (!rc)
 		rc = fence(ex, service, always, &e);
 	if (!rc)
-		rc = persist_in_tx(ex, id, service, env, st, acts, &e);
+		rc = persist_in_tx(ex, id, service, env, st, acts, *read, &written, &e);
 	if (!rc)
 		rc = store_commit(ex->store, &e);
 	else
 		store_rollback(ex->store);
-	if (rc)
+	if (!rc) {
+		json_decref(*read);
+		*read = written;
+		return 0;
+	}
+	json_decref(written);
+	if (rc == STORE_CONFLICT)
+		log_info("deployment %lld: changed by another writer meanwhile (read again): %s",
+			 (long long)id, e.msg);
+	else
 		log_error("deployment %lld: could not persist: %s", (long long)id, e.msg);
-	return rc;
+	return rc == STORE_CONFLICT ? STORE_CONFLICT : -1;
 }
 
 static int persist(executor *ex, int64_t id, const char *service, const char *env,
-		   const struct pl_state *st, const struct pl_actions *acts)
+		   const struct pl_state *st, const struct pl_actions *acts, json_t **read)
 {
-	return persist_fenced(ex, id, service, env, st, acts, 1);
+	return persist_fenced(ex, id, service, env, st, acts, 1, read);
 }
 
 /* Effects that are not in the store: they follow the commit. */
@@ -459,13 +487,13 @@ static void after_actions(executor *ex, int64_t id, const struct service_manifes
 /* Applies ev; persists and acts when it changed something. Returns -1 when persisting failed
  * (the state is then left as it was). */
 static int apply(executor *ex, int64_t id, const struct service_manifest *svc, const char *service,
-		 const char *env, struct pl_state *st, const struct pl_event *ev)
+		 const char *env, struct pl_state *st, const struct pl_event *ev, json_t **read)
 {
 	struct pl_actions acts;
 	struct pl_state before = *st;
 	if (!pipeline_step(st, ev, &acts))
 		return 0;
-	if (persist(ex, id, service, env, st, &acts)) {
+	if (persist(ex, id, service, env, st, &acts, read)) {
 		*st = before;
 		return -1;
 	}
@@ -493,6 +521,8 @@ static void drive(executor *ex, json_t *dep)
 		log_error("deployment %lld: %s", (long long)id, e.msg);
 		return;
 	}
+	/* what every write of this pass is compared with (persist_in_tx) */
+	json_t *read = json_incref(json_object_get(dep, "state"));
 	int64_t now = store_now_ms();
 	if (!pipeline_started(&st) && !st.aborted) {
 		/* A queued deployment waited while others changed what is stable: it starts from
@@ -505,24 +535,26 @@ static void drive(executor *ex, json_t *dep)
 				/* start from what is stable, or not yet: the next tick tries again */
 				log_error("deployment %lld: %s", (long long)id, e.msg);
 				catalog_release_service(ex->cat, svc);
+				json_decref(read);
 				return;
 			}
 			snprintf(st.regions[i].stable, sizeof(st.regions[i].stable), "%s", cur);
 		}
 		struct pl_event ev = {.type = PL_EV_START, .now = now};
-		apply(ex, id, svc, service, env, &st, &ev);
+		apply(ex, id, svc, service, env, &st, &ev, &read);
 		catalog_release_service(ex->cat, svc);
+		json_decref(read);
 		return; /* let the reconciler start instances before observing */
 	}
 	struct pl_event tick = {.type = PL_EV_TICK, .now = now};
-	if (apply(ex, id, svc, service, env, &st, &tick) < 0)
+	if (apply(ex, id, svc, service, env, &st, &tick, &read) < 0)
 		goto out;
 	for (int i = 0; i < st.nregions && !pipeline_done(&st); i++) {
 		if (!pipeline_controls(&st, i))
 			continue;
 		struct pl_event ev = {.type = PL_EV_OBSERVE, .now = now, .region = i};
 		observe(ex, id, svc, &st, i, &ev.obs);
-		if (apply(ex, id, svc, service, env, &st, &ev) < 0)
+		if (apply(ex, id, svc, service, env, &st, &ev, &read) < 0)
 			break;
 	}
 	if (pipeline_done(&st))
@@ -530,6 +562,7 @@ static void drive(executor *ex, json_t *dep)
 			 pipeline_phase_name(st.phase), st.reason[0] ? ": " : "", st.reason);
 out:
 	catalog_release_service(ex->cat, svc);
+	json_decref(read);
 }
 
 /* A stored deployment whose state does not parse counts as started: it is the one the
@@ -565,7 +598,11 @@ void executor_tick(executor *ex)
 	json_t *active = NULL;
 	struct err e = {""};
 	if (store_active_deployments(ex->store, &active, &e)) {
-		log_error("executor: %s", e.msg);
+		int64_t now = store_now_ms();
+		if (now - ex->last_store_log >= 5000) {
+			ex->last_store_log = now;
+			log_error("executor: %s", e.msg);
+		}
 		return;
 	}
 	json_t *seen = json_object();
@@ -743,8 +780,12 @@ static int supersede(executor *ex, const json_t *d, int64_t by, struct err *e)
 	int64_t id = json_integer_value(json_object_get(d, "id"));
 	char msg[160];
 	snprintf(msg, sizeof(msg), "superseded by deployment %lld before it started", (long long)by);
-	if (store_update_deployment(ex->store, id, json_object_get(d, "state"), "superseded", msg, e))
-		return -1;
+	/* compared with the state read: if its owner started it meanwhile, it is not superseded
+	 * (STORE_CONFLICT: the caller reads again) */
+	const json_t *st = json_object_get(d, "state");
+	int rc = store_update_deployment_if(ex->store, id, st, st, "superseded", msg, e);
+	if (rc)
+		return rc == STORE_CONFLICT ? STORE_CONFLICT : -1;
 	return store_add_event(ex->store, id, "superseded", NULL, msg, NULL, e);
 }
 
@@ -794,9 +835,13 @@ static int names_refused(executor *ex, const struct service_manifest *svc, const
 	return rc;
 }
 
-int64_t executor_create(executor *ex, const char *service, const char *env,
-			const char *version, enum pl_kind kind, int force, json_t *gate_report,
-			struct err *e)
+/* How many times an operator's request is read and applied again when another writer changed
+ * the deployment in between (each pass is a few ms; the owner writes a few times a second). */
+#define EXECUTOR_CAS_TRIES 20
+
+/* One attempt; *conflict is set when a deployment it pre-empts changed meanwhile. */
+static int64_t create_once(executor *ex, const char *service, const char *env, const char *version,
+			   enum pl_kind kind, int force, json_t *gate_report, int *conflict, struct err *e)
 {
 	/* the service first: a release of an unknown service cannot be pushed, so "push it" would
 	 * send the user the wrong way */
@@ -852,7 +897,8 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 				struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = 1};
 				snprintf(ev.reason, sizeof(ev.reason), "%s", why);
 				if (pipeline_step(&ost, &ev, &acts))
-					rc = persist_in_tx(ex, other, service, json_string_value(json_object_get(d, "env")), &ost, &acts, e);
+					rc = persist_in_tx(ex, other, service, json_string_value(json_object_get(d, "env")),
+							   &ost, &acts, json_object_get(d, "state"), NULL, e);
 			}
 		} else if (!has_started(d) &&
 			   (kind != PL_DEPLOY || supersede_policy)) {
@@ -870,32 +916,53 @@ int64_t executor_create(executor *ex, const char *service, const char *env,
 		rc = store_commit(ex->store, e);
 	else
 		store_rollback(ex->store);
+	*conflict = rc == STORE_CONFLICT;
 	return rc ? -1 : id;
+}
+
+int64_t executor_create(executor *ex, const char *service, const char *env, const char *version,
+			enum pl_kind kind, int force, json_t *gate_report, struct err *e)
+{
+	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
+		int conflict = 0;
+		int64_t id = create_once(ex, service, env, version, kind, force, gate_report, &conflict, e);
+		if (!conflict)
+			return id;
+	}
+	return err_set(e, "store: the deployment in flight of %s kept changing; try again", service);
 }
 
 int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e)
 {
-	json_t *dep = NULL;
-	int rc = store_get_deployment(ex->store, id, &dep, e);
-	if (rc)
-		return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
-	struct pl_state st;
-	if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
+	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
+		json_t *dep = NULL;
+		int rc = store_get_deployment(ex->store, id, &dep, e);
+		if (rc)
+			return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
+		struct pl_state st;
+		if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
+			json_decref(dep);
+			return err_set(e, "deployment %lld has an unreadable state", (long long)id);
+		}
+		struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = preempt};
+		snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+		struct pl_actions acts;
+		rc = 0;
+		json_t *read = json_incref(json_object_get(dep, "state"));
+		if (pipeline_step(&st, &ev, &acts))
+			rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
+					    json_string_value(json_object_get(dep, "env")), &st, &acts, 0, &read);
+		json_decref(read);
 		json_decref(dep);
-		return err_set(e, "deployment %lld has an unreadable state", (long long)id);
+		if (rc != STORE_CONFLICT)
+			return rc ? err_set(e, "store: could not record the abort") : 0;
 	}
-	struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = preempt};
-	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
-	struct pl_actions acts;
-	rc = 0;
-	if (pipeline_step(&st, &ev, &acts))
-		rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
-				    json_string_value(json_object_get(dep, "env")), &st, &acts, 0);
-	json_decref(dep);
-	return rc ? err_set(e, "store: could not record the abort") : 0;
+	return err_set(e, "store: deployment %lld kept changing; the abort was not recorded, try again",
+		       (long long)id);
 }
 
-int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
+/* One attempt: 0, -1 with e, or STORE_CONFLICT (read again). */
+static int retry_once(executor *ex, int64_t id, const char *region, struct err *e)
 {
 	json_t *dep = NULL;
 	int rc = store_get_deployment(ex->store, id, &dep, e);
@@ -930,12 +997,27 @@ int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
 		if (!rc) {
 			struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
 			struct pl_actions acts;
+			json_t *read = json_incref(json_object_get(dep, "state"));
 			if (pipeline_step(&st, &ev, &acts))
-				rc = persist_fenced(ex, id, service, env, &st, &acts, 0)
-					     ? err_set(e, "store: could not record the retry")
-					     : 0;
+				rc = persist_fenced(ex, id, service, env, &st, &acts, 0, &read);
+			json_decref(read);
+			if (rc == -1)
+				err_set(e, "store: could not record the retry");
 		}
 	}
 	json_decref(dep);
 	return rc;
+}
+
+int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
+{
+	/* read again after a conflict: if another replica retried the region meanwhile, the
+	 * region is no longer failed and this request is refused, so it is done once */
+	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
+		int rc = retry_once(ex, id, region, e);
+		if (rc != STORE_CONFLICT)
+			return rc;
+	}
+	return err_set(e, "store: deployment %lld kept changing; the retry was not recorded, try again",
+		       (long long)id);
 }

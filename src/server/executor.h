@@ -71,8 +71,13 @@ int executor_retry(executor *ex, int64_t id, const char *region, struct err *e);
 /* Asks an active deployment to stop (traffic back to stable, new instances drained and
  * stopped); preempt records it as pre-empted rather than aborted. Creating, retrying and
  * aborting come from the API, which every replica answers: on the owner they are fenced like
- * its ticks; on another replica they are written unfenced (docs/store.md: the owner may
- * overwrite such a write made during its own tick; the API answers as usual). */
+ * its ticks. On any replica they are the pipeline's event applied to the state as read and
+ * written as a compare-and-set (store_update_deployment_if), read and applied again when
+ * another writer (the owner's tick, another replica's request) changed the deployment in
+ * between; the owner's own writes are compared the same way. So each request is recorded
+ * exactly once and never undone by a write made from an older state; the owner acts on what
+ * is recorded (the reconciler reads it), as it does after a restart. A retry that finds its
+ * region already retried is refused ("not failed"). */
 int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e);
 
 #endif

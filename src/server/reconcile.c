@@ -170,6 +170,18 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		json_decref(rel);
 		return;
 	}
+	if (store_shared(rec->store)) {
+		/* uploaded to another replica: made here from the store's copy, digest checked */
+		int frc = artifacts_fetch(rec->store, rec->artifacts_dir, digest, ARTIFACTS_FETCH_MAX, &e);
+		if (frc) {
+			if (frc == -1 && store_failed(&e))
+				start_unknown(rec, name, env, region, version, e.msg);
+			else
+				set_start_error(rec, name, env, region, version, e.msg);
+			json_decref(rel);
+			return;
+		}
+	}
 
 	size_t nargs = svc->run.nargs, nenv = svc->run.nenv + svc->ndepends;
 	const char **argv = calloc(nargs + 1, sizeof(char *));

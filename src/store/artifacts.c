@@ -168,3 +168,122 @@ void artifacts_abort(struct artifact_writer *w)
 		unlink(w->tmp);
 	free(w);
 }
+
+/* ---- the shared store's copy ---- */
+
+int artifacts_share(store *s, const char *dir, const char *id, struct err *e)
+{
+	assert(s && e);
+	char path[PATH_MAX];
+	if (artifacts_path(dir, id, path, sizeof(path), e))
+		return -1;
+	int64_t size, chunks;
+	int rc = store_get_artifact(s, id, &size, &chunks, e);
+	if (rc != STORE_NOTFOUND)
+		return rc ? -1 : 0; /* stored already, or the store failed */
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return ARTIFACTS_NOTFOUND;
+		return err_set(e, "artifact %s: %s", id, strerror(errno));
+	}
+	unsigned char *buf = malloc(ARTIFACTS_CHUNK);
+	if (!buf) {
+		close(fd);
+		return err_set(e, "artifact: out of memory");
+	}
+	rc = store_begin(s, e);
+	int64_t n = 0, total = 0;
+	while (!rc) {
+		size_t got = 0;
+		while (got < ARTIFACTS_CHUNK) { /* whole chunks: only the last is shorter */
+			ssize_t k = read(fd, buf + got, ARTIFACTS_CHUNK - got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				rc = err_set(e, "artifact %s: %s", id, strerror(errno));
+				break;
+			}
+			if (k == 0)
+				break;
+			got += (size_t)k;
+		}
+		if (rc || got == 0)
+			break;
+		rc = store_put_artifact_chunk(s, id, n++, buf, got, e);
+		total += (int64_t)got;
+		if (got < ARTIFACTS_CHUNK)
+			break;
+	}
+	int created;
+	if (!rc)
+		rc = store_put_artifact(s, id, total, n, &created, e);
+	if (!rc)
+		rc = store_commit(s, e);
+	else
+		store_rollback(s);
+	free(buf);
+	close(fd);
+	return rc ? -1 : 0;
+}
+
+int artifacts_fetch(store *s, const char *dir, const char *id, uint64_t limit, struct err *e)
+{
+	assert(s && e);
+	int rc = artifacts_stat(dir, id, NULL, e);
+	if (rc != ARTIFACTS_NOTFOUND)
+		return rc;
+	int64_t size, chunks;
+	rc = store_get_artifact(s, id, &size, &chunks, e);
+	if (rc)
+		return rc == STORE_NOTFOUND ? ARTIFACTS_NOTFOUND : -1;
+	if ((uint64_t)size > limit)
+		return err_set(e, "artifact %s in the store has %lld bytes, more than %llu", id, (long long)size,
+			       (unsigned long long)limit);
+	unsigned char *buf = malloc(ARTIFACTS_CHUNK);
+	struct artifact_writer *w = NULL;
+	if (!buf)
+		return err_set(e, "artifact: out of memory");
+	rc = artifacts_begin(&w, dir, id, (uint64_t)size, e);
+	for (int64_t n = 0; !rc && n < chunks; n++) {
+		size_t len = 0;
+		rc = store_get_artifact_chunk(s, id, n, buf, ARTIFACTS_CHUNK, &len, e);
+		if (rc == STORE_NOTFOUND) /* a row exists only with all its chunks */
+			rc = err_set(e, "store: artifact %s lacks chunk %lld", id, (long long)n);
+		if (!rc)
+			rc = artifacts_write(w, buf, len, e);
+		if (rc == ARTIFACTS_TOOBIG)
+			err_set(e, "artifact %s in the store is larger than its size %lld", id, (long long)size);
+	}
+	free(buf);
+	if (!rc && w->written != (uint64_t)size)
+		rc = err_set(e, "artifact %s in the store has %llu bytes, not its size %lld", id,
+			     (unsigned long long)w->written, (long long)size);
+	if (rc) {
+		artifacts_abort(w);
+		return rc == ARTIFACTS_TOOBIG ? ARTIFACTS_MISMATCH : rc < 0 ? rc : -1;
+	}
+	int created;
+	rc = artifacts_commit(w, &created, e);
+	if (rc == ARTIFACTS_MISMATCH) {
+		struct err inner = *e;
+		err_set(e, "the store's copy of artifact %s is corrupt: %s", id, inner.msg);
+	}
+	return rc;
+}
+
+int artifacts_find(store *s, const char *dir, const char *id, int64_t *size, struct err *e)
+{
+	int rc = artifacts_stat(dir, id, size, e);
+	if (rc != ARTIFACTS_NOTFOUND || !s || !store_shared(s))
+		return rc;
+	int64_t sz, chunks;
+	rc = store_get_artifact(s, id, &sz, &chunks, e);
+	if (rc == STORE_NOTFOUND)
+		return ARTIFACTS_NOTFOUND;
+	if (rc)
+		return -1;
+	if (size)
+		*size = sz;
+	return 0;
+}

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store.h"
 #include "util/log.h"
 
 #define ARTIFACTS_ID_LEN 71 /* "sha256:" + 64 */
@@ -62,5 +63,33 @@ __attribute__((warn_unused_result)) int artifacts_commit(struct artifact_writer 
 							 int *created /* OUT */, struct err *e);
 /* Drops the upload. NULL is a no-op. */
 void artifacts_abort(struct artifact_writer *w);
+
+/* ---- A shared store's copy (store_shared: replicas that do not share DIR) ----
+ *
+ * The file stays the artifact the runtime starts; a shared store holds a copy in chunks of
+ * ARTIFACTS_CHUNK bytes (store_put_artifact_chunk), so a replica whose DIR lacks a file makes
+ * it from the store, checked against its digest like an upload. Both calls block the caller
+ * for the copy (the store's round trips: about a second per 100 MB on a LAN). */
+#define ARTIFACTS_CHUNK (256u << 10)
+/* The largest artifact fetched from a store (the API accepts 256 MiB uploads) */
+#define ARTIFACTS_FETCH_MAX (1ull << 30)
+
+/* Copies DIR's artifact `id` into the store in one transaction (its chunks, then its row),
+ * unless the store has it already. The caller holds no transaction (an attached audit record,
+ * store_audit_attach, is written with it). 0, ARTIFACTS_NOTFOUND (no such file) or -1. */
+__attribute__((warn_unused_result)) int artifacts_share(store *s, const char *dir, const char *id,
+							struct err *e);
+/* Makes sure DIR has the artifact `id`: when its file is missing, writes it from the store's
+ * chunks through the writer above (the digest checked, synced, renamed into place), limit
+ * bytes at most. 0 (the file is there), ARTIFACTS_NOTFOUND (neither DIR nor the store has it),
+ * ARTIFACTS_MISMATCH (the store's copy does not have its digest: nothing is written), or -1
+ * (a store failure: its message starts with "store: "). */
+__attribute__((warn_unused_result)) int artifacts_fetch(store *s, const char *dir, const char *id,
+							uint64_t limit, struct err *e);
+/* Whether the artifact exists in DIR or, failing that, in the store (s may be NULL: DIR only);
+ * the same answers as artifacts_stat. */
+__attribute__((warn_unused_result)) int artifacts_find(store *s, const char *dir, const char *id,
+						       int64_t *size /* OUT, may be NULL */,
+						       struct err *e);
 
 #endif

@@ -279,6 +279,19 @@ int store_update_deployment(store *s, int64_t id, const json_t *state, const cha
 	return leave(rc, e, "update deployment");
 }
 
+int store_update_deployment_if(store *s, int64_t id, const json_t *expected, const json_t *state,
+			       const char *phase, const char *reason, struct err *e)
+{
+	ENTER(s, e);
+	assert(expected && state && phase);
+	int rc = s->ops->update_deployment_if(s->drv, id, expected, state, phase, reason, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "deployment %lld does not exist", (long long)id);
+	else if (rc == STORE_CONFLICT && !e->msg[0])
+		err_set(e, "deployment %lld was changed by another writer since it was read", (long long)id);
+	return leave(rc, e, "update deployment");
+}
+
 int store_get_deployment(store *s, int64_t id, json_t **out, struct err *e)
 {
 	ENTER(s, e);
@@ -549,4 +562,57 @@ int store_list_leases(store *s, json_t **out, struct err *e)
 	ENTER(s, e);
 	*out = NULL;
 	return leave_json(s->ops->list_leases(s->drv, out, e), out, e, "list leases");
+}
+
+/* ---- artifacts ---- */
+
+int store_put_artifact_chunk(store *s, const char *digest, int64_t n, const void *data, size_t len,
+			     struct err *e)
+{
+	ENTER(s, e);
+	assert(digest && data);
+	if (n < 0 || len == 0 || len > STORE_ARTIFACT_CHUNK_MAX)
+		return err_set(e, "store: artifact chunk %lld of %zu bytes is out of range", (long long)n, len);
+	return leave(s->ops->put_artifact_chunk(s->drv, digest, n, data, len, e), e, "put artifact chunk");
+}
+
+int store_put_artifact(store *s, const char *digest, int64_t size, int64_t chunks, int *created,
+		       struct err *e)
+{
+	ENTER(s, e);
+	assert(digest && created);
+	*created = 0;
+	if (size < 0 || chunks < 0)
+		return err_set(e, "store: artifact %s: negative size", digest);
+	return leave(s->ops->put_artifact(s->drv, digest, size, chunks, created, e), e, "put artifact");
+}
+
+int store_get_artifact(store *s, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
+{
+	ENTER(s, e);
+	assert(digest && size && chunks);
+	*size = *chunks = 0;
+	int rc = s->ops->get_artifact(s->drv, digest, size, chunks, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "artifact %s is not in the store", digest);
+	return leave(rc, e, "get artifact");
+}
+
+int store_get_artifact_chunk(store *s, const char *digest, int64_t n, void *buf, size_t cap,
+			     size_t *len, struct err *e)
+{
+	ENTER(s, e);
+	assert(digest && buf && len);
+	*len = 0;
+	int rc = s->ops->get_artifact_chunk(s->drv, digest, n, buf, cap, len, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "artifact %s has no chunk %lld", digest, (long long)n);
+	if (rc)
+		*len = 0;
+	return leave(rc, e, "get artifact chunk");
+}
+
+int store_shared(store *s)
+{
+	return s && s->ops->shared;
 }

@@ -7,7 +7,8 @@
  * hashes, never the secrets), the audit log of every change made through the API
  * (append-only: no operation edits or deletes a row), and per environment the feature flag
  * set with every version it had.
- * Artifacts (the release files) are not in the store: see store/artifacts.h.
+ * Artifacts (the release files) are files (store/artifacts.h); a shared store (PostgreSQL,
+ * store_shared) also keeps a copy of each, in chunks, for replicas that do not share the files.
  *
  * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
  * driver that implements the operations below (struct store_ops). "sqlite:PATH", or a plain
@@ -55,7 +56,7 @@ typedef struct store store;
 #define STORE_CONFLICT 2
 #define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -121,6 +122,14 @@ STORE_WUR int store_create_deployment(store *s, const char *service, const char 
 /* reason may be NULL. STORE_NOTFOUND when no deployment has this id. */
 STORE_WUR int store_update_deployment(store *s, int64_t id, const json_t *state, const char *phase,
 				      const char *reason, struct err *e);
+/* The same, as a compare-and-set: only when the stored state is still `expected` (the state the
+ * caller read and changed). STORE_CONFLICT when another writer changed it since (nothing is
+ * written: read it again and redo the change), STORE_NOTFOUND when there is no such
+ * deployment. What several replicas write to one deployment is thus applied once each, in
+ * some order, and none is lost. */
+STORE_WUR int store_update_deployment_if(store *s, int64_t id, const json_t *expected,
+					 const json_t *state, const char *phase, const char *reason,
+					 struct err *e);
 /* {"id","service","env","version","kind","phase","reason","state","created_at","updated_at"};
  * STORE_NOTFOUND if none. */
 STORE_WUR int store_get_deployment(store *s, int64_t id, json_t **out /* OUT */, struct err *e);
@@ -262,6 +271,34 @@ STORE_WUR int store_lease_check(store *s, const char *name, const char *holder, 
  * in ms by the store's clock; remaining_ms = expires_at - the store's now (<= 0: expired, free). */
 STORE_WUR int store_list_leases(store *s, json_t **out /* OUT */, struct err *e);
 
+/* ---- Artifacts in the store (a shared store's copy of the files: store/artifacts.h) ----
+ *
+ * An artifact is its digest ("sha256:HEX"), its size and its content in numbered chunks
+ * (0, 1, ...; every chunk but the last of the same size, at most STORE_ARTIFACT_CHUNK_MAX
+ * bytes). The writer puts every chunk, then the artifact's row, in ONE transaction: a row
+ * exists only with all its chunks. The store does not hash: the reader checks the digest
+ * (artifacts_fetch). Chunks of a digest already written are left as they are (the content is
+ * the same by its name), so two replicas storing the same artifact at once both succeed. */
+#define STORE_ARTIFACT_CHUNK_MAX (1u << 20)
+
+/* Inside a transaction: chunk n (0..) of the artifact; len 1..STORE_ARTIFACT_CHUNK_MAX. */
+STORE_WUR int store_put_artifact_chunk(store *s, const char *digest, int64_t n, const void *data,
+				       size_t len, struct err *e);
+/* Inside the same transaction, after its chunks: the artifact is complete (size bytes in
+ * `chunks` chunks). *created is 0 when it was stored already (then nothing changes). */
+STORE_WUR int store_put_artifact(store *s, const char *digest, int64_t size, int64_t chunks,
+				 int *created /* OUT */, struct err *e);
+/* Size and number of chunks of a complete artifact; STORE_NOTFOUND when there is none. */
+STORE_WUR int store_get_artifact(store *s, const char *digest, int64_t *size /* OUT */,
+				 int64_t *chunks /* OUT */, struct err *e);
+/* Copies chunk n into buf (cap bytes); *len its size. STORE_NOTFOUND when there is no such
+ * chunk; -1 when it is larger than cap. */
+STORE_WUR int store_get_artifact_chunk(store *s, const char *digest, int64_t n, void *buf /* OUT */,
+				       size_t cap, size_t *len /* OUT */, struct err *e);
+/* 1 when other processes (replicas on other machines) write this store too, so what one of
+ * them needs from another, an artifact, must be in it; 0 for SQLite. */
+int store_shared(store *s);
+
 /* 1 when e holds the message of a store failure (a -1 above: every such message begins with
  * "store: "), else 0. For a caller that receives the error through a layer that passes only
  * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
@@ -333,6 +370,17 @@ struct store_ops {
 	int (*lease_check)(void *drv, const char *name, const char *holder, int64_t epoch,
 			   struct err *e);
 	int (*list_leases)(void *drv, json_t **out, struct err *e);
+	int (*put_artifact_chunk)(void *drv, const char *digest, int64_t n, const void *data,
+				  size_t len, struct err *e);
+	int (*put_artifact)(void *drv, const char *digest, int64_t size, int64_t chunks, int *created,
+			    struct err *e);
+	int (*get_artifact)(void *drv, const char *digest, int64_t *size, int64_t *chunks,
+			    struct err *e);
+	int (*get_artifact_chunk)(void *drv, const char *digest, int64_t n, void *buf, size_t cap,
+				  size_t *len, struct err *e);
+	int (*update_deployment_if)(void *drv, int64_t id, const json_t *expected, const json_t *state,
+				    const char *phase, const char *reason, struct err *e);
+	int shared; /* store_shared */
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

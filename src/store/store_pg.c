@@ -138,6 +138,16 @@ static const char *const migrations[] = {
 	"CREATE TABLE leases ("
 	"  name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL,"
 	"  since bigint NOT NULL, expires_at bigint NOT NULL);",
+	/* 5: artifacts in chunks, for replicas that do not share a directory (docs/store.md says
+	 * why a table rather than large objects). No trigger: an artifact is no state a replica
+	 * caches (a release names it, and a release notifies). EXTERNAL: a binary rarely
+	 * compresses, so its chunks are stored out of line without trying */
+	"CREATE TABLE artifacts ("
+	"  digest text PRIMARY KEY, size bigint NOT NULL, chunks bigint NOT NULL,"
+	"  created_at bigint NOT NULL);"
+	"CREATE TABLE artifact_chunks ("
+	"  digest text NOT NULL, n bigint NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (digest, n));"
+	"ALTER TABLE artifact_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -281,6 +291,9 @@ static int ensure(struct pg_store *s, struct err *e)
 struct params {
 	int n;
 	const char *v[MAX_PARAMS];
+	int len[MAX_PARAMS]; /* of a binary parameter ("b") */
+	int fmt[MAX_PARAMS]; /* 1: binary */
+	int result_format;   /* 1: results in binary (a bytea's bytes as they are) */
 	char num[MAX_PARAMS][24];
 	char *owned[MAX_PARAMS];
 };
@@ -303,6 +316,13 @@ static int params_build(struct params *p, const char *types, va_list ap, struct 
 		} else if (types[i] == 'i') {
 			snprintf(p->num[i], sizeof(p->num[i]), "%lld", (long long)va_arg(ap, int64_t));
 			p->v[i] = p->num[i];
+		} else if (types[i] == 'b') {
+			p->v[i] = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			if (n > STORE_ARTIFACT_CHUNK_MAX)
+				return err_set(e, "store: a parameter of %zu bytes is too large", n);
+			p->len[i] = (int)n;
+			p->fmt[i] = 1;
 		} else {
 			const json_t *j = va_arg(ap, const json_t *);
 			if (j) {
@@ -339,7 +359,7 @@ static PGresult *send_stmt(struct pg_store *s, const char *sql, const struct par
 	*sent = 0;
 	if (i < 0) {
 		*sent = 1;
-		return PQexecParams(s->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+		return PQexecParams(s->conn, sql, p->n, NULL, p->v, p->len, p->fmt, p->result_format);
 	}
 	char name[24];
 	snprintf(name, sizeof(name), "sluice_%d", i);
@@ -351,10 +371,11 @@ static PGresult *send_stmt(struct pg_store *s, const char *sql, const struct par
 		s->stmts[i].gen = s->gen;
 	}
 	*sent = 1;
-	return PQexecPrepared(s->conn, name, p->n, p->v, NULL, NULL, 0);
+	return PQexecPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, p->result_format);
 }
 
-enum { READ = 0, WRITE = 1 };
+/* kinds of statement: a read or a write (the retry rules), results in binary or text */
+enum { READ = 0, WRITE = 1, BINARY = 2 };
 
 /* Runs a statement; *out owns its result. The retry rules are in the file's comment. */
 static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, const char *sql,
@@ -366,6 +387,7 @@ static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, 
 		params_free(&p);
 		return -1;
 	}
+	p.result_format = kind & BINARY ? 1 : 0;
 	int rc = -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure(s, e))
@@ -397,9 +419,9 @@ static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, 
 			break;
 		}
 		s->changes++;
-		if (attempt == 0 && (kind == READ || !sent))
+		if (attempt == 0 && (!(kind & WRITE) || !sent))
 			continue; /* harmless to repeat on a new connection */
-		if (kind == WRITE)
+		if (kind & WRITE)
 			err_set(e, "store: connection lost: the write's outcome is unknown (not retried): %s",
 				line);
 		else
@@ -407,6 +429,16 @@ static int execute(struct pg_store *s, PGresult **out, int kind, struct err *e, 
 		break;
 	}
 	params_free(&p);
+	return rc;
+}
+
+static int execute_v(struct pg_store *s, PGresult **out, int kind, struct err *e, const char *sql,
+		     const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int rc = execute(s, out, kind, e, sql, types, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -789,6 +821,23 @@ static int pg_update_deployment(void *drv, int64_t id, const json_t *state, cons
 	return n == 0 ? STORE_NOTFOUND : 0;
 }
 
+static int pg_update_deployment_if(void *drv, int64_t id, const json_t *expected, const json_t *state,
+				   const char *phase, const char *reason, struct err *e)
+{
+	int64_t n;
+	if (run(drv, &n, e,
+		"UPDATE deployments SET state = $1, phase = $2, reason = $3, updated_at = $4 "
+		"WHERE id = $5 AND state = $6",
+		"jssiij", state, phase, reason, store_now_ms(), id, expected))
+		return -1;
+	if (n == 1)
+		return 0;
+	json_t *row = NULL;
+	int rc = query(drv, &row, ROW | COL0, e, "SELECT id FROM deployments WHERE id = $1", "i", id);
+	json_decref(row);
+	return rc ? rc : STORE_CONFLICT;
+}
+
 #define DEPLOYMENT_COLUMNS "id, service, env, version, kind, phase, reason, state, created_at, updated_at"
 
 static int pg_get_deployment(void *drv, int64_t id, json_t **out, struct err *e)
@@ -1081,8 +1130,69 @@ static int pg_list_leases(void *drv, json_t **out, struct err *e)
 		     "");
 }
 
+/* ---- artifacts (store.h): bytes go out as binary parameters and come back as a binary
+ * result (no hex text on either way) ---- */
+
+static int pg_put_artifact_chunk(void *drv, const char *digest, int64_t n, const void *data, size_t len,
+				 struct err *e)
+{
+	return run(drv, NULL, e,
+		   "INSERT INTO artifact_chunks (digest, n, bytes) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		   "sib", digest, n, data, len);
+}
+
+static int pg_put_artifact(void *drv, const char *digest, int64_t size, int64_t chunks, int *created,
+			   struct err *e)
+{
+	int64_t n;
+	if (run(drv, &n, e,
+		"INSERT INTO artifacts (digest, size, chunks, created_at) VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT DO NOTHING",
+		"siii", digest, size, chunks, store_now_ms()))
+		return -1;
+	*created = n == 1;
+	return 0;
+}
+
+static int pg_get_artifact(void *drv, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
+{
+	json_t *row = NULL;
+	int rc = query(drv, &row, ROW, e, "SELECT size, chunks FROM artifacts WHERE digest = $1", "s", digest);
+	if (rc)
+		return rc;
+	*size = json_integer_value(json_object_get(row, "size"));
+	*chunks = json_integer_value(json_object_get(row, "chunks"));
+	json_decref(row);
+	return 0;
+}
+
+static int pg_get_artifact_chunk(void *drv, const char *digest, int64_t n, void *buf, size_t cap,
+				 size_t *len, struct err *e)
+{
+	PGresult *r;
+	int rc = 0;
+	if (execute_v(drv, &r, READ | BINARY, e,
+		      "SELECT bytes FROM artifact_chunks WHERE digest = $1 AND n = $2", "si", digest, n))
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return STORE_NOTFOUND;
+	}
+	size_t got = (size_t)PQgetlength(r, 0, 0);
+	if (got > cap)
+		rc = err_set(e, "store: artifact %s chunk %lld has %zu bytes, more than %zu", digest,
+			     (long long)n, got, cap);
+	else
+		memcpy(buf, PQgetvalue(r, 0, 0), got);
+	if (!rc)
+		*len = got;
+	PQclear(r);
+	return rc;
+}
+
 const struct store_ops store_pg_ops = {
 	.scheme = "postgres",
+	.shared = 1,
 	.open = pg_open,
 	.close = pg_close,
 	.schema_version = pg_schema_version,
@@ -1098,6 +1208,7 @@ const struct store_ops store_pg_ops = {
 	.list_releases = pg_list_releases,
 	.create_deployment = pg_create_deployment,
 	.update_deployment = pg_update_deployment,
+	.update_deployment_if = pg_update_deployment_if,
 	.get_deployment = pg_get_deployment,
 	.list_deployments = pg_list_deployments,
 	.active_deployments = pg_active_deployments,
@@ -1120,4 +1231,8 @@ const struct store_ops store_pg_ops = {
 	.lease_release = pg_lease_release,
 	.lease_check = pg_lease_check,
 	.list_leases = pg_list_leases,
+	.put_artifact_chunk = pg_put_artifact_chunk,
+	.put_artifact = pg_put_artifact,
+	.get_artifact = pg_get_artifact,
+	.get_artifact_chunk = pg_get_artifact_chunk,
 };

@@ -76,6 +76,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE leases ("
 	"  name TEXT PRIMARY KEY, holder TEXT NOT NULL, epoch INTEGER NOT NULL,"
 	"  since INTEGER NOT NULL, expires_at INTEGER NOT NULL);",
+	/* 5: artifacts in chunks (the server keeps SQLite's as files: the table is for the
+	 * conformance suite and a later move of the file to a shared store) */
+	"CREATE TABLE artifacts ("
+	"  digest TEXT PRIMARY KEY, size INTEGER NOT NULL, chunks INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE artifact_chunks ("
+	"  digest TEXT NOT NULL, n INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (digest, n));",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -201,7 +208,8 @@ static int sq_open(void **out, const char *path, struct err *e)
 	return 0;
 }
 
-/* --- statement helpers: bind "s" text, "i" int64, "j" json (NULL -> SQL NULL) --- */
+/* --- statement helpers: bind "s" text, "i" int64, "j" json (NULL -> SQL NULL), "b" bytes
+ * (two arguments: const void *, size_t) --- */
 
 /* Hands back a statement after use: a kept one is reset for the next caller. */
 static void release(struct sqlite_store *s, sqlite3_stmt *st)
@@ -237,6 +245,10 @@ static int prepare(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, c
 			rc = v ? sqlite3_bind_text(*st, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(*st, i + 1);
 		} else if (types[i] == 'i') {
 			rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
+		} else if (types[i] == 'b') {
+			const void *p = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			rc = sqlite3_bind_blob64(*st, i + 1, p, n, SQLITE_TRANSIENT);
 		} else {
 			const json_t *j = va_arg(ap, const json_t *);
 			if (j) {
@@ -253,6 +265,16 @@ static int prepare(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, c
 		}
 	}
 	return 0;
+}
+
+static int sqlite_prepare(struct sqlite_store *s, sqlite3_stmt **st, const char *sql, struct err *e,
+			  const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int rc = prepare(s, st, sql, types, ap, e);
+	va_end(ap);
+	return rc;
 }
 
 /* Runs a statement that returns no rows. */
@@ -445,6 +467,23 @@ static int sq_update_deployment(void *drv, int64_t id, const json_t *state, cons
 		"jssii", state, phase, reason, store_now_ms(), id))
 		return -1;
 	return sqlite3_changes(s->db) == 0 ? STORE_NOTFOUND : 0;
+}
+
+static int sq_update_deployment_if(void *drv, int64_t id, const json_t *expected, const json_t *state,
+				   const char *phase, const char *reason, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e,
+		"UPDATE deployments SET state = ?, phase = ?, reason = ?, updated_at = ? "
+		"WHERE id = ? AND state = ?",
+		"jssiij", state, phase, reason, store_now_ms(), id, expected))
+		return -1;
+	if (sqlite3_changes(s->db) == 1)
+		return 0;
+	json_t *row = NULL;
+	int rc = query(s, &row, 1, 1, e, "SELECT id FROM deployments WHERE id = ?", "i", id);
+	json_decref(row);
+	return rc ? rc : STORE_CONFLICT;
 }
 
 #define DEPLOYMENT_COLUMNS "id, service, env, version, kind, phase, reason, state, created_at, updated_at"
@@ -736,8 +775,70 @@ static int sq_list_leases(void *drv, json_t **out, struct err *e)
 		     "i", store_now_ms());
 }
 
+/* ---- artifacts (store.h) ---- */
+
+static int sq_put_artifact_chunk(void *drv, const char *digest, int64_t n, const void *data, size_t len,
+				 struct err *e)
+{
+	return run(drv, e, "INSERT INTO artifact_chunks (digest, n, bytes) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		   "sib", digest, n, data, len);
+}
+
+static int sq_put_artifact(void *drv, const char *digest, int64_t size, int64_t chunks, int *created,
+			   struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e,
+		"INSERT INTO artifacts (digest, size, chunks, created_at) VALUES (?, ?, ?, ?) "
+		"ON CONFLICT DO NOTHING",
+		"siii", digest, size, chunks, store_now_ms()))
+		return -1;
+	*created = sqlite3_changes(s->db) == 1;
+	return 0;
+}
+
+static int sq_get_artifact(void *drv, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
+{
+	json_t *row = NULL;
+	int rc = query(drv, &row, 1, 0, e, "SELECT size, chunks FROM artifacts WHERE digest = ?", "s", digest);
+	if (rc)
+		return rc;
+	*size = json_integer_value(json_object_get(row, "size"));
+	*chunks = json_integer_value(json_object_get(row, "chunks"));
+	json_decref(row);
+	return 0;
+}
+
+static int sq_get_artifact_chunk(void *drv, const char *digest, int64_t n, void *buf, size_t cap,
+				 size_t *len, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	sqlite3_stmt *st;
+	if (sqlite_prepare(s, &st, "SELECT bytes FROM artifact_chunks WHERE digest = ? AND n = ?", e, "si",
+			   digest, n))
+		return -1;
+	int rc = sqlite3_step(st);
+	int r = 0;
+	if (rc == SQLITE_DONE) {
+		r = STORE_NOTFOUND;
+	} else if (rc != SQLITE_ROW) {
+		r = db_error(s, e, "read");
+	} else {
+		size_t got = (size_t)sqlite3_column_bytes(st, 0);
+		if (got > cap)
+			r = err_set(e, "store: artifact %s chunk %lld has %zu bytes, more than %zu", digest,
+				    (long long)n, got, cap);
+		else if (got)
+			memcpy(buf, sqlite3_column_blob(st, 0), got);
+		*len = got;
+	}
+	release(s, st);
+	return r;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
+	.shared = 0,
 	.open = sq_open,
 	.close = sq_close,
 	.schema_version = sq_schema_version,
@@ -753,6 +854,7 @@ const struct store_ops store_sqlite_ops = {
 	.list_releases = sq_list_releases,
 	.create_deployment = sq_create_deployment,
 	.update_deployment = sq_update_deployment,
+	.update_deployment_if = sq_update_deployment_if,
 	.get_deployment = sq_get_deployment,
 	.list_deployments = sq_list_deployments,
 	.active_deployments = sq_active_deployments,
@@ -775,4 +877,8 @@ const struct store_ops store_sqlite_ops = {
 	.lease_release = sq_lease_release,
 	.lease_check = sq_lease_check,
 	.list_leases = sq_list_leases,
+	.put_artifact_chunk = sq_put_artifact_chunk,
+	.put_artifact = sq_put_artifact,
+	.get_artifact = sq_get_artifact,
+	.get_artifact_chunk = sq_get_artifact_chunk,
 };

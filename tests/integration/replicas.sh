@@ -3,7 +3,7 @@
 #   Runs under tests/support/pg-cluster.sh (SLUICE_PG_URL, SLUICE_PG_DIR, SLUICE_PG_FIXTURE).
 #   The replicas share one data directory (artifacts, DATA/instances: the local runtime, held by
 #   one replica at a time), one proxy, and the database; each answers the whole API.
-#   - KILLS times (default 5): a canary under continuous load through the proxy, kill -9 of the
+#   - KILLS times (default 5; the failover figures in docs/store.md are from KILLS=10): a canary under continuous load through the proxy, kill -9 of the
 #     owning replica mid-canary; another takes over within the lease time, the deployment is
 #     promoted, 0 failed requests, no duplicate instance. Failover times: median and worst.
 #   - SIGSTOP of the owner past its lease, then SIGCONT: it holds the service in a new tenure

@@ -37,6 +37,7 @@
 #include "store/store.h"
 #include "support/fake_router.h"
 #include "support/fake_runtime.h"
+#include "support/faulty_store.h"
 #include "util/doc.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -927,4 +928,102 @@ Test(executor, a_replica_drives_only_what_it_owns_and_a_fenced_write_changes_not
 	reconcile_use_replica(H.rec, NULL);
 	replica_free(a);
 	catalog_free(cat);
+}
+
+/* ---- operator requests on a replica that does not own the service: compare-and-set ---- */
+
+/* The owner (H.ex) passes the first canary step: a transition it writes. */
+static void owner_passes_a_step(void *arg)
+{
+	int64_t id = *(int64_t *)arg;
+	H.traffic = 1;
+	for (int i = 0; i < MAX_STEPS && count_events(id, "passed") < 1; i++)
+		step();
+	H.traffic = 0;
+	cr_assert_eq(count_events(id, "passed"), 1, "%s", event_types(id));
+}
+
+/* Another replica's handle on the same database, wrapped so a test can act between its read and
+ * its write. */
+static store *second_handle(struct faulty_store **f)
+{
+	char db[128];
+	snprintf(db, sizeof(db), "%s/sluice.db", H.dir);
+	store *inner, *w;
+	struct err e = {""};
+	cr_assert_eq(store_open(&inner, db, &e), 0, "%s", e.msg);
+	cr_assert_eq(faulty_store_open(&w, f, inner, &e), 0, "%s", e.msg);
+	return w;
+}
+
+Test(executor, an_abort_on_another_replica_is_recorded_once_and_undoes_no_transition)
+{
+	first_release("api", "v1");
+	int64_t id = held_at_first_step("api", "v2");
+	struct faulty_store *f;
+	store *w = second_handle(&f);
+	struct executor_deps xd = {H.loop, w, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
+	executor *other = executor_new(&xd);
+	cr_assert_not_null(other);
+	/* the other replica reads the deployment, then the owner writes a transition before the
+	 * abort is written: the abort's first write is refused (compare-and-set), it reads again
+	 * and applies the abort to the newer state */
+	faulty_store_before(f, "begin", owner_passes_a_step, &id);
+	struct err e = {""};
+	cr_assert_eq(executor_abort(other, id, "stopped on another replica", 0, &e), 0, "%s", e.msg);
+	cr_expect_eq(count_events(id, "passed"), 1, "the owner's transition happened: %s", event_types(id));
+	cr_expect_eq(state(id).regions[0].step, 1, "and the abort did not undo it (written from its state)");
+	cr_expect_eq(count_events(id, "aborted"), 1, "the abort is recorded once: %s", event_types(id));
+	cr_expect(state(id).aborted);
+	/* the owner carries it out */
+	until_phase(id, "rolled_back");
+	cr_expect_str_eq(reason(id), "stopped on another replica");
+	cr_expect_str_eq(route("api"), "v1=100");
+	cr_expect_eq(running("api", "v2"), 0);
+	cr_expect_eq(count_events(id, "aborted"), 1, "%s", event_types(id));
+	executor_free(other);
+	store_close(w);
+}
+
+static int64_t abort_id;
+static executor *abort_on;
+
+static void another_replica_aborts(void *arg)
+{
+	(void)arg;
+	struct err e = {""};
+	cr_assert_eq(executor_abort(abort_on, abort_id, "aborted meanwhile", 0, &e), 0, "%s", e.msg);
+}
+
+Test(executor, the_owners_write_from_an_older_state_does_not_undo_an_abort)
+{
+	first_release("api", "v1");
+	int64_t id = held_at_first_step("api", "v2");
+	/* the owner now writes through a second handle; the abort comes through H.store */
+	struct faulty_store *f;
+	store *w = second_handle(&f);
+	struct executor_deps xd = {H.loop, w, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
+	executor *owner = executor_new(&xd);
+	cr_assert_not_null(owner);
+	struct executor_deps od = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
+	abort_on = executor_new(&od);
+	abort_id = id;
+	executor_free(H.ex);
+	H.ex = owner;
+	/* the owner's next transition (the step passes) was read before the abort was written */
+	faulty_store_before(f, "begin", another_replica_aborts, NULL);
+	H.traffic = 1;
+	until_phase(id, "rolled_back");
+	cr_expect_str_eq(reason(id), "aborted meanwhile");
+	cr_expect_eq(count_events(id, "aborted"), 1, "%s", event_types(id));
+	cr_expect_eq(count_events(id, "passed"), 0, "the owner's stale transition was not written: %s",
+		     event_types(id));
+	cr_expect_str_eq(stable("api"), "v1");
+	cr_expect_eq(running("api", "v2"), 0);
+	H.ex = NULL;
+	executor_free(owner);
+	executor_free(abort_on);
+	store_close(w);
+	struct executor_deps xd2 = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
+	H.ex = executor_new(&xd2); /* for teardown */
 }

@@ -4,6 +4,7 @@
 #include "conformance.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -625,4 +626,110 @@ void conformance_lease_fencing(const struct store_factory *f)
 	store_rollback(s);
 	json_decref(state);
 	store_close(s);
+}
+
+void conformance_deployment_compare_and_set(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *st0 = json_pack("{s:i, s:s, s:f}", "step", 0, "note", "é", "weight", 0.1);
+	json_t *st1 = json_pack("{s:i}", "step", 1), *st2 = json_pack("{s:i}", "step", 2);
+	int64_t id;
+	OK(store_create_deployment(s, "x", "production", "v1", "deploy", st0, &id, &e));
+	/* the state as read back is what the next write compares with */
+	json_t *read;
+	OK(store_get_deployment(s, id, &read, &e));
+	OK(store_update_deployment_if(s, id, json_object_get(read, "state"), st1, "active", NULL, &e));
+	/* a second writer that read the same state is refused and writes nothing */
+	cr_assert_eq(store_update_deployment_if(s, id, json_object_get(read, "state"), st2, "failed", "late",
+						&e),
+		     STORE_CONFLICT, "%s", e.msg);
+	cr_assert(!store_failed(&e), "%s", e.msg);
+	json_decref(read);
+	OK(store_get_deployment(s, id, &read, &e));
+	cr_assert(json_equal(json_object_get(read, "state"), st1));
+	cr_assert_str_eq(str(read, "phase"), "active");
+	/* read again, it succeeds */
+	OK(store_update_deployment_if(s, id, json_object_get(read, "state"), st2, "promoted", "done", &e));
+	json_decref(read);
+	OK(store_get_deployment(s, id, &read, &e));
+	cr_assert(json_equal(json_object_get(read, "state"), st2));
+	cr_assert_str_eq(str(read, "phase"), "promoted");
+	json_decref(read);
+	cr_assert_eq(store_update_deployment_if(s, id + 100, st2, st1, "active", NULL, &e), STORE_NOTFOUND);
+	/* inside a transaction as well */
+	OK(store_begin(s, &e));
+	OK(store_update_deployment_if(s, id, st2, st1, "active", NULL, &e));
+	store_rollback(s);
+	OK(store_get_deployment(s, id, &read, &e));
+	cr_assert(json_equal(json_object_get(read, "state"), st2), "rolled back");
+	json_decref(read);
+	json_decref(st0);
+	json_decref(st1);
+	json_decref(st2);
+	store_close(s);
+}
+
+void conformance_artifacts(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	const char *d = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+	size_t big = 300000;
+	unsigned char *a = malloc(big), *b = malloc(STORE_ARTIFACT_CHUNK_MAX);
+	cr_assert(a && b);
+	for (size_t i = 0; i < big; i++)
+		a[i] = (unsigned char)(i * 7 + (i >> 8)); /* every byte value, NULs included */
+	int64_t size = -1, chunks = -1;
+	cr_assert_eq(store_get_artifact(s, d, &size, &chunks, &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e), "%s", e.msg);
+	size_t len = 1;
+	cr_assert_eq(store_get_artifact_chunk(s, d, 0, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e), STORE_NOTFOUND);
+	cr_assert_eq(len, 0);
+	/* chunks without the artifact's row (a rolled-back writer) leave nothing */
+	OK(store_begin(s, &e));
+	OK(store_put_artifact_chunk(s, d, 0, a, 200000, &e));
+	store_rollback(s);
+	cr_assert_eq(store_get_artifact_chunk(s, d, 0, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e), STORE_NOTFOUND);
+	/* written: two chunks and the row, in one transaction */
+	int created = 0;
+	OK(store_begin(s, &e));
+	OK(store_put_artifact_chunk(s, d, 0, a, 200000, &e));
+	OK(store_put_artifact_chunk(s, d, 1, a + 200000, big - 200000, &e));
+	OK(store_put_artifact(s, d, (int64_t)big, 2, &created, &e));
+	OK(store_commit(s, &e));
+	cr_assert_eq(created, 1);
+	OK(store_get_artifact(s, d, &size, &chunks, &e));
+	cr_assert_eq(size, (int64_t)big);
+	cr_assert_eq(chunks, 2);
+	OK(store_get_artifact_chunk(s, d, 0, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e));
+	cr_assert_eq(len, 200000);
+	cr_assert(!memcmp(a, b, len), "chunk 0 comes back byte for byte");
+	OK(store_get_artifact_chunk(s, d, 1, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e));
+	cr_assert_eq(len, big - 200000);
+	cr_assert(!memcmp(a + 200000, b, len), "chunk 1 comes back byte for byte");
+	cr_assert_eq(store_get_artifact_chunk(s, d, 2, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e), STORE_NOTFOUND);
+	/* a buffer too small is a failure, not a truncated chunk */
+	cr_assert_eq(store_get_artifact_chunk(s, d, 0, b, 100, &len, &e), -1);
+	cr_assert(store_failed(&e), "%s", e.msg);
+	cr_assert_eq(len, 0);
+	/* stored again (another replica, the same upload twice): a no-op */
+	OK(store_begin(s, &e));
+	OK(store_put_artifact_chunk(s, d, 0, a, 200000, &e));
+	OK(store_put_artifact(s, d, (int64_t)big, 2, &created, &e));
+	OK(store_commit(s, &e));
+	cr_assert_eq(created, 0);
+	/* bounds */
+	cr_assert_eq(store_put_artifact_chunk(s, d, 0, a, 0, &e), -1);
+	cr_assert_eq(store_put_artifact_chunk(s, d, 0, a, STORE_ARTIFACT_CHUNK_MAX + 1, &e), -1);
+	store_close(s);
+	/* durable */
+	s = f->reopen();
+	OK(store_get_artifact(s, d, &size, &chunks, &e));
+	cr_assert_eq(size, (int64_t)big);
+	OK(store_get_artifact_chunk(s, d, 1, b, STORE_ARTIFACT_CHUNK_MAX, &len, &e));
+	cr_assert(!memcmp(a + 200000, b, len));
+	store_close(s);
+	free(a);
+	free(b);
 }

@@ -167,3 +167,111 @@ Test(artifacts, a_lookup_that_fails_is_not_a_missing_artifact, .init = setup, .f
 	cr_assert(strstr(e.msg, "could not store artifact"), "%s", e.msg);
 	cr_assert_eq(artifacts_stat(dir, "sha256:nothex", NULL, &e), -1, "an invalid id is refused");
 }
+
+/* ---- a store's copy (artifacts_share / artifacts_fetch), on SQLite (same contract as a shared
+ * store's) ---- */
+
+static store *scratch_store(void)
+{
+	char path[200];
+	snprintf(path, sizeof(path), "%s/store.db", dir);
+	store *s;
+	struct err e;
+	cr_assert_eq(store_open(&s, path, &e), 0, "%s", e.msg);
+	return s;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	*len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	return buf;
+}
+
+Test(artifacts, shared_through_a_store_and_fetched_elsewhere, .init = setup, .fini = teardown)
+{
+	/* larger than a chunk, not a multiple of it */
+	size_t n = ARTIFACTS_CHUNK * 2 + 12345;
+	char *content = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		content[i] = (char)('a' + i % 26);
+	content[n] = '\0';
+	char id[ARTIFACTS_ID_LEN + 1];
+	id_of(content, id);
+	struct err e;
+	int created;
+	cr_assert_eq(put(id, content, n, &created, &e), 0, "%s", e.msg);
+	store *s = scratch_store();
+	cr_assert_eq(artifacts_share(s, dir, id, &e), 0, "%s", e.msg);
+	int64_t size, chunks;
+	cr_assert_eq(store_get_artifact(s, id, &size, &chunks, &e), 0, "%s", e.msg);
+	cr_assert_eq(size, (int64_t)n);
+	cr_assert_eq(chunks, 3);
+	cr_assert_eq(artifacts_share(s, dir, id, &e), 0, "sharing again is a no-op: %s", e.msg);
+
+	/* another replica's directory */
+	char other[200];
+	snprintf(other, sizeof(other), "%s/other", dir);
+	mkdir(other, 0755);
+	cr_assert_eq(artifacts_stat(other, id, NULL, &e), ARTIFACTS_NOTFOUND);
+	cr_assert_eq(artifacts_fetch(s, other, id, ARTIFACTS_FETCH_MAX, &e), 0, "%s", e.msg);
+	char path[400];
+	cr_assert_eq(artifacts_path(other, id, path, sizeof(path), &e), 0);
+	size_t len;
+	char *got = read_all(path, &len);
+	cr_assert_not_null(got);
+	cr_assert_eq(len, n);
+	cr_assert(!memcmp(got, content, n), "the fetched file is the upload, byte for byte");
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert(st.st_mode & S_IXUSR, "executable, as an upload");
+	free(got);
+	cr_assert_eq(artifacts_fetch(s, other, id, ARTIFACTS_FETCH_MAX, &e), 0, "present: nothing to do");
+
+	/* what neither has */
+	char missing[ARTIFACTS_ID_LEN + 1];
+	id_of("never uploaded", missing);
+	cr_assert_eq(artifacts_fetch(s, other, missing, ARTIFACTS_FETCH_MAX, &e), ARTIFACTS_NOTFOUND);
+	cr_assert_eq(artifacts_share(s, other, missing, &e), ARTIFACTS_NOTFOUND);
+	/* artifacts_find: the store counts only when it is shared (SQLite is not) */
+	unlink(path);
+	cr_assert_eq(artifacts_find(s, other, id, NULL, &e), ARTIFACTS_NOTFOUND);
+	store_close(s);
+	free(content);
+}
+
+Test(artifacts, a_corrupt_store_copy_is_refused_and_writes_nothing, .init = setup, .fini = teardown)
+{
+	const char *content = "#!/bin/sh\necho hello\n";
+	char id[ARTIFACTS_ID_LEN + 1];
+	id_of(content, id);
+	store *s = scratch_store();
+	struct err e;
+	int created;
+	/* a copy whose bytes are not the digest's (a damaged row, a bad restore) */
+	cr_assert_eq(store_begin(s, &e), 0);
+	cr_assert_eq(store_put_artifact_chunk(s, id, 0, "#!/bin/sh\necho HELLO\n", strlen(content), &e), 0);
+	cr_assert_eq(store_put_artifact(s, id, (int64_t)strlen(content), 1, &created, &e), 0);
+	cr_assert_eq(store_commit(s, &e), 0, "%s", e.msg);
+	int before = entries();
+	cr_assert_eq(artifacts_fetch(s, dir, id, ARTIFACTS_FETCH_MAX, &e), ARTIFACTS_MISMATCH);
+	cr_assert(strstr(e.msg, "corrupt"), "%s", e.msg);
+	cr_assert_eq(entries(), before, "no file, no temporary file");
+	cr_assert_eq(artifacts_stat(dir, id, NULL, &e), ARTIFACTS_NOTFOUND);
+	/* a size that disagrees with the chunks */
+	char id2[ARTIFACTS_ID_LEN + 1];
+	id_of("abc", id2);
+	cr_assert_eq(store_begin(s, &e), 0);
+	cr_assert_eq(store_put_artifact_chunk(s, id2, 0, "abc", 3, &e), 0);
+	cr_assert_eq(store_put_artifact(s, id2, 2, 1, &created, &e), 0);
+	cr_assert_eq(store_commit(s, &e), 0, "%s", e.msg);
+	cr_assert_eq(artifacts_fetch(s, dir, id2, ARTIFACTS_FETCH_MAX, &e), ARTIFACTS_MISMATCH, "%s", e.msg);
+	cr_assert_eq(entries(), before);
+	/* larger than the caller's limit */
+	cr_assert_eq(artifacts_fetch(s, dir, id, 3, &e), -1);
+	store_close(s);
+}

@@ -286,6 +286,35 @@ static int f_list_leases(void *drv, json_t **out, struct err *e)
 	FAIL_IF("list_leases", e);
 	return store_list_leases(inner, out, e);
 }
+static int f_put_artifact_chunk(void *drv, const char *d, int64_t n, const void *p, size_t len,
+				struct err *e)
+{
+	FAIL_IF("put_artifact_chunk", e);
+	return store_put_artifact_chunk(inner, d, n, p, len, e);
+}
+static int f_put_artifact(void *drv, const char *d, int64_t size, int64_t chunks, int *created,
+			  struct err *e)
+{
+	FAIL_IF("put_artifact", e);
+	return store_put_artifact(inner, d, size, chunks, created, e);
+}
+static int f_get_artifact(void *drv, const char *d, int64_t *size, int64_t *chunks, struct err *e)
+{
+	FAIL_IF("get_artifact", e);
+	return store_get_artifact(inner, d, size, chunks, e);
+}
+static int f_get_artifact_chunk(void *drv, const char *d, int64_t n, void *buf, size_t cap,
+				size_t *len, struct err *e)
+{
+	FAIL_IF("get_artifact_chunk", e);
+	return store_get_artifact_chunk(inner, d, n, buf, cap, len, e);
+}
+static int f_update_deployment_if(void *drv, int64_t id, const json_t *x, const json_t *st,
+				  const char *ph, const char *r, struct err *e)
+{
+	FAIL_IF("update_deployment_if", e);
+	return store_update_deployment_if(inner, id, x, st, ph, r, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -297,6 +326,8 @@ static const struct store_ops faulty_ops = {
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
+	f_put_artifact_chunk, f_put_artifact, f_get_artifact, f_get_artifact_chunk,
+	f_update_deployment_if, 0,
 };
 
 static store *faulty_fresh(void)

@@ -9,10 +9,18 @@ struct faulty_store {
 	store *inner;
 	char fail[256];
 	unsigned failures;
+	char before_op[64]; /* faulty_store_before: run once before this operation */
+	void (*before)(void *arg);
+	void *before_arg;
 };
 
 static int failing(struct faulty_store *f, const char *op)
 {
+	if (f->before && !strcmp(f->before_op, op)) {
+		void (*fn)(void *) = f->before;
+		f->before = NULL; /* once */
+		fn(f->before_arg);
+	}
 	if (!f->fail[0])
 		return 0;
 	if (strcmp(f->fail, "*")) {
@@ -224,6 +232,36 @@ static int f_list_leases(void *drv, json_t **out, struct err *e)
 	return store_list_leases(IN(drv), out, e);
 }
 
+static int f_put_artifact_chunk(void *drv, const char *d, int64_t n, const void *p, size_t len,
+				struct err *e)
+{
+	FAULT("put_artifact_chunk", e);
+	return store_put_artifact_chunk(IN(drv), d, n, p, len, e);
+}
+static int f_put_artifact(void *drv, const char *d, int64_t size, int64_t chunks, int *created,
+			  struct err *e)
+{
+	FAULT("put_artifact", e);
+	return store_put_artifact(IN(drv), d, size, chunks, created, e);
+}
+static int f_get_artifact(void *drv, const char *d, int64_t *size, int64_t *chunks, struct err *e)
+{
+	FAULT("get_artifact", e);
+	return store_get_artifact(IN(drv), d, size, chunks, e);
+}
+static int f_get_artifact_chunk(void *drv, const char *d, int64_t n, void *buf, size_t cap,
+				size_t *len, struct err *e)
+{
+	FAULT("get_artifact_chunk", e);
+	return store_get_artifact_chunk(IN(drv), d, n, buf, cap, len, e);
+}
+static int f_update_deployment_if(void *drv, int64_t id, const json_t *x, const json_t *st,
+				  const char *ph, const char *r, struct err *e)
+{
+	FAULT("update_deployment_if", e);
+	return store_update_deployment_if(IN(drv), id, x, st, ph, r, e);
+}
+
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
 	.close = f_close,
@@ -262,6 +300,11 @@ static const struct store_ops faulty_store_ops = {
 	.lease_release = f_lease_release,
 	.lease_check = f_lease_check,
 	.list_leases = f_list_leases,
+	.put_artifact_chunk = f_put_artifact_chunk,
+	.put_artifact = f_put_artifact,
+	.get_artifact = f_get_artifact,
+	.get_artifact_chunk = f_get_artifact_chunk,
+	.update_deployment_if = f_update_deployment_if,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)
@@ -288,4 +331,11 @@ void faulty_store_fail(struct faulty_store *f, const char *ops)
 unsigned faulty_store_failures(const struct faulty_store *f)
 {
 	return f->failures;
+}
+
+void faulty_store_before(struct faulty_store *f, const char *op, void (*fn)(void *arg), void *arg)
+{
+	snprintf(f->before_op, sizeof(f->before_op), "%s", op);
+	f->before = fn;
+	f->before_arg = arg;
 }

@@ -20,6 +20,9 @@ __attribute__((warn_unused_result)) int faulty_store_open(store **out, struct fa
 /* ops: NULL (no fault), "*" (every operation but close, changes and rollback), or a
  * comma-separated list of store_ops member names ("get_stable,list_releases"). Copied. */
 void faulty_store_fail(struct faulty_store *f, const char *ops);
+/* Runs fn(arg) once, just before the next call of the operation `op` is forwarded (another
+ * writer acting between a read and a write, deterministically). fn may use other handles. */
+void faulty_store_before(struct faulty_store *f, const char *op, void (*fn)(void *arg), void *arg);
 /* How many operations failed because of the switch since the wrapper was opened. */
 unsigned faulty_store_failures(const struct faulty_store *f);
 

@@ -350,12 +350,22 @@ int cmd_server(int argc, char **argv)
 	if (rc == 1)
 		log_info("created the admin token in %s (readable by its owner only); 'sluice token "
 			 "create' makes narrower ones", path);
-	/* the proxies' admin API token: kept across restarts (a restarted server talks to the
-	 * proxies that outlived it), shared by replicas that share the data directory */
-	char proxy_token[SECRET_MAX + 1], fresh[AUTH_SECRET_LEN + 1], fresh_hash[AUTH_HASH_LEN + 1];
+	/* the proxies' admin API token: kept in the store, so that every replica presents the
+	 * token the proxies were started with, across restarts (the proxies outlive the server);
+	 * DATA/proxy.token is a copy for the operator (a token already there is the one proposed) */
+	char proxy_token[STORE_SECRET_MAX + 1], fresh[SECRET_MAX + 1] = "", fresh_hash[AUTH_HASH_LEN + 1];
 	snprintf(path, sizeof(path), "%s/proxy.token", srv.data_dir);
-	if (auth_new_secret(fresh, fresh_hash, &e) ||
-	    secret_load_or_create(path, fresh, proxy_token, sizeof(proxy_token), &e)) {
+	int src = secret_read(path, fresh, sizeof(fresh), &e); /* 0: there, 1: none, -1: unusable */
+	if (src < 0)
+		log_warn("%s: it is replaced by the store's proxy token", e.msg);
+	char secret[AUTH_SECRET_LEN + 1];
+	if (src != 0 && auth_new_secret(secret, fresh_hash, &e) == 0) {
+		snprintf(fresh, sizeof(fresh), "%s", secret);
+		memset(secret, 0, sizeof(secret));
+	}
+	if ((src != 0 && !fresh[0]) ||
+	    store_secret(srv.store, "proxy-admin-token", fresh, proxy_token, sizeof(proxy_token), &e) ||
+	    ((src != 0 || strcmp(fresh, proxy_token)) && secret_write(path, proxy_token, &e))) {
 		error("the proxy's admin token: %s", e.msg);
 		store_close(srv.store);
 		return EXIT_UNREACHABLE;

@@ -587,6 +587,25 @@ int store_put_artifact(store *s, const char *digest, int64_t size, int64_t chunk
 	return leave(s->ops->put_artifact(s->drv, digest, size, chunks, created, e), e, "put artifact");
 }
 
+int store_secret(store *s, const char *name, const char *fresh, char *out, size_t cap, struct err *e)
+{
+	ENTER(s, e);
+	assert(name && fresh && out);
+	out[0] = 0;
+	size_t nl = strlen(name), fl = strlen(fresh);
+	if (nl == 0 || nl > 64 || fl == 0 || fl > STORE_SECRET_MAX || cap < STORE_SECRET_MAX + 1)
+		return err_set(e, "store: secret '%.64s': a name of 1..64 and a value of 1..%d bytes", name,
+			       STORE_SECRET_MAX);
+	json_t *v = NULL;
+	int rc = s->ops->secret(s->drv, name, fresh, &v, e);
+	if (!rc && (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap))
+		rc = err_set(e, "store: secret '%s' holds no value of 1..%d bytes", name, STORE_SECRET_MAX);
+	if (!rc)
+		snprintf(out, cap, "%s", json_string_value(v));
+	json_decref(v);
+	return leave(rc, e, "secret");
+}
+
 int store_get_artifact(store *s, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
 {
 	ENTER(s, e);

@@ -56,7 +56,7 @@ typedef struct store store;
 #define STORE_CONFLICT 2
 #define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -295,6 +295,17 @@ STORE_WUR int store_get_artifact(store *s, const char *digest, int64_t *size /* 
  * chunk; -1 when it is larger than cap. */
 STORE_WUR int store_get_artifact_chunk(store *s, const char *digest, int64_t n, void *buf /* OUT */,
 				       size_t cap, size_t *len /* OUT */, struct err *e);
+/*
+ * A value the whole control plane shares, such as the proxies' admin token: the value stored
+ * under name, which is `fresh` when none was stored yet (outside a transaction: the insert
+ * stands alone, and of replicas that start at once every one gets the value stored first).
+ * name is 1..64 bytes, fresh 1..STORE_SECRET_MAX. out receives the value (cap bytes, at least
+ * STORE_SECRET_MAX + 1). Returns 0, or -1 with e. The value is kept in clear: the store is as
+ * secret as the data directory (docs/security.md).
+ */
+#define STORE_SECRET_MAX 256
+STORE_WUR int store_secret(store *s, const char *name, const char *fresh, char *out /* OUT */,
+			   size_t cap, struct err *e);
 /* 1 when other processes (replicas on other machines) write this store too, so what one of
  * them needs from another, an artifact, must be in it; 0 for SQLite. */
 int store_shared(store *s);
@@ -380,6 +391,7 @@ struct store_ops {
 				  size_t *len, struct err *e);
 	int (*update_deployment_if)(void *drv, int64_t id, const json_t *expected, const json_t *state,
 				    const char *phase, const char *reason, struct err *e);
+	int (*secret)(void *drv, const char *name, const char *fresh, json_t **value, struct err *e);
 	int shared; /* store_shared */
 };
 

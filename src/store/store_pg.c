@@ -148,6 +148,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE artifact_chunks ("
 	"  digest text NOT NULL, n bigint NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (digest, n));"
 	"ALTER TABLE artifact_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;",
+	/* 6: values the whole control plane shares (the proxies' admin token, which every
+	 * replica must present to the proxies any of them started). No trigger: written once */
+	"CREATE TABLE secrets ("
+	"  name text PRIMARY KEY, value text NOT NULL, created_at bigint NOT NULL);",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
@@ -1154,6 +1158,21 @@ static int pg_put_artifact(void *drv, const char *digest, int64_t size, int64_t 
 	return 0;
 }
 
+static int pg_secret(void *drv, const char *name, const char *fresh, json_t **value, struct err *e)
+{
+	int64_t n;
+	if (run(drv, &n, e, "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		"ssi", name, fresh, store_now_ms()))
+		return -1;
+	json_t *row = NULL;
+	int rc = query(drv, &row, ROW, e, "SELECT value FROM secrets WHERE name = $1", "s", name);
+	if (rc)
+		return rc == STORE_NOTFOUND ? err_set(e, "store: secret '%s' vanished", name) : rc;
+	*value = json_incref(json_object_get(row, "value"));
+	json_decref(row);
+	return 0;
+}
+
 static int pg_get_artifact(void *drv, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
 {
 	json_t *row = NULL;
@@ -1235,4 +1254,5 @@ const struct store_ops store_pg_ops = {
 	.put_artifact = pg_put_artifact,
 	.get_artifact = pg_get_artifact,
 	.get_artifact_chunk = pg_get_artifact_chunk,
+	.secret = pg_secret,
 };

@@ -83,6 +83,9 @@ static const char *const migrations[] = {
 	"  created_at INTEGER NOT NULL);"
 	"CREATE TABLE artifact_chunks ("
 	"  digest TEXT NOT NULL, n INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (digest, n));",
+	/* 6: values the whole control plane shares (the proxies' admin token) */
+	"CREATE TABLE secrets ("
+	"  name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at INTEGER NOT NULL);",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -797,6 +800,21 @@ static int sq_put_artifact(void *drv, const char *digest, int64_t size, int64_t 
 	return 0;
 }
 
+static int sq_secret(void *drv, const char *name, const char *fresh, json_t **value, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		"ssi", name, fresh, store_now_ms()))
+		return -1;
+	json_t *row = NULL;
+	int rc = query(drv, &row, 1, 0, e, "SELECT value FROM secrets WHERE name = ?", "s", name);
+	if (rc)
+		return rc == STORE_NOTFOUND ? err_set(e, "store: secret '%s' vanished", name) : rc;
+	*value = json_incref(json_object_get(row, "value"));
+	json_decref(row);
+	return 0;
+}
+
 static int sq_get_artifact(void *drv, const char *digest, int64_t *size, int64_t *chunks, struct err *e)
 {
 	json_t *row = NULL;
@@ -881,4 +899,5 @@ const struct store_ops store_sqlite_ops = {
 	.put_artifact = sq_put_artifact,
 	.get_artifact = sq_get_artifact,
 	.get_artifact_chunk = sq_get_artifact_chunk,
+	.secret = sq_secret,
 };

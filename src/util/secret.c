@@ -101,27 +101,6 @@ int secret_read(const char *path, char *out, size_t cap, struct err *e)
 	return 0;
 }
 
-int secret_load_or_create(const char *path, const char *fresh, char *out, size_t cap,
-			  struct err *e)
-{
-	int rc = secret_read(path, out, cap, e);
-	if (rc <= 0)
-		return rc;
-	/* link(2) publishes the file only if none exists: of several processes sharing the
-	 * directory that start at once, one secret wins and every one of them reads it */
-	char tmp[4200];
-	if (snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof(tmp))
-		return err_set(e, "secret file path too long: %s", path);
-	if (write_tmp(tmp, fresh, e))
-		return -1;
-	int lrc = link(tmp, path), err = errno;
-	unlink(tmp);
-	if (lrc && err != EEXIST)
-		return err_set(e, "could not create %s: %s", path, strerror(err));
-	rc = secret_read(path, out, cap, e);
-	return rc > 0 ? err_set(e, "%s vanished as it was made", path) : rc;
-}
-
 int secret_equal(const char *presented, size_t len, const char *expected)
 {
 	size_t n = strlen(expected);

@@ -1,8 +1,8 @@
 /*
  * secret: files that hold one secret line (a token), readable by their owner only.
  *
- * The server keeps its bootstrap admin token and the proxy admin API's token in such files
- * under its data directory; `sluice proxy --admin-token-file` reads one. A file is written
+ * The server keeps its bootstrap admin token and a copy of the proxy admin API's token in such
+ * files under its data directory; `sluice proxy --admin-token-file` reads one. A file is written
  * whole or not at all (a temporary file, fsync, rename), created 0600 and never followed
  * through a symbolic link.
  */
@@ -31,14 +31,6 @@ __attribute__((warn_unused_result)) int secret_write(const char *path, const cha
  */
 __attribute__((warn_unused_result)) int secret_read(const char *path, char *out /* OUT */,
 						   size_t cap, struct err *e);
-
-/*
- * The secret in path, made (from `fresh`, e.g. a new random token) and written first when the
- * file does not exist yet. Returns 0 with out holding the secret in use, or -1 with e.
- */
-__attribute__((warn_unused_result)) int secret_load_or_create(const char *path, const char *fresh,
-							     char *out /* OUT */, size_t cap,
-							     struct err *e);
 
 /* Compares a presented secret with the expected one in time independent of where they differ
  * (the length of `expected` may show). 1 when equal. */

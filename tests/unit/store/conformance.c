@@ -733,3 +733,25 @@ void conformance_artifacts(const struct store_factory *f)
 	free(a);
 	free(b);
 }
+
+/* A shared value is stored by whoever asks first and then only read: a second caller with
+ * another fresh value gets the first one, also after a reopen; names are separate. */
+void conformance_secrets(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	char out[STORE_SECRET_MAX + 1];
+	OK(store_secret(s, "proxy-token", "first-value", out, sizeof(out), &e));
+	cr_assert_str_eq(out, "first-value");
+	OK(store_secret(s, "proxy-token", "second-value", out, sizeof(out), &e));
+	cr_assert_str_eq(out, "first-value", "a second caller replaced the value");
+	OK(store_secret(s, "other", "other-value", out, sizeof(out), &e));
+	cr_assert_str_eq(out, "other-value");
+	cr_assert_neq(store_secret(s, "", "x", out, sizeof(out), &e), 0, "an empty name was taken");
+	cr_assert_neq(store_secret(s, "n", "", out, sizeof(out), &e), 0, "an empty value was taken");
+	store_close(s);
+	s = f->reopen();
+	OK(store_secret(s, "proxy-token", "third-value", out, sizeof(out), &e));
+	cr_assert_str_eq(out, "first-value", "the value did not survive a reopen");
+	store_close(s);
+}

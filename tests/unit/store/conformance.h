@@ -35,6 +35,7 @@ void conformance_lease_expiry(const struct store_factory *f);
 void conformance_lease_fencing(const struct store_factory *f);
 void conformance_deployment_compare_and_set(const struct store_factory *f);
 void conformance_artifacts(const struct store_factory *f);
+void conformance_secrets(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -57,6 +58,7 @@ void conformance_artifacts(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, lease_expiry, factory, __VA_ARGS__)           \
 	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)          \
 	CONFORMANCE_TEST_(suite, deployment_compare_and_set, factory, __VA_ARGS__) \
-	CONFORMANCE_TEST_(suite, artifacts, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, artifacts, factory, __VA_ARGS__)              \
+	CONFORMANCE_TEST_(suite, secrets, factory, __VA_ARGS__)
 
 #endif

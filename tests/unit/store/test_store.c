@@ -315,6 +315,15 @@ static int f_update_deployment_if(void *drv, int64_t id, const json_t *x, const 
 	FAIL_IF("update_deployment_if", e);
 	return store_update_deployment_if(inner, id, x, st, ph, r, e);
 }
+static int f_secret(void *drv, const char *name, const char *fresh, json_t **v, struct err *e)
+{
+	FAIL_IF("secret", e);
+	char out[STORE_SECRET_MAX + 1];
+	int rc = store_secret(inner, name, fresh, out, sizeof(out), e);
+	if (!rc)
+		*v = json_string(out);
+	return rc;
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -327,7 +336,7 @@ static const struct store_ops faulty_ops = {
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
 	f_put_artifact_chunk, f_put_artifact, f_get_artifact, f_get_artifact_chunk,
-	f_update_deployment_if, 0,
+	f_update_deployment_if, f_secret, 0,
 };
 
 static store *faulty_fresh(void)

@@ -261,6 +261,15 @@ static int f_update_deployment_if(void *drv, int64_t id, const json_t *x, const 
 	FAULT("update_deployment_if", e);
 	return store_update_deployment_if(IN(drv), id, x, st, ph, r, e);
 }
+static int f_secret(void *drv, const char *name, const char *fresh, json_t **v, struct err *e)
+{
+	FAULT("secret", e);
+	char out[STORE_SECRET_MAX + 1];
+	int rc = store_secret(IN(drv), name, fresh, out, sizeof(out), e);
+	if (!rc)
+		*v = json_string(out);
+	return rc;
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -305,6 +314,7 @@ static const struct store_ops faulty_store_ops = {
 	.get_artifact = f_get_artifact,
 	.get_artifact_chunk = f_get_artifact_chunk,
 	.update_deployment_if = f_update_deployment_if,
+	.secret = f_secret,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/secret.h"
@@ -96,50 +95,6 @@ Test(secret, blanks_around_the_line_and_later_lines_are_ignored)
 	char out[SECRET_MAX + 1];
 	cr_assert_eq(secret_read(path, out, sizeof(out), &e), 0, "%s", e.msg);
 	cr_expect_str_eq(out, "tok-1");
-}
-
-Test(secret, load_or_create_keeps_what_exists)
-{
-	struct err e = {""};
-	char out[SECRET_MAX + 1];
-	cr_assert_eq(secret_load_or_create(path, "first", out, sizeof(out), &e), 0, "%s", e.msg);
-	cr_expect_str_eq(out, "first");
-	cr_assert_eq(secret_load_or_create(path, "second", out, sizeof(out), &e), 0, "%s", e.msg);
-	cr_expect_str_eq(out, "first");
-}
-
-/* Eight processes that share the directory start at once: they all end up with one secret. */
-Test(secret, one_secret_wins_among_concurrent_creators)
-{
-	int fds[8][2];
-	for (int i = 0; i < 8; i++) {
-		cr_assert_eq(pipe(fds[i]), 0);
-		pid_t pid = fork();
-		cr_assert_geq(pid, 0);
-		if (pid == 0) {
-			char fresh[32], out[SECRET_MAX + 1];
-			snprintf(fresh, sizeof(fresh), "secret-%d", i);
-			struct err e;
-			int rc = secret_load_or_create(path, fresh, out, sizeof(out), &e);
-			dprintf(fds[i][1], "%s\n", rc ? "ERROR" : out);
-			_exit(0);
-		}
-		close(fds[i][1]);
-	}
-	char first[64] = "";
-	for (int i = 0; i < 8; i++) {
-		char got[64] = "";
-		ssize_t n = read(fds[i][0], got, sizeof(got) - 1);
-		cr_assert_gt(n, 0);
-		got[n] = 0;
-		close(fds[i][0]);
-		if (!first[0])
-			snprintf(first, sizeof(first), "%s", got);
-		cr_expect_str_eq(got, first, "process %d saw another secret", i);
-		cr_expect_neq(strcmp(got, "ERROR\n"), 0);
-	}
-	while (wait(NULL) > 0)
-		;
 }
 
 Test(secret, equal_compares_whole_strings)

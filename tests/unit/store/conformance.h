@@ -33,6 +33,9 @@ void conformance_flags(const struct store_factory *f);
 void conformance_leases(const struct store_factory *f);
 void conformance_lease_expiry(const struct store_factory *f);
 void conformance_lease_fencing(const struct store_factory *f);
+void conformance_subscriptions(const struct store_factory *f);
+void conformance_outbox(const struct store_factory *f);
+void conformance_outbox_with_its_event(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -53,6 +56,9 @@ void conformance_lease_fencing(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, flags, factory, __VA_ARGS__)                  \
 	CONFORMANCE_TEST_(suite, leases, factory, __VA_ARGS__)                 \
 	CONFORMANCE_TEST_(suite, lease_expiry, factory, __VA_ARGS__)           \
-	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)          \
+	CONFORMANCE_TEST_(suite, subscriptions, factory, __VA_ARGS__)          \
+	CONFORMANCE_TEST_(suite, outbox, factory, __VA_ARGS__)                 \
+	CONFORMANCE_TEST_(suite, outbox_with_its_event, factory, __VA_ARGS__)
 
 #endif

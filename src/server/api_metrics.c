@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "server/api_internal.h"
+#include "server/notifier.h"
 #include "store/store.h"
 
 static double now_s(void)
@@ -26,6 +27,11 @@ static void label(struct buf *b, const char *v)
 		if (buf_adds(b, *p == '\\' || *p == '"' ? ch : ch + 1))
 			return;
 	}
+}
+
+void api_use_notifier(api *a, struct notifier *n)
+{
+	a->notifier = n;
 }
 
 void api_h_metrics(struct route_ctx *c)

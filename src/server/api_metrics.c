@@ -112,6 +112,27 @@ void api_h_metrics(struct route_ctx *c)
 	bad |= buf_addf(b, "# HELP sluice_store_scrape_seconds How long the store took to list the deployments for this scrape.\n"
 			   "# TYPE sluice_store_scrape_seconds gauge\nsluice_store_scrape_seconds %.6f\n",
 			store_s);
+	/* notifications: the outbox's backlog and the deliverer's attempts */
+	int64_t backlog = 0, oldest = 0;
+	if (store_notify_backlog(a->store, &backlog, &oldest, &e) == 0) {
+		double age = oldest ? (double)(store_now_ms() - oldest) / 1000.0 : 0;
+		bad |= buf_addf(b, "# HELP sluice_notification_backlog Notifications written and not yet delivered.\n"
+				   "# TYPE sluice_notification_backlog gauge\nsluice_notification_backlog %lld\n"
+				   "# HELP sluice_notification_oldest_pending_seconds Age of the oldest undelivered notification (0: none).\n"
+				   "# TYPE sluice_notification_oldest_pending_seconds gauge\n"
+				   "sluice_notification_oldest_pending_seconds %.3f\n",
+				(long long)backlog, age < 0 ? 0 : age);
+	}
+	struct notifier_counts nc;
+	notifier_counts(a->notifier, &nc);
+	bad |= buf_addf(b, "# HELP sluice_notification_deliveries_total Delivery attempts since the server started, by result.\n"
+			   "# TYPE sluice_notification_deliveries_total counter\n"
+			   "sluice_notification_deliveries_total{result=\"delivered\"} %llu\n"
+			   "sluice_notification_deliveries_total{result=\"failed\"} %llu\n"
+			   "# HELP sluice_notification_in_flight Deliveries waiting for their receiver's answer.\n"
+			   "# TYPE sluice_notification_in_flight gauge\nsluice_notification_in_flight %llu\n",
+			(unsigned long long)nc.delivered, (unsigned long long)nc.failed,
+			(unsigned long long)nc.in_flight);
 	if (bad) {
 		buf_reset(b);
 		httpd_error(c->resp, 500, "the metrics do not fit the answer's limit");

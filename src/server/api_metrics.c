@@ -11,6 +11,7 @@
 #include "server/api_internal.h"
 #include "server/notifier.h"
 #include "store/store.h"
+#include "util/histo.h"
 
 static double now_s(void)
 {
@@ -27,6 +28,35 @@ static void label(struct buf *b, const char *v)
 		if (buf_adds(b, *p == '\\' || *p == '"' ? ch : ch + 1))
 			return;
 	}
+}
+
+/* One more store question; its failure leaves the series out (the scrape's other series stay). */
+static int write_by_kind(store *s, struct buf *b)
+{
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_deployments(s, NULL, &list, &e))
+		return 0;
+	static const char *const kinds[] = {"deploy", "rollback", "hotfix"};
+	static const char *const phases[] = {"active", "promoted", "rolled_back", "failed", "preempted", "superseded"};
+	long n[3][6] = {{0}};
+	size_t i;
+	json_t *d;
+	json_array_foreach(list, i, d) {
+		const char *k = json_string_value(json_object_get(d, "kind"));
+		const char *p = json_string_value(json_object_get(d, "phase"));
+		for (int x = 0; k && p && x < 3; x++)
+			for (int y = 0; y < 6; y++)
+				n[x][y] += !strcmp(k, kinds[x]) && !strcmp(p, phases[y]);
+	}
+	json_decref(list);
+	int bad = buf_adds(b, "# HELP sluice_deployments_by_kind Deployments in the store by kind and state "
+			      "(active, or the outcome of one that ended).\n# TYPE sluice_deployments_by_kind gauge\n");
+	for (int x = 0; x < 3; x++)
+		for (int y = 0; y < 6; y++)
+			bad |= buf_addf(b, "sluice_deployments_by_kind{kind=\"%s\",state=\"%s\"} %ld\n", kinds[x],
+					phases[y], n[x][y]);
+	return bad;
 }
 
 void api_use_notifier(api *a, struct notifier *n)
@@ -112,6 +142,17 @@ void api_h_metrics(struct route_ctx *c)
 	bad |= buf_addf(b, "# HELP sluice_store_scrape_seconds How long the store took to list the deployments for this scrape.\n"
 			   "# TYPE sluice_store_scrape_seconds gauge\nsluice_store_scrape_seconds %.6f\n",
 			store_s);
+	/* histograms: reconcile passes, store commits; the deployment events' metrics */
+	bad |= buf_adds(b, "# HELP sluice_reconcile_pass_seconds How long one reconcile pass took.\n"
+			   "# TYPE sluice_reconcile_pass_seconds histogram\n");
+	bad |= histo_write(reconcile_pass_seconds(a->reconciler), b, "sluice_reconcile_pass_seconds", "");
+	bad |= buf_adds(b, "# HELP sluice_store_commit_seconds How long a store transaction took to commit.\n"
+			   "# TYPE sluice_store_commit_seconds histogram\n");
+	bad |= histo_write(store_commit_latency(a->store), b, "sluice_store_commit_seconds", "");
+	bad |= notifier_write_metrics(a->notifier, b);
+	/* deployments by kind and phase (the outcome of those that ended) */
+	bad |= write_by_kind(a->store, b);
+
 	/* notifications: the outbox's backlog and the deliverer's attempts */
 	int64_t backlog = 0, oldest = 0;
 	if (store_notify_backlog(a->store, &backlog, &oldest, &e) == 0) {

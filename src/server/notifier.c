@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/notify.h"
+#include "loop/loop.h"
+#include "server/evmetrics.h"
 #include "util/log.h"
 
 #define LEASE_NAME "notify/deliver"
@@ -32,6 +34,7 @@ struct notifier {
 	uint64_t next_renew;
 	struct flight flights[MAX_FLIGHT];
 	struct notifier_counts counts;
+	evmetrics *metrics;
 };
 
 /* ---- writing: the store's event hook ---- */
@@ -39,7 +42,8 @@ struct notifier {
 static int on_event(void *ctx, store *s, int64_t deployment, const char *type, const char *region,
 		    const char *message, const json_t *evidence, struct err *e)
 {
-	(void)ctx;
+	notifier *n = ctx;
+	evmetrics_event(n->metrics, deployment, type, region, evidence, loop_clock_ms());
 	const char *ntype = notify_classify(type, region);
 	if (!ntype)
 		return 0;
@@ -80,6 +84,11 @@ notifier *notifier_new(store *s, fetcher *f, const struct notifier_config *cfg)
 		n->backoff_ms = n->backoff_max_ms;
 	for (int i = 0; i < MAX_FLIGHT; i++)
 		n->flights[i].n = n;
+	n->metrics = evmetrics_new();
+	if (!n->metrics) {
+		free(n);
+		return NULL;
+	}
 	store_set_event_hook(s, on_event, n);
 	return n;
 }
@@ -97,6 +106,7 @@ void notifier_free(notifier *n)
 		if (store_lease_release(n->store, LEASE_NAME, n->holder, n->epoch, &e))
 			log_warn("notifications: releasing the delivery lease: %s", e.msg);
 	}
+	evmetrics_free(n->metrics);
 	free(n);
 }
 
@@ -109,6 +119,11 @@ void notifier_counts(const notifier *n, struct notifier_counts *out)
 	out->in_flight = 0;
 	for (int i = 0; i < MAX_FLIGHT; i++)
 		out->in_flight += n->flights[i].req != 0;
+}
+
+int notifier_write_metrics(const notifier *n, struct buf *b)
+{
+	return n ? evmetrics_write(n->metrics, b) : 0;
 }
 
 /* ---- delivering ---- */

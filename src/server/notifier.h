@@ -3,7 +3,7 @@
  * server's loop, and writes the outbox rows in the transaction of each event (the store's event
  * hook).
  *
- * Writing: notifier_new installs a store event hook. For every store event that announces a
+ * Writing: notifier_new installs a store event hook (which also feeds server/evmetrics.h). For every store event that announces a
  * notification (notify_classify), it reads the deployment and writes one outbox row per
  * matching subscription, in the event's transaction: a committed event is delivered, a rolled
  * back one never is, and a server killed in between delivers it after its restart.
@@ -56,6 +56,10 @@ struct notifier_counts {
 	int owner;                  /* holds the delivery lease */
 };
 void notifier_counts(const notifier *n, struct notifier_counts *out /* OUT */);
+/* The hook also feeds the metrics of deployment events (server/evmetrics.h): appends them in
+ * Prometheus text. Non-zero when b is full. */
+struct buf;
+int notifier_write_metrics(const notifier *n, struct buf *b);
 
 /* Writes the outbox rows of a notification that is not a store event (the gate's refusal, a
  * flag killed): payload must have "type". In the open transaction if there is one. */

@@ -4,6 +4,7 @@
  * and a missing row says which row it was.
  */
 #include "store/store.h"
+#include "util/histo.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -27,7 +28,20 @@ struct store {
 	int in_tx; /* a transaction opened through store_begin is open */
 	store_event_hook *hook;
 	void *hook_ctx;
+	struct histo commits; /* seconds per commit, failed ones included */
 };
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const struct histo *store_commit_latency(store *s)
+{
+	return &s->commits;
+}
 
 static const struct store_ops *const drivers[] = {&store_sqlite_ops, &store_pg_ops};
 
@@ -78,6 +92,7 @@ int store_attach(store **out, const struct store_ops *ops, void *drv, struct err
 		return err_set(e, "store: out of memory");
 	s->ops = ops;
 	s->drv = drv;
+	histo_init(&s->commits, histo_seconds, histo_seconds_n);
 	*out = s;
 	return 0;
 }
@@ -190,7 +205,7 @@ int store_begin(store *s, struct err *e)
 	return rc;
 }
 
-int store_commit(store *s, struct err *e)
+static int commit(store *s, struct err *e)
 {
 	ENTER(s, e);
 	s->in_tx = 0;
@@ -205,6 +220,14 @@ int store_commit(store *s, struct err *e)
 		return rc;
 	}
 	return leave(s->ops->commit(s->drv, e), e, "commit");
+}
+
+int store_commit(store *s, struct err *e)
+{
+	double t0 = mono_s();
+	int rc = commit(s, e);
+	histo_observe(&s->commits, mono_s() - t0);
+	return rc;
 }
 
 void store_rollback(store *s)

@@ -331,6 +331,10 @@ void store_set_event_hook(store *s, store_event_hook *fn, void *ctx);
  * is wrong" or "not found". */
 int store_failed(const struct err *e);
 
+/* How long store_commit took, every one through this handle (util/histo.h; for /metrics). */
+struct histo;
+const struct histo *store_commit_latency(store *s);
+
 /* Wall-clock milliseconds, the timestamps the store writes. */
 int64_t store_now_ms(void);
 

@@ -189,5 +189,14 @@ check "Prometheus scrapes the control plane's /metrics (the target is up)" \
 check "... and reads its rollbacks" scraped 'sluice_rollbacks_total{job="sluice-control-plane"} >= 1'
 check "... and the API's answers per route" \
 	scraped 'sluice_api_requests_total{job="sluice-control-plane",route="POST /v1/deployments",code="2xx"} >= 1'
+check "... its histograms: reconcile passes, store commits, steps" bash -c "
+	$(declare -f scraped)
+	scraped 'sluice_reconcile_pass_seconds_count{job=\"sluice-control-plane\"} >= 1' &&
+	scraped 'sluice_store_commit_seconds_bucket{job=\"sluice-control-plane\",le=\"+Inf\"} >= 1' &&
+	scraped 'sluice_step_duration_seconds_count{job=\"sluice-control-plane\"} >= 1'"
+check "... verdicts by method and decision, and the notification backlog" bash -c "
+	$(declare -f scraped)
+	scraped 'sum(sluice_verdicts_total{job=\"sluice-control-plane\"}) >= 1' &&
+	scraped 'sluice_notification_backlog{job=\"sluice-control-plane\"} >= 0'"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

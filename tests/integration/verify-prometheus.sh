@@ -198,5 +198,24 @@ check "... verdicts by method and decision, and the notification backlog" bash -
 	$(declare -f scraped)
 	scraped 'sum(sluice_verdicts_total{job=\"sluice-control-plane\"}) >= 1' &&
 	scraped 'sluice_notification_backlog{job=\"sluice-control-plane\"} >= 0'"
+# every query of the Grafana dashboard (examples/grafana) is valid PromQL over these series
+check "the Grafana dashboard's queries all run on Prometheus" python3 - "$SRC/examples/grafana/sluice-control-plane.json" <<'PY'
+import json, sys, urllib.parse, urllib.request
+d = json.load(open(sys.argv[1]))
+bad = []
+for p in d["panels"]:
+    for t in p["targets"]:
+        q = t["expr"].replace("$job", "sluice-control-plane").replace("$__range", "1h")
+        url = "http://127.0.0.1:31090/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        try:
+            r = json.load(urllib.request.urlopen(url, timeout=5))
+            if r.get("status") != "success":
+                bad.append((p["title"], q, r))
+        except Exception as e:
+            bad.append((p["title"], q, str(e)))
+for b in bad:
+    print("dashboard query failed:", b)
+sys.exit(1 if bad else 0)
+PY
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -8,6 +8,8 @@
 
 #include "cli/client.h"
 #include "commands.h"
+#include "util/name.h"
+#include "util/opt.h"
 
 struct add_opts {
 	const char *env, *service, *format, *secret;
@@ -17,17 +19,29 @@ struct add_opts {
 static int add_opt(int opt, const char *arg, void *ctx)
 {
 	struct add_opts *o = ctx;
+	static const char *const formats[] = {"json", "slack", "cloudevents", NULL};
+	struct err e;
+	int k;
 	switch (opt) {
 	case 'e':
+		if (opt_name("--env", arg, NAME_OBJECT, &e))
+			return error("notify add: %s", e.msg);
 		o->env = arg;
 		return 0;
 	case 's':
+		if (opt_name("--service", arg, NAME_OBJECT, &e))
+			return error("notify add: %s", e.msg);
 		o->service = arg;
 		return 0;
 	case 'f':
+		if (opt_enum("--format", arg, formats, &k, &e))
+			return error("notify add: %s", e.msg);
 		o->format = arg;
 		return 0;
 	case 'k':
+		if (strlen(arg) < 16 || strlen(arg) > 256)
+			return error("notify add: --secret: 16 to 256 characters (or leave it out: the server "
+				     "makes one)");
 		o->secret = arg;
 		return 0;
 	case 't':
@@ -70,8 +84,9 @@ static int notify_add(struct client *c, int argc, char **argv, int *rc)
 	int i = client_parse(c, argc, argv, "e:s:t:f:k:", extra, add_opt, &o, usage, rc);
 	if (i < 0)
 		goto out;
-	if (argc - i != 1) {
-		fputs(usage, stderr);
+	struct err e;
+	if (opt_positional("notify add", argc - i, argv + i, 1, 1, "URL", &e) || opt_url("URL", argv[i], &e)) {
+		error("%s%s", strncmp(e.msg, "notify", 6) ? "notify add: " : "", e.msg);
 		*rc = EXIT_USAGE;
 		goto out;
 	}
@@ -113,10 +128,9 @@ static int notify_list(struct client *c, int argc, char **argv, int *rc)
 	int i = client_parse(c, argc, argv, "", NULL, NULL, NULL, usage, rc);
 	if (i < 0)
 		return *rc;
-	if (argc != i) {
-		fputs(usage, stderr);
-		return *rc = EXIT_USAGE;
-	}
+	struct err e;
+	if (opt_positional("notify list", argc - i, argv + i, 0, 0, "no argument", &e))
+		return error("%s", e.msg), *rc = EXIT_USAGE;
 	json_t *out = NULL;
 	*rc = client_call(c, "GET", "/v1/notifications", NULL, &out, NULL);
 	if (*rc == EXIT_OK && c->json) {
@@ -149,11 +163,13 @@ static int notify_remove(struct client *c, int argc, char **argv, int *rc)
 	int i = client_parse(c, argc, argv, "", NULL, NULL, NULL, usage, rc);
 	if (i < 0)
 		return *rc;
-	if (argc - i != 1 || strspn(argv[i], "0123456789") != strlen(argv[i]) || strlen(argv[i]) > 18 ||
-	    !*argv[i]) {
-		fputs(usage, stderr);
-		return *rc = EXIT_USAGE;
-	}
+	struct err e;
+	if (opt_positional("notify remove", argc - i, argv + i, 1, 1, "ID", &e))
+		return error("%s", e.msg), *rc = EXIT_USAGE;
+	if (strspn(argv[i], "0123456789") != strlen(argv[i]) || strlen(argv[i]) > 18 || !*argv[i])
+		return error("notify remove: ID: expected a subscription's id (a number, see 'sluice notify list'), "
+			     "got '%s'", argv[i]),
+		       *rc = EXIT_USAGE;
 	char path[64];
 	snprintf(path, sizeof(path), "/v1/notifications/%s", argv[i]);
 	json_t *body = json_object(), *out = NULL;

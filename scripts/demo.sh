@@ -75,7 +75,7 @@ RECEIVER=$!
 "$S" notify add http://127.0.0.1:17090/hook --env production \
 	--type deployment.started,deployment.promoted,deployment.rolled_back,region.failed,gate.refused,flag.killed \
 	| sed -n 's/^secret (shown only this once): //p' >"$D/hook.secret"
-tail -f "$D/notifications.log" &
+tail -s 0.2 -f "$D/notifications.log" &
 LOADS+=($!)
 
 say "CI hands over releases (immutable artifacts with contracts)"
@@ -158,6 +158,9 @@ echo "new-checkout for 200 other users: $on on (10% asked)"
 "$S" flag kill new-checkout --env production --reason "checkout errors after launch"
 echo "new-checkout for the staff member after the kill: $(ofrep new-checkout '{"targetingKey": "u-7", "email": "ann@example.com"}')"
 "$S" flags history --env production
+# the kill's notification reaches the receiver in a few hundred ms: let it print before the end
+for _ in $(seq 30); do "$S" notify list -o json | grep -Eq '"backlog": ?0([^0-9]|$)' && break; sleep 0.1; done
+sleep 0.3
 
 say "status"
 "$S" status metadata

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Integration (issue 15): notifications delivered to real webhook receivers (node,
 # tests/integration/notify/receiver.mjs) from the real server on loopback (server 35170, proxy
-# admin 35171, receivers 35172-35173, the service on 25401):
+# admin 35171, receivers 35172-35173, the service on 29651):
 #   - a CloudEvents receiver validating every event with the npm cloudevents SDK, a Slack-format
 #     receiver, both checking every HMAC signature;
 #   - a JSON receiver that is down while the events happen and while the server is killed with
@@ -98,7 +98,7 @@ policy: {allow_unknown_consumers: true}
 ---
 kind: Service
 name: meta
-listen_port: 25401
+listen_port: 29651
 health: {interval: 200ms, timeout: 500ms}
 instances: 1
 drain_timeout: 1s
@@ -114,7 +114,7 @@ chmod +x "$D/bad"
 
 # events while the JSON receiver is down
 "$S" deploy meta v1 --wait >/dev/null
-"$S" load --url http://127.0.0.1:25401/items/1 --rate 100 --duration 120 >/dev/null 2>&1 &
+"$S" load --url http://127.0.0.1:29651/items/1 --rate 100 --duration 120 >/dev/null 2>&1 &
 LOAD=$!
 "$S" deploy meta v2 --wait >/dev/null || true
 "$S" deploy meta v3 --wait >/dev/null 2>&1 || true

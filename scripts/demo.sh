@@ -15,12 +15,14 @@ D=$(mktemp -d /tmp/sluice-demo.XXXXXX)
 export SLUICE_SERVER=http://127.0.0.1:17070
 export SLUICE_DATA="$D"  # the CLI reads the admin token the server writes there
 LOADS=()
+RECEIVER=
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
 	set +e
 	for p in "${LOADS[@]}"; do kill "$p" 2>/dev/null; done
+	[ -n "$RECEIVER" ] && kill "$RECEIVER" 2>/dev/null
 	if curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null 2>&1; then
 		"$S" shutdown --data-plane >/dev/null 2>&1
 		for _ in $(seq 100); do pgrep -f "server --data $D" >/dev/null || break; sleep 0.1; done
@@ -35,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for port in 17070 17071 18001 18002 18003 18101 18102 18103; do
+for port in 17070 17071 17090 18001 18002 18003 18101 18102 18103; do
 	if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
 		echo "demo: port $port is in use on 127.0.0.1; stop what uses it and try again" >&2
 		exit 2
@@ -46,6 +48,35 @@ say "control plane on a fresh data directory ($D)"
 "$S" server --data "$D" --listen 127.0.0.1:17070 --proxy-admin 127.0.0.1:17071 >"$D/server.log" 2>&1 &
 for _ in $(seq 50); do curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.1; done
 "$S" apply -f "$ROOT/examples/manifests"
+
+say "notifications: a webhook receiver on 127.0.0.1:17090 prints one line per event it gets"
+# a tiny receiver: checks each delivery's HMAC signature, prints one line (docs/observability.md)
+python3 -u - "$D/hook.secret" >"$D/notifications.log" 2>&1 <<'PY' &
+import hashlib, hmac, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        secret = open(sys.argv[1]).read().strip().encode()
+        good = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        ok = hmac.compare_digest(good, self.headers.get("X-Sluice-Signature", ""))
+        p = json.loads(body)
+        what = " ".join(x for x in (p.get("service") or p.get("flag"), p.get("version"), p.get("env"),
+                                    p.get("region")) if x)
+        print(f"  [webhook] {p['type']:<23} {what}: {p.get('message', '')[:90]}"
+              f"{'' if ok else '  (BAD SIGNATURE)'}", flush=True)
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+HTTPServer(("127.0.0.1", 17090), H).serve_forever()
+PY
+RECEIVER=$!
+"$S" notify add http://127.0.0.1:17090/hook --env production \
+	--type deployment.started,deployment.promoted,deployment.rolled_back,region.failed,gate.refused,flag.killed \
+	| sed -n 's/^secret (shown only this once): //p' >"$D/hook.secret"
+tail -s 0.2 -f "$D/notifications.log" &
+LOADS+=($!)
 
 say "CI hands over releases (immutable artifacts with contracts)"
 C=$ROOT/examples/contracts
@@ -127,6 +158,9 @@ echo "new-checkout for 200 other users: $on on (10% asked)"
 "$S" flag kill new-checkout --env production --reason "checkout errors after launch"
 echo "new-checkout for the staff member after the kill: $(ofrep new-checkout '{"targetingKey": "u-7", "email": "ann@example.com"}')"
 "$S" flags history --env production
+# the kill's notification reaches the receiver in a few hundred ms: let it print before the end
+for _ in $(seq 30); do "$S" notify list -o json | grep -Eq '"backlog": ?0([^0-9]|$)' && break; sleep 0.1; done
+sleep 0.3
 
 say "status"
 "$S" status metadata

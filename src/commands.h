@@ -38,6 +38,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_token(int argc, char **argv);  /* src/cli/token.c */
+int cmd_notify(int argc, char **argv); /* src/cli/notify.c */
 int cmd_audit(int argc, char **argv);
 int cmd_flags(int argc, char **argv);  /* src/cli/flags.c */
 int cmd_flag(int argc, char **argv);

@@ -30,6 +30,7 @@ static const struct command commands[] = {
 	{"flags", cmd_flags, "apply a flag set to an environment, or list its versions"},
 	{"flag", cmd_flag, "list, read, enable, disable, kill a feature flag or set its default"},
 	{"token", cmd_token, "create, list or revoke API tokens (admin)"},
+	{"notify", cmd_notify, "add, list or remove webhook subscriptions to notifications (admin)"},
 	{"audit", cmd_audit, "show the audit log of changes made through the API (admin)"},
 	{"shutdown", cmd_shutdown, "stop the server (and with --data-plane its instances and proxy)"},
 	{"contract", cmd_contract, "diff OpenAPI documents, check a consumer against a provider"},

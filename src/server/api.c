@@ -22,6 +22,8 @@
 #include "server/api.h"
 #include "server/api_body.h"
 #include "server/api_internal.h"
+#include "server/notifier.h"
+#include "core/notify.h"
 #include "server/gate.h"
 #include "server/tokens.h"
 #include "server/catalog.h"
@@ -500,6 +502,16 @@ static void h_deploy(struct route_ctx *c)
 	int refused = !verdict || strcmp(verdict, "ok");
 	if (refused && !force) {
 		c->srv->gate_refusals++;
+		/* announced on its own (the refusal changes nothing else): one statement */
+		char when[32];
+		notify_time(store_now_ms(), when);
+		json_t *notice = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "type", "gate.refused", "time",
+					   when, "service", service, "env", env, "version", version, "message",
+					   "the compatibility gate refuses this release next to what is live",
+					   "report", report);
+		if (notifier_raise(c->srv->store, env, service, notice, &e))
+			log_warn("api: the gate's refusal of %s %s is not announced: %s", service, version, e.msg);
+		json_decref(notice);
 		api_reply(c->resp, 409,
 			   json_pack("{s:s, s:o}", "error",
 				     "the compatibility gate refuses this release next to what is live "
@@ -1228,6 +1240,9 @@ ADAPT(api_h_flag_change)
 ADAPT(api_h_ofrep_one)
 ADAPT(api_h_ofrep_bulk)
 ADAPT(api_h_metrics)
+ADAPT(api_h_notify_add)
+ADAPT(api_h_notify_list)
+ADAPT(api_h_notify_remove)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1261,6 +1276,9 @@ static const struct route api_table[] = {
 	{"GET", "/v1/flags/{env}/history", AUTH_READ, r_api_h_flags_history, "the versions of a flag set"},
 	{"GET", "/v1/flags/{env}/flag/{key}", AUTH_READ, r_api_h_flag_get, "one flag"},
 	{"POST", "/v1/flags/{env}/flag/{key}", AUTH_FLAGS, r_api_h_flag_change, "enable, disable, kill a flag or set its default"},
+	{"POST", "/v1/notifications", AUTH_ADMIN, r_api_h_notify_add, "subscribe a webhook to notifications"},
+	{"GET", "/v1/notifications", AUTH_ADMIN, r_api_h_notify_list, "the notification subscriptions"},
+	{"DELETE", "/v1/notifications/{id}", AUTH_ADMIN, r_api_h_notify_remove, "remove a subscription"},
 	{"GET", "/metrics", AUTH_READ, r_api_h_metrics, "the control plane's metrics (Prometheus text)"},
 	{"POST", "/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one, "OFREP: evaluate one flag"},
 	{"POST", "/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk, "OFREP: evaluate every flag"},

@@ -61,6 +61,9 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
  * checks and the digest's form are answered on the head, before any byte is written). Without
  * it an upload is answered 500. */
 int api_on_head(void *ctx, const struct httpd_req *req, struct httpd_body *b, struct httpd_resp *resp);
+/* The notifier whose counters /metrics shows (borrowed; NULL: none). */
+struct notifier;
+void api_use_notifier(api *a, struct notifier *n);
 /* Whether a shutdown asked for the data plane (instances, proxy) to stop too. */
 int api_stop_data_plane(const api *a);
 

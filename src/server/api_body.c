@@ -103,6 +103,31 @@ static const struct shape_field flag_change_body[] = {
 	{0},
 };
 
+/* The types are checked against the notification types by the handler (core/notify.h). */
+static int any_types(const struct shape_ctx *sc, struct shape_at at, const char *path,
+		     const struct shape_field *f, const json_t *v, json_t **out)
+{
+	char got[64];
+	(void)f;
+	if (!json_is_array(v) && !json_is_string(v))
+		return shape_fail(sc, shape_pos(sc, at), path,
+				  "expected an array of notification types or \"all\", got %s",
+				  shape_describe(v, got, sizeof(got)));
+	*out = json_incref((json_t *)v);
+	return 0;
+}
+
+static const char *const notify_format_choices[] = {"json", "slack", "cloudevents", NULL};
+static const struct shape_field notify_body[] = {
+	{.key = "env", .type = SHAPE_NAME, .name = NAME_OBJECT, .nullable = 1, .def = "null"},
+	{.key = "service", .type = SHAPE_NAME, .name = NAME_OBJECT, .nullable = 1, .def = "null"},
+	{.key = "types", .type = SHAPE_CUSTOM, .custom = any_types, .def = "\"all\""},
+	{.key = "url", .type = SHAPE_STRING, .required = 1, .max = 2048},
+	{.key = "format", .type = SHAPE_ENUM, .choices = notify_format_choices, .def = "\"json\""},
+	{.key = "secret", .type = SHAPE_STRING, .max = 256, .nullable = 1, .def = "null"},
+	{0},
+};
+
 static const struct {
 	const char *name;
 	const struct shape_field *fields;
@@ -118,6 +143,7 @@ static const struct {
 	[API_BODY_EMPTY] = {"empty", empty_body},
 	[API_BODY_FLAGS_APPLY] = {"flags apply", flags_apply_body},
 	[API_BODY_FLAG_CHANGE] = {"flag change", flag_change_body},
+	[API_BODY_NOTIFY] = {"notify", notify_body},
 };
 
 int api_body_check(enum api_body kind, const json_t *body, json_t **out, struct err *e)

@@ -27,6 +27,7 @@ enum api_body {
 	API_BODY_EMPTY,    /* {} */
 	API_BODY_FLAGS_APPLY, /* {name = "flags.yaml", content, strict = false, reason = ""} */
 	API_BODY_FLAG_CHANGE, /* {action: enable|disable|kill|set, variant?, reason = ""} */
+	API_BODY_NOTIFY,      /* {env?, service?, types = "all", url, format = json, secret?} */
 	API_BODY_COUNT,
 };
 

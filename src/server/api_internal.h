@@ -49,6 +49,7 @@ struct api {
 	 * and [..][0] for answers without a route: 404, 405), gate refusals, OFREP evaluations */
 	uint64_t answers[API_MAX_ROUTES + 1][6];
 	uint64_t gate_refusals, evaluations;
+	struct notifier *notifier; /* for /metrics; may be NULL */
 	struct api_bucket {
 		char name[64];
 		double tokens;
@@ -106,5 +107,8 @@ void api_h_ofrep_bulk(struct route_ctx *c);
 const struct route *api_route_table(size_t *n /* OUT */);
 /* api_metrics.c */
 void api_h_metrics(struct route_ctx *c);
+void api_h_notify_add(struct route_ctx *c);
+void api_h_notify_list(struct route_ctx *c);
+void api_h_notify_remove(struct route_ctx *c);
 
 #endif

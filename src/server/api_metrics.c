@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "server/api_internal.h"
+#include "server/notifier.h"
 #include "store/store.h"
+#include "util/histo.h"
 
 static double now_s(void)
 {
@@ -26,6 +28,40 @@ static void label(struct buf *b, const char *v)
 		if (buf_adds(b, *p == '\\' || *p == '"' ? ch : ch + 1))
 			return;
 	}
+}
+
+/* One more store question; its failure leaves the series out (the scrape's other series stay). */
+static int write_by_kind(store *s, struct buf *b)
+{
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_deployments(s, NULL, &list, &e))
+		return 0;
+	static const char *const kinds[] = {"deploy", "rollback", "hotfix"};
+	static const char *const phases[] = {"active", "promoted", "rolled_back", "failed", "preempted", "superseded"};
+	long n[3][6] = {{0}};
+	size_t i;
+	json_t *d;
+	json_array_foreach(list, i, d) {
+		const char *k = json_string_value(json_object_get(d, "kind"));
+		const char *p = json_string_value(json_object_get(d, "phase"));
+		for (int x = 0; k && p && x < 3; x++)
+			for (int y = 0; y < 6; y++)
+				n[x][y] += !strcmp(k, kinds[x]) && !strcmp(p, phases[y]);
+	}
+	json_decref(list);
+	int bad = buf_adds(b, "# HELP sluice_deployments_by_kind Deployments in the store by kind and state "
+			      "(active, or the outcome of one that ended).\n# TYPE sluice_deployments_by_kind gauge\n");
+	for (int x = 0; x < 3; x++)
+		for (int y = 0; y < 6; y++)
+			bad |= buf_addf(b, "sluice_deployments_by_kind{kind=\"%s\",state=\"%s\"} %ld\n", kinds[x],
+					phases[y], n[x][y]);
+	return bad;
+}
+
+void api_use_notifier(api *a, struct notifier *n)
+{
+	a->notifier = n;
 }
 
 void api_h_metrics(struct route_ctx *c)
@@ -106,6 +142,38 @@ void api_h_metrics(struct route_ctx *c)
 	bad |= buf_addf(b, "# HELP sluice_store_scrape_seconds How long the store took to list the deployments for this scrape.\n"
 			   "# TYPE sluice_store_scrape_seconds gauge\nsluice_store_scrape_seconds %.6f\n",
 			store_s);
+	/* histograms: reconcile passes, store commits; the deployment events' metrics */
+	bad |= buf_adds(b, "# HELP sluice_reconcile_pass_seconds How long one reconcile pass took.\n"
+			   "# TYPE sluice_reconcile_pass_seconds histogram\n");
+	bad |= histo_write(reconcile_pass_seconds(a->reconciler), b, "sluice_reconcile_pass_seconds", "");
+	bad |= buf_adds(b, "# HELP sluice_store_commit_seconds How long a store transaction took to commit.\n"
+			   "# TYPE sluice_store_commit_seconds histogram\n");
+	bad |= histo_write(store_commit_latency(a->store), b, "sluice_store_commit_seconds", "");
+	bad |= notifier_write_metrics(a->notifier, b);
+	/* deployments by kind and phase (the outcome of those that ended) */
+	bad |= write_by_kind(a->store, b);
+
+	/* notifications: the outbox's backlog and the deliverer's attempts */
+	int64_t backlog = 0, oldest = 0;
+	if (store_notify_backlog(a->store, &backlog, &oldest, &e) == 0) {
+		double age = oldest ? (double)(store_now_ms() - oldest) / 1000.0 : 0;
+		bad |= buf_addf(b, "# HELP sluice_notification_backlog Notifications written and not yet delivered.\n"
+				   "# TYPE sluice_notification_backlog gauge\nsluice_notification_backlog %lld\n"
+				   "# HELP sluice_notification_oldest_pending_seconds Age of the oldest undelivered notification (0: none).\n"
+				   "# TYPE sluice_notification_oldest_pending_seconds gauge\n"
+				   "sluice_notification_oldest_pending_seconds %.3f\n",
+				(long long)backlog, age < 0 ? 0 : age);
+	}
+	struct notifier_counts nc;
+	notifier_counts(a->notifier, &nc);
+	bad |= buf_addf(b, "# HELP sluice_notification_deliveries_total Delivery attempts since the server started, by result.\n"
+			   "# TYPE sluice_notification_deliveries_total counter\n"
+			   "sluice_notification_deliveries_total{result=\"delivered\"} %llu\n"
+			   "sluice_notification_deliveries_total{result=\"failed\"} %llu\n"
+			   "# HELP sluice_notification_in_flight Deliveries waiting for their receiver's answer.\n"
+			   "# TYPE sluice_notification_in_flight gauge\nsluice_notification_in_flight %llu\n",
+			(unsigned long long)nc.delivered, (unsigned long long)nc.failed,
+			(unsigned long long)nc.in_flight);
 	if (bad) {
 		buf_reset(b);
 		httpd_error(c->resp, 500, "the metrics do not fit the answer's limit");

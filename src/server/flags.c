@@ -2,6 +2,8 @@
  * flags: flag sets per environment, versioned in the store, compiled once per version.
  */
 #include "server/flags.h"
+#include "server/notifier.h"
+#include "core/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,13 +100,18 @@ static json_t *warnings_of(const flagset *fs)
 	return w;
 }
 
-/* Stores set_doc as env's next version, in one transaction. */
+/* Stores set_doc as env's next version, in one transaction, with the outbox rows of `notice`
+ * (a notification payload without "version": may be NULL). */
 static int store_doc(flags *f, const char *env, const json_t *set_doc, const char *by, const char *why,
-		     int64_t *version, struct err *e)
+		     json_t *notice, int64_t *version, struct err *e)
 {
 	int rc = store_begin(f->store, e);
 	if (!rc)
 		rc = store_put_flags(f->store, env, set_doc, by, why, version, e);
+	if (!rc && notice) {
+		json_object_set_new(notice, "flag_set_version", json_integer(*version));
+		rc = notifier_raise(f->store, env, "", notice, e);
+	}
 	if (!rc)
 		rc = store_commit(f->store, e);
 	else
@@ -126,7 +133,7 @@ int flags_apply(flags *f, const char *env, const char *name, const char *text, s
 		flagset_free(fs);
 		return FLAGS_INVALID;
 	}
-	int rc = store_doc(f, env, flagset_json(fs), by, why, version, e);
+	int rc = store_doc(f, env, flagset_json(fs), by, why, NULL, version, e);
 	flagset_free(fs);
 	return rc;
 }
@@ -191,7 +198,17 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 		json_decref(set_doc);
 		return FLAGS_INVALID;
 	}
-	rc = store_doc(f, env, flagset_json(fs), by, why, version, e);
+	/* a kill, or a flag switched off (evaluations revert to the code's default), is announced */
+	json_t *notice = NULL;
+	if (what == FLAGS_KILL || what == FLAGS_DISABLE) {
+		char when[32];
+		notify_time(store_now_ms(), when);
+		notice = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type",
+				   what == FLAGS_KILL ? "flag.killed" : "flag.reverted", "time", when, "env", env,
+				   "flag", key, "by", by ? by : "", "message", why ? why : "");
+	}
+	rc = store_doc(f, env, flagset_json(fs), by, why, notice, version, e);
+	json_decref(notice);
 	flagset_free(fs);
 	json_decref(set_doc);
 	return rc;

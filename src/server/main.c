@@ -22,6 +22,7 @@
 #include "router/router.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
+#include "server/notifier.h"
 #include "server/replica.h"
 #include "server/routers.h"
 #include "server/runtimes.h"
@@ -50,6 +51,7 @@ struct server {
 	reconciler *reconciler;
 	replica *replica;        /* the services this replica owns (leases in the store) */
 	executor *executor;
+	notifier *notifier;      /* the notification outbox's writer and deliverer */
 	api *api;
 	char data_dir[PATH_MAX];
 	char artifacts_dir[PATH_MAX + 32];
@@ -62,6 +64,7 @@ static void usage(FILE *f)
 		"usage: sluice server [--data DIR] [--store LOCATION] [--listen ADDR] [--allow-host NAME]...\n"
 		"                     [--proxy-admin ADDR] [--log-level LEVEL] [--tls-cert FILE --tls-key FILE]\n"
 		"                     [--insecure-listen] [--ofrep-rate N] [--replica-id NAME] [--lease-ttl MS]\n"
+		"                     [--notify-retry-max MS]\n"
 		"\n"
 		"Runs the control plane: the /v1 HTTP API, the deployment pipelines and the reconciler\n"
 		"that keeps instances and proxy routes converged. The proxy and the instances it starts\n"
@@ -88,6 +91,8 @@ static void usage(FILE *f)
 		"                      (unique; default HOSTNAME-PID, HOSTNAME with SQLite)\n"
 		"  --lease-ttl MS      how long a replica's lease of a service lasts unrenewed, so how\n"
 		"                      soon another replica takes over a dead one's (default %d)\n"
+		"  --notify-retry-max MS  the longest wait between two attempts at a notification\n"
+		"                      that failed (default 60000; doubling from 1000)\n"
 		"\n"
 		"A --listen address other than loopback (127.0.0.0/8, ::1, localhost) needs\n"
 		"--tls-cert and --tls-key, or --insecure-listen.\n"
@@ -141,6 +146,7 @@ static void on_tick(loop *l, void *arg)
 	replica_tick(srv->replica, loop_clock_ms());
 	executor_tick(srv->executor);
 	runtimes_tick(srv->runtimes, loop_clock_ms());
+	notifier_tick(srv->notifier, loop_clock_ms());
 	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
 }
 
@@ -208,6 +214,7 @@ int cmd_server(int argc, char **argv)
 		{"ofrep-rate", required_argument, NULL, 'R'},
 		{"replica-id", required_argument, NULL, 'r'},
 		{"lease-ttl", required_argument, NULL, 'T'},
+		{"notify-retry-max", required_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -221,6 +228,7 @@ int cmd_server(int argc, char **argv)
 	const char *store_location = NULL; /* NULL: DATA/sluice.db */
 	char replica_name[REPLICA_ID_MAX] = "";
 	double lease_ttl = REPLICA_TTL_DEFAULT_MS;
+	double notify_retry_max = 60000;
 	paths_data_dir(srv.data_dir, sizeof(srv.data_dir));
 	const char *hosts[API_MAX_HOSTS] = {0};
 	int nhosts = 0;
@@ -281,6 +289,10 @@ int cmd_server(int argc, char **argv)
 			break;
 		case 'T':
 			if (opt_rate("--lease-ttl", optarg, REPLICA_TTL_MIN_MS, REPLICA_TTL_MAX_MS, &lease_ttl, &oe))
+				return error("%s", oe.msg), EXIT_USAGE;
+			break;
+		case 'N':
+			if (opt_rate("--notify-retry-max", optarg, 100, 3600000, &notify_retry_max, &oe))
 				return error("%s", oe.msg), EXIT_USAGE;
 			break;
 		case 'L':
@@ -416,7 +428,13 @@ int cmd_server(int argc, char **argv)
 				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, ofrep_rate};
 		srv.api = api_new(&ad);
 	}
-	if (!srv.router || !srv.api) {
+	if (srv.api) {
+		struct notifier_config nc = {.holder = replica_name, .lease_ttl_ms = (int64_t)lease_ttl,
+					     .backoff_max_ms = (int64_t)notify_retry_max};
+		srv.notifier = notifier_new(srv.store, srv.fetch, &nc);
+		api_use_notifier(srv.api, srv.notifier);
+	}
+	if (!srv.router || !srv.api || !srv.notifier) {
 		error("out of memory (or libcurl could not start)");
 		goto out;
 	}
@@ -461,6 +479,7 @@ out:
 	reconcile_free(srv.reconciler);
 	catalog_free(srv.catalog);
 	verify_free(srv.verifier);
+	notifier_free(srv.notifier);
 	if (srv.router)
 		router_use_fetcher(srv.router, NULL);
 	if (srv.fetch)

@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/pipeline.h"
 
 #include "server/catalog.h"
 #include "server/reconcile.h"
 #include "store/artifacts.h"
+#include "util/histo.h"
 
 /* How long an instance must be reported drained before it is stopped. */
 #define RECONCILE_DRAIN_GRACE_MS 1000
@@ -27,6 +29,7 @@
 #define RECONCILE_IDLE_PASS_MS 2000
 
 struct reconciler {
+	struct histo pass_seconds; /* how long each pass took */
 	loop *loop;
 	store *store;
 	runtimes *runtimes;
@@ -47,6 +50,8 @@ struct reconciler {
 reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const char *artifacts_dir)
 {
 	reconciler *rec = calloc(1, sizeof(*rec));
+	if (rec)
+		histo_init(&rec->pass_seconds, histo_seconds, histo_seconds_n);
 	if (!rec)
 		return NULL;
 	rec->loop = l;
@@ -441,7 +446,16 @@ void reconcile_tick(reconciler *rec, int busy)
 		return;
 	}
 	rec->passes++;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	reconcile_all(rec);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	histo_observe(&rec->pass_seconds, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+const struct histo *reconcile_pass_seconds(const reconciler *rec)
+{
+	return &rec->pass_seconds;
 }
 
 void reconcile_all(reconciler *rec)

@@ -50,5 +50,8 @@ const char *reconcile_start_error(reconciler *rec, const char *service, const ch
 				  const char *region, const char *version);
 /* Ticks that ran a pass and ticks that had nothing to look at (GET /v1/health). */
 void reconcile_counts(const reconciler *rec, uint64_t *passes, uint64_t *skipped);
+/* How long each pass of reconcile_tick took (util/histo.h; for /metrics). */
+struct histo;
+const struct histo *reconcile_pass_seconds(const reconciler *rec);
 
 #endif

@@ -4,6 +4,7 @@
  * and a missing row says which row it was.
  */
 #include "store/store.h"
+#include "util/histo.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -24,7 +25,23 @@ struct store {
 	const struct store_ops *ops;
 	void *drv;
 	struct attached_audit audit;
+	int in_tx; /* a transaction opened through store_begin is open */
+	store_event_hook *hook;
+	void *hook_ctx;
+	struct histo commits; /* seconds per commit, failed ones included */
 };
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const struct histo *store_commit_latency(store *s)
+{
+	return &s->commits;
+}
 
 static const struct store_ops *const drivers[] = {&store_sqlite_ops, &store_pg_ops};
 
@@ -75,6 +92,7 @@ int store_attach(store **out, const struct store_ops *ops, void *drv, struct err
 		return err_set(e, "store: out of memory");
 	s->ops = ops;
 	s->drv = drv;
+	histo_init(&s->commits, histo_seconds, histo_seconds_n);
 	*out = s;
 	return 0;
 }
@@ -182,12 +200,15 @@ uint64_t store_changes(store *s)
 int store_begin(store *s, struct err *e)
 {
 	ENTER(s, e);
-	return leave(s->ops->begin(s->drv, e), e, "begin");
+	int rc = leave(s->ops->begin(s->drv, e), e, "begin");
+	s->in_tx = rc == 0;
+	return rc;
 }
 
-int store_commit(store *s, struct err *e)
+static int commit(store *s, struct err *e)
 {
 	ENTER(s, e);
+	s->in_tx = 0;
 	struct attached_audit *au = &s->audit;
 	if (au->on && !au->written) {
 		if (s->ops->add_audit(s->drv, &au->rec, e)) {
@@ -201,9 +222,18 @@ int store_commit(store *s, struct err *e)
 	return leave(s->ops->commit(s->drv, e), e, "commit");
 }
 
+int store_commit(store *s, struct err *e)
+{
+	double t0 = mono_s();
+	int rc = commit(s, e);
+	histo_observe(&s->commits, mono_s() - t0);
+	return rc;
+}
+
 void store_rollback(store *s)
 {
 	assert(s);
+	s->in_tx = 0;
 	s->ops->rollback(s->drv);
 }
 
@@ -320,10 +350,29 @@ int store_add_event(store *s, int64_t deployment, const char *type, const char *
 		    const char *message, const json_t *evidence, struct err *e)
 {
 	ENTER(s, e);
+	/* with a hook, the event and what the hook writes commit together */
+	int own = s->hook && !s->in_tx;
+	if (own && store_begin(s, e))
+		return -1;
 	int rc = s->ops->add_event(s->drv, deployment, type, region, message, evidence, e);
 	if (rc == STORE_NOTFOUND)
 		err_set(e, "deployment %lld does not exist", (long long)deployment);
+	if (rc == 0 && s->hook && s->hook(s->hook_ctx, s, deployment, type, region, message, evidence, e))
+		rc = -1;
+	if (own) {
+		if (rc)
+			store_rollback(s);
+		else if (store_commit(s, e))
+			rc = -1;
+	}
 	return leave(rc, e, "add event");
+}
+
+void store_set_event_hook(store *s, store_event_hook *fn, void *ctx)
+{
+	assert(s);
+	s->hook = fn;
+	s->hook_ctx = ctx;
 }
 
 int store_list_events(store *s, int64_t deployment, json_t **out, struct err *e)
@@ -634,4 +683,87 @@ int store_get_artifact_chunk(store *s, const char *digest, int64_t n, void *buf,
 int store_shared(store *s)
 {
 	return s && s->ops->shared;
+}
+
+/* ---- notifications ---- */
+
+/* ",a,b,": at least one type, each non-empty, no spaces or quotes */
+static int types_ok(const char *t)
+{
+	size_t n = strlen(t);
+	if (n < 3 || t[0] != ',' || t[n - 1] != ',' || strstr(t, ",,"))
+		return 0;
+	return strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789._-,") == n;
+}
+
+int store_put_subscription(store *s, const struct store_subscription *sub, int64_t *id, struct err *e)
+{
+	ENTER(s, e);
+	assert(sub && id && sub->env && sub->service && sub->types && sub->url && sub->format &&
+	       sub->secret && sub->created_by);
+	*id = 0;
+	if (!types_ok(sub->types))
+		return err_set(e, "store: put subscription: types '%s' are not ',type,...,'", sub->types);
+	int rc = s->ops->put_subscription(s->drv, sub, id, e);
+	if (rc == 0 && *id <= 0)
+		rc = err_set(e, "store: put subscription: the driver returned id %lld", (long long)*id);
+	if (rc)
+		*id = 0;
+	return leave(rc, e, "put subscription");
+}
+
+int store_list_subscriptions(store *s, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_subscriptions(s->drv, out, e), out, e, "list subscriptions");
+}
+
+int store_delete_subscription(store *s, int64_t id, struct err *e)
+{
+	ENTER(s, e);
+	int rc = s->ops->delete_subscription(s->drv, id, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "no subscription has id %lld", (long long)id);
+	return leave(rc, e, "delete subscription");
+}
+
+int store_notify_enqueue(store *s, const char *env, const char *service, const char *type,
+			 const json_t *payload, int64_t *rows, struct err *e)
+{
+	ENTER(s, e);
+	assert(env && service && type && payload);
+	int64_t dummy;
+	if (!rows)
+		rows = &dummy;
+	*rows = 0;
+	return leave(s->ops->notify_enqueue(s->drv, env, service, type, payload, rows, e), e,
+		     "enqueue notification");
+}
+
+int store_notify_pending(store *s, int64_t now_ms, int64_t limit, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	assert(limit > 0);
+	return leave_json(s->ops->notify_pending(s->drv, now_ms, limit, out, e), out, e,
+			  "pending notifications");
+}
+
+int store_notify_mark(store *s, int64_t id, int delivered, int64_t next_at, const char *error,
+		      struct err *e)
+{
+	ENTER(s, e);
+	int rc = s->ops->notify_mark(s->drv, id, delivered, next_at, error ? error : "", e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "no outbox row has id %lld", (long long)id);
+	return leave(rc, e, "mark notification");
+}
+
+int store_notify_backlog(store *s, int64_t *rows, int64_t *oldest, struct err *e)
+{
+	ENTER(s, e);
+	*rows = 0;
+	*oldest = 0;
+	return leave(s->ops->notify_backlog(s->drv, rows, oldest, e), e, "notification backlog");
 }

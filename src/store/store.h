@@ -6,7 +6,8 @@
  * service/environment/region the stable release and its history, the API's tokens (their
  * hashes, never the secrets), the audit log of every change made through the API
  * (append-only: no operation edits or deletes a row), and per environment the feature flag
- * set with every version it had.
+ * set with every version it had, and the notification subscriptions with their outbox (what
+ * is still to be delivered to each webhook).
  * Artifacts (the release files) are files (store/artifacts.h); a shared store (PostgreSQL,
  * store_shared) also keeps a copy of each, in chunks, for replicas that do not share the files.
  *
@@ -56,7 +57,7 @@ typedef struct store store;
 #define STORE_CONFLICT 2
 #define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -309,12 +310,77 @@ STORE_WUR int store_secret(store *s, const char *name, const char *fresh, char *
 /* 1 when other processes (replicas on other machines) write this store too, so what one of
  * them needs from another, an artifact, must be in it; 0 for SQLite. */
 int store_shared(store *s);
+/* ---- Notifications: subscriptions and their outbox ----
+ *
+ * A subscription asks for the notifications of some types about an environment and a service
+ * ("" = every one) at a webhook URL, in a format, signed with a secret. The secret is kept in
+ * the store as given (it signs, so it cannot be hashed): only store_notify_pending returns it,
+ * for the deliverer. A removed subscription keeps its row (deleted_at) and its outbox rows stay
+ * undelivered for ever: nothing is sent for it any more.
+ *
+ * The outbox is the durable queue of deliveries: store_notify_enqueue writes one row per
+ * matching subscription, in the open transaction (the one that writes the event it announces),
+ * so an event is announced if and only if it was committed. A row is pending until
+ * store_notify_mark records it delivered; per subscription, rows go out in id order, so
+ * store_notify_pending answers only the oldest pending row of each subscription.
+ */
+struct store_subscription {
+	const char *env;        /* "" = every environment */
+	const char *service;    /* "" = every service */
+	const char *types;      /* ",type,type," (each type a notification type, notify.h), never "" */
+	const char *url;        /* checked by the caller (notify_url_check) */
+	const char *format;     /* "json", "slack" or "cloudevents" */
+	const char *secret;     /* HMAC key; "" = deliveries are not signed */
+	const char *created_by; /* the creating token's name */
+};
+
+/* *id: the new subscription's id (> 0). */
+STORE_WUR int store_put_subscription(store *s, const struct store_subscription *sub,
+				     int64_t *id /* OUT */, struct err *e);
+/* The live subscriptions by id, without secrets: [{"id","env","service","types","url","format",
+ * "signed" (0/1),"created_at","created_by"}]. */
+STORE_WUR int store_list_subscriptions(store *s, json_t **out /* OUT */, struct err *e);
+/* Removes a live subscription; STORE_NOTFOUND when none has this id (or it was removed). */
+STORE_WUR int store_delete_subscription(store *s, int64_t id, struct err *e);
+/* Writes one outbox row (type, payload) for every live subscription that matches env, service
+ * and type; *rows (may be NULL) says how many. In the open transaction when there is one. */
+STORE_WUR int store_notify_enqueue(store *s, const char *env, const char *service,
+				   const char *type, const json_t *payload, int64_t *rows /* OUT */,
+				   struct err *e);
+/* At most `limit` (> 0) rows, each the oldest pending row of a live subscription whose
+ * next_at <= now_ms, oldest first: [{"id","subscription","type","payload","created_at",
+ * "attempts","url","format","secret"}]. */
+STORE_WUR int store_notify_pending(store *s, int64_t now_ms, int64_t limit, json_t **out /* OUT */,
+				   struct err *e);
+/* Records an attempt at row id: delivered (1), or failed (0) with `error` and the time of the
+ * next attempt; attempts grows by one either way. STORE_NOTFOUND when no row has this id.
+ * Not a change of state (store_changes does not grow for it). */
+STORE_WUR int store_notify_mark(store *s, int64_t id, int delivered, int64_t next_at,
+				const char *error, struct err *e);
+/* Pending rows of live subscriptions, and the created_at of the oldest (0 when none). */
+STORE_WUR int store_notify_backlog(store *s, int64_t *rows /* OUT */, int64_t *oldest /* OUT */,
+				   struct err *e);
+
+/*
+ * The event hook: a function the store calls inside store_add_event, after the event row is
+ * written and in the same transaction (one it opens itself when the caller has none), so what
+ * it writes (the outbox rows) commits with the event or not at all. A non-zero return fails the
+ * store_add_event (and rolls back the transaction the store opened). NULL removes it.
+ */
+typedef int store_event_hook(void *ctx, store *s, int64_t deployment, const char *type,
+			     const char *region, const char *message, const json_t *evidence,
+			     struct err *e);
+void store_set_event_hook(store *s, store_event_hook *fn, void *ctx);
 
 /* 1 when e holds the message of a store failure (a -1 above: every such message begins with
  * "store: "), else 0. For a caller that receives the error through a layer that passes only
  * the message on (the executor, the gate): it answers "failed" (HTTP 500), not "your request
  * is wrong" or "not found". */
 int store_failed(const struct err *e);
+
+/* How long store_commit took, every one through this handle (util/histo.h; for /metrics). */
+struct histo;
+const struct histo *store_commit_latency(store *s);
 
 /* Wall-clock milliseconds, the timestamps the store writes. */
 int64_t store_now_ms(void);
@@ -392,6 +458,16 @@ struct store_ops {
 	int (*update_deployment_if)(void *drv, int64_t id, const json_t *expected, const json_t *state,
 				    const char *phase, const char *reason, struct err *e);
 	int (*secret)(void *drv, const char *name, const char *fresh, json_t **value, struct err *e);
+	int (*put_subscription)(void *drv, const struct store_subscription *sub, int64_t *id,
+				struct err *e);
+	int (*list_subscriptions)(void *drv, json_t **out, struct err *e);
+	int (*delete_subscription)(void *drv, int64_t id, struct err *e);
+	int (*notify_enqueue)(void *drv, const char *env, const char *service, const char *type,
+			      const json_t *payload, int64_t *rows, struct err *e);
+	int (*notify_pending)(void *drv, int64_t now_ms, int64_t limit, json_t **out, struct err *e);
+	int (*notify_mark)(void *drv, int64_t id, int delivered, int64_t next_at, const char *error,
+			   struct err *e);
+	int (*notify_backlog)(void *drv, int64_t *rows, int64_t *oldest, struct err *e);
 	int shared; /* store_shared */
 };
 

@@ -86,6 +86,18 @@ static const char *const migrations[] = {
 	/* 6: values the whole control plane shares (the proxies' admin token) */
 	"CREATE TABLE secrets ("
 	"  name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at INTEGER NOT NULL);",
+	/* 7: notification subscriptions and their outbox (rows of an event's transaction) */
+	"CREATE TABLE notify_subscriptions ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, env TEXT NOT NULL, service TEXT NOT NULL,"
+	"  types TEXT NOT NULL, url TEXT NOT NULL, format TEXT NOT NULL, secret TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, created_by TEXT NOT NULL, deleted_at INTEGER);"
+	"CREATE TABLE notify_outbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  subscription INTEGER NOT NULL REFERENCES notify_subscriptions(id),"
+	"  type TEXT NOT NULL, payload TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, delivered_at INTEGER,"
+	"  last_error TEXT);"
+	"CREATE INDEX notify_outbox_pending ON notify_outbox (subscription, id) WHERE delivered_at IS NULL;",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -311,7 +323,8 @@ static json_t *column_json(sqlite3_stmt *st, int i)
 		const char *txt = (const char *)sqlite3_column_text(st, i);
 		/* Columns holding JSON documents are decoded; everything else is text. */
 		if (!strcmp(name, "spec") || !strcmp(name, "state") || !strcmp(name, "contract") ||
-		    !strcmp(name, "evidence") || !strcmp(name, "scopes") || !strcmp(name, "doc")) {
+		    !strcmp(name, "evidence") || !strcmp(name, "scopes") || !strcmp(name, "doc") ||
+		    !strcmp(name, "payload")) {
 			json_t *j = json_loads(txt, JSON_DECODE_ANY, NULL);
 			return j ? j : json_null();
 		}
@@ -854,6 +867,100 @@ static int sq_get_artifact_chunk(void *drv, const char *digest, int64_t n, void 
 	return r;
 }
 
+/* ---- notifications (store.h) ---- */
+
+static int sq_put_subscription(void *drv, const struct store_subscription *sub, int64_t *id,
+			       struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e,
+		"INSERT INTO notify_subscriptions (env, service, types, url, format, secret, created_at, "
+		"created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		"ssssssis", sub->env, sub->service, sub->types, sub->url, sub->format, sub->secret,
+		store_now_ms(), sub->created_by))
+		return -1;
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int sq_list_subscriptions(void *drv, json_t **out, struct err *e)
+{
+	return query(drv, out, 0, 0, e,
+		     "SELECT id, env, service, types, url, format, secret <> '' AS signed, created_at, "
+		     "created_by FROM notify_subscriptions WHERE deleted_at IS NULL ORDER BY id",
+		     "");
+}
+
+static int sq_delete_subscription(void *drv, int64_t id, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "UPDATE notify_subscriptions SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+		"ii", store_now_ms(), id))
+		return -1;
+	return sqlite3_changes(s->db) ? 0 : STORE_NOTFOUND;
+}
+
+static int sq_notify_enqueue(void *drv, const char *env, const char *service, const char *type,
+			     const json_t *payload, int64_t *rows, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int64_t now = store_now_ms();
+	if (run(s, e,
+		"INSERT INTO notify_outbox (subscription, type, payload, created_at, next_at) "
+		"SELECT id, ?1, ?2, ?3, ?3 FROM notify_subscriptions WHERE deleted_at IS NULL "
+		"AND (env = '' OR env = ?4) AND (service = '' OR service = ?5) "
+		"AND instr(types, ',' || ?1 || ',') > 0 ORDER BY id",
+		"sjiss", type, payload, now, env, service))
+		return -1;
+	*rows = sqlite3_changes(s->db);
+	return 0;
+}
+
+static int sq_notify_pending(void *drv, int64_t now_ms, int64_t limit, json_t **out, struct err *e)
+{
+	/* the head of each live subscription's queue, if it is due */
+	return query(drv, out, 0, 0, e,
+		     "SELECT o.id, o.subscription, o.type, o.payload, o.created_at, o.attempts, s.url, "
+		     "s.format, s.secret FROM notify_subscriptions s JOIN notify_outbox o ON o.id = "
+		     "(SELECT MIN(id) FROM notify_outbox WHERE subscription = s.id AND delivered_at IS NULL) "
+		     "WHERE s.deleted_at IS NULL AND o.next_at <= ?1 ORDER BY o.id LIMIT ?2",
+		     "ii", now_ms, limit);
+}
+
+static int sq_notify_mark(void *drv, int64_t id, int delivered, int64_t next_at, const char *error,
+			  struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int rc = delivered ? run(s, e,
+				 "UPDATE notify_outbox SET delivered_at = ?, attempts = attempts + 1, "
+				 "last_error = NULL WHERE id = ?",
+				 "ii", store_now_ms(), id)
+			   : run(s, e,
+				 "UPDATE notify_outbox SET next_at = ?, attempts = attempts + 1, last_error = ? "
+				 "WHERE id = ?",
+				 "isi", next_at, error, id);
+	if (rc)
+		return -1;
+	int n = sqlite3_changes(s->db);
+	s->lease_rows += (uint64_t)n; /* bookkeeping of delivery, not a change of state */
+	return n ? 0 : STORE_NOTFOUND;
+}
+
+static int sq_notify_backlog(void *drv, int64_t *rows, int64_t *oldest, struct err *e)
+{
+	json_t *r = NULL;
+	if (query(drv, &r, 1, 0, e,
+		  "SELECT COUNT(*) AS n, COALESCE(MIN(o.created_at), 0) AS oldest FROM notify_outbox o "
+		  "JOIN notify_subscriptions s ON s.id = o.subscription "
+		  "WHERE o.delivered_at IS NULL AND s.deleted_at IS NULL",
+		  ""))
+		return -1;
+	*rows = json_integer_value(json_object_get(r, "n"));
+	*oldest = json_integer_value(json_object_get(r, "oldest"));
+	json_decref(r);
+	return 0;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.shared = 0,
@@ -900,4 +1007,11 @@ const struct store_ops store_sqlite_ops = {
 	.get_artifact = sq_get_artifact,
 	.get_artifact_chunk = sq_get_artifact_chunk,
 	.secret = sq_secret,
+	.put_subscription = sq_put_subscription,
+	.list_subscriptions = sq_list_subscriptions,
+	.delete_subscription = sq_delete_subscription,
+	.notify_enqueue = sq_notify_enqueue,
+	.notify_pending = sq_notify_pending,
+	.notify_mark = sq_notify_mark,
+	.notify_backlog = sq_notify_backlog,
 };

@@ -24,6 +24,13 @@ bad() {
 }
 
 bad "deploy: unknown option '--frobnicate'" deploy metadata v2 --frobnicate
+bad "notify add: expected URL, got 0 arguments" notify add
+bad "notify add: --format: expected json, slack or cloudevents" notify add http://127.0.0.1:9/h --format xml
+bad "notify add: --secret: 16 to 256 characters" notify add http://127.0.0.1:9/h --secret short
+bad "notify add: --env:" notify add http://127.0.0.1:9/h --env ../prod
+bad "URL" notify add ftp://example.com/
+bad "notify remove: ID: expected a subscription's id" notify remove abc
+bad "notify list: unexpected argument 'x'" notify list x
 bad "deploy: option '--env' needs a value" deploy metadata v2 --env
 bad "deploy: expected SERVICE VERSION, got 1 argument" deploy metadata
 bad "deploy: unexpected argument 'extra' (expected SERVICE VERSION)" deploy metadata v2 extra

@@ -189,5 +189,33 @@ check "Prometheus scrapes the control plane's /metrics (the target is up)" \
 check "... and reads its rollbacks" scraped 'sluice_rollbacks_total{job="sluice-control-plane"} >= 1'
 check "... and the API's answers per route" \
 	scraped 'sluice_api_requests_total{job="sluice-control-plane",route="POST /v1/deployments",code="2xx"} >= 1'
+check "... its histograms: reconcile passes, store commits, steps" bash -c "
+	$(declare -f scraped)
+	scraped 'sluice_reconcile_pass_seconds_count{job=\"sluice-control-plane\"} >= 1' &&
+	scraped 'sluice_store_commit_seconds_bucket{job=\"sluice-control-plane\",le=\"+Inf\"} >= 1' &&
+	scraped 'sluice_step_duration_seconds_count{job=\"sluice-control-plane\"} >= 1'"
+check "... verdicts by method and decision, and the notification backlog" bash -c "
+	$(declare -f scraped)
+	scraped 'sum(sluice_verdicts_total{job=\"sluice-control-plane\"}) >= 1' &&
+	scraped 'sluice_notification_backlog{job=\"sluice-control-plane\"} >= 0'"
+# every query of the Grafana dashboard (examples/grafana) is valid PromQL over these series
+check "the Grafana dashboard's queries all run on Prometheus" python3 - "$SRC/examples/grafana/sluice-control-plane.json" <<'PY'
+import json, sys, urllib.parse, urllib.request
+d = json.load(open(sys.argv[1]))
+bad = []
+for p in d["panels"]:
+    for t in p["targets"]:
+        q = t["expr"].replace("$job", "sluice-control-plane").replace("$__range", "1h")
+        url = "http://127.0.0.1:31090/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        try:
+            r = json.load(urllib.request.urlopen(url, timeout=5))
+            if r.get("status") != "success":
+                bad.append((p["title"], q, r))
+        except Exception as e:
+            bad.append((p["title"], q, str(e)))
+for b in bad:
+    print("dashboard query failed:", b)
+sys.exit(1 if bad else 0)
+PY
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -203,6 +203,9 @@ static const struct row rows[] = {
 	{"POST", "/v1/tokens", "{\"name\": \"new\", \"scopes\": [{\"actions\": [\"read\"]}]}", AUTH_ADMIN, EXACT},
 	{"POST", "/v1/tokens/new/revoke", "{}", AUTH_ADMIN, EXACT},
 	{"GET", "/v1/audit", NULL, AUTH_ADMIN, EXACT},
+	{"POST", "/v1/notifications", "{\"url\": \"http://127.0.0.1:9/hook\"}", AUTH_ADMIN, EXACT},
+	{"GET", "/v1/notifications", NULL, AUTH_ADMIN, EXACT},
+	{"DELETE", "/v1/notifications/1", "{}", AUTH_ADMIN, EXACT},
 	{"POST", "/v1/shutdown", "{}", AUTH_ADMIN, EXACT},
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))

@@ -1092,6 +1092,12 @@ Test(api, metrics_count_deployments_refusals_and_answers)
 		"sluice_api_requests_total{route=\"POST /v1/deployments\",code=\"2xx\"} 1\n",
 		"sluice_api_requests_total{route=\"POST /v1/deployments\",code=\"4xx\"} 1\n",
 		"# TYPE sluice_reconcile_passes_total counter\n",
+		"# TYPE sluice_reconcile_pass_seconds histogram\n",
+		"sluice_reconcile_pass_seconds_bucket{le=\"+Inf\"} ",
+		"# TYPE sluice_store_commit_seconds histogram\n",
+		"sluice_deployments_by_kind{kind=\"deploy\",state=\"active\"} 1\n",
+		"sluice_notification_backlog 0\n",
+		"sluice_notification_deliveries_total{result=\"delivered\"} 0\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect(strstr(R.text, want[i]), "'%s' not in:\n%s", want[i], R.text);

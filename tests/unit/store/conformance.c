@@ -755,3 +755,189 @@ void conformance_secrets(const struct store_factory *f)
 	cr_assert_str_eq(out, "first-value", "the value did not survive a reopen");
 	store_close(s);
 }
+
+/* ---- notifications ---- */
+
+static int64_t subscribe(store *s, const char *env, const char *service, const char *types,
+			 const char *secret)
+{
+	struct err e;
+	struct store_subscription sub = {.env = env, .service = service, .types = types,
+					 .url = "http://127.0.0.1:9/hook", .format = "json",
+					 .secret = secret, .created_by = "admin"};
+	int64_t id = 0;
+	OK(store_put_subscription(s, &sub, &id, &e));
+	cr_assert_gt(id, 0);
+	return id;
+}
+
+void conformance_subscriptions(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *out = NULL;
+	int64_t a = subscribe(s, "production", "", ",deployment.started,", "k3y");
+	int64_t b = subscribe(s, "", "checkout", ",step.passed,deployment.promoted,", "");
+	cr_assert_gt(b, a);
+	OK(store_list_subscriptions(s, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	json_t *first = json_array_get(out, 0);
+	cr_assert_eq(json_integer_value(json_object_get(first, "id")), a);
+	cr_assert_str_eq(str(first, "env"), "production");
+	cr_assert_str_eq(str(first, "types"), ",deployment.started,");
+	cr_assert_null(json_object_get(first, "secret"), "a list never shows the secret");
+	cr_assert_eq(json_integer_value(json_object_get(first, "signed")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 1), "signed")), 0);
+	json_decref(out);
+	/* malformed types are refused before the driver sees them */
+	struct store_subscription bad = {.env = "", .service = "", .types = "deployment.started",
+					 .url = "http://x/", .format = "json", .secret = "",
+					 .created_by = "admin"};
+	int64_t id = 7;
+	cr_assert_eq(store_put_subscription(s, &bad, &id, &e), -1);
+	cr_assert_eq(id, 0);
+	OK(store_delete_subscription(s, a, &e));
+	cr_assert_eq(store_delete_subscription(s, a, &e), STORE_NOTFOUND, "removed once");
+	cr_assert_eq(store_delete_subscription(s, 999, &e), STORE_NOTFOUND);
+	OK(store_list_subscriptions(s, &out, &e));
+	cr_assert_eq(json_array_size(out), 1);
+	json_decref(out);
+	store_close(s);
+	/* kept across a reopen */
+	s = f->reopen();
+	OK(store_list_subscriptions(s, &out, &e));
+	cr_assert_eq(json_array_size(out), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), b);
+	json_decref(out);
+	store_close(s);
+}
+
+void conformance_outbox(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *out = NULL;
+	int64_t a = subscribe(s, "production", "", ",deployment.started,step.passed,", "k3y");
+	int64_t b = subscribe(s, "", "checkout", ",step.passed,", "");
+	(void)subscribe(s, "preprod", "", ",step.passed,", "");
+	int64_t rows = -1;
+	json_t *p1 = json_pack("{s:i}", "n", 1), *p2 = json_pack("{s:i}", "n", 2);
+	OK(store_notify_enqueue(s, "production", "checkout", "step.passed", p1, &rows, &e));
+	cr_assert_eq(rows, 2, "a and b match; the preprod one does not");
+	OK(store_notify_enqueue(s, "production", "search", "step.passed", p2, &rows, &e));
+	cr_assert_eq(rows, 1, "only a");
+	OK(store_notify_enqueue(s, "production", "checkout", "region.failed", p2, &rows, &e));
+	cr_assert_eq(rows, 0, "nobody asked for it");
+	OK(store_notify_enqueue(s, "production", "checkout", "step", p2, &rows, &e));
+	cr_assert_eq(rows, 0, "a type matches whole, not as a prefix");
+	int64_t n = 0, oldest = 0;
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 3);
+	cr_assert_gt(oldest, 0);
+
+	/* only the head of each subscription's queue */
+	int64_t now = store_now_ms() + 1000;
+	OK(store_notify_pending(s, now, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	json_t *h = json_array_get(out, 0);
+	cr_assert_eq(json_integer_value(json_object_get(h, "subscription")), a);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(h, "payload"), "n")), 1);
+	cr_assert_str_eq(str(h, "secret"), "k3y", "the deliverer gets the secret");
+	cr_assert_str_eq(str(h, "type"), "step.passed");
+	cr_assert_str_eq(str(h, "format"), "json");
+	int64_t head_a = json_integer_value(json_object_get(h, "id"));
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 1), "subscription")), b);
+	json_decref(out);
+
+	/* a failed attempt postpones the head; the next row of a waits behind it */
+	OK(store_notify_mark(s, head_a, 0, now + 60000, "connection refused", &e));
+	OK(store_notify_pending(s, now, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 1, "a's head is not due, and nothing overtakes it");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "subscription")), b);
+	json_decref(out);
+	OK(store_notify_pending(s, now + 60000, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	h = json_array_get(out, 0);
+	cr_assert_eq(json_integer_value(json_object_get(h, "id")), head_a);
+	cr_assert_eq(json_integer_value(json_object_get(h, "attempts")), 1);
+	json_decref(out);
+	/* delivered: the next row is the head */
+	OK(store_notify_mark(s, head_a, 1, 0, NULL, &e));
+	OK(store_notify_pending(s, now, 1, &out, &e));
+	cr_assert_eq(json_array_size(out), 1, "limit");
+	json_decref(out);
+	OK(store_notify_pending(s, now, 10, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	h = json_array_get(out, 1);
+	cr_assert_eq(json_integer_value(json_object_get(h, "subscription")), a);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(h, "payload"), "n")), 2);
+	json_decref(out);
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 2);
+	cr_assert_eq(store_notify_mark(s, 999999, 1, 0, NULL, &e), STORE_NOTFOUND);
+	/* a removed subscription's rows are no longer pending */
+	OK(store_delete_subscription(s, b, &e));
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 1);
+	json_decref(p1);
+	json_decref(p2);
+	store_close(s);
+}
+
+/* The event hook writes in the event's transaction: both or neither. */
+static int hook_calls;
+static int test_hook(void *ctx, store *s, int64_t deployment, const char *type, const char *region,
+		     const char *message, const json_t *evidence, struct err *e)
+{
+	(void)ctx;
+	(void)region;
+	(void)evidence;
+	hook_calls++;
+	if (!strcmp(message, "fail"))
+		return err_set(e, "the hook refuses");
+	json_t *p = json_pack("{s:I,s:s}", "deployment", (json_int_t)deployment, "type", type);
+	int rc = store_notify_enqueue(s, "production", "checkout", "step.passed", p, NULL, e);
+	json_decref(p);
+	return rc;
+}
+
+void conformance_outbox_with_its_event(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *st = json_object(), *out = NULL;
+	int64_t id = 0, n = 0, oldest = 0;
+	(void)subscribe(s, "", "", ",step.passed,", "");
+	OK(store_create_deployment(s, "checkout", "production", "1.0.0", "deploy", st, &id, &e));
+	store_set_event_hook(s, test_hook, NULL);
+	hook_calls = 0;
+	/* outside a transaction: the store opens one */
+	OK(store_add_event(s, id, "passed", "eu", "ok", NULL, &e));
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 1);
+	/* a hook that fails fails the event, and neither is written */
+	cr_assert_eq(store_add_event(s, id, "passed", "eu", "fail", NULL, &e), -1);
+	/* inside the caller's transaction, rolled back: neither */
+	OK(store_begin(s, &e));
+	OK(store_add_event(s, id, "passed", "eu", "ok", NULL, &e));
+	store_rollback(s);
+	OK(store_list_events(s, id, &out, &e));
+	cr_assert_eq(json_array_size(out), 1, "only the first event");
+	json_decref(out);
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 1, "only the first event's row");
+	/* committed: both */
+	OK(store_begin(s, &e));
+	OK(store_add_event(s, id, "passed", "eu", "ok", NULL, &e));
+	OK(store_commit(s, &e));
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 2);
+	cr_assert_eq(hook_calls, 4);
+	/* no hook, no rows */
+	store_set_event_hook(s, NULL, NULL);
+	OK(store_add_event(s, id, "passed", "eu", "ok", NULL, &e));
+	OK(store_notify_backlog(s, &n, &oldest, &e));
+	cr_assert_eq(n, 2);
+	json_decref(st);
+	store_close(s);
+}

@@ -36,6 +36,9 @@ void conformance_lease_fencing(const struct store_factory *f);
 void conformance_deployment_compare_and_set(const struct store_factory *f);
 void conformance_artifacts(const struct store_factory *f);
 void conformance_secrets(const struct store_factory *f);
+void conformance_subscriptions(const struct store_factory *f);
+void conformance_outbox(const struct store_factory *f);
+void conformance_outbox_with_its_event(const struct store_factory *f);
 
 /* Registers every conformance test for one driver: CONFORMANCE_TESTS(sqlite, &factory, .fini = f) */
 #define CONFORMANCE_TEST_(suite, name, factory, ...) \
@@ -59,6 +62,9 @@ void conformance_secrets(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)          \
 	CONFORMANCE_TEST_(suite, deployment_compare_and_set, factory, __VA_ARGS__) \
 	CONFORMANCE_TEST_(suite, artifacts, factory, __VA_ARGS__)              \
-	CONFORMANCE_TEST_(suite, secrets, factory, __VA_ARGS__)
+	CONFORMANCE_TEST_(suite, secrets, factory, __VA_ARGS__) \
+	CONFORMANCE_TEST_(suite, subscriptions, factory, __VA_ARGS__)          \
+	CONFORMANCE_TEST_(suite, outbox, factory, __VA_ARGS__)                 \
+	CONFORMANCE_TEST_(suite, outbox_with_its_event, factory, __VA_ARGS__)
 
 #endif

@@ -324,6 +324,43 @@ static int f_secret(void *drv, const char *name, const char *fresh, json_t **v, 
 		*v = json_string(out);
 	return rc;
 }
+static int f_put_subscription(void *drv, const struct store_subscription *sub, int64_t *id, struct err *e)
+{
+	FAIL_IF("put_subscription", e);
+	return store_put_subscription(inner, sub, id, e);
+}
+static int f_list_subscriptions(void *drv, json_t **out, struct err *e)
+{
+	FAIL_IF("list_subscriptions", e);
+	return store_list_subscriptions(inner, out, e);
+}
+static int f_delete_subscription(void *drv, int64_t id, struct err *e)
+{
+	FAIL_IF("delete_subscription", e);
+	return store_delete_subscription(inner, id, e);
+}
+static int f_notify_enqueue(void *drv, const char *env, const char *svc, const char *type,
+			    const json_t *payload, int64_t *rows, struct err *e)
+{
+	FAIL_IF("notify_enqueue", e);
+	return store_notify_enqueue(inner, env, svc, type, payload, rows, e);
+}
+static int f_notify_pending(void *drv, int64_t now, int64_t limit, json_t **out, struct err *e)
+{
+	FAIL_IF("notify_pending", e);
+	return store_notify_pending(inner, now, limit, out, e);
+}
+static int f_notify_mark(void *drv, int64_t id, int delivered, int64_t next_at, const char *error,
+			 struct err *e)
+{
+	FAIL_IF("notify_mark", e);
+	return store_notify_mark(inner, id, delivered, next_at, error, e);
+}
+static int f_notify_backlog(void *drv, int64_t *rows, int64_t *oldest, struct err *e)
+{
+	FAIL_IF("notify_backlog", e);
+	return store_notify_backlog(inner, rows, oldest, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -336,7 +373,9 @@ static const struct store_ops faulty_ops = {
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
 	f_put_artifact_chunk, f_put_artifact, f_get_artifact, f_get_artifact_chunk,
-	f_update_deployment_if, f_secret, 0,
+	f_update_deployment_if, f_secret,
+	f_put_subscription, f_list_subscriptions, f_delete_subscription, f_notify_enqueue,
+	f_notify_pending, f_notify_mark, f_notify_backlog, 0,
 };
 
 static store *faulty_fresh(void)

@@ -270,6 +270,43 @@ static int f_secret(void *drv, const char *name, const char *fresh, json_t **v, 
 		*v = json_string(out);
 	return rc;
 }
+static int f_put_subscription(void *drv, const struct store_subscription *sub, int64_t *id, struct err *e)
+{
+	FAULT("put_subscription", e);
+	return store_put_subscription(IN(drv), sub, id, e);
+}
+static int f_list_subscriptions(void *drv, json_t **out, struct err *e)
+{
+	FAULT("list_subscriptions", e);
+	return store_list_subscriptions(IN(drv), out, e);
+}
+static int f_delete_subscription(void *drv, int64_t id, struct err *e)
+{
+	FAULT("delete_subscription", e);
+	return store_delete_subscription(IN(drv), id, e);
+}
+static int f_notify_enqueue(void *drv, const char *env, const char *svc, const char *type,
+			    const json_t *payload, int64_t *rows, struct err *e)
+{
+	FAULT("notify_enqueue", e);
+	return store_notify_enqueue(IN(drv), env, svc, type, payload, rows, e);
+}
+static int f_notify_pending(void *drv, int64_t now, int64_t limit, json_t **out, struct err *e)
+{
+	FAULT("notify_pending", e);
+	return store_notify_pending(IN(drv), now, limit, out, e);
+}
+static int f_notify_mark(void *drv, int64_t id, int delivered, int64_t next_at, const char *error,
+			 struct err *e)
+{
+	FAULT("notify_mark", e);
+	return store_notify_mark(IN(drv), id, delivered, next_at, error, e);
+}
+static int f_notify_backlog(void *drv, int64_t *rows, int64_t *oldest, struct err *e)
+{
+	FAULT("notify_backlog", e);
+	return store_notify_backlog(IN(drv), rows, oldest, e);
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -315,6 +352,13 @@ static const struct store_ops faulty_store_ops = {
 	.get_artifact_chunk = f_get_artifact_chunk,
 	.update_deployment_if = f_update_deployment_if,
 	.secret = f_secret,
+	.put_subscription = f_put_subscription,
+	.list_subscriptions = f_list_subscriptions,
+	.delete_subscription = f_delete_subscription,
+	.notify_enqueue = f_notify_enqueue,
+	.notify_pending = f_notify_pending,
+	.notify_mark = f_notify_mark,
+	.notify_backlog = f_notify_backlog,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

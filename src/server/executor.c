@@ -26,6 +26,7 @@
 #include "server/reconcile.h"
 #include "server/smoke.h"
 #include "server/verify.h"
+#include "util/fault.h"
 #include "util/spawn.h"
 
 struct executor {
@@ -48,18 +49,53 @@ static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 
 /* ---- the pre-production stage's traffic: `sluice load` as a child ---- */
 
-static void traffic_path(executor *ex, int64_t dep, int region, char *buf, size_t len)
+/* A stage entry's files are named after the region and the moment it entered SIDE_BY_SIDE, so
+ * a retried stage never reads an earlier attempt's result: DATA/traffic/DEP-REGION-SINCE.json
+ * (the result, written by the generator when it ends) and .pid (the generator's pid). */
+static void traffic_path(executor *ex, int64_t dep, int region, int64_t since, const char *ext, char *buf,
+			 size_t len)
 {
-	snprintf(buf, len, "%s/traffic/%lld-%d.json", ex->data_dir, (long long)dep, region);
+	snprintf(buf, len, "%s/traffic/%lld-%d-%lld.%s", ex->data_dir, (long long)dep, region, (long long)since,
+		 ext);
 }
 
-/* Starts the generator (detached, in its own session) unless its result already exists. */
+/* Whether the generator of this stage entry runs: its pid file names a live process whose
+ * command line holds the result file's path (a recycled pid runs something else). */
+static int traffic_running(executor *ex, int64_t dep, int ri, int64_t since)
+{
+	char pidf[PATH_MAX + 64], result[PATH_MAX + 64], proc[64], cmd[4096];
+	traffic_path(ex, dep, ri, since, "pid", pidf, sizeof(pidf));
+	traffic_path(ex, dep, ri, since, "json", result, sizeof(result));
+	FILE *f = fopen(pidf, "r");
+	long pid = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0)
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
+	f = fopen(proc, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	size_t rl = strlen(result);
+	for (size_t i = 0; i + rl <= n; i++) /* the arguments are NUL-separated */
+		if (!memcmp(cmd + i, result, rl))
+			return 1;
+	return 0;
+}
+
+/* Starts the generator (detached, in its own session) for duration_ms. */
 static void start_traffic(executor *ex, int64_t dep, const struct service_manifest *svc,
-			  const struct pl_state *st, int ri)
+			  const struct pl_state *st, int ri, int64_t duration_ms)
 {
 	const struct pl_region *r = &st->regions[ri];
-	char result[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
-	traffic_path(ex, dep, ri, result, sizeof(result));
+	char result[PATH_MAX + 64], pidf[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
+	traffic_path(ex, dep, ri, r->since, "json", result, sizeof(result));
+	traffic_path(ex, dep, ri, r->since, "pid", pidf, sizeof(pidf));
 	snprintf(dir, sizeof(dir), "%s/traffic", ex->data_dir);
 	mkdir(dir, 0755);
 	unlink(result);
@@ -93,37 +129,49 @@ static void start_traffic(executor *ex, int64_t dep, const struct service_manife
 	}
 	snprintf(url, sizeof(url), "http://%s%s", ep, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%d", rate > 0 ? rate : 50);
-	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
+	snprintf(dur, sizeof(dur), "%.3f", (double)duration_ms / 1000.0);
 	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
 			"--json", result, NULL};
-	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1};
+	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1, .pid_file = pidf};
 	if (spawn_start(&so, NULL, &e) != 0) {
 		log_warn("deployment %lld: could not start the stage's traffic: %s", (long long)dep, e.msg);
-		return; /* no result: the stage fails when its time is up */
+		return; /* no result and no generator: the next observation starts it again */
 	}
 	log_info("deployment %lld: stage traffic to %s at %s/s for %s s", (long long)dep, url, rates, dur);
 }
 
-/* The stage's verdict: verification as the window goes, then the generator's result. */
+/* The least a generator started again runs: enough requests for a verdict. */
+#define TRAFFIC_RESUME_MIN_MS 2000
+
+/* The stage's verdict: verification as the window goes, then the generator's result. The
+ * generator is derived from the persisted state like every other action: a stage entry with
+ * neither a result nor a running generator (the server died between the commit and the start,
+ * or the generator died) gets one now, for what remains of the stage's observed time. */
 static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const struct service_manifest *svc,
-				     const struct pl_state *st, int ri, char *msg, size_t msglen)
+				     const struct pl_state *st, int ri, int64_t now, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
 	enum pl_verdict v = verify_region(ex->verifier, dep, svc, r->env, st, ri, msg, msglen);
 	if (v == PL_VERDICT_FAIL)
 		return v;
-	int64_t age = store_now_ms() - r->since;
-	if (age < st->cfg.side_by_side_ms)
-		return PL_VERDICT_NONE;
+	int64_t age = now - r->since;
 	char result[PATH_MAX + 64];
-	traffic_path(ex, dep, ri, result, sizeof(result));
+	traffic_path(ex, dep, ri, r->since, "json", result, sizeof(result));
 	json_t *j = json_load_file(result, 0, NULL);
 	if (!j) {
-		if (age > st->cfg.side_by_side_ms + 15000) {
-			snprintf(msg, msglen, "the stage's traffic generator left no result");
-			return PL_VERDICT_FAIL;
+		if (!traffic_running(ex, dep, ri, r->since)) {
+			int64_t left = st->cfg.side_by_side_ms - age;
+			if (left < TRAFFIC_RESUME_MIN_MS)
+				left = TRAFFIC_RESUME_MIN_MS;
+			log_info("deployment %lld: no traffic generator for the stage in %s: starting one for %lld ms",
+				 (long long)dep, r->name, (long long)left);
+			start_traffic(ex, dep, svc, st, ri, left);
 		}
 		snprintf(msg, msglen, "waiting for the stage's traffic result");
+		return PL_VERDICT_NONE;
+	}
+	if (age < st->cfg.side_by_side_ms) {
+		json_decref(j);
 		return PL_VERDICT_NONE;
 	}
 	json_int_t reqs = json_integer_value(json_object_get(j, "requests"));
@@ -299,7 +347,7 @@ void executor_free(executor *ex)
 }
 
 static void observe(executor *ex, int64_t dep, const struct service_manifest *svc, const struct pl_state *st,
-		    int ri, struct pl_obs *o)
+		    int ri, int64_t now, struct pl_obs *o)
 {
 	const struct pl_region *r = &st->regions[ri];
 	const char *name = svc->name;
@@ -367,7 +415,7 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 		o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
 		break;
 	case R_SIDE_BY_SIDE:
-		o->verdict = stage_verdict(ex, dep, svc, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->verdict = stage_verdict(ex, dep, svc, st, ri, now, o->verdict_msg, sizeof(o->verdict_msg));
 		break;
 	default:
 		break;
@@ -452,7 +500,7 @@ static void after_actions(executor *ex, int64_t id, const struct service_manifes
 		if (acts->a[i].type == PL_ACT_RESET_WINDOW)
 			verify_reset(ex->verifier, id, acts->a[i].region);
 		else if (acts->a[i].type == PL_ACT_TRAFFIC)
-			start_traffic(ex, id, svc, st, acts->a[i].region);
+			start_traffic(ex, id, svc, st, acts->a[i].region, st->cfg.side_by_side_ms);
 	}
 }
 
@@ -469,6 +517,10 @@ static int apply(executor *ex, int64_t id, const struct service_manifest *svc, c
 		*st = before;
 		return -1;
 	}
+	/* a test hook (util/fault.h): die as a kill -9 would, between the commit and the actions */
+	for (int i = 0; i < acts.n; i++)
+		if (acts.a[i].type == PL_ACT_RECORD)
+			fault_after_commit(acts.a[i].kind);
 	after_actions(ex, id, svc, st, &acts);
 	return 1;
 }
@@ -521,7 +573,7 @@ static void drive(executor *ex, json_t *dep)
 		if (!pipeline_controls(&st, i))
 			continue;
 		struct pl_event ev = {.type = PL_EV_OBSERVE, .now = now, .region = i};
-		observe(ex, id, svc, &st, i, &ev.obs);
+		observe(ex, id, svc, &st, i, now, &ev.obs);
 		if (apply(ex, id, svc, service, env, &st, &ev) < 0)
 			break;
 	}

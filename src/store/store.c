@@ -4,6 +4,7 @@
  * and a missing row says which row it was.
  */
 #include "store/store.h"
+#include "util/fault.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -182,6 +183,9 @@ uint64_t store_changes(store *s)
 int store_begin(store *s, struct err *e)
 {
 	ENTER(s, e);
+	/* a test hook (util/fault.h): every write fails as on a full disk or a read-only file */
+	if (fault_active("store-write"))
+		return err_set(e, "store: begin: injected fault (SLUICE_FAULT=store-write)");
 	return leave(s->ops->begin(s->drv, e), e, "begin");
 }
 

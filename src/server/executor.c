@@ -42,6 +42,7 @@ struct executor {
 	replica *replica; /* NULL: this server owns every service */
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
+	struct crash_hist *crashes;   /* restarts seen of the instances observed */
 };
 
 static int64_t create_in_tx(executor *ex, const char *service, const char *env,
@@ -188,6 +189,68 @@ static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const struct ser
 	}
 	snprintf(msg, msglen, "%lld generated requests, 0 failed, old and new side by side", (long long)reqs);
 	return PL_VERDICT_PASS;
+}
+
+/* ---- crash loops ---- */
+
+/* An instance that served and crashed is restarted, not blamed (its failed requests count in
+ * the verification like any other); one restarted strategy.crash_loop_restarts times within
+ * strategy.crash_loop_window crash-loops and fails the region like one that never gets
+ * healthy. The restarts are timed as the executor sees the runtime's counter grow (in memory:
+ * a restarted server starts every window again, which only delays the verdict). */
+#define CRASH_MAX 64
+
+struct crash_hist {
+	struct crash_hist *next;
+	char id[RUNTIME_ID_MAX];
+	unsigned restarts; /* the runtime's counter when last seen */
+	int64_t at[CRASH_MAX]; /* when each restart was seen, oldest first */
+	int n;
+	int seen;
+};
+
+/* Records instance `in`'s restarts at `now`; returns how many fall within window_ms. */
+static int crash_count(executor *ex, const struct instance_info *in, int64_t now, int64_t window_ms)
+{
+	struct crash_hist *h = ex->crashes;
+	while (h && strcmp(h->id, in->id))
+		h = h->next;
+	if (!h) {
+		if (!(h = calloc(1, sizeof(*h))))
+			return 0;
+		snprintf(h->id, sizeof(h->id), "%s", in->id);
+		h->restarts = in->restarts; /* restarts before we looked are not timed */
+		h->next = ex->crashes;
+		ex->crashes = h;
+	}
+	h->seen = 1;
+	for (; h->restarts < in->restarts; h->restarts++) {
+		if (h->n == CRASH_MAX) {
+			memmove(h->at, h->at + 1, (CRASH_MAX - 1) * sizeof(h->at[0]));
+			h->n--;
+		}
+		h->at[h->n++] = now;
+	}
+	h->restarts = in->restarts; /* a counter that went back: another process */
+	int k = 0;
+	for (int i = 0; i < h->n; i++)
+		k += now - h->at[i] <= window_ms;
+	return k;
+}
+
+/* Forgets the instances no tick looked at since the last call (all of them with all = 1). */
+static void crash_sweep(executor *ex, int all)
+{
+	for (struct crash_hist **p = &ex->crashes; *p;) {
+		struct crash_hist *h = *p;
+		if (h->seen && !all) {
+			h->seen = 0;
+			p = &h->next;
+			continue;
+		}
+		*p = h->next;
+		free(h);
+	}
 }
 
 /* ---- observation ---- */
@@ -342,6 +405,7 @@ void executor_free(executor *ex)
 	if (!ex)
 		return;
 	smoke_sweep(ex, 1);
+	crash_sweep(ex, 1);
 	catalog_free(ex->own_cat);
 	free(ex);
 }
@@ -383,6 +447,16 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 					 "%.40s restarted %u times without becoming healthy: %.100s", in[i].id,
 					 in[i].failed_starts, in[i].reason);
 			}
+			int loops = crash_count(ex, &in[i], now, (int64_t)svc->strategy.crash_loop_window_ms);
+			if (!gone && svc->strategy.crash_loop_restarts > 0 && loops >= svc->strategy.crash_loop_restarts &&
+			    !o->new_broken) {
+				o->new_broken = 1;
+				snprintf(o->broken_reason, sizeof(o->broken_reason),
+					 "%.40s crash-loops: restarted %d times within %llu ms (crash_loop_restarts %d, "
+					 "crash_loop_window): %.60s",
+					 in[i].id, loops, (unsigned long long)svc->strategy.crash_loop_window_ms,
+					 svc->strategy.crash_loop_restarts, in[i].reason);
+			}
 		} else if (o->base_wanted && !strcmp(in[i].version, d.baseline)) {
 			o->base_healthy += in[i].state == INSTANCE_HEALTHY;
 		} else if (r->stable[0] && !strcmp(in[i].version, r->stable)) {
@@ -406,16 +480,20 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 		smoke(ex, dep, ri, r, svc, in, n, st->version, o);
 		break;
 	case R_STEP:
-		if (st->cfg.strategy != PL_ROLLING)
+		if (st->cfg.strategy != PL_ROLLING) {
 			o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg,
 						   sizeof(o->verdict_msg));
+			o->blind = verify_blind(ex->verifier);
+		}
 		break;
 	case R_HOLD:
 	case R_BAKING:
 		o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->blind = verify_blind(ex->verifier);
 		break;
 	case R_SIDE_BY_SIDE:
 		o->verdict = stage_verdict(ex, dep, svc, st, ri, now, o->verdict_msg, sizeof(o->verdict_msg));
+		o->blind = verify_blind(ex->verifier);
 		break;
 	default:
 		break;
@@ -646,6 +724,7 @@ void executor_tick(executor *ex)
 	int busy = json_array_size(active) > 0;
 	json_decref(active);
 	smoke_sweep(ex, 0);
+	crash_sweep(ex, 0);
 	reconcile_tick(ex->reconciler, busy);
 }
 
@@ -722,6 +801,8 @@ static int initial_state(executor *ex, const struct service_manifest *svc,
 		.retry_backoff_ms = (int64_t)envm->policy.retry_backoff_ms,
 		.baseline = wants_baseline(svc),
 		.continue_on_failure = envm->policy.on_region_failure == MANIFEST_CONTINUE,
+		.observe_gap_ms = PL_GAP_MS,
+		.max_unobserved_ms = (int64_t)svc->strategy.max_unobserved_ms,
 	};
 	for (size_t i = 0; i < svc->strategy.nsteps; i++)
 		if (cfg.nsteps < PL_MAX_STEPS)
@@ -964,8 +1045,15 @@ int executor_retry(executor *ex, int64_t id, const char *region, struct err *e)
 	rc = 0;
 	if (ri < 0) {
 		rc = err_set(e, "deployment %lld has no region '%s'", (long long)id, region);
+	} else if (st.regions[ri].paused) {
+		/* a region paused for want of metrics: the operator resumes it */
+		struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
+		struct pl_actions acts;
+		if (pipeline_step(&st, &ev, &acts))
+			rc = persist_fenced(ex, id, service, env, &st, &acts, 0) ? err_set(e, "store: could not record the resume")
+										  : 0;
 	} else if (st.regions[ri].state != R_FAILED) {
-		rc = err_set(e, "region %s of deployment %lld is %s, not failed: only a failed region is retried",
+		rc = err_set(e, "region %s of deployment %lld is %s, not failed or paused: only those are retried",
 			     region, (long long)id, pipeline_rstate_name(st.regions[ri].state));
 	} else {
 		/* a newer deployment of the service may have run since: never go back behind it */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted"};
+static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted", "split"};
 static const char *const rstate_names[] = {"pending", "starting", "step", "promoting", "done",
 					   "aborting", "rolled_back", "baking", "reverted", "smoke",
 					   "side_by_side", "hold", "retry_wait", "failed"};
@@ -290,9 +290,48 @@ static int wave_of_next(const struct pl_state *s)
 	return w;
 }
 
-static void finish(struct pl_state *s, struct pl_actions *out)
+/* The version region i serves once the deployment has ended ("" = nothing). */
+static const char *ended_version(const struct pl_state *s, int i)
 {
-	int rolled = 0, had_stable = 0, failed = 0;
+	const struct pl_region *r = &s->regions[i];
+	return r->state == R_DONE ? s->version : r->stable;
+}
+
+/* The production regions of an ended deployment: how many serve the new release, how many
+ * another one; a REVERTED region is followed by a rollback of every region (not a split). */
+static void tally(const struct pl_state *s, int *on_new, int *on_old, int *reverted)
+{
+	*on_new = *on_old = *reverted = 0;
+	for (int i = 0; i < s->nregions; i++) {
+		if (s->regions[i].stage)
+			continue;
+		*reverted |= s->regions[i].state == R_REVERTED;
+		if (!strcmp(ended_version(s, i), s->version))
+			(*on_new)++;
+		else
+			(*on_old)++;
+	}
+}
+
+/* Production rolled the release back everywhere: the stage goes back to its previous stable
+ * release too, so that it is not the next stage's comparison point. */
+static void unstage(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	for (int i = 0; i < s->nregions; i++) {
+		struct pl_region *r = &s->regions[i];
+		if (!r->stage || r->state != R_DONE || !r->stable[0] || !strcmp(r->stable, s->version))
+			continue;
+		enter(r, R_ROLLED_BACK, now);
+		act(out, PL_ACT_RESTORE_STABLE, i, "stable", "%s", r->stable);
+		act(out, PL_ACT_RECORD, i, "region_rolled_back",
+		    "%s/%s serves %s again: %s was rolled back in production", r->env, r->name, r->stable,
+		    s->version);
+	}
+}
+
+static void finish(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	int rolled = 0, had_stable = 0, failed = 0, on_new, on_old, reverted;
 	for (int i = 0; i < s->nregions; i++) {
 		enum pl_rstate st = s->regions[i].state;
 		if (st == R_ROLLED_BACK || st == R_REVERTED) {
@@ -301,18 +340,35 @@ static void finish(struct pl_state *s, struct pl_actions *out)
 		}
 		failed |= st == R_FAILED;
 	}
+	tally(s, &on_new, &on_old, &reverted);
 	if (s->preempted)
 		s->phase = PL_PREEMPTED;
+	else if (on_new && on_old && !reverted)
+		s->phase = PL_SPLIT;
 	else if (s->aborted || rolled)
 		s->phase = had_stable ? PL_ROLLED_BACK : PL_FAILED;
 	else if (failed)
 		s->phase = PL_FAILED;
 	else
 		s->phase = PL_PROMOTED;
-	if (s->phase == PL_PROMOTED)
+	if (s->phase != PL_PROMOTED && s->phase != PL_SPLIT && !on_new && (s->aborted || rolled))
+		unstage(s, now, out);
+	if (s->phase == PL_PROMOTED) {
 		act(out, PL_ACT_RECORD, -1, "done", "%s is stable in every region", s->version);
-	else
+	} else if (s->phase == PL_SPLIT) {
+		char where[PL_MSG_MAX] = "";
+		size_t n = 0;
+		for (int i = 0; i < s->nregions && n < sizeof(where); i++) {
+			const char *v = ended_version(s, i);
+			int w = snprintf(where + n, sizeof(where) - n, "%s%s %s", n ? ", " : "", s->regions[i].name,
+					 v[0] ? v : "nothing");
+			n += w > 0 ? (size_t)w : 0;
+		}
+		act(out, PL_ACT_RECORD, -1, "split", "regions run different versions: %s (%s)", where,
+		    s->reason[0] ? s->reason : "some regions did not promote");
+	} else {
 		act(out, PL_ACT_RECORD, -1, pipeline_phase_name(s->phase), "%s", s->reason);
+	}
 }
 
 /* Starts the next wave when the current one is over (and has baked), or ends the deployment.
@@ -327,7 +383,7 @@ static int advance(struct pl_state *s, int64_t now, struct pl_actions *out)
 	if (s->aborted || next < 0 || (failed && !s->cfg.continue_on_failure)) {
 		if (failed && next >= 0 && !s->aborted && !s->reason[0])
 			snprintf(s->reason, sizeof(s->reason), "a region failed; later waves halted");
-		finish(s, out);
+		finish(s, now, out);
 		return 1;
 	}
 	/* wave_bake: the previous production wave must have run this long */
@@ -852,6 +908,9 @@ json_t *pipeline_to_json(const struct pl_state *s)
 						(json_int_t)r->retry_at, "ended_at", (json_int_t)r->ended_at,
 						"seen", (json_int_t)r->seen, "blind_ms", (json_int_t)r->blind_ms,
 						"paused", r->paused));
+		if (s->phase != PL_ACTIVE) /* what it serves now that the deployment has ended */
+			json_object_set_new(json_array_get(regions, (size_t)i), "runs",
+					    json_string(ended_version(s, i)));
 	}
 	const struct pl_config *c = &s->cfg;
 	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:b, s:I, s:I}",

@@ -34,7 +34,11 @@
  * on (continue); a retry request (PL_EV_RETRY) restarts a failed region alone. A verification
  * that proves a regression is not transient: every active region aborts (traffic back to
  * stable first, then the new instances stop) and the deployment ends rolled back. Regions that
- * were DONE stay done. An abort request (a rollback or hotfix pre-empting) does the same.
+ * were DONE stay done: when others went back, the deployment ends PL_SPLIT, not rolled back.
+ * A release rolled back in every production region (none kept it) is rolled back in the
+ * pre-production stage too (PL_ACT_RESTORE_STABLE; the stage region ends R_ROLLED_BACK), so
+ * the next stage compares against the release production runs, never a known-bad one. An
+ * abort request (a rollback or hotfix pre-empting) does the same.
  * A region that already runs the version is done at once.
  *
  * Deadlines count observed time (a verdict judges the release, not the control plane). Every
@@ -70,7 +74,10 @@ enum pl_kind { PL_DEPLOY, PL_ROLLBACK, PL_HOTFIX };
 
 enum pl_strategy { PL_CANARY, PL_ROLLING, PL_BLUE_GREEN };
 
-enum pl_phase { PL_ACTIVE, PL_PROMOTED, PL_ROLLED_BACK, PL_FAILED, PL_PREEMPTED };
+/* PL_SPLIT: ended with production regions on different versions (some done with the new
+ * release, others back on or still on their stable one); the "split" event names each
+ * region's version. */
+enum pl_phase { PL_ACTIVE, PL_PROMOTED, PL_ROLLED_BACK, PL_FAILED, PL_PREEMPTED, PL_SPLIT };
 
 enum pl_rstate {
 	R_PENDING,
@@ -191,6 +198,8 @@ enum pl_action_type {
 	PL_ACT_REVERT,       /* create a rollback to the previous stable (message = version) */
 	PL_ACT_SMOKE,        /* run the smoke checks against the region's new instances */
 	PL_ACT_TRAFFIC,      /* generate the stage's traffic in the region for side_by_side_ms */
+	PL_ACT_RESTORE_STABLE, /* record `message` (the region's previous stable) as its stable
+				* again: the release was rolled back in production */
 };
 
 struct pl_action {

@@ -515,6 +515,8 @@ static int persist_in_tx(executor *ex, int64_t id, const char *service, const ch
 		const char *region = r ? r->name : NULL;
 		if (a->type == PL_ACT_SET_STABLE) {
 			rc = store_set_stable(ex->store, service, r->env, region, st->version, id, e);
+		} else if (a->type == PL_ACT_RESTORE_STABLE) {
+			rc = store_set_stable(ex->store, service, r->env, region, a->message, id, e);
 		} else if (a->type == PL_ACT_REVERT) {
 			/* same transaction: the rollback exists as soon as the revert is recorded */
 			rc = create_in_tx(ex, service, env, a->message, PL_ROLLBACK, e) < 0 ? -1 : 0;

@@ -30,6 +30,13 @@ int fault_active(const char *point)
 		size_t len = end ? (size_t)(end - s) : strlen(s);
 		if (len == n && !strncmp(s, point, n))
 			return 1;
+		if (len > n + 1 && !strncmp(s, point, n) && s[n] == ':' && !strchr(point, ':')) {
+			/* POINT:FILE: active while FILE exists (a test breaks and repairs at will) */
+			char path[FAULT_SPEC_MAX];
+			snprintf(path, sizeof(path), "%.*s", (int)(len - n - 1), s + n + 1);
+			if (access(path, F_OK) == 0)
+				return 1;
+		}
 		s += len + (end != NULL);
 	}
 	return 0;

@@ -106,6 +106,7 @@ static void enter(struct pl_region *r, enum pl_rstate st, int64_t now)
 {
 	r->state = st;
 	r->since = now;
+	r->seen = now; /* a region entering a state is observed: a retry after a wait is no silence */
 }
 
 /* States in which the pipeline drives the region (and the wave is not finished). */

@@ -6,8 +6,9 @@
 #      transition is committed, before its actions; restarted, the deployment is promoted as
 #      it would have been, with 0 failed requests
 #   2. the server is down for longer than max_step_duration in the middle of a canary step: the
-#      outage is not charged to the release (promoted, an "unobserved" event); the proxy frozen
-#      (no metrics) past strategy.max_unobserved pauses the region; `sluice retry` resumes it
+#      outage is not charged to the release (promoted, an "unobserved" event). (A verdict blind
+#      for want of the proxy's metrics, and the pause past strategy.max_unobserved, are in
+#      tests/unit/core/test_observed.c: a frozen proxy here is replaced by the server at once.)
 #   3. the store cannot be written (SLUICE_FAULT=store-write:FILE): the API answers 500 with the
 #      store's message, the CLI exits 3; a deployment in flight holds, then finishes
 #   4. a release failing in one production region ends `split` with each region's version; one
@@ -156,6 +157,7 @@ check "the stage's generator was started again after the kill at side_by_side" \
 	grep -q "no traffic generator for the stage in s: starting one" "$D/server.log"
 
 # --- 2. the control plane away for longer than max_step_duration (8 s) in a canary step
+if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
 load_start outage
 "$S" deploy meta $next --env prod >/dev/null
 in_step() { "$S" status meta -o json | grep -q '"state": "step"'; }
@@ -173,30 +175,9 @@ dep=$(latest)
 echo "# server down 12 s mid-step: failed $FAILED/$REQS, restart to end $(((t1 - tk) / 1000 - 12)) s"
 check "a 12 s outage mid-step (max_step_duration 8 s) does not roll back: promoted ($(phase_of))" test "$(phase_of)" = promoted
 check "0 failed requests across the outage ($FAILED of $REQS)" test "$FAILED" = 0
-check "an 'unobserved' event says the clock stopped" bash -c "'$S' events $dep -o json | grep -q '\"unobserved\"'"
-if [ $next = v2 ]; then next=v1; else next=v2; fi
-
-# the proxy frozen mid-step (no metrics, no traffic): the region waits, then pauses at 4 s
-"$S" deploy meta $next --env prod >/dev/null
-wait_until 60 in_step || true
-PP=$(cat "$D/data/proxy.pid")
-kill -STOP "$PP"
-dep=$(latest)
-paused() { "$S" events "$dep" -o json | grep -q '"paused"'; }
-check "no metrics from the frozen proxy for max_unobserved (4 s): the region is paused, not rolled back" wait_until 30 paused
-kill -CONT "$PP"
-sleep 3
-check "a paused deployment stays active" test "$(phase_of)" = active
-region=$("$S" events "$dep" -o json | python3 -c "
-import json, sys
-for e in json.load(sys.stdin).get('events', []):
-    if e.get('type') == 'paused': print(e.get('region')); break")
-check "sluice retry resumes the paused region ($region)" "$S" retry "$dep" --region "$region"
-wait_until 90 ended || true
-check "...and the deployment is promoted ($(phase_of))" test "$(phase_of)" = promoted
-if [ $next = v2 ]; then next=v1; else next=v2; fi
-
+check "an 'unobserved' event says the clock stopped" bash -c "'$S' events $dep -o json | grep -q '\"type\": \"unobserved\"'"
 # --- 3. the store cannot be written
+if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
 "$S" shutdown >/dev/null
 wait "$SERVER_PID" 2>/dev/null || true
 start_server "store-write:$D/broken"
@@ -224,12 +205,12 @@ echo "# store broken 4 s mid-step: failed $FAILED/$REQS"
 check "after the repair it is promoted ($(phase_of))" test "$(phase_of)" = promoted
 check "0 failed requests while the store was broken ($FAILED of $REQS)" test "$FAILED" = 0
 stage_was=$next
-if [ $next = v2 ]; then next=v1; else next=v2; fi
 "$S" shutdown >/dev/null
 wait "$SERVER_PID" 2>/dev/null || true
 start_server
 
-# --- 4. honest end states
+# --- 4. honest end states (under load; the bad release fails requests, so only states are asserted)
+load_start split
 set +e
 "$S" deploy meta bad-west --env prod --wait --timeout 120 >"$D/split.txt" 2>&1; rc=$?
 set -e
@@ -243,6 +224,8 @@ check "status shows each region's version: east bad-west, west $stage_was" \
 set +e
 "$S" deploy meta bad-prod --env prod --wait --timeout 120 >"$D/rb.txt" 2>&1; rc=$?
 set -e
+load_stop split
+echo "# split and rolled-back releases: failed $FAILED/$REQS (the bad canaries' errors)"
 check "a release failing in production ends rolled_back (exit $rc)" test "$(phase_of)" = rolled_back -a "$rc" -eq 1
 check "it is rolled back in the pre-production stage too: pre/s is $stage_was again" \
 	test "$(stable_in pre s)" = "$stage_was"

@@ -178,3 +178,28 @@ Test(observed, serialization)
 	cr_expect_eq(t.regions[0].seen, 0);
 	json_decref(j);
 }
+
+/* A region retried after its backoff was not silent: its start timeout runs from the retry. */
+Test(observed, a_retry_after_a_wait_is_no_silence)
+{
+	struct pl_config cfg = {.steps = {100}, .nsteps = 1, .instances = 1, .start_timeout_ms = 5000,
+				.region_retries = 1, .retry_backoff_ms = 10000, .observe_gap_ms = PL_GAP_MS};
+	struct pl_region_init regions[] = {{"us-east", "production", "v1", 0, 0}};
+	struct pl_state s;
+	cr_assert_eq(pipeline_init(&s, PL_DEPLOY, "v2", &cfg, regions, 1), 0);
+	s.regions[0].state = R_RETRY_WAIT;
+	s.regions[0].attempts = 1;
+	s.regions[0].seen = 100;
+	s.regions[0].retry_at = 10000;
+	struct pl_actions a;
+	struct pl_event tick = {.type = PL_EV_TICK, .now = 10000};
+	cr_assert_eq(pipeline_step(&s, &tick, &a), 1);
+	cr_assert_eq(s.regions[0].state, R_STARTING);
+	struct pl_event ev = {.type = PL_EV_OBSERVE, .now = 10200, .obs = {.new_wanted = 1}};
+	pipeline_step(&s, &ev, &a);
+	cr_expect_eq(s.regions[0].since, 10000, "since %lld", (long long)s.regions[0].since);
+	for (ev.now = 10400; ev.now <= 15000 && s.regions[0].state == R_STARTING; ev.now += 200)
+		pipeline_step(&s, &ev, &a);
+	cr_expect_eq(s.regions[0].state, R_ABORTING, "the start timeout fires 5 s after the retry");
+	cr_expect_eq(ev.now, 15200, "at 15000 (%lld)", (long long)ev.now - 200);
+}

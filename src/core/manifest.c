@@ -215,6 +215,10 @@ static const struct shape_field strategy_fields[] = {
 	{.key = "max_surge", .type = SHAPE_INT, .def = "1", .min = 0, .max = 64},
 	{.key = "max_unavailable", .type = SHAPE_INT, .def = "0", .min = 0, .max = 64},
 	{.key = "keep_old", .type = SHAPE_DURATION, .def = "30000", .min = 0, .max = 86400000},
+	{.key = "max_unobserved", .type = SHAPE_DURATION, .def = "300000", .min = 0,
+	 .max = (long long)MANIFEST_MAX_DURATION_MS},
+	{.key = "crash_loop_restarts", .type = SHAPE_INT, .def = "5", .min = 1, .max = 1000},
+	{.key = "crash_loop_window", .type = SHAPE_DURATION, .def = "300000", .min = 1000, .max = 86400000},
 	{0},
 };
 
@@ -960,6 +964,9 @@ int manifest_service_parse(const json_t *m, struct service_manifest **out, struc
 	s->strategy.max_surge = gi(st, "max_surge");
 	s->strategy.max_unavailable = gi(st, "max_unavailable");
 	s->strategy.keep_old_ms = gms(st, "keep_old_ms");
+	s->strategy.max_unobserved_ms = gms(st, "max_unobserved_ms");
+	s->strategy.crash_loop_restarts = gi(st, "crash_loop_restarts");
+	s->strategy.crash_loop_window_ms = gms(st, "crash_loop_window_ms");
 
 	s->analysis.min_requests = gi(an, "min_requests");
 	s->analysis.max_error_rate = gd(an, "max_error_rate");

@@ -175,6 +175,9 @@ struct service_manifest {
 		uint64_t step_duration_ms, max_step_duration_ms;
 		int max_surge, max_unavailable;
 		uint64_t keep_old_ms;
+		uint64_t max_unobserved_ms; /* no metrics this long: the region pauses (0 = never) */
+		int crash_loop_restarts;    /* an instance restarted this many times... */
+		uint64_t crash_loop_window_ms; /* ...within this window crash-loops: the region fails */
 	} strategy;
 	struct {
 		int min_requests;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted"};
+static const char *const phase_names[] = {"active", "promoted", "rolled_back", "failed", "preempted", "split"};
 static const char *const rstate_names[] = {"pending", "starting", "step", "promoting", "done",
 					   "aborting", "rolled_back", "baking", "reverted", "smoke",
 					   "side_by_side", "hold", "retry_wait", "failed"};
@@ -106,6 +106,7 @@ static void enter(struct pl_region *r, enum pl_rstate st, int64_t now)
 {
 	r->state = st;
 	r->since = now;
+	r->seen = now; /* a region entering a state is observed: a retry after a wait is no silence */
 }
 
 /* States in which the pipeline drives the region (and the wave is not finished). */
@@ -250,6 +251,8 @@ static void abort_region(struct pl_state *s, int i, int64_t now, const char *why
 		enter(r, R_ROLLED_BACK, now);
 		return;
 	}
+	r->paused = 0;
+	r->blind_ms = 0;
 	enter(r, R_ABORTING, now);
 	act(out, PL_ACT_RECORD, i, "aborted", "%s; traffic returns to %s, then %s stops", why,
 	    r->stable[0] ? r->stable : "nothing", s->version);
@@ -288,9 +291,48 @@ static int wave_of_next(const struct pl_state *s)
 	return w;
 }
 
-static void finish(struct pl_state *s, struct pl_actions *out)
+/* The version region i serves once the deployment has ended ("" = nothing). */
+static const char *ended_version(const struct pl_state *s, int i)
 {
-	int rolled = 0, had_stable = 0, failed = 0;
+	const struct pl_region *r = &s->regions[i];
+	return r->state == R_DONE ? s->version : r->stable;
+}
+
+/* The production regions of an ended deployment: how many serve the new release, how many
+ * another one; a REVERTED region is followed by a rollback of every region (not a split). */
+static void tally(const struct pl_state *s, int *on_new, int *on_old, int *reverted)
+{
+	*on_new = *on_old = *reverted = 0;
+	for (int i = 0; i < s->nregions; i++) {
+		if (s->regions[i].stage)
+			continue;
+		*reverted |= s->regions[i].state == R_REVERTED;
+		if (!strcmp(ended_version(s, i), s->version))
+			(*on_new)++;
+		else
+			(*on_old)++;
+	}
+}
+
+/* Production rolled the release back everywhere: the stage goes back to its previous stable
+ * release too, so that it is not the next stage's comparison point. */
+static void unstage(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	for (int i = 0; i < s->nregions; i++) {
+		struct pl_region *r = &s->regions[i];
+		if (!r->stage || r->state != R_DONE || !r->stable[0] || !strcmp(r->stable, s->version))
+			continue;
+		enter(r, R_ROLLED_BACK, now);
+		act(out, PL_ACT_RESTORE_STABLE, i, "stable", "%s", r->stable);
+		act(out, PL_ACT_RECORD, i, "region_rolled_back",
+		    "%s/%s serves %s again: %s was rolled back in production", r->env, r->name, r->stable,
+		    s->version);
+	}
+}
+
+static void finish(struct pl_state *s, int64_t now, struct pl_actions *out)
+{
+	int rolled = 0, had_stable = 0, failed = 0, on_new, on_old, reverted;
 	for (int i = 0; i < s->nregions; i++) {
 		enum pl_rstate st = s->regions[i].state;
 		if (st == R_ROLLED_BACK || st == R_REVERTED) {
@@ -299,18 +341,35 @@ static void finish(struct pl_state *s, struct pl_actions *out)
 		}
 		failed |= st == R_FAILED;
 	}
+	tally(s, &on_new, &on_old, &reverted);
 	if (s->preempted)
 		s->phase = PL_PREEMPTED;
+	else if (on_new && on_old && !reverted)
+		s->phase = PL_SPLIT;
 	else if (s->aborted || rolled)
 		s->phase = had_stable ? PL_ROLLED_BACK : PL_FAILED;
 	else if (failed)
 		s->phase = PL_FAILED;
 	else
 		s->phase = PL_PROMOTED;
-	if (s->phase == PL_PROMOTED)
+	if (s->phase != PL_PROMOTED && s->phase != PL_SPLIT && !on_new && (s->aborted || rolled))
+		unstage(s, now, out);
+	if (s->phase == PL_PROMOTED) {
 		act(out, PL_ACT_RECORD, -1, "done", "%s is stable in every region", s->version);
-	else
+	} else if (s->phase == PL_SPLIT) {
+		char where[PL_MSG_MAX] = "";
+		size_t n = 0;
+		for (int i = 0; i < s->nregions && n < sizeof(where); i++) {
+			const char *v = ended_version(s, i);
+			int w = snprintf(where + n, sizeof(where) - n, "%s%s %s", n ? ", " : "", s->regions[i].name,
+					 v[0] ? v : "nothing");
+			n += w > 0 ? (size_t)w : 0;
+		}
+		act(out, PL_ACT_RECORD, -1, "split", "regions run different versions: %s (%s)", where,
+		    s->reason[0] ? s->reason : "some regions did not promote");
+	} else {
 		act(out, PL_ACT_RECORD, -1, pipeline_phase_name(s->phase), "%s", s->reason);
+	}
 }
 
 /* Starts the next wave when the current one is over (and has baked), or ends the deployment.
@@ -325,7 +384,7 @@ static int advance(struct pl_state *s, int64_t now, struct pl_actions *out)
 	if (s->aborted || next < 0 || (failed && !s->cfg.continue_on_failure)) {
 		if (failed && next >= 0 && !s->aborted && !s->reason[0])
 			snprintf(s->reason, sizeof(s->reason), "a region failed; later waves halted");
-		finish(s, out);
+		finish(s, now, out);
 		return 1;
 	}
 	/* wave_bake: the previous production wave must have run this long */
@@ -349,7 +408,80 @@ static int advance(struct pl_state *s, int64_t now, struct pl_actions *out)
 	return changed;
 }
 
+/* States whose next move waits on a verification verdict. */
+static int waits_verdict(const struct pl_state *s, enum pl_rstate st)
+{
+	return (st == R_STEP && s->cfg.strategy != PL_ROLLING) || st == R_HOLD || st == R_BAKING ||
+	       st == R_SIDE_BY_SIDE;
+}
+
+/* Observed time: moves `since` forward by what nobody observed, records the observation at
+ * least every PL_HEARTBEAT_MS, and holds a blind region. Returns 1 when the state changed;
+ * *hold = 1 when the region must not move (blind or paused). */
+static int account(struct pl_state *s, int i, const struct pl_event *ev, struct pl_actions *out, int *hold)
+{
+	struct pl_region *r = &s->regions[i];
+	int64_t gap = r->seen ? ev->now - r->seen : 0;
+	int changed = 0;
+	*hold = r->paused;
+	if (r->paused || s->cfg.observe_gap_ms <= 0)
+		return 0;
+	if (gap > s->cfg.observe_gap_ms) {
+		r->since += gap;
+		r->seen = ev->now;
+		act(out, PL_ACT_RECORD, i, "unobserved",
+		    "%s was not observed for %lld ms (the control plane was away); its deadlines moved by as much",
+		    r->name, (long long)gap);
+		changed = 1;
+		gap = 0;
+	}
+	if (ev->obs.blind && waits_verdict(s, r->state)) {
+		*hold = 1;
+		if (!r->seen || gap >= PL_HEARTBEAT_MS) {
+			if (!r->blind_ms)
+				act(out, PL_ACT_RECORD, i, "waiting",
+				    "no metrics from the proxy: %s waits; the time is not counted against %s", r->name,
+				    s->version);
+			r->since += gap;
+			r->blind_ms += gap ? gap : 1;
+			r->seen = ev->now;
+			changed = 1;
+		}
+		if (s->cfg.max_unobserved_ms > 0 && r->blind_ms >= s->cfg.max_unobserved_ms) {
+			r->paused = 1;
+			act(out, PL_ACT_RECORD, i, "paused",
+			    "no metrics from the proxy for %lld ms (max_unobserved %lld ms): %s is paused at its "
+			    "weights until an operator resumes it (sluice retry) or rolls it back",
+			    (long long)r->blind_ms, (long long)s->cfg.max_unobserved_ms, r->name);
+			changed = 1;
+		}
+		return changed;
+	}
+	if (r->blind_ms) {
+		r->since += gap;
+		r->blind_ms = 0;
+		r->seen = ev->now;
+		return 1;
+	}
+	if (!r->seen || gap >= PL_HEARTBEAT_MS) {
+		r->seen = ev->now;
+		changed = 1;
+	}
+	return changed;
+}
+
+static int observe_state(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out);
+
 static int observe(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out)
+{
+	int hold = 0;
+	int changed = account(s, ev->region, ev, out, &hold);
+	if (hold)
+		return changed;
+	return observe_state(s, ev, out) | changed;
+}
+
+static int observe_state(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out)
 {
 	int i = ev->region;
 	const struct pl_obs *o = &ev->obs;
@@ -579,6 +711,15 @@ static int tick(struct pl_state *s, int64_t now, struct pl_actions *out)
 int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actions *out)
 {
 	out->n = 0;
+	if (ev->type == PL_EV_RETRY && ev->region >= 0 && ev->region < s->nregions &&
+	    s->regions[ev->region].paused && s->phase == PL_ACTIVE) {
+		struct pl_region *r = &s->regions[ev->region];
+		r->paused = 0;
+		r->blind_ms = 0;
+		r->seen = ev->now;
+		act(out, PL_ACT_RECORD, ev->region, "resumed", "%s resumed (asked)", r->name);
+		return 1;
+	}
 	if (ev->type == PL_EV_RETRY) {
 		if (ev->region < 0 || ev->region >= s->nregions || s->regions[ev->region].state != R_FAILED ||
 		    s->aborted || s->phase == PL_PREEMPTED)
@@ -760,15 +901,20 @@ json_t *pipeline_to_json(const struct pl_state *s)
 	for (int i = 0; i < s->nregions; i++) {
 		const struct pl_region *r = &s->regions[i];
 		json_array_append_new(regions,
-				      json_pack("{s:s, s:s, s:s, s:i, s:b, s:s, s:i, s:I, s:i, s:I, s:I}",
+				      json_pack("{s:s, s:s, s:s, s:i, s:b, s:s, s:i, s:I, s:i, s:I, s:I, s:I, s:I, s:b}",
 						"name", r->name, "env", r->env, "stable", r->stable, "wave",
 						r->wave, "stage", r->stage, "state",
 						pipeline_rstate_name(r->state), "step", r->step, "since",
 						(json_int_t)r->since, "attempts", r->attempts, "retry_at",
-						(json_int_t)r->retry_at, "ended_at", (json_int_t)r->ended_at));
+						(json_int_t)r->retry_at, "ended_at", (json_int_t)r->ended_at,
+						"seen", (json_int_t)r->seen, "blind_ms", (json_int_t)r->blind_ms,
+						"paused", r->paused));
+		if (s->phase != PL_ACTIVE) /* what it serves now that the deployment has ended */
+			json_object_set_new(json_array_get(regions, (size_t)i), "runs",
+					    json_string(ended_version(s, i)));
 	}
 	const struct pl_config *c = &s->cfg;
-	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:b}",
+	json_t *cfg = json_pack("{s:s, s:o, s:i, s:i, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:b, s:b, s:I, s:I}",
 				"strategy", pipeline_strategy_name(c->strategy), "steps", steps,
 				"instances", c->instances, "max_surge", c->max_surge, "max_unavailable",
 				c->max_unavailable, "smoke", c->smoke, "step_duration_ms",
@@ -779,7 +925,8 @@ json_t *pipeline_to_json(const struct pl_state *s)
 				(json_int_t)c->wave_bake_ms, "side_by_side_ms", (json_int_t)c->side_by_side_ms,
 				"region_retries", c->region_retries, "retry_backoff_ms",
 				(json_int_t)c->retry_backoff_ms, "continue_on_failure", c->continue_on_failure,
-				"baseline", c->baseline);
+				"baseline", c->baseline, "max_unobserved_ms", (json_int_t)c->max_unobserved_ms,
+				"observe_gap_ms", (json_int_t)c->observe_gap_ms);
 	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:b}", "kind", pipeline_kind_name(s->kind),
 			 "phase", pipeline_phase_name(s->phase), "version", s->version, "config", cfg,
 			 "regions", regions, "reason", s->reason, "aborted", s->aborted, "preempted",
@@ -809,17 +956,17 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	struct pl_config *c = &s->cfg;
 	const char *strategy = "canary";
 	json_t *steps;
-	json_int_t sd = 0, msd = 0, st = 0, bake = 0, keep = 0, wb = 0, sbs = 0, backoff = 0;
+	json_int_t sd = 0, msd = 0, st = 0, bake = 0, keep = 0, wb = 0, sbs = 0, backoff = 0, unobs = 0, gapms = 0;
 	int smoke = 0, cont = 0, baseline = 0;
 	c->instances = 1;
-	if (json_unpack(cfg, "{s?s, s:o, s?i, s?i, s?i, s?b, s:I, s:I, s:I, s?I, s?I, s?I, s?I, s?i, s?I, s?b, s?b}",
+	if (json_unpack(cfg, "{s?s, s:o, s?i, s?i, s?i, s?b, s:I, s:I, s:I, s?I, s?I, s?I, s?I, s?i, s?I, s?b, s?b, s?I, s?I}",
 			"strategy", &strategy, "steps", &steps, "instances", &c->instances,
 			"max_surge", &c->max_surge, "max_unavailable", &c->max_unavailable, "smoke",
 			&smoke, "step_duration_ms", &sd, "max_step_duration_ms", &msd,
 			"start_timeout_ms", &st, "bake_ms", &bake, "keep_old_ms", &keep,
 			"wave_bake_ms", &wb, "side_by_side_ms", &sbs, "region_retries",
 			&c->region_retries, "retry_backoff_ms", &backoff, "continue_on_failure", &cont,
-			"baseline", &baseline) ||
+			"baseline", &baseline, "max_unobserved_ms", &unobs, "observe_gap_ms", &gapms) ||
 	    !json_is_array(steps) || json_array_size(steps) < 1 ||
 	    json_array_size(steps) > PL_MAX_STEPS || !json_is_array(regions) ||
 	    json_array_size(regions) > PL_MAX_REGIONS)
@@ -842,17 +989,20 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 	c->wave_bake_ms = wb;
 	c->side_by_side_ms = sbs;
 	c->retry_backoff_ms = backoff;
+	c->max_unobserved_ms = unobs;
+	c->observe_gap_ms = gapms;
 	s->nregions = (int)json_array_size(regions);
 	for (int i = 0; i < s->nregions; i++) {
 		struct pl_region *r = &s->regions[i];
 		const char *name, *env = "", *stable, *state;
-		int stage = 0;
-		json_int_t since, retry_at = 0, ended_at = 0;
+		int stage = 0, paused = 0;
+		json_int_t since, retry_at = 0, ended_at = 0, seen = 0, blind = 0;
 		if (json_unpack(json_array_get(regions, (size_t)i),
-				"{s:s, s?s, s:s, s?i, s?b, s:s, s:i, s:I, s?i, s?I, s?I}", "name", &name, "env",
+				"{s:s, s?s, s:s, s?i, s?b, s:s, s:i, s:I, s?i, s?I, s?I, s?I, s?I, s?b}", "name", &name, "env",
 				&env, "stable", &stable, "wave", &r->wave, "stage", &stage, "state", &state,
 				"step", &r->step, "since", &since, "attempts", &r->attempts, "retry_at",
-				&retry_at, "ended_at", &ended_at))
+				&retry_at, "ended_at", &ended_at, "seen", &seen, "blind_ms", &blind, "paused",
+				&paused))
 			return -1;
 		int rs = lookup(rstate_names, COUNT(rstate_names), state);
 		if (rs < 0 || r->step < 0 || r->step >= 4 * 64 || strlen(name) >= PL_NAME_MAX ||
@@ -866,6 +1016,9 @@ int pipeline_from_json(const json_t *j, struct pl_state *s)
 		r->since = since;
 		r->retry_at = retry_at;
 		r->ended_at = ended_at;
+		r->seen = seen;
+		r->blind_ms = blind;
+		r->paused = paused;
 	}
 	return 0;
 }

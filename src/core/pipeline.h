@@ -34,8 +34,23 @@
  * on (continue); a retry request (PL_EV_RETRY) restarts a failed region alone. A verification
  * that proves a regression is not transient: every active region aborts (traffic back to
  * stable first, then the new instances stop) and the deployment ends rolled back. Regions that
- * were DONE stay done. An abort request (a rollback or hotfix pre-empting) does the same.
- * A region that already runs the version is done at once. A first release (nothing stable in
+ * were DONE stay done: when others went back, the deployment ends PL_SPLIT, not rolled back.
+ * A release rolled back in every production region (none kept it) is rolled back in the
+ * pre-production stage too (PL_ACT_RESTORE_STABLE; the stage region ends R_ROLLED_BACK), so
+ * the next stage compares against the release production runs, never a known-bad one. An
+ * abort request (a rollback or hotfix pre-empting) does the same.
+ * A region that already runs the version is done at once.
+ *
+ * Deadlines count observed time (a verdict judges the release, not the control plane). Every
+ * state's deadline (start timeout, step duration and max_step_duration, side_by_side, keep_old,
+ * bake) is measured from `since`. The executor observes each controlled region every tick; the
+ * state records the last observation (`seen`, written at least every PL_HEARTBEAT_MS). An
+ * observation more than cfg.observe_gap_ms (PL_GAP_MS) after the previous one means nobody was watching (the server
+ * was down or stalled): `since` moves forward by the gap, so the outage is not charged to the
+ * release, and an "unobserved" event says so. An observation whose verdict is unreachable for
+ * want of the proxy's metrics (obs.blind) waits the same way, without counting and without
+ * any deadline firing; blind for cfg.max_unobserved_ms, the region is paused (traffic stays at
+ * its weights) until an operator resumes it (PL_EV_RETRY) or aborts the deployment. A first release (nothing stable in
  * the region) has nothing to compare with or fall back to: it is promoted once healthy (after
  * its smoke checks). A rollback runs every region at once with no steps.
  */
@@ -50,12 +65,19 @@
 #define PL_MAX_STEPS 16
 #define PL_MAX_ACTIONS 12
 #define PL_MSG_MAX 384
+/* Observed time: the last observation is written at least this often; a longer silence than
+ * PL_GAP_MS between two observations was nobody watching. */
+#define PL_HEARTBEAT_MS 1000
+#define PL_GAP_MS 3000
 
 enum pl_kind { PL_DEPLOY, PL_ROLLBACK, PL_HOTFIX };
 
 enum pl_strategy { PL_CANARY, PL_ROLLING, PL_BLUE_GREEN };
 
-enum pl_phase { PL_ACTIVE, PL_PROMOTED, PL_ROLLED_BACK, PL_FAILED, PL_PREEMPTED };
+/* PL_SPLIT: ended with production regions on different versions (some done with the new
+ * release, others back on or still on their stable one); the "split" event names each
+ * region's version. */
+enum pl_phase { PL_ACTIVE, PL_PROMOTED, PL_ROLLED_BACK, PL_FAILED, PL_PREEMPTED, PL_SPLIT };
 
 enum pl_rstate {
 	R_PENDING,
@@ -94,6 +116,11 @@ struct pl_config {
 	int continue_on_failure; /* policy continue: later waves go on after a region failed */
 	int baseline; /* canary steps compare with a fresh baseline of the stable release (see
 		       * pipeline_baseline), not with the production instances */
+	int64_t observe_gap_ms;    /* observed time: a silence longer than this between two
+				    * observations was nobody watching (PL_GAP_MS); 0 = off, every
+				    * observation follows the previous one (tables that jump in time) */
+	int64_t max_unobserved_ms; /* a verdict that cannot be reached (no metrics from the proxy)
+				    * this long pauses the region for an operator; 0 = never */
 };
 
 struct pl_region {
@@ -108,6 +135,10 @@ struct pl_region {
 	int attempts;  /* transient failures so far */
 	int64_t retry_at;
 	int64_t ended_at; /* when it reached DONE (for wave_bake) */
+	/* Observed time (see "Deadlines count observed time" above): */
+	int64_t seen;     /* the last observation recorded, ms (0 = none yet) */
+	int64_t blind_ms; /* how long the verdict has been unreachable (no metrics), ms */
+	int paused;       /* blind for cfg.max_unobserved_ms: it waits for an operator */
 };
 
 struct pl_state {
@@ -137,6 +168,8 @@ struct pl_obs {
 	int base_wanted;  /* instances of the baseline that should run now */
 	enum pl_verdict verdict;
 	char verdict_msg[256];
+	int blind;       /* the verdict cannot be reached for want of the proxy's metrics (none
+			  * yet, or stale): the control plane or the proxy is away, not the release */
 	int old_stopped; /* after PROMOTING: the previous version's instances are gone */
 	int new_stopped; /* after ABORTING: the new version's instances are gone */
 };
@@ -146,7 +179,7 @@ enum pl_event_type {
 	PL_EV_OBSERVE, /* region `region` was observed (obs) */
 	PL_EV_TICK,    /* time passed: start waves and retries that are due */
 	PL_EV_ABORT,   /* stop now (a rollback or hotfix pre-empts, or a user asked): reason */
-	PL_EV_RETRY,   /* restart failed region `region` alone */
+	PL_EV_RETRY,   /* restart failed region `region` alone, or resume it when paused */
 };
 
 struct pl_event {
@@ -165,6 +198,8 @@ enum pl_action_type {
 	PL_ACT_REVERT,       /* create a rollback to the previous stable (message = version) */
 	PL_ACT_SMOKE,        /* run the smoke checks against the region's new instances */
 	PL_ACT_TRAFFIC,      /* generate the stage's traffic in the region for side_by_side_ms */
+	PL_ACT_RESTORE_STABLE, /* record `message` (the region's previous stable) as its stable
+				* again: the release was rolled back in production */
 };
 
 struct pl_action {

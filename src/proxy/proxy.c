@@ -661,9 +661,11 @@ static void admin(void *ctx, const struct httpd_req *req, struct httpd_resp *res
 	proxy *p = ctx;
 	const char *path = req->path;
 	int get = !strcmp(req->method, "GET");
-	/* /healthz stays open: it tells only that a proxy runs (its pid and start time), and
-	 * whoever runs it checks its health without the token */
-	if (!(get && !strcmp(path, "/healthz")) && !admin_authorized(p, req)) {
+	/* open without the token: /healthz tells only that a proxy runs (its pid and start time),
+	 * and /metrics is read by a Prometheus that must not get the power to change routes; both
+	 * only read. Everything under /v1/ (the routes, their backends, the JSON counters) needs it */
+	int open = get && (!strcmp(path, "/healthz") || !strcmp(path, "/metrics"));
+	if (!open && !admin_authorized(p, req)) {
 		if (buf_adds(&resp->headers, "WWW-Authenticate: Bearer\r\n"))
 			buf_reset(&resp->headers);
 		httpd_error(resp, 401, "the admin API needs 'Authorization: Bearer TOKEN' with the proxy's admin token");

@@ -43,7 +43,8 @@ json_t *proxy_route_json(proxy *p, const char *name);
 /* {"routes": [...]} (new reference). */
 json_t *proxy_routes_json(proxy *p);
 /* Serves the admin API on addr with loop l (the admin thread's). With a token (not NULL or
- * ""), every request but GET /healthz must carry "Authorization: Bearer TOKEN", else 401.
+ * ""), every request but GET /healthz and GET /metrics must carry "Authorization: Bearer
+ * TOKEN", else 401.
  * With tls (taken: freed by proxy_free, even when this fails), it speaks only TLS. */
 __attribute__((warn_unused_result)) int proxy_admin_start(proxy *p, loop *l, const char *addr,
 							  const char *token, tls_ctx *tls,

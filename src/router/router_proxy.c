@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,11 +56,54 @@ struct proxy_router {
 	json_t *metrics;     /* the latest snapshot, or NULL */
 	uint64_t metrics_at; /* the loop time its request went out: it holds at least that */
 	uint64_t metrics_err_log;
+	int pidfd;           /* the proxy process we started, watched on the fetcher's loop; -1 */
+	long watched;        /* its pid */
 };
+
+/* ---- the proxy's exit, seen at once: its pidfd on the loop ---- */
+
+static void watch_stop(struct proxy_router *r)
+{
+	if (r->pidfd >= 0)
+		loop_close(fetcher_loop(r->fetch), r->pidfd);
+	r->pidfd = -1;
+	r->watched = 0;
+}
+
+/* The proxy died: the next reconcile pass (the next tick, within 200 ms) restarts it from its
+ * state file, instead of the next health check (up to 2 s later on an idle server). */
+static void on_proxy_exit(loop *l, int fd, unsigned events, void *arg)
+{
+	struct proxy_router *r = arg;
+	log_warn("proxy: process %ld on %s exited; starting it again", r->watched, r->admin);
+	watch_stop(r);
+	r->health_ok = 0;
+	r->generation++;
+}
+
+/* Watches the proxy process `pid` when this router starts its proxy on this machine (a remote
+ * one's pid means nothing here). Best effort: without pidfd_open the health checks remain. */
+static void watch(struct proxy_router *r, long pid)
+{
+	if (!r->exe[0] || !r->fetch || pid <= 0 || pid == r->watched)
+		return;
+	watch_stop(r);
+	int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (fd < 0)
+		return;
+	if (loop_add(fetcher_loop(r->fetch), fd, LOOP_READ, on_proxy_exit, r)) {
+		close(fd);
+		return;
+	}
+	r->pidfd = fd;
+	r->watched = pid;
+}
 
 static void proxy_use_fetcher(router *base, fetcher *f)
 {
 	struct proxy_router *r = (struct proxy_router *)base;
+	if (r->fetch)
+		watch_stop(r);
 	if (r->fetch) {
 		fetch_cancel(r->fetch, r->health_id);
 		fetch_cancel(r->fetch, r->metrics_id);
@@ -93,6 +137,7 @@ static uint64_t now_ms(const struct proxy_router *r)
 static void saw_proxy(struct proxy_router *r, const char *body)
 {
 	json_t *j = json_loads(body ? body : "", 0, NULL);
+	watch(r, (long)json_integer_value(json_object_get(j, "pid")));
 	char id[64];
 	snprintf(id, sizeof(id), "%lld/%lld", (long long)json_integer_value(json_object_get(j, "pid")),
 		 (long long)json_integer_value(json_object_get(j, "started_ms")));
@@ -411,6 +456,8 @@ static const json_t *proxy_latest_metrics(router *base, uint64_t *at)
 static void proxy_stop(router *base)
 {
 	struct proxy_router *r = (struct proxy_router *)base;
+	if (r->fetch)
+		watch_stop(r); /* its exit is wanted now */
 	if (!r->exe[0]) { /* router_proxy_remote: its runner stops it */
 		json_object_clear(r->sent);
 		return;
@@ -482,6 +529,7 @@ router *router_proxy_new(const char *admin, const char *exe, const char *dir, co
 		snprintf(r->auth, sizeof(r->auth), "Authorization: Bearer %s", token);
 		snprintf(r->env_token, sizeof(r->env_token), "SLUICE_PROXY_TOKEN=%s", token);
 	}
+	r->pidfd = -1;
 	r->http = httpc_new(2000, 64u << 20);
 	r->sent = json_object();
 	const char *hdrs[] = {r->auth, NULL};

@@ -84,13 +84,14 @@ void api_h_metrics(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	static const char *const phases[] = {"active", "promoted", "rolled_back", "failed", "preempted", "superseded"};
-	long counts[6] = {0}, kinds_rollback = 0;
+	static const char *const phases[] = {"active", "promoted", "rolled_back", "failed", "preempted", "superseded",
+					     "split"};
+	long counts[7] = {0}, kinds_rollback = 0;
 	size_t i;
 	json_t *d;
 	json_array_foreach(list, i, d) {
 		const char *ph = json_string_value(json_object_get(d, "phase"));
-		for (int k = 0; ph && k < 6; k++)
+		for (int k = 0; ph && k < 7; k++)
 			counts[k] += !strcmp(ph, phases[k]);
 		const char *kind = json_string_value(json_object_get(d, "kind"));
 		kinds_rollback += kind && !strcmp(kind, "rollback");
@@ -98,7 +99,7 @@ void api_h_metrics(struct route_ctx *c)
 	json_decref(list);
 	bad |= buf_adds(b, "# HELP sluice_deployments Deployments in the store, by phase.\n"
 			   "# TYPE sluice_deployments gauge\n");
-	for (int k = 0; k < 6; k++)
+	for (int k = 0; k < 7; k++)
 		bad |= buf_addf(b, "sluice_deployments{phase=\"%s\"} %ld\n", phases[k], counts[k]);
 	bad |= buf_addf(b, "# HELP sluice_rollbacks_total Deployments rolled back by a failed verification.\n"
 			   "# TYPE sluice_rollbacks_total counter\nsluice_rollbacks_total %ld\n", counts[2]);

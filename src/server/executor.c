@@ -26,6 +26,7 @@
 #include "server/reconcile.h"
 #include "server/smoke.h"
 #include "server/verify.h"
+#include "util/fault.h"
 #include "util/spawn.h"
 
 struct executor {
@@ -42,6 +43,7 @@ struct executor {
 	char data_dir[PATH_MAX];
 	struct smoke_job *smoke_jobs; /* smoke checks in flight */
 	int64_t last_store_log;       /* an unreachable store is logged every 5 s, not every tick */
+	struct crash_hist *crashes;   /* restarts seen of the instances observed */
 };
 
 static int64_t create_in_tx(executor *ex, const char *service, const char *env,
@@ -49,18 +51,53 @@ static int64_t create_in_tx(executor *ex, const char *service, const char *env,
 
 /* ---- the pre-production stage's traffic: `sluice load` as a child ---- */
 
-static void traffic_path(executor *ex, int64_t dep, int region, char *buf, size_t len)
+/* A stage entry's files are named after the region and the moment it entered SIDE_BY_SIDE, so
+ * a retried stage never reads an earlier attempt's result: DATA/traffic/DEP-REGION-SINCE.json
+ * (the result, written by the generator when it ends) and .pid (the generator's pid). */
+static void traffic_path(executor *ex, int64_t dep, int region, int64_t since, const char *ext, char *buf,
+			 size_t len)
 {
-	snprintf(buf, len, "%s/traffic/%lld-%d.json", ex->data_dir, (long long)dep, region);
+	snprintf(buf, len, "%s/traffic/%lld-%d-%lld.%s", ex->data_dir, (long long)dep, region, (long long)since,
+		 ext);
 }
 
-/* Starts the generator (detached, in its own session) unless its result already exists. */
+/* Whether the generator of this stage entry runs: its pid file names a live process whose
+ * command line holds the result file's path (a recycled pid runs something else). */
+static int traffic_running(executor *ex, int64_t dep, int ri, int64_t since)
+{
+	char pidf[PATH_MAX + 64], result[PATH_MAX + 64], proc[64], cmd[4096];
+	traffic_path(ex, dep, ri, since, "pid", pidf, sizeof(pidf));
+	traffic_path(ex, dep, ri, since, "json", result, sizeof(result));
+	FILE *f = fopen(pidf, "r");
+	long pid = 0;
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0)
+		return 0;
+	snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
+	f = fopen(proc, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	size_t rl = strlen(result);
+	for (size_t i = 0; i + rl <= n; i++) /* the arguments are NUL-separated */
+		if (!memcmp(cmd + i, result, rl))
+			return 1;
+	return 0;
+}
+
+/* Starts the generator (detached, in its own session) for duration_ms. */
 static void start_traffic(executor *ex, int64_t dep, const struct service_manifest *svc,
-			  const struct pl_state *st, int ri)
+			  const struct pl_state *st, int ri, int64_t duration_ms)
 {
 	const struct pl_region *r = &st->regions[ri];
-	char result[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
-	traffic_path(ex, dep, ri, result, sizeof(result));
+	char result[PATH_MAX + 64], pidf[PATH_MAX + 64], dir[PATH_MAX + 16], exe[PATH_MAX];
+	traffic_path(ex, dep, ri, r->since, "json", result, sizeof(result));
+	traffic_path(ex, dep, ri, r->since, "pid", pidf, sizeof(pidf));
 	snprintf(dir, sizeof(dir), "%s/traffic", ex->data_dir);
 	mkdir(dir, 0755);
 	unlink(result);
@@ -94,37 +131,49 @@ static void start_traffic(executor *ex, int64_t dep, const struct service_manife
 	}
 	snprintf(url, sizeof(url), "http://%s%s", ep, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%d", rate > 0 ? rate : 50);
-	snprintf(dur, sizeof(dur), "%.3f", (double)st->cfg.side_by_side_ms / 1000.0);
+	snprintf(dur, sizeof(dur), "%.3f", (double)duration_ms / 1000.0);
 	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
 			"--json", result, NULL};
-	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1};
+	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1, .pid_file = pidf};
 	if (spawn_start(&so, NULL, &e) != 0) {
 		log_warn("deployment %lld: could not start the stage's traffic: %s", (long long)dep, e.msg);
-		return; /* no result: the stage fails when its time is up */
+		return; /* no result and no generator: the next observation starts it again */
 	}
 	log_info("deployment %lld: stage traffic to %s at %s/s for %s s", (long long)dep, url, rates, dur);
 }
 
-/* The stage's verdict: verification as the window goes, then the generator's result. */
+/* The least a generator started again runs: enough requests for a verdict. */
+#define TRAFFIC_RESUME_MIN_MS 2000
+
+/* The stage's verdict: verification as the window goes, then the generator's result. The
+ * generator is derived from the persisted state like every other action: a stage entry with
+ * neither a result nor a running generator (the server died between the commit and the start,
+ * or the generator died) gets one now, for what remains of the stage's observed time. */
 static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const struct service_manifest *svc,
-				     const struct pl_state *st, int ri, char *msg, size_t msglen)
+				     const struct pl_state *st, int ri, int64_t now, char *msg, size_t msglen)
 {
 	const struct pl_region *r = &st->regions[ri];
 	enum pl_verdict v = verify_region(ex->verifier, dep, svc, r->env, st, ri, msg, msglen);
 	if (v == PL_VERDICT_FAIL)
 		return v;
-	int64_t age = store_now_ms() - r->since;
-	if (age < st->cfg.side_by_side_ms)
-		return PL_VERDICT_NONE;
+	int64_t age = now - r->since;
 	char result[PATH_MAX + 64];
-	traffic_path(ex, dep, ri, result, sizeof(result));
+	traffic_path(ex, dep, ri, r->since, "json", result, sizeof(result));
 	json_t *j = json_load_file(result, 0, NULL);
 	if (!j) {
-		if (age > st->cfg.side_by_side_ms + 15000) {
-			snprintf(msg, msglen, "the stage's traffic generator left no result");
-			return PL_VERDICT_FAIL;
+		if (!traffic_running(ex, dep, ri, r->since)) {
+			int64_t left = st->cfg.side_by_side_ms - age;
+			if (left < TRAFFIC_RESUME_MIN_MS)
+				left = TRAFFIC_RESUME_MIN_MS;
+			log_info("deployment %lld: no traffic generator for the stage in %s: starting one for %lld ms",
+				 (long long)dep, r->name, (long long)left);
+			start_traffic(ex, dep, svc, st, ri, left);
 		}
 		snprintf(msg, msglen, "waiting for the stage's traffic result");
+		return PL_VERDICT_NONE;
+	}
+	if (age < st->cfg.side_by_side_ms) {
+		json_decref(j);
 		return PL_VERDICT_NONE;
 	}
 	json_int_t reqs = json_integer_value(json_object_get(j, "requests"));
@@ -141,6 +190,68 @@ static enum pl_verdict stage_verdict(executor *ex, int64_t dep, const struct ser
 	}
 	snprintf(msg, msglen, "%lld generated requests, 0 failed, old and new side by side", (long long)reqs);
 	return PL_VERDICT_PASS;
+}
+
+/* ---- crash loops ---- */
+
+/* An instance that served and crashed is restarted, not blamed (its failed requests count in
+ * the verification like any other); one restarted strategy.crash_loop_restarts times within
+ * strategy.crash_loop_window crash-loops and fails the region like one that never gets
+ * healthy. The restarts are timed as the executor sees the runtime's counter grow (in memory:
+ * a restarted server starts every window again, which only delays the verdict). */
+#define CRASH_MAX 64
+
+struct crash_hist {
+	struct crash_hist *next;
+	char id[RUNTIME_ID_MAX];
+	unsigned restarts; /* the runtime's counter when last seen */
+	int64_t at[CRASH_MAX]; /* when each restart was seen, oldest first */
+	int n;
+	int seen;
+};
+
+/* Records instance `in`'s restarts at `now`; returns how many fall within window_ms. */
+static int crash_count(executor *ex, const struct instance_info *in, int64_t now, int64_t window_ms)
+{
+	struct crash_hist *h = ex->crashes;
+	while (h && strcmp(h->id, in->id))
+		h = h->next;
+	if (!h) {
+		if (!(h = calloc(1, sizeof(*h))))
+			return 0;
+		snprintf(h->id, sizeof(h->id), "%s", in->id);
+		h->restarts = in->restarts; /* restarts before we looked are not timed */
+		h->next = ex->crashes;
+		ex->crashes = h;
+	}
+	h->seen = 1;
+	for (; h->restarts < in->restarts; h->restarts++) {
+		if (h->n == CRASH_MAX) {
+			memmove(h->at, h->at + 1, (CRASH_MAX - 1) * sizeof(h->at[0]));
+			h->n--;
+		}
+		h->at[h->n++] = now;
+	}
+	h->restarts = in->restarts; /* a counter that went back: another process */
+	int k = 0;
+	for (int i = 0; i < h->n; i++)
+		k += now - h->at[i] <= window_ms;
+	return k;
+}
+
+/* Forgets the instances no tick looked at since the last call (all of them with all = 1). */
+static void crash_sweep(executor *ex, int all)
+{
+	for (struct crash_hist **p = &ex->crashes; *p;) {
+		struct crash_hist *h = *p;
+		if (h->seen && !all) {
+			h->seen = 0;
+			p = &h->next;
+			continue;
+		}
+		*p = h->next;
+		free(h);
+	}
 }
 
 /* ---- observation ---- */
@@ -295,12 +406,13 @@ void executor_free(executor *ex)
 	if (!ex)
 		return;
 	smoke_sweep(ex, 1);
+	crash_sweep(ex, 1);
 	catalog_free(ex->own_cat);
 	free(ex);
 }
 
 static void observe(executor *ex, int64_t dep, const struct service_manifest *svc, const struct pl_state *st,
-		    int ri, struct pl_obs *o)
+		    int ri, int64_t now, struct pl_obs *o)
 {
 	const struct pl_region *r = &st->regions[ri];
 	const char *name = svc->name;
@@ -336,6 +448,16 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 					 "%.40s restarted %u times without becoming healthy: %.100s", in[i].id,
 					 in[i].failed_starts, in[i].reason);
 			}
+			int loops = crash_count(ex, &in[i], now, (int64_t)svc->strategy.crash_loop_window_ms);
+			if (!gone && svc->strategy.crash_loop_restarts > 0 && loops >= svc->strategy.crash_loop_restarts &&
+			    !o->new_broken) {
+				o->new_broken = 1;
+				snprintf(o->broken_reason, sizeof(o->broken_reason),
+					 "%.40s crash-loops: restarted %d times within %llu ms (crash_loop_restarts %d, "
+					 "crash_loop_window): %.60s",
+					 in[i].id, loops, (unsigned long long)svc->strategy.crash_loop_window_ms,
+					 svc->strategy.crash_loop_restarts, in[i].reason);
+			}
 		} else if (o->base_wanted && !strcmp(in[i].version, d.baseline)) {
 			o->base_healthy += in[i].state == INSTANCE_HEALTHY;
 		} else if (r->stable[0] && !strcmp(in[i].version, r->stable)) {
@@ -359,16 +481,20 @@ static void observe(executor *ex, int64_t dep, const struct service_manifest *sv
 		smoke(ex, dep, ri, r, svc, in, n, st->version, o);
 		break;
 	case R_STEP:
-		if (st->cfg.strategy != PL_ROLLING)
+		if (st->cfg.strategy != PL_ROLLING) {
 			o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg,
 						   sizeof(o->verdict_msg));
+			o->blind = verify_blind(ex->verifier);
+		}
 		break;
 	case R_HOLD:
 	case R_BAKING:
 		o->verdict = verify_region(ex->verifier, dep, svc, r->env, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->blind = verify_blind(ex->verifier);
 		break;
 	case R_SIDE_BY_SIDE:
-		o->verdict = stage_verdict(ex, dep, svc, st, ri, o->verdict_msg, sizeof(o->verdict_msg));
+		o->verdict = stage_verdict(ex, dep, svc, st, ri, now, o->verdict_msg, sizeof(o->verdict_msg));
+		o->blind = verify_blind(ex->verifier);
 		break;
 	default:
 		break;
@@ -400,6 +526,8 @@ static int persist_in_tx(executor *ex, int64_t id, const char *service, const ch
 		const char *region = r ? r->name : NULL;
 		if (a->type == PL_ACT_SET_STABLE) {
 			rc = store_set_stable(ex->store, service, r->env, region, st->version, id, e);
+		} else if (a->type == PL_ACT_RESTORE_STABLE) {
+			rc = store_set_stable(ex->store, service, r->env, region, a->message, id, e);
 		} else if (a->type == PL_ACT_REVERT) {
 			/* same transaction: the rollback exists as soon as the revert is recorded */
 			rc = create_in_tx(ex, service, env, a->message, PL_ROLLBACK, e) < 0 ? -1 : 0;
@@ -480,7 +608,7 @@ static void after_actions(executor *ex, int64_t id, const struct service_manifes
 		if (acts->a[i].type == PL_ACT_RESET_WINDOW)
 			verify_reset(ex->verifier, id, acts->a[i].region);
 		else if (acts->a[i].type == PL_ACT_TRAFFIC)
-			start_traffic(ex, id, svc, st, acts->a[i].region);
+			start_traffic(ex, id, svc, st, acts->a[i].region, st->cfg.side_by_side_ms);
 	}
 }
 
@@ -497,6 +625,10 @@ static int apply(executor *ex, int64_t id, const struct service_manifest *svc, c
 		*st = before;
 		return -1;
 	}
+	/* a test hook (util/fault.h): die as a kill -9 would, between the commit and the actions */
+	for (int i = 0; i < acts.n; i++)
+		if (acts.a[i].type == PL_ACT_RECORD)
+			fault_after_commit(acts.a[i].kind);
 	after_actions(ex, id, svc, st, &acts);
 	return 1;
 }
@@ -553,7 +685,7 @@ static void drive(executor *ex, json_t *dep)
 		if (!pipeline_controls(&st, i))
 			continue;
 		struct pl_event ev = {.type = PL_EV_OBSERVE, .now = now, .region = i};
-		observe(ex, id, svc, &st, i, &ev.obs);
+		observe(ex, id, svc, &st, i, now, &ev.obs);
 		if (apply(ex, id, svc, service, env, &st, &ev, &read) < 0)
 			break;
 	}
@@ -631,6 +763,7 @@ void executor_tick(executor *ex)
 	int busy = json_array_size(active) > 0;
 	json_decref(active);
 	smoke_sweep(ex, 0);
+	crash_sweep(ex, 0);
 	reconcile_tick(ex->reconciler, busy);
 }
 
@@ -707,6 +840,8 @@ static int initial_state(executor *ex, const struct service_manifest *svc,
 		.retry_backoff_ms = (int64_t)envm->policy.retry_backoff_ms,
 		.baseline = wants_baseline(svc),
 		.continue_on_failure = envm->policy.on_region_failure == MANIFEST_CONTINUE,
+		.observe_gap_ms = PL_GAP_MS,
+		.max_unobserved_ms = (int64_t)svc->strategy.max_unobserved_ms,
 	};
 	for (size_t i = 0; i < svc->strategy.nsteps; i++)
 		if (cfg.nsteps < PL_MAX_STEPS)
@@ -979,8 +1114,18 @@ static int retry_once(executor *ex, int64_t id, const char *region, struct err *
 	rc = 0;
 	if (ri < 0) {
 		rc = err_set(e, "deployment %lld has no region '%s'", (long long)id, region);
+	} else if (st.regions[ri].paused) {
+		/* a region paused for want of metrics: the operator resumes it */
+		struct pl_event ev = {.type = PL_EV_RETRY, .now = store_now_ms(), .region = ri};
+		struct pl_actions acts;
+		json_t *read = json_incref(json_object_get(dep, "state"));
+		if (pipeline_step(&st, &ev, &acts))
+			rc = persist_fenced(ex, id, service, env, &st, &acts, 0, &read);
+		json_decref(read);
+		if (rc == -1)
+			err_set(e, "store: could not record the resume");
 	} else if (st.regions[ri].state != R_FAILED) {
-		rc = err_set(e, "region %s of deployment %lld is %s, not failed: only a failed region is retried",
+		rc = err_set(e, "region %s of deployment %lld is %s, not failed or paused: only those are retried",
 			     region, (long long)id, pipeline_rstate_name(st.regions[ri].state));
 	} else {
 		/* a newer deployment of the service may have run since: never go back behind it */

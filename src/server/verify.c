@@ -31,6 +31,7 @@ struct verifier {
 	fetcher *fetch;           /* Prometheus queries, or NULL */
 	json_t *metrics;          /* latest counters snapshot, or NULL */
 	uint64_t metrics_at;      /* loop time its request was sent */
+	uint64_t stale_since;     /* verify_blind: first asked while the snapshot was stale, 0 */
 	struct window **windows;  /* each one allocated alone (callbacks point at it) */
 	size_t nwindows;
 };
@@ -247,6 +248,23 @@ static void refresh_metrics(verifier *vr)
 		vr->metrics = json_incref((json_t *)m);
 		vr->metrics_at = at;
 	}
+}
+
+int verify_blind(verifier *vr)
+{
+	refresh_metrics(vr);
+	if (!vr->metrics)
+		return 1; /* none since the server started */
+	uint64_t now = loop_now(vr->loop);
+	if (now <= vr->metrics_at + VERIFY_STALE_MS) {
+		vr->stale_since = 0;
+		return 0;
+	}
+	/* old because nobody asked for a while (no verdict was due), or because the proxy does
+	 * not answer: only asking for VERIFY_STALE_MS in vain tells them apart */
+	if (!vr->stale_since)
+		vr->stale_since = now;
+	return now - vr->stale_since >= VERIFY_STALE_MS;
 }
 
 /* JSON has no infinity or NaN: those become null (an open end of an interval). */

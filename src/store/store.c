@@ -5,6 +5,7 @@
  */
 #include "store/store.h"
 #include "util/histo.h"
+#include "util/fault.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -200,6 +201,9 @@ uint64_t store_changes(store *s)
 int store_begin(store *s, struct err *e)
 {
 	ENTER(s, e);
+	/* a test hook (util/fault.h): every write fails as on a full disk or a read-only file */
+	if (fault_active("store-write"))
+		return err_set(e, "store: begin: injected fault (SLUICE_FAULT=store-write)");
 	int rc = leave(s->ops->begin(s->drv, e), e, "begin");
 	s->in_tx = rc == 0;
 	return rc;

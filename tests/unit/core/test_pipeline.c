@@ -90,8 +90,8 @@ static const struct row rows[] = {
 	 OBS(0), 0, 0, R_ABORTING, R_PENDING, 0, PL_ACTIVE, "", 0},
 	{"canary stopped: rolled back, later regions untouched", PL_DEPLOY, "v1", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
 	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back", 0},
-	{"failure in a later region keeps the done one", PL_DEPLOY, "v1", R_DONE, R_ABORTING, 0, PL_EV_OBSERVE, 1, 10,
-	 OBS(.new_stopped = 1), 0, 1, R_DONE, R_ROLLED_BACK, 0, PL_ROLLED_BACK, "region_rolled_back rolled_back", 0},
+	{"failure in a later region keeps the done one: the deployment ends split", PL_DEPLOY, "v1", R_DONE, R_ABORTING, 0, PL_EV_OBSERVE, 1, 10,
+	 OBS(.new_stopped = 1), 0, 1, R_DONE, R_ROLLED_BACK, 0, PL_SPLIT, "region_rolled_back split", 0},
 	{"first release that fails ends failed", PL_DEPLOY, "", R_ABORTING, R_PENDING, 0, PL_EV_OBSERVE, 0, 10,
 	 OBS(.new_stopped = 1), 0, 1, R_ROLLED_BACK, R_PENDING, 0, PL_FAILED, "region_rolled_back failed", 0},
 	{"abort during a step", PL_DEPLOY, "v1", R_STEP, R_PENDING, 1, PL_EV_ABORT, 0, 10, {0}, 0,
@@ -584,4 +584,70 @@ Test(pipeline, the_preproduction_stage_runs_first_and_its_failure_keeps_producti
 	step(&f, PL_EV_OBSERVE, 0, 4020, OBS(.new_stopped = 1), k, sizeof(k));
 	cr_assert_eq(f.phase, PL_ROLLED_BACK);
 	cr_assert_eq(f.regions[1].state, R_PENDING, "production never started");
+}
+
+/* Honest end states (issue 18): regions on different versions end `split` with each region's
+ * version in the record; a release rolled back in every production region is rolled back in
+ * the pre-production stage too, so the next stage does not compare against it. */
+Test(pipeline, a_split_names_each_regions_version)
+{
+	struct pl_state s = make(PL_DEPLOY, "v1", "v1");
+	s.regions[0].state = R_DONE;
+	s.regions[1].state = R_ABORTING;
+	s.aborted = 1;
+	snprintf(s.reason, sizeof(s.reason), "verification failed at 50%%");
+	struct pl_event ev = {.type = PL_EV_OBSERVE, .region = 1, .now = 10, .obs = OBS(.new_stopped = 1)};
+	struct pl_actions a;
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 1);
+	cr_expect_eq(s.phase, PL_SPLIT);
+	cr_expect_str_eq(pipeline_phase_name(s.phase), "split");
+	const struct pl_action *last = &a.a[a.n - 1];
+	cr_expect_str_eq(last->kind, "split");
+	cr_expect(strstr(last->message, "us-east v2, eu-west v1"), "%s", last->message);
+	json_t *j = pipeline_to_json(&s);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "regions"), 0), "runs")), "v2");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "regions"), 1), "runs")), "v1");
+	struct pl_state t;
+	cr_expect_eq(pipeline_from_json(j, &t), 0);
+	cr_expect_eq(t.phase, PL_SPLIT);
+	json_decref(j);
+}
+
+Test(pipeline, a_release_rolled_back_in_production_is_rolled_back_in_the_stage)
+{
+	struct pl_config cfg = config();
+	struct pl_region_init regions[] = {{"pp", "preprod", "v1", 0, 1}, {"us-east", "production", "v1", 1, 0}};
+	struct pl_state s;
+	cr_assert_eq(pipeline_init(&s, PL_DEPLOY, "v2", &cfg, regions, 2), 0);
+	s.regions[0].state = R_DONE;
+	s.regions[1].state = R_ABORTING;
+	s.aborted = 1;
+	struct pl_event ev = {.type = PL_EV_OBSERVE, .region = 1, .now = 10, .obs = OBS(.new_stopped = 1)};
+	struct pl_actions a;
+	char k[256];
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 1);
+	kinds_of(&a, k, sizeof(k));
+	cr_expect_eq(s.phase, PL_ROLLED_BACK, "the stage does not make it a split");
+	cr_expect_eq(s.regions[0].state, R_ROLLED_BACK);
+	cr_expect_str_eq(k, "region_rolled_back stable region_rolled_back rolled_back");
+	int restored = 0;
+	for (int i = 0; i < a.n; i++)
+		if (a.a[i].type == PL_ACT_RESTORE_STABLE) {
+			restored++;
+			cr_expect_eq(a.a[i].region, 0);
+			cr_expect_str_eq(a.a[i].message, "v1");
+		}
+	cr_expect_eq(restored, 1);
+	/* a split keeps the stage: the release still runs in production */
+	struct pl_region_init three[] = {{"pp", "preprod", "v1", 0, 1}, {"us-east", "production", "v1", 1, 0},
+					 {"eu-west", "production", "v1", 2, 0}};
+	cr_assert_eq(pipeline_init(&s, PL_DEPLOY, "v2", &cfg, three, 3), 0);
+	s.regions[0].state = R_DONE;
+	s.regions[1].state = R_DONE;
+	s.regions[2].state = R_ABORTING;
+	s.aborted = 1;
+	ev.region = 2;
+	cr_assert_eq(pipeline_step(&s, &ev, &a), 1);
+	cr_expect_eq(s.phase, PL_SPLIT);
+	cr_expect_eq(s.regions[0].state, R_DONE);
 }

@@ -91,7 +91,7 @@ static long admin_status(const char *method, const char *url, const char *auth)
 }
 
 /* Another user of this machine who reaches the admin port cannot change or read the routes:
- * every call but GET /healthz needs the token the router started the proxy with, and a
+ * every call but GET /healthz and GET /metrics needs the token the router started the proxy with, and a
  * router that has another token is refused too. */
 Test(router_proxy, the_admin_api_needs_the_token)
 {
@@ -115,6 +115,9 @@ Test(router_proxy, the_admin_api_needs_the_token)
 	cr_expect_eq(admin_status("DELETE", url, NULL), 401);
 	snprintf(url, sizeof(url), "%s/v1/metrics", base);
 	cr_expect_eq(admin_status("GET", url, NULL), 401);
+	/* the Prometheus text stays open: a scraper needs no token that changes routes */
+	snprintf(url, sizeof(url), "%s/metrics", base);
+	cr_expect_eq(admin_status("GET", url, NULL), 200);
 
 	router *other = router_proxy_remote("127.0.0.1:24190", "another-token-0123456789abcdef", NULL);
 	cr_assert_not_null(other);

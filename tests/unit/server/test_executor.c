@@ -710,6 +710,29 @@ Test(executor, a_working_canary_killed_three_times_is_still_promoted)
 	cr_expect_str_eq(stable("api"), "v2");
 }
 
+/* ...but one that keeps crashing after serving crash-loops: strategy.crash_loop_restarts
+ * restarts within strategy.crash_loop_window fail it like a release that never serves. */
+Test(executor, a_canary_restarted_crash_loop_restarts_times_within_the_window_is_rolled_back)
+{
+	apply("kind: Service\n"
+	      "name: looper\n"
+	      "listen_port: 18005\n"
+	      "strategy: {steps: [50, 100], step_duration: 0, crash_loop_restarts: 2, crash_loop_window: 1m}\n"
+	      "analysis: {method: threshold, min_requests: 5}\n");
+	first_release("looper", "v1");
+	release("looper", "v2");
+	int64_t id = create("looper", "v2", PL_DEPLOY);
+	until_region(id, "step");
+	for (int k = 0; k < 2; k++) {
+		fake_runtime_crash(H.rt, "v2");
+		for (int n = 0; n < 4; n++)
+			step();
+	}
+	until_phase(id, "rolled_back");
+	cr_expect_str_eq(stable("looper"), "v1");
+	cr_expect(strstr(reason(id), "crash-loops: restarted 2 times within 60000 ms"), "%s", reason(id));
+}
+
 Test(executor, crash_looping_canary_fails_the_region_after_its_retries_and_can_be_retried)
 {
 	first_release("api", "v1");
@@ -758,7 +781,7 @@ Test(executor, crash_looping_canary_fails_the_region_after_its_retries_and_can_b
 	/* a region that is not failed is not retried */
 	cr_expect_eq(executor_retry(H.ex, id, "east", &e), -1);
 	snprintf(want, sizeof(want),
-		 "region east of deployment %lld is starting, not failed: only a failed region is retried",
+		 "region east of deployment %lld is starting, not failed or paused: only those are retried",
 		 (long long)id);
 	cr_expect_str_eq(e.msg, want);
 	until_phase(id, "promoted");

@@ -11,11 +11,12 @@
 
 #include "http/server.h"
 #include "proxy/metrics.h"
+#include "proxy/vhost.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
-#define MAX_ROUTES 1024
+#define MAX_ROUTES 16384
 
 /* A backend that left its route: reported as draining, then drained, until the next PUT. */
 struct gone {
@@ -23,8 +24,18 @@ struct gone {
 	char version[ROUTE_VERSION_MAX];
 };
 
+/* A listener shared by the routes that name hosts on its address. */
+struct lentry {
+	struct lentry *next;
+	unsigned id; /* 1.. : the workers' name for it */
+	struct route_addr addr;
+	size_t nroutes;
+	vhost *t; /* (host, prefix) -> rentry: refuses a pair two routes would serve */
+};
+
 struct rentry {
 	struct rentry *next;
+	struct lentry *shared; /* the route's shared listener, or NULL (a listener of its own) */
 	char name[ROUTE_NAME_MAX];
 	struct route *cur; /* the admin thread's reference */
 	uint64_t *seq;     /* per worker: the message that published cur */
@@ -39,6 +50,8 @@ struct proxy {
 	metrics *m;
 	struct rentry *routes;
 	size_t nroutes;
+	struct lentry *listeners;
+	unsigned next_lid;
 	httpd *admin;
 	int started;
 	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
@@ -300,6 +313,27 @@ static struct route *route_build(proxy *p, struct route_cfg *cfg, struct rentry 
 	return r;
 }
 
+/* Withdraws a shared listener no route uses any more (after the route messages that left it). */
+static void listener_drop(proxy *p, struct lentry *L)
+{
+	for (struct lentry **q = &p->listeners; *q; q = &(*q)->next)
+		if (*q == L) {
+			*q = L->next;
+			break;
+		}
+	for (unsigned i = 0; i < p->nw; i++) {
+		struct wmsg *m = calloc(1, sizeof(*m));
+		if (!m)
+			continue;
+		m->kind = WMSG_UNLISTEN;
+		m->lid = L->id;
+		m->lfd = -1;
+		worker_send(p->w[i], m);
+	}
+	vhost_free(L->t);
+	free(L);
+}
+
 int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *path, struct err *e)
 {
 	struct route_cfg cfg;
@@ -324,21 +358,47 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		route_cfg_release(&cfg);
 		return err_set(e, "%s%sname: too many routes (at most %d)", path, dot, MAX_ROUTES);
 	}
-	for (struct rentry *o = p->routes; o; o = o->next)
-		if (o != old && addr_port(&cfg.listen) != 0 && same_addr(&o->cur->cfg.listen, &cfg.listen)) {
+	struct lentry *L = NULL; /* the shared listener the route goes to */
+	for (struct rentry *o = p->routes; o; o = o->next) {
+		if (o == old || addr_port(&cfg.listen) == 0 || !same_addr(&o->cur->cfg.listen, &cfg.listen))
+			continue;
+		if (!cfg.nhosts || !o->shared) {
 			route_cfg_release(&cfg);
-			return err_set(e, "%s%slisten: %s is already used by route %s", path, dot,
-				       cfg.listen.text, o->name);
+			return err_set(e, "%s%slisten: %s is already used by route %s%s", path, dot,
+				       cfg.listen.text, o->name,
+				       o->shared ? " (a listener shared by routes with hosts: give this route "
+						   "hosts too)" : " (its own listener: routes share one only when "
+						   "all of them name hosts)");
 		}
+		L = o->shared;
+	}
+	if (!L && cfg.nhosts && addr_port(&cfg.listen) != 0)
+		for (struct lentry *l = p->listeners; l; l = l->next)
+			if (same_addr(&l->addr, &cfg.listen))
+				L = l; /* only old uses it: it is kept */
+	for (size_t i = 0; L && i < cfg.nhosts; i++) {
+		void *other = NULL;
+		if (vhost_add(L->t, cfg.hosts[i], cfg.path_prefix, NULL, &other) == -2 && other != old) {
+			struct rentry *o = other;
+			err_set(e, "%s%shosts[%zu]: %s with path prefix %s on %s is already served by route %s",
+				path, dot, i, cfg.hosts[i], cfg.path_prefix ? cfg.path_prefix : "/", L->addr.text,
+				o->name);
+			route_cfg_release(&cfg);
+			return -1;
+		} else if (!other) {
+			vhost_del(L->t, cfg.hosts[i], cfg.path_prefix, NULL); /* only a probe */
+		}
+	}
 
 	/* listeners first: the only step that can fail for reasons outside the document */
-	int reopen = !old || !same_addr(&old->cur->cfg.listen, &cfg.listen);
+	int reopen = !cfg.nhosts && (!old || old->shared || !same_addr(&old->cur->cfg.listen, &cfg.listen));
+	int newshared = cfg.nhosts && !L;
 	int *fds = calloc(p->nw, sizeof(int));
 	if (!fds) {
 		route_cfg_release(&cfg);
 		return err_set(e, "out of memory");
 	}
-	if (reopen) {
+	if (reopen || newshared) {
 		struct err le;
 		if (open_listeners(p, &cfg.listen, fds, &le)) {
 			free(fds);
@@ -349,33 +409,47 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		for (unsigned i = 0; i < p->nw; i++)
 			fds[i] = -1;
 	}
+	if (newshared) {
+		L = calloc(1, sizeof(*L));
+		if (!L || !(L->t = vhost_new())) {
+			free(L);
+			for (unsigned i = 0; i < p->nw; i++)
+				close(fds[i]);
+			free(fds);
+			route_cfg_release(&cfg);
+			return err_set(e, "out of memory");
+		}
+		L->addr = cfg.listen;
+	}
 	struct route *r = route_build(p, &cfg, old, e);
 	if (!r) {
 		for (unsigned i = 0; i < p->nw; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		free(fds);
+		if (newshared) {
+			vhost_free(L->t);
+			free(L);
+		}
 		route_cfg_release(&cfg);
 		return -1;
 	}
 	struct rentry *en = old;
 	if (!en) {
 		en = calloc(1, sizeof(*en));
+		if (en && !(en->seq = calloc(p->nw, sizeof(*en->seq)))) {
+			free(en);
+			en = NULL;
+		}
 		if (!en) {
 			for (unsigned i = 0; i < p->nw; i++)
 				if (fds[i] >= 0)
 					close(fds[i]);
 			free(fds);
-			route_unref(r);
-			return err_set(e, "out of memory");
-		}
-		en->seq = calloc(p->nw, sizeof(*en->seq));
-		if (!en->seq) {
-			free(en);
-			for (unsigned i = 0; i < p->nw; i++)
-				if (fds[i] >= 0)
-					close(fds[i]);
-			free(fds);
+			if (newshared) {
+				vhost_free(L->t);
+				free(L);
+			}
 			route_unref(r);
 			return err_set(e, "out of memory");
 		}
@@ -384,6 +458,42 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		p->routes = en;
 		p->nroutes++;
 	}
+	if (newshared) {
+		L->id = ++p->next_lid;
+		L->next = p->listeners;
+		p->listeners = L;
+		for (unsigned i = 0; i < p->nw; i++) {
+			struct wmsg *m = calloc(1, sizeof(*m));
+			if (!m) {
+				close(fds[i]);
+				continue;
+			}
+			m->kind = WMSG_LISTEN;
+			m->lid = L->id;
+			m->lfd = fds[i];
+			worker_send(p->w[i], m);
+			fds[i] = -1;
+		}
+	}
+	/* the admin's host table: the old pairs go, the new ones come */
+	struct lentry *left = NULL; /* a shared listener the route leaves */
+	if (old && old->shared) {
+		for (size_t i = 0; i < old->cur->cfg.nhosts; i++)
+			vhost_del(old->shared->t, old->cur->cfg.hosts[i], old->cur->cfg.path_prefix, old);
+		if (old->shared != L) {
+			left = old->shared;
+			left->nroutes--;
+		}
+	}
+	if (L) {
+		for (size_t i = 0; i < r->cfg.nhosts; i++)
+			if (vhost_add(L->t, r->cfg.hosts[i], r->cfg.path_prefix, en, NULL))
+				log_error("proxy: out of memory indexing host %s of route %s", r->cfg.hosts[i],
+					  r->cfg.name);
+		if (!old || old->shared != L)
+			L->nroutes++;
+	}
+	en->shared = L;
 
 	/* the draining list: forget drained backends and those that came back, add those leaving */
 	size_t keep = 0;
@@ -437,14 +547,17 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		route_ref(r);
 		m->r = r;
 		m->lfd = fds[i];
+		m->lid = L ? L->id : 0;
 		en->seq[i] = worker_send(p->w[i], m);
 	}
+	if (left && left->nroutes == 0)
+		listener_drop(p, left);
 	free(fds);
 	if (en->cur)
 		route_unref(en->cur);
 	en->cur = r;
-	log_info("proxy: route %s %s (listen %s, %zu versions)", r->cfg.name, old ? "replaced" : "added",
-		 r->cfg.listen.text, r->cfg.nversions);
+	log_info("proxy: route %s %s (listen %s%s, %zu versions)", r->cfg.name, old ? "replaced" : "added",
+		 r->cfg.listen.text, L ? " shared" : "", r->cfg.nversions);
 	state_save(p);
 	return 0;
 }
@@ -480,6 +593,12 @@ int proxy_route_delete(proxy *p, const char *name)
 		snprintf(m->name, sizeof(m->name), "%s", name);
 		m->lfd = -1;
 		worker_send(p->w[i], m);
+	}
+	if (en->shared) {
+		for (size_t i = 0; i < en->cur->cfg.nhosts; i++)
+			vhost_del(en->shared->t, en->cur->cfg.hosts[i], en->cur->cfg.path_prefix, en);
+		if (--en->shared->nroutes == 0)
+			listener_drop(p, en->shared);
 	}
 	log_info("proxy: route %s deleted", name);
 	entry_free(en);
@@ -701,6 +820,12 @@ void proxy_free(proxy *p)
 		struct rentry *en = p->routes;
 		p->routes = en->next;
 		entry_free(en);
+	}
+	while (p->listeners) {
+		struct lentry *L = p->listeners;
+		p->listeners = L->next;
+		vhost_free(L->t);
+		free(L);
 	}
 	free(p->w);
 	metrics_free(p->m);

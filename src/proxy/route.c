@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/vhost.h"
+#include "util/name.h"
 
 int route_name_valid(const char *s)
 {
@@ -164,7 +164,7 @@ static int parse_hosts(const json_t *j, const char *path, struct route_cfg *out,
 		for (size_t i = 0; i < json_array_size(hs); i++) {
 			json_t *h = json_array_get(hs, i);
 			if (!json_is_string(h) || strlen(json_string_value(h)) != json_string_length(h) ||
-			    !vhost_pattern_valid(json_string_value(h)))
+			    !name_host_ok(json_string_value(h)))
 				return err_set(e, "%s%shosts[%zu]: must be a DNS name or \"*.\" and a DNS name "
 					       "(no port)", path, dot, i);
 			char *s = strdup(json_string_value(h));
@@ -184,7 +184,7 @@ static int parse_hosts(const json_t *j, const char *path, struct route_cfg *out,
 			return err_set(e, "%s%spath_prefix: needs hosts (a route without hosts has its "
 				       "listener to itself)", path, dot);
 		if (!json_is_string(pp) || strlen(json_string_value(pp)) != json_string_length(pp) ||
-		    !vhost_prefix_valid(json_string_value(pp)))
+		    !name_path_prefix_ok(json_string_value(pp)))
 			return err_set(e, "%s%spath_prefix: must be \"/\" or \"/segment[/segment...]\" "
 				       "without a trailing slash, query or fragment, at most 255 bytes", path, dot);
 		if (strcmp(json_string_value(pp), "/") && !(out->path_prefix = strdup(json_string_value(pp))))

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PREFIX_MAX 256
-
 struct pref {
 	char *s; /* "/" or "/a/b" */
 	size_t len;
@@ -86,51 +84,6 @@ void vhost_free(vhost *t)
 size_t vhost_count(const vhost *t)
 {
 	return t->npairs;
-}
-
-int vhost_pattern_valid(const char *s)
-{
-	if (s[0] == '*' && s[1] == '.')
-		s += 2;
-	size_t n = strlen(s), label = 0;
-	if (n == 0 || n > 253)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = lower(s[i]);
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
-			if (c == '-' && label == 0)
-				return 0;
-			if (++label > 63)
-				return 0;
-		} else {
-			return 0;
-		}
-	}
-	return label > 0 && s[n - 1] != '-';
-}
-
-int vhost_prefix_valid(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= PREFIX_MAX || s[0] != '/')
-		return 0;
-	if (n == 1)
-		return 1;
-	if (s[n - 1] == '/')
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		char c = s[i];
-		if (c == '/' && s[i - 1] == '/')
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      strchr("/-._~!$&'()*+,;=:@%", c)))
-			return 0;
-	}
-	return 1;
 }
 
 static struct ent *lookup(const vhost *t, const char *host, size_t n, int wild, uint64_t h)

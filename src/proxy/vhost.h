@@ -38,8 +38,8 @@ enum vhost_result {
 vhost *vhost_new(void);
 void vhost_free(vhost *t);
 /*
- * Adds pattern/prefix -> val (pattern and prefix as vhost_pattern_valid and
- * vhost_prefix_valid accept them; prefix NULL means "/"). Returns 0; -1 when out of memory;
+ * Adds pattern/prefix -> val (pattern and prefix as name_host_ok and name_path_prefix_ok
+ * of util/name.h accept them; prefix NULL means "/"). Returns 0; -1 when out of memory;
  * -2 when the pair is already there (*other, if not NULL, is set to its value). The table is
  * unchanged on failure.
  */
@@ -56,12 +56,5 @@ enum vhost_result vhost_find(const vhost *t, const char *host, size_t hlen, cons
 			     void **val /* OUT */);
 /* Pairs in the table. */
 size_t vhost_count(const vhost *t);
-
-/* Whether s is a host pattern: a DNS name ([A-Za-z0-9-] labels of 1..63 bytes separated by
- * dots, at most 253 bytes), optionally "*." + such a name. Case is ignored. */
-int vhost_pattern_valid(const char *s);
-/* Whether s is a path prefix: "/" or "/seg[/seg...]" of URI path characters (RFC 3986 pchar,
- * no '?', '#' or "//"), without a trailing slash, at most 255 bytes. */
-int vhost_prefix_valid(const char *s);
 
 #endif

@@ -6,6 +6,7 @@
 #include "proxy/proxy.h"
 #include "proxy/route.h"
 #include "proxy/vhost.h"
+#include "util/name.h"
 
 static int A, B, C, D, E; /* the values: their addresses */
 
@@ -126,15 +127,15 @@ Test(vhost, patterns_and_prefixes)
 	static const char *bad[] = {"", "*", "*.", "a..b", ".a", "a.", "-a.b", "a-.b", "a_b", "a:80",
 				    "*.*.a", "a.*.b", "[::1]"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-		cr_assert(vhost_pattern_valid(good[i]), "%s", good[i]);
+		cr_assert(name_host_ok(good[i]), "%s", good[i]);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		cr_assert(!vhost_pattern_valid(bad[i]), "%s", bad[i]);
+		cr_assert(!name_host_ok(bad[i]), "%s", bad[i]);
 	static const char *pgood[] = {"/", "/a", "/a/b", "/a-b.c~d", "/%41"};
 	static const char *pbad[] = {"", "a", "/a/", "//a", "/a?b", "/a#b", "/a b"};
 	for (size_t i = 0; i < sizeof(pgood) / sizeof(*pgood); i++)
-		cr_assert(vhost_prefix_valid(pgood[i]), "%s", pgood[i]);
+		cr_assert(name_path_prefix_ok(pgood[i]), "%s", pgood[i]);
 	for (size_t i = 0; i < sizeof(pbad) / sizeof(*pbad); i++)
-		cr_assert(!vhost_prefix_valid(pbad[i]), "%s", pbad[i]);
+		cr_assert(!name_path_prefix_ok(pbad[i]), "%s", pbad[i]);
 }
 
 static json_t *js(const char *s)

@@ -637,6 +637,10 @@ static int check_service_rules(const struct shape_ctx *c, const json_t *src, con
 		return shape_fail(c, c->d ? doc_node_pos(c->d, src) : (struct doc_pos){0, 0}, "listen_port",
 			    "is required unless route is given (a port of the service's own, or hosts "
 			    "on a shared listener)");
+	if (json_is_object(route) && json_is_integer(json_object_get(m, "listen_port")))
+		return shape_fail(c, c->d ? doc_key_pos(c->d, src, "route") : (struct doc_pos){0, 0}, "route",
+			    "give listen_port (a listener of the service's own) or route (hosts on a "
+			    "shared listener), not both");
 	if (json_is_object(route)) {
 		/* sluice itself reaches the service by its first host (stage traffic, dependents) */
 		const char *h0 = json_string_value(json_array_get(json_object_get(route, "hosts"), 0));

@@ -488,6 +488,9 @@ static const struct {
 	 "shared listener's; the region's port_offset is added))"},
 	{"kind: Service\nname: metadata\nroute:\n  hosts: [a.example.com, a.example.com]\n  port: 1\n",
 	 "s.yaml:4:26: route.hosts[1]: \"a.example.com\" is listed twice"},
+	{SVC "route: {hosts: [a.test], port: 8080}\n",
+	 "s.yaml:4:1: route: give listen_port (a listener of the service's own) or route (hosts on a "
+	 "shared listener), not both"},
 	{"kind: Service\nlisten_port: 1\n",
 	 "s.yaml:1:1: missing required key \"name\" (expected a name of lowercase letters, digits and "
 	 "'-' (1..63 characters, starting and ending with a letter or digit))"},

@@ -26,6 +26,12 @@ def rss_kib(pid):
     return 0
 
 
+def admin_cpu_ms(pid):
+    """CPU time of the proxy's admin thread (the main thread: it runs the admin loop)."""
+    f = open('/proc/%d/task/%d/stat' % (pid, pid)).read().rsplit(')', 1)[1].split()
+    return (int(f[11]) + int(f[12])) * 1000.0 / os.sysconf('SC_CLK_TCK')
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float('nan')
@@ -94,6 +100,7 @@ try:
     rss0 = rss_kib(proc.pid)
     port_of = [upa] * N
     listen = {}
+    cpu0 = admin_cpu_ms(proc.pid)
     t0 = time.time()
     put_ms = []
     for i in range(N):
@@ -107,15 +114,22 @@ try:
         else:
             listen[i] = shared
     load_s = time.time() - t0
+    load_cpu = admin_cpu_ms(proc.pid) - cpu0
     time.sleep(0.5)
     rss1 = rss_kib(proc.pid)
+    t = time.perf_counter()
     st, body = a.call('GET', '/v1/metrics')
+    metrics_ms = (time.perf_counter() - t) * 1000
     print('== %d routes, %s listener%s, %d workers, --state %s' % (
         N, MODE, '' if MODE == 'shared' else 's', WORKERS, 'on' if STATE else 'off'))
     print('load: %d PUTs in %.2f s; PUT of a new route: median %.2f ms, p99 %.2f ms, last 100 median %.2f ms'
           % (N, load_s, statistics.median(put_ms), pct(put_ms, 0.99), statistics.median(put_ms[-100:])))
-    print('memory: RSS %.1f MiB empty, %.1f MiB with %d routes: %.2f KiB per route (GET /v1/metrics: %d KiB)'
-          % (rss0 / 1024, rss1 / 1024, N, (rss1 - rss0) / N, len(body) // 1024))
+    print('admin thread CPU while loading: %.0f ms, %.0f us per PUT (parse, build, index, answer)'
+          % (load_cpu, load_cpu * 1000 / N))
+    print('memory: RSS %.1f MiB empty, %.1f MiB with %d routes: %.2f KiB per route'
+          % (rss0 / 1024, rss1 / 1024, N, (rss1 - rss0) / N))
+    print('GET /v1/metrics: %d KiB in %.1f ms (the admin thread answers nothing else meanwhile)'
+          % (len(body) // 1024, metrics_ms))
     if probe(0, listen[0]) != b'a':
         sys.exit('route 0 does not answer through the proxy')
 
@@ -123,18 +137,30 @@ try:
     upd = {'put': [], 'apply': [], 'stale': 0, 'err': 0}
     stop = threading.Event()
 
-    def updater():
+    def updater(control=False):
+        """control: the same loop (admin call, probes) with a GET instead of the PUT, so that the
+        driver's own CPU is told apart from what the replacements cost the route under load."""
         ua = Admin()
         k, period = 1, 1.0 / RATE
         nxt = time.perf_counter()
         while not stop.is_set():
-            port_of[k] = upb if port_of[k] == upa else upa
+            if not control:
+                port_of[k] = upb if port_of[k] == upa else upa
             want = b'a' if port_of[k] == upa else b'b'
             t = time.perf_counter()
-            st, _ = ua.call('PUT', '/v1/routes/svc%d.production.r1' % k, route(k, listen[k]))
+            if control:
+                st, _ = ua.call('GET', '/v1/routes/svc%d.production.r1' % k)
+            else:
+                st, _ = ua.call('PUT', '/v1/routes/svc%d.production.r1' % k, route(k, listen[k]))
             t1 = time.perf_counter()
             if st != 200:
                 upd['err'] += 1
+            if control:
+                probe(k, listen[k])
+                k = k + 1 if k + 1 < N else 1
+                nxt += period
+                time.sleep(max(0, nxt - time.perf_counter()))
+                continue
             got = probe(k, listen[k])
             while got != want and time.perf_counter() - t < 1:
                 upd['stale'] += 1
@@ -162,31 +188,36 @@ try:
         return {'rps': rps, 'p50': unit(*p50.groups()), 'p99': unit(*m.groups()), 'reqs': reqs,
                 'failed': failed}
 
-    res = {'quiet': [], 'updates': []}
+    res = {'quiet': [], 'control': [], 'updates': []}
     for r in range(ROUNDS):
-        for kind in (('quiet', 'updates') if r % 2 == 0 else ('updates', 'quiet')):
-            if kind == 'updates':
+        for kind in (('quiet', 'control', 'updates') if r % 2 == 0 else ('updates', 'control', 'quiet')):
+            if kind != 'quiet':
                 stop.clear()
-                th = threading.Thread(target=updater)
+                th = threading.Thread(target=updater, args=(kind == 'control',))
                 n0 = len(upd['put'])
+                c0 = admin_cpu_ms(proc.pid)
                 th.start()
             w = wrk()
-            if kind == 'updates':
+            if kind != 'quiet':
                 stop.set()
                 th.join()
                 w['n'] = len(upd['put']) - n0
+                if kind == 'updates':
+                    upd.setdefault('cpu', []).append((admin_cpu_ms(proc.pid) - c0, w['n']))
             res[kind].append(w)
-    print('wrk on route svc0 (-t1 -c%d, %d s, %d rounds, medians; updates: the other routes replaced at %d/s):'
+    print('wrk on route svc0 (-t1 -c%d, %d s, %d rounds, medians; updates: the other routes replaced at %d/s,'
           % (CONNS, DURATION, ROUNDS, RATE))
+    print('  each followed by probe requests; control: the same driver with a GET instead of the PUT):')
     print('  %-8s %9s %9s %9s %9s %8s' % ('', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'failed'))
-    for kind in ('quiet', 'updates'):
+    for kind in ('quiet', 'control', 'updates'):
         xs = res[kind]
         print('  %-8s %9.0f %9.2f %9.2f %9d %8d' % (
             kind, statistics.median(x['rps'] for x in xs), statistics.median(x['p50'] for x in xs),
             statistics.median(x['p99'] for x in xs), sum(x['reqs'] for x in xs), sum(x['failed'] for x in xs)))
-    q, u = statistics.median(x['p99'] for x in res['quiet']), statistics.median(x['p99'] for x in res['updates'])
-    print('  p99 with updates / quiet: %.2f; p99 per round quiet %s, updates %s' % (
-        u / q, ' '.join('%.2f' % x['p99'] for x in res['quiet']),
+    q, c, u = (statistics.median(x['p99'] for x in res[k]) for k in ('quiet', 'control', 'updates'))
+    print('  p99 with updates / control: %.2f, / quiet: %.2f; p99 per round: quiet %s; control %s; updates %s' % (
+        u / c, u / q, ' '.join('%.2f' % x['p99'] for x in res['quiet']),
+        ' '.join('%.2f' % x['p99'] for x in res['control']),
         ' '.join('%.2f' % x['p99'] for x in res['updates'])))
     P, A = upd['put'], upd['apply']
     print('route updates: %d (PUT errors %d); PUT answered: median %.2f ms, p99 %.2f ms, max %.2f ms'
@@ -195,6 +226,9 @@ try:
           'median %.2f ms, p99 %.2f ms, max %.2f ms; probes that still saw the old backend: %d'
           % (statistics.median(A), pct(A, 0.99), max(A), upd['stale']))
     print('  updates over 10 ms to apply: %d of %d' % (sum(1 for x in A if x > 10), len(A)))
+    cpu = sum(c for c, _ in upd['cpu']); n = sum(k for _, k in upd['cpu'])
+    print('  admin thread CPU during the update rounds: %.0f us per replacement (the rest of the '
+          'wall time is waiting for a core)' % (cpu * 1000 / max(n, 1)))
     rss2 = rss_kib(proc.pid)
     print('memory after the updates: RSS %.1f MiB' % (rss2 / 1024))
 finally:

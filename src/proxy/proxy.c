@@ -13,6 +13,7 @@
 #include "http/server.h"
 #include "proxy/metrics.h"
 #include "proxy/vhost.h"
+#include "util/strmap.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -53,6 +54,10 @@ struct proxy {
 	size_t nroutes;
 	struct lentry *listeners;
 	unsigned next_lid;
+	/* indexes, so that a PUT costs the same at 3,000 routes as at 3 */
+	strmap *byname; /* route name -> rentry */
+	strmap *own;    /* address key -> rentry that has its own listener there */
+	strmap *shared; /* address key -> lentry */
 	httpd *admin;
 	int started;
 	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
@@ -147,7 +152,10 @@ int proxy_new(proxy **out, unsigned workers, const struct proxy_limits *lim, str
 	p->lim = *lim;
 	p->m = metrics_new(p->nw);
 	p->w = calloc(p->nw, sizeof(*p->w));
-	if (!p->m || !p->w) {
+	p->byname = strmap_new();
+	p->own = strmap_new();
+	p->shared = strmap_new();
+	if (!p->m || !p->w || !p->byname || !p->own || !p->shared) {
 		proxy_free(p);
 		return err_set(e, "out of memory");
 	}
@@ -176,6 +184,8 @@ int proxy_start(proxy *p, struct err *e)
 
 static struct rentry *entry_find(proxy *p, const char *name, struct rentry ***link)
 {
+	if (!link)
+		return strmap_get(p->byname, name);
 	for (struct rentry **q = &p->routes; *q; q = &(*q)->next)
 		if (!strcmp((*q)->name, name)) {
 			if (link)
@@ -188,6 +198,17 @@ static struct rentry *entry_find(proxy *p, const char *name, struct rentry ***li
 static int same_addr(const struct route_addr *a, const struct route_addr *b)
 {
 	return a->salen == b->salen && !memcmp(&a->sa, &b->sa, a->salen);
+}
+
+/* The indexes' key of an address: its socket address bytes in hex (what same_addr compares). */
+static void addr_key(const struct route_addr *a, char *buf /* [2 * sizeof(sa) + 1] */)
+{
+	const unsigned char *b = (const unsigned char *)&a->sa;
+	for (socklen_t i = 0; i < a->salen; i++) {
+		buf[2 * i] = "0123456789abcdef"[b[i] >> 4];
+		buf[2 * i + 1] = "0123456789abcdef"[b[i] & 15];
+	}
+	buf[2 * a->salen] = 0;
 }
 
 static uint16_t addr_port(const struct route_addr *a)
@@ -327,6 +348,10 @@ static struct route *route_build(proxy *p, struct route_cfg *cfg, struct rentry 
 /* Withdraws a shared listener no route uses any more (after the route messages that left it). */
 static void listener_drop(proxy *p, struct lentry *L)
 {
+	char key[2 * sizeof(struct sockaddr_storage) + 1];
+	addr_key(&L->addr, key);
+	if (strmap_get(p->shared, key) == L)
+		strmap_del(p->shared, key);
 	for (struct lentry **q = &p->listeners; *q; q = &(*q)->next)
 		if (*q == L) {
 			*q = L->next;
@@ -370,23 +395,34 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		return err_set(e, "%s%sname: too many routes (at most %d)", path, dot, MAX_ROUTES);
 	}
 	struct lentry *L = NULL; /* the shared listener the route goes to */
-	for (struct rentry *o = p->routes; o; o = o->next) {
-		if (o == old || addr_port(&cfg.listen) == 0 || !same_addr(&o->cur->cfg.listen, &cfg.listen))
-			continue;
-		if (!cfg.nhosts || !o->shared) {
+	char key[2 * sizeof(struct sockaddr_storage) + 1];
+	if (addr_port(&cfg.listen) != 0) {
+		addr_key(&cfg.listen, key);
+		struct rentry *o = strmap_get(p->own, key);
+		struct lentry *sl = strmap_get(p->shared, key);
+		/* a shared listener whose only route is the one being replaced does not count */
+		int sl_others = sl && sl->nroutes > (size_t)(old && old->shared == sl ? 1 : 0);
+		if (o && o != old) {
 			route_cfg_release(&cfg);
-			return err_set(e, "%s%slisten: %s is already used by route %s%s", path, dot,
-				       cfg.listen.text, o->name,
-				       o->shared ? " (a listener shared by routes with hosts: give this route "
-						   "hosts too)" : " (its own listener: routes share one only when "
-						   "all of them name hosts)");
+			return err_set(e, "%s%slisten: %s is already used by route %s (its own listener: routes "
+				       "share one only when all of them name hosts)", path, dot, cfg.listen.text,
+				       o->name);
 		}
-		L = o->shared;
+		if (!cfg.nhosts && sl_others) {
+			const char *other = "another route";
+			for (struct rentry *r2 = p->routes; r2; r2 = r2->next)
+				if (r2->shared == sl && r2 != old) {
+					other = r2->name;
+					break;
+				}
+			err_set(e, "%s%slisten: %s is already used by route %s (a listener shared by routes "
+				"with hosts: give this route hosts too)", path, dot, cfg.listen.text, other);
+			route_cfg_release(&cfg);
+			return -1;
+		}
+		if (cfg.nhosts)
+			L = sl;
 	}
-	if (!L && cfg.nhosts && addr_port(&cfg.listen) != 0)
-		for (struct lentry *l = p->listeners; l; l = l->next)
-			if (same_addr(&l->addr, &cfg.listen))
-				L = l; /* only old uses it: it is kept */
 	for (size_t i = 0; L && i < cfg.nhosts; i++) {
 		void *other = NULL;
 		if (vhost_add(L->t, cfg.hosts[i], cfg.path_prefix, NULL, &other) == -2 && other != old) {
@@ -465,6 +501,20 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 			return err_set(e, "out of memory");
 		}
 		snprintf(en->name, sizeof(en->name), "%s", r->cfg.name);
+		if (strmap_put(p->byname, en->name, en)) {
+			free(en->seq);
+			free(en);
+			for (unsigned i = 0; i < p->nw; i++)
+				if (fds[i] >= 0)
+					close(fds[i]);
+			free(fds);
+			if (newshared) {
+				vhost_free(L->t);
+				free(L);
+			}
+			route_unref(r);
+			return err_set(e, "out of memory");
+		}
 		en->next = p->routes;
 		p->routes = en;
 		p->nroutes++;
@@ -473,6 +523,9 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		L->id = ++p->next_lid;
 		L->next = p->listeners;
 		p->listeners = L;
+		addr_key(&L->addr, key);
+		if (strmap_put(p->shared, key, L))
+			log_error("proxy: out of memory indexing a shared listener");
 		for (unsigned i = 0; i < p->nw; i++) {
 			struct wmsg *m = calloc(1, sizeof(*m));
 			if (!m) {
@@ -505,6 +558,18 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 			L->nroutes++;
 	}
 	en->shared = L;
+	/* the address indexes: the old own listener out, the new one in */
+	if (old && !old->shared && old->cur) {
+		char ok[sizeof(key)];
+		addr_key(&old->cur->cfg.listen, ok);
+		if (strmap_get(p->own, ok) == old)
+			strmap_del(p->own, ok);
+	}
+	if (!L) {
+		addr_key(&r->cfg.listen, key);
+		if (strmap_put(p->own, key, en))
+			log_error("proxy: out of memory indexing route %s", r->cfg.name);
+	}
 
 	/* the draining list: forget drained backends and those that came back, add those leaving */
 	size_t keep = 0;
@@ -591,6 +656,13 @@ int proxy_route_delete(proxy *p, const char *name)
 		return -1;
 	*link = en->next;
 	p->nroutes--;
+	strmap_del(p->byname, name);
+	if (!en->shared) {
+		char key[2 * sizeof(struct sockaddr_storage) + 1];
+		addr_key(&en->cur->cfg.listen, key);
+		if (strmap_get(p->own, key) == en)
+			strmap_del(p->own, key);
+	}
 	/* before the messages: a worker closes its idle connections to removed backends when it
 	 * lets the route go, and the backends may be freed right after */
 	for (size_t i = 0; i < en->cur->cfg.nversions; i++)
@@ -940,6 +1012,9 @@ void proxy_free(proxy *p)
 		free(L);
 	}
 	free(p->w);
+	strmap_free(p->byname);
+	strmap_free(p->own);
+	strmap_free(p->shared);
 	metrics_free(p->m);
 	free(p->state);
 	free(p);

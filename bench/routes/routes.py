@@ -229,6 +229,18 @@ try:
     cpu = sum(c for c, _ in upd['cpu']); n = sum(k for _, k in upd['cpu'])
     print('  admin thread CPU during the update rounds: %.0f us per replacement (the rest of the '
           'wall time is waiting for a core)' % (cpu * 1000 / max(n, 1)))
+    # the same replacements with no other traffic: the cost of an update itself
+    P0, A0 = len(upd['put']), len(upd['apply'])
+    stop.clear()
+    th = threading.Thread(target=updater)
+    th.start()
+    time.sleep(DURATION)
+    stop.set()
+    th.join()
+    P, A = upd['put'][P0:], upd['apply'][A0:]
+    print('without traffic: %d updates; PUT answered: median %.2f ms, p99 %.2f ms; applied: median %.2f ms, '
+          'p99 %.2f ms, max %.2f ms; over 10 ms: %d' % (len(P), statistics.median(P), pct(P, 0.99),
+          statistics.median(A), pct(A, 0.99), max(A), sum(1 for x in A if x > 10)))
     rss2 = rss_kib(proc.pid)
     print('memory after the updates: RSS %.1f MiB' % (rss2 / 1024))
 finally:

@@ -68,10 +68,13 @@ struct proxy {
 	pthread_t saver;       /* writes one snapshot of the routes */
 	int saver_running;     /* saver was started and not joined */
 	int saver_done;        /* atomic: the saver finished */
+	uint64_t save_cost_ms; /* atomic: how long the last write took */
 };
 
-/* Saves of --state are coalesced: at most one snapshot written per STATE_SAVE_MS, by a thread,
- * so that a PUT never waits for the file (3,000 routes take tens of ms to write). */
+/* Saves of --state are coalesced: at most one snapshot written per STATE_SAVE_MS, or per 10
+ * times the last write's duration when that is longer (so that the writer thread takes at most
+ * ~10% of a core under constant changes), by a thread, so that a PUT never waits for the file
+ * (3,000 routes take tens of ms to write). */
 #define STATE_SAVE_MS 50
 
 static void state_save(proxy *p);
@@ -751,10 +754,12 @@ struct snapshot {
 	struct route **r;
 	size_t n;
 	int *done;
+	uint64_t *cost_ms;
 };
 
 static void snapshot_write(struct snapshot *sn)
 {
+	uint64_t t0 = loop_clock_ms();
 	json_t *a = json_array();
 	for (size_t i = 0; i < sn->n; i++)
 		json_array_append_new(a, route_cfg_json(&sn->r[i]->cfg));
@@ -772,6 +777,8 @@ static void snapshot_write(struct snapshot *sn)
 		route_unref(sn->r[i]);
 	free(sn->r);
 	free(sn->path);
+	if (sn->cost_ms)
+		__atomic_store_n(sn->cost_ms, loop_clock_ms() - t0, __ATOMIC_RELAXED);
 	if (sn->done)
 		__atomic_store_n(sn->done, 1, __ATOMIC_RELEASE);
 	free(sn);
@@ -817,6 +824,7 @@ static void save_timer(loop *l, void *arg)
 		return;
 	}
 	sn->done = &p->saver_done;
+	sn->cost_ms = &p->save_cost_ms;
 	__atomic_store_n(&p->saver_done, 0, __ATOMIC_RELAXED);
 	if (pthread_create(&p->saver, NULL, saver_main, sn)) {
 		sn->done = NULL;
@@ -840,7 +848,8 @@ static void state_save(proxy *p)
 	}
 	if (!p->save_due) {
 		p->save_due = 1;
-		loop_timer(p->l, STATE_SAVE_MS, save_timer, p);
+		uint64_t cost = __atomic_load_n(&p->save_cost_ms, __ATOMIC_RELAXED);
+		loop_timer(p->l, cost * 10 > STATE_SAVE_MS ? cost * 10 : STATE_SAVE_MS, save_timer, p);
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/pipeline.h"
 
@@ -341,10 +342,16 @@ static void reconcile_region(reconciler *rec, runtime *rt, const struct service_
 			/* by Host on the shared listener: each host for this environment and region */
 			route.port = svc->route.port + region->port_offset;
 			route.path_prefix = svc->route.path_prefix;
-			for (size_t h = 0; h < svc->route.nhosts && h < 32; h++)
+			for (size_t h = 0; h < svc->route.nhosts && h < 32; h++) {
 				if (manifest_route_host(svc->route.hosts[h], env, rname, hostbuf[route.nhosts],
-							sizeof(hostbuf[0])) == 0)
+							sizeof(hostbuf[0])))
+					continue;
+				int dup = 0; /* the proxy ignores case: "A.x" and "a.x" are one host */
+				for (size_t k = 0; k < route.nhosts; k++)
+					dup |= !strcasecmp(hostbuf[k], hostbuf[route.nhosts]);
+				if (!dup)
 					hosts[route.nhosts] = hostbuf[route.nhosts], route.nhosts++;
+			}
 			route.hosts = hosts;
 		}
 		routed = router_put_route(rec->router, &route, &e) == 0;

@@ -560,9 +560,10 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		if (!old || old->shared != L)
 			L->nroutes++;
 	}
+	int was_own = old && !old->shared;
 	en->shared = L;
 	/* the address indexes: the old own listener out, the new one in */
-	if (old && !old->shared && old->cur) {
+	if (was_own && old->cur) {
 		char ok[sizeof(key)];
 		addr_key(&old->cur->cfg.listen, ok);
 		if (strmap_get(p->own, ok) == old)

@@ -236,6 +236,20 @@ Test(vhost, shared_listener_rules)
 	cr_assert_eq(proxy_route_put(p, a, "a", "", &e), 0, "%s", e.msg);
 	cr_assert_eq(proxy_route_delete(p, "a"), 0);
 	cr_assert_eq(proxy_route_delete(p, "c"), 0);
+	/* a route that leaves its own listener for hosts frees the address for another route */
+	g = proxy_route_json(p, "own");
+	char ownaddr[64];
+	snprintf(ownaddr, sizeof(ownaddr), "%s", json_string_value(json_object_get(g, "listen")));
+	json_decref(g);
+	json_t *own2shared = js("{\"listen\":\"127.0.0.1:0\",\"hosts\":[\"own.test\"]," V1 "}");
+	cr_assert_eq(proxy_route_put(p, own2shared, "own", "", &e), 0, "%s", e.msg);
+	snprintf(body, sizeof(body), "{\"listen\":\"%s\"," V1 "}", ownaddr);
+	json_t *z = js(body);
+	cr_assert_eq(proxy_route_put(p, z, "z", "", &e), 0, "%s", e.msg);
+	cr_assert_eq(proxy_route_delete(p, "z"), 0);
+	cr_assert_eq(proxy_route_delete(p, "own"), 0);
+	json_decref(own2shared);
+	json_decref(z);
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);

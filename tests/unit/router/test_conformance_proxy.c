@@ -66,3 +66,4 @@ Test(router_proxy, a_removed_backend_drains) { router_conformance_drain(&proxy, 
 Test(router_proxy, counters_per_version) { router_conformance_counters(&proxy, 24160); }
 Test(router_proxy, a_replaced_proxy_changes_the_generation) { router_conformance_generation(&proxy, 24170); }
 Test(router_proxy, stop) { router_conformance_stop(&proxy, 24180); }
+Test(router_proxy, routes_by_host_share_a_port) { router_conformance_hosts(&proxy, 24190); }

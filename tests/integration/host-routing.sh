@@ -95,13 +95,23 @@ routes=$(curl -s -m 5 http://127.0.0.1:27171/v1/routes)
 check "both routes share one listener in the proxy" bash -c \
 	"[ \$(grep -o '\"listen\":\"127.0.0.1:28300\"' <<<'$routes' | wc -l) -eq 2 ]"
 
-# a canary of profile while metadata's route carries load: nothing fails
+# a canary of profile (fed by its own load in both regions) while metadata's route carries
+# load on the same listener: nothing fails
 "$S" load --url http://127.0.0.1:28300/items/1 --host metadata.east.test --rate 100 --conns 4 \
 	--duration 60 >"$D/load.txt" &
 L=$!
+"$S" load --url http://127.0.0.1:28300/profiles/1 --host profile.east.test --rate 40 --conns 2 \
+	--duration 60 >"$D/load-pe.txt" &
+LE=$!
+"$S" load --url http://127.0.0.1:28400/profiles/1 --host profile.west.test --rate 40 --conns 2 \
+	--duration 60 >"$D/load-pw.txt" &
+LW=$!
 sleep 0.5
 check "profile v2 is promoted through its canary" "$S" deploy profile v2 --wait --timeout 60
-kill -TERM $L 2>/dev/null || true; wait $L || true
+kill -TERM $L $LE $LW 2>/dev/null || true; wait $L $LE $LW || true
+cat "$D/load-pe.txt" "$D/load-pw.txt"
+check "zero failed requests on profile during its canary" bash -c \
+	"grep -q ' failed 0 ' '$D/load-pe.txt' && grep -q ' failed 0 ' '$D/load-pw.txt'"
 cat "$D/load.txt"
 check "zero failed requests on metadata while profile's route changed" grep -q ' failed 0 ' "$D/load.txt"
 check "requests were sent" bash -c "! grep -q '^requests 0 ' '$D/load.txt'"

@@ -667,6 +667,12 @@ int svc_upstream_get(const char *env, const char *path, int *status, char *body,
 		snprintf(err, errn, "%s is not set (the runtime sets it from depends_on)", env);
 		return -1;
 	}
+	/* an upstream routed by Host on a shared listener comes with ${env}_HOST: the Host to send */
+	char hv[128];
+	snprintf(hv, sizeof(hv), "%s_HOST", env);
+	const char *host = getenv(hv);
+	if (!host || !*host || strlen(host) > 253)
+		host = hostport;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int pooled = 0, fd = attempt == 0 ? pool_take(env) : -1;
 		if (fd >= 0)
@@ -674,7 +680,7 @@ int svc_upstream_get(const char *env, const char *path, int *status, char *body,
 		else if ((fd = dial(hostport, err, errn)) < 0)
 			return -1;
 		int reuse;
-		int rc = exchange(fd, hostport, path, status, body, cap, &reuse, err, errn);
+		int rc = exchange(fd, host, path, status, body, cap, &reuse, err, errn);
 		if (rc == 0 && reuse)
 			pool_give(env, fd);
 		else

@@ -3,7 +3,7 @@
  * the control plane's pre-production stage (which spawns it as a child with --json).
  *
  *   sluice load --url http://127.0.0.1:18003/ [--url ...] [--rate N] [--duration S] [--conns C]
- *               [--json FILE] [--header 'Name: value']
+ *               [--json FILE] [--header 'Name: value'] [--host NAME]
  *
  * Each of the C connections is a thread with one keep-alive connection that sends GETs to the
  * URLs in turn, paced so that the total is about N requests per second. A request fails when
@@ -38,6 +38,7 @@
 #include "http/response.h"
 #include "util/httpc.h"
 #include "util/log.h"
+#include "util/name.h"
 
 #define LOAD_MAX_URLS 16
 #define LOAD_MAX_CONNS 64
@@ -67,6 +68,7 @@ struct load {
 	double rate, duration;
 	int nconns;
 	const char *json, *header;
+	const char *host; /* --host: the Host field's value, else the URL's host:port */
 	double end; /* monotonic time at which workers stop starting requests */
 
 	atomic_ulong req, failed, s2xx, s4xx, s5xx, conn_err;
@@ -102,7 +104,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sluice load --url URL [--url URL...] [--rate N] [--duration S] [--conns C]\n"
-		"                   [--json FILE] [--header 'Name: value']\n"
+		"                   [--json FILE] [--header 'Name: value'] [--host NAME]\n"
 		"\n"
 		"Sends GET requests to the URLs (http://IPV4:PORT/path, at most %d) at about N requests\n"
 		"per second in total (default 50, at most %.0f) over C keep-alive connections (default 4,\n"
@@ -114,7 +116,8 @@ static void usage(FILE *f)
 		"the response is not valid HTTP/1.1 or it answers 5xx. SIGTERM or SIGINT stops early and still prints the line (a request cut by\n"
 		"the stop is not counted). --json FILE also writes {requests, failed, 5xx,\n"
 		"connection_errors, 2xx, 4xx, p50_ms, p99_ms, versions} to FILE, atomically.\n"
-		"--header adds one request header to every request.\n"
+		"--header adds one request header to every request. --host NAME sends Host: NAME\n"
+		"instead of the URL's host:port (a proxy's shared listener routes by Host).\n"
 		"\n"
 		"exit: 0 the load ran (whatever the failures), 1 FILE could not be written, 2 usage error\n",
 		LOAD_MAX_URLS, LOAD_MAX_RATE, LOAD_MAX_CONNS, LOAD_MAX_DURATION);
@@ -170,7 +173,7 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 			return 0;
 		}
 		static const char *const with_value[] = {"--url",  "--rate", "--duration", "--conns",
-							 "--json", "--header"};
+							 "--json", "--header", "--host"};
 		int known = 0;
 		for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
 			known |= !strcmp(a, with_value[k]);
@@ -201,6 +204,11 @@ static int parse_args(int argc, char **argv, struct load *l, int *help)
 			if (opt_int(a, v, 1, LOAD_MAX_CONNS, &n, &oe))
 				return error("%s", oe.msg), EXIT_USAGE;
 			l->nconns = (int)n;
+		} else if (!strcmp(a, "--host")) {
+			if (!name_host_ok(v) || v[0] == '*')
+				return error("--host: expected a host name without a port (api.example.com), "
+					     "got '%.64s'", v), EXIT_USAGE;
+			l->host = v;
 		} else if (!strcmp(a, "--json")) {
 			if (!*v)
 				return error("--json: expected a file name"), EXIT_USAGE;
@@ -328,9 +336,14 @@ static void *worker(void *arg)
 		/* connection `id` serves target id % ntargets: a keep-alive connection stays on the
 		 * listener it was opened to */
 		const struct target *tg = &l->targets[(unsigned long)id % (unsigned long)l->ntargets];
+		char hostf[300];
+		if (l->host)
+			snprintf(hostf, sizeof(hostf), "%s", l->host);
+		else
+			snprintf(hostf, sizeof(hostf), "%s:%d", tg->host, tg->port);
 		int len = snprintf(req, sizeof(req),
-				   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: sluice-load\r\n%s%s\r\n",
-				   tg->path, tg->host, tg->port, l->header ? l->header : "",
+				   "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-load\r\n%s%s\r\n",
+				   tg->path, hostf, l->header ? l->header : "",
 				   l->header ? "\r\n" : "");
 		double t0 = now_s();
 		int status = -2;

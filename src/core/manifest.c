@@ -79,6 +79,33 @@ static const char *const region_failures[] = {"halt", "continue", NULL};
 static const char *const concurrencies[] = {"queue", "supersede", NULL};
 static const char *const smoke_methods[] = {"GET", "HEAD", "POST", NULL};
 
+/* A host of route.hosts: a host name (util/name.h) once "{env}" and "{region}" are
+ * replaced by a name (each region's proxy gets the host with its own names). */
+static int route_host_ok(const char *s)
+{
+	char buf[NAME_HOST_MAX + 2];
+	size_t n = 0;
+	for (const char *p = s; *p; p++) {
+		const char *ph = !strncmp(p, "{env}", 5) ? "{env}" : !strncmp(p, "{region}", 8) ? "{region}" : NULL;
+		const char *add = ph ? "x" : NULL;
+		if (n + 2 > sizeof(buf))
+			return 0;
+		if (add) {
+			buf[n++] = 'x';
+			p += strlen(ph) - 1;
+		} else {
+			buf[n++] = *p;
+		}
+	}
+	buf[n] = 0;
+	return name_host_ok(buf);
+}
+
+static int route_prefix_ok(const char *s)
+{
+	return name_path_prefix_ok(s);
+}
+
 /* Smoke checks run one after the other before traffic moves: a few are plenty. */
 #define SMOKE_MAX 32
 #define METRICS_MAX 16
@@ -276,11 +303,30 @@ static const struct shape_field analysis_fields[] = {
 	{0},
 };
 
+#define ROUTE_HOSTS_MAX 32
+static const struct shape_field route_host_elem = {
+	.type = SHAPE_STRING, .max = NAME_HOST_MAX, .check = route_host_ok,
+	.what = "a host name (api.example.com) or a wildcard (*.example.com), without a port; "
+		"{env} and {region} stand for the environment's and the region's names"};
+static const struct shape_field route_fields[] = {
+	{.key = "hosts", .type = SHAPE_LIST, .required = 1, .min = 1, .max = ROUTE_HOSTS_MAX,
+	 .elem = &route_host_elem, .unique = 1, .noun = "hosts",
+	 .what = "a list of 1 to 32 host names"},
+	{.key = "path_prefix", .type = SHAPE_STRING, .def = "\"/\"", .max = NAME_PATH_PREFIX_MAX,
+	 .check = route_prefix_ok,
+	 .what = "\"/\" or \"/segment[/segment...]\" without a trailing slash, query or fragment"},
+	{.key = "port", .type = SHAPE_INT, .required = 1, .min = 1, .max = 65535,
+	 .what = "an integer port 1..65535 (the shared listener's; the region's port_offset is added)"},
+	{0},
+};
+
 static const struct shape_field svc_fields[] = {
 	{.key = "kind", .type = SHAPE_ENUM, .required = 1, .choices = kind_svc},
 	{.key = "name", .type = SHAPE_NAME, .required = 1, .name = NAME_OBJECT},
-	{.key = "listen_port", .type = SHAPE_INT, .required = 1, .min = 1, .max = 65535,
+	/* Required unless route is given (check_service_rules). */
+	{.key = "listen_port", .type = SHAPE_INT, .nullable = 1, .def = "null", .min = 1, .max = 65535,
 	 .what = "an integer port 1..65535"},
+	{.key = "route", .type = SHAPE_OBJECT, .nullable = 1, .def = "null", .sub = route_fields},
 	{.key = "run", .type = SHAPE_OBJECT, .sub = run_fields},
 	{.key = "depends_on", .type = SHAPE_LIST, .def = "[]", .max = MANIFEST_MAX_DEPENDS,
 	 .elem = &name_elem, .unique = 1},
@@ -599,6 +645,26 @@ static int check_service_rules(const struct shape_ctx *c, const json_t *src, con
 				    path, "a HEAD response has no body (use method: GET)");
 		}
 	}
+	const json_t *route = json_object_get(m, "route");
+	if (!json_is_integer(json_object_get(m, "listen_port")) && !json_is_object(route))
+		return shape_fail(c, c->d ? doc_node_pos(c->d, src) : (struct doc_pos){0, 0}, "listen_port",
+			    "is required unless route is given (a port of the service's own, or hosts "
+			    "on a shared listener)");
+	if (json_is_object(route) && json_is_integer(json_object_get(m, "listen_port")))
+		return shape_fail(c, c->d ? doc_key_pos(c->d, src, "route") : (struct doc_pos){0, 0}, "route",
+			    "give listen_port (a listener of the service's own) or route (hosts on a "
+			    "shared listener), not both");
+	if (json_is_object(route)) {
+		/* sluice itself reaches the service by its first host (stage traffic, dependents) */
+		const char *h0 = json_string_value(json_array_get(json_object_get(route, "hosts"), 0));
+		if (h0 && h0[0] == '*') {
+			const json_t *sr = json_object_get(src, "route");
+			return shape_fail(c, c->d ? doc_index_pos(c->d, json_object_get(sr, "hosts"), 0)
+					    : (struct doc_pos){0, 0},
+				    "route.hosts[0]", "the first host must be a name, not a wildcard: the "
+				    "stage's traffic and dependent services use it");
+		}
+	}
 	const char *name = json_string_value(json_object_get(m, "name"));
 	const json_t *deps = json_object_get(m, "depends_on");
 	for (size_t i = 0; i < json_array_size(deps); i++)
@@ -895,6 +961,7 @@ void manifest_service_free(struct service_manifest *s)
 	free(s->strategy.steps);
 	free(s->analysis.metrics);
 	free(s->smoke);
+	free(s->route.hosts);
 	json_decref(b->json);
 	free(b);
 }
@@ -912,7 +979,11 @@ int manifest_service_parse(const json_t *m, struct service_manifest **out, struc
 	b->json = j;
 	struct service_manifest *s = &b->pub;
 	s->name = gs(j, "name");
-	s->listen_port = gi(j, "listen_port");
+	s->listen_port = gi(j, "listen_port"); /* 0 when null */
+	const json_t *route = json_object_get(j, "route"), *hosts = json_object_get(route, "hosts");
+	s->route.nhosts = json_array_size(hosts);
+	s->route.path_prefix = json_is_object(route) ? gs(route, "path_prefix") : NULL;
+	s->route.port = json_is_object(route) ? gi(route, "port") : 0;
 
 	const json_t *run = json_object_get(j, "run"), *args = json_object_get(run, "args");
 	const json_t *env = json_object_get(run, "env"), *deps = json_object_get(j, "depends_on");
@@ -930,12 +1001,15 @@ int manifest_service_parse(const json_t *m, struct service_manifest **out, struc
 	    ALLOC_N(s->depends_on, s->ndepends) ||
 	    ALLOC_N(s->strategy.steps, s->strategy.nsteps) ||
 	    ALLOC_N(s->analysis.metrics, s->analysis.nmetrics) ||
-	    ALLOC_N(s->smoke, s->nsmoke)) {
+	    ALLOC_N(s->smoke, s->nsmoke) ||
+	    ALLOC_N(s->route.hosts, s->route.nhosts)) {
 		manifest_service_free(s);
 		return err_set(e, "out of memory parsing a manifest");
 	}
 
 	s->run.command = gs(run, "command");
+	for (size_t i = 0; i < s->route.nhosts; i++)
+		s->route.hosts[i] = json_string_value(json_array_get(hosts, i));
 	for (size_t i = 0; i < s->run.nargs; i++)
 		s->run.args[i] = json_string_value(json_array_get(args, i));
 	const char *k;
@@ -1077,4 +1151,28 @@ int manifest_env_parse(const json_t *m, struct env_manifest **out, struct err *e
 oom:
 	manifest_env_free(env);
 	return err_set(e, "out of memory parsing a manifest");
+}
+
+int manifest_route_host(const char *pattern, const char *env, const char *region, char *buf, size_t len)
+{
+	size_t n = 0;
+	for (const char *p = pattern; *p; p++) {
+		const char *add = NULL;
+		if (!strncmp(p, "{env}", 5)) {
+			add = env;
+			p += 4;
+		} else if (!strncmp(p, "{region}", 8)) {
+			add = region;
+			p += 7;
+		}
+		size_t k = add ? strlen(add) : 1;
+		if (n + k + 1 > len)
+			return -1;
+		memcpy(buf + n, add ? add : p, k);
+		n += k;
+	}
+	if (n + 1 > len)
+		return -1;
+	buf[n] = 0;
+	return 0;
 }

@@ -152,7 +152,16 @@ struct manifest_smoke {
 
 struct service_manifest {
 	const char *name;
-	int listen_port;
+	int listen_port; /* the port of its own proxy listener (+ port_offset); 0: none (route) */
+	/* Hosts on a shared listener of each region's proxy (route.nhosts 0: none). Hosts may hold
+	 * "{env}" and "{region}" (manifest_route_host expands them); hosts[0] is a name, never a
+	 * wildcard: sluice reaches the service by it. */
+	struct {
+		const char **hosts;
+		size_t nhosts;
+		const char *path_prefix; /* "/" by default; NULL when there is no route */
+		int port;                /* the shared listener's port (+ port_offset); 0: none */
+	} route;
 	struct {
 		const char *command; /* may hold {artifact}, {port}, ... placeholders */
 		const char **args;
@@ -198,6 +207,13 @@ struct service_manifest {
 	struct manifest_smoke *smoke;
 	size_t nsmoke;
 };
+
+/*
+ * Host `pattern` of a service's route.hosts for environment env and region region: "{env}" and
+ * "{region}" replaced, into buf. Returns 0, or -1 when it does not fit in len.
+ */
+int manifest_route_host(const char *pattern, const char *env, const char *region, char *buf /* OUT */,
+			size_t len);
 
 /*
  * Parses a stored manifest of kind Service (Environment). The input is re-checked as

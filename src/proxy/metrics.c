@@ -1,12 +1,16 @@
 #include "proxy/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/strmap.h"
 
 struct metrics {
 	unsigned nworkers;
 	struct metrics_series **series;
 	size_t n, cap;
+	strmap *index; /* "route\nversion" -> series */
 	struct buf bounds; /* the constant "bounds" array of the JSON, formatted once */
 };
 
@@ -34,6 +38,10 @@ metrics *metrics_new(unsigned nworkers)
 	if (!m)
 		return NULL;
 	m->nworkers = nworkers;
+	if (!(m->index = strmap_new())) {
+		free(m);
+		return NULL;
+	}
 	buf_init(&m->bounds, BUF_NOLIMIT);
 	int rc = buf_adds(&m->bounds, "[");
 	for (size_t k = 0; k < HIST_FINITE; k++)
@@ -41,6 +49,7 @@ metrics *metrics_new(unsigned nworkers)
 	rc |= buf_adds(&m->bounds, "-1]");
 	if (rc) {
 		buf_release(&m->bounds);
+		strmap_free(m->index);
 		free(m);
 		return NULL;
 	}
@@ -56,16 +65,21 @@ void metrics_free(metrics *m)
 		free(m->series[i]);
 	}
 	free(m->series);
+	strmap_free(m->index);
 	buf_release(&m->bounds);
 	free(m);
 }
 
 struct metrics_series *metrics_series(metrics *m, const char *route, const char *version)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (!strcmp(m->series[i]->route, route) && !strcmp(m->series[i]->version, version))
-			return m->series[i];
-	if (m->n >= METRICS_MAX_SERIES || strlen(route) >= ROUTE_NAME_MAX || strlen(version) >= ROUTE_VERSION_MAX)
+	if (strlen(route) >= ROUTE_NAME_MAX || strlen(version) >= ROUTE_VERSION_MAX)
+		return NULL;
+	char key[ROUTE_NAME_MAX + ROUTE_VERSION_MAX + 2];
+	snprintf(key, sizeof(key), "%s\n%s", route, version); /* neither holds a newline */
+	struct metrics_series *found = strmap_get(m->index, key);
+	if (found)
+		return found;
+	if (m->n >= METRICS_MAX_SERIES)
 		return NULL;
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 16;
@@ -86,6 +100,11 @@ struct metrics_series *metrics_series(metrics *m, const char *route, const char 
 	memset(s->cells, 0, sizeof(struct metrics_cell) * m->nworkers);
 	strcpy(s->route, route);
 	strcpy(s->version, version);
+	if (strmap_put(m->index, key, s)) {
+		free(s->cells);
+		free(s);
+		return NULL;
+	}
 	m->series[m->n++] = s;
 	return s;
 }

@@ -20,7 +20,7 @@
 #include "proxy/route.h"
 #include "util/buf.h"
 
-#define METRICS_MAX_SERIES 4096
+#define METRICS_MAX_SERIES 65536 /* 16,384 routes (MAX_ROUTES) x 4 versions */
 
 struct metrics_cell {
 	uint64_t requests;

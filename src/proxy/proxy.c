@@ -1,6 +1,7 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,13 @@
 #include "http/server.h"
 #include "proxy/metrics.h"
 #include "util/secret.h"
+#include "proxy/vhost.h"
+#include "util/strmap.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
-#define MAX_ROUTES 1024
+#define MAX_ROUTES 16384
 
 /* A backend that left its route: reported as draining, then drained, until the next PUT. */
 struct gone {
@@ -25,8 +28,18 @@ struct gone {
 	char version[ROUTE_VERSION_MAX];
 };
 
+/* A listener shared by the routes that name hosts on its address. */
+struct lentry {
+	struct lentry *next;
+	unsigned id; /* 1.. : the workers' name for it */
+	struct route_addr addr;
+	size_t nroutes;
+	vhost *t; /* (host, prefix) -> rentry: refuses a pair two routes would serve */
+};
+
 struct rentry {
 	struct rentry *next;
+	struct lentry *shared; /* the route's shared listener, or NULL (a listener of its own) */
 	char name[ROUTE_NAME_MAX];
 	struct route *cur; /* the admin thread's reference */
 	uint64_t *seq;     /* per worker: the message that published cur */
@@ -41,13 +54,32 @@ struct proxy {
 	metrics *m;
 	struct rentry *routes;
 	size_t nroutes;
+	struct lentry *listeners;
+	unsigned next_lid;
+	/* indexes, so that a PUT costs the same at 3,000 routes as at 3 */
+	strmap *byname; /* route name -> rentry */
+	strmap *own;    /* address key -> rentry that has its own listener there */
+	strmap *shared; /* address key -> lentry */
 	httpd *admin;
 	char admin_token[SECRET_MAX + 1]; /* "": the admin API asks for none */
 	tls_ctx *admin_tls;                /* the admin API's TLS, or NULL: plain HTTP */
 	int started;
 	long long started_ms; /* wall clock at proxy_start: with the pid, names this process */
 	char *state; /* --state FILE, or NULL */
+	int loading; /* proxy_state_load: the file already says it, no save per route */
+	loop *l;     /* the admin loop, once proxy_admin_start ran: saves are coalesced on it */
+	int save_due;          /* a change waits for the save timer */
+	pthread_t saver;       /* writes one snapshot of the routes */
+	int saver_running;     /* saver was started and not joined */
+	int saver_done;        /* atomic: the saver finished */
+	uint64_t save_cost_ms; /* atomic: how long the last write took */
 };
+
+/* Saves of --state are coalesced: at most one snapshot written per STATE_SAVE_MS, or per 10
+ * times the last write's duration when that is longer (so that the writer thread takes at most
+ * ~10% of a core under constant changes), by a thread, so that a PUT never waits for the file
+ * (3,000 routes take tens of ms to write). */
+#define STATE_SAVE_MS 50
 
 static void state_save(proxy *p);
 static int entry_switched(const proxy *p, const struct rentry *en);
@@ -127,7 +159,10 @@ int proxy_new(proxy **out, unsigned workers, const struct proxy_limits *lim, str
 	p->lim = *lim;
 	p->m = metrics_new(p->nw);
 	p->w = calloc(p->nw, sizeof(*p->w));
-	if (!p->m || !p->w) {
+	p->byname = strmap_new();
+	p->own = strmap_new();
+	p->shared = strmap_new();
+	if (!p->m || !p->w || !p->byname || !p->own || !p->shared) {
 		proxy_free(p);
 		return err_set(e, "out of memory");
 	}
@@ -156,6 +191,8 @@ int proxy_start(proxy *p, struct err *e)
 
 static struct rentry *entry_find(proxy *p, const char *name, struct rentry ***link)
 {
+	if (!link)
+		return strmap_get(p->byname, name);
 	for (struct rentry **q = &p->routes; *q; q = &(*q)->next)
 		if (!strcmp((*q)->name, name)) {
 			if (link)
@@ -168,6 +205,17 @@ static struct rentry *entry_find(proxy *p, const char *name, struct rentry ***li
 static int same_addr(const struct route_addr *a, const struct route_addr *b)
 {
 	return a->salen == b->salen && !memcmp(&a->sa, &b->sa, a->salen);
+}
+
+/* The indexes' key of an address: its socket address bytes in hex (what same_addr compares). */
+static void addr_key(const struct route_addr *a, char *buf /* [2 * sizeof(sa) + 1] */)
+{
+	const unsigned char *b = (const unsigned char *)&a->sa;
+	for (socklen_t i = 0; i < a->salen; i++) {
+		buf[2 * i] = "0123456789abcdef"[b[i] >> 4];
+		buf[2 * i + 1] = "0123456789abcdef"[b[i] & 15];
+	}
+	buf[2 * a->salen] = 0;
 }
 
 static uint16_t addr_port(const struct route_addr *a)
@@ -304,6 +352,31 @@ static struct route *route_build(proxy *p, struct route_cfg *cfg, struct rentry 
 	return r;
 }
 
+/* Withdraws a shared listener no route uses any more (after the route messages that left it). */
+static void listener_drop(proxy *p, struct lentry *L)
+{
+	char key[2 * sizeof(struct sockaddr_storage) + 1];
+	addr_key(&L->addr, key);
+	if (strmap_get(p->shared, key) == L)
+		strmap_del(p->shared, key);
+	for (struct lentry **q = &p->listeners; *q; q = &(*q)->next)
+		if (*q == L) {
+			*q = L->next;
+			break;
+		}
+	for (unsigned i = 0; i < p->nw; i++) {
+		struct wmsg *m = calloc(1, sizeof(*m));
+		if (!m)
+			continue;
+		m->kind = WMSG_UNLISTEN;
+		m->lid = L->id;
+		m->lfd = -1;
+		worker_send(p->w[i], m);
+	}
+	vhost_free(L->t);
+	free(L);
+}
+
 int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *path, struct err *e)
 {
 	struct route_cfg cfg;
@@ -328,21 +401,58 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		route_cfg_release(&cfg);
 		return err_set(e, "%s%sname: too many routes (at most %d)", path, dot, MAX_ROUTES);
 	}
-	for (struct rentry *o = p->routes; o; o = o->next)
-		if (o != old && addr_port(&cfg.listen) != 0 && same_addr(&o->cur->cfg.listen, &cfg.listen)) {
+	struct lentry *L = NULL; /* the shared listener the route goes to */
+	char key[2 * sizeof(struct sockaddr_storage) + 1];
+	if (addr_port(&cfg.listen) != 0) {
+		addr_key(&cfg.listen, key);
+		struct rentry *o = strmap_get(p->own, key);
+		struct lentry *sl = strmap_get(p->shared, key);
+		/* a shared listener whose only route is the one being replaced does not count */
+		int sl_others = sl && sl->nroutes > (size_t)(old && old->shared == sl ? 1 : 0);
+		if (o && o != old) {
 			route_cfg_release(&cfg);
-			return err_set(e, "%s%slisten: %s is already used by route %s", path, dot,
-				       cfg.listen.text, o->name);
+			return err_set(e, "%s%slisten: %s is already used by route %s (its own listener: routes "
+				       "share one only when all of them name hosts)", path, dot, cfg.listen.text,
+				       o->name);
 		}
+		if (!cfg.nhosts && sl_others) {
+			const char *other = "another route";
+			for (struct rentry *r2 = p->routes; r2; r2 = r2->next)
+				if (r2->shared == sl && r2 != old) {
+					other = r2->name;
+					break;
+				}
+			err_set(e, "%s%slisten: %s is already used by route %s (a listener shared by routes "
+				"with hosts: give this route hosts too)", path, dot, cfg.listen.text, other);
+			route_cfg_release(&cfg);
+			return -1;
+		}
+		if (cfg.nhosts)
+			L = sl;
+	}
+	for (size_t i = 0; L && i < cfg.nhosts; i++) {
+		void *other = NULL;
+		if (vhost_add(L->t, cfg.hosts[i], cfg.path_prefix, NULL, &other) == -2 && other != old) {
+			struct rentry *o = other;
+			err_set(e, "%s%shosts[%zu]: %s with path prefix %s on %s is already served by route %s",
+				path, dot, i, cfg.hosts[i], cfg.path_prefix ? cfg.path_prefix : "/", L->addr.text,
+				o->name);
+			route_cfg_release(&cfg);
+			return -1;
+		} else if (!other) {
+			vhost_del(L->t, cfg.hosts[i], cfg.path_prefix, NULL); /* only a probe */
+		}
+	}
 
 	/* listeners first: the only step that can fail for reasons outside the document */
-	int reopen = !old || !same_addr(&old->cur->cfg.listen, &cfg.listen);
+	int reopen = !cfg.nhosts && (!old || old->shared || !same_addr(&old->cur->cfg.listen, &cfg.listen));
+	int newshared = cfg.nhosts && !L;
 	int *fds = calloc(p->nw, sizeof(int));
 	if (!fds) {
 		route_cfg_release(&cfg);
 		return err_set(e, "out of memory");
 	}
-	if (reopen) {
+	if (reopen || newshared) {
 		struct err le;
 		if (open_listeners(p, &cfg.listen, fds, &le)) {
 			free(fds);
@@ -353,40 +463,120 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		for (unsigned i = 0; i < p->nw; i++)
 			fds[i] = -1;
 	}
+	if (newshared) {
+		L = calloc(1, sizeof(*L));
+		if (!L || !(L->t = vhost_new())) {
+			free(L);
+			for (unsigned i = 0; i < p->nw; i++)
+				close(fds[i]);
+			free(fds);
+			route_cfg_release(&cfg);
+			return err_set(e, "out of memory");
+		}
+		L->addr = cfg.listen;
+	}
 	struct route *r = route_build(p, &cfg, old, e);
 	if (!r) {
 		for (unsigned i = 0; i < p->nw; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		free(fds);
+		if (newshared) {
+			vhost_free(L->t);
+			free(L);
+		}
 		route_cfg_release(&cfg);
 		return -1;
 	}
 	struct rentry *en = old;
 	if (!en) {
 		en = calloc(1, sizeof(*en));
+		if (en && !(en->seq = calloc(p->nw, sizeof(*en->seq)))) {
+			free(en);
+			en = NULL;
+		}
 		if (!en) {
 			for (unsigned i = 0; i < p->nw; i++)
 				if (fds[i] >= 0)
 					close(fds[i]);
 			free(fds);
+			if (newshared) {
+				vhost_free(L->t);
+				free(L);
+			}
 			route_unref(r);
 			return err_set(e, "out of memory");
 		}
-		en->seq = calloc(p->nw, sizeof(*en->seq));
-		if (!en->seq) {
+		snprintf(en->name, sizeof(en->name), "%s", r->cfg.name);
+		if (strmap_put(p->byname, en->name, en)) {
+			free(en->seq);
 			free(en);
 			for (unsigned i = 0; i < p->nw; i++)
 				if (fds[i] >= 0)
 					close(fds[i]);
 			free(fds);
+			if (newshared) {
+				vhost_free(L->t);
+				free(L);
+			}
 			route_unref(r);
 			return err_set(e, "out of memory");
 		}
-		snprintf(en->name, sizeof(en->name), "%s", r->cfg.name);
 		en->next = p->routes;
 		p->routes = en;
 		p->nroutes++;
+	}
+	if (newshared) {
+		L->id = ++p->next_lid;
+		L->next = p->listeners;
+		p->listeners = L;
+		addr_key(&L->addr, key);
+		if (strmap_put(p->shared, key, L))
+			log_error("proxy: out of memory indexing a shared listener");
+		for (unsigned i = 0; i < p->nw; i++) {
+			struct wmsg *m = calloc(1, sizeof(*m));
+			if (!m) {
+				close(fds[i]);
+				continue;
+			}
+			m->kind = WMSG_LISTEN;
+			m->lid = L->id;
+			m->lfd = fds[i];
+			worker_send(p->w[i], m);
+			fds[i] = -1;
+		}
+	}
+	/* the admin's host table: the old pairs go, the new ones come */
+	struct lentry *left = NULL; /* a shared listener the route leaves */
+	if (old && old->shared) {
+		for (size_t i = 0; i < old->cur->cfg.nhosts; i++)
+			vhost_del(old->shared->t, old->cur->cfg.hosts[i], old->cur->cfg.path_prefix, old);
+		if (old->shared != L) {
+			left = old->shared;
+			left->nroutes--;
+		}
+	}
+	if (L) {
+		for (size_t i = 0; i < r->cfg.nhosts; i++)
+			if (vhost_add(L->t, r->cfg.hosts[i], r->cfg.path_prefix, en, NULL))
+				log_error("proxy: out of memory indexing host %s of route %s", r->cfg.hosts[i],
+					  r->cfg.name);
+		if (!old || old->shared != L)
+			L->nroutes++;
+	}
+	int was_own = old && !old->shared;
+	en->shared = L;
+	/* the address indexes: the old own listener out, the new one in */
+	if (was_own && old->cur) {
+		char ok[sizeof(key)];
+		addr_key(&old->cur->cfg.listen, ok);
+		if (strmap_get(p->own, ok) == old)
+			strmap_del(p->own, ok);
+	}
+	if (!L) {
+		addr_key(&r->cfg.listen, key);
+		if (strmap_put(p->own, key, en))
+			log_error("proxy: out of memory indexing route %s", r->cfg.name);
 	}
 
 	/* the draining list: forget drained backends and those that came back, add those leaving */
@@ -441,14 +631,17 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		route_ref(r);
 		m->r = r;
 		m->lfd = fds[i];
+		m->lid = L ? L->id : 0;
 		en->seq[i] = worker_send(p->w[i], m);
 	}
+	if (left && left->nroutes == 0)
+		listener_drop(p, left);
 	free(fds);
 	if (en->cur)
 		route_unref(en->cur);
 	en->cur = r;
-	log_info("proxy: route %s %s (listen %s, %zu versions)", r->cfg.name, old ? "replaced" : "added",
-		 r->cfg.listen.text, r->cfg.nversions);
+	log_info("proxy: route %s %s (listen %s%s, %zu versions)", r->cfg.name, old ? "replaced" : "added",
+		 r->cfg.listen.text, L ? " shared" : "", r->cfg.nversions);
 	state_save(p);
 	return 0;
 }
@@ -471,6 +664,13 @@ int proxy_route_delete(proxy *p, const char *name)
 		return -1;
 	*link = en->next;
 	p->nroutes--;
+	strmap_del(p->byname, name);
+	if (!en->shared) {
+		char key[2 * sizeof(struct sockaddr_storage) + 1];
+		addr_key(&en->cur->cfg.listen, key);
+		if (strmap_get(p->own, key) == en)
+			strmap_del(p->own, key);
+	}
 	/* before the messages: a worker closes its idle connections to removed backends when it
 	 * lets the route go, and the backends may be freed right after */
 	for (size_t i = 0; i < en->cur->cfg.nversions; i++)
@@ -484,6 +684,12 @@ int proxy_route_delete(proxy *p, const char *name)
 		snprintf(m->name, sizeof(m->name), "%s", name);
 		m->lfd = -1;
 		worker_send(p->w[i], m);
+	}
+	if (en->shared) {
+		for (size_t i = 0; i < en->cur->cfg.nhosts; i++)
+			vhost_del(en->shared->t, en->cur->cfg.hosts[i], en->cur->cfg.path_prefix, en);
+		if (--en->shared->nroutes == 0)
+			listener_drop(p, en->shared);
 	}
 	log_info("proxy: route %s deleted", name);
 	entry_free(en);
@@ -547,23 +753,124 @@ void proxy_state_file(proxy *p, const char *path)
 	p->state = path ? strdup(path) : NULL;
 }
 
-static void state_save(proxy *p)
+/* The routes (references, one each) written by the saver thread. */
+struct snapshot {
+	char *path;
+	struct route **r;
+	size_t n;
+	int *done;
+	uint64_t *cost_ms;
+};
+
+static void snapshot_write(struct snapshot *sn)
 {
-	if (!p->state)
-		return;
+	uint64_t t0 = loop_clock_ms();
 	json_t *a = json_array();
-	for (struct rentry *en = p->routes; en; en = en->next)
-		json_array_append_new(a, route_cfg_json(&en->cur->cfg));
+	for (size_t i = 0; i < sn->n; i++)
+		json_array_append_new(a, route_cfg_json(&sn->r[i]->cfg));
 	json_t *doc = json_pack("{so}", "routes", a);
-	size_t n = strlen(p->state) + 8;
+	size_t n = strlen(sn->path) + 8;
 	char *tmp = malloc(n);
 	if (tmp) {
-		snprintf(tmp, n, "%s.tmp", p->state);
-		if (json_dump_file(doc, tmp, JSON_INDENT(1)) || rename(tmp, p->state))
-			log_warn("proxy: could not save the routes to '%s': %s", p->state, strerror(errno));
+		snprintf(tmp, n, "%s.tmp", sn->path);
+		if (json_dump_file(doc, tmp, JSON_COMPACT) || rename(tmp, sn->path))
+			log_warn("proxy: could not save the routes to '%s': %s", sn->path, strerror(errno));
 		free(tmp);
 	}
 	json_decref(doc);
+	for (size_t i = 0; i < sn->n; i++)
+		route_unref(sn->r[i]);
+	free(sn->r);
+	free(sn->path);
+	if (sn->cost_ms)
+		__atomic_store_n(sn->cost_ms, loop_clock_ms() - t0, __ATOMIC_RELAXED);
+	if (sn->done)
+		__atomic_store_n(sn->done, 1, __ATOMIC_RELEASE);
+	free(sn);
+}
+
+static void *saver_main(void *arg)
+{
+	snapshot_write(arg);
+	return NULL;
+}
+
+static struct snapshot *snapshot_take(proxy *p)
+{
+	struct snapshot *sn = calloc(1, sizeof(*sn));
+	if (!sn || !(sn->path = strdup(p->state)) || !(sn->r = calloc(p->nroutes + 1, sizeof(*sn->r)))) {
+		if (sn)
+			free(sn->path);
+		free(sn);
+		return NULL;
+	}
+	for (struct rentry *en = p->routes; en; en = en->next) {
+		route_ref(en->cur);
+		sn->r[sn->n++] = en->cur;
+	}
+	return sn;
+}
+
+static void save_timer(loop *l, void *arg)
+{
+	proxy *p = arg;
+	if (p->saver_running) {
+		if (!__atomic_load_n(&p->saver_done, __ATOMIC_ACQUIRE)) {
+			loop_timer(l, STATE_SAVE_MS, save_timer, p); /* the previous save is still writing */
+			return;
+		}
+		pthread_join(p->saver, NULL);
+		p->saver_running = 0;
+	}
+	p->save_due = 0;
+	struct snapshot *sn = snapshot_take(p);
+	if (!sn) {
+		log_warn("proxy: could not save the routes to '%s': out of memory", p->state);
+		return;
+	}
+	sn->done = &p->saver_done;
+	sn->cost_ms = &p->save_cost_ms;
+	__atomic_store_n(&p->saver_done, 0, __ATOMIC_RELAXED);
+	if (pthread_create(&p->saver, NULL, saver_main, sn)) {
+		sn->done = NULL;
+		snapshot_write(sn); /* no thread: write it here */
+		return;
+	}
+	p->saver_running = 1;
+}
+
+/* After a change: the routes reach the state file within STATE_SAVE_MS (plus one write). */
+static void state_save(proxy *p)
+{
+	if (!p->state || p->loading)
+		return;
+	if (!p->l) {
+		/* at start, before the admin loop: write at once */
+		struct snapshot *sn = snapshot_take(p);
+		if (sn)
+			snapshot_write(sn);
+		return;
+	}
+	if (!p->save_due) {
+		p->save_due = 1;
+		uint64_t cost = __atomic_load_n(&p->save_cost_ms, __ATOMIC_RELAXED);
+		loop_timer(p->l, cost * 10 > STATE_SAVE_MS ? cost * 10 : STATE_SAVE_MS, save_timer, p);
+	}
+}
+
+/* Waits for a save in progress and writes a pending one (at exit). */
+static void state_flush(proxy *p)
+{
+	if (p->saver_running) {
+		pthread_join(p->saver, NULL);
+		p->saver_running = 0;
+	}
+	if (p->save_due && p->state) {
+		struct snapshot *sn = snapshot_take(p);
+		if (sn)
+			snapshot_write(sn);
+		p->save_due = 0;
+	}
 }
 
 int proxy_state_load(proxy *p, struct err *e)
@@ -576,6 +883,7 @@ int proxy_state_load(proxy *p, struct err *e)
 		return err_set(e, "%s:%d:%d: %s", p->state, je.line, je.column, je.text);
 	json_t *a = json_object_get(doc, "routes");
 	int rc = 0;
+	p->loading = 1;
 	for (size_t i = 0; json_is_array(a) && i < json_array_size(a) && !rc; i++) {
 		char path[32];
 		struct err re;
@@ -583,7 +891,10 @@ int proxy_state_load(proxy *p, struct err *e)
 		if (proxy_route_put(p, json_array_get(a, i), NULL, path, &re))
 			rc = err_set(e, "%s: %s", p->state, re.msg);
 	}
+	p->loading = 0;
 	json_decref(doc);
+	if (!rc)
+		state_save(p); /* once: the config file's routes and the saved ones together */
 	return rc;
 }
 
@@ -708,6 +1019,7 @@ int proxy_admin_start(proxy *p, loop *l, const char *addr, const char *token, tl
 		return err_set(e, "the admin token is longer than %d bytes", SECRET_MAX);
 	snprintf(p->admin_token, sizeof(p->admin_token), "%s", token ? token : "");
 	struct httpd_opts o = {.max_body = 1u << 20, .max_conns = 256, .tls = tls};
+	p->l = l;
 	return httpd_start(&p->admin, l, addr, &o, admin, p, e);
 }
 
@@ -723,6 +1035,7 @@ void proxy_free(proxy *p)
 	if (p->admin)
 		httpd_free(p->admin);
 	tls_ctx_free(p->admin_tls);
+	state_flush(p);
 	for (unsigned i = 0; p->w && i < p->nw; i++) {
 		if (!p->w[i])
 			continue;
@@ -740,7 +1053,16 @@ void proxy_free(proxy *p)
 		p->routes = en->next;
 		entry_free(en);
 	}
+	while (p->listeners) {
+		struct lentry *L = p->listeners;
+		p->listeners = L->next;
+		vhost_free(L->t);
+		free(L);
+	}
 	free(p->w);
+	strmap_free(p->byname);
+	strmap_free(p->own);
+	strmap_free(p->shared);
 	metrics_free(p->m);
 	free(p->state);
 	free(p);

@@ -1,9 +1,13 @@
 #include "proxy/route.h"
 
+#include <ctype.h>
+
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/name.h"
 
 int route_name_valid(const char *s)
 {
@@ -145,10 +149,54 @@ static int parse_version(const json_t *j, const char *path, struct route_version
 	return 0;
 }
 
+/* "hosts" and "path_prefix": the route's place on a shared listener. */
+static int parse_hosts(const json_t *j, const char *path, struct route_cfg *out, struct err *e)
+{
+	const char *dot = *path ? "." : "";
+	json_t *hs = json_object_get(j, "hosts"), *pp = json_object_get(j, "path_prefix");
+	if (hs && !json_is_null(hs)) {
+		if (!json_is_array(hs) || json_array_size(hs) == 0 || json_array_size(hs) > ROUTE_MAX_HOSTS)
+			return err_set(e, "%s%shosts: must be an array of 1 to %d host names", path, dot,
+				       ROUTE_MAX_HOSTS);
+		out->hosts = calloc(json_array_size(hs), sizeof(*out->hosts));
+		if (!out->hosts)
+			return err_set(e, "out of memory");
+		for (size_t i = 0; i < json_array_size(hs); i++) {
+			json_t *h = json_array_get(hs, i);
+			if (!json_is_string(h) || strlen(json_string_value(h)) != json_string_length(h) ||
+			    !name_host_ok(json_string_value(h)))
+				return err_set(e, "%s%shosts[%zu]: must be a DNS name or \"*.\" and a DNS name "
+					       "(no port)", path, dot, i);
+			char *s = strdup(json_string_value(h));
+			if (!s)
+				return err_set(e, "out of memory");
+			for (char *c = s; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+			out->hosts[i] = s;
+			out->nhosts = i + 1;
+			for (size_t k = 0; k < i; k++)
+				if (!strcmp(out->hosts[k], s))
+					return err_set(e, "%s%shosts[%zu]: duplicate host %s", path, dot, i, s);
+		}
+	}
+	if (pp && !json_is_null(pp)) {
+		if (!out->nhosts)
+			return err_set(e, "%s%spath_prefix: needs hosts (a route without hosts has its "
+				       "listener to itself)", path, dot);
+		if (!json_is_string(pp) || strlen(json_string_value(pp)) != json_string_length(pp) ||
+		    !name_path_prefix_ok(json_string_value(pp)))
+			return err_set(e, "%s%spath_prefix: must be \"/\" or \"/segment[/segment...]\" "
+				       "without a trailing slash, query or fragment, at most 255 bytes", path, dot);
+		if (strcmp(json_string_value(pp), "/") && !(out->path_prefix = strdup(json_string_value(pp))))
+			return err_set(e, "out of memory");
+	}
+	return 0;
+}
+
 int route_cfg_parse(const json_t *j, const char *path, struct route_cfg *out, struct err *e)
 {
-	static const char *const keys[] = {"name", "listen", "sticky", "pin_header", "versions",
-					   "backends_state", NULL};
+	static const char *const keys[] = {"name", "listen", "hosts", "path_prefix", "sticky",
+					   "pin_header", "versions", "backends_state", NULL};
 	char p[256], d[ROUTE_ADDR_MAX];
 	const char *dot = *path ? "." : "";
 	memset(out, 0, sizeof(*out));
@@ -163,6 +211,8 @@ int route_cfg_parse(const json_t *j, const char *path, struct route_cfg *out, st
 	struct err ae;
 	if (route_addr_parse(d, &out->listen, &ae))
 		return err_set(e, "%s%slisten: %s", path, dot, ae.msg);
+	if (parse_hosts(j, path, out, e))
+		return -1;
 
 	json_t *s = json_object_get(j, "sticky");
 	if (s && !json_is_null(s)) {
@@ -216,6 +266,13 @@ void route_cfg_release(struct route_cfg *c)
 		c->versions[i].nbackends = 0;
 	}
 	c->nversions = 0;
+	for (size_t i = 0; i < c->nhosts; i++)
+		free(c->hosts[i]);
+	free(c->hosts);
+	c->hosts = NULL;
+	c->nhosts = 0;
+	free(c->path_prefix);
+	c->path_prefix = NULL;
 }
 
 json_t *route_cfg_json(const struct route_cfg *c)
@@ -223,6 +280,14 @@ json_t *route_cfg_json(const struct route_cfg *c)
 	json_t *r = json_object();
 	json_object_set_new(r, "name", json_string(c->name));
 	json_object_set_new(r, "listen", json_string(c->listen.text));
+	if (c->nhosts) {
+		json_t *hs = json_array();
+		for (size_t i = 0; i < c->nhosts; i++)
+			json_array_append_new(hs, json_string(c->hosts[i]));
+		json_object_set_new(r, "hosts", hs);
+	}
+	if (c->path_prefix)
+		json_object_set_new(r, "path_prefix", json_string(c->path_prefix));
 	if (c->sticky != ROUTE_STICKY_NONE)
 		json_object_set_new(r, "sticky", json_pack("{ss}", c->sticky == ROUTE_STICKY_COOKIE ?
 							       "cookie" : "header", c->sticky_name));

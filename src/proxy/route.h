@@ -4,7 +4,10 @@
  * by pin header). No I/O, no threads: the runtime (proxy.c) builds its shared objects from a
  * validated struct route_cfg.
  *
- * A route is one listener for one service x environment x region. Its backends are grouped by
+ * A route serves one service x environment x region: either on a listener of its own, or, when
+ * it names hosts (exact names and "*.suffix" wildcards, optionally one path prefix), on a
+ * listener it shares with the other routes that name hosts on the same address (see vhost.h
+ * for how a request finds its route there). Its backends are grouped by
  * version; each version has an integer weight (any scale, 0 allowed as long as the sum is
  * positive). Stickiness hashes a cookie or header value onto the cumulative weight ranges, so a
  * given user stays on one version while weights are unchanged, and only users in the range
@@ -26,6 +29,7 @@
 #define ROUTE_ADDR_MAX 128
 #define ROUTE_MAX_VERSIONS 16
 #define ROUTE_MAX_BACKENDS 256 /* per version */
+#define ROUTE_MAX_HOSTS 32
 
 enum route_sticky { ROUTE_STICKY_NONE, ROUTE_STICKY_COOKIE, ROUTE_STICKY_HEADER };
 
@@ -45,6 +49,9 @@ struct route_version_cfg {
 struct route_cfg {
 	char name[ROUTE_NAME_MAX];
 	struct route_addr listen;
+	size_t nhosts;       /* 0: the listener is the route's own */
+	char **hosts;        /* owned: nhosts patterns, lowercased, distinct */
+	char *path_prefix;   /* owned, or NULL ("/"); only with hosts */
 	enum route_sticky sticky;
 	char sticky_name[ROUTE_FIELD_MAX];
 	char pin_header[ROUTE_FIELD_MAX]; /* "" = pinning off */

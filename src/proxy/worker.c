@@ -32,6 +32,7 @@
 #include "http/parse.h"
 #include "loop/loop.h"
 #include "proxy/fwd.h"
+#include "proxy/vhost.h"
 #include "util/log.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -92,6 +93,18 @@ struct wroute {
 	int retired; /* replaced: released when users drops to 0 */
 };
 
+/* A listener shared by routes with hosts: its table maps (host, prefix) to their slots. */
+struct wshared {
+	struct wshared *next;
+	worker *w;
+	unsigned id;
+	int lfd;
+	int paused;
+	int closed; /* withdrawn: freed with its last connection */
+	vhost *t;
+	unsigned nconns;
+};
+
 struct wslot {
 	struct wslot *next;
 	worker *w;
@@ -101,6 +114,7 @@ struct wslot {
 	struct wroute *cur;
 	int deleted;
 	unsigned nconns;
+	struct wshared *sh; /* the shared listener holding cur's hosts, or NULL */
 };
 
 enum { RESP_HEAD, RESP_BODY, RESP_DONE };
@@ -121,7 +135,8 @@ struct uconn {
 struct cconn {
 	struct cconn *prev, *next;
 	worker *w;
-	struct wslot *slot;
+	struct wslot *slot;  /* accepted on a route's own listener, or NULL */
+	struct wshared *sh;  /* accepted on a shared listener (each request finds its route) */
 	int fd;
 	char ip[INET6_ADDRSTRLEN];
 	int v6;
@@ -170,6 +185,7 @@ struct worker {
 	pthread_mutex_t mu;
 	struct wmsg *q;
 	struct wslot *slots;
+	struct wshared *shared;
 	struct cconn *conns;
 	struct uconn *uconns;
 	unsigned nconns;
@@ -442,6 +458,19 @@ static void conn_list_remove(struct cconn *c)
 		c->next->prev = c->prev;
 }
 
+/* Whether the connection's listener went away (its route deleted, its shared listener
+ * withdrawn): the connection closes after its exchange. */
+static int conn_gone(const struct cconn *c)
+{
+	return c->slot ? c->slot->deleted : c->sh->closed;
+}
+
+static void shared_free(struct wshared *sh)
+{
+	vhost_free(sh->t);
+	free(sh);
+}
+
 /* ---- pipes for splice ---- */
 
 /* Gives c an empty pipe (from the pool or new). Returns 0, or -1 (copy the body instead). */
@@ -502,7 +531,7 @@ static void exchange_end(struct cconn *c, int status, int upstream_error, int up
 	wroute_put(w, c->wr);
 	c->wr = NULL;
 	c->ver = NULL;
-	if (c->close_after || c->slot->deleted || w->stopping)
+	if (c->close_after || conn_gone(c) || w->stopping)
 		c->closing = 1;
 	c->cdl = loop_now(w->l) + w->lim.client_timeout_ms;
 }
@@ -518,10 +547,12 @@ static void cconn_close(struct cconn *c)
 	c->dead = 1;
 	conn_list_remove(c);
 	w->nconns--;
-	if (--c->slot->nconns == 0 && c->slot->deleted) {
+	if (c->slot && --c->slot->nconns == 0 && c->slot->deleted) {
 		/* the slot was unlinked when deleted; the last connection frees it */
 		free(c->slot);
 	}
+	if (c->sh && --c->sh->nconns == 0 && c->sh->closed)
+		shared_free(c->sh); /* likewise, unlinked when withdrawn */
 	if (w->stopping && w->nconns == 0)
 		loop_stop(w->l);
 }
@@ -676,6 +707,36 @@ static void upstream_failed(struct cconn *c, int timeout)
 	answer_failure(c, timeout);
 }
 
+/*
+ * The route of a request on a shared listener: by its Host and the path of its origin-form
+ * target, read back from the rewritten head in c->uh[0..uhlen) ("METHOD SP target SP ...").
+ * No route: 421 when no route serves the host (RFC 9110 15.5.20: the request was directed at a
+ * server that cannot answer authoritatively for that origin, and a client may retry it on
+ * another connection), 404 when the host is served but not that path, 400 without a usable
+ * Host; the connection stays open after 421 and 404 (the next request may name another host).
+ */
+static struct wroute *route_by_host(struct cconn *c, const struct http_head *h, size_t uhlen)
+{
+	const struct http_header *hf = http_head_get(h, "host");
+	const char *t = c->uh + h->method_len + 1, *end = c->uh + uhlen;
+	const char *sp = memchr(t, ' ', (size_t)(end - t));
+	void *slot = NULL;
+	enum vhost_result r = vhost_find(c->sh->t, hf ? hf->value : NULL, hf ? hf->value_len : 0, t,
+					 sp ? (size_t)(sp - t) : 0, &slot);
+	if (r == VHOST_FOUND && ((struct wslot *)slot)->cur)
+		return ((struct wslot *)slot)->cur;
+	/* the connection goes on only when nothing of this request is left to skip */
+	int close = !h->keep_alive || h->version_minor == 0 ||
+		    !(h->body == HTTP_BODY_NONE || (h->body == HTTP_BODY_LENGTH && h->content_length == 0));
+	if (r == VHOST_BAD_HOST)
+		send_simple(c, 400, "Bad Request", "a shared listener routes by Host: a host name is required\n", 1);
+	else if (r == VHOST_NO_PATH)
+		send_simple(c, 404, "Not Found", "no route for this path on this host\n", close);
+	else
+		send_simple(c, 421, "Misdirected Request", "no route for this host\n", close);
+	return NULL;
+}
+
 /* Parses the next request head in c->in and starts its exchange. Returns 1 on progress. */
 static int exchange_start(struct cconn *c)
 {
@@ -696,8 +757,8 @@ static int exchange_start(struct cconn *c)
 		send_simple(c, 405, "Method Not Allowed", "CONNECT is not supported\n", 1);
 		return 1;
 	}
-	struct wroute *wr = c->slot->cur;
-	if (!wr) {
+	struct wroute *wr = c->slot ? c->slot->cur : NULL;
+	if (c->slot && !wr) {
 		send_simple(c, 503, "Service Unavailable", "route is being removed\n", 1);
 		return 1;
 	}
@@ -713,6 +774,11 @@ static int exchange_start(struct cconn *c)
 	}
 	if (hl < 0) {
 		send_simple(c, 431, "Request Header Fields Too Large", "head too large once forwarded\n", 1);
+		return 1;
+	}
+	if (!wr && !(wr = route_by_host(c, h, (size_t)hl))) {
+		if (!c->close_after)
+			c->start += (size_t)n; /* answered; the next request may follow */
 		return 1;
 	}
 	c->busy = 1;
@@ -986,7 +1052,7 @@ static int pump_upstream(struct cconn *c)
 			return 1;
 		}
 		int close = c->close_after || !c->keepalive || h->body == HTTP_BODY_UNTIL_CLOSE ||
-			    c->slot->deleted || w->stopping;
+			    conn_gone(c) || w->stopping;
 		if (h->status >= 200)
 			c->close_after = close;
 		long hl = fwd_response_head(h, c->minor, close, c->out + c->out_len, c->out_cap - c->out_len);
@@ -1186,10 +1252,9 @@ static void client_io(loop *l, int fd, unsigned events, void *arg)
 	pump(c);
 }
 
-static void on_accept(loop *l, int fd, unsigned events, void *arg)
+/* Accepts a burst on a route's own listener (s) or a shared one (sh). */
+static void accept_burst(worker *w, int fd, struct wslot *s, struct wshared *sh)
 {
-	struct wslot *s = arg;
-	worker *w = s->w;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -1200,9 +1265,13 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 			if (errno != EAGAIN) {
 				/* out of descriptors or memory: the listener stays readable, so stop
 				 * watching it until the next sweep instead of spinning on it */
-				log_warn("proxy: accept on route %s: %s (pausing accepts)", s->name, strerror(errno));
+				log_warn("proxy: accept on %s %s: %s (pausing accepts)", s ? "route" : "shared listener",
+					 s ? s->name : "", strerror(errno));
 				loop_del(w->l, fd);
-				s->paused = 1;
+				if (s)
+					s->paused = 1;
+				else
+					sh->paused = 1;
 			}
 			return;
 		}
@@ -1220,6 +1289,7 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 		memset(c, 0, sizeof(*c));
 		c->w = w;
 		c->slot = s;
+		c->sh = sh;
 		c->fd = cfd;
 		c->in = (char *)(c + 1);
 		c->cap = incap;
@@ -1250,8 +1320,23 @@ static void on_accept(loop *l, int fd, unsigned events, void *arg)
 			w->conns->prev = c;
 		w->conns = c;
 		w->nconns++;
-		s->nconns++;
+		if (s)
+			s->nconns++;
+		else
+			sh->nconns++;
 	}
+}
+
+static void on_accept(loop *l, int fd, unsigned events, void *arg)
+{
+	struct wslot *s = arg;
+	accept_burst(s->w, fd, s, NULL);
+}
+
+static void on_accept_shared(loop *l, int fd, unsigned events, void *arg)
+{
+	struct wshared *sh = arg;
+	accept_burst(sh->w, fd, NULL, sh);
 }
 
 /* ---- timeouts ---- */
@@ -1299,6 +1384,12 @@ static void sweep(loop *l, void *arg)
 			if (loop_add(l, s->lfd, LOOP_READ, on_accept, s))
 				s->paused = 1;
 		}
+	for (struct wshared *sh = w->shared; sh; sh = sh->next)
+		if (sh->paused && sh->lfd >= 0 && !w->stopping) {
+			sh->paused = 0;
+			if (loop_add(l, sh->lfd, LOOP_READ, on_accept_shared, sh))
+				sh->paused = 1;
+		}
 	for (struct uconn *u = w->uconns, *next; u; u = next) {
 		next = u->next;
 		if (!u->c && u->b && now - u->idle_since > POOL_IDLE_MS) {
@@ -1334,16 +1425,48 @@ static void close_listener(worker *w, struct wslot *s)
 	}
 }
 
-/* Closes the connections of slot s (or of every slot when s is NULL) that wait for a request. */
-static void close_idle_conns(worker *w, struct wslot *s)
+/* Closes the connections of slot s or shared listener sh (or every one when both are NULL)
+ * that wait for a request. */
+static void close_idle_conns(worker *w, struct wslot *s, struct wshared *sh)
 {
 	for (struct cconn *c = w->conns, *next; c; c = next) {
 		next = c->next;
-		if ((!s || c->slot == s) && !c->busy && c->start == c->end && c->out_off == c->out_len) {
+		if (((!s && !sh) || (s && c->slot == s) || (sh && c->sh == sh)) && !c->busy && c->start == c->end && c->out_off == c->out_len) {
 			cconn_close(c);
 			free(c);
 		}
 	}
+}
+
+static void close_shared_listener(worker *w, struct wshared *sh)
+{
+	if (sh->lfd >= 0) {
+		loop_del(w->l, sh->lfd);
+		close(sh->lfd);
+		sh->lfd = -1;
+	}
+}
+
+static struct wshared *shared_find(worker *w, unsigned id, struct wshared ***link)
+{
+	for (struct wshared **p = &w->shared; *p; p = &(*p)->next)
+		if ((*p)->id == id) {
+			if (link)
+				*link = p;
+			return *p;
+		}
+	return NULL;
+}
+
+/* Takes slot s's hosts out of its shared listener's table (before s->cur is retired). */
+static void slot_unhost(struct wslot *s)
+{
+	if (!s->sh || !s->cur)
+		return;
+	const struct route_cfg *cfg = &s->cur->r->cfg;
+	for (size_t i = 0; i < cfg->nhosts; i++)
+		vhost_del(s->sh->t, cfg->hosts[i], cfg->path_prefix, s);
+	s->sh = NULL;
 }
 
 static void handle(worker *w, struct wmsg *m)
@@ -1375,7 +1498,17 @@ static void handle(worker *w, struct wmsg *m)
 			return;
 		}
 		wr->r = m->r;
-		if (m->lfd >= 0) {
+		slot_unhost(s);
+		if (m->lid) {
+			/* on a shared listener: no listener of its own any more; its hosts lead to it */
+			close_listener(w, s);
+			s->sh = shared_find(w, m->lid, NULL);
+			const struct route_cfg *cfg = &m->r->cfg;
+			for (size_t i = 0; s->sh && i < cfg->nhosts; i++)
+				if (vhost_add(s->sh->t, cfg->hosts[i], cfg->path_prefix, s, NULL))
+					log_error("proxy: worker %u: cannot index host %s of route %s", w->id,
+						  cfg->hosts[i], m->name);
+		} else if (m->lfd >= 0) {
 			close_listener(w, s);
 			s->lfd = m->lfd;
 			s->paused = 0;
@@ -1392,19 +1525,52 @@ static void handle(worker *w, struct wmsg *m)
 			return;
 		*link = s->next;
 		close_listener(w, s);
+		slot_unhost(s);
 		wroute_retire(w, s->cur);
 		s->cur = NULL;
 		s->deleted = 1;
 		if (s->nconns == 0)
 			free(s);
 		else
-			close_idle_conns(w, s); /* the last one frees s */
+			close_idle_conns(w, s, NULL); /* the last one frees s */
 		break;
+	case WMSG_LISTEN: {
+		struct wshared *sh = calloc(1, sizeof(*sh));
+		if (!sh || !(sh->t = vhost_new())) {
+			free(sh);
+			close(m->lfd);
+			log_error("proxy: worker %u: out of memory adding a shared listener", w->id);
+			return;
+		}
+		sh->w = w;
+		sh->id = m->lid;
+		sh->lfd = m->lfd;
+		sh->next = w->shared;
+		w->shared = sh;
+		if (w->stopping || loop_add(w->l, sh->lfd, LOOP_READ, on_accept_shared, sh))
+			close_shared_listener(w, sh);
+		break;
+	}
+	case WMSG_UNLISTEN: {
+		struct wshared **shl, *sh = shared_find(w, m->lid, &shl);
+		if (!sh)
+			return;
+		*shl = sh->next;
+		close_shared_listener(w, sh);
+		sh->closed = 1;
+		if (sh->nconns == 0)
+			shared_free(sh);
+		else
+			close_idle_conns(w, NULL, sh); /* the last one frees sh */
+		break;
+	}
 	case WMSG_STOP:
 		w->stopping = 1;
 		for (s = w->slots; s; s = s->next)
 			close_listener(w, s);
-		close_idle_conns(w, NULL);
+		for (struct wshared *sh = w->shared; sh; sh = sh->next)
+			close_shared_listener(w, sh);
+		close_idle_conns(w, NULL, NULL);
 		if (w->nconns == 0)
 			loop_stop(w->l);
 		break;
@@ -1520,8 +1686,15 @@ void worker_join_free(worker *w)
 		struct wslot *s = w->slots;
 		w->slots = s->next;
 		close_listener(w, s);
+		slot_unhost(s);
 		wroute_retire(w, s->cur);
 		free(s);
+	}
+	while (w->shared) {
+		struct wshared *sh = w->shared;
+		w->shared = sh->next;
+		close_shared_listener(w, sh);
+		shared_free(sh);
 	}
 	while (w->npipes) {
 		w->npipes--;

@@ -67,14 +67,22 @@ void route_ref(struct route *r);
 void route_unref(struct route *r);
 void backend_unref(struct backend *b);
 
-enum wmsg_kind { WMSG_ROUTE, WMSG_DELETE, WMSG_STOP };
+/*
+ * Shared listeners (routes with hosts) are announced before the first route that uses them
+ * (WMSG_LISTEN) and withdrawn after the last one left them (WMSG_UNLISTEN); messages are
+ * applied in order, so a route never names a listener its worker does not know.
+ */
+enum wmsg_kind { WMSG_ROUTE, WMSG_DELETE, WMSG_LISTEN, WMSG_UNLISTEN, WMSG_STOP };
 
 struct wmsg {
 	struct wmsg *next;
 	enum wmsg_kind kind;
 	char name[ROUTE_NAME_MAX];
 	struct route *r; /* WMSG_ROUTE: one reference, handed to the worker */
-	int lfd;         /* WMSG_ROUTE: a new listener to use (the old one is closed), or -1 */
+	int lfd;         /* WMSG_ROUTE: a new listener of the route's own (the old one is closed),
+			  * or -1; WMSG_LISTEN: the shared listener's socket for this worker */
+	unsigned lid;    /* WMSG_ROUTE: the shared listener whose table takes the route's hosts
+			  * (0: the route's own listener); WMSG_LISTEN, WMSG_UNLISTEN: which one */
 };
 
 typedef struct worker worker;

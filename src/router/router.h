@@ -78,6 +78,13 @@ struct router_route {
 	int port;                              /* where clients reach it (see router_route_endpoint) */
 	const struct router_version *versions; /* 1..ROUTER_MAX_VERSIONS, at least one weight > 0 */
 	size_t nversions;
+	/* Routing by Host: with nhosts > 0 the listener on `port` is shared by every route that
+	 * names hosts on it, and a request reaches this route when its Host is one of hosts
+	 * (names, or wildcards "*.example.com") and its path is under path_prefix (NULL: all). With
+	 * nhosts 0 the listener on `port` is the route's own. */
+	const char *const *hosts;
+	size_t nhosts;
+	const char *path_prefix;
 };
 
 /* Where one backend of a route stands, as router_route_state reports it. */

@@ -289,7 +289,16 @@ static json_t *route_json(const struct router_route *rt, struct err *e)
 		json_array_append_new(versions, json_pack("{s:s, s:I, s:o}", "version", v->name, "weight",
 							  (json_int_t)v->weight, "backends", b));
 	}
-	return json_pack("{s:s, s:s, s:o}", "name", rt->name, "listen", listen, "versions", versions);
+	json_t *j = json_pack("{s:s, s:s, s:o}", "name", rt->name, "listen", listen, "versions", versions);
+	if (j && rt->nhosts) {
+		json_t *hs = json_array();
+		for (size_t i = 0; i < rt->nhosts; i++)
+			json_array_append_new(hs, json_string(rt->hosts[i] ? rt->hosts[i] : ""));
+		json_object_set_new(j, "hosts", hs);
+		if (rt->path_prefix && strcmp(rt->path_prefix, "/"))
+			json_object_set_new(j, "path_prefix", json_string(rt->path_prefix));
+	}
+	return j;
 }
 
 static int proxy_put_route(router *base, const struct router_route *rt, struct err *e)

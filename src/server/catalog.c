@@ -301,10 +301,23 @@ int catalog_listen_port(catalog *c, const char *env, const char *region, const c
 	int port = rc < 0 ? -1 : 0;
 	const struct manifest_region *r = rc == 0 ? catalog_region(em, region) : NULL;
 	if (r)
-		port = sm->listen_port + r->port_offset;
+		port = (sm->listen_port ? sm->listen_port : sm->route.port) + r->port_offset;
 	catalog_release_service(c, sm);
 	catalog_release_environment(c, em);
 	return port;
+}
+
+int catalog_route_host(catalog *c, const char *env, const char *region, const char *svc, char *buf,
+		       size_t len, struct err *e)
+{
+	const struct service_manifest *sm = NULL;
+	int rc = catalog_service(c, svc, &sm, e);
+	if (rc < 0 && rc != STORE_NOTFOUND)
+		return -1;
+	int found = rc == 0 && sm->route.nhosts && !sm->listen_port &&
+		    manifest_route_host(sm->route.hosts[0], env, region, buf, len) == 0;
+	catalog_release_service(c, sm);
+	return found;
 }
 
 int catalog_runtime(catalog *c, const char *env, const char *region, runtime **out, struct err *e)

@@ -68,8 +68,15 @@ void catalog_release_services(catalog *c, const struct service_manifest **list, 
 
 /* The region called `region` of env, or NULL. */
 const struct manifest_region *catalog_region(const struct env_manifest *env, const char *region);
-/* The proxy port of service svc in env/region: listen_port + the region's port_offset. Returns
- * the port, 0 when the service, environment or region is unknown, -1 when the store failed (e). */
+/* The proxy port of service svc in env/region: listen_port + the region's port_offset, or, for
+ * a service routed by Host without a port of its own, its shared listener's (route.port +
+ * port_offset). Returns the port, 0 when the service, environment or region is unknown, -1
+ * when the store failed (e). */
+/* The Host by which sluice reaches svc in env/region on a shared listener (its route's first
+ * host, {env} and {region} expanded) into buf. Returns 1 (buf set), 0 when the service has no
+ * route by Host (or is unknown), -1 when the store failed (e). */
+int catalog_route_host(catalog *c, const char *env, const char *region, const char *svc,
+		       char *buf /* OUT */, size_t len, struct err *e);
 int catalog_listen_port(catalog *c, const char *env, const char *region, const char *svc,
 			struct err *e);
 /* The runtime of env/region, resolved from the Environment manifest the first time. 0 with

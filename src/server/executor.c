@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "server/catalog.h"
+#include "util/name.h"
 #include "server/executor.h"
 #include "server/reconcile.h"
 #include "server/smoke.h"
@@ -132,8 +133,14 @@ static void start_traffic(executor *ex, int64_t dep, const struct service_manife
 	snprintf(url, sizeof(url), "http://%s%s", ep, path ? path : "/");
 	snprintf(rates, sizeof(rates), "%d", rate > 0 ? rate : 50);
 	snprintf(dur, sizeof(dur), "%.3f", (double)duration_ms / 1000.0);
+	char host[NAME_HOST_MAX + 1];
 	char *argv[] = {exe, "load", "--url", url, "--rate", rates, "--duration", dur, "--conns", "4",
-			"--json", result, NULL};
+			"--json", result, NULL, NULL, NULL};
+	if (catalog_route_host(ex->cat, r->env, r->name, service, host, sizeof(host), &e) > 0) {
+		/* routed by Host on a shared listener: the generated requests name the service */
+		argv[12] = "--host";
+		argv[13] = host;
+	}
 	struct spawn_opts so = {.argv = argv, .out_fd = -1, .detach = 1, .pid_file = pidf};
 	if (spawn_start(&so, NULL, &e) != 0) {
 		log_warn("deployment %lld: could not start the stage's traffic: %s", (long long)dep, e.msg);

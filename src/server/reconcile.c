@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <strings.h>
 
 #include "core/pipeline.h"
 
 #include "server/catalog.h"
+#include "util/name.h"
 #include "server/reconcile.h"
 #include "store/artifacts.h"
 #include "util/histo.h"
@@ -188,7 +190,7 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		}
 	}
 
-	size_t nargs = svc->run.nargs, nenv = svc->run.nenv + svc->ndepends;
+	size_t nargs = svc->run.nargs, nenv = svc->run.nenv + 2 * svc->ndepends;
 	const char **argv = calloc(nargs + 1, sizeof(char *));
 	char **envv = calloc(nenv + 1, sizeof(char *));
 	size_t k = 0, i;
@@ -216,6 +218,15 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		router_route_name(drn, sizeof(drn), dep, env, region);
 		if (port > 0 && router_route_endpoint(rec->router, drn, port, ep, sizeof(ep)) == 0 &&
 		    asprintf(&envv[k], "SLUICE_UPSTREAM_%s=%s", upper, ep) > 0)
+			k++;
+		/* a dependency routed by Host on a shared listener: the Host to send there */
+		char dhost[NAME_HOST_MAX + 1];
+		int hr = catalog_route_host(rec->cat, env, region, dep, dhost, sizeof(dhost), &e);
+		if (hr < 0) {
+			failed = 1;
+			break;
+		}
+		if (hr > 0 && asprintf(&envv[k], "SLUICE_UPSTREAM_%s_HOST=%s", upper, dhost) > 0)
 			k++;
 	}
 	struct instance_spec spec = {
@@ -342,6 +353,24 @@ static void reconcile_region(reconciler *rec, runtime *rt, const struct service_
 		struct router_route route = {
 			.name = rn, .port = svc->listen_port + region->port_offset,
 			.versions = versions, .nversions = nversions};
+		char hostbuf[32][NAME_HOST_MAX + 1];
+		const char *hosts[32];
+		if (svc->route.nhosts) {
+			/* by Host on the shared listener: each host for this environment and region */
+			route.port = svc->route.port + region->port_offset;
+			route.path_prefix = svc->route.path_prefix;
+			for (size_t h = 0; h < svc->route.nhosts && h < 32; h++) {
+				if (manifest_route_host(svc->route.hosts[h], env, rname, hostbuf[route.nhosts],
+							sizeof(hostbuf[0])))
+					continue;
+				int dup = 0; /* the proxy ignores case: "A.x" and "a.x" are one host */
+				for (size_t k = 0; k < route.nhosts; k++)
+					dup |= !strcasecmp(hostbuf[k], hostbuf[route.nhosts]);
+				if (!dup)
+					hosts[route.nhosts] = hostbuf[route.nhosts], route.nhosts++;
+			}
+			route.hosts = hosts;
+		}
 		routed = router_put_route(rec->router, &route, &e) == 0;
 	} else {
 		/* nothing may take traffic (a first release starting, or aborted): no route at all;

@@ -95,6 +95,54 @@ int name_ok(enum name_kind kind, const char *s)
 	return 0;
 }
 
+int name_host_ok(const char *s)
+{
+	if (!s)
+		return 0;
+	if (s[0] == '*' && s[1] == '.')
+		s += 2;
+	size_t n = strlen(s), label = 0;
+	if (n == 0 || n > NAME_HOST_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			   c == '-') {
+			if ((c == '-' && label == 0) || ++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[n - 1] != '-';
+}
+
+int name_path_prefix_ok(const char *s)
+{
+	if (!s)
+		return 0;
+	size_t n = strlen(s);
+	if (n == 0 || n > NAME_PATH_PREFIX_MAX || s[0] != '/')
+		return 0;
+	if (n == 1)
+		return 1;
+	if (s[n - 1] == '/')
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		char c = s[i];
+		if (c == '/' && s[i - 1] == '/')
+			return 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr("/-._~!$&'()*+,;=:@%", c))))
+			return 0;
+	}
+	return 1;
+}
+
 int name_ok_n(enum name_kind kind, const char *s, size_t len)
 {
 	return s && strlen(s) == len && name_ok(kind, s);

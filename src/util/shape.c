@@ -355,7 +355,8 @@ int shape_check_object(const struct shape_ctx *c, struct shape_at a, const char 
 		} else if (c->mode == SHAPE_STORED) {
 			rc = shape_fail(c, p, path, "missing %s \"%s\" (a normalized %s has every %s)",
 					word(c), key, c->stored ? c->stored : "value", word(c));
-		} else if (f->type == SHAPE_OBJECT) {
+		} else if (f->type == SHAPE_OBJECT && !f->def) {
+			/* an absent section gets its defaults; one with a default (null) takes it */
 			json_t *empty = json_object(), *sub = NULL;
 			shape_join_key(fk, path, key);
 			if (!(rc = shape_check_object(c, a, fk, f->sub, empty, &sub)))

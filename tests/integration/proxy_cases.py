@@ -151,6 +151,7 @@ def main():
     ups = {'a': Upstream(), 'b': Upstream()}
     dead = free_port()  # nothing listens there: connect failures
     admin = free_port()
+    shared = free_port()  # one listener, two routes told apart by Host and path prefix
     cfg = {
         'admin': '127.0.0.1:%d' % admin, 'workers': 1,
         'limits': {'max_head': 1024, 'max_headers': 10, 'max_body': 1000,
@@ -164,6 +165,11 @@ def main():
             {'name': 'retry', 'listen': '127.0.0.1:0',
              'versions': [{'version': 'v1', 'weight': 1,
                            'backends': ['127.0.0.1:%d' % dead, '127.0.0.1:%d' % ups['a'].port]}]},
+            {'name': 'vh-a', 'listen': '127.0.0.1:%d' % shared, 'hosts': ['a.test', '*.wild.test'],
+             'versions': [{'version': 'v1', 'weight': 1, 'backends': ['127.0.0.1:%d' % ups['a'].port]}]},
+            {'name': 'vh-b', 'listen': '127.0.0.1:%d' % shared, 'hosts': ['B.test', 'A.test'],
+             'path_prefix': '/b',
+             'versions': [{'version': 'v1', 'weight': 1, 'backends': ['127.0.0.1:%d' % ups['b'].port]}]},
         ]}
     tmp = tempfile.mkdtemp(prefix='sluice-proxy-cases-')
     with open(os.path.join(tmp, 'proxy.json'), 'w') as f:

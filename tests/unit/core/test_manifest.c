@@ -152,7 +152,7 @@ Test(manifest, service_defaults_are_filled)
 	char *s = normalize_one("kind: Service\nname: metadata\nlisten_port: 18001\n");
 	cr_expect_str_eq(
 		s,
-		"{\"kind\":\"Service\",\"name\":\"metadata\",\"listen_port\":18001,"
+		"{\"kind\":\"Service\",\"name\":\"metadata\",\"listen_port\":18001,\"route\":null,"
 		"\"run\":{\"command\":\"{artifact}\",\"args\":[\"--port\",\"{port}\"],\"env\":{}},"
 		"\"depends_on\":[],"
 		"\"health\":{\"path\":\"/healthz\",\"interval_ms\":1000,\"timeout_ms\":1000},"
@@ -183,7 +183,7 @@ Test(manifest, service_values_are_normalized)
 				"  - {path: /healthz, method: HEAD, status: 204, timeout: 250ms}\n");
 	cr_expect_str_eq(
 		s,
-		"{\"kind\":\"Service\",\"name\":\"web\",\"listen_port\":80,"
+		"{\"kind\":\"Service\",\"name\":\"web\",\"listen_port\":80,\"route\":null,"
 		"\"run\":{\"command\":\"./web\",\"args\":[\"--workers\",\"4\",\"--verbose\",\"true\"],"
 		"\"env\":{\"A\":\"1\",\"B\":\"0.1\",\"C\":\"false\",\"D\":\"text\"}},"
 		"\"depends_on\":[\"profile\",\"metadata\"],"
@@ -393,7 +393,7 @@ Test(manifest, normalized_errors)
 	json_object_set_new(c, "bake", json_integer(5));
 	cr_expect_eq(manifest_check_normalized(c, &e), -1);
 	cr_expect_str_eq(e.msg, "Service 'metadata': bake: unknown key, expected one of: kind, name, "
-				"listen_port, run, depends_on, health, instances, drain_timeout, "
+				"listen_port, route, run, depends_on, health, instances, drain_timeout, "
 				"strategy, analysis, bake, policy, smoke");
 	json_decref(c);
 
@@ -429,7 +429,7 @@ static const struct {
 } bad[] = {
 	{SVC "instancse: 2\n", "s.yaml:4:1: instancse: unknown key (did you mean \"instances\"?)"},
 	{SVC "colour: red\n",
-	 "s.yaml:4:1: colour: unknown key, expected one of: kind, name, listen_port, run, depends_on, "
+	 "s.yaml:4:1: colour: unknown key, expected one of: kind, name, listen_port, route, run, depends_on, "
 	 "health, instances, drain_timeout, strategy, analysis, bake, policy, smoke"},
 	{SVC "strategy:\n  stpes: [10, 100]\n",
 	 "s.yaml:5:3: strategy.stpes: unknown key (did you mean \"steps\"?)"},
@@ -471,7 +471,26 @@ static const struct {
 	 "s.yaml:2:7: name: expected a name of lowercase letters, digits and '-' (1..63 characters, "
 	 "starting and ending with a letter or digit), got 42"},
 	{"kind: Service\nname: metadata\n",
-	 "s.yaml:1:1: missing required key \"listen_port\" (expected an integer port 1..65535)"},
+	 "s.yaml:1:1: listen_port: is required unless route is given (a port of the service's own, or "
+	 "hosts on a shared listener)"},
+	{"kind: Service\nname: metadata\nroute:\n  hosts: [api.example.com, \"api:80\"]\n  port: 8080\n",
+	 "s.yaml:4:28: route.hosts[1]: expected a host name (api.example.com) or a wildcard "
+	 "(*.example.com), without a port; {env} and {region} stand for the environment's and the "
+	 "region's names, got \"api:80\""},
+	{"kind: Service\nname: metadata\nroute:\n  hosts: [\"*.example.com\"]\n  port: 8080\n",
+	 "s.yaml:4:11: route.hosts[0]: the first host must be a name, not a wildcard: the stage's "
+	 "traffic and dependent services use it"},
+	{"kind: Service\nname: metadata\nroute:\n  hosts: [a.example.com]\n  path_prefix: /v1/\n  port: 8080\n",
+	 "s.yaml:5:16: route.path_prefix: expected \"/\" or \"/segment[/segment...]\" without a "
+	 "trailing slash, query or fragment, got \"/v1/\""},
+	{"kind: Service\nname: metadata\nroute:\n  hosts: [a.example.com]\n",
+	 "s.yaml:4:3: route: missing required key \"port\" (expected an integer port 1..65535 (the "
+	 "shared listener's; the region's port_offset is added))"},
+	{"kind: Service\nname: metadata\nroute:\n  hosts: [a.example.com, a.example.com]\n  port: 1\n",
+	 "s.yaml:4:26: route.hosts[1]: \"a.example.com\" is listed twice"},
+	{SVC "route: {hosts: [a.test], port: 8080}\n",
+	 "s.yaml:4:1: route: give listen_port (a listener of the service's own) or route (hosts on a "
+	 "shared listener), not both"},
 	{"kind: Service\nlisten_port: 1\n",
 	 "s.yaml:1:1: missing required key \"name\" (expected a name of lowercase letters, digits and "
 	 "'-' (1..63 characters, starting and ending with a letter or digit))"},

@@ -317,3 +317,41 @@ Test(manifest_typed, a_docker_region_carries_its_settings)
 	}
 	manifest_env_free(env);
 }
+
+/* route: hosts on a shared listener, without a port of the service's own */
+Test(manifest_typed, a_route_by_host)
+{
+	const char *y = "kind: Service\nname: api\n"
+			"route: {hosts: ['api.{region}.{env}.example.com', '*.api.example.com'], "
+			"path_prefix: /v1, port: 8080}\n";
+	doc *d = NULL;
+	struct err e;
+	cr_assert_eq(doc_parse("a.yaml", y, strlen(y), &d, &e), 0, "%s", e.msg);
+	json_t *out = NULL;
+	cr_assert_eq(manifest_validate(d, &out, &e), 0, "%s", e.msg);
+	doc_free(d);
+	struct service_manifest *s = NULL;
+	cr_assert_eq(manifest_service_parse(json_array_get(out, 0), &s, &e), 0, "%s", e.msg);
+	json_decref(out);
+	cr_expect_eq(s->listen_port, 0);
+	cr_assert_eq(s->route.nhosts, 2);
+	cr_expect_str_eq(s->route.hosts[1], "*.api.example.com");
+	cr_expect_str_eq(s->route.path_prefix, "/v1");
+	cr_expect_eq(s->route.port, 8080);
+	char h[64];
+	cr_assert_eq(manifest_route_host(s->route.hosts[0], "production", "eu", h, sizeof(h)), 0);
+	cr_expect_str_eq(h, "api.eu.production.example.com");
+	cr_expect_eq(manifest_route_host(s->route.hosts[0], "production", "eu", h, 20), -1);
+	manifest_service_free(s);
+	/* without route: no hosts, no prefix */
+	y = "kind: Service\nname: web\nlisten_port: 80\n";
+	cr_assert_eq(doc_parse("w.yaml", y, strlen(y), &d, &e), 0, "%s", e.msg);
+	cr_assert_eq(manifest_validate(d, &out, &e), 0, "%s", e.msg);
+	doc_free(d);
+	cr_assert_eq(manifest_service_parse(json_array_get(out, 0), &s, &e), 0, "%s", e.msg);
+	json_decref(out);
+	cr_expect_eq(s->route.nhosts, 0);
+	cr_expect_null(s->route.path_prefix);
+	cr_expect_eq(s->route.port, 0);
+	manifest_service_free(s);
+}

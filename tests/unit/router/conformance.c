@@ -98,7 +98,8 @@ static struct backend *backend_start(const char *name)
 
 /* GET / on endpoint "127.0.0.1:PORT" (Connection: close). Returns the status with the body
  * in body, or -1 when nothing answered (refused, reset, timeout). */
-static int get(const char *endpoint, char *body, size_t len)
+/* GET / through endpoint with Host: host (NULL: the endpoint itself); the status, -1 when none. */
+static int get_as(const char *endpoint, const char *hostf, char *body, size_t len)
 {
 	char host[64];
 	int port = 0;
@@ -116,7 +117,8 @@ static int get(const char *endpoint, char *body, size_t len)
 		return -1;
 	}
 	char req[256], resp[4096];
-	int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", endpoint);
+	int n = snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+			 hostf ? hostf : endpoint);
 	size_t have = 0;
 	if (loopback_send_all(fd, req, (size_t)n) == 0) {
 		for (;;) {
@@ -137,6 +139,11 @@ static int get(const char *endpoint, char *body, size_t len)
 		return -1;
 	snprintf(body, len, "%s", end + 4);
 	return status;
+}
+
+static int get(const char *endpoint, char *body, size_t len)
+{
+	return get_as(endpoint, NULL, body, len);
 }
 
 /* Polls get until it answers `want` (a status, or -1 for "nothing answers"), at most ms. */
@@ -521,4 +528,36 @@ void router_conformance_fini(void)
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", s.dir);
 	}
+}
+
+void router_conformance_hosts(const struct router_factory *f, int base)
+{
+	open_router(f, base);
+	struct backend *a = backend_start("a"), *b = backend_start("b");
+	ensure(5000);
+	struct err e = {""};
+	const char *ha[] = {"a.test"}, *hb[] = {"b.test", "*.w.test"};
+	const char *aa[] = {a->addr}, *ab[] = {b->addr};
+	struct router_version va = {.name = "v1", .weight = 1, .backends = aa, .nbackends = 1};
+	struct router_version vb = {.name = "v1", .weight = 1, .backends = ab, .nbackends = 1};
+	struct router_route ra = {.name = "conf.host.a", .port = base + 1, .versions = &va, .nversions = 1,
+				  .hosts = ha, .nhosts = 1};
+	struct router_route rb = {.name = "conf.host.b", .port = base + 1, .versions = &vb, .nversions = 1,
+				  .hosts = hb, .nhosts = 1};
+	cr_assert_eq(router_put_route(s.r, &ra, &e), 0, "put a: %s", e.msg);
+	cr_assert_eq(router_put_route(s.r, &rb, &e), 0, "put b on the same port: %s", e.msg);
+	char ep[ROUTER_ENDPOINT_MAX], body[64];
+	endpoint("conf.host.a", base + 1, ep, sizeof(ep));
+	cr_assert_eq(get_as(ep, "a.test", body, sizeof(body)), 200);
+	cr_assert_str_eq(body, "a");
+	cr_assert_eq(get_as(ep, "B.test:80", body, sizeof(body)), 200);
+	cr_assert_str_eq(body, "b");
+	cr_assert_eq(get_as(ep, "x.w.test", body, sizeof(body)), 421, "the wildcard is not sent yet");
+	rb.nhosts = 2;
+	cr_assert_eq(router_put_route(s.r, &rb, &e), 0, "put b with a wildcard: %s", e.msg);
+	cr_assert_eq(get_as(ep, "x.w.test", body, sizeof(body)), 200);
+	cr_assert_str_eq(body, "b");
+	cr_assert_eq(router_delete_route(s.r, "conf.host.a", &e), 0, "%s", e.msg);
+	cr_assert_eq(get_as(ep, "a.test", body, sizeof(body)), 421, "a deleted: its host is unknown");
+	cr_assert_eq(get_as(ep, "b.test", body, sizeof(body)), 200, "b still served on the shared port");
 }

@@ -57,6 +57,11 @@ void router_conformance_generation(const struct router_factory *f, int base);
 /* stop: the router no longer serves the route. */
 void router_conformance_stop(const struct router_factory *f, int base);
 
+/* Two routes with hosts share one port: each host reaches its route's backends, an unknown
+ * host is refused (421 for the proxy), a wildcard added by a put is served, a deleted
+ * route's host is refused while the other route still serves. */
+void router_conformance_hosts(const struct router_factory *f, int base);
+
 /* Stops and frees what the last check started (Criterion .fini). */
 void router_conformance_fini(void);
 

@@ -1,6 +1,6 @@
 /* The router conformance suite (conformance.h) for the built-in proxy driver, against the real
  * `sluice proxy` (the built binary, $SLUICE_BIN). Each check has its own loopback ports,
- * 24100..24199 (admin API at the base, routes above it), used by no other test. */
+ * 24100..24209 (admin API at the base, routes above it), used by no other test. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +72,7 @@ Test(router_proxy, a_removed_backend_drains) { router_conformance_drain(&proxy, 
 Test(router_proxy, counters_per_version) { router_conformance_counters(&proxy, 24160); }
 Test(router_proxy, a_replaced_proxy_changes_the_generation) { router_conformance_generation(&proxy, 24170); }
 Test(router_proxy, stop) { router_conformance_stop(&proxy, 24180); }
+Test(router_proxy, routes_by_host_share_a_port) { router_conformance_hosts(&proxy, 24190); }
 
 /* The status of `method url` sent with the header field auth (NULL: none). */
 static long admin_status(const char *method, const char *url, const char *auth)
@@ -97,11 +98,11 @@ Test(router_proxy, the_admin_api_needs_the_token)
 {
 	char dir[] = "/tmp/sluice-router-token-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
-	router *r = proxy_open(&proxy, dir, 24190);
+	router *r = proxy_open(&proxy, dir, 24200);
 	cr_assert_not_null(r);
 	struct err e = {""};
 	cr_assert_eq(router_ensure(r, &e), 0, "%s", e.msg);
-	const char *base = "http://127.0.0.1:24190";
+	const char *base = "http://127.0.0.1:24200";
 	char url[128];
 	snprintf(url, sizeof(url), "%s/healthz", base);
 	cr_expect_eq(admin_status("GET", url, NULL), 200);
@@ -119,11 +120,11 @@ Test(router_proxy, the_admin_api_needs_the_token)
 	snprintf(url, sizeof(url), "%s/metrics", base);
 	cr_expect_eq(admin_status("GET", url, NULL), 200);
 
-	router *other = router_proxy_remote("127.0.0.1:24190", "another-token-0123456789abcdef", NULL);
+	router *other = router_proxy_remote("127.0.0.1:24200", "another-token-0123456789abcdef", NULL);
 	cr_assert_not_null(other);
-	const char *const be[] = {"127.0.0.1:24199"};
+	const char *const be[] = {"127.0.0.1:24209"};
 	struct router_version v = {.name = "v1", .weight = 100, .backends = be, .nbackends = 1};
-	struct router_route rt = {.name = "svc.prod.east", .port = 24191, .versions = &v,
+	struct router_route rt = {.name = "svc.prod.east", .port = 24201, .versions = &v,
 				  .nversions = 1};
 	cr_expect_neq(router_put_route(other, &rt, &e), 0, "a router with another token put a route");
 	cr_expect_eq(router_put_route(r, &rt, &e), 0, "%s", e.msg);

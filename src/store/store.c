@@ -24,6 +24,7 @@ struct store {
 	const struct store_ops *ops;
 	void *drv;
 	struct attached_audit audit;
+	uint64_t manifest_writes; /* store_manifest_changes */
 };
 
 static const struct store_ops *const drivers[] = {&store_sqlite_ops, &store_pg_ops};
@@ -179,6 +180,12 @@ uint64_t store_changes(store *s)
 	return s->ops->changes(s->drv);
 }
 
+uint64_t store_manifest_changes(store *s)
+{
+	assert(s);
+	return s->ops->sole_writer ? s->manifest_writes : s->manifest_writes + s->ops->changes(s->drv);
+}
+
 int store_begin(store *s, struct err *e)
 {
 	ENTER(s, e);
@@ -204,6 +211,7 @@ int store_commit(store *s, struct err *e)
 void store_rollback(store *s)
 {
 	assert(s);
+	s->manifest_writes++; /* it may undo a manifest written in the transaction */
 	s->ops->rollback(s->drv);
 }
 
@@ -211,9 +219,12 @@ int store_put_manifest(store *s, const char *kind, const char *name, const json_
 		       int *changed, struct err *e)
 {
 	ENTER(s, e);
-	int dummy;
-	return leave(s->ops->put_manifest(s->drv, kind, name, spec, changed ? changed : &dummy, e), e,
-		     "put manifest");
+	int dummy, *ch = changed ? changed : &dummy;
+	*ch = 0;
+	int rc = leave(s->ops->put_manifest(s->drv, kind, name, spec, ch, e), e, "put manifest");
+	if (rc || *ch)
+		s->manifest_writes++; /* a failed write may have changed it all the same */
+	return rc;
 }
 
 int store_get_manifest(store *s, const char *kind, const char *name, json_t **out, struct err *e)

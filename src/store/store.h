@@ -74,6 +74,12 @@ STORE_WUR int store_schema_version(store *s, int *version /* OUT */, struct err 
  * write to as well (PostgreSQL) also grows it when it learns of their commits, shortly after
  * each (store_pg.c says how). */
 STORE_WUR uint64_t store_changes(store *s);
+/* A number that grows with every manifest changed through this handle (and at every rollback,
+ * which may undo one), and, on a store other processes write as well (a driver without
+ * sole_writer: PostgreSQL), with store_changes too: a caller that saw the same number reads the
+ * same manifests again. It stays put while only deployments, events and the rest are
+ * written, so what is derived from the manifests alone (server/catalog.h) survives them. */
+STORE_WUR uint64_t store_manifest_changes(store *s);
 
 /* ---- Transactions ---- */
 
@@ -333,6 +339,10 @@ struct store_ops {
 	int (*lease_check)(void *drv, const char *name, const char *holder, int64_t epoch,
 			   struct err *e);
 	int (*list_leases)(void *drv, json_t **out, struct err *e);
+	/* Optional (0 by default): 1 when no other process writes this store while it is open
+	 * (SQLite: one server per database), so that the writes through this handle are all
+	 * there are (store_manifest_changes counts them). */
+	int sole_writer;
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

@@ -297,6 +297,7 @@ static const struct store_ops faulty_ops = {
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
+	0, /* not sole_writer: manifest changes follow store_changes */
 };
 
 static store *faulty_fresh(void)

@@ -747,13 +747,117 @@ static void deployment_get(struct route_ctx *c, int events)
 
 /* ---- status ---- */
 
-/* NULL with e when the store failed. */
-static json_t *region_status(api *srv, const char *service, const char *env,
-			     const char *region, json_t *active, struct err *e)
+/* What a status answer reads once rather than once per region: the stable releases (one
+ * query), each runtime's instances (one listing, sorted by the driver: a region's are found
+ * by bisection) and the leases by name. Without it, the status of every service made a store
+ * query and a listing of every instance for each region: quadratic in the services. */
+struct status_reads {
+	const char *only;  /* the one service asked for, or NULL */
+	json_t *stable;    /* "service/env/region" -> version */
+	json_t *leases;    /* lease name -> lease */
+	struct status_listing {
+		runtime *rt;
+		struct instance_info *in;
+		size_t n;
+		int failed;
+	} *lists;
+	size_t nlists;
+};
+
+static int status_reads_init(struct status_reads *r, store *st, const char *only, struct err *e)
 {
-	char stable[PL_NAME_MAX] = "";
-	if (store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e) < 0)
-		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->only = only;
+	json_t *rows = NULL, *leases = NULL;
+	if (store_list_stable(st, only, &rows, e) || store_list_leases(st, &leases, e)) {
+		json_decref(rows);
+		return -1;
+	}
+	r->stable = json_object();
+	r->leases = json_object();
+	size_t i;
+	json_t *x;
+	json_array_foreach(rows, i, x) {
+		char key[3 * 96];
+		snprintf(key, sizeof(key), "%s/%s/%s", json_string_value(json_object_get(x, "service")),
+			 json_string_value(json_object_get(x, "env")),
+			 json_string_value(json_object_get(x, "region")));
+		json_object_set(r->stable, key, json_object_get(x, "version"));
+	}
+	json_array_foreach(leases, i, x) {
+		const char *name = json_string_value(json_object_get(x, "name"));
+		if (name)
+			json_object_set(r->leases, name, x);
+	}
+	json_decref(rows);
+	json_decref(leases);
+	return 0;
+}
+
+static void status_reads_release(struct status_reads *r)
+{
+	json_decref(r->stable);
+	json_decref(r->leases);
+	for (size_t i = 0; i < r->nlists; i++)
+		free(r->lists[i].in);
+	free(r->lists);
+}
+
+static int status_cmp_region(const struct instance_info *in, const char *service, const char *env,
+			     const char *region)
+{
+	int c = strcmp(in->service, service);
+	if (!c)
+		c = strcmp(in->env, env);
+	return c ? c : strcmp(in->region, region);
+}
+
+/* The instances of one region, pointing into the runtime's listing (made at the first call);
+ * -1 when the runtime could not list them. */
+static int status_instances(struct status_reads *r, runtime *rt, const char *service, const char *env,
+			    const char *region, const struct instance_info **in, size_t *n)
+{
+	struct status_listing *l = NULL;
+	for (size_t i = 0; i < r->nlists && !l; i++)
+		if (r->lists[i].rt == rt)
+			l = &r->lists[i];
+	if (!l) {
+		struct status_listing *more = realloc(r->lists, (r->nlists + 1) * sizeof(*more));
+		if (!more)
+			return -1;
+		r->lists = more;
+		l = &r->lists[r->nlists++];
+		*l = (struct status_listing){.rt = rt};
+		l->failed = runtime_list(rt, r->only, NULL, NULL, NULL, &l->in, &l->n) != 0;
+	}
+	*in = NULL;
+	*n = 0;
+	if (l->failed)
+		return -1;
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (status_cmp_region(&l->in[mid], service, env, region) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t end = lo;
+	while (end < l->n && status_cmp_region(&l->in[end], service, env, region) == 0)
+		end++;
+	*in = l->in + lo;
+	*n = end - lo;
+	return 0;
+}
+
+static json_t *region_status(api *srv, struct status_reads *reads, const char *service,
+			     const char *env, const char *region, json_t *active)
+{
+	char stable[PL_NAME_MAX] = "", key[3 * 96];
+	snprintf(key, sizeof(key), "%s/%s/%s", service, env, region);
+	const char *sv = json_string_value(json_object_get(reads->stable, key));
+	if (sv)
+		snprintf(stable, sizeof(stable), "%s", sv);
 	json_t *out = json_pack("{s:s, s:s?}", "region", region, "stable", stable[0] ? stable : NULL);
 	json_t *traffic = json_array();
 	int have_traffic = 0;
@@ -814,7 +918,7 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	if (!have_traffic && stable[0])
 		json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", stable, "weight", 100));
 	json_object_set_new(out, "traffic", traffic);
-	struct instance_info *in = NULL;
+	const struct instance_info *in = NULL;
 	size_t n = 0;
 	json_t *insts = json_array();
 	runtime *rt = NULL;
@@ -824,14 +928,13 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	else if (!rt)
 		json_object_set_new(out, "instances_error",
 				    json_string("the local instances are seen by the replica that drives them"));
-	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
+	else if (status_instances(reads, rt, service, env, region, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,
 							       "version", in[k].version, "state",
 							       runtime_state_name(in[k].state), "endpoint",
 							       in[k].endpoint, "detail", in[k].detail, "restarts",
 							       (int)in[k].restarts, "reason", in[k].reason));
-		free(in);
 	}
 	json_object_set_new(out, "instances", insts);
 	return out;
@@ -857,10 +960,10 @@ static void h_status(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	/* which replica drives each service, and since when (leases; none with one server that
-	 * has not ticked yet) */
-	json_t *leases = NULL;
-	if (store_list_leases(c->srv->store, &leases, &e)) {
+	/* the stable releases and the instances, and which replica drives each service, since
+	 * when (leases; none with one server that has not ticked yet) */
+	struct status_reads reads;
+	if (status_reads_init(&reads, c->srv->store, only, &e)) {
 		catalog_release_services(c->srv->cat, svcs, nsvcs);
 		catalog_release_environments(c->srv->cat, envs, nenvs);
 		json_decref(active);
@@ -869,10 +972,10 @@ static void h_status(struct route_ctx *c)
 	}
 	json_t *out = json_array();
 	size_t i, j, k;
-	int found = 0, failed = 0, forbidden = 0;
+	int found = 0, forbidden = 0;
 	for (i = 0; i < nsvcs; i++) {
 		const char *name = svcs[i]->name;
-		if (failed || (only && strcmp(only, name)))
+		if (only && strcmp(only, name))
 			continue;
 		found = 1;
 		if (!api_may_read(c->srv, name, NULL)) {
@@ -885,23 +988,16 @@ static void h_status(struct route_ctx *c)
 			if (!api_may_read(c->srv, name, env))
 				continue;
 			json_t *rj = json_array();
-			for (k = 0; k < envs[j]->nregions; k++) {
-				json_t *rs = failed ? NULL
-						    : region_status(c->srv, name, env,
-								    envs[j]->regions[k].name, active, &e);
-				failed |= !rs;
-				json_array_append_new(rj, rs);
-			}
+			for (k = 0; k < envs[j]->nregions; k++)
+				json_array_append_new(rj, region_status(c->srv, &reads, name, env,
+									envs[j]->regions[k].name, active));
 			json_array_append_new(ej, json_pack("{s:s, s:o}", "env", env, "regions", rj));
 		}
 		json_t *sj = json_pack("{s:s, s:o}", "service", name, "envs", ej);
-		size_t li;
-		json_t *l;
 		char lname[160];
 		snprintf(lname, sizeof(lname), "service/%s", name);
-		json_array_foreach(leases, li, l) {
-			if (strcmp(json_string_value(json_object_get(l, "name")), lname))
-				continue;
+		json_t *l = json_object_get(reads.leases, lname);
+		if (l) {
 			json_int_t left = json_integer_value(json_object_get(l, "remaining_ms"));
 			json_object_set_new(sj, "owner",
 					    left > 0 ? json_pack("{s:O, s:O, s:O, s:I}", "replica",
@@ -912,15 +1008,10 @@ static void h_status(struct route_ctx *c)
 		}
 		json_array_append_new(out, sj);
 	}
-	json_decref(leases);
+	status_reads_release(&reads);
 	catalog_release_services(c->srv->cat, svcs, nsvcs);
 	catalog_release_environments(c->srv->cat, envs, nenvs);
 	json_decref(active);
-	if (failed) {
-		json_decref(out);
-		httpd_error(c->resp, 500, "%s", e.msg);
-		return;
-	}
 	if (only && !found) {
 		json_decref(out);
 		httpd_error(c->resp, 404, "service '%s' is not known", only);

@@ -26,6 +26,7 @@
 #include "server/tokens.h"
 #include "server/catalog.h"
 #include "server/executor.h"
+#include "server/listing.h"
 #include "server/verify.h"
 #include "store/artifacts.h"
 #include "util/doc.h"
@@ -485,7 +486,8 @@ static void h_deploy(struct route_ctx *c)
 	}
 	struct err e = {""};
 	/* The gate: the release against every version that is live in the environment. */
-	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, service, version, env, &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, c->srv->cat, service, version,
+					   env, &e);
 	if (!report) {
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 		json_decref(body);
@@ -748,26 +750,18 @@ static void deployment_get(struct route_ctx *c, int events)
 /* ---- status ---- */
 
 /* What a status answer reads once rather than once per region: the stable releases (one
- * query), each runtime's instances (one listing, sorted by the driver: a region's are found
- * by bisection) and the leases by name. Without it, the status of every service made a store
- * query and a listing of every instance for each region: quadratic in the services. */
+ * query), each runtime's instances (one listing, server/listing.h) and the leases by name.
+ * Without it, the status of every service made a store query and a listing of every instance
+ * for each region: quadratic in the services. */
 struct status_reads {
-	const char *only;  /* the one service asked for, or NULL */
-	json_t *stable;    /* "service/env/region" -> version */
-	json_t *leases;    /* lease name -> lease */
-	struct status_listing {
-		runtime *rt;
-		struct instance_info *in;
-		size_t n;
-		int failed;
-	} *lists;
-	size_t nlists;
+	json_t *stable;      /* "service/env/region" -> version */
+	json_t *leases;      /* lease name -> lease */
+	listing *instances;
 };
 
 static int status_reads_init(struct status_reads *r, store *st, const char *only, struct err *e)
 {
 	memset(r, 0, sizeof(*r));
-	r->only = only;
 	json_t *rows = NULL, *leases = NULL;
 	if (store_list_stable(st, only, &rows, e) || store_list_leases(st, &leases, e)) {
 		json_decref(rows);
@@ -775,6 +769,7 @@ static int status_reads_init(struct status_reads *r, store *st, const char *only
 	}
 	r->stable = json_object();
 	r->leases = json_object();
+	r->instances = listing_new(only);
 	size_t i;
 	json_t *x;
 	json_array_foreach(rows, i, x) {
@@ -791,6 +786,12 @@ static int status_reads_init(struct status_reads *r, store *st, const char *only
 	}
 	json_decref(rows);
 	json_decref(leases);
+	if (!r->stable || !r->leases || !r->instances) {
+		json_decref(r->stable);
+		json_decref(r->leases);
+		listing_free(r->instances);
+		return err_set(e, "out of memory");
+	}
 	return 0;
 }
 
@@ -798,56 +799,7 @@ static void status_reads_release(struct status_reads *r)
 {
 	json_decref(r->stable);
 	json_decref(r->leases);
-	for (size_t i = 0; i < r->nlists; i++)
-		free(r->lists[i].in);
-	free(r->lists);
-}
-
-static int status_cmp_region(const struct instance_info *in, const char *service, const char *env,
-			     const char *region)
-{
-	int c = strcmp(in->service, service);
-	if (!c)
-		c = strcmp(in->env, env);
-	return c ? c : strcmp(in->region, region);
-}
-
-/* The instances of one region, pointing into the runtime's listing (made at the first call);
- * -1 when the runtime could not list them. */
-static int status_instances(struct status_reads *r, runtime *rt, const char *service, const char *env,
-			    const char *region, const struct instance_info **in, size_t *n)
-{
-	struct status_listing *l = NULL;
-	for (size_t i = 0; i < r->nlists && !l; i++)
-		if (r->lists[i].rt == rt)
-			l = &r->lists[i];
-	if (!l) {
-		struct status_listing *more = realloc(r->lists, (r->nlists + 1) * sizeof(*more));
-		if (!more)
-			return -1;
-		r->lists = more;
-		l = &r->lists[r->nlists++];
-		*l = (struct status_listing){.rt = rt};
-		l->failed = runtime_list(rt, r->only, NULL, NULL, NULL, &l->in, &l->n) != 0;
-	}
-	*in = NULL;
-	*n = 0;
-	if (l->failed)
-		return -1;
-	size_t lo = 0, hi = l->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (status_cmp_region(&l->in[mid], service, env, region) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	size_t end = lo;
-	while (end < l->n && status_cmp_region(&l->in[end], service, env, region) == 0)
-		end++;
-	*in = l->in + lo;
-	*n = end - lo;
-	return 0;
+	listing_free(r->instances);
 }
 
 static json_t *region_status(api *srv, struct status_reads *reads, const char *service,
@@ -928,7 +880,7 @@ static json_t *region_status(api *srv, struct status_reads *reads, const char *s
 	else if (!rt)
 		json_object_set_new(out, "instances_error",
 				    json_string("the local instances are seen by the replica that drives them"));
-	else if (status_instances(reads, rt, service, env, region, &in, &n) == 0) {
+	else if (listing_region(reads->instances, rt, service, env, region, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,
 							       "version", in[k].version, "state",
@@ -1078,7 +1030,8 @@ static void h_can_i_deploy(struct route_ctx *c)
 	if (bad || !api_allowed(c, AUTH_READ, s, en ? en : "production", TARGET_EXACT))
 		return;
 	struct err e = {""};
-	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, c->srv->cat, s, v,
+					   en ? en : "production", &e);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 	else
@@ -1100,7 +1053,7 @@ static void h_plan(struct route_ctx *c)
 			return;
 		}
 	struct err e = {""};
-	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env, &e);
+	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, c->srv->cat, targets, env, &e);
 	json_decref(body);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e)                                           ? 500

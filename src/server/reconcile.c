@@ -17,6 +17,7 @@
 #include "core/pipeline.h"
 
 #include "server/catalog.h"
+#include "server/listing.h"
 #include "server/reconcile.h"
 #include "store/artifacts.h"
 
@@ -249,8 +250,8 @@ static int alive(const struct instance_info *in)
 
 /* What a pass reads once rather than once per service/env/region: the stable releases (one
  * query), the active deployments (each state parsed once) and each runtime's instances (one
- * listing, sorted by service, env, region, version, index: a region's are found by bisection).
- * A pass changes only the region it is at, and re-lists that one when it started something. */
+ * listing, server/listing.h). A pass changes only the region it is at, and lists that one
+ * again when it started something. */
 struct pass {
 	json_t *stable; /* "service/env/region" -> version */
 	struct parsed {
@@ -258,13 +259,7 @@ struct pass {
 		struct pl_state st;
 	} *active;                    /* the active deployments whose state parses, oldest first */
 	size_t nactive;
-	struct listing {
-		runtime *rt;
-		struct instance_info *in;
-		size_t n;
-		int failed;
-	} *lists;
-	size_t nlists;
+	listing *instances;
 };
 
 static int pass_init(struct pass *p, store *st, json_t *active, struct err *e)
@@ -275,7 +270,8 @@ static int pass_init(struct pass *p, store *st, json_t *active, struct err *e)
 		return -1;
 	p->stable = json_object();
 	p->active = calloc(json_array_size(active) + 1, sizeof(*p->active));
-	if (!p->stable || !p->active) {
+	p->instances = listing_new(NULL);
+	if (!p->stable || !p->active || !p->instances) {
 		json_decref(rows);
 		return err_set(e, "out of memory");
 	}
@@ -302,9 +298,7 @@ static void pass_release(struct pass *p)
 {
 	json_decref(p->stable);
 	free(p->active);
-	for (size_t i = 0; i < p->nlists; i++)
-		free(p->lists[i].in);
-	free(p->lists);
+	listing_free(p->instances);
 }
 
 /* The stable release of a region as store_get_stable answers it, from the pass's one read. */
@@ -318,52 +312,6 @@ static int pass_stable(const struct pass *p, const char *service, const char *en
 	return v ? 0 : STORE_NOTFOUND;
 }
 
-static int cmp_region(const struct instance_info *in, const char *service, const char *env, const char *region)
-{
-	int c = strcmp(in->service, service);
-	if (!c)
-		c = strcmp(in->env, env);
-	return c ? c : strcmp(in->region, region);
-}
-
-/* The instances of one region from its runtime's listing (made at the first call of the
- * pass): *in points into the listing, valid until pass_release. -1 when the listing failed. */
-static int pass_instances(struct pass *p, runtime *rt, const char *service, const char *env,
-			  const char *region, const struct instance_info **in, size_t *n)
-{
-	struct listing *l = NULL;
-	for (size_t i = 0; i < p->nlists && !l; i++)
-		if (p->lists[i].rt == rt)
-			l = &p->lists[i];
-	if (!l) {
-		struct listing *more = realloc(p->lists, (p->nlists + 1) * sizeof(*more));
-		if (!more)
-			return -1;
-		p->lists = more;
-		l = &p->lists[p->nlists++];
-		*l = (struct listing){.rt = rt};
-		l->failed = runtime_list(rt, NULL, NULL, NULL, NULL, &l->in, &l->n) != 0;
-	}
-	*in = NULL;
-	*n = 0;
-	if (l->failed)
-		return -1;
-	size_t lo = 0, hi = l->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (cmp_region(&l->in[mid], service, env, region) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	size_t end = lo;
-	while (end < l->n && cmp_region(&l->in[end], service, env, region) == 0)
-		end++;
-	*in = l->in + lo;
-	*n = end - lo;
-	return 0;
-}
-
 static void reconcile_region(reconciler *rec, struct pass *p, runtime *rt,
 			     const struct service_manifest *svc, const struct env_manifest *envm,
 			     const struct manifest_region *region, const struct pl_desired *d)
@@ -374,7 +322,7 @@ static void reconcile_region(reconciler *rec, struct pass *p, runtime *rt,
 	const struct instance_info *in = NULL;
 	struct instance_info *own = NULL; /* the region listed again, after starting instances */
 	size_t n = 0;
-	if (pass_instances(p, rt, name, env, rname, &in, &n))
+	if (listing_region(p->instances, rt, name, env, rname, &in, &n))
 		return;
 	/* 1. instances: start what is missing now; fewer instances wait for the drain below */
 	uint64_t gen = runtimes_generation(rec->runtimes);
@@ -545,7 +493,7 @@ static int has_instances(struct pass *p, runtime *rt, const char *service, const
 {
 	const struct instance_info *in = NULL;
 	size_t n = 0, live = 0;
-	if (pass_instances(p, rt, service, env, region, &in, &n) == 0)
+	if (listing_region(p->instances, rt, service, env, region, &in, &n) == 0)
 		for (size_t i = 0; i < n; i++)
 			live += alive(&in[i]);
 	return live > 0;

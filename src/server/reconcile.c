@@ -40,6 +40,8 @@ struct reconciler {
 	json_t *start_errors;      /* "service/env/region/version" -> why its instances cannot start */
 	json_t *start_errors_prev; /* the previous pass's, during a pass */
 	json_t *digests;           /* "service/version" -> digest: releases never change */
+	json_t *ensured;           /* start_error_key -> store_manifest_changes when runtime_ensure
+				    * last took that version's spec (ensure_version) */
 	int pending;               /* the last pass left something to do: a drain, a failed route */
 	uint64_t seen_store, seen_runtime, seen_router, seen_at; /* what the last pass saw */
 	uint64_t passes, skipped;  /* ticks with and without a pass */
@@ -59,8 +61,9 @@ reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const cha
 	rec->idle = json_object();
 	rec->start_errors = json_object();
 	rec->digests = json_object();
+	rec->ensured = json_object();
 	rec->cat = rec->own_cat = catalog_new(s, rts);
-	if (!rec->idle || !rec->start_errors || !rec->digests || !rec->cat) {
+	if (!rec->idle || !rec->start_errors || !rec->digests || !rec->ensured || !rec->cat) {
 		reconcile_free(rec);
 		return NULL;
 	}
@@ -74,6 +77,7 @@ void reconcile_free(reconciler *rec)
 	json_decref(rec->idle);
 	json_decref(rec->start_errors);
 	json_decref(rec->digests);
+	json_decref(rec->ensured);
 	catalog_free(rec->own_cat);
 	free(rec);
 }
@@ -147,6 +151,19 @@ static void start_unknown(reconciler *rec, const char *service, const char *env,
 		log_error("reconcile: %s %s in %s/%s left as it is: %s", service, version, env, region, msg);
 	}
 	rec->pending = 1;
+}
+
+/* Whether runtime_ensure already took the spec of a version whose `count` instances all run
+ * (indexes below count): nothing it is made of (the manifests, the release, the upstreams'
+ * routes) changed since, so asking again would change nothing. It still costs the runtime a
+ * look at its every instance, which 3,000 regions a pass made quadratic. */
+static int already_ensured(reconciler *rec, const char *service, const char *env, const char *region,
+			   const char *version)
+{
+	char key[512];
+	start_error_key(key, sizeof(key), service, env, region, version);
+	json_t *at = json_object_get(rec->ensured, key);
+	return at && (uint64_t)json_integer_value(at) == store_manifest_changes(rec->store);
 }
 
 /* Starts (or keeps) the instances of one version. */
@@ -224,11 +241,19 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		.health_timeout_ms = (unsigned)svc->health.timeout_ms,
 		.drain_timeout_ms = (unsigned)svc->drain_timeout_ms,
 	};
-	if (failed)
+	if (failed) {
 		start_unknown(rec, name, env, region, version, e.msg);
-	else
-		set_start_error(rec, name, env, region, version,
-				runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
+	} else {
+		char ekey[512];
+		start_error_key(ekey, sizeof(ekey), name, env, region, version);
+		int rc = runtime_ensure(rt, &spec, count, &e);
+		set_start_error(rec, name, env, region, version, rc ? e.msg : NULL);
+		if (rc)
+			json_object_del(rec->ensured, ekey);
+		else
+			json_object_set_new(rec->ensured, ekey,
+					    json_integer((json_int_t)store_manifest_changes(rec->store)));
+	}
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);
@@ -328,11 +353,17 @@ static void reconcile_region(reconciler *rec, struct pass *p, runtime *rt,
 	uint64_t gen = runtimes_generation(rec->runtimes);
 	int started = 0;
 	for (int i = 0; i < d->nrun; i++) {
-		int running = 0;
+		int running = 0, beyond = 0;
 		for (size_t j = 0; j < n; j++)
-			running += alive(&in[j]) && !strcmp(in[j].version, d->run[i].version);
+			if (alive(&in[j]) && !strcmp(in[j].version, d->run[i].version)) {
+				running++;
+				beyond += in[j].index >= d->run[i].count;
+			}
 		started |= running < d->run[i].count;
-		if (running <= d->run[i].count)
+		if (running == d->run[i].count && !beyond &&
+		    already_ensured(rec, name, env, rname, d->run[i].version))
+			set_start_error(rec, name, env, rname, d->run[i].version, NULL); /* as it was */
+		else if (running <= d->run[i].count)
 			ensure_version(rec, rt, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
 	}
 	if (started || runtimes_generation(rec->runtimes) != gen) {
@@ -461,6 +492,9 @@ static void reconcile_region(reconciler *rec, struct pass *p, runtime *rt,
 		if (keep < 0) {
 			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
 			runtime_stop(rt, name, env, rname, in[j].version);
+			char key[512];
+			start_error_key(key, sizeof(key), name, env, rname, in[j].version);
+			json_object_del(rec->ensured, key);
 		} else {
 			log_info("%s: retiring %s (no longer routed, drained)", rn, in[j].id);
 			ensure_version(rec, rt, svc, env, rname, in[j].version, (unsigned)keep);

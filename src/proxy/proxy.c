@@ -15,7 +15,7 @@
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
-#define MAX_ROUTES 1024
+#define MAX_ROUTES 4096 /* 1,000 services in 3 regions, each a listener (bench/footprint) */
 
 /* A backend that left its route: reported as draining, then drained, until the next PUT. */
 struct gone {

@@ -31,6 +31,7 @@ struct unit {
 struct world {
 	struct unit u[PLAN_MAX_UNITS];
 	size_t n;
+	json_t *index; /* "service\nversion" -> position in u: found without a scan of u */
 	json_t *cache; /* "p:c" -> pair object (or null when they do not meet) */
 	const struct plan_policy *pol;
 };
@@ -40,14 +41,15 @@ static void world_release(struct world *w)
 	for (size_t i = 0; i < w->n; i++)
 		json_decref(w->u[i].regions);
 	json_decref(w->cache);
+	json_decref(w->index);
 }
 
 static int world_find(const struct world *w, const char *svc, const char *ver)
 {
-	for (size_t i = 0; i < w->n; i++)
-		if (!strcmp(w->u[i].service, svc) && !strcmp(w->u[i].version, ver))
-			return (int)i;
-	return -1;
+	char key[512];
+	snprintf(key, sizeof(key), "%s\n%s", svc, ver);
+	json_t *i = json_object_get(w->index, key);
+	return i ? (int)json_integer_value(i) : -1;
 }
 
 static int world_add(struct world *w, const char *svc, const char *ver, const contract *c, struct err *e)
@@ -69,6 +71,10 @@ static int world_add(struct world *w, const char *svc, const char *ver, const co
 	u->c = c;
 	u->regions = json_array();
 	u->release = -1;
+	char key[512];
+	snprintf(key, sizeof(key), "%s\n%s", svc, ver);
+	if (json_object_set_new(w->index, key, json_integer((json_int_t)w->n)))
+		return err_set(e, "out of memory");
 	return (int)w->n++;
 }
 
@@ -88,6 +94,7 @@ static int world_init(struct world *w, const struct plan_live *live, size_t nliv
 {
 	w->n = 0;
 	w->cache = json_object();
+	w->index = json_object();
 	w->pol = pol;
 	for (size_t i = 0; i < nrel; i++) {
 		int k = world_add(w, rel[i].service, rel[i].version, rel[i].contract, e);

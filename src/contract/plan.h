@@ -34,7 +34,8 @@
 #include "contract/contract.h"
 #include "util/log.h"
 
-#define PLAN_MAX_UNITS 512   /* distinct service@version in one call */
+#define PLAN_MAX_UNITS 4096  /* distinct service@version in one call (1,000 services, each a
+                               * stable release and a rollout in flight, with room) */
 #define PLAN_MAX_TARGETS 8   /* services changed by one plan */
 #define PLAN_MAX_STATES 4096 /* combinations of versions a plan search visits */
 

@@ -28,6 +28,7 @@
 #include "server/tokens.h"
 #include "server/catalog.h"
 #include "server/executor.h"
+#include "server/listing.h"
 #include "server/verify.h"
 #include "store/artifacts.h"
 #include "util/doc.h"
@@ -492,7 +493,8 @@ static void h_deploy(struct route_ctx *c)
 	}
 	struct err e = {""};
 	/* The gate: the release against every version that is live in the environment. */
-	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, service, version, env, &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, c->srv->cat, service, version,
+					   env, &e);
 	if (!report) {
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 		json_decref(body);
@@ -764,13 +766,67 @@ static void deployment_get(struct route_ctx *c, int events)
 
 /* ---- status ---- */
 
-/* NULL with e when the store failed. */
-static json_t *region_status(api *srv, const char *service, const char *env,
-			     const char *region, json_t *active, struct err *e)
+/* What a status answer reads once rather than once per region: the stable releases (one
+ * query), each runtime's instances (one listing, server/listing.h) and the leases by name.
+ * Without it, the status of every service made a store query and a listing of every instance
+ * for each region: quadratic in the services. */
+struct status_reads {
+	json_t *stable;      /* "service/env/region" -> version */
+	json_t *leases;      /* lease name -> lease */
+	listing *instances;
+};
+
+static int status_reads_init(struct status_reads *r, store *st, const char *only, struct err *e)
 {
-	char stable[PL_NAME_MAX] = "";
-	if (store_get_stable(srv->store, service, env, region, stable, sizeof(stable), e) < 0)
-		return NULL;
+	memset(r, 0, sizeof(*r));
+	json_t *rows = NULL, *leases = NULL;
+	if (store_list_stable(st, only, &rows, e) || store_list_leases(st, &leases, e)) {
+		json_decref(rows);
+		return -1;
+	}
+	r->stable = json_object();
+	r->leases = json_object();
+	r->instances = listing_new(only);
+	size_t i;
+	json_t *x;
+	json_array_foreach(rows, i, x) {
+		char key[3 * 96];
+		snprintf(key, sizeof(key), "%s/%s/%s", json_string_value(json_object_get(x, "service")),
+			 json_string_value(json_object_get(x, "env")),
+			 json_string_value(json_object_get(x, "region")));
+		json_object_set(r->stable, key, json_object_get(x, "version"));
+	}
+	json_array_foreach(leases, i, x) {
+		const char *name = json_string_value(json_object_get(x, "name"));
+		if (name)
+			json_object_set(r->leases, name, x);
+	}
+	json_decref(rows);
+	json_decref(leases);
+	if (!r->stable || !r->leases || !r->instances) {
+		json_decref(r->stable);
+		json_decref(r->leases);
+		listing_free(r->instances);
+		return err_set(e, "out of memory");
+	}
+	return 0;
+}
+
+static void status_reads_release(struct status_reads *r)
+{
+	json_decref(r->stable);
+	json_decref(r->leases);
+	listing_free(r->instances);
+}
+
+static json_t *region_status(api *srv, struct status_reads *reads, const char *service,
+			     const char *env, const char *region, json_t *active)
+{
+	char stable[PL_NAME_MAX] = "", key[3 * 96];
+	snprintf(key, sizeof(key), "%s/%s/%s", service, env, region);
+	const char *sv = json_string_value(json_object_get(reads->stable, key));
+	if (sv)
+		snprintf(stable, sizeof(stable), "%s", sv);
 	json_t *out = json_pack("{s:s, s:s?}", "region", region, "stable", stable[0] ? stable : NULL);
 	json_t *traffic = json_array();
 	int have_traffic = 0;
@@ -831,7 +887,7 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	if (!have_traffic && stable[0])
 		json_array_append_new(traffic, json_pack("{s:s, s:i}", "version", stable, "weight", 100));
 	json_object_set_new(out, "traffic", traffic);
-	struct instance_info *in = NULL;
+	const struct instance_info *in = NULL;
 	size_t n = 0;
 	json_t *insts = json_array();
 	runtime *rt = NULL;
@@ -841,14 +897,13 @@ static json_t *region_status(api *srv, const char *service, const char *env,
 	else if (!rt)
 		json_object_set_new(out, "instances_error",
 				    json_string("the local instances are seen by the replica that drives them"));
-	else if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
+	else if (listing_region(reads->instances, rt, service, env, region, &in, &n) == 0) {
 		for (size_t k = 0; k < n; k++)
 			json_array_append_new(insts, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "id", in[k].id,
 							       "version", in[k].version, "state",
 							       runtime_state_name(in[k].state), "endpoint",
 							       in[k].endpoint, "detail", in[k].detail, "restarts",
 							       (int)in[k].restarts, "reason", in[k].reason));
-		free(in);
 	}
 	json_object_set_new(out, "instances", insts);
 	return out;
@@ -874,10 +929,10 @@ static void h_status(struct route_ctx *c)
 		httpd_error(c->resp, 500, "%s", e.msg);
 		return;
 	}
-	/* which replica drives each service, and since when (leases; none with one server that
-	 * has not ticked yet) */
-	json_t *leases = NULL;
-	if (store_list_leases(c->srv->store, &leases, &e)) {
+	/* the stable releases and the instances, and which replica drives each service, since
+	 * when (leases; none with one server that has not ticked yet) */
+	struct status_reads reads;
+	if (status_reads_init(&reads, c->srv->store, only, &e)) {
 		catalog_release_services(c->srv->cat, svcs, nsvcs);
 		catalog_release_environments(c->srv->cat, envs, nenvs);
 		json_decref(active);
@@ -886,10 +941,10 @@ static void h_status(struct route_ctx *c)
 	}
 	json_t *out = json_array();
 	size_t i, j, k;
-	int found = 0, failed = 0, forbidden = 0;
+	int found = 0, forbidden = 0;
 	for (i = 0; i < nsvcs; i++) {
 		const char *name = svcs[i]->name;
-		if (failed || (only && strcmp(only, name)))
+		if (only && strcmp(only, name))
 			continue;
 		found = 1;
 		if (!api_may_read(c->srv, name, NULL)) {
@@ -902,23 +957,16 @@ static void h_status(struct route_ctx *c)
 			if (!api_may_read(c->srv, name, env))
 				continue;
 			json_t *rj = json_array();
-			for (k = 0; k < envs[j]->nregions; k++) {
-				json_t *rs = failed ? NULL
-						    : region_status(c->srv, name, env,
-								    envs[j]->regions[k].name, active, &e);
-				failed |= !rs;
-				json_array_append_new(rj, rs);
-			}
+			for (k = 0; k < envs[j]->nregions; k++)
+				json_array_append_new(rj, region_status(c->srv, &reads, name, env,
+									envs[j]->regions[k].name, active));
 			json_array_append_new(ej, json_pack("{s:s, s:o}", "env", env, "regions", rj));
 		}
 		json_t *sj = json_pack("{s:s, s:o}", "service", name, "envs", ej);
-		size_t li;
-		json_t *l;
 		char lname[160];
 		snprintf(lname, sizeof(lname), "service/%s", name);
-		json_array_foreach(leases, li, l) {
-			if (strcmp(json_string_value(json_object_get(l, "name")), lname))
-				continue;
+		json_t *l = json_object_get(reads.leases, lname);
+		if (l) {
 			json_int_t left = json_integer_value(json_object_get(l, "remaining_ms"));
 			json_object_set_new(sj, "owner",
 					    left > 0 ? json_pack("{s:O, s:O, s:O, s:I}", "replica",
@@ -929,15 +977,10 @@ static void h_status(struct route_ctx *c)
 		}
 		json_array_append_new(out, sj);
 	}
-	json_decref(leases);
+	status_reads_release(&reads);
 	catalog_release_services(c->srv->cat, svcs, nsvcs);
 	catalog_release_environments(c->srv->cat, envs, nenvs);
 	json_decref(active);
-	if (failed) {
-		json_decref(out);
-		httpd_error(c->resp, 500, "%s", e.msg);
-		return;
-	}
 	if (only && !found) {
 		json_decref(out);
 		httpd_error(c->resp, 404, "service '%s' is not known", only);
@@ -1004,7 +1047,8 @@ static void h_can_i_deploy(struct route_ctx *c)
 	if (bad || !api_allowed(c, AUTH_READ, s, en ? en : "production", TARGET_EXACT))
 		return;
 	struct err e = {""};
-	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, s, v, en ? en : "production", &e);
+	json_t *report = gate_can_i_deploy(c->srv->store, c->srv->runtimes, c->srv->cat, s, v,
+					   en ? en : "production", &e);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e) ? 500 : strstr(e.msg, "not known") ? 404 : 400, "%s", e.msg);
 	else
@@ -1026,7 +1070,7 @@ static void h_plan(struct route_ctx *c)
 			return;
 		}
 	struct err e = {""};
-	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, targets, env, &e);
+	json_t *report = gate_plan(c->srv->store, c->srv->runtimes, c->srv->cat, targets, env, &e);
 	json_decref(body);
 	if (!report)
 		httpd_error(c->resp, store_failed(&e)                                           ? 500

@@ -87,7 +87,7 @@ void catalog_free(catalog *c)
 /* Retires every entry when the store changed since the table was read. */
 static void refresh(catalog *c)
 {
-	uint64_t now = store_changes(c->store);
+	uint64_t now = store_manifest_changes(c->store);
 	if (c->valid && now == c->changes)
 		return;
 	for (size_t b = 0; b < BUCKETS; b++) {

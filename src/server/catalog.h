@@ -4,7 +4,8 @@
  * serves a region.
  *
  * Parsed once: a catalog keeps every manifest it parsed, keyed by kind and name, and hands the
- * same parsed manifest out again while store_changes(store) is unchanged; after any write to
+ * same parsed manifest out again while store_manifest_changes(store) is unchanged (writes of
+ * deployments, events and the rest leave it as it is); after a manifest changes, or any write to
  * the store the next lookup reads (and parses) again. An idle server's reconcile passes hence
  * read and parse nothing. A list loads every manifest of its kind in one store read.
  *

@@ -10,13 +10,17 @@
 
 #include <jansson.h>
 
+#include "server/catalog.h"
 #include "server/runtimes.h"
 #include "store/store.h"
 #include "util/log.h"
 
-json_t *gate_can_i_deploy(store *s, runtimes *rts, const char *service, const char *version,
-			  const char *env, struct err *e);
+/* cat: the server's catalog (borrowed), or NULL for one of the call's own (each manifest then
+ * parsed again by the call). */
+json_t *gate_can_i_deploy(store *s, runtimes *rts, catalog *cat, const char *service,
+			  const char *version, const char *env, struct err *e);
 /* targets: {"service": "version", ...} */
-json_t *gate_plan(store *s, runtimes *rts, const json_t *targets, const char *env, struct err *e);
+json_t *gate_plan(store *s, runtimes *rts, catalog *cat, const json_t *targets, const char *env,
+		  struct err *e);
 
 #endif

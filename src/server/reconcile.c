@@ -20,6 +20,7 @@
 
 #include "server/catalog.h"
 #include "util/name.h"
+#include "server/listing.h"
 #include "server/reconcile.h"
 #include "store/artifacts.h"
 #include "util/histo.h"
@@ -43,6 +44,9 @@ struct reconciler {
 	json_t *idle;              /* instance id -> loop time it was first seen drained */
 	json_t *start_errors;      /* "service/env/region/version" -> why its instances cannot start */
 	json_t *start_errors_prev; /* the previous pass's, during a pass */
+	json_t *digests;           /* "service/version" -> digest: releases never change */
+	json_t *ensured;           /* start_error_key -> store_manifest_changes when runtime_ensure
+				    * last took that version's spec (ensure_version) */
 	int pending;               /* the last pass left something to do: a drain, a failed route */
 	uint64_t seen_store, seen_runtime, seen_router, seen_at; /* what the last pass saw */
 	uint64_t passes, skipped;  /* ticks with and without a pass */
@@ -63,8 +67,10 @@ reconciler *reconcile_new(loop *l, store *s, runtimes *rts, router *r, const cha
 	snprintf(rec->artifacts_dir, sizeof(rec->artifacts_dir), "%s", artifacts_dir);
 	rec->idle = json_object();
 	rec->start_errors = json_object();
+	rec->digests = json_object();
+	rec->ensured = json_object();
 	rec->cat = rec->own_cat = catalog_new(s, rts);
-	if (!rec->idle || !rec->start_errors || !rec->cat) {
+	if (!rec->idle || !rec->start_errors || !rec->digests || !rec->ensured || !rec->cat) {
 		reconcile_free(rec);
 		return NULL;
 	}
@@ -77,6 +83,8 @@ void reconcile_free(reconciler *rec)
 		return;
 	json_decref(rec->idle);
 	json_decref(rec->start_errors);
+	json_decref(rec->digests);
+	json_decref(rec->ensured);
 	catalog_free(rec->own_cat);
 	free(rec);
 }
@@ -152,29 +160,51 @@ static void start_unknown(reconciler *rec, const char *service, const char *env,
 	rec->pending = 1;
 }
 
+/* Whether runtime_ensure already took the spec of a version whose `count` instances all run
+ * (indexes below count): nothing it is made of (the manifests, the release, the upstreams'
+ * routes) changed since, so asking again would change nothing. It still costs the runtime a
+ * look at its every instance, which 3,000 regions a pass made quadratic. */
+static int already_ensured(reconciler *rec, const char *service, const char *env, const char *region,
+			   const char *version)
+{
+	char key[512];
+	start_error_key(key, sizeof(key), service, env, region, version);
+	json_t *at = json_object_get(rec->ensured, key);
+	return at && (uint64_t)json_integer_value(at) == store_manifest_changes(rec->store);
+}
+
 /* Starts (or keeps) the instances of one version. */
 static void ensure_version(reconciler *rec, runtime *rt, const struct service_manifest *svc,
 			   const char *env, const char *region, const char *version, unsigned count)
 {
 	const char *name = svc->name;
-	json_t *rel = NULL;
 	struct err e = {""};
-	char release[PL_NAME_MAX];
-	int rc = store_get_release(rec->store, name, pipeline_release_of(version, release, sizeof(release)),
-				   &rel, &e);
-	if (rc < 0) {
-		start_unknown(rec, name, env, region, version, e.msg);
-		return;
+	char buf[PL_NAME_MAX], key[PL_NAME_MAX + 160];
+	const char *release = pipeline_release_of(version, buf, sizeof(buf));
+	snprintf(key, sizeof(key), "%s/%s", name, release);
+	/* A release is immutable (version -> digest, never rewritten nor deleted): once read,
+	 * its digest needs no second store read, on this pass or any other. */
+	const char *digest = json_string_value(json_object_get(rec->digests, key));
+	if (!digest) {
+		json_t *rel = NULL;
+		int rc = store_get_release(rec->store, name, release, &rel, &e);
+		if (rc < 0) {
+			start_unknown(rec, name, env, region, version, e.msg);
+			return;
+		}
+		if (rc != 0) {
+			set_start_error(rec, name, env, region, version, e.msg);
+			return;
+		}
+		json_t *d = json_object_get(rel, "digest");
+		if (json_is_string(d))
+			json_object_set(rec->digests, key, d);
+		json_decref(rel);
+		digest = json_string_value(json_object_get(rec->digests, key));
 	}
-	if (rc != 0) {
-		set_start_error(rec, name, env, region, version, e.msg);
-		return;
-	}
-	const char *digest = json_string_value(json_object_get(rel, "digest"));
 	char artifact[PATH_MAX + 160];
 	if (artifacts_path(rec->artifacts_dir, digest, artifact, sizeof(artifact), &e)) {
 		set_start_error(rec, name, env, region, version, e.msg);
-		json_decref(rel);
 		return;
 	}
 	if (store_shared(rec->store)) {
@@ -185,7 +215,6 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 				start_unknown(rec, name, env, region, version, e.msg);
 			else
 				set_start_error(rec, name, env, region, version, e.msg);
-			json_decref(rel);
 			return;
 		}
 	}
@@ -239,16 +268,23 @@ static void ensure_version(reconciler *rec, runtime *rt, const struct service_ma
 		.health_timeout_ms = (unsigned)svc->health.timeout_ms,
 		.drain_timeout_ms = (unsigned)svc->drain_timeout_ms,
 	};
-	if (failed)
+	if (failed) {
 		start_unknown(rec, name, env, region, version, e.msg);
-	else
-		set_start_error(rec, name, env, region, version,
-				runtime_ensure(rt, &spec, count, &e) ? e.msg : NULL);
+	} else {
+		char ekey[512];
+		start_error_key(ekey, sizeof(ekey), name, env, region, version);
+		int rc = runtime_ensure(rt, &spec, count, &e);
+		set_start_error(rec, name, env, region, version, rc ? e.msg : NULL);
+		if (rc)
+			json_object_del(rec->ensured, ekey);
+		else
+			json_object_set_new(rec->ensured, ekey,
+					    json_integer((json_int_t)store_manifest_changes(rec->store)));
+	}
 	for (i = 0; i < k; i++)
 		free(envv[i]);
 	free(envv);
 	free(argv);
-	json_decref(rel);
 }
 
 static int desired_count(const struct pl_desired *d, const char *version)
@@ -264,29 +300,104 @@ static int alive(const struct instance_info *in)
 	return in->state != INSTANCE_STOPPED && in->state != INSTANCE_STOPPING;
 }
 
-static void reconcile_region(reconciler *rec, runtime *rt, const struct service_manifest *svc,
-			     const struct env_manifest *envm, const struct manifest_region *region,
-			     const struct pl_desired *d)
+/* What a pass reads once rather than once per service/env/region: the stable releases (one
+ * query), the active deployments (each state parsed once) and each runtime's instances (one
+ * listing, server/listing.h). A pass changes only the region it is at, and lists that one
+ * again when it started something. */
+struct pass {
+	json_t *stable; /* "service/env/region" -> version */
+	struct parsed {
+		const char *service; /* borrowed from the active deployments' JSON */
+		struct pl_state st;
+	} *active;                    /* the active deployments whose state parses, oldest first */
+	size_t nactive;
+	listing *instances;
+};
+
+static int pass_init(struct pass *p, store *st, json_t *active, struct err *e)
+{
+	memset(p, 0, sizeof(*p));
+	json_t *rows = NULL;
+	if (store_list_stable(st, NULL, &rows, e))
+		return -1;
+	p->stable = json_object();
+	p->active = calloc(json_array_size(active) + 1, sizeof(*p->active));
+	p->instances = listing_new(NULL);
+	if (!p->stable || !p->active || !p->instances) {
+		json_decref(rows);
+		return err_set(e, "out of memory");
+	}
+	size_t i;
+	json_t *r;
+	json_array_foreach(rows, i, r) {
+		char key[3 * 96];
+		snprintf(key, sizeof(key), "%s/%s/%s", json_string_value(json_object_get(r, "service")),
+			 json_string_value(json_object_get(r, "env")),
+			 json_string_value(json_object_get(r, "region")));
+		json_object_set(p->stable, key, json_object_get(r, "version"));
+	}
+	json_decref(rows);
+	json_array_foreach(active, i, r) {
+		struct parsed *a = &p->active[p->nactive];
+		a->service = json_string_value(json_object_get(r, "service"));
+		if (a->service && !pipeline_from_json(json_object_get(r, "state"), &a->st))
+			p->nactive++;
+	}
+	return 0;
+}
+
+static void pass_release(struct pass *p)
+{
+	json_decref(p->stable);
+	free(p->active);
+	listing_free(p->instances);
+}
+
+/* The stable release of a region as store_get_stable answers it, from the pass's one read. */
+static int pass_stable(const struct pass *p, const char *service, const char *env, const char *region,
+		       char *buf, size_t len)
+{
+	char key[3 * 96];
+	snprintf(key, sizeof(key), "%s/%s/%s", service, env, region);
+	const char *v = json_string_value(json_object_get(p->stable, key));
+	snprintf(buf, len, "%s", v ? v : "");
+	return v ? 0 : STORE_NOTFOUND;
+}
+
+static void reconcile_region(reconciler *rec, struct pass *p, runtime *rt,
+			     const struct service_manifest *svc, const struct env_manifest *envm,
+			     const struct manifest_region *region, const struct pl_desired *d)
 {
 	const char *name = svc->name, *env = envm->name, *rname = region->name;
 	struct err e = {""};
 
-	struct instance_info *in = NULL;
+	const struct instance_info *in = NULL;
+	struct instance_info *own = NULL; /* the region listed again, after starting instances */
 	size_t n = 0;
-	if (runtime_list(rt, name, env, rname, NULL, &in, &n))
+	if (listing_region(p->instances, rt, name, env, rname, &in, &n))
 		return;
 	/* 1. instances: start what is missing now; fewer instances wait for the drain below */
+	uint64_t gen = runtimes_generation(rec->runtimes);
+	int started = 0;
 	for (int i = 0; i < d->nrun; i++) {
-		int running = 0;
+		int running = 0, beyond = 0;
 		for (size_t j = 0; j < n; j++)
-			running += alive(&in[j]) && !strcmp(in[j].version, d->run[i].version);
-		if (running <= d->run[i].count)
+			if (alive(&in[j]) && !strcmp(in[j].version, d->run[i].version)) {
+				running++;
+				beyond += in[j].index >= d->run[i].count;
+			}
+		started |= running < d->run[i].count;
+		if (running == d->run[i].count && !beyond &&
+		    already_ensured(rec, name, env, rname, d->run[i].version))
+			set_start_error(rec, name, env, rname, d->run[i].version, NULL); /* as it was */
+		else if (running <= d->run[i].count)
 			ensure_version(rec, rt, svc, env, rname, d->run[i].version, (unsigned)d->run[i].count);
 	}
-	free(in);
-	in = NULL;
-	if (runtime_list(rt, name, env, rname, NULL, &in, &n))
-		return;
+	if (started || runtimes_generation(rec->runtimes) != gen) {
+		if (runtime_list(rt, name, env, rname, NULL, &own, &n))
+			return;
+		in = own;
+	}
 
 	/* 2. the route: healthy instances that stay, with the weights. Without a healthy one, a
 	 * version keeps its unhealthy instances (they served; a health check may just have been
@@ -300,7 +411,7 @@ static void reconcile_region(reconciler *rec, runtime *rt, const struct service_
 	/* the three lists of each version point into in[] (alive until free(in)) */
 	const char **lists = calloc((size_t)d->nroute * 3 * (n ? n : 1), sizeof(*lists));
 	if (!lists) {
-		free(in);
+		free(own);
 		return;
 	}
 	int any_healthy = 0;
@@ -385,7 +496,7 @@ static void reconcile_region(reconciler *rec, runtime *rt, const struct service_
 			log_warn("route %s: %s", rn, e.msg);
 			rec->last_error_log = now;
 		}
-		free(in);
+		free(own);
 		return;
 	}
 
@@ -426,42 +537,44 @@ static void reconcile_region(reconciler *rec, runtime *rt, const struct service_
 		if (keep < 0) {
 			log_info("%s: stopping %s (no longer routed, drained)", rn, in[j].version);
 			runtime_stop(rt, name, env, rname, in[j].version);
+			char key[512];
+			start_error_key(key, sizeof(key), name, env, rname, in[j].version);
+			json_object_del(rec->ensured, key);
 		} else {
 			log_info("%s: retiring %s (no longer routed, drained)", rn, in[j].id);
 			ensure_version(rec, rt, svc, env, rname, in[j].version, (unsigned)keep);
 		}
 	}
 	free(state);
-	free(in);
+	free(own);
 }
 
-/* Region (env, name) of the deployment that controls it now, if any: *st and the index. */
-static int controlled_by(json_t *active, const char *service, const char *env, const char *region,
-			 struct pl_state *st)
+/* The deployment that controls region (env, name) now, if any: its state and the index. */
+static const struct pl_state *controlled_by(const struct pass *p, const char *service, const char *env,
+					    const char *region, int *index)
 {
-	size_t i;
-	json_t *d;
-	json_array_foreach(active, i, d) {
-		if (strcmp(json_string_value(json_object_get(d, "service")), service) ||
-		    pipeline_from_json(json_object_get(d, "state"), st))
+	for (size_t i = 0; i < p->nactive; i++) {
+		const struct pl_state *st = &p->active[i].st;
+		if (strcmp(p->active[i].service, service))
 			continue;
 		for (int x = 0; x < st->nregions; x++)
 			if (!strcmp(st->regions[x].env, env) && !strcmp(st->regions[x].name, region) &&
-			    pipeline_controls(st, x))
-				return x;
+			    pipeline_controls(st, x)) {
+				*index = x;
+				return st;
+			}
 	}
-	return -1;
+	return NULL;
 }
 
-static int has_instances(runtime *rt, const char *service, const char *env, const char *region)
+static int has_instances(struct pass *p, runtime *rt, const char *service, const char *env,
+			 const char *region)
 {
-	struct instance_info *in = NULL;
+	const struct instance_info *in = NULL;
 	size_t n = 0, live = 0;
-	if (runtime_list(rt, service, env, region, NULL, &in, &n) == 0) {
+	if (listing_region(p->instances, rt, service, env, region, &in, &n) == 0)
 		for (size_t i = 0; i < n; i++)
 			live += alive(&in[i]);
-		free(in);
-	}
 	return live > 0;
 }
 
@@ -503,9 +616,12 @@ void reconcile_all(reconciler *rec)
 	const struct env_manifest **envs = NULL;
 	size_t nsvcs = 0, nenvs = 0;
 	json_t *active = NULL, *prev_errors = NULL;
+	struct pass p = {0};
 	if (catalog_services(rec->cat, &svcs, &nsvcs, &e) ||
 	    catalog_environments(rec->cat, &envs, &nenvs, &e) ||
-	    store_active_deployments(rec->store, &active, &e)) {
+	    store_active_deployments(rec->store, &active, &e) || pass_init(&p, rec->store, active, &e)) {
+		/* Not knowing the stable releases is not having none: every region keeps its
+		 * route and instances, and the pass stays pending. */
 		log_error("reconcile: %s", e.msg);
 		goto out;
 	}
@@ -515,7 +631,6 @@ void reconcile_all(reconciler *rec)
 	rec->start_errors = json_object();
 	rec->start_errors_prev = prev_errors;
 	size_t i, j, k;
-	int logged = 0; /* store failures: one line per pass */
 	for (i = 0; i < nsvcs; i++) {
 		const struct service_manifest *svc = svcs[i];
 		const char *name = svc->name;
@@ -532,25 +647,12 @@ void reconcile_all(reconciler *rec)
 				runtime *rt = NULL;
 				struct err rte = {""};
 				int rt_ok = runtimes_resolve(rec->runtimes, env, region, &rt, &rte) == 0;
-				struct pl_state st;
 				char stable[PL_NAME_MAX] = "";
-				int ri = controlled_by(active, name, env, rname, &st);
-				int rc = ri >= 0 ? 0
-						 : store_get_stable(rec->store, name, env, rname, stable,
-								    sizeof(stable), &e);
-				if (rc < 0) {
-					/* Not knowing the stable release is not having none: keep the
-					 * region's route and instances as they are and try again. */
-					if (!logged++ && loop_now(rec->loop) - rec->last_error_log > 5000) {
-						rec->last_error_log = loop_now(rec->loop);
-						log_error("reconcile: %s/%s/%s left as it is: %s", name, env,
-							  rname, e.msg);
-					}
-					rec->pending = 1;
-					continue;
-				}
-				if (ri >= 0) {
-					pipeline_desired(&st, ri, &d);
+				int ri = -1;
+				const struct pl_state *st = controlled_by(&p, name, env, rname, &ri);
+				int rc = st ? 0 : pass_stable(&p, name, env, rname, stable, sizeof(stable));
+				if (st) {
+					pipeline_desired(st, ri, &d);
 				} else if (rc == 0) {
 					d.run[0].version = stable;
 					d.run[0].count = count;
@@ -558,7 +660,7 @@ void reconcile_all(reconciler *rec)
 					d.route[0].version = stable;
 					d.route[0].weight = 100;
 					d.nroute = 1;
-				} else if (!rt_ok || !has_instances(rt, name, env, rname)) {
+				} else if (!rt_ok || !has_instances(&p, rt, name, env, rname)) {
 					continue; /* nothing deployed here */
 				}
 				if (!rt_ok) { /* the region's runtime cannot be opened: its versions cannot start */
@@ -566,7 +668,7 @@ void reconcile_all(reconciler *rec)
 						set_start_error(rec, name, env, rname, d.run[v].version, rte.msg);
 					continue;
 				}
-				reconcile_region(rec, rt, svc, envm, region, &d);
+				reconcile_region(rec, &p, rt, svc, envm, region, &d);
 			}
 		}
 	}
@@ -577,6 +679,7 @@ void reconcile_all(reconciler *rec)
 	rec->seen_router = router_generation(rec->router);
 	rec->seen_at = loop_now(rec->loop);
 out:
+	pass_release(&p);
 	json_decref(prev_errors);
 	catalog_release_services(rec->cat, svcs, nsvcs);
 	catalog_release_environments(rec->cat, envs, nenvs);

@@ -26,6 +26,8 @@ struct replica {
 	int64_t ttl;
 	struct held *held;
 	size_t nheld, cap;
+	json_t *index; /* service -> its position in held: replica_owns is asked for every
+			* service of every pass */
 	uint64_t next_pass, seen_changes;
 	uint64_t last_log;
 };
@@ -46,6 +48,10 @@ replica *replica_new(store *s, catalog *c, runtimes *rts, const char *id, int64_
 	r->cat = c;
 	r->rts = rts;
 	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (!(r->index = json_object())) {
+		free(r);
+		return NULL;
+	}
 	r->ttl = ttl_ms < REPLICA_TTL_MIN_MS ? REPLICA_TTL_MIN_MS : ttl_ms > REPLICA_TTL_MAX_MS ? REPLICA_TTL_MAX_MS : ttl_ms;
 	return r;
 }
@@ -70,6 +76,7 @@ void replica_free(replica *r)
 			log_warn("replica %s: could not release %s: %s", r->id, name, e.msg);
 	}
 	free(r->held);
+	json_decref(r->index);
 	free(r);
 }
 
@@ -80,16 +87,17 @@ const char *replica_id(const replica *r)
 
 static struct held *find(replica *r, const char *service)
 {
-	for (size_t i = 0; i < r->nheld; i++)
-		if (!strcmp(r->held[i].service, service))
-			return &r->held[i];
-	return NULL;
+	json_t *i = json_object_get(r->index, service);
+	return i ? &r->held[json_integer_value(i)] : NULL;
 }
 
 static void drop(replica *r, struct held *h, const char *why)
 {
 	log_warn("replica %s: no longer owns %s (epoch %lld): %s", r->id, h->service, (long long)h->epoch, why);
+	json_object_del(r->index, h->service);
 	*h = r->held[--r->nheld];
+	if (h != &r->held[r->nheld]) /* the last one moved into its place */
+		json_object_set_new(r->index, h->service, json_integer(h - r->held));
 }
 
 int replica_owns(replica *r, const char *service)
@@ -148,6 +156,10 @@ static void acquire(replica *r, const char *service, struct held *h, uint64_t no
 			h = &r->held[r->nheld++];
 			memset(h, 0, sizeof(*h));
 			snprintf(h->service, sizeof(h->service), "%s", service);
+			if (json_object_set_new(r->index, h->service, json_integer(h - r->held))) {
+				r->nheld--; /* taken but not recorded: it expires, and is taken again */
+				return;
+			}
 			log_info("replica %s: owns %s (epoch %lld)", r->id, service, (long long)epoch);
 		} else if (epoch != h->epoch) {
 			log_warn("replica %s: %s held again in a new tenure (epoch %lld, was %lld)", r->id,
@@ -181,18 +193,67 @@ static int able(replica *r, const struct env_manifest **envs, size_t nenvs)
 	return 1;
 }
 
+/* What a renewal in a batch replaced, to put back if the batch does not commit: the store then
+ * still holds the previous expiry, and the local deadline must not claim more. */
+struct renewed {
+	char service[128];
+	int64_t epoch;
+	uint64_t deadline, renew_at;
+};
+
+/* Renews every lease that is due in one transaction: one commit (one fsync with SQLite) for
+ * all, rather than one each (1,000 services renewed every ttl/3 were 300 commits a second).
+ * Renewed together, they stay due together. */
+static void renew_due(replica *r, uint64_t now)
+{
+	size_t due = 0;
+	for (size_t i = 0; i < r->nheld; i++)
+		due += now >= r->held[i].renew_at;
+	if (!due)
+		return;
+	struct err e = {""};
+	struct renewed *was = due > 1 ? calloc(due, sizeof(*was)) : NULL;
+	int tx = was && store_begin(r->store, &e) == 0;
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheld;) {
+		size_t before = r->nheld;
+		struct held *h = &r->held[i];
+		if (now >= h->renew_at) {
+			if (tx && n < due) {
+				memcpy(was[n].service, h->service, sizeof(was[n].service));
+				was[n].epoch = h->epoch;
+				was[n].deadline = h->deadline;
+				was[n++].renew_at = h->renew_at;
+			}
+			acquire(r, h->service, h, now);
+		}
+		if (r->nheld == before)
+			i++;
+	}
+	if (tx && store_commit(r->store, &e)) {
+		store_rollback(r->store);
+		if (now - r->last_log > 5000) {
+			r->last_log = now;
+			log_error("replica %s: renewals not committed: %s", r->id, e.msg);
+		}
+		for (size_t k = 0; k < n; k++) {
+			struct held *h = find(r, was[k].service);
+			if (h) {
+				h->epoch = was[k].epoch;
+				h->deadline = was[k].deadline;
+				h->renew_at = was[k].renew_at;
+			}
+		}
+	}
+	free(was);
+}
+
 void replica_tick(replica *r, uint64_t now_ms)
 {
 	(void)now_ms; /* the lease deadlines use this module's own monotonic reading */
 	uint64_t now = mono_ms();
 	/* renewals first: they are due whatever else happens */
-	for (size_t i = 0; i < r->nheld;) {
-		size_t before = r->nheld;
-		if (now >= r->held[i].renew_at)
-			acquire(r, r->held[i].service, &r->held[i], now);
-		if (r->nheld == before)
-			i++;
-	}
+	renew_due(r, now);
 	uint64_t changes = store_changes(r->store);
 	if (now < r->next_pass && changes == r->seen_changes)
 		return;
@@ -212,6 +273,15 @@ void replica_tick(replica *r, uint64_t now_ms)
 		goto out;
 	}
 	int can = able(r, envs, nenvs);
+	/* the leases by name: one lookup per service, not a scan of them all */
+	json_t *by_name = json_object();
+	size_t k;
+	json_t *l;
+	json_array_foreach(leases, k, l) {
+		const char *name = json_string_value(json_object_get(l, "name"));
+		if (name)
+			json_object_set(by_name, name, l);
+	}
 	for (size_t i = 0; i < nsvcs; i++) {
 		const char *service = svcs[i]->name;
 		if (find(r, service) || !can)
@@ -219,16 +289,13 @@ void replica_tick(replica *r, uint64_t now_ms)
 		/* only what the store shows free (or never held): one list, not a statement each */
 		char name[160];
 		lease_name(name, sizeof(name), service);
-		int taken = 0;
-		size_t k;
-		json_t *l;
-		json_array_foreach(leases, k, l)
-			if (!strcmp(json_string_value(json_object_get(l, "name")), name))
-				taken = json_integer_value(json_object_get(l, "remaining_ms")) > 0 &&
-					strcmp(json_string_value(json_object_get(l, "holder")), r->id);
+		l = json_object_get(by_name, name);
+		int taken = l && json_integer_value(json_object_get(l, "remaining_ms")) > 0 &&
+			    strcmp(json_string_value(json_object_get(l, "holder")), r->id);
 		if (!taken)
 			acquire(r, service, NULL, now);
 	}
+	json_decref(by_name);
 out:
 	json_decref(leases);
 	catalog_release_services(r->cat, svcs, nsvcs);

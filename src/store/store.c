@@ -30,6 +30,7 @@ struct store {
 	store_event_hook *hook;
 	void *hook_ctx;
 	struct histo commits; /* seconds per commit, failed ones included */
+	uint64_t manifest_writes; /* store_manifest_changes */
 };
 
 static double mono_s(void)
@@ -198,6 +199,12 @@ uint64_t store_changes(store *s)
 	return s->ops->changes(s->drv);
 }
 
+uint64_t store_manifest_changes(store *s)
+{
+	assert(s);
+	return s->ops->sole_writer ? s->manifest_writes : s->manifest_writes + s->ops->changes(s->drv);
+}
+
 int store_begin(store *s, struct err *e)
 {
 	ENTER(s, e);
@@ -238,6 +245,7 @@ void store_rollback(store *s)
 {
 	assert(s);
 	s->in_tx = 0;
+	s->manifest_writes++; /* it may undo a manifest written in the transaction */
 	s->ops->rollback(s->drv);
 }
 
@@ -245,9 +253,12 @@ int store_put_manifest(store *s, const char *kind, const char *name, const json_
 		       int *changed, struct err *e)
 {
 	ENTER(s, e);
-	int dummy;
-	return leave(s->ops->put_manifest(s->drv, kind, name, spec, changed ? changed : &dummy, e), e,
-		     "put manifest");
+	int dummy, *ch = changed ? changed : &dummy;
+	*ch = 0;
+	int rc = leave(s->ops->put_manifest(s->drv, kind, name, spec, ch, e), e, "put manifest");
+	if (rc || *ch)
+		s->manifest_writes++; /* a failed write may have changed it all the same */
+	return rc;
 }
 
 int store_get_manifest(store *s, const char *kind, const char *name, json_t **out, struct err *e)

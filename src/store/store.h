@@ -76,6 +76,12 @@ STORE_WUR int store_schema_version(store *s, int *version /* OUT */, struct err 
  * write to as well (PostgreSQL) also grows it when it learns of their commits, shortly after
  * each (store_pg.c says how). */
 STORE_WUR uint64_t store_changes(store *s);
+/* A number that grows with every manifest changed through this handle (and at every rollback,
+ * which may undo one), and, on a store other processes write as well (a driver without
+ * sole_writer: PostgreSQL), with store_changes too: a caller that saw the same number reads the
+ * same manifests again. It stays put while only deployments, events and the rest are
+ * written, so what is derived from the manifests alone (server/catalog.h) survives them. */
+STORE_WUR uint64_t store_manifest_changes(store *s);
 
 /* ---- Transactions ---- */
 
@@ -469,6 +475,10 @@ struct store_ops {
 			   struct err *e);
 	int (*notify_backlog)(void *drv, int64_t *rows, int64_t *oldest, struct err *e);
 	int shared; /* store_shared */
+	/* Optional (0 by default): 1 when no other process writes this store while it is open
+	 * (SQLite: one server per database), so that the writes through this handle are all
+	 * there are (store_manifest_changes counts them). */
+	int sole_writer;
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

@@ -967,6 +967,7 @@ const struct store_ops store_sqlite_ops = {
 	.open = sq_open,
 	.close = sq_close,
 	.schema_version = sq_schema_version,
+	.sole_writer = 1, /* the server that opens it is the only writer (docs/store.md) */
 	.changes = sq_changes,
 	.begin = sq_begin,
 	.commit = sq_commit,

@@ -81,6 +81,35 @@ Test(catalog, parses_once_while_the_store_is_unchanged)
 	catalog_free(c);
 }
 
+/* Deployments, events, stable releases and releases are written all the time while pipelines
+ * run: none of them is a manifest, so none makes the catalog read and parse every manifest
+ * again (with 1,000 services that was every tick). */
+Test(catalog, writes_that_are_no_manifest_keep_the_parse)
+{
+	apply("kind: Service\nname: web\nlisten_port: 8080\nrun: {command: ./web}\n");
+	catalog *c = catalog_new(st, rts);
+	cr_assert(c);
+	const struct service_manifest *a = NULL, *b = NULL, *d = NULL;
+	struct err e = {""};
+	cr_assert_eq(catalog_service(c, "web", &a, &e), 0, "%s", e.msg);
+	int created;
+	cr_assert_eq(store_put_release(st, "web", "v1", "sha256:" "00000000000000000000000000000000"
+				       "000000000000000000000000000000ff", 3, NULL, &created, &e),
+		     0, "%s", e.msg);
+	cr_assert_eq(store_set_stable(st, "web", "production", "local", "v1", 0, &e), 0, "%s", e.msg);
+	cr_assert_eq(catalog_service(c, "web", &b, &e), 0, "%s", e.msg);
+	cr_expect_eq(a, b, "the same parse after writes of other kinds");
+	apply("kind: Service\nname: web\nlisten_port: 8081\nrun: {command: ./web}\n");
+	cr_assert_eq(catalog_service(c, "web", &d, &e), 0, "%s", e.msg);
+	cr_expect_neq(a, d, "a changed manifest is parsed again");
+	cr_expect_eq(d->listen_port, 8081);
+	cr_expect_eq(a->listen_port, 8080, "the old reference is unchanged");
+	catalog_release_service(c, d);
+	catalog_release_service(c, b);
+	catalog_release_service(c, a);
+	catalog_free(c);
+}
+
 Test(catalog, a_reference_outlives_a_change)
 {
 	apply("kind: Service\nname: web\nlisten_port: 8080\nrun: {command: ./web}\n");

@@ -901,7 +901,7 @@ Test(api, store_failures_answer_500)
 		{"get_manifest", "POST", "/v1/services/metadata/rollback", NULL},
 		{"get_stable", "POST", "/v1/services/metadata/rollback", NULL},
 		{"previous_stable", "POST", "/v1/services/metadata/rollback", NULL},
-		{"get_stable", "GET", "/v1/status", NULL},
+		{"list_stable", "GET", "/v1/status", NULL},
 		{"active_deployments", "GET", "/v1/status", NULL},
 		{"list_manifests", "GET", "/v1/services", NULL},
 		{"get_release", "GET", "/v1/can-i-deploy?service=metadata&version=v2", NULL},

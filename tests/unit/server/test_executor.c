@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1049,4 +1050,26 @@ Test(executor, the_owners_write_from_an_older_state_does_not_undo_an_abort)
 	store_close(w);
 	struct executor_deps xd2 = {H.loop, H.store, H.rts, H.router, H.vr, H.rec, NULL, H.dir, NULL, NULL};
 	H.ex = executor_new(&xd2); /* for teardown */
+}
+
+/* Renewals that are due together go in one transaction: the leases stay held, in the same
+ * tenure, past the deadline of the first grant. */
+Test(executor, a_replica_renews_the_leases_due_together)
+{
+	catalog *cat = catalog_new(H.store, H.rts);
+	replica *a = replica_new(H.store, cat, H.rts, "replica-a", 600);
+	cr_assert(cat && a);
+	replica_tick(a, 0);
+	cr_assert(replica_owns(a, "api") && replica_owns(a, "web"));
+	int64_t api = lease_epoch("service/api"), web = lease_epoch("service/web");
+	struct timespec ts = {0, 250 * 1000000L}; /* past ttl / 3 */
+	nanosleep(&ts, NULL);
+	replica_tick(a, 0);
+	nanosleep(&ts, NULL);
+	nanosleep(&ts, NULL); /* 750 ms: past the first grant's expiry */
+	cr_expect(replica_owns(a, "api") && replica_owns(a, "web"), "renewed");
+	cr_expect_eq(lease_epoch("service/api"), api, "the same tenure");
+	cr_expect_eq(lease_epoch("service/web"), web, "the same tenure");
+	replica_free(a);
+	catalog_free(cat);
 }

@@ -190,7 +190,7 @@ static int has(const json_t *a, const char *s)
 
 static json_t *can_i_deploy(const char *service, const char *version, struct err *e)
 {
-	return gate_can_i_deploy(G.store, G.rts, service, version, "production", e);
+	return gate_can_i_deploy(G.store, G.rts, NULL, service, version, "production", e);
 }
 
 Test(gate, a_compatible_release_is_ok)
@@ -280,7 +280,7 @@ Test(gate, unknown_service_release_or_environment)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct err e = {""};
-		json_t *r = gate_can_i_deploy(G.store, G.rts, cases[i].service, cases[i].version, cases[i].env, &e);
+		json_t *r = gate_can_i_deploy(G.store, G.rts, NULL, cases[i].service, cases[i].version, cases[i].env, &e);
 		cr_expect_null(r, "%s %s in %s", cases[i].service, cases[i].version, cases[i].env);
 		json_decref(r);
 		cr_expect(strstr(e.msg, cases[i].says) && strstr(e.msg, "not known"), "'%s' should say '%s'", e.msg,
@@ -289,7 +289,7 @@ Test(gate, unknown_service_release_or_environment)
 	}
 	struct err e = {""};
 	json_t *t = json_pack("{s:s}", "metadata", "v2");
-	cr_expect_null(gate_plan(G.store, G.rts, t, "staging", &e));
+	cr_expect_null(gate_plan(G.store, G.rts, NULL, t, "staging", &e));
 	cr_expect(strstr(e.msg, "environment 'staging' is not known"), "%s", e.msg);
 	json_decref(t);
 }
@@ -303,12 +303,12 @@ Test(gate, fails_when_the_runtime_cannot_list_instances)
 	json_decref(r);
 	cr_expect(strstr(e.msg, "could not list the instances"), "%s", e.msg);
 	json_t *t = json_pack("{s:s}", "metadata", "v2");
-	r = gate_plan(G.store, G.rts, t, "production", &e);
+	r = gate_plan(G.store, G.rts, NULL, t, "production", &e);
 	cr_expect_null(r);
 	json_decref(r);
 	cr_expect(strstr(e.msg, "could not list the instances"), "%s", e.msg);
 	list_fails = 0;
-	r = gate_plan(G.store, G.rts, t, "production", &e);
+	r = gate_plan(G.store, G.rts, NULL, t, "production", &e);
 	cr_expect(r, "%s", e.msg);
 	json_decref(r);
 	json_decref(t);
@@ -317,7 +317,7 @@ Test(gate, fails_when_the_runtime_cannot_list_instances)
 Test(gate, fails_when_the_store_fails)
 {
 	static const char *const ops[] = {"*",           "get_manifest",       "list_manifests", "list_releases",
-					  "get_release", "active_deployments", "get_stable"};
+					  "get_release", "active_deployments", "list_stable"};
 	json_t *t = json_pack("{s:s, s:s}", "metadata", "v3", "profile", "v2");
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
 		struct err e = {""};
@@ -326,7 +326,7 @@ Test(gate, fails_when_the_store_fails)
 		cr_expect_null(r, "%s fails: can-i-deploy answered %s", ops[i], r ? verdict(r) : "");
 		json_decref(r);
 		cr_expect(store_failed(&e), "%s fails: '%s'", ops[i], e.msg);
-		r = gate_plan(G.store, G.rts, t, "production", &e);
+		r = gate_plan(G.store, G.rts, NULL, t, "production", &e);
 		cr_expect_null(r, "%s fails: plan answered %s", ops[i], r ? verdict(r) : "");
 		json_decref(r);
 		cr_expect(store_failed(&e), "%s fails: '%s'", ops[i], e.msg);
@@ -363,7 +363,7 @@ Test(gate, plans)
 {
 	struct err e = {""};
 	json_t *t = json_pack("{s:s, s:s}", "metadata", "v3", "profile", "v2");
-	json_t *r = gate_plan(G.store, G.rts, t, "production", &e);
+	json_t *r = gate_plan(G.store, G.rts, NULL, t, "production", &e);
 	cr_assert(r, "%s", e.msg);
 	char *txt = json_dumps(r, 0);
 	cr_expect_str_eq(verdict(r), "ok", "%s", txt);
@@ -389,7 +389,7 @@ Test(gate, plans)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		t = json_loads(bad[i][0], 0, NULL);
 		cr_assert(t);
-		r = gate_plan(G.store, G.rts, t, "production", &e);
+		r = gate_plan(G.store, G.rts, NULL, t, "production", &e);
 		cr_expect_null(r, "%s", bad[i][0]);
 		json_decref(r);
 		cr_expect(strstr(e.msg, bad[i][1]), "%s: '%s' should say '%s'", bad[i][0], e.msg, bad[i][1]);

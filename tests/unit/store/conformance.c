@@ -289,18 +289,34 @@ void conformance_changes_grow(const struct store_factory *f)
 	store *s = f->open_fresh();
 	struct err e;
 	json_t *spec = json_pack("{s:s}", "name", "a");
-	uint64_t c0 = store_changes(s);
+	uint64_t c0 = store_changes(s), m0 = store_manifest_changes(s);
 	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
-	uint64_t c1 = store_changes(s);
+	uint64_t c1 = store_changes(s), m1 = store_manifest_changes(s);
 	cr_assert_gt(c1, c0);
+	cr_assert_gt(m1, m0, "a new manifest is a manifest change");
 	json_t *out;
 	OK(store_get_manifest(s, "Service", "a", &out, &e));
 	json_decref(out);
 	cr_assert_eq(store_changes(s), c1, "a read changes nothing");
+	cr_assert_eq(store_manifest_changes(s), m1, "a read changes no manifest");
 	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
 	cr_assert_eq(store_changes(s), c1, "an unchanged manifest is not written");
+	cr_assert_eq(store_manifest_changes(s), m1, "an unchanged manifest is no change");
 	OK(store_set_stable(s, "a", "prod", "r1", "v1", 1, &e));
 	cr_assert_gt(store_changes(s), c1);
+	/* another write leaves the manifests' number alone where the driver sees every writer */
+	uint64_t m2 = store_manifest_changes(s);
+	cr_assert_geq(m2, m1);
+	json_t *spec2 = json_pack("{s:s, s:i}", "name", "a", "listen_port", 2);
+	OK(store_put_manifest(s, "Service", "a", spec2, NULL, &e));
+	cr_assert_gt(store_manifest_changes(s), m2, "a changed manifest is a manifest change");
+	/* a rolled back write may have been seen: the number moves on */
+	uint64_t m3 = store_manifest_changes(s);
+	OK(store_begin(s, &e));
+	OK(store_put_manifest(s, "Service", "a", spec, NULL, &e));
+	store_rollback(s);
+	cr_assert_gt(store_manifest_changes(s), m3, "a rollback may undo a manifest");
+	json_decref(spec2);
 	json_decref(spec);
 	store_close(s);
 }

@@ -376,6 +376,7 @@ static const struct store_ops faulty_ops = {
 	f_update_deployment_if, f_secret,
 	f_put_subscription, f_list_subscriptions, f_delete_subscription, f_notify_enqueue,
 	f_notify_pending, f_notify_mark, f_notify_backlog, 0,
+	0, /* not sole_writer: manifest changes follow store_changes */
 };
 
 static store *faulty_fresh(void)

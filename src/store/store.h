@@ -6,7 +6,7 @@
  * service/environment/region the stable release and its history, the API's tokens (their
  * hashes, never the secrets), the audit log of every change made through the API
  * (append-only: no operation edits or deletes a row), and per environment the feature flag
- * set with every version it had.
+ * set with every version it had, and the guarded rollouts of flags with their events.
  * Artifacts (the release files) are not in the store: see store/artifacts.h.
  *
  * Drivers: a store is opened from a location string, "SCHEME:REST", and the scheme picks the
@@ -55,7 +55,7 @@ typedef struct store store;
 #define STORE_CONFLICT 2
 #define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -224,6 +224,32 @@ STORE_WUR int store_get_flags(store *s, const char *env, json_t **out /* OUT */,
 STORE_WUR int store_list_flag_versions(store *s, const char *env, json_t **out /* OUT */,
 				       struct err *e);
 
+/* ---- Guarded flag rollouts (server/rollouts.h): one row per rollout, events append-only ----
+ *
+ * `state` is the rollout's serialized state (core/rollout.h); phase is "active" while it runs,
+ * then its outcome ("completed", "reverted", "aborted", "interrupted"). */
+
+/* A new active rollout of flag in env, judged on service. STORE_CONFLICT when the flag already
+ * has an active rollout in env (e names it). */
+STORE_WUR int store_create_rollout(store *s, const char *env, const char *flag, const char *service,
+				   const json_t *state, const char *by, const char *why,
+				   int64_t *id /* OUT */, struct err *e);
+/* STORE_NOTFOUND when no rollout has this id. */
+STORE_WUR int store_update_rollout(store *s, int64_t id, const json_t *state, const char *phase,
+				   struct err *e);
+/* {"id","env","flag","service","phase","state","by","why","created_at","updated_at"};
+ * STORE_NOTFOUND if none. */
+STORE_WUR int store_get_rollout(store *s, int64_t id, json_t **out /* OUT */, struct err *e);
+/* Rows as store_get_rollout's. env NULL = every environment. active_only: the active ones,
+ * oldest first; otherwise every one, newest first. */
+STORE_WUR int store_list_rollouts(store *s, const char *env, int active_only, json_t **out /* OUT */,
+				  struct err *e);
+/* evidence may be NULL. STORE_NOTFOUND when the rollout does not exist. */
+STORE_WUR int store_add_rollout_event(store *s, int64_t rollout, const char *type, const char *message,
+				      const json_t *evidence, struct err *e);
+/* Oldest first: [{"id","at","type","message","evidence"}] (empty for an unknown id). */
+STORE_WUR int store_list_rollout_events(store *s, int64_t rollout, json_t **out /* OUT */, struct err *e);
+
 /* ---- Leases: which control-plane replica owns what, with fencing ----
  *
  * A lease is a row: name (what is owned, "service/checkout"), holder (a replica's id), epoch,
@@ -333,6 +359,15 @@ struct store_ops {
 	int (*lease_check)(void *drv, const char *name, const char *holder, int64_t epoch,
 			   struct err *e);
 	int (*list_leases)(void *drv, json_t **out, struct err *e);
+	int (*create_rollout)(void *drv, const char *env, const char *flag, const char *service,
+			      const json_t *state, const char *by, const char *why, int64_t *id,
+			      struct err *e);
+	int (*update_rollout)(void *drv, int64_t id, const json_t *state, const char *phase, struct err *e);
+	int (*get_rollout)(void *drv, int64_t id, json_t **out, struct err *e);
+	int (*list_rollouts)(void *drv, const char *env, int active_only, json_t **out, struct err *e);
+	int (*add_rollout_event)(void *drv, int64_t rollout, const char *type, const char *message,
+				 const json_t *evidence, struct err *e);
+	int (*list_rollout_events)(void *drv, int64_t rollout, json_t **out, struct err *e);
 };
 
 /* The drivers built in (store_open picks among them by scheme). */

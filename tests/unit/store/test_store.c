@@ -286,6 +286,38 @@ static int f_list_leases(void *drv, json_t **out, struct err *e)
 	FAIL_IF("list_leases", e);
 	return store_list_leases(inner, out, e);
 }
+static int f_create_rollout(void *drv, const char *env, const char *flag, const char *svc, const json_t *st,
+			    const char *by, const char *why, int64_t *id, struct err *e)
+{
+	FAIL_IF("create_rollout", e);
+	return store_create_rollout(inner, env, flag, svc, st, by, why, id, e);
+}
+static int f_update_rollout(void *drv, int64_t id, const json_t *st, const char *phase, struct err *e)
+{
+	FAIL_IF("update_rollout", e);
+	return store_update_rollout(inner, id, st, phase, e);
+}
+static int f_get_rollout(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAIL_IF("get_rollout", e);
+	return store_get_rollout(inner, id, out, e);
+}
+static int f_list_rollouts(void *drv, const char *env, int active, json_t **out, struct err *e)
+{
+	FAIL_IF("list_rollouts", e);
+	return store_list_rollouts(inner, env, active, out, e);
+}
+static int f_add_rollout_event(void *drv, int64_t id, const char *t, const char *m, const json_t *ev,
+			       struct err *e)
+{
+	FAIL_IF("add_rollout_event", e);
+	return store_add_rollout_event(inner, id, t, m, ev, e);
+}
+static int f_list_rollout_events(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAIL_IF("list_rollout_events", e);
+	return store_list_rollout_events(inner, id, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -297,6 +329,8 @@ static const struct store_ops faulty_ops = {
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,
+	f_create_rollout, f_update_rollout, f_get_rollout, f_list_rollouts, f_add_rollout_event,
+	f_list_rollout_events,
 };
 
 static store *faulty_fresh(void)

@@ -1223,6 +1223,10 @@ ADAPT(api_h_flag_change)
 ADAPT(api_h_ofrep_one)
 ADAPT(api_h_ofrep_bulk)
 ADAPT(api_h_metrics)
+ADAPT(api_h_rollout_start)
+ADAPT(api_h_rollout_abort)
+ADAPT(api_h_rollout_list)
+ADAPT(api_h_rollout_get)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1256,6 +1260,12 @@ static const struct route api_table[] = {
 	{"GET", "/v1/flags/{env}/history", AUTH_READ, r_api_h_flags_history, "the versions of a flag set"},
 	{"GET", "/v1/flags/{env}/flag/{key}", AUTH_READ, r_api_h_flag_get, "one flag"},
 	{"POST", "/v1/flags/{env}/flag/{key}", AUTH_FLAGS, r_api_h_flag_change, "enable, disable, kill a flag or set its default"},
+	{"POST", "/v1/flags/{env}/flag/{key}/rollout", AUTH_FLAGS, r_api_h_rollout_start,
+	 "start a guarded rollout of a flag's variant"},
+	{"POST", "/v1/flags/{env}/flag/{key}/rollout/abort", AUTH_FLAGS, r_api_h_rollout_abort,
+	 "abort a flag's rollout (the flag is put back)"},
+	{"GET", "/v1/flags/{env}/rollouts", AUTH_READ, r_api_h_rollout_list, "the flag rollouts of an environment"},
+	{"GET", "/v1/flag-rollouts/{id}", AUTH_READ, r_api_h_rollout_get, "one flag rollout with its events"},
 	{"GET", "/metrics", AUTH_READ, r_api_h_metrics, "the control plane's metrics (Prometheus text)"},
 	{"POST", "/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one, "OFREP: evaluate one flag"},
 	{"POST", "/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk, "OFREP: evaluate every flag"},
@@ -1515,6 +1525,7 @@ api *api_new(const struct api_deps *d)
 		return NULL;
 	}
 	a->flags = d->flags;
+	a->rollouts = d->rollouts;
 	if (!a->flags && !(a->flags = a->own_flags = flags_new(d->store))) {
 		catalog_free(a->own_cat);
 		free(a);

@@ -45,7 +45,7 @@ void shell_open(struct shell *sh, const struct shell_opts *opts)
 						      sh->rec, NULL, sh->dir, NULL, NULL});
 	cr_assert(sh->ex);
 	sh->api = api_new(&(struct api_deps){sh->loop, sh->store, sh->rts, sh->ex, sh->rec, sh->vr,
-					      sh->artifacts, opts ? opts->hosts : NULL, NULL, NULL,
+					      sh->artifacts, opts ? opts->hosts : NULL, NULL, NULL, NULL,
 					      opts ? opts->ofrep_rate : 0});
 	cr_assert(sh->api);
 }

@@ -36,7 +36,7 @@
 
 #define ROLLOUT_MAX_STEPS 16
 #define ROLLOUT_VARIANT_MAX 128
-#define ROLLOUT_BUCKETS 64
+#define ROLLOUT_BUCKETS 512 /* the proxy has 369 */
 #define ROLLOUT_SLOW_FLOOR_US 10000 /* latency below 10 ms is the host's, not the variant's */
 #define ROLLOUT_SLOW_QUANTILE 0.9
 #define ROLLOUT_SLOW_MIN_TOLERANCE 0.5

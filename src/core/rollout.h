@@ -13,7 +13,7 @@
  *             counts since the step began against the baseline with two one-sample anytime-valid
  *             tests (stats/rate.h), each at alpha/2: the error rate above the baseline's upper
  *             bound times 1 + tolerance, the share of requests slower than slow_us above the
- *             baseline's times 1 + max(tolerance, 0.5). Either proven: REVERTED (action:
+ *             baseline's times 1 + max(tolerance, 1). Either proven: REVERTED (action:
  *             restore the flag), with the evidence. Neither proven once the step has lasted
  *             step_ms and seen min_requests: the next step, or COMPLETED after the last.
  *   aborted   an operator's --abort: the flag is restored.
@@ -39,7 +39,7 @@
 #define ROLLOUT_BUCKETS 512 /* the proxy has 369 */
 #define ROLLOUT_SLOW_FLOOR_US 10000 /* latency below 10 ms is the host's, not the variant's */
 #define ROLLOUT_SLOW_QUANTILE 0.9
-#define ROLLOUT_SLOW_MIN_TOLERANCE 0.5
+#define ROLLOUT_SLOW_MIN_TOLERANCE 1.0 /* host noise moves latency between two windows */
 
 enum rollout_phase {
 	ROLLOUT_BASELINE,

@@ -189,14 +189,21 @@ static const char *store_phase(const struct rollout_state *s)
 /* Writes the transition of rollout `id` (row: its stored row) in one transaction: the flag
  * (a new weight, or put back), the state, the events. A flag changed by someone else turns a
  * weight change into "interrupted" (the machine is fed that instead, once). Returns 0 or -1. */
-static int commit(rollouts *r, int64_t id, const char *env, const char *flag, struct rollout_state *s,
-		  struct rollout_actions *a, const json_t *original, json_t **written, struct err *e)
+static int commit(rollouts *r, int64_t id, const char *env, const char *flag, const char *service,
+		  struct rollout_state *s, struct rollout_actions *a, const json_t *original, json_t **written,
+		  struct err *e)
 {
 	char by[48];
 	snprintf(by, sizeof(by), "rollout %lld", (long long)id);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (store_begin(r->store, e))
 			return -1;
+		/* the owner of the service's lease writes fenced, like the executor (a write from the
+		 * API on another replica goes unfenced, as the executor's do) */
+		if (r->replica && replica_owns(r->replica, service) && replica_fence(r->replica, service, e)) {
+			store_rollback(r->store);
+			return -1;
+		}
 		int rc = 0;
 		json_t *now_written = *written ? json_incref(*written) : NULL;
 		const json_t *expect = *written ? *written : original;
@@ -323,7 +330,7 @@ static void tick_one(rollouts *r, const json_t *row, const json_t *metrics, int 
 		/* a rollout this process did not start: the server restarted (or took it over) */
 		struct rollout_event ev = {ROLLOUT_EV_RESUME, now_ms, NULL, NULL};
 		(void)rollout_step(&s, &ev, &a);
-		if (commit(r, id, env, flag, &s, &a, original, &written, &e))
+		if (commit(r, id, env, flag, service, &s, &a, original, &written, &e))
 			log_warn("rollout %lld: %s", (long long)id, e.msg);
 		l->since_ms = s.since_ms;
 		json_decref(written);
@@ -339,7 +346,7 @@ static void tick_one(rollouts *r, const json_t *row, const json_t *metrics, int 
 		snprintf(why, sizeof(why), "%s", rc ? e.msg : "the flag was changed by someone else");
 		struct rollout_event ev = {ROLLOUT_EV_INTERRUPTED, now_ms, NULL, why};
 		(void)rollout_step(&s, &ev, &a);
-		if (commit(r, id, env, flag, &s, &a, original, &written, &e))
+		if (commit(r, id, env, flag, service, &s, &a, original, &written, &e))
 			log_warn("rollout %lld: %s", (long long)id, e.msg);
 		json_decref(written);
 		return;
@@ -369,7 +376,7 @@ static void tick_one(rollouts *r, const json_t *row, const json_t *metrics, int 
 		l->has_test = 1;
 	}
 	if (a.changed) {
-		if (commit(r, id, env, flag, &s, &a, original, &written, &e))
+		if (commit(r, id, env, flag, service, &s, &a, original, &written, &e))
 			log_warn("rollout %lld: %s", (long long)id, e.msg);
 		else if (l->since_ms != s.since_ms) {
 			memset(&l->window, 0, sizeof(l->window));
@@ -519,7 +526,8 @@ int rollouts_abort(rollouts *r, const char *env, const char *flag, const char *b
 	struct rollout_event ev = {ROLLOUT_EV_ABORT, store_now_ms(), NULL, reason};
 	struct rollout_actions a;
 	(void)rollout_step(&s, &ev, &a);
-	int rc = commit(r, *id, env, flag, &s, &a, original, &written, e);
+	int rc = commit(r, *id, env, flag, json_string_value(json_object_get(row, "service")), &s, &a, original,
+			&written, e);
 	json_decref(written);
 	json_decref(list);
 	return rc;

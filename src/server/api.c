@@ -1427,10 +1427,13 @@ static void log_change(void *ctx, const struct route *rt, const struct httpd_req
 	int cls = resp->status >= 100 && resp->status < 600 ? resp->status / 100 : 0;
 	if (row <= API_MAX_ROUTES)
 		a->answers[row][cls]++;
+	/* an OFREP evaluation answered changes nothing and comes many times a second: a log line
+	 * (formatted, written) each would cost more than the evaluation; its failures are logged */
+	int quiet = rt && rt->permission == AUTH_EVALUATE && resp->status < 400;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
-		log_info("api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path, resp->status,
-			 rt ? auth_action_name((enum auth_action)rt->permission) : "no route",
-			 a->who.scopes ? a->who.name : "none", req->peer);
+		log_msg(quiet ? LOG_DEBUG : LOG_INFO, "api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path,
+			resp->status, rt ? auth_action_name((enum auth_action)rt->permission) : "no route",
+			a->who.scopes ? a->who.name : "none", req->peer);
 	if (mutating && a->who.scopes && !store_audit_detach(a->store)) {
 		char result[512], request[300];
 		outcome(resp, result, sizeof(result));

@@ -36,6 +36,13 @@ static double error_rate;
 static unsigned latency_ms;
 static unsigned fail_after;    /* 0: off; else requests after the first N answer 500 */
 static atomic_uint served;     /* requests answered (health checks aside), for fail_after */
+/* A feature flag evaluated for every request over OFREP (SLUICE_FLAG): the requests that get
+ * its "on" value take the flag's code path, whose faults are flag_error_rate/flag_latency_ms. */
+static const char *flag_key;
+static char ofrep_hostport[256], ofrep_path[512], ofrep_auth[320];
+static double flag_error_rate;
+static unsigned flag_latency_ms;
+static atomic_uint flag_requests, flag_on, flag_failures;
 static atomic_int stopping;
 static atomic_int active_conns;
 static int stop_pipe[2] = {-1, -1};
@@ -162,6 +169,7 @@ struct head {
 	int minor;              /* HTTP/1.minor */
 	long long content_length;
 	int conn_close, conn_keep, chunked;
+	char user[128];         /* X-User: the targeting key of flag evaluations ("" when none) */
 };
 
 /* Parses the request head (NUL-terminated, ends with CRLF CRLF). 0 or an HTTP status. */
@@ -207,11 +215,17 @@ static int parse_head(char *h, struct head *out)
 			out->conn_keep |= has_token(v, vlen, "keep-alive");
 		} else if (name_len == 17 && !strncasecmp(line, "Transfer-Encoding", 17)) {
 			out->chunked = 1;
+		} else if (name_len == 6 && !strncasecmp(line, "X-User", 6) && vlen < sizeof(out->user)) {
+			memcpy(out->user, v, vlen);
+			out->user[vlen] = '\0';
 		}
 		line = end + 2;
 	}
 	return 0;
 }
+
+static int flag_evaluate(const char *user);
+static int flag_setup(const char **why);
 
 static void handle(const struct head *h, struct svc_response *res, int *faulted)
 {
@@ -245,6 +259,20 @@ static void handle(const struct head *h, struct svc_response *res, int *faulted)
 		*faulted = 1;
 		svc_error(res, 500, "injected fault (every request after the first %u)", fail_after);
 		return;
+	}
+	if (flag_key && flag_evaluate(h->user)) {
+		/* the flag's code path: its own faults */
+		if (flag_latency_ms) {
+			struct timespec ts = {flag_latency_ms / 1000, (long)(flag_latency_ms % 1000) * 1000000L};
+			while (nanosleep(&ts, &ts) && errno == EINTR)
+				;
+		}
+		if (flag_error_rate > 0 && rand01() < flag_error_rate) {
+			*faulted = 1;
+			svc_error(res, 500, "injected fault on flag %s's code path (error rate %g)", flag_key,
+				  flag_error_rate);
+			return;
+		}
 	}
 	cfg->handler(&req, res);
 }
@@ -448,6 +476,9 @@ int svc_main(int argc, char **argv, const struct svc_config *config)
 			return usage(argv[0], "unknown or incomplete option");
 		}
 	}
+	const char *why = NULL;
+	if (flag_setup(&why))
+		return usage(argv[0], why);
 	if (crash) {
 		fprintf(stderr, "%s v%d: crashing at start as asked (fault injection)\n", cfg->name,
 			cfg->version);
@@ -622,13 +653,18 @@ static int dial(const char *hostport, char *err, size_t errn)
 /* One exchange on fd, the response read by sluice's own parser (src/http/response.h). Returns
  * 0 ok, -1 failed (err set), -2 failed before any byte came back (a stale pooled connection:
  * safe to retry a GET on a new one). *reuse says whether fd may go back to the pool. */
-static int exchange(int fd, const char *hostport, const char *path, int *status, char *body,
-		    size_t cap, int *reuse, char *err, size_t errn)
+static int exchange(int fd, const char *hostport, const char *path, const char *post, int *status,
+		    char *body, size_t cap, int *reuse, char *err, size_t errn)
 {
 	*reuse = 0;
-	char req[2300];
-	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-example/%s-v%d\r\n\r\n",
-			 path, hostport, cfg->name, cfg->version);
+	char req[4096];
+	int n = post ? snprintf(req, sizeof(req),
+				"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-example/%s-v%d\r\n%s"
+				"Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+				path, hostport, cfg->name, cfg->version, ofrep_auth, strlen(post), post)
+		     : snprintf(req, sizeof(req),
+				"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice-example/%s-v%d\r\n\r\n", path,
+				hostport, cfg->name, cfg->version);
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		snprintf(err, errn, "upstream path too long");
 		return -1;
@@ -640,7 +676,7 @@ static int exchange(int fd, const char *hostport, const char *path, int *status,
 	struct http_reader rd;
 	http_reader_init(&rd, buf, sizeof(buf), UPSTREAM_TIMEOUT_MS);
 	struct err e;
-	int rc = http_reader_read(&rd, fd, "GET", &resp, &e);
+	int rc = http_reader_read(&rd, fd, post ? "POST" : "GET", &resp, &e);
 	if (rc == HTTP_READ_IDLE_CLOSED)
 		return -2;
 	if (rc) {
@@ -659,6 +695,11 @@ static int exchange(int fd, const char *hostport, const char *path, int *status,
 	return 0;
 }
 
+/* One request over the pool named `pool` to hostport, Host: host (post: a JSON body, POSTed with the
+ * OFREP token; NULL: GET). */
+static int pooled_call(const char *pool, const char *hostport, const char *host, const char *path,
+		       const char *post, int *status, char *body, size_t cap, char *err, size_t errn);
+
 int svc_upstream_get(const char *env, const char *path, int *status, char *body, size_t cap,
 		     char *err, size_t errn)
 {
@@ -673,6 +714,102 @@ int svc_upstream_get(const char *env, const char *path, int *status, char *body,
 	const char *host = getenv(hv);
 	if (!host || !*host || strlen(host) > 253)
 		host = hostport;
+	return pooled_call(env, hostport, host, path, NULL, status, body, cap, err, errn);
+}
+
+/* ---- the flag, evaluated over OFREP for each request ---- */
+
+/* Whether the request of targeting key `user` ("" : anonymous, bucketed one request at a
+ * time) gets the flag's "on" value: true, or a variant named "on". Any failure is "off", the
+ * caller's default, as an OpenFeature client answers when the flag service is away. */
+static int flag_evaluate(const char *user)
+{
+	static atomic_uint_fast64_t anon;
+	char key[160];
+	if (user && *user)
+		snprintf(key, sizeof(key), "%s", user);
+	else
+		snprintf(key, sizeof(key), "req-%d-%llu", (int)getpid(),
+			 (unsigned long long)atomic_fetch_add(&anon, 1));
+	json_t *ctx = json_pack("{s:{s:s}}", "context", "targetingKey", key);
+	char *txt = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+	json_decref(ctx);
+	if (!txt)
+		return 0;
+	static _Thread_local char body[4096];
+	char err[256];
+	int status = 0;
+	int rc = pooled_call("SLUICE_OFREP_URL", ofrep_hostport, ofrep_hostport, ofrep_path, txt, &status, body, sizeof(body), err,
+			     sizeof(err));
+	free(txt);
+	atomic_fetch_add(&flag_requests, 1);
+	if (rc || status != 200) {
+		if (atomic_fetch_add(&flag_failures, 1) % 1000 == 0)
+			fprintf(stderr, "%s v%d: flag %s: %s (the default, off, is used)\n", cfg->name, cfg->version,
+				flag_key, rc ? err : "the flag service did not answer 200");
+		return 0;
+	}
+	json_t *j = json_loads(body, 0, NULL);
+	const json_t *v = json_object_get(j, "value");
+	const char *variant = json_string_value(json_object_get(j, "variant"));
+	int on = json_is_true(v) || (variant && !strcmp(variant, "on"));
+	json_decref(j);
+	if (on)
+		atomic_fetch_add(&flag_on, 1);
+	return on;
+}
+
+/* SLUICE_OFREP_URL (the base URL an OpenFeature client is given, http://HOST:PORT/v1/envs/ENV),
+ * SLUICE_OFREP_TOKEN, and SLUICE_FLAG the flag's key. 0, or -1 with why. */
+static int flag_setup(const char **why)
+{
+	flag_key = getenv("SLUICE_FLAG");
+	if (!flag_key || !*flag_key) {
+		flag_key = NULL;
+		return 0;
+	}
+	const char *url = getenv("SLUICE_OFREP_URL"), *token = getenv("SLUICE_OFREP_TOKEN");
+	if (!url || strncmp(url, "http://", 7)) {
+		*why = "SLUICE_FLAG needs SLUICE_OFREP_URL=http://HOST:PORT/v1/envs/ENV";
+		return -1;
+	}
+	const char *hp = url + 7, *slash = strchr(hp, '/');
+	size_t hl = slash ? (size_t)(slash - hp) : strlen(hp);
+	if (!hl || hl >= sizeof(ofrep_hostport) || strlen(flag_key) > 127 || strpbrk(flag_key, "/?#% \r\n")) {
+		*why = "SLUICE_OFREP_URL has no HOST:PORT, or SLUICE_FLAG is not a flag key";
+		return -1;
+	}
+	memcpy(ofrep_hostport, hp, hl);
+	ofrep_hostport[hl] = '\0';
+	const char *base = slash ? slash : "";
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	if (snprintf(ofrep_path, sizeof(ofrep_path), "%.*s/ofrep/v1/evaluate/flags/%s", (int)bl, base, flag_key) >=
+	    (int)sizeof(ofrep_path)) {
+		*why = "SLUICE_OFREP_URL is too long";
+		return -1;
+	}
+	if (token && *token &&
+	    snprintf(ofrep_auth, sizeof(ofrep_auth), "Authorization: Bearer %s\r\n", token) >= (int)sizeof(ofrep_auth)) {
+		*why = "SLUICE_OFREP_TOKEN is too long";
+		return -1;
+	}
+	const char *env;
+	if ((env = getenv("SLUICE_FAULT_FLAG_ERROR_RATE")) && *env && parse_rate(env, &flag_error_rate)) {
+		*why = "SLUICE_FAULT_FLAG_ERROR_RATE must be a number 0..1";
+		return -1;
+	}
+	if ((env = getenv("SLUICE_FAULT_FLAG_LATENCY_MS")) && *env && parse_uint(env, 60000, &flag_latency_ms)) {
+		*why = "SLUICE_FAULT_FLAG_LATENCY_MS must be an integer 0..60000";
+		return -1;
+	}
+	return 0;
+}
+
+static int pooled_call(const char *env, const char *hostport, const char *host, const char *path,
+		       const char *post, int *status, char *body, size_t cap, char *err, size_t errn)
+{
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int pooled = 0, fd = attempt == 0 ? pool_take(env) : -1;
 		if (fd >= 0)
@@ -680,7 +817,7 @@ int svc_upstream_get(const char *env, const char *path, int *status, char *body,
 		else if ((fd = dial(hostport, err, errn)) < 0)
 			return -1;
 		int reuse;
-		int rc = exchange(fd, host, path, status, body, cap, &reuse, err, errn);
+		int rc = exchange(fd, host, path, post, status, body, cap, &reuse, err, errn);
 		if (rc == 0 && reuse)
 			pool_give(env, fd);
 		else

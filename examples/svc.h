@@ -9,6 +9,15 @@
  *   --error-rate F    fraction 0..1 of requests answered 500      SLUICE_FAULT_ERROR_RATE
  *   --latency-ms N    added to every request, 0..60000            SLUICE_FAULT_LATENCY_MS
  *   --crash-at-start  exit 1 at once                              SLUICE_FAULT_CRASH (not "0")
+ * A feature flag's code path (docs/flags.md, "Guarded rollouts"): with SLUICE_FLAG=KEY, every
+ * request evaluates flag KEY over OFREP at SLUICE_OFREP_URL (the base URL an OpenFeature
+ * client is given: http://HOST:PORT/v1/envs/ENV) with the token SLUICE_OFREP_TOKEN, its
+ * targeting key the request's X-User header (or, without one, a key of its own: anonymous
+ * requests are split one by one). A request that gets the flag's on value (true, or the
+ * variant "on") takes the flag's code path, whose faults are
+ *   SLUICE_FAULT_FLAG_ERROR_RATE F  fraction 0..1 of those requests answered 500
+ *   SLUICE_FAULT_FLAG_LATENCY_MS N  added to those requests
+ * An evaluation that fails (the server away, an error answer) is off: the client's default.
  * GET /healthz is answered "ok" by svc itself and is exempt from faults, so that a faulty
  * version still starts and takes traffic: catching it is the analysis's job, not the probe's.
  * Every response carries X-Version: vN. Listens on 127.0.0.1 only.

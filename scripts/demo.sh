@@ -2,7 +2,7 @@
 # The sluice demo (make demo): a control plane on a temporary data directory, the example
 # services in two regions under continuous load, a good release promoted with zero failed
 # requests, a bad one rolled back by itself, the compatibility gate refusing an unsafe release
-# and planning a safe order. Leaves no process behind.
+# and planning a safe order, a flag killed, and a flag rollout reverted by itself. Leaves no process behind.
 set -euo pipefail
 START=$(date +%s)
 BUILD=${1:-build}
@@ -47,7 +47,14 @@ done
 say "control plane on a fresh data directory ($D)"
 "$S" server --data "$D" --listen 127.0.0.1:17070 --proxy-admin 127.0.0.1:17071 >"$D/server.log" 2>&1 &
 for _ in $(seq 50); do curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.1; done
-"$S" apply -f "$ROOT/examples/manifests"
+# metadata evaluates flag new-search over OFREP for each request (examples/svc.h): its code
+# path behind the flag is faulty (half its requests fail), for the guarded rollout below
+APP=$("$S" token create web-app --scope 'evaluate:*:*' 2>/dev/null)
+mkdir -p "$D/manifests"
+cp "$ROOT/examples/manifests/environments.yaml" "$D/manifests/"
+sed "s|  env: {LOG_LEVEL: info, SLUICE_ENV: \"{env}\"}.*|  env: {LOG_LEVEL: info, SLUICE_ENV: \"{env}\", SLUICE_FLAG: new-search, SLUICE_OFREP_URL: \"$SLUICE_SERVER/v1/envs/{env}\", SLUICE_OFREP_TOKEN: \"$APP\", SLUICE_FAULT_FLAG_ERROR_RATE: \"0.5\"}|" \
+	"$ROOT/examples/manifests/services.yaml" >"$D/manifests/services.yaml"
+"$S" apply -f "$D/manifests"
 
 say "notifications: a webhook receiver on 127.0.0.1:17090 prints one line per event it gets"
 # a tiny receiver: checks each delivery's HMAC signature, prints one line (docs/observability.md)
@@ -143,7 +150,6 @@ detect=$("$S" events "$dep" -o json | awk -F': ' '
 
 say "feature flags: a faulty feature switched off without a rollback"
 "$S" flags apply "$ROOT/examples/flags/production.yaml" --env production --reason "launch new-checkout to staff and 10%"
-APP=$("$S" token create web-app --scope 'evaluate:*:production' 2>/dev/null)
 ofrep() { # ofrep FLAG CONTEXT: one OFREP evaluation, as an OpenFeature SDK makes it
 	curl -s -H "Authorization: Bearer $APP" -H 'Content-Type: application/json' -d "{\"context\": $2}" \
 		"$SLUICE_SERVER/v1/envs/production/ofrep/v1/evaluate/flags/$1" | tr -d '\n'
@@ -162,12 +168,42 @@ echo "new-checkout for the staff member after the kill: $(ofrep new-checkout '{"
 for _ in $(seq 30); do "$S" notify list -o json | grep -Eq '"backlog": ?0([^0-9]|$)' && break; sleep 0.1; done
 sleep 0.3
 
+say "a guarded flag rollout: new-search's code path fails half its requests; it is reverted by itself"
+# the example set plus new-search (metadata evaluates it for every request, see above)
+cat "$ROOT/examples/flags/production.yaml" - >"$D/flags.yaml" <<'F'
+  new-search:
+    state: ENABLED
+    variants: {on: true, off: false}
+    defaultVariant: off
+F
+"$S" flags apply "$D/flags.yaml" --env production --reason "add new-search, off" >/dev/null
+"$S" load "${URLS[@]}" --rate 200 --conns 8 --duration 60 >"$D/flag.txt" &
+LOADS+=($!)
+sleep 0.5
+set +e
+"$S" flag rollout new-search --variant on --steps 20,50,100 --service metadata --env production \
+	--baseline 2s --step-duration 3s --reason "launch new search" --wait --timeout 30 | tee "$D/rollout.txt"
+rc=${PIPESTATUS[0]}
+set -e
+kill -TERM "${LOADS[-1]}"; wait "${LOADS[-1]}" || true
+[ "$rc" -ne 0 ] || { echo "demo: the faulty flag rollout was not reverted" >&2; exit 1; }
+rid=$(sed -n 's/.*rollout \([0-9]*\) started.*/\1/p' "$D/rollout.txt" | head -1)
+echo "evidence ('sluice events --rollout $rid', '-o json' for all of it):"
+"$S" events --rollout "$rid" | grep -v '^ *evidence' | sed 's/^/  /'
+echo "new-search for user-1 now: $(ofrep new-search '{"targetingKey": "user-1"}')"
+flagrev=$("$S" events --rollout "$rid" -o json | python3 -c '
+import json, sys
+ev = {e["type"]: e for e in json.load(sys.stdin)["events"]}
+s, r = ev.get("step"), ev.get("reverted")
+print("%.1f s after its first step, %d requests into it" % ((r["at"] - s["at"]) / 1000, r["evidence"]["tests"][0]["requests"]) if s and r else "?")')
+
 say "status"
 "$S" status metadata
 
 say "summary"
 echo "good release (metadata v2): promoted in $((T1 - T0)) s; load: $good"
 echo "bad release (metadata v2.1): rolled back automatically ${detect} s after its first canary traffic; load: $bad"
+echo "faulty flag variant (new-search): reverted automatically ${flagrev}"
 read -r gfail < <(sed -E 's/.*failed ([0-9]+).*/\1/' "$D/good.txt")
 if [ "$gfail" != 0 ]; then echo "demo: $gfail requests failed during the healthy rollout" >&2; exit 1; fi
 echo "zero failed requests during the healthy rollout; demo took $(( $(date +%s) - START )) s"

@@ -604,23 +604,51 @@ out:
 	return rc;
 }
 
+static int events_opt(int opt, const char *arg, void *ctx)
+{
+	struct err e;
+	long long id;
+	if (opt != 'R')
+		return -1;
+	if (opt_int("--rollout", arg, 1, INT64_MAX, &id, &e))
+		return error("%s", e.msg);
+	*(const char **)ctx = arg;
+	return 0;
+}
+
+static const struct option events_options[] = {{"rollout", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+
 int cmd_events(int argc, char **argv)
 {
-	static const char usage[] = "usage: sluice events DEPLOYMENT [-o json]\n\n"
-				    "Shows what happened in one deployment, with each verdict's evidence\n"
-				    "(metric, samples, observed value, limit, decision).\n\n" CLIENT_HELP;
+	static const char usage[] = "usage: sluice events DEPLOYMENT [-o json]\n"
+				    "       sluice events --rollout ID [-o json]\n\n"
+				    "Shows what happened in one deployment (or one guarded flag rollout), with each\n"
+				    "verdict's evidence (metric, samples, observed value, limit, decision).\n\n" CLIENT_HELP;
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	int i = client_parse(&c, argc, argv, "", NULL, NULL, NULL, usage, &rc);
-	if (i < 0 || positional("events", argc, argv, i, 1, 1, "DEPLOYMENT (an id)", "d"))
+	const char *rollout = NULL;
+	int i = client_parse(&c, argc, argv, "", events_options, events_opt, &rollout, usage, &rc);
+	if (i < 0 || positional("events", argc, argv, i, rollout ? 0 : 1, rollout ? 0 : 1, "DEPLOYMENT (an id)", "d"))
 		goto out;
 	char path[256];
-	snprintf(path, sizeof(path), "/v1/deployments/%s/events", argv[i]);
+	if (rollout)
+		snprintf(path, sizeof(path), "/v1/flag-rollouts/%s", rollout);
+	else
+		snprintf(path, sizeof(path), "/v1/deployments/%s/events", argv[i]);
 	json_t *out = NULL;
 	rc = client_call(&c, "GET", path, NULL, &out, NULL);
 	if (rc == EXIT_OK && c.json) {
 		client_print_json(out);
+	} else if (rc == EXIT_OK && rollout) {
+		const json_t *st = json_object_get(out, "state");
+		printf("flag rollout %lld: flag %s in %s, variant %s judged on %s, %s (%s, at %lld%%)\n",
+		       (long long)json_integer_value(json_object_get(out, "id")),
+		       json_string_value(json_object_get(out, "flag")), json_string_value(json_object_get(out, "env")),
+		       json_string_value(json_object_get(st, "variant")),
+		       json_string_value(json_object_get(out, "service")),
+		       json_string_value(json_object_get(out, "phase")), json_string_value(json_object_get(st, "phase")),
+		       (long long)json_integer_value(json_object_get(st, "weight")));
 	} else if (rc == EXIT_OK) {
 		printf("deployment %lld: %s %s %s to %s, %s\n",
 		       (long long)json_integer_value(json_object_get(out, "id")),
@@ -629,6 +657,8 @@ int cmd_events(int argc, char **argv)
 		       json_string_value(json_object_get(out, "version")),
 		       json_string_value(json_object_get(out, "env")),
 		       json_string_value(json_object_get(out, "phase")));
+	}
+	if (rc == EXIT_OK && !c.json) {
 		size_t k;
 		json_t *ev;
 		json_array_foreach(json_object_get(out, "events"), k, ev) {

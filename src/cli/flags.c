@@ -1,5 +1,5 @@
 /*
- * `sluice flags apply|history` and `sluice flag list|get|enable|disable|kill|set`: the feature
+ * `sluice flags apply|history` and `sluice flag list|get|enable|disable|kill|set|rollout`: the feature
  * flag set of an environment, for operators (docs/flags.md). Applications evaluate flags
  * through OFREP with an OpenFeature SDK, not through these commands.
  */
@@ -260,13 +260,225 @@ static int flag_one(struct client *c, const char *sub, const char *key, const st
 	return *rc;
 }
 
+/* ---- guarded rollouts ---- */
+
+struct rollout_opts {
+	struct flag_opts f;
+	const char *service, *steps, *step_duration, *baseline;
+	int abort, wait;
+	long timeout_s;
+};
+
+static int rollout_opt(int opt, const char *arg, void *ctx)
+{
+	struct rollout_opts *o = ctx;
+	struct err e;
+	switch (opt) {
+	case 'S':
+		if (opt_name("--service", arg, NAME_OBJECT, &e))
+			return error("%s", e.msg);
+		o->service = arg;
+		return 0;
+	case 'p':
+		o->steps = arg;
+		return 0;
+	case 'd':
+		o->step_duration = arg;
+		return 0;
+	case 'b':
+		o->baseline = arg;
+		return 0;
+	case 'A':
+		o->abort = 1;
+		return 0;
+	case 'w':
+		o->wait = 1;
+		return 0;
+	case 't': {
+		long long v;
+		if (opt_int("--timeout", arg, 1, 86400, &v, &e))
+			return error("%s", e.msg);
+		o->timeout_s = (long)v;
+		o->wait = 1;
+		return 0;
+	}
+	}
+	return flag_opt(opt, arg, &o->f);
+}
+
+static const struct option rollout_options[] = {{"env", required_argument, NULL, 'e'},
+						{"reason", required_argument, NULL, 'r'},
+						{"variant", required_argument, NULL, 'v'},
+						{"service", required_argument, NULL, 'S'},
+						{"steps", required_argument, NULL, 'p'},
+						{"step-duration", required_argument, NULL, 'd'},
+						{"baseline", required_argument, NULL, 'b'},
+						{"abort", no_argument, NULL, 'A'},
+						{"wait", no_argument, NULL, 'w'},
+						{"timeout", required_argument, NULL, 't'},
+						{NULL, 0, NULL, 0}};
+
+/* "1,10,50,100" as a JSON array of integers; NULL after an error message. */
+static json_t *parse_steps(const char *s)
+{
+	json_t *a = json_array();
+	const char *p = s;
+	while (*p) {
+		char *end;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		if (end == p || errno || (*end && *end != ',') || v < 1 || v > 100) {
+			error("--steps: expected percentages 1..100 separated by commas, like 1,10,50,100 (got '%s')", s);
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append_new(a, json_integer(v));
+		p = *end ? end + 1 : end;
+		if (*end && !*p) {
+			error("--steps: a comma at the end of '%s'", s);
+			json_decref(a);
+			return NULL;
+		}
+	}
+	if (!json_array_size(a)) {
+		error("--steps: at least one percentage");
+		json_decref(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void print_rollout_event(const json_t *ev)
+{
+	time_t t = (time_t)(json_integer_value(json_object_get(ev, "at")) / 1000);
+	char ts[32];
+	strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
+	printf("%s  %-11s %s\n", ts, json_string_value(json_object_get(ev, "type")),
+	       json_string_value(json_object_get(ev, "message")));
+}
+
+/* Follows rollout id until it ends (or timeout_s), printing its events. EXIT_OK when it
+ * completed, EXIT_NO otherwise. */
+static int follow_rollout(struct client *c, long long id, size_t shown, long timeout_s)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/v1/flag-rollouts/%lld", id);
+	time_t start = time(NULL);
+	for (;;) {
+		json_t *out = NULL;
+		int rc = client_call(c, "GET", path, NULL, &out, NULL);
+		if (rc != EXIT_OK)
+			return rc;
+		const json_t *evs = json_object_get(out, "events");
+		for (; shown < json_array_size(evs); shown++)
+			print_rollout_event(json_array_get(evs, shown));
+		const char *phase = json_string_value(json_object_get(out, "phase"));
+		int done = phase && strcmp(phase, "active");
+		rc = phase && !strcmp(phase, "completed") ? EXIT_OK : EXIT_NO;
+		json_decref(out);
+		if (done)
+			return rc;
+		if (timeout_s && time(NULL) - start >= timeout_s) {
+			printf("still in progress after %ld s: 'sluice events --rollout %lld' follows it\n", timeout_s, id);
+			return EXIT_NO;
+		}
+		fflush(stdout);
+		struct timespec ts = {0, 250 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int flag_rollout(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice flag rollout NAME --variant V --steps 1,10,50,100 --service S [--env ENV]\n"
+		"                          [--step-duration D] [--baseline D] [--reason TEXT] [--wait]\n"
+		"       sluice flag rollout NAME --abort [--env ENV] [--reason TEXT]\n\n"
+		"Raises the variant's share of targeting keys step by step. Before the first step the\n"
+		"service's error rate and latency in ENV are recorded (the baseline); during each step\n"
+		"they are judged against it by anytime-valid tests, and a proven regression puts the\n"
+		"flag back by itself, with the evidence in 'sluice events --rollout ID'. A step passes\n"
+		"after its duration and the service's analysis.min_requests requests. The server drives\n"
+		"the rollout (it survives a restart); --abort stops it and puts the flag back.\n\n"
+		"  -v, --variant V        the variant to roll out\n"
+		"      --steps LIST       percentages of targeting keys, increasing (e.g. 1,10,50,100)\n"
+		"      --service S        the service whose counters judge the flag\n"
+		"      --step-duration D  least duration of a step (default: the service's step_duration)\n"
+		"      --baseline D       the baseline window (default: the step duration)\n"
+		"      --abort            stop the flag's rollout in progress and put the flag back\n"
+		"      --wait             follow the rollout to its end (exit 0 when it completed)\n"
+		"      --timeout SECONDS  with --wait: give up waiting after this long\n" FLAG_HELP CLIENT_HELP;
+	struct client c;
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	c.cmd = "flag rollout";
+	struct rollout_opts o = {.f = {"production", "", NULL, 0}};
+	int i = client_parse(&c, argc, argv, "e:r:v:", rollout_options, rollout_opt, &o, usage, &rc);
+	struct err e;
+	json_t *body = NULL, *out = NULL;
+	if (i < 0)
+		goto done;
+	if (opt_positional("flag rollout", argc - i, argv + i, 1, 1, "NAME", &e)) {
+		error("%s", e.msg);
+		goto done;
+	}
+	if (o.abort && (o.f.variant || o.steps || o.service || o.step_duration || o.baseline)) {
+		error("flag rollout: --abort takes only NAME, --env and --reason");
+		goto done;
+	}
+	if (!o.abort && (!o.f.variant || !o.steps || !o.service)) {
+		error("flag rollout: --variant, --steps and --service are required (or --abort)");
+		goto done;
+	}
+	char *esc = httpc_escape(argv[i]);
+	char path[512];
+	snprintf(path, sizeof(path), "/v1/flags/%s/flag/%s/rollout%s", o.f.env, esc ? esc : "", o.abort ? "/abort" : "");
+	free(esc);
+	if (o.abort) {
+		body = json_pack("{s:s}", "reason", o.f.reason);
+	} else {
+		json_t *steps = parse_steps(o.steps);
+		if (!steps)
+			goto done;
+		body = json_pack("{s:s, s:o, s:s, s:s}", "variant", o.f.variant, "steps", steps, "service", o.service,
+				 "reason", o.f.reason);
+		if (o.step_duration)
+			json_object_set_new(body, "step_duration", json_string(o.step_duration));
+		if (o.baseline)
+			json_object_set_new(body, "baseline", json_string(o.baseline));
+	}
+	rc = client_call(&c, "POST", path, body, &out, NULL);
+	if (rc != EXIT_OK)
+		goto done;
+	long long id = (long long)json_integer_value(json_object_get(out, "id"));
+	if (c.json) {
+		client_print_json(out);
+	} else {
+		printf("flag %s in %s: rollout %lld %s\n", argv[i], o.f.env, id,
+		       o.abort ? json_string_value(json_object_get(out, "phase")) : "started");
+		size_t k;
+		json_t *ev;
+		json_array_foreach(json_object_get(out, "events"), k, ev)
+			print_rollout_event(ev);
+	}
+	if (o.wait && !o.abort && !c.json)
+		rc = follow_rollout(&c, id, json_array_size(json_object_get(out, "events")), o.timeout_s);
+done:
+	json_decref(body);
+	json_decref(out);
+	client_release(&c);
+	return rc;
+}
+
 int cmd_flag(int argc, char **argv)
 {
 	static const char usage[] =
 		"usage: sluice flag list [--env ENV]\n"
 		"       sluice flag get NAME [--env ENV]\n"
 		"       sluice flag enable|disable|kill NAME [--env ENV] [--reason TEXT]\n"
-		"       sluice flag set NAME --variant V [--env ENV] [--reason TEXT]\n\n"
+		"       sluice flag set NAME --variant V [--env ENV] [--reason TEXT]\n"
+		"       sluice flag rollout NAME --variant V --steps 1,10,50,100 --service S [--env ENV]\n"
+		"       sluice flag rollout NAME --abort [--env ENV]   (see 'sluice flag rollout --help')\n\n"
 		"One flag of an environment's set. kill gives everyone the flag's off variant (its false\n"
 		"value, or the variant named off) and drops its targeting; disable leaves clients to\n"
 		"their own default; set chooses the default variant. Each change is a new version of the\n"
@@ -276,13 +488,15 @@ int cmd_flag(int argc, char **argv)
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
+	if (!strcmp(argv[1], "rollout"))
+		return flag_rollout(argc - 1, argv + 1);
 	static const char *const subs[] = {"list", "get", "enable", "disable", "kill", "set", NULL};
 	int which = -1;
 	for (int k = 0; subs[k]; k++)
 		if (!strcmp(argv[1], subs[k]))
 			which = k;
 	if (which < 0)
-		return error("flag: unknown subcommand '%s' (list, get, enable, disable, kill, set)", argv[1]),
+		return error("flag: unknown subcommand '%s' (list, get, enable, disable, kill, set, rollout)", argv[1]),
 		       EXIT_USAGE;
 	struct client c;
 	int rc = EXIT_USAGE;

@@ -1287,6 +1287,10 @@ ADAPT(api_h_metrics)
 ADAPT(api_h_notify_add)
 ADAPT(api_h_notify_list)
 ADAPT(api_h_notify_remove)
+ADAPT(api_h_rollout_start)
+ADAPT(api_h_rollout_abort)
+ADAPT(api_h_rollout_list)
+ADAPT(api_h_rollout_get)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1323,6 +1327,12 @@ static const struct route api_table[] = {
 	{"POST", "/v1/notifications", AUTH_ADMIN, r_api_h_notify_add, "subscribe a webhook to notifications"},
 	{"GET", "/v1/notifications", AUTH_ADMIN, r_api_h_notify_list, "the notification subscriptions"},
 	{"DELETE", "/v1/notifications/{id}", AUTH_ADMIN, r_api_h_notify_remove, "remove a subscription"},
+	{"POST", "/v1/flags/{env}/flag/{key}/rollout", AUTH_FLAGS, r_api_h_rollout_start,
+	 "start a guarded rollout of a flag's variant"},
+	{"POST", "/v1/flags/{env}/flag/{key}/rollout/abort", AUTH_FLAGS, r_api_h_rollout_abort,
+	 "abort a flag's rollout (the flag is put back)"},
+	{"GET", "/v1/flags/{env}/rollouts", AUTH_READ, r_api_h_rollout_list, "the flag rollouts of an environment"},
+	{"GET", "/v1/flag-rollouts/{id}", AUTH_READ, r_api_h_rollout_get, "one flag rollout with its events"},
 	{"GET", "/metrics", AUTH_READ, r_api_h_metrics, "the control plane's metrics (Prometheus text)"},
 	{"POST", "/ofrep/v1/evaluate/flags/{key}", AUTH_EVALUATE, r_api_h_ofrep_one, "OFREP: evaluate one flag"},
 	{"POST", "/ofrep/v1/evaluate/flags", AUTH_EVALUATE, r_api_h_ofrep_bulk, "OFREP: evaluate every flag"},
@@ -1484,10 +1494,13 @@ static void log_change(void *ctx, const struct route *rt, const struct httpd_req
 	int cls = resp->status >= 100 && resp->status < 600 ? resp->status / 100 : 0;
 	if (row <= API_MAX_ROUTES)
 		a->answers[row][cls]++;
+	/* an OFREP evaluation answered changes nothing and comes many times a second: a log line
+	 * (formatted, written) each would cost more than the evaluation; its failures are logged */
+	int quiet = rt && rt->permission == AUTH_EVALUATE && resp->status < 400;
 	if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
-		log_info("api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path, resp->status,
-			 rt ? auth_action_name((enum auth_action)rt->permission) : "no route",
-			 a->who.scopes ? a->who.name : "none", req->peer);
+		log_msg(quiet ? LOG_DEBUG : LOG_INFO, "api: %s %s -> %d (%s, token %s, from %s)", req->method, req->path,
+			resp->status, rt ? auth_action_name((enum auth_action)rt->permission) : "no route",
+			a->who.scopes ? a->who.name : "none", req->peer);
 	if (mutating && a->who.scopes && !store_audit_detach(a->store)) {
 		char result[512], request[300];
 		outcome(resp, result, sizeof(result));
@@ -1582,6 +1595,7 @@ api *api_new(const struct api_deps *d)
 		return NULL;
 	}
 	a->flags = d->flags;
+	a->rollouts = d->rollouts;
 	if (!a->flags && !(a->flags = a->own_flags = flags_new(d->store))) {
 		catalog_free(a->own_cat);
 		free(a);

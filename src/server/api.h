@@ -20,6 +20,7 @@
 #include "server/executor.h"
 #include "server/flags.h"
 #include "server/reconcile.h"
+#include "server/rollouts.h"
 #include "server/runtimes.h"
 #include "server/verify.h"
 #include "store/store.h"
@@ -47,6 +48,7 @@ struct api_deps {
 	const char *const *hosts;  /* NULL-terminated names (a port is ignored), copied; may be NULL */
 	catalog *catalog;        /* the manifests; NULL: the api's own over store */
 	flags *flags;            /* the flag sets; NULL: the api's own over store */
+	rollouts *rollouts;      /* guarded flag rollouts; NULL: their endpoints answer 503 */
 	double ofrep_rate;       /* OFREP evaluations per second per token; 0: 100000 */
 };
 

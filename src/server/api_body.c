@@ -127,6 +127,22 @@ static const struct shape_field notify_body[] = {
 	{.key = "secret", .type = SHAPE_STRING, .max = 256, .nullable = 1, .def = "null"},
 	{0},
 };
+static const struct shape_field step_elem = {.type = SHAPE_INT, .min = 1, .max = 100,
+					      .what = "a percentage 1..100"};
+static const struct shape_field flag_rollout_body[] = {
+	{.key = "variant", .type = SHAPE_STRING, .required = 1, .max = 127},
+	{.key = "steps", .type = SHAPE_LIST, .required = 1, .min = 1, .max = 16, .unique = 1, .elem = &step_elem,
+	 .noun = "steps"},
+	{.key = "service", .type = SHAPE_NAME, .name = NAME_OBJECT, .required = 1},
+	{.key = "step_duration", .type = SHAPE_DURATION, .min = 0, .max = 86400000, .nullable = 1},
+	{.key = "baseline", .type = SHAPE_DURATION, .min = 0, .max = 86400000, .nullable = 1},
+	{.key = "reason", .type = SHAPE_STRING, .max = 512, .empty_ok = 1, .def = "\"\""},
+	{0},
+};
+static const struct shape_field flag_rollout_abort_body[] = {
+	{.key = "reason", .type = SHAPE_STRING, .max = 512, .empty_ok = 1, .def = "\"\""},
+	{0},
+};
 
 static const struct {
 	const char *name;
@@ -144,6 +160,8 @@ static const struct {
 	[API_BODY_FLAGS_APPLY] = {"flags apply", flags_apply_body},
 	[API_BODY_FLAG_CHANGE] = {"flag change", flag_change_body},
 	[API_BODY_NOTIFY] = {"notify", notify_body},
+	[API_BODY_FLAG_ROLLOUT] = {"flag rollout", flag_rollout_body},
+	[API_BODY_FLAG_ROLLOUT_ABORT] = {"flag rollout abort", flag_rollout_abort_body},
 };
 
 int api_body_check(enum api_body kind, const json_t *body, json_t **out, struct err *e)

@@ -28,6 +28,9 @@ enum api_body {
 	API_BODY_FLAGS_APPLY, /* {name = "flags.yaml", content, strict = false, reason = ""} */
 	API_BODY_FLAG_CHANGE, /* {action: enable|disable|kill|set, variant?, reason = ""} */
 	API_BODY_NOTIFY,      /* {env?, service?, types = "all", url, format = json, secret?} */
+	API_BODY_FLAG_ROLLOUT, /* {variant, steps: [1..100, increasing], service, step_duration?,
+				* baseline?, reason = ""} */
+	API_BODY_FLAG_ROLLOUT_ABORT, /* {reason = ""} */
 	API_BODY_COUNT,
 };
 

@@ -385,3 +385,147 @@ void api_h_ofrep_bulk(struct route_ctx *c)
 		buf_reset(&c->resp->body);
 	}
 }
+
+/* ---- guarded rollouts ---- */
+
+static int rollouts_ready(struct route_ctx *c)
+{
+	if (c->srv->rollouts)
+		return 1;
+	httpd_error(c->resp, 503, "this server does not drive flag rollouts");
+	return 0;
+}
+
+static void answer_rollout(struct route_ctx *c, int rc, const struct err *e)
+{
+	if (rc == STORE_NOTFOUND)
+		httpd_error(c->resp, 404, "%s", e->msg);
+	else if (rc == STORE_CONFLICT)
+		httpd_error(c->resp, 409, "%s", e->msg);
+	else if (rc == ROLLOUTS_INVALID)
+		httpd_error(c->resp, 400, "%s", e->msg);
+	else
+		httpd_error(c->resp, 500, "%s", e->msg);
+}
+
+/* The stored row of rollout id with its events and what this server sees of it now. */
+static json_t *rollout_json(struct route_ctx *c, int64_t id, struct err *e, int *rc)
+{
+	json_t *row = NULL, *events = NULL;
+	if ((*rc = store_get_rollout(c->srv->store, id, &row, e)))
+		return NULL;
+	if ((*rc = store_list_rollout_events(c->srv->store, id, &events, e))) {
+		json_decref(row);
+		return NULL;
+	}
+	json_object_set_new(row, "events", events);
+	json_t *live = c->srv->rollouts ? rollouts_live(c->srv->rollouts, id) : NULL;
+	if (live)
+		json_object_set_new(row, "live", live);
+	/* the flags before the rollout and as written are in the flag set's history */
+	json_t *st = json_object_get(row, "state");
+	json_object_del(st, "original");
+	json_object_del(st, "written");
+	return row;
+}
+
+void api_h_rollout_start(struct route_ctx *c)
+{
+	const char *env = flag_env(c, AUTH_FLAGS), *key = env ? flag_key(c) : NULL;
+	if (!key || !rollouts_ready(c))
+		return;
+	json_t *body = api_parse(c, API_BODY_FLAG_ROLLOUT);
+	if (!body)
+		return;
+	struct rollouts_request q = {.env = env, .flag = key, .service = api_field(body, "service"),
+				     .variant = api_field(body, "variant"), .by = c->srv->who.name,
+				     .why = api_field(body, "reason")};
+	const json_t *steps = json_object_get(body, "steps");
+	q.nsteps = (int)json_array_size(steps);
+	for (int i = 0; i < q.nsteps && i < ROLLOUT_MAX_STEPS; i++)
+		q.steps[i] = (int)json_integer_value(json_array_get(steps, (size_t)i));
+	const json_t *sd = json_object_get(body, "step_duration_ms"), *bl = json_object_get(body, "baseline_ms");
+	q.step_ms = json_is_integer(sd) ? json_integer_value(sd) : -1;
+	q.baseline_ms = json_is_integer(bl) ? json_integer_value(bl) : -1;
+	int64_t id = 0;
+	struct err e = {""};
+	int rc = rollouts_start(c->srv->rollouts, &q, &id, &e);
+	json_decref(body);
+	if (rc) {
+		answer_rollout(c, rc, &e);
+		return;
+	}
+	json_t *row = rollout_json(c, id, &e, &rc);
+	if (!row)
+		answer_rollout(c, rc, &e);
+	else
+		api_reply(c->resp, 201, row);
+}
+
+void api_h_rollout_abort(struct route_ctx *c)
+{
+	const char *env = flag_env(c, AUTH_FLAGS), *key = env ? flag_key(c) : NULL;
+	if (!key || !rollouts_ready(c))
+		return;
+	json_t *body = api_parse(c, API_BODY_FLAG_ROLLOUT_ABORT);
+	if (!body)
+		return;
+	int64_t id = 0;
+	struct err e = {""};
+	int rc = rollouts_abort(c->srv->rollouts, env, key, c->srv->who.name, api_field(body, "reason"), &id, &e);
+	json_decref(body);
+	if (rc) {
+		answer_rollout(c, rc, &e);
+		return;
+	}
+	json_t *row = rollout_json(c, id, &e, &rc);
+	if (!row)
+		answer_rollout(c, rc, &e);
+	else
+		api_reply(c->resp, 200, row);
+}
+
+void api_h_rollout_list(struct route_ctx *c)
+{
+	const char *env = flag_env(c, AUTH_READ);
+	if (!env)
+		return;
+	json_t *list = NULL;
+	struct err e = {""};
+	if (store_list_rollouts(c->srv->store, env, 0, &list, &e)) {
+		httpd_error(c->resp, 500, "%s", e.msg);
+		return;
+	}
+	size_t i;
+	json_t *row;
+	json_array_foreach(list, i, row) {
+		json_t *st = json_object_get(row, "state");
+		json_object_del(st, "original");
+		json_object_del(st, "written");
+	}
+	api_reply(c->resp, 200, json_pack("{s:s, s:o}", "env", env, "rollouts", list));
+}
+
+void api_h_rollout_get(struct route_ctx *c)
+{
+	const char *ids = routes_param(c->p, "id");
+	char *end = NULL;
+	long long id = ids ? strtoll(ids, &end, 10) : 0;
+	if (!ids || !*ids || *end || id <= 0) {
+		httpd_error(c->resp, 400, "a rollout id is a positive integer, got '%s'", ids ? ids : "");
+		return;
+	}
+	struct err e = {""};
+	int rc;
+	json_t *row = rollout_json(c, (int64_t)id, &e, &rc);
+	if (!row) {
+		answer_rollout(c, rc, &e);
+		return;
+	}
+	const char *env = json_string_value(json_object_get(row, "env"));
+	if (!api_allowed(c, AUTH_READ, NULL, env, TARGET_ENV)) {
+		json_decref(row);
+		return;
+	}
+	api_reply(c->resp, 200, row);
+}

@@ -14,6 +14,7 @@
 #include "server/api_body.h"
 #include "server/auth.h"
 #include "server/flags.h"
+#include "server/rollouts.h"
 #include "server/tokens.h"
 #include "flags/logic.h"
 #include "util/name.h"
@@ -41,6 +42,7 @@ struct api {
 	/* feature flags: the sets (the server's, or own_flags), an evaluation arena, and each
 	 * token's budget of OFREP evaluations (a token bucket of `rate` per second) */
 	flags *flags, *own_flags;
+	rollouts *rollouts;       /* guarded flag rollouts, or NULL */
 	struct logic_arena arena;
 	char arena_buf[16384];
 	double rate;
@@ -103,6 +105,10 @@ void api_h_flags_history(struct route_ctx *c);
 void api_h_flag_get(struct route_ctx *c);
 void api_h_flag_change(struct route_ctx *c);
 void api_h_ofrep_one(struct route_ctx *c);
+void api_h_rollout_start(struct route_ctx *c);
+void api_h_rollout_abort(struct route_ctx *c);
+void api_h_rollout_list(struct route_ctx *c);
+void api_h_rollout_get(struct route_ctx *c);
 void api_h_ofrep_bulk(struct route_ctx *c);
 const struct route *api_route_table(size_t *n /* OUT */);
 /* api_metrics.c */

@@ -213,3 +213,56 @@ int flags_change(flags *f, const char *env, const char *key, enum flags_change w
 	json_decref(set_doc);
 	return rc;
 }
+
+int flags_get_flag(flags *f, const char *env, const char *key, json_t **out, struct err *e)
+{
+	*out = NULL;
+	const flagset *cur = NULL;
+	int64_t v;
+	int rc = flags_current(f, env, &cur, &v, e);
+	if (rc)
+		return rc;
+	json_t *flag = json_object_get(json_object_get(flagset_json(cur), "flags"), key);
+	if (!flag)
+		return err_set(e, "flag '%s' is not defined in %s", key, env), STORE_NOTFOUND;
+	*out = json_deep_copy(flag);
+	return *out ? 0 : err_set(e, "out of memory");
+}
+
+int flags_replace(flags *f, const char *env, const char *key, const json_t *def, const json_t *expect,
+		  const char *by, const char *why, int64_t *version, json_t **written, struct err *e)
+{
+	if (written)
+		*written = NULL;
+	/* read from the store, not the cache: the caller's transaction may have written since */
+	json_t *row = NULL;
+	int rc = store_get_flags(f->store, env, &row, e);
+	if (rc)
+		return rc;
+	json_t *set_doc = json_deep_copy(json_object_get(row, "doc"));
+	json_decref(row);
+	json_t *flags_obj = json_object_get(set_doc, "flags");
+	json_t *cur = json_object_get(flags_obj, key);
+	if (!set_doc || !cur) {
+		json_decref(set_doc);
+		return set_doc ? (err_set(e, "flag '%s' is not defined in %s", key, env), STORE_NOTFOUND)
+			       : err_set(e, "out of memory");
+	}
+	if (expect && !json_equal(cur, (json_t *)expect)) {
+		json_decref(set_doc);
+		err_set(e, "flag '%s' in %s was changed by someone else", key, env);
+		return FLAGS_CONFLICT;
+	}
+	json_object_set(flags_obj, key, (json_t *)def);
+	flagset *fs = NULL;
+	if (flagset_from_json(set_doc, "the changed flag set", &fs, e)) {
+		json_decref(set_doc);
+		return FLAGS_INVALID;
+	}
+	rc = store_put_flags(f->store, env, flagset_json(fs), by, why, version, e);
+	if (!rc && written)
+		*written = json_deep_copy(json_object_get(json_object_get(flagset_json(fs), "flags"), key));
+	flagset_free(fs);
+	json_decref(set_doc);
+	return rc ? -1 : 0;
+}

@@ -53,4 +53,20 @@ __attribute__((warn_unused_result)) int flags_change(flags *f, const char *env, 
 						     const char *by, const char *why,
 						     int64_t *version /* OUT */, struct err *e);
 
+/* The definition of flag `key` in env (a new reference to its normalized JSON), from the
+ * current set. STORE_NOTFOUND when the environment has no set or the set no such flag. */
+__attribute__((warn_unused_result)) int flags_get_flag(flags *f, const char *env, const char *key,
+						       json_t **out /* OUT */, struct err *e);
+
+/* Replaces the definition of flag `key` with def (borrowed) as env's next version, INSIDE the
+ * caller's open transaction (store_begin: the change commits with whatever else the caller
+ * writes, or not at all). With expect non-NULL, the flag's current definition must equal it:
+ * FLAGS_CONFLICT otherwise (someone changed the flag meanwhile; nothing written). The changed
+ * set is checked like any other (FLAGS_INVALID). */
+#define FLAGS_CONFLICT 4
+__attribute__((warn_unused_result)) int flags_replace(flags *f, const char *env, const char *key, const json_t *def,
+						      const json_t *expect, const char *by, const char *why,
+						      int64_t *version /* OUT */, json_t **written /* OUT: the flag
+						      as stored, normalized; may be NULL */, struct err *e);
+
 #endif

@@ -24,6 +24,7 @@
 #include "server/reconcile.h"
 #include "server/notifier.h"
 #include "server/replica.h"
+#include "server/rollouts.h"
 #include "server/routers.h"
 #include "server/runtimes.h"
 #include "server/tokens.h"
@@ -52,6 +53,8 @@ struct server {
 	replica *replica;        /* the services this replica owns (leases in the store) */
 	executor *executor;
 	notifier *notifier;      /* the notification outbox's writer and deliverer */
+	flags *flags;            /* the flag sets, shared by the API and the rollouts */
+	rollouts *rollouts;      /* guarded flag rollouts */
 	api *api;
 	char data_dir[PATH_MAX];
 	char artifacts_dir[PATH_MAX + 32];
@@ -145,6 +148,7 @@ static void on_tick(loop *l, void *arg)
 	runtimes_tick(srv->runtimes, loop_clock_ms());
 	replica_tick(srv->replica, loop_clock_ms());
 	executor_tick(srv->executor);
+	rollouts_tick(srv->rollouts, store_now_ms());
 	runtimes_tick(srv->runtimes, loop_clock_ms());
 	notifier_tick(srv->notifier, loop_clock_ms());
 	loop_timer(l, SERVER_TICK_MS, on_tick, srv);
@@ -423,9 +427,16 @@ int cmd_server(int argc, char **argv)
 					   srv.reconciler, srv.fetch, srv.data_dir, srv.catalog, srv.replica};
 		srv.executor = executor_new(&xd);
 	}
-	if (srv.executor) {
+	if (srv.executor)
+		srv.flags = flags_new(srv.store);
+	if (srv.flags) {
+		struct rollouts_deps rd = {srv.store, srv.flags, srv.router, srv.catalog, srv.replica};
+		srv.rollouts = rollouts_new(&rd);
+	}
+	if (srv.rollouts) {
 		struct api_deps ad = {srv.loop, srv.store, srv.runtimes, srv.executor, srv.reconciler,
-				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, NULL, ofrep_rate};
+				      srv.verifier, srv.artifacts_dir, hosts, srv.catalog, srv.flags, srv.rollouts,
+				      ofrep_rate};
 		srv.api = api_new(&ad);
 	}
 	if (srv.api) {
@@ -475,6 +486,8 @@ int cmd_server(int argc, char **argv)
 out:
 	httpd_free(srv.httpd);
 	api_free(srv.api);
+	rollouts_free(srv.rollouts);
+	flags_free(srv.flags);
 	executor_free(srv.executor);
 	reconcile_free(srv.reconciler);
 	catalog_free(srv.catalog);

@@ -16,7 +16,33 @@ void tokens_cache_release(struct tokens_cache *c)
 {
 	for (int i = 0; i < TOKENS_CACHE; i++)
 		json_decref(c->e[i].scopes);
-	memset(c, 0, sizeof(*c));
+	explicit_bzero(c, sizeof(*c));
+}
+
+/* Equal bytes, in a time that does not depend on where they differ. */
+static int same_secret(const unsigned char *a, const char *b, size_t n)
+{
+	unsigned char d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= a[i] ^ (unsigned char)b[i];
+	return d == 0;
+}
+
+/* The cached entry of a secret the server issued (its length), or NULL; the cache is emptied
+ * first when the store changed. */
+static struct tokens_cached *cache_find_secret(store *s, struct tokens_cache *c, const char *secret, size_t len)
+{
+	uint64_t now = store_changes(s);
+	if (c->changes != now) {
+		tokens_cache_release(c);
+		c->changes = now;
+	}
+	if (len != AUTH_SECRET_LEN)
+		return NULL;
+	for (int i = 0; i < TOKENS_CACHE; i++)
+		if (c->e[i].has_secret && same_secret(c->e[i].secret, secret, len))
+			return &c->e[i];
+	return NULL;
 }
 
 /* The cached entry of hash, after dropping everything when the store changed; NULL if none. */
@@ -47,10 +73,13 @@ int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authz,
 	size_t len = strlen(secret);
 	while (len && secret[len - 1] == ' ')
 		len--;
+	struct tokens_cached *c = cache ? cache_find_secret(s, cache, secret, len) : NULL;
+	if (c)
+		goto found;
 	char hash[AUTH_HASH_LEN + 1];
 	if (auth_hash(secret, len, hash))
 		return TOKENS_INVALID;
-	struct tokens_cached *c = cache ? cache_find(s, cache, hash) : NULL;
+	c = cache ? cache_find(s, cache, hash) : NULL;
 	if (!c) {
 		json_t *t = NULL;
 		int rc = store_get_token(s, hash, &t, e);
@@ -70,6 +99,10 @@ int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authz,
 			c = &cache->e[cache->next++ % TOKENS_CACHE];
 			json_decref(c->scopes);
 			*c = fresh;
+			if (len == AUTH_SECRET_LEN) {
+				memcpy(c->secret, secret, len);
+				c->has_secret = 1;
+			}
 		} else {
 			c = &fresh;
 		}
@@ -81,6 +114,7 @@ int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authz,
 			return ok ? 0 : TOKENS_INVALID;
 		}
 	}
+found:
 	if (!c->valid || !c->scopes || (c->expires_at && c->expires_at <= now))
 		return TOKENS_INVALID;
 	auth_principal_set(p, c->name, c->scopes);

@@ -16,12 +16,17 @@
 
 /* What tokens_authenticate remembers of the tokens it found, so that the store is asked only
  * once per token and per store change (a revocation is a change: it takes effect at once).
- * Zero it before the first use (all zeros is empty); tokens_cache_release frees it. */
+ * A token the server issued (AUTH_SECRET_LEN bytes) is also remembered by its secret, compared
+ * in constant time, so that a known token costs no SHA-256 per request: the secrets stay in
+ * this process's memory only (never written, wiped on release). Zero it before the first use
+ * (all zeros is empty); tokens_cache_release frees it. */
 #define TOKENS_CACHE 64
 struct tokens_cache {
 	uint64_t changes; /* store_changes() the entries were read at */
 	struct tokens_cached {
 		char hash[AUTH_HASH_LEN + 1];
+		unsigned char secret[AUTH_SECRET_LEN]; /* valid when has_secret */
+		int has_secret;
 		char name[64];
 		json_t *scopes; /* NULL: an empty entry */
 		int64_t expires_at; /* 0: never */
@@ -32,7 +37,8 @@ struct tokens_cache {
 void tokens_cache_release(struct tokens_cache *c);
 
 /* Finds the token an "Authorization: Bearer SECRET" value names and fills *p. `now` is the
- * wall clock in ms. cache may be NULL. Never copies the secret anywhere (not into e either). */
+ * wall clock in ms. cache may be NULL. Never copies the secret anywhere but into the cache
+ * (not into e, not into a log). */
 int tokens_authenticate(store *s, struct tokens_cache *cache, const char *authorization /* may be NULL */,
 			int64_t now, struct auth_principal *p /* OUT */, struct err *e);
 

@@ -782,3 +782,62 @@ int store_notify_backlog(store *s, int64_t *rows, int64_t *oldest, struct err *e
 	*oldest = 0;
 	return leave(s->ops->notify_backlog(s->drv, rows, oldest, e), e, "notification backlog");
 }
+
+/* ---- guarded flag rollouts ---- */
+
+int store_create_rollout(store *s, const char *env, const char *flag, const char *service, const json_t *state,
+			 const char *by, const char *why, int64_t *id, struct err *e)
+{
+	ENTER(s, e);
+	assert(env && flag && service && state && by && id);
+	*id = 0;
+	int rc = s->ops->create_rollout(s->drv, env, flag, service, state, by, why ? why : "", id, e);
+	if (rc == STORE_CONFLICT && !e->msg[0])
+		err_set(e, "flag '%s' already has a rollout in progress in %s", flag, env);
+	return leave(rc, e, "create rollout");
+}
+
+int store_update_rollout(store *s, int64_t id, const json_t *state, const char *phase, struct err *e)
+{
+	ENTER(s, e);
+	assert(state && phase);
+	int rc = s->ops->update_rollout(s->drv, id, state, phase, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "rollout %lld does not exist", (long long)id);
+	return leave(rc, e, "update rollout");
+}
+
+int store_get_rollout(store *s, int64_t id, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	int rc = s->ops->get_rollout(s->drv, id, out, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "rollout %lld does not exist", (long long)id);
+	return leave_json(rc, out, e, "get rollout");
+}
+
+int store_list_rollouts(store *s, const char *env, int active_only, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_rollouts(s->drv, env, active_only, out, e), out, e, "list rollouts");
+}
+
+int store_add_rollout_event(store *s, int64_t rollout, const char *type, const char *message,
+			    const json_t *evidence, struct err *e)
+{
+	ENTER(s, e);
+	assert(type && message);
+	int rc = s->ops->add_rollout_event(s->drv, rollout, type, message, evidence, e);
+	if (rc == STORE_NOTFOUND)
+		err_set(e, "rollout %lld does not exist", (long long)rollout);
+	return leave(rc, e, "add rollout event");
+}
+
+int store_list_rollout_events(store *s, int64_t rollout, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	return leave_json(s->ops->list_rollout_events(s->drv, rollout, out, e), out, e, "list rollout events");
+}

@@ -6,8 +6,8 @@
  * service/environment/region the stable release and its history, the API's tokens (their
  * hashes, never the secrets), the audit log of every change made through the API
  * (append-only: no operation edits or deletes a row), and per environment the feature flag
- * set with every version it had, and the notification subscriptions with their outbox (what
- * is still to be delivered to each webhook).
+ * set with every version it had, the guarded rollouts of flags with their events, and the
+ * notification subscriptions with their outbox (what is still to be delivered to each webhook).
  * Artifacts (the release files) are files (store/artifacts.h); a shared store (PostgreSQL,
  * store_shared) also keeps a copy of each, in chunks, for replicas that do not share the files.
  *
@@ -57,7 +57,7 @@ typedef struct store store;
 #define STORE_CONFLICT 2
 #define STORE_FENCED 3
 /* The schema version this build writes (each driver migrates forward on open). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 #define STORE_WUR __attribute__((warn_unused_result))
 
@@ -239,6 +239,32 @@ STORE_WUR int store_get_flags(store *s, const char *env, json_t **out /* OUT */,
 /* Every version, newest first, without the documents: [{"version","at","by","why"}]. */
 STORE_WUR int store_list_flag_versions(store *s, const char *env, json_t **out /* OUT */,
 				       struct err *e);
+
+/* ---- Guarded flag rollouts (server/rollouts.h): one row per rollout, events append-only ----
+ *
+ * `state` is the rollout's serialized state (core/rollout.h); phase is "active" while it runs,
+ * then its outcome ("completed", "reverted", "aborted", "interrupted"). */
+
+/* A new active rollout of flag in env, judged on service. STORE_CONFLICT when the flag already
+ * has an active rollout in env (e names it). */
+STORE_WUR int store_create_rollout(store *s, const char *env, const char *flag, const char *service,
+				   const json_t *state, const char *by, const char *why,
+				   int64_t *id /* OUT */, struct err *e);
+/* STORE_NOTFOUND when no rollout has this id. */
+STORE_WUR int store_update_rollout(store *s, int64_t id, const json_t *state, const char *phase,
+				   struct err *e);
+/* {"id","env","flag","service","phase","state","by","why","created_at","updated_at"};
+ * STORE_NOTFOUND if none. */
+STORE_WUR int store_get_rollout(store *s, int64_t id, json_t **out /* OUT */, struct err *e);
+/* Rows as store_get_rollout's. env NULL = every environment. active_only: the active ones,
+ * oldest first; otherwise every one, newest first. */
+STORE_WUR int store_list_rollouts(store *s, const char *env, int active_only, json_t **out /* OUT */,
+				  struct err *e);
+/* evidence may be NULL. STORE_NOTFOUND when the rollout does not exist. */
+STORE_WUR int store_add_rollout_event(store *s, int64_t rollout, const char *type, const char *message,
+				      const json_t *evidence, struct err *e);
+/* Oldest first: [{"id","at","type","message","evidence"}] (empty for an unknown id). */
+STORE_WUR int store_list_rollout_events(store *s, int64_t rollout, json_t **out /* OUT */, struct err *e);
 
 /* ---- Leases: which control-plane replica owns what, with fencing ----
  *
@@ -474,6 +500,15 @@ struct store_ops {
 	int (*notify_mark)(void *drv, int64_t id, int delivered, int64_t next_at, const char *error,
 			   struct err *e);
 	int (*notify_backlog)(void *drv, int64_t *rows, int64_t *oldest, struct err *e);
+	int (*create_rollout)(void *drv, const char *env, const char *flag, const char *service,
+			      const json_t *state, const char *by, const char *why, int64_t *id,
+			      struct err *e);
+	int (*update_rollout)(void *drv, int64_t id, const json_t *state, const char *phase, struct err *e);
+	int (*get_rollout)(void *drv, int64_t id, json_t **out, struct err *e);
+	int (*list_rollouts)(void *drv, const char *env, int active_only, json_t **out, struct err *e);
+	int (*add_rollout_event)(void *drv, int64_t rollout, const char *type, const char *message,
+				 const json_t *evidence, struct err *e);
+	int (*list_rollout_events)(void *drv, int64_t rollout, json_t **out, struct err *e);
 	int shared; /* store_shared */
 	/* Optional (0 by default): 1 when no other process writes this store while it is open
 	 * (SQLite: one server per database), so that the writes through this handle are all

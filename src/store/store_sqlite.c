@@ -98,6 +98,16 @@ static const char *const migrations[] = {
 	"  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, delivered_at INTEGER,"
 	"  last_error TEXT);"
 	"CREATE INDEX notify_outbox_pending ON notify_outbox (subscription, id) WHERE delivered_at IS NULL;",
+	/* 8: guarded flag rollouts and their events (append-only, like a deployment's) */
+	"CREATE TABLE flag_rollouts ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, env TEXT NOT NULL, flag TEXT NOT NULL,"
+	"  service TEXT NOT NULL, phase TEXT NOT NULL, state TEXT NOT NULL, by TEXT NOT NULL,"
+	"  why TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX flag_rollouts_one_active ON flag_rollouts (env, flag) WHERE phase = 'active';"
+	"CREATE TABLE flag_rollout_events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER NOT NULL REFERENCES flag_rollouts(id),"
+	"  at INTEGER NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT);"
+	"CREATE INDEX flag_rollout_events_by_rollout ON flag_rollout_events (rollout, id);",
 };
 
 static int db_error(struct sqlite_store *s, struct err *e, const char *what)
@@ -708,6 +718,71 @@ static int sq_list_flag_versions(void *drv, const char *env, json_t **out, struc
 		     env);
 }
 
+/* ---- guarded flag rollouts ---- */
+
+#define ROLLOUT_COLUMNS "id, env, flag, service, phase, state, by, why, created_at, updated_at"
+
+static int sq_create_rollout(void *drv, const char *env, const char *flag, const char *service,
+			     const json_t *state, const char *by, const char *why, int64_t *id, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	int64_t now = store_now_ms();
+	if (run(s, e,
+		"INSERT INTO flag_rollouts (env, flag, service, phase, state, by, why, created_at, updated_at) "
+		"VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+		"sssjssii", env, flag, service, state, by, why, now, now))
+		/* the partial unique index: one active rollout per flag */
+		return s->last_rc == SQLITE_CONSTRAINT_UNIQUE ? (e->msg[0] = '\0', STORE_CONFLICT) : -1;
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+static int sq_update_rollout(void *drv, int64_t id, const json_t *state, const char *phase, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "UPDATE flag_rollouts SET state = ?, phase = ?, updated_at = ? WHERE id = ?", "jsii",
+		state, phase, store_now_ms(), id))
+		return -1;
+	return sqlite3_changes(s->db) == 0 ? STORE_NOTFOUND : 0;
+}
+
+static int sq_get_rollout(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 1, 0, e, "SELECT " ROLLOUT_COLUMNS " FROM flag_rollouts WHERE id = ?", "i", id);
+}
+
+static int sq_list_rollouts(void *drv, const char *env, int active_only, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (active_only)
+		return query(s, out, 0, 0, e,
+			     "SELECT " ROLLOUT_COLUMNS " FROM flag_rollouts WHERE (?1 IS NULL OR env = ?1) "
+			     "AND phase = 'active' ORDER BY id",
+			     "s", env);
+	return query(s, out, 0, 0, e,
+		     "SELECT " ROLLOUT_COLUMNS " FROM flag_rollouts WHERE (?1 IS NULL OR env = ?1) ORDER BY id DESC",
+		     "s", env);
+}
+
+static int sq_add_rollout_event(void *drv, int64_t rollout, const char *type, const char *message,
+				const json_t *evidence, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (run(s, e, "INSERT INTO flag_rollout_events (rollout, at, type, message, evidence) VALUES (?, ?, ?, ?, ?)",
+		"iissj", rollout, store_now_ms(), type, message, evidence))
+		return s->last_rc == SQLITE_CONSTRAINT_FOREIGNKEY ? STORE_NOTFOUND : -1;
+	return 0;
+}
+
+static int sq_list_rollout_events(void *drv, int64_t rollout, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	return query(s, out, 0, 0, e,
+		     "SELECT id, at, type, message, evidence FROM flag_rollout_events WHERE rollout = ? ORDER BY id",
+		     "i", rollout);
+}
+
 /* ---- leases (store.h): the same rules as store_pg.c, by this machine's clock ---- */
 
 static int sq_lease_acquire(void *drv, const char *name, const char *holder, int64_t ttl_ms,
@@ -999,6 +1074,12 @@ const struct store_ops store_sqlite_ops = {
 	.put_flags = sq_put_flags,
 	.get_flags = sq_get_flags,
 	.list_flag_versions = sq_list_flag_versions,
+	.create_rollout = sq_create_rollout,
+	.update_rollout = sq_update_rollout,
+	.get_rollout = sq_get_rollout,
+	.list_rollouts = sq_list_rollouts,
+	.add_rollout_event = sq_add_rollout_event,
+	.list_rollout_events = sq_list_rollout_events,
 	.lease_acquire = sq_lease_acquire,
 	.lease_release = sq_lease_release,
 	.lease_check = sq_lease_check,

@@ -42,6 +42,11 @@ bad "-o: expected text or json, got 'yaml'" status -o yaml
 bad "status: unknown option '-x'" status -x
 bad "--server: expected an http:// or https:// URL with a host, got 'localhost:7070'" history metadata --server localhost:7070
 bad "events: DEPLOYMENT: expected an integer from 1 to" events 12abc
+bad "--rollout: expected an integer from 1 to" events --rollout r1
+bad "flag rollout: --variant, --steps and --service are required (or --abort)" flag rollout new-checkout --variant on
+bad "--steps: expected percentages 1..100 separated by commas" flag rollout f --variant on --service web --steps 0,50
+bad "flag rollout: --abort takes only NAME, --env and --reason" flag rollout f --abort --steps 10
+bad "flag rollout: expected NAME, got 0 arguments" flag rollout --abort
 bad "retry: --region REGION is required" retry 3
 bad "shutdown: unexpected argument 'now' (expected no argument)" shutdown now
 bad "--bytes: expected an integer from 1 to 8388608, got '-1'" logs metadata --bytes -1

@@ -106,6 +106,9 @@ static void setup(void)
 	admin_ok("POST", "/v1/flags/staging", ft);
 	free(ft);
 	json_decref(fb);
+	/* flag rollout 1, in staging */
+	admin_ok("POST", "/v1/flags/staging/flag/f/rollout",
+		 "{\"variant\": \"off\", \"steps\": [50, 100], \"service\": \"pay\"}");
 }
 
 static void teardown(void)
@@ -197,6 +200,12 @@ static const struct row rows[] = {
 	{"POST", "/ofrep/v1/evaluate/flags/f", "{}", AUTH_EVALUATE, TOKEN_ENV, NULL, "production"},
 	{"POST", "/ofrep/v1/evaluate/flags", "{}", AUTH_EVALUATE, TOKEN_ENV, NULL, "production"},
 	{"POST", "/v1/flags/production", "FLAGS", AUTH_FLAGS, ENV, NULL, "production"},
+	{"GET", "/v1/flags/production/rollouts", NULL, AUTH_READ, ENV, NULL, "production"},
+	{"GET", "/v1/flag-rollouts/1", NULL, AUTH_READ, ENV, NULL, "staging"},
+	{"POST", "/v1/flags/production/flag/f/rollout", "{\"variant\": \"off\", \"steps\": [10, 100], \"service\": \"pay\"}",
+	 AUTH_FLAGS, ENV, NULL, "production"},
+	{"POST", "/v1/flags/production/flag/f/rollout/abort", "{\"reason\": \"test\"}", AUTH_FLAGS, ENV, NULL,
+	 "production"},
 	{"POST", "/v1/flags/production/flag/f", "{\"action\": \"kill\", \"reason\": \"test\"}", AUTH_FLAGS, ENV, NULL,
 	 "production"},
 	{"GET", "/v1/tokens", NULL, AUTH_ADMIN, EXACT},

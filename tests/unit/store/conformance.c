@@ -488,6 +488,72 @@ void conformance_flags(const struct store_factory *f)
 	store_close(s);
 }
 
+void conformance_rollouts(const struct store_factory *f)
+{
+	store *s = f->open_fresh();
+	struct err e;
+	json_t *out = NULL;
+	json_t *st = json_pack("{s:s, s:[i,i]}", "variant", "on", "steps", 10, 100);
+	int64_t id = 0, id2 = 0;
+	OK(store_begin(s, &e));
+	OK(store_create_rollout(s, "production", "new-checkout", "web", st, "admin", "launch", &id, &e));
+	cr_assert_gt(id, 0);
+	OK(store_add_rollout_event(s, id, "started", "rollout of on", NULL, &e));
+	OK(store_commit(s, &e));
+	/* one active rollout per flag and environment; the refusal leaves the transaction usable */
+	OK(store_begin(s, &e));
+	cr_assert_eq(store_create_rollout(s, "production", "new-checkout", "web", st, "ci", "", &id2, &e),
+		     STORE_CONFLICT);
+	cr_assert(!store_failed(&e));
+	cr_assert(strstr(e.msg, "new-checkout"), "%s", e.msg);
+	OK(store_create_rollout(s, "staging", "new-checkout", "web", st, "ci", "", &id2, &e));
+	cr_assert_gt(id2, id);
+	OK(store_commit(s, &e));
+	cr_assert_eq(store_update_rollout(s, 9999, st, "aborted", &e), STORE_NOTFOUND);
+	cr_assert_eq(store_add_rollout_event(s, 9999, "x", "y", NULL, &e), STORE_NOTFOUND);
+	cr_assert_eq(store_get_rollout(s, 9999, &out, &e), STORE_NOTFOUND);
+	cr_assert(!store_failed(&e));
+	json_t *ev = json_pack("{s:I, s:f}", "errors", (json_int_t)12, "e_value", 41.5);
+	OK(store_add_rollout_event(s, id, "reverted", "error rate above the baseline", ev, &e));
+	json_object_set_new(st, "step", json_integer(1));
+	OK(store_update_rollout(s, id, st, "reverted", &e));
+	store_close(s);
+	s = f->reopen();
+	OK(store_get_rollout(s, id, &out, &e));
+	cr_assert_str_eq(json_string_value(json_object_get(out, "phase")), "reverted");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "flag")), "new-checkout");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "service")), "web");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "by")), "admin");
+	cr_assert_str_eq(json_string_value(json_object_get(out, "why")), "launch");
+	cr_assert(json_equal(json_object_get(out, "state"), st), "the state comes back as written");
+	json_decref(out);
+	OK(store_list_rollouts(s, NULL, 1, &out, &e));
+	cr_assert_eq(json_array_size(out), 1, "only the active one");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), id2);
+	json_decref(out);
+	OK(store_list_rollouts(s, "production", 0, &out, &e));
+	cr_assert_eq(json_array_size(out), 1);
+	json_decref(out);
+	OK(store_list_rollouts(s, NULL, 0, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, 0), "id")), id2, "newest first");
+	json_decref(out);
+	/* the flag's rollout ended: a new one may start */
+	OK(store_create_rollout(s, "production", "new-checkout", "web", st, "admin", "", &id2, &e));
+	OK(store_list_rollout_events(s, id, &out, &e));
+	cr_assert_eq(json_array_size(out), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 1), "type")), "reverted");
+	cr_assert(json_equal(json_object_get(json_array_get(out, 1), "evidence"), ev));
+	cr_assert(json_is_null(json_object_get(json_array_get(out, 0), "evidence")));
+	json_decref(out);
+	OK(store_list_rollout_events(s, 424242, &out, &e));
+	cr_assert_eq(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(ev);
+	json_decref(st);
+	store_close(s);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};

@@ -30,6 +30,7 @@ void conformance_tokens(const struct store_factory *f);
 void conformance_audit(const struct store_factory *f);
 void conformance_audit_with_its_effect(const struct store_factory *f);
 void conformance_flags(const struct store_factory *f);
+void conformance_rollouts(const struct store_factory *f);
 void conformance_leases(const struct store_factory *f);
 void conformance_lease_expiry(const struct store_factory *f);
 void conformance_lease_fencing(const struct store_factory *f);
@@ -57,6 +58,7 @@ void conformance_outbox_with_its_event(const struct store_factory *f);
 	CONFORMANCE_TEST_(suite, audit, factory, __VA_ARGS__)                  \
 	CONFORMANCE_TEST_(suite, audit_with_its_effect, factory, __VA_ARGS__)  \
 	CONFORMANCE_TEST_(suite, flags, factory, __VA_ARGS__)                  \
+	CONFORMANCE_TEST_(suite, rollouts, factory, __VA_ARGS__)               \
 	CONFORMANCE_TEST_(suite, leases, factory, __VA_ARGS__)                 \
 	CONFORMANCE_TEST_(suite, lease_expiry, factory, __VA_ARGS__)           \
 	CONFORMANCE_TEST_(suite, lease_fencing, factory, __VA_ARGS__)          \

@@ -361,6 +361,38 @@ static int f_notify_backlog(void *drv, int64_t *rows, int64_t *oldest, struct er
 	FAIL_IF("notify_backlog", e);
 	return store_notify_backlog(inner, rows, oldest, e);
 }
+static int f_create_rollout(void *drv, const char *env, const char *flag, const char *svc, const json_t *st,
+			    const char *by, const char *why, int64_t *id, struct err *e)
+{
+	FAIL_IF("create_rollout", e);
+	return store_create_rollout(inner, env, flag, svc, st, by, why, id, e);
+}
+static int f_update_rollout(void *drv, int64_t id, const json_t *st, const char *phase, struct err *e)
+{
+	FAIL_IF("update_rollout", e);
+	return store_update_rollout(inner, id, st, phase, e);
+}
+static int f_get_rollout(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAIL_IF("get_rollout", e);
+	return store_get_rollout(inner, id, out, e);
+}
+static int f_list_rollouts(void *drv, const char *env, int active, json_t **out, struct err *e)
+{
+	FAIL_IF("list_rollouts", e);
+	return store_list_rollouts(inner, env, active, out, e);
+}
+static int f_add_rollout_event(void *drv, int64_t id, const char *t, const char *m, const json_t *ev,
+			       struct err *e)
+{
+	FAIL_IF("add_rollout_event", e);
+	return store_add_rollout_event(inner, id, t, m, ev, e);
+}
+static int f_list_rollout_events(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAIL_IF("list_rollout_events", e);
+	return store_list_rollout_events(inner, id, out, e);
+}
 /* A driver that forgets the message: the dispatcher supplies one. */
 static int f_silent(void *drv, json_t **out, struct err *e) { return -1; }
 
@@ -375,7 +407,10 @@ static const struct store_ops faulty_ops = {
 	f_put_artifact_chunk, f_put_artifact, f_get_artifact, f_get_artifact_chunk,
 	f_update_deployment_if, f_secret,
 	f_put_subscription, f_list_subscriptions, f_delete_subscription, f_notify_enqueue,
-	f_notify_pending, f_notify_mark, f_notify_backlog, 0,
+	f_notify_pending, f_notify_mark, f_notify_backlog,
+	f_create_rollout, f_update_rollout, f_get_rollout, f_list_rollouts, f_add_rollout_event,
+	f_list_rollout_events,
+	0, /* shared */
 	0, /* not sole_writer: manifest changes follow store_changes */
 };
 

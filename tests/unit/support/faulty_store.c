@@ -307,6 +307,38 @@ static int f_notify_backlog(void *drv, int64_t *rows, int64_t *oldest, struct er
 	FAULT("notify_backlog", e);
 	return store_notify_backlog(IN(drv), rows, oldest, e);
 }
+static int f_create_rollout(void *drv, const char *env, const char *flag, const char *svc, const json_t *st,
+			    const char *by, const char *why, int64_t *id, struct err *e)
+{
+	FAULT("create_rollout", e);
+	return store_create_rollout(IN(drv), env, flag, svc, st, by, why, id, e);
+}
+static int f_update_rollout(void *drv, int64_t id, const json_t *st, const char *phase, struct err *e)
+{
+	FAULT("update_rollout", e);
+	return store_update_rollout(IN(drv), id, st, phase, e);
+}
+static int f_get_rollout(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAULT("get_rollout", e);
+	return store_get_rollout(IN(drv), id, out, e);
+}
+static int f_list_rollouts(void *drv, const char *env, int active, json_t **out, struct err *e)
+{
+	FAULT("list_rollouts", e);
+	return store_list_rollouts(IN(drv), env, active, out, e);
+}
+static int f_add_rollout_event(void *drv, int64_t id, const char *t, const char *m, const json_t *ev,
+			       struct err *e)
+{
+	FAULT("add_rollout_event", e);
+	return store_add_rollout_event(IN(drv), id, t, m, ev, e);
+}
+static int f_list_rollout_events(void *drv, int64_t id, json_t **out, struct err *e)
+{
+	FAULT("list_rollout_events", e);
+	return store_list_rollout_events(IN(drv), id, out, e);
+}
 
 static const struct store_ops faulty_store_ops = {
 	.scheme = "faulty",
@@ -359,6 +391,12 @@ static const struct store_ops faulty_store_ops = {
 	.notify_pending = f_notify_pending,
 	.notify_mark = f_notify_mark,
 	.notify_backlog = f_notify_backlog,
+	.create_rollout = f_create_rollout,
+	.update_rollout = f_update_rollout,
+	.get_rollout = f_get_rollout,
+	.list_rollouts = f_list_rollouts,
+	.add_rollout_event = f_add_rollout_event,
+	.list_rollout_events = f_list_rollout_events,
 };
 
 int faulty_store_open(store **out, struct faulty_store **f, store *inner, struct err *e)

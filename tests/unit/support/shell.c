@@ -44,15 +44,23 @@ void shell_open(struct shell *sh, const struct shell_opts *opts)
 	sh->ex = executor_new(&(struct executor_deps){sh->loop, sh->store, sh->rts, sh->router, sh->vr,
 						      sh->rec, NULL, sh->dir, NULL, NULL});
 	cr_assert(sh->ex);
+	sh->cat = catalog_new(sh->store, sh->rts);
+	sh->flags = flags_new(sh->store);
+	cr_assert(sh->cat && sh->flags);
+	sh->rollouts = rollouts_new(&(struct rollouts_deps){sh->store, sh->flags, sh->router, sh->cat, NULL});
+	cr_assert(sh->rollouts);
 	sh->api = api_new(&(struct api_deps){sh->loop, sh->store, sh->rts, sh->ex, sh->rec, sh->vr,
-					      sh->artifacts, opts ? opts->hosts : NULL, NULL, NULL,
-					      opts ? opts->ofrep_rate : 0});
+					      sh->artifacts, opts ? opts->hosts : NULL, NULL, sh->flags,
+					      sh->rollouts, opts ? opts->ofrep_rate : 0});
 	cr_assert(sh->api);
 }
 
 void shell_close(struct shell *sh)
 {
 	api_free(sh->api);
+	rollouts_free(sh->rollouts);
+	flags_free(sh->flags);
+	catalog_free(sh->cat);
 	executor_free(sh->ex);
 	reconcile_free(sh->rec);
 	verify_free(sh->vr);

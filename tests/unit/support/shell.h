@@ -30,6 +30,9 @@ struct shell {
 	verifier *vr;
 	reconciler *rec;
 	executor *ex;
+	catalog *cat;              /* the rollouts' manifests */
+	flags *flags;              /* the flag sets, shared by the api and the rollouts */
+	rollouts *rollouts;        /* guarded flag rollouts (ticked by the test: rollouts_tick) */
 	api *api;
 	char admin[AUTH_SECRET_LEN + 1];
 };

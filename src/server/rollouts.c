@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/notify.h"
+#include "server/notifier.h"
 #include "util/log.h"
 
 /* What this process keeps of one active rollout (lost on restart: the window begins again). */
@@ -257,6 +259,17 @@ static int commit(rollouts *r, int64_t id, const char *env, const char *flag, co
 			if (restore_note[0] && i == a->nrecords - 1)
 				json_object_set_new(ev, "restore", json_string(restore_note));
 			rc = store_add_rollout_event(r->store, id, rec->type, rec->message, ev, e);
+			/* a revert by the judgment is announced, in this transaction, with its evidence */
+			if (!rc && !strcmp(rec->type, "reverted")) {
+				char when[32];
+				notify_time(store_now_ms(), when);
+				json_t *notice = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:O}", "type",
+							   "flag.reverted", "time", when, "env", env, "flag", flag,
+							   "by", by, "message", rec->message, "rollout", (json_int_t)id,
+							   "evidence", ev);
+				rc = notice ? notifier_raise(r->store, env, service, notice, e) : err_set(e, "out of memory");
+				json_decref(notice);
+			}
 			json_decref(ev);
 		}
 		if (rc) {

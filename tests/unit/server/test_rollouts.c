@@ -101,6 +101,10 @@ TestSuite(rollouts, .init = setup, .fini = teardown, .timeout = 60);
 
 Test(rollouts, a_regression_reverts_the_flag_with_evidence)
 {
+	/* a webhook subscribed to flag reverts gets one, with the evidence */
+	cr_assert_eq(call("POST", "/v1/notifications",
+			  json_pack("{s:s, s:[s]}", "url", "http://127.0.0.1:9/hook", "types", "flag.reverted")),
+		     201, "%s", ans.text);
 	int64_t id = start();
 	cr_assert_str_eq(phase(id), "active");
 	counters(1000, 0);
@@ -124,6 +128,19 @@ Test(rollouts, a_regression_reverts_the_flag_with_evidence)
 	cr_assert_eq(json_integer_value(json_object_get(t, "baseline_requests")), 100);
 	cr_assert_str_eq(json_string_value(json_object_get(t, "decision")), "fail");
 	cr_assert_geq(json_number_value(json_object_get(t, "e_value")), json_number_value(json_object_get(t, "e_threshold")));
+	json_t *out = NULL;
+	struct err e = {""};
+	cr_assert_eq(store_notify_pending(sh.store, store_now_ms() + 1, 10, &out, &e), 0, "%s", e.msg);
+	cr_assert_eq(json_array_size(out), 1, "one notification is pending");
+	json_t *row = json_array_get(out, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(row, "type")), "flag.reverted");
+	json_t *payload = json_loads(json_string_value(json_object_get(row, "payload")), 0, NULL);
+	if (!payload)
+		payload = json_incref(json_object_get(row, "payload"));
+	cr_assert_eq(json_integer_value(json_object_get(payload, "rollout")), id);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(json_object_get(payload, "evidence"), "tests"), 0), "events")), 30);
+	json_decref(payload);
+	json_decref(out);
 	/* the flag versions say who wrote them */
 	cr_assert_eq(call("GET", "/v1/flags/production/history", NULL), 200);
 	char by[32];

@@ -144,6 +144,24 @@ void conformance_events(const struct store_factory *f)
 	cr_assert_str_eq(str(json_array_get(list, 1), "region"), "r1");
 	cr_assert(json_is_null(json_object_get(json_array_get(list, 2), "region")));
 	cr_assert(json_equal(json_object_get(json_array_get(list, 1), "evidence"), ev));
+	/* every deployment's events after a cursor, with their service and environment */
+	json_int_t first = json_integer_value(json_object_get(json_array_get(list, 0), "id"));
+	json_decref(list);
+	OK(store_events_after(s, 0, 100, &list, &e));
+	cr_assert_eq(json_array_size(list), 4);
+	cr_assert_str_eq(str(json_array_get(list, 1), "message"), "elsewhere");
+	cr_assert_str_eq(str(json_array_get(list, 1), "service"), "b");
+	cr_assert_str_eq(str(json_array_get(list, 1), "env"), "prod");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(list, 1), "deployment")), other);
+	json_decref(list);
+	OK(store_events_after(s, first, 2, &list, &e));
+	cr_assert_eq(json_array_size(list), 2);
+	cr_assert_str_eq(str(json_array_get(list, 0), "message"), "elsewhere");
+	cr_assert_str_eq(str(json_array_get(list, 1), "message"), "second");
+	cr_assert(json_equal(json_object_get(json_array_get(list, 1), "evidence"), ev));
+	json_decref(list);
+	OK(store_events_after(s, 1000000, 10, &list, &e));
+	cr_assert_eq(json_array_size(list), 0);
 	json_decref(list);
 	json_decref(ev);
 	json_decref(st);

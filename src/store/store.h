@@ -139,7 +139,8 @@ STORE_WUR int store_add_event(store *s, int64_t deployment, const char *type, co
 STORE_WUR int store_list_events(store *s, int64_t deployment, json_t **out /* OUT */, struct err *e);
 /* Every deployment's events with an id above `after`, oldest first, at most `limit` (> 0) of
  * them: [{"id","at","deployment","service","env","type","region","message","evidence"}]. For
- * followers (the server-sent events stream): ids only grow, so the last id seen is a cursor. */
+ * followers (the server-sent events stream): ids only grow, so the last id seen is a cursor.
+ * A negative `after` asks for the newest `limit` events instead (still oldest first). */
 STORE_WUR int store_events_after(store *s, int64_t after, int64_t limit, json_t **out /* OUT */,
 				 struct err *e);
 

@@ -837,6 +837,12 @@ static int pg_list_events(void *drv, int64_t deployment, json_t **out, struct er
 
 static int pg_events_after(void *drv, int64_t after, int64_t limit, json_t **out, struct err *e)
 {
+	if (after < 0) /* the newest ones, turned oldest first */
+		return query(drv, out, 0, e,
+			     "SELECT * FROM (SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, "
+			     "e.region, e.message, e.evidence FROM events e JOIN deployments d ON "
+			     "d.id = e.deployment ORDER BY e.id DESC LIMIT $1) n ORDER BY id",
+			     "i", limit);
 	return query(drv, out, 0, e,
 		     "SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, e.region, e.message, "
 		     "e.evidence FROM events e JOIN deployments d ON d.id = e.deployment WHERE e.id > $1 "

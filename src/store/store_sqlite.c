@@ -496,6 +496,12 @@ static int sq_list_events(void *drv, int64_t deployment, json_t **out, struct er
 static int sq_events_after(void *drv, int64_t after, int64_t limit, json_t **out, struct err *e)
 {
 	struct sqlite_store *s = drv;
+	if (after < 0) /* the newest ones, turned oldest first */
+		return query(s, out, 0, 0, e,
+			     "SELECT * FROM (SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, "
+			     "e.region, e.message, e.evidence FROM events e JOIN deployments d ON "
+			     "d.id = e.deployment ORDER BY e.id DESC LIMIT ?) n ORDER BY id",
+			     "i", limit);
 	return query(s, out, 0, 0, e,
 		     "SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, e.region, e.message, "
 		     "e.evidence FROM events e JOIN deployments d ON d.id = e.deployment WHERE e.id > ? "

@@ -160,6 +160,11 @@ void conformance_events(const struct store_factory *f)
 	cr_assert_str_eq(str(json_array_get(list, 1), "message"), "second");
 	cr_assert(json_equal(json_object_get(json_array_get(list, 1), "evidence"), ev));
 	json_decref(list);
+	OK(store_events_after(s, -1, 2, &list, &e));
+	cr_assert_eq(json_array_size(list), 2);
+	cr_assert_str_eq(str(json_array_get(list, 0), "message"), "second");
+	cr_assert_str_eq(str(json_array_get(list, 1), "message"), "third");
+	json_decref(list);
 	OK(store_events_after(s, 1000000, 10, &list, &e));
 	cr_assert_eq(json_array_size(list), 0);
 	json_decref(list);

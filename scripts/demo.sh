@@ -47,6 +47,8 @@ say "control plane on a fresh data directory ($D)"
 for _ in $(seq 50); do curl -s -m 1 "$SLUICE_SERVER/v1/health" >/dev/null && break; sleep 0.1; done
 "$S" apply -f "$ROOT/examples/manifests"
 
+echo "dashboard: $SLUICE_SERVER/ui (sign in with the admin token in $D/admin.token)"
+
 say "CI hands over releases (immutable artifacts with contracts)"
 C=$ROOT/examples/contracts
 "$S" release push metadata v1 --artifact "$EX/metadata-v1" --contract "$C/metadata-v1.yaml"

@@ -327,8 +327,9 @@ function chart(el, title, xs, canary, stable) {
   // eslint-disable-next-line no-new
   new window.uPlot({
     title, width: 560, height: 220,
-    scales: { x: { time: false } },
-    axes: [{ label: 's since the deployment started' }, { values: pct, size: 60 }],
+    // rates start at 0; a flat line at 0 still gets a readable scale (up to 1%)
+    scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max((max || 0) * 1.2, 0.01)] } },
+    axes: [{ label: 's since the deployment started' }, { values: pct, size: 70 }],
     series: [{ label: 's' },
       { label: 'canary', stroke: '#d9480f', width: 2, points: { show: true } },
       { label: 'stable', stroke: '#1c7ed6', width: 2, points: { show: true } }],

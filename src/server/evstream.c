@@ -175,9 +175,14 @@ static int replay(struct sub *u)
 		if (n < EVSTREAM_PAGE)
 			break;
 		if (sent >= EVSTREAM_REPLAY_MAX || u->last - u->after >= 4 * EVSTREAM_REPLAY_MAX) {
-			/* too far behind for one connection: it resumes from its new Last-Event-ID */
-			static const char note[] = ": more events follow: reconnect with Last-Event-ID\n\n";
-			if (httpd_stream_write(u->st, note, sizeof(note) - 1) == 0)
+			/* too far behind for one connection: it resumes from its new Last-Event-ID.
+			 * The id line moves that past what was scanned, even when nothing was sent
+			 * (a narrowed stream skipping other deployments' events), so the next
+			 * connection goes on from there instead of scanning the same events again. */
+			char note[128];
+			int nl = snprintf(note, sizeof(note), "id: %lld\n: more events follow: reconnect "
+					 "with Last-Event-ID\n\n", (long long)u->last);
+			if (httpd_stream_write(u->st, note, (size_t)nl) == 0)
 				httpd_stream_close(u->st);
 			buf_release(&b);
 			return -1;

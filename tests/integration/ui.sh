@@ -97,8 +97,14 @@ for i in $(seq 64); do
 	curl -sN -m 90 -H "Authorization: Bearer $READ" "$SLUICE_SERVER/v1/events/stream" >/dev/null 2>&1 &
 	SP+=($!)
 done
-for _ in $(seq 200); do # (a probe served while the 64 connect holds a place for 0.3 s)
-	st=$(curl -s -o "$D/503.txt" -w '%{http_code}' -m 0.3 -H "Authorization: Bearer $READ" "$SLUICE_SERVER/v1/events/stream" || true)
+# wait until the 64 are connected (a probe before that would take a place from one of them)
+for _ in $(seq 300); do
+	[ "$(ss -Htn state established "( dport = :$P )" | wc -l)" -ge 64 ] && break
+	sleep 0.1
+done
+sleep 0.5
+for _ in $(seq 20); do
+	st=$(curl -s -o "$D/503.txt" -w '%{http_code}' -m 0.5 -H "Authorization: Bearer $READ" "$SLUICE_SERVER/v1/events/stream" || true)
 	[ "$st" = 503 ] && break
 	sleep 0.2
 done

@@ -85,6 +85,8 @@ RECEIVER=$!
 tail -s 0.2 -f "$D/notifications.log" &
 LOADS+=($!)
 
+echo "dashboard: $SLUICE_SERVER/ui (sign in with the admin token in $D/admin.token)"
+
 say "CI hands over releases (immutable artifacts with contracts)"
 C=$ROOT/examples/contracts
 "$S" release push metadata v1 --artifact "$EX/metadata-v1" --contract "$C/metadata-v1.yaml"

@@ -6,7 +6,8 @@ want=(meson ninja-build pkg-config gcc libcriterion-dev libjansson-dev libyaml-d
       libsqlite3-dev libpq-dev libcurl4-openssl-dev libssl-dev curl procps)
 if [ "${1:-build}" = test ]; then
 	want+=(sqlite3 clang libclang-rt-14-dev wrk nginx-light haproxy prometheus node-llhttp nodejs python3 openssl
-	      postgresql)  # the PostgreSQL tests start their own cluster: tests/support/pg-cluster.sh
+	      postgresql   # the PostgreSQL tests start their own cluster: tests/support/pg-cluster.sh
+	      chromium iproute2) # the dashboard's browser test (tests/integration/ui.sh: npm playwright-core, ss)
 fi
 # runtime_docker's tests start their own dockerd (scripts/docker-host.sh)
 [ "${1:-build}" = test ] && want+=(docker.io)

@@ -604,81 +604,293 @@ out:
 	return rc;
 }
 
+/* ---- events ---- */
+
+/* What one `events --follow` remembers across pieces of the stream and reconnections. */
+struct follow_state {
+	struct client *c;
+	struct buf msg;      /* the message being received (up to its blank line) */
+	long long last;      /* the last event id received: Last-Event-ID on reconnecting */
+	long long deployment; /* 0: every deployment */
+	int ended;           /* the followed deployment is over */
+	int check;           /* its phase is to be asked before going on */
+	const char *phase_end; /* its final phase, for the exit code */
+};
+
+static void show_evidence(const json_t *ev)
+{
+	json_t *evidence = json_object_get(ev, "evidence");
+	size_t m;
+	json_t *chk;
+	json_array_foreach(json_object_get(evidence, "checks"), m, chk)
+		printf("%10s %-22s observed %-10.4g limit %-10.4g %s\n", "",
+		       json_string_value(json_object_get(chk, "metric")),
+		       json_number_value(json_object_get(chk, "observed")),
+		       json_number_value(json_object_get(chk, "limit")),
+		       json_string_value(json_object_get(chk, "decision")));
+	if (evidence && !json_object_get(evidence, "checks")) {
+		/* other methods' evidence: one compact line ('-o json' has all of it) */
+		char *txt = json_dumps(evidence, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (txt)
+			printf("%10s evidence %.400s%s\n", "", txt, strlen(txt) > 400 ? " ..." : "");
+		free(txt);
+	}
+}
+
+/* One event of the stream: printed (a JSON object per line with -o json); when one deployment
+ * is followed, its phase is looked up to know whether it is over. */
+static void follow_event(struct follow_state *f, const char *data)
+{
+	json_t *ev = json_loads(data, 0, NULL);
+	if (!ev)
+		return;
+	if (f->c->json) {
+		char *txt = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+	} else {
+		if (!f->deployment)
+			printf("#%-4lld %s/%s  ", (long long)json_integer_value(json_object_get(ev, "deployment")),
+			       json_string_value(json_object_get(ev, "service")),
+			       json_string_value(json_object_get(ev, "env")));
+		print_event(ev);
+		show_evidence(ev);
+	}
+	fflush(stdout);
+	/* an event of the deployment as a whole (no region) may be its last: the stream stops so
+	 * that its phase can be asked (the handle cannot make another call inside this one) */
+	if (f->deployment && json_is_null(json_object_get(ev, "region")))
+		f->check = 1;
+	json_decref(ev);
+}
+
+/* Splits the stream into messages (ended by a blank line): "id:" and "data:" fields; comments
+ * (heartbeats) and other fields are skipped. Stops the stream once the deployment is over. */
+static int follow_data(void *arg, const char *data, size_t len)
+{
+	struct follow_state *f = arg;
+	for (size_t k = 0; k < len && !f->check; k++) {
+		char ch = data[k];
+		if (ch == '\r')
+			continue;
+		if (ch != '\n' || !f->msg.len || f->msg.data[f->msg.len - 1] != '\n') {
+			if (buf_add(&f->msg, &ch, 1))
+				return 1; /* larger than any event: give up this connection */
+			continue;
+		}
+		/* a blank line: the message is complete */
+		char *line = f->msg.data, *next;
+		const char *payload = NULL;
+		for (; line && *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = 0;
+			if (!strncmp(line, "id: ", 4))
+				f->last = strtoll(line + 4, NULL, 10);
+			else if (!strncmp(line, "data: ", 6))
+				payload = line + 6;
+		}
+		if (payload)
+			follow_event(f, payload);
+		buf_reset(&f->msg);
+	}
+	return f->check;
+}
+
+/* Whether the followed deployment is over; its final phase in f->phase_end. */
+static void follow_check(struct follow_state *f)
+{
+	char path[64];
+	json_t *d = NULL;
+	f->check = 0;
+	snprintf(path, sizeof(path), "/v1/deployments/%lld", f->deployment);
+	if (client_call(f->c, "GET", path, NULL, &d, NULL) == EXIT_OK) {
+		const char *phase = json_string_value(json_object_get(d, "phase"));
+		if (phase && strcmp(phase, "active")) {
+			f->ended = 1;
+			f->phase_end = !strcmp(phase, "promoted") ? "promoted" : "other";
+		}
+	}
+	json_decref(d);
+}
+
+/* Follows the stream, reconnecting with Last-Event-ID after any interruption, until the
+ * followed deployment is over (never when following every deployment). */
+static int follow_stream(struct client *c, const char *service, long long deployment, long long after)
+{
+	struct follow_state f = {.c = c, .last = after, .deployment = deployment};
+	buf_init(&f.msg, 1u << 20);
+	int rc = client_token(c), warned = 0;
+	while (!rc && !f.ended) {
+		char url[2048], idh[64];
+		char *esc = service ? httpc_escape(service) : NULL;
+		size_t n = strlen(c->server);
+		snprintf(url, sizeof(url), "%.*s/v1/events/stream?%s%s%s", (int)(n && c->server[n - 1] == '/' ? n - 1 : n),
+			 c->server, esc ? "service=" : "", esc ? esc : "", esc ? "&" : "");
+		free(esc);
+		if (deployment)
+			snprintf(url + strlen(url), sizeof(url) - strlen(url), "deployment=%lld", deployment);
+		snprintf(idh, sizeof(idh), "Last-Event-ID: %lld", f.last);
+		const char *hdrs[] = {idh, NULL};
+		struct buf errb;
+		buf_init(&errb, BUF_NOLIMIT);
+		struct err e = {""};
+		long status = 0;
+		buf_reset(&f.msg);
+		int hrc = httpc_stream(c->http, url, f.last >= 0 ? hdrs : NULL, 45000, follow_data, &f,
+				       &status, &errb, &e);
+		if (hrc == HTTPC_E_VERIFY) {
+			buf_release(&errb);
+			rc = client_unreachable(c, hrc, &e);
+			break;
+		}
+		if (hrc == 0 && (status < 200 || status > 299) && status != 503) {
+			json_t *j = json_loadb(errb.data, errb.len, 0, NULL);
+			const char *msg = json_string_value(json_object_get(j, "error"));
+			error("%s", msg ? msg : "the server refused the stream");
+			json_decref(j);
+			buf_release(&errb);
+			rc = status == 404 ? EXIT_NOTFOUND : status >= 400 && status < 500 ? EXIT_USAGE
+											  : EXIT_UNREACHABLE;
+			break;
+		}
+		buf_release(&errb);
+		if (f.check) {
+			follow_check(&f);
+			continue; /* over, or on with the same Last-Event-ID at once */
+		}
+		if (hrc && !warned++)
+			error("%s (reconnecting)", e.msg);
+		sleep(1); /* the server ended the stream or is away: resume where it stopped */
+	}
+	buf_release(&f.msg);
+	if (!rc && f.ended)
+		rc = !strcmp(f.phase_end, "promoted") ? EXIT_OK : EXIT_NO;
+	return rc;
+}
+
+struct events_opts {
+	int follow;
+	const char *service;
+	const char *rollout; /* --rollout ID */
+};
+
 static int events_opt(int opt, const char *arg, void *ctx)
 {
+	struct events_opts *o = ctx;
 	struct err e;
-	long long id;
-	if (opt != 'R')
+	if (opt == 'f')
+		o->follow = 1;
+	else if (opt == 's')
+		return opt_name("--service", o->service = arg, NAME_OBJECT, &e) ? error("%s", e.msg) : 0;
+	else if (opt == 'R') {
+		long long id;
+		if (opt_int("--rollout", arg, 1, INT64_MAX, &id, &e))
+			return error("%s", e.msg);
+		o->rollout = arg;
+	} else
 		return -1;
-	if (opt_int("--rollout", arg, 1, INT64_MAX, &id, &e))
-		return error("%s", e.msg);
-	*(const char **)ctx = arg;
 	return 0;
 }
 
-static const struct option events_options[] = {{"rollout", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
-
 int cmd_events(int argc, char **argv)
 {
-	static const char usage[] = "usage: sluice events DEPLOYMENT [-o json]\n"
-				    "       sluice events --rollout ID [-o json]\n\n"
-				    "Shows what happened in one deployment (or one guarded flag rollout), with each\n"
-				    "verdict's evidence (metric, samples, observed value, limit, decision).\n\n" CLIENT_HELP;
+	static const char usage[] =
+		"usage: sluice events DEPLOYMENT [-f] [-o json]\n"
+		"       sluice events -f [--service S] [-o json]\n"
+		"       sluice events --rollout ID [-o json]\n\n"
+		"Shows what happened in one deployment (or one guarded flag rollout), with each\n"
+		"verdict's evidence (metric, samples, observed value, limit, decision).\n\n"
+		"  -f, --follow   then follow it live (server-sent events, reconnecting where it\n"
+		"                 stopped) until it ends: exit 0 when promoted, 1 otherwise; without\n"
+		"                 DEPLOYMENT, every event the token may read, until interrupted\n"
+		"  --service S    with --follow and no DEPLOYMENT: only this service's events\n"
+		"  --rollout ID   the events of a guarded flag rollout instead\n"
+		"  -o json        one JSON object per event and per line when following\n\n" CLIENT_HELP;
+	static const struct option extra[] = {{"follow", no_argument, NULL, 'f'},
+					      {"service", required_argument, NULL, 's'},
+					      {"rollout", required_argument, NULL, 'R'}, {0}};
+	struct events_opts eo = {0};
 	struct client c;
 	int rc = EXIT_USAGE;
 	client_init(&c);
-	const char *rollout = NULL;
-	int i = client_parse(&c, argc, argv, "", events_options, events_opt, &rollout, usage, &rc);
-	if (i < 0 || positional("events", argc, argv, i, rollout ? 0 : 1, rollout ? 0 : 1, "DEPLOYMENT (an id)", "d"))
+	int i = client_parse(&c, argc, argv, "f", extra, events_opt, &eo, usage, &rc);
+	int want = eo.follow || eo.rollout ? 0 : 1;
+	if (i < 0 || positional("events", argc, argv, i, want, eo.rollout ? 0 : 1, "DEPLOYMENT (an id)", "d"))
 		goto out;
+	if (eo.rollout && (eo.follow || eo.service)) {
+		error("events: --rollout goes with neither --follow nor --service");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (eo.service && (!eo.follow || i < argc)) {
+		error("events: --service goes with --follow and no DEPLOYMENT");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (eo.follow && i == argc) {
+		rc = follow_stream(&c, eo.service, 0, -1);
+		goto out;
+	}
 	char path[256];
-	if (rollout)
-		snprintf(path, sizeof(path), "/v1/flag-rollouts/%s", rollout);
+	if (eo.rollout)
+		snprintf(path, sizeof(path), "/v1/flag-rollouts/%s", eo.rollout);
 	else
 		snprintf(path, sizeof(path), "/v1/deployments/%s/events", argv[i]);
 	json_t *out = NULL;
 	rc = client_call(&c, "GET", path, NULL, &out, NULL);
-	if (rc == EXIT_OK && c.json) {
+	if (rc == EXIT_OK && eo.follow) {
+		/* what happened so far, then live from the last event shown */
+		size_t k;
+		json_t *ev;
+		long long last = 0;
+		json_array_foreach(json_object_get(out, "events"), k, ev) {
+			if (c.json) {
+				char *txt = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+				if (txt)
+					printf("%s\n", txt);
+				free(txt);
+			} else {
+				print_event(ev);
+				show_evidence(ev);
+			}
+			last = json_integer_value(json_object_get(ev, "id"));
+		}
+		fflush(stdout);
+		const char *phase = json_string_value(json_object_get(out, "phase"));
+		if (phase && strcmp(phase, "active"))
+			rc = !strcmp(phase, "promoted") ? EXIT_OK : EXIT_NO;
+		else
+			rc = follow_stream(&c, NULL, json_integer_value(json_object_get(out, "id")), last);
+	} else if (rc == EXIT_OK && c.json) {
 		client_print_json(out);
-	} else if (rc == EXIT_OK && rollout) {
-		const json_t *st = json_object_get(out, "state");
-		printf("flag rollout %lld: flag %s in %s, variant %s judged on %s, %s (%s, at %lld%%)\n",
-		       (long long)json_integer_value(json_object_get(out, "id")),
-		       json_string_value(json_object_get(out, "flag")), json_string_value(json_object_get(out, "env")),
-		       json_string_value(json_object_get(st, "variant")),
-		       json_string_value(json_object_get(out, "service")),
-		       json_string_value(json_object_get(out, "phase")), json_string_value(json_object_get(st, "phase")),
-		       (long long)json_integer_value(json_object_get(st, "weight")));
 	} else if (rc == EXIT_OK) {
-		printf("deployment %lld: %s %s %s to %s, %s\n",
-		       (long long)json_integer_value(json_object_get(out, "id")),
-		       json_string_value(json_object_get(out, "kind")),
-		       json_string_value(json_object_get(out, "service")),
-		       json_string_value(json_object_get(out, "version")),
-		       json_string_value(json_object_get(out, "env")),
-		       json_string_value(json_object_get(out, "phase")));
-	}
-	if (rc == EXIT_OK && !c.json) {
+		if (eo.rollout) {
+			const json_t *st = json_object_get(out, "state");
+			printf("flag rollout %lld: flag %s in %s, variant %s judged on %s, %s (%s, at %lld%%)\n",
+			       (long long)json_integer_value(json_object_get(out, "id")),
+			       json_string_value(json_object_get(out, "flag")),
+			       json_string_value(json_object_get(out, "env")),
+			       json_string_value(json_object_get(st, "variant")),
+			       json_string_value(json_object_get(out, "service")),
+			       json_string_value(json_object_get(out, "phase")),
+			       json_string_value(json_object_get(st, "phase")),
+			       (long long)json_integer_value(json_object_get(st, "weight")));
+		} else {
+			printf("deployment %lld: %s %s %s to %s, %s\n",
+			       (long long)json_integer_value(json_object_get(out, "id")),
+			       json_string_value(json_object_get(out, "kind")),
+			       json_string_value(json_object_get(out, "service")),
+			       json_string_value(json_object_get(out, "version")),
+			       json_string_value(json_object_get(out, "env")),
+			       json_string_value(json_object_get(out, "phase")));
+		}
 		size_t k;
 		json_t *ev;
 		json_array_foreach(json_object_get(out, "events"), k, ev) {
 			print_event(ev);
-			json_t *evidence = json_object_get(ev, "evidence");
-			size_t m;
-			json_t *chk;
-			json_array_foreach(json_object_get(evidence, "checks"), m, chk)
-				printf("%10s %-22s observed %-10.4g limit %-10.4g %s\n", "",
-				       json_string_value(json_object_get(chk, "metric")),
-				       json_number_value(json_object_get(chk, "observed")),
-				       json_number_value(json_object_get(chk, "limit")),
-				       json_string_value(json_object_get(chk, "decision")));
-			if (evidence && !json_object_get(evidence, "checks")) {
-				/* other methods' evidence: one compact line ('-o json' has all of it) */
-				char *txt = json_dumps(evidence, JSON_COMPACT | JSON_PRESERVE_ORDER);
-				if (txt)
-					printf("%10s evidence %.400s%s\n", "", txt, strlen(txt) > 400 ? " ..." : "");
-				free(txt);
-			}
+			show_evidence(ev);
 		}
 	}
 	json_decref(out);

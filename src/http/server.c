@@ -15,6 +15,12 @@
  * at max_conns finds the idlest connection between requests by walking from the front.
  * Each connection has one timer, armed for the nearest of its deadlines (conn_arm).
  *
+ * A streamed response (httpd_resp.stream) leaves its connection in a mode of its own: `stream`
+ * is set, `closing` too (no further request is parsed), input is read only to see the client's
+ * end and dropped, and the owner appends to `out` through httpd_stream_write, which refuses to
+ * let the unsent part pass the stream's max_pending and compacts what was sent. The shutdown
+ * that follows a closing connection's last answer waits until the stream has ended.
+ *
  * TLS (httpd_opts.tls) is a layer under conn_recv/conn_send and nothing above them knows of
  * it; a plain connection takes the same path as before, with one branch. A TLS connection
  * starts in its handshake, which counts as part of its first request's head (head_start is
@@ -77,7 +83,15 @@ struct conn {
 	int handshaking;      /* TLS: the handshake is not complete yet */
 	int rd_wants_write;   /* TLS: the last read waits for the socket to be writable */
 	int wr_wants_read;    /* TLS: the last write waits for the socket to be readable */
+	struct httpd_stream *stream; /* a streamed response in progress; NULL: none */
 };
+
+struct httpd_stream {
+	struct conn *c;
+	struct httpd_stream_hooks h;
+};
+
+#define STREAM_PENDING_DEFAULT (1u << 20)
 
 struct httpd {
 	loop *l;
@@ -229,9 +243,14 @@ static int out_response(struct conn *c, const struct http_head *h, struct httpd_
 	int nobody = st == 204 || st == 304 || st < 200;
 	if (buf_addf(o, "HTTP/1.1 %d %s\r\n", st, reason(st)))
 		return -1;
-	if (!nobody && buf_addf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-				r->content_type ? r->content_type : "application/json", r->body.len))
+	const char *ct = r->content_type ? r->content_type : "application/json";
+	if (!nobody && r->stream.start) { /* a stream: the body ends with the connection */
+		if (buf_addf(o, "Content-Type: %s\r\n", ct))
+			return -1;
+	} else if (!nobody && buf_addf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n", ct,
+				       r->body.len)) {
 		return -1;
+	}
 	if (c->closing) {
 		if (buf_adds(o, "Connection: close\r\n"))
 			return -1;
@@ -252,6 +271,7 @@ static void resp_init(struct httpd_resp *r)
 	r->content_type = "application/json";
 	buf_init(&r->headers, RESP_HEADERS_MAX);
 	buf_init(&r->body, RESP_BODY_MAX);
+	memset(&r->stream, 0, sizeof r->stream);
 }
 
 static void resp_release(struct httpd_resp *r)
@@ -348,6 +368,35 @@ static int req_init(struct conn *c, const struct http_head *h, struct httpd_req 
 	return 0;
 }
 
+/* Answers a request whose handler asked for a stream: the head and the first bytes, then the
+ * owner's start(); or, when it cannot be a stream after all, end() and an ordinary answer. */
+static int stream_begin(struct conn *c, const struct http_head *h, struct httpd_resp *r,
+			int head_only)
+{
+	struct httpd_stream_hooks hk = r->stream;
+	struct httpd_stream *st = NULL;
+	if (r->status == 200 && !head_only && !(st = calloc(1, sizeof *st)))
+		httpd_error(r, 500, "out of memory");
+	if (!st) {
+		memset(&r->stream, 0, sizeof r->stream);
+		hk.end(hk.arg);
+		return out_response(c, h, r, head_only);
+	}
+	c->closing = 1; /* no request after this one; "Connection: close" */
+	if (out_response(c, h, r, 0)) {
+		free(st);
+		hk.end(hk.arg);
+		return -1;
+	}
+	st->c = c;
+	st->h = hk;
+	if (!st->h.max_pending)
+		st->h.max_pending = STREAM_PENDING_DEFAULT;
+	c->stream = st;
+	hk.start(hk.arg, st);
+	return 0;
+}
+
 static int dispatch(struct conn *c, const struct http_head *h, const char *body, size_t body_len)
 {
 	struct httpd *s = c->srv;
@@ -367,7 +416,11 @@ static int dispatch(struct conn *c, const struct http_head *h, const char *body,
 		c->closing = 1;
 	s->fn(s->ctx, &req, &r);
 	int head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
-	int rc = out_response(c, h, &r, head_only);
+	int rc;
+	if (r.stream.start)
+		rc = stream_begin(c, h, &r, head_only);
+	else
+		rc = out_response(c, h, &r, head_only);
 	resp_release(&r);
 	free(scratch);
 	return rc;
@@ -626,6 +679,12 @@ static void conn_close(struct conn *c)
 	if (c->timer)
 		loop_timer_cancel(s->l, c->timer);
 	plan_end(c); /* a request abandoned in its body: its sink is released */
+	if (c->stream) {
+		struct httpd_stream *st = c->stream;
+		c->stream = NULL;
+		st->h.end(st->h.arg);
+		free(st);
+	}
 	list_unlink(c);
 	s->nconns--;
 	buf_release(&c->in);
@@ -678,7 +737,7 @@ static int conn_write(struct conn *c)
 	if (c->out_off == c->out.len) {
 		buf_reset(&c->out);
 		c->out_off = 0;
-		if (c->closing && !c->linger_until) {
+		if (c->closing && !c->stream && !c->linger_until) {
 			/* FIN after the answer. Closing now while the client is still sending (a
 			 * body we refused) would make the kernel send a reset, which can destroy the
 			 * answer before the client reads it: drain for a while first ("lingering
@@ -731,7 +790,7 @@ static void conn_service(struct conn *c)
 		return;
 	}
 	unsigned ev = 0;
-	if (!c->closing && !c->paused && !c->rd_eof)
+	if ((!c->closing || c->stream) && !c->paused && !c->rd_eof)
 		ev |= LOOP_READ;
 	if (pending || c->paused)
 		ev |= LOOP_WRITE; /* paused with nothing pending: come back at once */
@@ -746,6 +805,23 @@ static void conn_service(struct conn *c)
 	if (!ev)
 		ev = LOOP_READ; /* cannot happen; never leave a connection without events */
 	set_events(c, ev);
+}
+
+/* A stream's client sends nothing we want: read and drop it, and close at its end. Returns -1
+ * when the connection was closed. */
+static int stream_drain(struct conn *c)
+{
+	char sink[4096];
+	for (int rounds = 0; rounds < 4; rounds++) {
+		ssize_t r = conn_recv(c, sink, sizeof sink);
+		if (r > 0)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return 0;
+		conn_close(c); /* the client's end (or a reset) ends the stream */
+		return -1;
+	}
+	return 0;
 }
 
 static void conn_io(loop *l, int fd, unsigned events, void *arg)
@@ -784,6 +860,8 @@ static void conn_io(loop *l, int fd, unsigned events, void *arg)
 		events |= LOOP_READ; /* the first request may have come with the handshake's end */
 	}
 	int can_read = (events & LOOP_READ) || (c->tls && (c->rd_wants_write || tls_pending(c->tls)));
+	if (can_read && c->stream && stream_drain(c))
+		return; /* closed */
 	if (can_read && !c->closing && !c->rd_eof && !c->paused) {
 		/* bounded reads per wake-up keep one client from starving the others */
 		for (int rounds = 0; rounds < 4; rounds++) {
@@ -877,7 +955,7 @@ static int make_room(struct httpd *s)
 			conn_close(c);
 			return 0;
 		}
-		if (c->head_len || c->paused || c->closing || c->out_off < c->out.len)
+		if (c->stream || c->head_len || c->paused || c->closing || c->out_off < c->out.len)
 			continue;
 		if (c->in.len == 0 && !c->handshaking) { /* the list is idlest first: this is the one */
 			conn_close(c);
@@ -1054,6 +1132,31 @@ int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts 
 	}
 	*out = s;
 	return 0;
+}
+
+int httpd_stream_write(httpd_stream *st, const char *data, size_t len)
+{
+	struct conn *c = st->c;
+	/* what was sent is dropped first, so a stream never holds more than max_pending */
+	if (c->out_off) {
+		buf_consume(&c->out, c->out_off);
+		c->out_off = 0;
+	}
+	if (c->out.len + len > st->h.max_pending || buf_add(&c->out, data, len)) {
+		conn_close(c); /* a client that does not read: dropped, never waited for */
+		return -1;
+	}
+	set_events(c, c->events | LOOP_WRITE);
+	return 0;
+}
+
+void httpd_stream_close(httpd_stream *st)
+{
+	struct conn *c = st->c;
+	c->stream = NULL;
+	st->h.end(st->h.arg);
+	free(st);
+	set_events(c, c->events | LOOP_WRITE); /* conn_write ends it once `out` is sent */
 }
 
 int httpd_port(const httpd *h)

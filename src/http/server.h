@@ -56,12 +56,52 @@ struct httpd_req {
 	uint64_t body_streamed;
 };
 
+typedef struct httpd_stream httpd_stream;
+
+/*
+ * Streaming responses (server-sent events). A handler that sets resp->stream.start turns a 200
+ * answer into a stream: the head goes out without Content-Length and with Connection: close,
+ * then resp->body (may be empty), then whatever the owner writes with httpd_stream_write, for
+ * as long as the stream lasts; the body ends when the connection closes (HTTP/1.1 allows a
+ * response delimited by the close). The connection reads no further request: what the client
+ * sends is read and dropped, and its end (EOF or reset) ends the stream.
+ *
+ * Life cycle, with arg the owner's: start(arg, st) is called once the head is queued (the
+ * owner keeps st and may write at once); end(arg) is called exactly once afterwards, whatever
+ * ends the stream: the client closed or reset, the connection was idle for idle_timeout_ms (a
+ * client that stops reading its stream has no socket activity: heartbeats shorter than the
+ * idle timeout keep a reading client alive), a write passed max_pending, httpd_stream_close,
+ * httpd_free. After end, neither st nor arg is used by the server, and the owner must not use
+ * st. end may run inside httpd_stream_write or httpd_stream_close (the owner must be ready
+ * for it there). When the answer is not streamed after all (a status other than 200, a HEAD
+ * request), start is not called and end(arg) is, before the handler's answer is written.
+ *
+ * A stream connection is never closed to make room at max_conns: the owner bounds how many it
+ * accepts.
+ */
+struct httpd_stream_hooks {
+	void (*start)(void *arg, httpd_stream *st); /* NULL: an ordinary response */
+	void (*end)(void *arg);                     /* required with start */
+	void *arg;
+	size_t max_pending; /* written but not yet sent, in bytes, beyond which the client is
+			     * dropped; 0: 1 MiB */
+};
+
 struct httpd_resp {
 	int status;               /* default 200 */
 	const char *content_type; /* default "application/json" */
 	struct buf headers;       /* extra "Name: value\r\n" lines */
 	struct buf body;
+	struct httpd_stream_hooks stream; /* all zero: not a stream */
 };
+
+/* Queues len bytes on the stream, sent as the socket allows (never blocks). Returns 0, or -1
+ * when they would put more than max_pending bytes in waiting (a client that does not read) or
+ * memory ran out: the connection is then closed and end() has run. */
+__attribute__((warn_unused_result)) int httpd_stream_write(httpd_stream *st, const char *data,
+							   size_t len);
+/* Ends the stream once what is queued has been sent; end() runs before it returns. */
+void httpd_stream_close(httpd_stream *st);
 
 typedef void httpd_handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
 

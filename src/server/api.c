@@ -1291,6 +1291,11 @@ ADAPT(api_h_rollout_start)
 ADAPT(api_h_rollout_abort)
 ADAPT(api_h_rollout_list)
 ADAPT(api_h_rollout_get)
+ADAPT(api_h_events_stream)
+ADAPT(api_h_whoami)
+ADAPT(api_h_abort)
+ADAPT(api_h_ui_index)
+ADAPT(api_h_ui_file)
 
 /* A row leaves out the body columns (content type, body limit) when the JSON defaults apply. */
 #pragma GCC diagnostic push
@@ -1310,6 +1315,11 @@ static const struct route api_table[] = {
 	{"GET", "/v1/deployments/{id}", AUTH_READ, r_h_deployment_get, "one deployment"},
 	{"POST", "/v1/deployments/{id}/retry", AUTH_RETRY, r_h_retry, "retry a failed region"},
 	{"GET", "/v1/deployments/{id}/events", AUTH_READ, r_h_deployment_events, "a deployment's events"},
+	{"POST", "/v1/deployments/{id}/abort", AUTH_ROLLBACK, r_api_h_abort, "abort a deployment in flight"},
+	{"GET", "/v1/events/stream", AUTH_READ, r_api_h_events_stream, "every event as it happens (server-sent events)"},
+	{"GET", "/v1/whoami", AUTH_READ, r_api_h_whoami, "the caller's token and what it may do"},
+	{"GET", "/ui", AUTH_PUBLIC, r_api_h_ui_index, "the dashboard"},
+	{"GET", "/ui/{*rest}", AUTH_PUBLIC, r_api_h_ui_file, "the dashboard's files"},
 	{"GET", "/v1/can-i-deploy", AUTH_READ, r_h_can_i_deploy, "the compatibility gate"},
 	{"POST", "/v1/plan", AUTH_READ, r_h_plan, "plan a multi-service change"},
 	{"GET", "/v1/status", AUTH_READ, r_h_status, "status of every service"},
@@ -1602,6 +1612,12 @@ api *api_new(const struct api_deps *d)
 		return NULL;
 	}
 	logic_arena_init(&a->arena, a->arena_buf, sizeof(a->arena_buf));
+	if (!(a->evs = evstream_new(d->loop, d->store, NULL))) {
+		flags_free(a->own_flags);
+		catalog_free(a->own_cat);
+		free(a);
+		return NULL;
+	}
 	a->rate = d->ofrep_rate > 0 ? d->ofrep_rate : 100000;
 	snprintf(a->artifacts_dir, sizeof(a->artifacts_dir), "%s", d->artifacts_dir);
 	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]", NULL};
@@ -1617,6 +1633,7 @@ api *api_new(const struct api_deps *d)
 void api_free(api *a)
 {
 	if (a) {
+		evstream_free(a->evs);
 		catalog_free(a->own_cat);
 		flags_free(a->own_flags);
 		tokens_cache_release(&a->tokens);

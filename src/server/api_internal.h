@@ -13,6 +13,7 @@
 #include "server/api.h"
 #include "server/api_body.h"
 #include "server/auth.h"
+#include "server/evstream.h"
 #include "server/flags.h"
 #include "server/rollouts.h"
 #include "server/tokens.h"
@@ -47,6 +48,7 @@ struct api {
 	char arena_buf[16384];
 	double rate;
 	struct tokens_cache tokens;
+	evstream *evs; /* the open event streams (GET /v1/events/stream) */
 	/* the API's own counters, for /metrics: answers per route and status class (1xx..5xx,
 	 * and [..][0] for answers without a route: 404, 405), gate refusals, OFREP evaluations */
 	uint64_t answers[API_MAX_ROUTES + 1][6];
@@ -111,6 +113,12 @@ void api_h_rollout_list(struct route_ctx *c);
 void api_h_rollout_get(struct route_ctx *c);
 void api_h_ofrep_bulk(struct route_ctx *c);
 const struct route *api_route_table(size_t *n /* OUT */);
+/* api_live.c: the events stream, whoami, abort; api_ui.c: the dashboard's files */
+void api_h_events_stream(struct route_ctx *c);
+void api_h_whoami(struct route_ctx *c);
+void api_h_abort(struct route_ctx *c);
+void api_h_ui_index(struct route_ctx *c);
+void api_h_ui_file(struct route_ctx *c);
 /* api_metrics.c */
 void api_h_metrics(struct route_ctx *c);
 void api_h_notify_add(struct route_ctx *c);

@@ -397,6 +397,14 @@ int store_list_events(store *s, int64_t deployment, json_t **out, struct err *e)
 	return leave_json(s->ops->list_events(s->drv, deployment, out, e), out, e, "list events");
 }
 
+int store_events_after(store *s, int64_t after, int64_t limit, json_t **out, struct err *e)
+{
+	ENTER(s, e);
+	*out = NULL;
+	assert(limit > 0);
+	return leave_json(s->ops->events_after(s->drv, after, limit, out, e), out, e, "events after");
+}
+
 int store_set_stable(store *s, const char *service, const char *env, const char *region,
 		     const char *version, int64_t deployment, struct err *e)
 {

@@ -153,6 +153,12 @@ STORE_WUR int store_add_event(store *s, int64_t deployment, const char *type, co
 			      const char *message, const json_t *evidence, struct err *e);
 /* Oldest first: [{"id","at","type","region","message","evidence"}] (empty for an unknown id). */
 STORE_WUR int store_list_events(store *s, int64_t deployment, json_t **out /* OUT */, struct err *e);
+/* Every deployment's events with an id above `after`, oldest first, at most `limit` (> 0) of
+ * them: [{"id","at","deployment","service","env","type","region","message","evidence"}]. For
+ * followers (the server-sent events stream): ids only grow, so the last id seen is a cursor.
+ * A negative `after` asks for the newest `limit` events instead (still oldest first). */
+STORE_WUR int store_events_after(store *s, int64_t after, int64_t limit, json_t **out /* OUT */,
+				 struct err *e);
 
 /* ---- Stable releases per service/env/region, with history ---- */
 
@@ -454,6 +460,7 @@ struct store_ops {
 	int (*add_event)(void *drv, int64_t deployment, const char *type, const char *region,
 			 const char *message, const json_t *evidence, struct err *e);
 	int (*list_events)(void *drv, int64_t deployment, json_t **out, struct err *e);
+	int (*events_after)(void *drv, int64_t after, int64_t limit, json_t **out, struct err *e);
 	int (*set_stable)(void *drv, const char *service, const char *env, const char *region,
 			  const char *version, int64_t deployment, struct err *e);
 	int (*get_stable)(void *drv, const char *service, const char *env, const char *region,

@@ -919,6 +919,21 @@ static int pg_list_events(void *drv, int64_t deployment, json_t **out, struct er
 		     "i", deployment);
 }
 
+static int pg_events_after(void *drv, int64_t after, int64_t limit, json_t **out, struct err *e)
+{
+	if (after < 0) /* the newest ones, turned oldest first */
+		return query(drv, out, 0, e,
+			     "SELECT * FROM (SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, "
+			     "e.region, e.message, e.evidence FROM events e JOIN deployments d ON "
+			     "d.id = e.deployment ORDER BY e.id DESC LIMIT $1) n ORDER BY id",
+			     "i", limit);
+	return query(drv, out, 0, e,
+		     "SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, e.region, e.message, "
+		     "e.evidence FROM events e JOIN deployments d ON d.id = e.deployment WHERE e.id > $1 "
+		     "ORDER BY e.id LIMIT $2",
+		     "ii", after, limit);
+}
+
 /* ---- stable releases ---- */
 
 static int pg_set_stable(void *drv, const char *service, const char *env, const char *region,
@@ -1434,6 +1449,7 @@ const struct store_ops store_pg_ops = {
 	.active_deployments = pg_active_deployments,
 	.add_event = pg_add_event,
 	.list_events = pg_list_events,
+	.events_after = pg_events_after,
 	.set_stable = pg_set_stable,
 	.get_stable = pg_get_stable,
 	.previous_stable = pg_previous_stable,

@@ -558,6 +558,22 @@ static int sq_list_events(void *drv, int64_t deployment, json_t **out, struct er
 		     "i", deployment);
 }
 
+static int sq_events_after(void *drv, int64_t after, int64_t limit, json_t **out, struct err *e)
+{
+	struct sqlite_store *s = drv;
+	if (after < 0) /* the newest ones, turned oldest first */
+		return query(s, out, 0, 0, e,
+			     "SELECT * FROM (SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, "
+			     "e.region, e.message, e.evidence FROM events e JOIN deployments d ON "
+			     "d.id = e.deployment ORDER BY e.id DESC LIMIT ?) n ORDER BY id",
+			     "i", limit);
+	return query(s, out, 0, 0, e,
+		     "SELECT e.id, e.at, e.deployment, d.service, d.env, e.type, e.region, e.message, "
+		     "e.evidence FROM events e JOIN deployments d ON d.id = e.deployment WHERE e.id > ? "
+		     "ORDER BY e.id LIMIT ?",
+		     "ii", after, limit);
+}
+
 static int sq_set_stable(void *drv, const char *service, const char *env, const char *region,
 		     const char *version, int64_t deployment, struct err *e)
 {
@@ -1061,6 +1077,7 @@ const struct store_ops store_sqlite_ops = {
 	.active_deployments = sq_active_deployments,
 	.add_event = sq_add_event,
 	.list_events = sq_list_events,
+	.events_after = sq_events_after,
 	.set_stable = sq_set_stable,
 	.get_stable = sq_get_stable,
 	.previous_stable = sq_previous_stable,

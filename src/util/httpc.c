@@ -240,6 +240,90 @@ int httpc_json(httpc *c, const char *method, const char *url, const json_t *body
 	return rc;
 }
 
+struct stream_sink {
+	CURL *h;
+	int (*fn)(void *arg, const char *data, size_t len);
+	void *arg;
+	struct buf *err_body;
+	int stopped, too_big;
+};
+
+static size_t on_stream(char *p, size_t size, size_t n, void *arg)
+{
+	struct stream_sink *s = arg;
+	long st = 0;
+	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &st);
+	if (st < 200 || st > 299) {
+		if (buf_add(s->err_body, p, size * n)) {
+			s->too_big = 1;
+			return 0;
+		}
+		return size * n;
+	}
+	if (s->fn(s->arg, p, size * n)) {
+		s->stopped = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+int httpc_stream(httpc *c, const char *url, const char *const *headers, long idle_ms,
+		 int (*fn)(void *arg, const char *data, size_t len), void *arg, long *status,
+		 struct buf *err_body, struct err *e)
+{
+	if (httpc_headers_check(headers, e))
+		return -1;
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: text/event-stream");
+	if (hdrs && httpc_headers_append(&hdrs, headers)) {
+		curl_slist_free_all(hdrs);
+		hdrs = NULL;
+	}
+	hdrs = hdrs ? with_extra(c, hdrs) : NULL;
+	if (!hdrs)
+		return err_set(e, "GET %s: out of memory", url);
+	CURL *h = c->curl;
+	size_t limit = err_body->limit;
+	err_body->limit = err_body->len + c->max_response;
+	struct stream_sink sink = {h, fn, arg, err_body, 0, 0};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "GET");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* fewer than 1 byte/s ... */
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, idle_ms < 1000 ? 1L : idle_ms / 1000); /* ... this long */
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 2000 ? c->timeout_ms : 2000);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->cacert)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+	CURLcode rc = curl_easy_perform(h);
+	err_body->limit = limit;
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 0L);
+	curl_slist_free_all(hdrs);
+	if (sink.too_big)
+		return err_set(e, "GET %s: response larger than %zu bytes", url, c->max_response);
+	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && sink.stopped)) {
+		err_set(e, "GET %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE
+		       ? HTTPC_E_VERIFY : -1;
+	}
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	return 0;
+}
+
 int httpc_upload(httpc *c, const char *method, const char *url, const char *path, long *status,
 		 struct buf *resp, struct err *e)
 {

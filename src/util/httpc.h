@@ -85,6 +85,21 @@ __attribute__((warn_unused_result)) int httpc_upload(httpc *c, const char *metho
 						     const char *path, long *status, struct buf *resp,
 						     struct err *e);
 
+/*
+ * A GET whose answer is a stream (server-sent events). While the status is 2xx, every piece of
+ * the body is passed to fn(arg, data, len) as it arrives (pieces of any size); fn returns 0 to
+ * go on, nonzero to stop. Another status's body goes to err_body instead (within the handle's
+ * max_response). There is no overall timeout: the call fails when nothing at all arrived for
+ * idle_ms (a live stream's heartbeats keep it going). headers: extra fields for this call only
+ * (checked as httpc_headers_check does), may be NULL. Returns 0 with *status when the server
+ * ended the stream or fn stopped it; otherwise as httpc_request.
+ */
+__attribute__((warn_unused_result)) int httpc_stream(httpc *c, const char *url,
+						     const char *const *headers, long idle_ms,
+						     int (*fn)(void *arg, const char *data, size_t len),
+						     void *arg, long *status, struct buf *err_body,
+						     struct err *e);
+
 /* Percent-encodes s for use in a URL path segment or query value. Caller frees. */
 char *httpc_escape(const char *s);
 

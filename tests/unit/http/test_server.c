@@ -25,10 +25,55 @@ static httpd *H;
 static pthread_t T;
 static int calls;
 
+/* A streamed response (/stream): "hello\n" at once, then a timer on the loop writes `chunk`
+ * bytes every millisecond until the stream ends. started/ended count the hooks' calls. */
+static int started, ended, write_failed;
+static size_t chunk = 5, pending_max;
+static httpd_stream *cur;
+static uint64_t tick_timer;
+
+static void tick(loop *l, void *arg)
+{
+	static char data[65536];
+	memset(data, 't', sizeof data);
+	tick_timer = 0;
+	if (httpd_stream_write(cur, data, chunk)) {
+		__atomic_store_n(&write_failed, 1, __ATOMIC_SEQ_CST);
+		return; /* end() has run */
+	}
+	tick_timer = loop_timer(l, 1, tick, NULL);
+}
+
+static void stream_start(void *arg, httpd_stream *st)
+{
+	__atomic_add_fetch(&started, 1, __ATOMIC_SEQ_CST);
+	cur = st;
+	cr_assert_eq(httpd_stream_write(st, "hello\n", 6), 0);
+	tick_timer = loop_timer(L, 1, tick, NULL);
+}
+
+static void stream_end(void *arg)
+{
+	if (tick_timer)
+		loop_timer_cancel(L, tick_timer);
+	tick_timer = 0;
+	cur = NULL;
+	__atomic_add_fetch(&ended, 1, __ATOMIC_SEQ_CST);
+}
+
 static void handler(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	char v[64];
 	__atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
+	if (!strcmp(req->path, "/stream")) {
+		resp->content_type = "text/event-stream";
+		resp->stream.start = stream_start;
+		resp->stream.end = stream_end;
+		resp->stream.max_pending = pending_max;
+		if (buf_adds(&resp->body, "first\n"))
+			cr_assert_fail();
+		return;
+	}
 	if (req->body_sink) {
 		cr_assert_eq(req->body_len, 0);
 		if (buf_addf(&resp->body, "%s %s streamed=%llu", req->method, req->path,
@@ -985,4 +1030,84 @@ Test(helpers, query_and_header)
 	cr_expect_str_eq(httpd_header(&req, "x-long", v, sizeof v), "0123456789");
 	cr_expect_str_eq(httpd_header(&req, "X-LONG", small, sizeof small), "012");
 	cr_expect_null(httpd_header(&req, "X-None", v, sizeof v));
+}
+
+/* ---- streamed responses ---- */
+
+static int wait_for(int *flag, int want, int ms)
+{
+	for (int i = 0; i < ms / 10 && __atomic_load_n(flag, __ATOMIC_SEQ_CST) != want; i++)
+		usleep(10000);
+	return __atomic_load_n(flag, __ATOMIC_SEQ_CST) == want;
+}
+
+Test(server, stream_head_writes_and_client_end, .init = setup_default, .fini = stop)
+{
+	started = ended = write_failed = 0;
+	chunk = 5;
+	pending_max = 0;
+	int fd = dial();
+	sends(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+	size_t n = 0;
+	while (n < 200) {
+		ssize_t r = recv(fd, R + n, 200 - n, 0);
+		cr_assert_gt(r, 0, "the stream stopped: %s", r < 0 ? strerror(errno) : "eof");
+		n += (size_t)r;
+	}
+	R[n] = 0;
+	cr_assert(strstr(R, "HTTP/1.1 200 OK\r\n") == R, "%s", R);
+	cr_assert_not_null(strstr(R, "Content-Type: text/event-stream\r\n"));
+	cr_assert_not_null(strstr(R, "Connection: close\r\n"));
+	cr_assert_null(strstr(R, "Content-Length"), "a stream has no length");
+	char *body = strstr(R, "\r\n\r\n") + 4;
+	cr_assert(!strncmp(body, "first\nhello\nttttt", 17), "%s", body);
+	cr_assert_null(strstr(R, "/next"), "no request is read after a stream");
+	cr_assert_eq(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 1);
+	close(fd); /* the client's end ends the stream */
+	cr_assert(wait_for(&ended, 1, 2000), "end() was not called after the client closed");
+	cr_assert_eq(__atomic_load_n(&calls, __ATOMIC_SEQ_CST) >= 1, 1);
+}
+
+Test(server, stream_client_that_does_not_read_is_dropped, .init = setup_default, .fini = stop, .timeout = 20)
+{
+	started = ended = write_failed = 0;
+	chunk = 16384;
+	pending_max = 256 * 1024;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)httpd_port(H)) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	sends(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	/* never read: the server's pending output passes 256 KiB and the client is dropped,
+	 * while the loop goes on serving others */
+	cr_assert(wait_for(&write_failed, 1, 10000), "the slow client was not dropped");
+	cr_assert(wait_for(&ended, 1, 1000));
+	int other = dial();
+	sends(other, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_gt(read_resp(other, R, sizeof R), 0);
+	cr_assert(strstr(R, "HTTP/1.1 200") == R);
+	close(other);
+	close(fd);
+	chunk = 5;
+	pending_max = 0;
+}
+
+Test(server, stream_head_request_is_not_a_stream, .init = setup_default, .fini = stop)
+{
+	started = ended = 0;
+	int fd = dial();
+	sends(fd, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+	size_t n = 0; /* a head alone: its Content-Length is not followed by a body */
+	while (n < 4 || memcmp(R + n - 4, "\r\n\r\n", 4)) {
+		ssize_t r = recv(fd, R + n, 1, 0);
+		cr_assert_eq(r, 1);
+		n++;
+	}
+	R[n] = 0;
+	cr_assert(strstr(R, "HTTP/1.1 200") == R, "%s", R);
+	cr_assert(wait_for(&ended, 1, 1000), "end() is called when the answer is not streamed");
+	cr_assert_eq(__atomic_load_n(&started, __ATOMIC_SEQ_CST), 0);
+	close(fd);
 }

@@ -171,6 +171,8 @@ struct row {
  * every token). The artifact uploaded is new for each token's server. */
 static const struct row rows[] = {
 	{"GET", "/v1/health", NULL, AUTH_PUBLIC, SOMEWHERE},
+	{"GET", "/ui", NULL, AUTH_PUBLIC, SOMEWHERE},
+	{"GET", "/ui/app.js", NULL, AUTH_PUBLIC, SOMEWHERE},
 	{"GET", "/v1/server", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/metrics", NULL, AUTH_READ, SOMEWHERE},
 	{"GET", "/v1/services", NULL, AUTH_READ, SOMEWHERE},
@@ -187,6 +189,10 @@ static const struct row rows[] = {
 	{"POST", "/v1/apply", "APPLY", AUTH_APPLY, EXACT, "pay", NULL},
 	{"PUT", "/v1/artifacts/DIGEST", "#!/bin/sh\n# another\n", AUTH_RELEASE, SOMEWHERE},
 	{"POST", "/v1/services/pay/releases", "RELEASE", AUTH_RELEASE, SERVICE_ANY_ENV, "pay"},
+	{"GET", "/v1/whoami", NULL, AUTH_READ, SOMEWHERE},
+	{"GET", "/v1/events/stream", NULL, AUTH_READ, SOMEWHERE},
+	{"GET", "/v1/events/stream?service=pay", NULL, AUTH_READ, SERVICE_ANY_ENV, "pay"},
+	{"POST", "/v1/deployments/1/abort", "{}", AUTH_ROLLBACK, EXACT, "pay", "production"},
 	{"POST", "/v1/deployments/1/retry", "{\"region\": \"eu\"}", AUTH_RETRY, EXACT, "pay", "production"},
 	{"POST", "/v1/deployments", "{\"service\": \"pay\", \"version\": \"v3\", \"force\": true}", AUTH_DEPLOY, EXACT, "pay",
 	 "production"},

@@ -191,6 +191,11 @@ static int f_add_event(void *drv, int64_t d, const char *t, const char *r, const
 	FAIL_IF("add_event", e);
 	return store_add_event(inner, d, t, r, m, ev, e);
 }
+static int f_events_after(void *drv, int64_t a, int64_t n, json_t **out, struct err *e)
+{
+	FAIL_IF("events_after", e);
+	return store_events_after(inner, a, n, out, e);
+}
 static int f_list_events(void *drv, int64_t d, json_t **out, struct err *e)
 {
 	FAIL_IF("list_events", e);
@@ -400,7 +405,7 @@ static const struct store_ops faulty_ops = {
 	"faulty", NULL, f_close, f_schema_version, f_changes, f_begin, f_commit, f_rollback,
 	f_put_manifest, f_get_manifest, f_list_manifests, f_put_release, f_get_release,
 	f_list_releases, f_create_deployment, f_update_deployment, f_get_deployment,
-	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_set_stable,
+	f_list_deployments, f_active_deployments, f_add_event, f_list_events, f_events_after, f_set_stable,
 	f_get_stable, f_previous_stable, f_list_stable, f_put_token, f_get_token,
 	f_list_tokens, f_revoke_token, f_add_audit, f_list_audit, f_put_flags, f_get_flags,
 	f_list_flag_versions, f_lease_acquire, f_lease_release, f_lease_check, f_list_leases,

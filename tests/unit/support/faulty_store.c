@@ -136,6 +136,11 @@ static int f_add_event(void *drv, int64_t d, const char *t, const char *r, const
 	FAULT("add_event", e);
 	return store_add_event(IN(drv), d, t, r, m, ev, e);
 }
+static int f_events_after(void *drv, int64_t a, int64_t n, json_t **out, struct err *e)
+{
+	FAULT("events_after", e);
+	return store_events_after(IN(drv), a, n, out, e);
+}
 static int f_list_events(void *drv, int64_t d, json_t **out, struct err *e)
 {
 	FAULT("list_events", e);
@@ -361,6 +366,7 @@ static const struct store_ops faulty_store_ops = {
 	.active_deployments = f_active_deployments,
 	.add_event = f_add_event,
 	.list_events = f_list_events,
+	.events_after = f_events_after,
 	.set_stable = f_set_stable,
 	.get_stable = f_get_stable,
 	.previous_stable = f_previous_stable,

@@ -133,6 +133,8 @@ int shell_raw(struct shell *sh, const char *raw, size_t len, struct shell_answer
 	buf_init(&resp.headers, 4096);
 	buf_init(&resp.body, 8u << 20);
 	serve(sh, &req, &resp);
+	if (resp.stream.start) /* a stream: answered as the server answers one it cannot stream */
+		resp.stream.end(resp.stream.arg);
 	out->status = resp.status;
 	out->content_type = resp.content_type;
 	snprintf(out->headers, sizeof(out->headers), "%.*s", (int)resp.headers.len,

@@ -2,7 +2,8 @@
 #   make demo    installs what is missing, builds, runs the demo (scripts/demo.sh)
 #   make demo-docker  the same story on Docker hosts the demo starts (scripts/demo-docker.sh)
 #   make check   installs what is missing, runs every test, then every test again under
-#                ASan+UBSan, then the parser fuzzers briefly (FUZZ_SECONDS, default 15 each)
+#                ASan+UBSan but the long scenario runs (suite 'long', tests/integration/meson.build),
+#                then the parser fuzzers briefly (FUZZ_SECONDS, default 15 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON_TEST  = meson test --print-errorlogs --num-processes 2
@@ -36,7 +37,7 @@ check-plain: $(BUILD)/build.ninja
 check-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		$(MESON_TEST) -C $(ASAN_BUILD)
+		$(MESON_TEST) -C $(ASAN_BUILD) --no-suite long
 
 check-fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh

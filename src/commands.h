@@ -37,6 +37,7 @@ int cmd_can_i_deploy(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
 int cmd_token(int argc, char **argv);  /* src/cli/token.c */
 int cmd_notify(int argc, char **argv); /* src/cli/notify.c */
 int cmd_audit(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{"release", cmd_release, "push or list releases (immutable artifact + version + contract)"},
 	{"deploy", cmd_deploy, "start a deployment of a release"},
 	{"retry", cmd_retry, "retry one failed region of a deployment alone"},
+	{"promote", cmd_promote, "promote a deployment now, skipping its remaining steps"},
 	{"rollback", cmd_rollback, "return a service to its last known good release"},
 	{"status", cmd_status, "show versions, traffic split and checks per region"},
 	{"history", cmd_history, "list a service's deployments"},

@@ -1006,6 +1006,44 @@ out:
 	return rc;
 }
 
+int cmd_promote(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: sluice promote DEPLOYMENT [--region REGION] [--wait]\n\n"
+		"Promotes now: the deployment's regions in a canary step (or holding the old set after a\n"
+		"blue-green switch) skip their remaining steps and checks and become stable. Later\n"
+		"waves keep their own steps. Needs the deploy permission.\n\n"
+		"  --region R  only this region\n"
+		"  --wait      follow the deployment; exit 0 when it ends promoted\n" CLIENT_HELP;
+	static const struct option extra[] = {{"region", required_argument, NULL, 'R'},
+					      {"wait", no_argument, NULL, 'w'}, {0}};
+	struct client c;
+	struct deploy_opts d = {0};
+	int rc = EXIT_USAGE;
+	client_init(&c);
+	int i = client_parse(&c, argc, argv, "", extra, deploy_opt, &d, usage, &rc);
+	if (i < 0 || positional("promote", argc, argv, i, 1, 1, "DEPLOYMENT (an id)", "d"))
+		goto out;
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/deployments/%s/promote%s%s", argv[i], d.region ? "?region=" : "",
+		 d.region ? d.region : "");
+	json_t *resp = NULL;
+	rc = client_call(&c, "POST", path, NULL, &resp, NULL);
+	if (rc == EXIT_OK) {
+		if (c.json && !d.wait)
+			client_print_json(resp);
+		else if (!c.json)
+			printf("deployment %s: promoting now%s%s\n", argv[i], d.region ? " in " : "",
+			       d.region ? d.region : "");
+		if (d.wait)
+			rc = follow(&c, json_integer_value(json_object_get(resp, "id")), 0);
+	}
+	json_decref(resp);
+out:
+	client_release(&c);
+	return rc;
+}
+
 int cmd_retry(int argc, char **argv)
 {
 	static const char usage[] =

@@ -759,6 +759,22 @@ int pipeline_step(struct pl_state *s, const struct pl_event *ev, struct pl_actio
 		copy(s->reason, sizeof(s->reason), ev->reason);
 		advance(s, ev->now, out);
 		return 1;
+	case PL_EV_PROMOTE: {
+		int done = 0;
+		for (int i = 0; i < s->nregions; i++) {
+			struct pl_region *r = &s->regions[i];
+			if ((ev->region >= 0 && ev->region != i) || r->stage ||
+			    !((r->state == R_STEP && s->cfg.strategy == PL_CANARY) || r->state == R_HOLD))
+				continue;
+			act(out, PL_ACT_RECORD, i, "promote_now", "promoted now, remaining steps and checks skipped (%s)",
+			    ev->reason[0] ? ev->reason : "asked");
+			promote(s, i, ev->now, out);
+			done = 1;
+		}
+		if (done)
+			advance(s, ev->now, out);
+		return done;
+	}
 	case PL_EV_RETRY:
 		break;
 	}

@@ -180,6 +180,9 @@ enum pl_event_type {
 	PL_EV_TICK,    /* time passed: start waves and retries that are due */
 	PL_EV_ABORT,   /* stop now (a rollback or hotfix pre-empts, or a user asked): reason */
 	PL_EV_RETRY,   /* restart failed region `region` alone, or resume it when paused */
+	PL_EV_PROMOTE, /* an operator promotes now: region `region` (-1: every region) that is in
+			* a canary step (or holding the old set after a blue-green switch) skips its remaining steps and
+			* checks and is promoted; later waves keep their own steps. reason: who */
 };
 
 struct pl_event {

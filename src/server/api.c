@@ -1294,6 +1294,7 @@ ADAPT(api_h_rollout_get)
 ADAPT(api_h_events_stream)
 ADAPT(api_h_whoami)
 ADAPT(api_h_abort)
+ADAPT(api_h_promote)
 ADAPT(api_h_ui_index)
 ADAPT(api_h_ui_file)
 
@@ -1316,6 +1317,8 @@ static const struct route api_table[] = {
 	{"POST", "/v1/deployments/{id}/retry", AUTH_RETRY, r_h_retry, "retry a failed region"},
 	{"GET", "/v1/deployments/{id}/events", AUTH_READ, r_h_deployment_events, "a deployment's events"},
 	{"POST", "/v1/deployments/{id}/abort", AUTH_ROLLBACK, r_api_h_abort, "abort a deployment in flight"},
+	{"POST", "/v1/deployments/{id}/promote", AUTH_DEPLOY, r_api_h_promote,
+	 "promote now: skip the remaining steps (?region=R: one region)"},
 	{"GET", "/v1/events/stream", AUTH_READ, r_api_h_events_stream, "every event as it happens (server-sent events)"},
 	{"GET", "/v1/whoami", AUTH_READ, r_api_h_whoami, "the caller's token and what it may do"},
 	{"GET", "/ui", AUTH_PUBLIC, r_api_h_ui_index, "the dashboard"},

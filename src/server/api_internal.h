@@ -117,6 +117,7 @@ const struct route *api_route_table(size_t *n /* OUT */);
 void api_h_events_stream(struct route_ctx *c);
 void api_h_whoami(struct route_ctx *c);
 void api_h_abort(struct route_ctx *c);
+void api_h_promote(struct route_ctx *c);
 void api_h_ui_index(struct route_ctx *c);
 void api_h_ui_file(struct route_ctx *c);
 /* api_metrics.c */

@@ -117,3 +117,44 @@ void api_h_abort(struct route_ctx *c)
 		api_reply(c->resp, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "aborting", 1));
 	json_decref(dep);
 }
+
+/* "Promote now": the deployment's regions in a canary step (or holding the old set after a
+ * blue-green switch) skip their remaining steps and checks and are promoted; ?region=R for one
+ * region. Needs the deploy action on its service in its environment. */
+void api_h_promote(struct route_ctx *c)
+{
+	const char *ids = routes_param(c->p, "id");
+	char *end;
+	long long id = strtoll(ids, &end, 10);
+	if (!*ids || *end || id <= 0) {
+		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+		return;
+	}
+	char regbuf[NAME_QUERY_MAX];
+	int bad = 0;
+	const char *region = api_query_name(c, "region", NAME_OBJECT, 0, regbuf, &bad);
+	if (bad)
+		return;
+	json_t *dep = NULL;
+	struct err e = {""};
+	int rc = store_get_deployment(c->srv->store, id, &dep, &e);
+	if (rc) {
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
+			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
+		return;
+	}
+	const char *phase = json_string_value(json_object_get(dep, "phase"));
+	char reason[160];
+	snprintf(reason, sizeof(reason), "by token %s", c->srv->who.name);
+	if (!api_allowed(c, AUTH_DEPLOY, json_string_value(json_object_get(dep, "service")),
+			 json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
+		;
+	else if (!phase || strcmp(phase, "active"))
+		httpd_error(c->resp, 409, "deployment %lld is not in flight (it ended %s)", id,
+			    phase ? phase : "?");
+	else if (executor_promote(c->srv->executor, id, region, reason, &e))
+		httpd_error(c->resp, store_failed(&e) ? 500 : 409, "%s", e.msg);
+	else
+		api_reply(c->resp, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "promoting", 1));
+	json_decref(dep);
+}

@@ -1103,6 +1103,47 @@ int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, st
 		       (long long)id);
 }
 
+int executor_promote(executor *ex, int64_t id, const char *region, const char *reason, struct err *e)
+{
+	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
+		json_t *dep = NULL;
+		int rc = store_get_deployment(ex->store, id, &dep, e);
+		if (rc)
+			return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
+		struct pl_state st;
+		if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
+			json_decref(dep);
+			return err_set(e, "deployment %lld has an unreadable state", (long long)id);
+		}
+		struct pl_event ev = {.type = PL_EV_PROMOTE, .now = store_now_ms(), .region = -1};
+		snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+		if (region) {
+			for (int i = 0; i < st.nregions; i++)
+				if (!strcmp(st.regions[i].name, region))
+					ev.region = i;
+			if (ev.region < 0) {
+				json_decref(dep);
+				return err_set(e, "deployment %lld has no region '%s'", (long long)id, region);
+			}
+		}
+		struct pl_actions acts;
+		json_t *read = json_incref(json_object_get(dep, "state"));
+		rc = 0;
+		if (!pipeline_step(&st, &ev, &acts))
+			rc = err_set(e, "deployment %lld has no %s in a canary step or holding the old set: nothing to promote now",
+				     (long long)id, region ? "such region" : "region");
+		else
+			rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
+					    json_string_value(json_object_get(dep, "env")), &st, &acts, 0, &read);
+		json_decref(read);
+		json_decref(dep);
+		if (rc != STORE_CONFLICT)
+			return rc == -1 && !e->msg[0] ? err_set(e, "store: could not record the promotion") : rc;
+	}
+	return err_set(e, "store: deployment %lld kept changing; the promotion was not recorded, try again",
+		       (long long)id);
+}
+
 /* One attempt: 0, -1 with e, or STORE_CONFLICT (read again). */
 static int retry_once(executor *ex, int64_t id, const char *region, struct err *e)
 {

@@ -79,5 +79,11 @@ int executor_retry(executor *ex, int64_t id, const char *region, struct err *e);
  * is recorded (the reconciler reads it), as it does after a restart. A retry that finds its
  * region already retried is refused ("not failed"). */
 int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e);
+/* An operator's "promote now" (PL_EV_PROMOTE): the regions of deployment id (or the one named
+ * region, NULL: every one) that are in a canary step, or hold the old set after a blue-green
+ * switch, skip their remaining steps and checks and are promoted; reason (who) is recorded.
+ * Later waves keep their own steps. Written like executor_abort (compare-and-set). -1 with e
+ * when nothing could be promoted now (say why) or the store failed (store_failed(e)). */
+int executor_promote(executor *ex, int64_t id, const char *region, const char *reason, struct err *e);
 
 #endif

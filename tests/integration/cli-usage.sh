@@ -48,6 +48,8 @@ bad "--steps: expected percentages 1..100 separated by commas" flag rollout f --
 bad "flag rollout: --abort takes only NAME, --env and --reason" flag rollout f --abort --steps 10
 bad "flag rollout: expected NAME, got 0 arguments" flag rollout --abort
 bad "retry: --region REGION is required" retry 3
+bad "promote: expected DEPLOYMENT (an id), got 0 arguments" promote
+bad "--region: expected a name" promote 3 --region "a b"
 bad "shutdown: unexpected argument 'now' (expected no argument)" shutdown now
 bad "--bytes: expected an integer from 1 to 8388608, got '-1'" logs metadata --bytes -1
 bad "release list: --artifact is only used with push" release list metadata --artifact /bin/true

@@ -427,11 +427,17 @@ async function viewDeployment(ctl, id) {
           act('yes, abort', 'danger', 'abort-confirm', async () => { await api('POST', '/v1/deployments/' + id + '/abort', {}); }),
           act('no', '', 'abort-cancel', async () => draw()));
       }) : null,
+      active && m.deploy && (st.regions || []).some((r) => !r.stage && (r.state === 'hold' || (r.state === 'step' && (st.config || {}).strategy === 'canary')))
+        ? act('promote now', 'primary', 'promote', async () => {
+          fill(actions, h('span', { text: 'Promote deployment #' + id + ' now? The remaining steps and checks of the regions in a step are skipped.' }),
+            act('yes, promote', 'primary', 'promote-confirm', async () => { await api('POST', '/v1/deployments/' + id + '/promote', {}); }),
+            act('no', '', 'promote-cancel', async () => draw()));
+        }) : null,
       m.rollback ? act('roll back ' + d.service + ' in ' + d.env, 'danger', 'rollback', async () => {
         const r = await api('POST', '/v1/services/' + encodeURIComponent(d.service) + '/rollback', { env: d.env });
         if (r && r.id) location.hash = '#/deployment/' + r.id;
       }) : null,
-      !m.rollback && !m.retry ? h('span', { class: 'muted', id: 'read-only', text: 'read-only: this token may not change this deployment' }) : null);
+      !m.rollback && !m.retry && !m.deploy ? h('span', { class: 'muted', id: 'read-only', text: 'read-only: this token may not change this deployment' }) : null);
   };
   fill(main(), 
     h('h1', {}, 'Deployment #' + id),

@@ -103,6 +103,8 @@ try {
   await r.waitForSelector('#read-only', { timeout: 5000 });
   if (await r.$('#abort') !== null) fail('a read token sees the abort button');
   if (await r.$('#rollback') !== null) fail('a read token sees the rollback button');
+  if (await r.$('#promote') !== null) fail('a read token sees the promote button');
+  if (await p.$('#promote') === null) fail('the admin token sees no promote button during a canary step');
   if (!(await r.textContent('#who')).includes('read-only')) fail('a read token is not shown as read-only');
 
   // 4. the admin token aborts from the page; the page shows the deployment rolled back

@@ -980,6 +980,27 @@ static store *second_handle(struct faulty_store **f)
 	return w;
 }
 
+/* "Promote now" by an operator: a canary held at its first step (no traffic, so no verdict)
+ * skips its remaining steps and checks, becomes stable, and the old version stops; asking
+ * again once it is over is refused, and so is a region the deployment does not have. */
+Test(executor, promote_now_skips_the_remaining_steps)
+{
+	first_release("api", "v1");
+	int64_t id = held_at_first_step("api", "v2");
+	struct err e = {""};
+	cr_assert_neq(executor_promote(H.ex, id, "mars", "by test", &e), 0, "an unknown region was promoted");
+	cr_expect(strstr(e.msg, "no region 'mars'"), "%s", e.msg);
+	e.msg[0] = 0;
+	cr_assert_eq(executor_promote(H.ex, id, NULL, "by token ops", &e), 0, "%s", e.msg);
+	cr_expect_eq(count_events(id, "promote_now"), 1, "%s", event_types(id));
+	until_phase(id, "promoted");
+	cr_expect_eq(count_events(id, "passed"), 0, "no step was passed: %s", event_types(id));
+	cr_expect_str_eq(stable("api"), "v2");
+	cr_expect_str_eq(route("api"), "v2=100");
+	cr_expect_eq(running("api", "v1"), 0);
+	cr_assert_neq(executor_promote(H.ex, id, NULL, "again", &e), 0, "an ended deployment was promoted again");
+}
+
 Test(executor, an_abort_on_another_replica_is_recorded_once_and_undoes_no_transition)
 {
 	first_release("api", "v1");

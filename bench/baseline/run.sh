@@ -38,9 +38,9 @@ LOAD=$!
 in_step() { "$S" status metadata -o json | grep -q '"v2~baseline"'; }
 for _ in $(seq 300); do in_step && break; sleep 0.2; done
 sleep 2 # the route carries all three
-curl -s http://127.0.0.1:16171/v1/metrics >"$D/m0.json"
+curl -s -H "Authorization: Bearer $(cat "$D/data/proxy.token")" http://127.0.0.1:16171/v1/metrics >"$D/m0.json"
 sleep "$SECS"
-curl -s http://127.0.0.1:16171/v1/metrics >"$D/m1.json"
+curl -s -H "Authorization: Bearer $(cat "$D/data/proxy.token")" http://127.0.0.1:16171/v1/metrics >"$D/m1.json"
 python3 - "$D/m0.json" "$D/m1.json" "$SECS" "$RATE" <<'P'
 import json, sys
 a, b = (json.load(open(p))["routes"]["metadata.production.local"]["versions"] for p in sys.argv[1:3])

@@ -91,7 +91,7 @@ check "profile answers under its prefix, through metadata by Host" \
 	bash -c "[ \"\$(curl -s -m 5 -H 'Host: profile.east.test' http://127.0.0.1:28300/profiles/4)\" == '{\"id\":\"4\",\"color\":\"red\",\"version\":\"v1\"}' ]"
 check "a wildcard host reaches profile" is a.b.profile.test 28300 /profiles/4 "200 v1"
 check "a path outside profile's prefix is 404" is profile.east.test 28300 /items/1 "404 "
-routes=$(curl -s -m 5 http://127.0.0.1:27171/v1/routes)
+routes=$(curl -s -m 5 -H "Authorization: Bearer $(cat "$D/proxy.token")" http://127.0.0.1:27171/v1/routes)
 check "both routes share one listener in the proxy" bash -c \
 	"[ \$(grep -o '\"listen\":\"127.0.0.1:28300\"' <<<'$routes' | wc -l) -eq 2 ]"
 

@@ -356,7 +356,7 @@ static void tick_one(rollouts *r, const json_t *row, const json_t *metrics, int 
 	if (rc == STORE_NOTFOUND || (!rc && !json_equal(cur, (json_t *)expect))) {
 		json_decref(cur);
 		char why[320];
-		snprintf(why, sizeof(why), "%s", rc ? e.msg : "the flag was changed by someone else");
+		snprintf(why, sizeof(why), "%.300s", rc ? e.msg : "the flag was changed by someone else");
 		struct rollout_event ev = {ROLLOUT_EV_INTERRUPTED, now_ms, NULL, why};
 		(void)rollout_step(&s, &ev, &a);
 		if (commit(r, id, env, flag, service, &s, &a, original, &written, &e))

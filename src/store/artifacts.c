@@ -25,12 +25,6 @@ struct artifact_writer {
 	char dir[PATH_MAX];
 };
 
-int artifacts_valid_id(const char *id)
-{
-	return id && !strncmp(id, "sha256:", 7) && strlen(id) == ARTIFACTS_ID_LEN &&
-	       strspn(id + 7, "0123456789abcdef") == 64;
-}
-
 static int check_id(const char *id, struct err *e)
 {
 	if (!artifacts_valid_id(id))

@@ -37,6 +37,7 @@ check-plain: $(BUILD)/build.ninja
 check-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 		$(MESON_TEST) -C $(ASAN_BUILD) --no-suite long
 
 check-fuzz:

@@ -33,10 +33,14 @@ static void setup(void)
 	cr_assert_eq(call("POST", "/v1/flags/production", json_pack("{s:s}", "content", FLAGSET)), 200, "%s", ans.text);
 }
 
+static rollouts *retired; /* a rollouts object a test replaced, freed after the shell */
+
 static void teardown(void)
 {
 	shell_answer_free(&ans);
 	shell_close(&sh);
+	rollouts_free(retired);
+	retired = NULL;
 }
 
 /* The proxy's cumulative counters of pay in production/eu: n requests, e errors (all 2 ms). */
@@ -231,8 +235,9 @@ Test(rollouts, a_restarted_server_resumes_at_its_step)
 	tick();
 	counters(100, 0);
 	tick(); /* at step 1 (50%) */
-	/* a new rollouts object over the same store: what a restarted server has */
-	rollouts_free(sh.rollouts);
+	/* a new rollouts object over the same store: what a restarted server has (the old one
+	 * stays alive until the shell closes: its API still holds it) */
+	retired = sh.rollouts;
 	sh.rollouts = rollouts_new(&(struct rollouts_deps){sh.store, sh.flags, sh.router, sh.cat, NULL});
 	cr_assert(sh.rollouts);
 	counters(150, 0);

@@ -149,7 +149,12 @@ def main():
     sluice, cases_file = sys.argv[1], sys.argv[2]
     cases = load_cases(cases_file)
     ups = {'a': Upstream(), 'b': Upstream()}
-    dead = free_port()  # nothing listens there: connect failures
+    # nothing listens there: connect failures. The socket stays bound (not listening) for the
+    # whole run, so no listener the proxy opens on port 0 can be given this port (it once was:
+    # the "down" route then proxied to the proxy itself, and the looping request grew to a 431)
+    dead_sock = socket.socket()
+    dead_sock.bind(('127.0.0.1', 0))
+    dead = dead_sock.getsockname()[1]
     admin = free_port()
     shared = free_port()  # one listener, two routes told apart by Host and path prefix
     cfg = {

@@ -1074,7 +1074,15 @@ int64_t executor_create(executor *ex, const char *service, const char *env, cons
 	return err_set(e, "store: the deployment in flight of %s kept changing; try again", service);
 }
 
-int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e)
+/*
+ * An operator's request on a deployment (abort, promote now): ev applied to its state as read,
+ * written as a compare-and-set, read and applied again after a conflict (another writer came in
+ * between), so it is recorded once and never undone. region (may be NULL) names ev->region.
+ * A request the state machine has nothing to do for is 0 when nothing_ok, else -1 with
+ * `nothing` as the message. `what` names the request in errors.
+ */
+static int request(executor *ex, int64_t id, struct pl_event *ev, const char *region, int nothing_ok,
+		   const char *nothing, const char *what, struct err *e)
 {
 	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
 		json_t *dep = NULL;
@@ -1086,62 +1094,49 @@ int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, st
 			json_decref(dep);
 			return err_set(e, "deployment %lld has an unreadable state", (long long)id);
 		}
-		struct pl_event ev = {.type = PL_EV_ABORT, .now = store_now_ms(), .preempt = preempt};
-		snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
-		struct pl_actions acts;
-		rc = 0;
-		json_t *read = json_incref(json_object_get(dep, "state"));
-		if (pipeline_step(&st, &ev, &acts))
-			rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
-					    json_string_value(json_object_get(dep, "env")), &st, &acts, 0, &read);
-		json_decref(read);
-		json_decref(dep);
-		if (rc != STORE_CONFLICT)
-			return rc ? err_set(e, "store: could not record the abort") : 0;
-	}
-	return err_set(e, "store: deployment %lld kept changing; the abort was not recorded, try again",
-		       (long long)id);
-}
-
-int executor_promote(executor *ex, int64_t id, const char *region, const char *reason, struct err *e)
-{
-	for (int tries = 0; tries < EXECUTOR_CAS_TRIES; tries++) {
-		json_t *dep = NULL;
-		int rc = store_get_deployment(ex->store, id, &dep, e);
-		if (rc)
-			return rc == STORE_NOTFOUND ? err_set(e, "deployment %lld not found", (long long)id) : -1;
-		struct pl_state st;
-		if (pipeline_from_json(json_object_get(dep, "state"), &st)) {
-			json_decref(dep);
-			return err_set(e, "deployment %lld has an unreadable state", (long long)id);
-		}
-		struct pl_event ev = {.type = PL_EV_PROMOTE, .now = store_now_ms(), .region = -1};
-		snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+		ev->now = store_now_ms();
 		if (region) {
+			ev->region = -1;
 			for (int i = 0; i < st.nregions; i++)
 				if (!strcmp(st.regions[i].name, region))
-					ev.region = i;
-			if (ev.region < 0) {
+					ev->region = i;
+			if (ev->region < 0) {
 				json_decref(dep);
 				return err_set(e, "deployment %lld has no region '%s'", (long long)id, region);
 			}
 		}
 		struct pl_actions acts;
+		if (!pipeline_step(&st, ev, &acts)) {
+			json_decref(dep);
+			return nothing_ok ? 0 : err_set(e, "deployment %lld %s", (long long)id, nothing);
+		}
 		json_t *read = json_incref(json_object_get(dep, "state"));
-		rc = 0;
-		if (!pipeline_step(&st, &ev, &acts))
-			rc = err_set(e, "deployment %lld has no %s in a canary step or holding the old set: nothing to promote now",
-				     (long long)id, region ? "such region" : "region");
-		else
-			rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
-					    json_string_value(json_object_get(dep, "env")), &st, &acts, 0, &read);
+		rc = persist_fenced(ex, id, json_string_value(json_object_get(dep, "service")),
+				    json_string_value(json_object_get(dep, "env")), &st, &acts, 0, &read);
 		json_decref(read);
 		json_decref(dep);
 		if (rc != STORE_CONFLICT)
-			return rc == -1 && !e->msg[0] ? err_set(e, "store: could not record the promotion") : rc;
+			return rc ? err_set(e, "store: could not record the %s", what) : 0;
 	}
-	return err_set(e, "store: deployment %lld kept changing; the promotion was not recorded, try again",
-		       (long long)id);
+	return err_set(e, "store: deployment %lld kept changing; the %s was not recorded, try again",
+		       (long long)id, what);
+}
+
+int executor_abort(executor *ex, int64_t id, const char *reason, int preempt, struct err *e)
+{
+	struct pl_event ev = {.type = PL_EV_ABORT, .preempt = preempt};
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+	return request(ex, id, &ev, NULL, 1, "", "abort", e);
+}
+
+int executor_promote(executor *ex, int64_t id, const char *region, const char *reason, struct err *e)
+{
+	struct pl_event ev = {.type = PL_EV_PROMOTE, .region = -1};
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+	return request(ex, id, &ev, region, 0,
+		       region ? "has no such region in a canary step or holding the old set: nothing to promote now"
+			      : "has no region in a canary step or holding the old set: nothing to promote now",
+		       "promotion", e);
 }
 
 /* One attempt: 0, -1 with e, or STORE_CONFLICT (read again). */

@@ -83,35 +83,52 @@ void api_h_whoami(struct route_ctx *c)
 	api_reply(c->resp, 200, out);
 }
 
+/* The deployment of the path's {id}, in flight, that the token may act on with `action`: 1 with
+ * *dep (the caller's), or 0 once the request is answered (400 for a bad id, 404, 500, the
+ * refusal of api_allowed, 409 for one that ended). */
+static int deployment_in_flight(struct route_ctx *c, enum auth_action action, long long *id, json_t **dep)
+{
+	const char *ids = routes_param(c->p, "id");
+	char *end;
+	*dep = NULL;
+	*id = strtoll(ids, &end, 10);
+	if (!*ids || *end || *id <= 0) {
+		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+		return 0;
+	}
+	struct err e = {""};
+	int rc = store_get_deployment(c->srv->store, *id, dep, &e);
+	if (rc) {
+		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
+			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
+		return 0;
+	}
+	const char *phase = json_string_value(json_object_get(*dep, "phase"));
+	if (!api_allowed(c, action, json_string_value(json_object_get(*dep, "service")),
+			 json_string_value(json_object_get(*dep, "env")), TARGET_EXACT))
+		;
+	else if (!phase || strcmp(phase, "active"))
+		httpd_error(c->resp, 409, "deployment %lld is not in flight (it ended %s)", *id,
+			    phase ? phase : "?");
+	else
+		return 1;
+	json_decref(*dep);
+	*dep = NULL;
+	return 0;
+}
+
 /* Stops a deployment in flight: traffic back to stable, new instances drained and stopped;
  * it ends rolled back. Needs the rollback action on its service in its environment. */
 void api_h_abort(struct route_ctx *c)
 {
-	const char *ids = routes_param(c->p, "id");
-	char *end;
-	long long id = strtoll(ids, &end, 10);
-	if (!*ids || *end || id <= 0) {
-		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
+	long long id;
+	json_t *dep;
+	if (!deployment_in_flight(c, AUTH_ROLLBACK, &id, &dep))
 		return;
-	}
-	json_t *dep = NULL;
-	struct err e = {""};
-	int rc = store_get_deployment(c->srv->store, id, &dep, &e);
-	if (rc) {
-		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
-			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
-		return;
-	}
-	const char *phase = json_string_value(json_object_get(dep, "phase"));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "aborted by token %s", c->srv->who.name);
-	if (!api_allowed(c, AUTH_ROLLBACK, json_string_value(json_object_get(dep, "service")),
-			 json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
-		;
-	else if (!phase || strcmp(phase, "active"))
-		httpd_error(c->resp, 409, "deployment %lld is not in flight (it ended %s)", id,
-			    phase ? phase : "?");
-	else if (executor_abort(c->srv->executor, id, reason, 0, &e))
+	struct err e = {""};
+	if (executor_abort(c->srv->executor, id, reason, 0, &e))
 		httpd_error(c->resp, store_failed(&e) ? 500 : 409, "%s", e.msg);
 	else
 		api_reply(c->resp, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "aborting", 1));
@@ -123,36 +140,17 @@ void api_h_abort(struct route_ctx *c)
  * region. Needs the deploy action on its service in its environment. */
 void api_h_promote(struct route_ctx *c)
 {
-	const char *ids = routes_param(c->p, "id");
-	char *end;
-	long long id = strtoll(ids, &end, 10);
-	if (!*ids || *end || id <= 0) {
-		httpd_error(c->resp, 400, "deployment id must be a positive integer, got '%s'", ids);
-		return;
-	}
 	char regbuf[NAME_QUERY_MAX];
 	int bad = 0;
 	const char *region = api_query_name(c, "region", NAME_OBJECT, 0, regbuf, &bad);
-	if (bad)
+	long long id;
+	json_t *dep;
+	if (bad || !deployment_in_flight(c, AUTH_DEPLOY, &id, &dep))
 		return;
-	json_t *dep = NULL;
-	struct err e = {""};
-	int rc = store_get_deployment(c->srv->store, id, &dep, &e);
-	if (rc) {
-		httpd_error(c->resp, rc == STORE_NOTFOUND ? 404 : 500, "%s",
-			    rc == STORE_NOTFOUND ? "no such deployment" : e.msg);
-		return;
-	}
-	const char *phase = json_string_value(json_object_get(dep, "phase"));
 	char reason[160];
 	snprintf(reason, sizeof(reason), "by token %s", c->srv->who.name);
-	if (!api_allowed(c, AUTH_DEPLOY, json_string_value(json_object_get(dep, "service")),
-			 json_string_value(json_object_get(dep, "env")), TARGET_EXACT))
-		;
-	else if (!phase || strcmp(phase, "active"))
-		httpd_error(c->resp, 409, "deployment %lld is not in flight (it ended %s)", id,
-			    phase ? phase : "?");
-	else if (executor_promote(c->srv->executor, id, region, reason, &e))
+	struct err e = {""};
+	if (executor_promote(c->srv->executor, id, region, reason, &e))
 		httpd_error(c->resp, store_failed(&e) ? 500 : 409, "%s", e.msg);
 	else
 		api_reply(c->resp, 200, json_pack("{s:I, s:b}", "id", (json_int_t)id, "promoting", 1));

@@ -133,12 +133,16 @@ class Upstream:
         return b''.join(self.pending.values())
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def free_ports(n):
+    """n distinct free ports: all bound at once, then released (one at a time, two calls could
+    be given the same port)."""
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(('127.0.0.1', 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def show(b):
@@ -155,8 +159,7 @@ def main():
     dead_sock = socket.socket()
     dead_sock.bind(('127.0.0.1', 0))
     dead = dead_sock.getsockname()[1]
-    admin = free_port()
-    shared = free_port()  # one listener, two routes told apart by Host and path prefix
+    admin, shared = free_ports(2)  # shared: one listener, two routes told apart by Host and path prefix
     cfg = {
         'admin': '127.0.0.1:%d' % admin, 'workers': 1,
         'limits': {'max_head': 1024, 'max_headers': 10, 'max_body': 1000,
@@ -185,12 +188,19 @@ def main():
     fails = 0
     try:
         base = 'http://127.0.0.1:%d' % admin
-        for _ in range(100):
+        for _ in range(200):  # 10 s: a sanitizer build on a busy machine starts slowly
             try:
                 urllib.request.urlopen(base + '/healthz', timeout=1).read()
                 break
             except OSError:
+                if proc.poll() is not None:
+                    break
                 time.sleep(0.05)
+        if proc.poll() is not None:
+            log.flush()
+            print('FAIL: the proxy exited at start (%s):\n%s' % (proc.returncode,
+                  open(os.path.join(tmp, 'proxy.log')).read()))
+            return 1
         routes = json.loads(urllib.request.urlopen(base + '/v1/routes').read())['routes']
         ports = {r['name']: int(r['listen'].rsplit(':', 1)[1]) for r in routes}
         for case in cases:

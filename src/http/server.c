@@ -1056,11 +1056,9 @@ static int split_addr(const char *addr, char *host, size_t hl, char *port, size_
 	return 0;
 }
 
-int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts *opts,
-		httpd_handler *fn, void *ctx, struct err *e)
+int httpd_listen(const char *addr, struct err *e)
 {
 	char host[256], port[16];
-	*out = NULL;
 	if (split_addr(addr, host, sizeof host, port, sizeof port))
 		return err_set(e, "invalid listen address '%s': use host:port", addr);
 	struct addrinfo hints = { 0 }, *ai;
@@ -1084,9 +1082,30 @@ int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts 
 		return err_set(e, "cannot listen on '%s': %s", addr, strerror(en));
 	}
 	freeaddrinfo(ai);
+	return fd;
+}
+
+int httpd_start(httpd **out, loop *l, const char *addr, const struct httpd_opts *opts,
+		httpd_handler *fn, void *ctx, struct err *e)
+{
+	*out = NULL;
+	int fd = httpd_listen(addr, e);
+	if (fd < 0)
+		return -1;
+	return httpd_start_fd(out, l, fd, opts, fn, ctx, e);
+}
+
+int httpd_start_fd(httpd **out, loop *l, int fd, const struct httpd_opts *opts, httpd_handler *fn,
+		   void *ctx, struct err *e)
+{
+	*out = NULL;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		int en = errno;
+		close(fd);
+		return err_set(e, "not a listening socket: %s", strerror(en));
+	}
 	httpd *s = calloc(1, sizeof *s);
 	if (!s) {
 		close(fd);

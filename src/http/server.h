@@ -165,6 +165,15 @@ struct httpd_opts {
 __attribute__((warn_unused_result)) int httpd_start(httpd **out, loop *l, const char *addr,
 						    const struct httpd_opts *opts, httpd_handler *fn,
 						    void *ctx, struct err *e);
+/*
+ * The two halves of httpd_start, for a process that keeps its listener across a restart
+ * (proxy/keeper.h): httpd_listen returns a listening socket (non-blocking, close-on-exec) on
+ * addr, or -1 with e set; httpd_start_fd serves one (taken: closed on failure too).
+ */
+int httpd_listen(const char *addr, struct err *e);
+__attribute__((warn_unused_result)) int httpd_start_fd(httpd **out, loop *l, int fd,
+						       const struct httpd_opts *opts,
+						       httpd_handler *fn, void *ctx, struct err *e);
 int httpd_port(const httpd *h);
 /* Closes the listener and every connection. */
 void httpd_free(httpd *h);

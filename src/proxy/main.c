@@ -18,6 +18,7 @@
 #include "proxy/proxy.h"
 #include "util/log.h"
 #include "http/tls.h"
+#include "proxy/keeper.h"
 #include "util/opt.h"
 #include "util/secret.h"
 
@@ -30,7 +31,9 @@ static const char usage[] =
 	"                  (without it: no routes until the admin API puts them, default limits)\n"
 	"  --admin ADDR    admin API address (overrides the file; default 127.0.0.1:9901)\n"
 	"  --workers N     worker threads (overrides the file; default: number of cores)\n"
-	"  --state FILE    save the routes there after every change and restore them at start\n"
+	"  --state FILE    save the routes there after every change and restore them at start;\n"
+	"                  a keeper process then holds the listeners and, if the serving process\n"
+	"                  dies, starts another at once on them from FILE (docs/proxy.md)\n"
 	"  --admin-token-file FILE\n"
 	"                  the admin API asks every call but GET /healthz for this bearer token\n"
 	"                  (the file's first line; mode 600); $SLUICE_PROXY_TOKEN does the same.\n"
@@ -255,6 +258,18 @@ int cmd_proxy(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (state) {
+		int status = 0, krc = keeper_start(&status, &e);
+		if (krc) {
+			if (krc < 0)
+				error("%s", e.msg);
+			memset(token, 0, sizeof(token));
+			tls_ctx_free(tls);
+			json_decref(doc);
+			return krc < 0 ? EXIT_UNREACHABLE : status;
+		}
+	}
+
 	proxy *p = NULL;
 	loop *l = loop_new();
 	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -299,6 +314,7 @@ int cmd_proxy(int argc, char **argv)
 	log_info("proxy: %u workers, admin on %s (port %d), %zu routes", s.workers, s.admin,
 		 proxy_admin_port(p), s.routes ? json_array_size(s.routes) : 0);
 	memset(token, 0, sizeof(token));
+	keeper_ready();
 	loop_run(l);
 	log_info("proxy: stopping: no new connections, finishing in-flight requests");
 	rc = EXIT_OK;

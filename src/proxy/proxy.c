@@ -1,4 +1,5 @@
 #include "proxy/proxy.h"
+#include "proxy/keeper.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -242,6 +243,19 @@ static int open_listeners(proxy *p, struct route_addr *a, int *fds, struct err *
 {
 	for (unsigned i = 0; i < p->nw; i++)
 		fds[i] = -1;
+	/* the sockets a crashed predecessor listened on, kept open by the keeper meanwhile */
+	char key[2 * sizeof(struct sockaddr_storage) + 1];
+	addr_key(a, key);
+	unsigned got = 0;
+	for (unsigned i = 0; i < p->nw; i++)
+		got += (fds[i] = keeper_take(key, i)) >= 0;
+	if (got == p->nw)
+		return 0;
+	for (unsigned i = 0; i < p->nw; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
 	for (unsigned i = 0; i < p->nw; i++) {
 		int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		int one = 1;
@@ -359,6 +373,8 @@ static void listener_drop(proxy *p, struct lentry *L)
 	addr_key(&L->addr, key);
 	if (strmap_get(p->shared, key) == L)
 		strmap_del(p->shared, key);
+	if (!strmap_get(p->own, key)) /* else a route's own listener took the address over */
+		keeper_drop(key);
 	for (struct lentry **q = &p->listeners; *q; q = &(*q)->next)
 		if (*q == L) {
 			*q = L->next;
@@ -533,6 +549,8 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		addr_key(&L->addr, key);
 		if (strmap_put(p->shared, key, L))
 			log_error("proxy: out of memory indexing a shared listener");
+		for (unsigned i = 0; i < p->nw; i++)
+			keeper_keep(key, i, fds[i]);
 		for (unsigned i = 0; i < p->nw; i++) {
 			struct wmsg *m = calloc(1, sizeof(*m));
 			if (!m) {
@@ -572,11 +590,16 @@ int proxy_route_put(proxy *p, const json_t *j, const char *name, const char *pat
 		addr_key(&old->cur->cfg.listen, ok);
 		if (strmap_get(p->own, ok) == old)
 			strmap_del(p->own, ok);
+		addr_key(&r->cfg.listen, key);
+		if (strcmp(ok, key))
+			keeper_drop(ok);
 	}
 	if (!L) {
 		addr_key(&r->cfg.listen, key);
 		if (strmap_put(p->own, key, en))
 			log_error("proxy: out of memory indexing route %s", r->cfg.name);
+		for (unsigned i = 0; reopen && i < p->nw; i++)
+			keeper_keep(key, i, fds[i]);
 	}
 
 	/* the draining list: forget drained backends and those that came back, add those leaving */
@@ -668,8 +691,10 @@ int proxy_route_delete(proxy *p, const char *name)
 	if (!en->shared) {
 		char key[2 * sizeof(struct sockaddr_storage) + 1];
 		addr_key(&en->cur->cfg.listen, key);
-		if (strmap_get(p->own, key) == en)
+		if (strmap_get(p->own, key) == en) {
 			strmap_del(p->own, key);
+			keeper_drop(key);
+		}
 	}
 	/* before the messages: a worker closes its idle connections to removed backends when it
 	 * lets the route go, and the backends may be freed right after */
@@ -1020,7 +1045,11 @@ int proxy_admin_start(proxy *p, loop *l, const char *addr, const char *token, tl
 	snprintf(p->admin_token, sizeof(p->admin_token), "%s", token ? token : "");
 	struct httpd_opts o = {.max_body = 1u << 20, .max_conns = 256, .tls = tls};
 	p->l = l;
-	return httpd_start(&p->admin, l, addr, &o, admin, p, e);
+	int fd = keeper_take("admin", 0);
+	if (fd < 0 && (fd = httpd_listen(addr, e)) < 0)
+		return -1;
+	keeper_keep("admin", 0, fd);
+	return httpd_start_fd(&p->admin, l, fd, &o, admin, p, e);
 }
 
 int proxy_admin_port(const proxy *p)

@@ -77,7 +77,10 @@ for _ in $(seq 1200); do
 done
 t1=$(date +%s.%N)
 [ "$promoted" -ge $((N * R)) ] || { echo "footprint: only $promoted of $((N * R)) regions promoted"; tail -20 "$D/server.log"; exit 1; }
-PROXY=$(cat "$D/data/proxy.pid")
+# the proxy's serving process (its keeper, the pid in proxy.pid, holds only the listeners)
+KEEPER=$(cat "$D/data/proxy.pid")
+PROXY=$(pgrep -P "$KEEPER" | head -1)
+PROXY=${PROXY:-$KEEPER}
 ok=0
 for r in $(seq 0 $((R - 1))); do
 	for i in $(seq 0 $((N - 1))); do

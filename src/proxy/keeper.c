@@ -126,7 +126,7 @@ static void send_msg(int op, const char *key, unsigned idx, int fd)
 		n = sendmsg(K.sock, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		/* the keeper is gone (it was killed: SIGTERM is on its way here) */
+		/* the keeper is gone (it was killed: SIGKILL is on its way here) */
 		log_error("proxy: the keeper does not answer (%s): listeners will not outlive a crash",
 			  strerror(errno));
 		close(K.sock);
@@ -299,10 +299,11 @@ int keeper_start(int *status, struct err *e)
 			close(sv[0]);
 			close(sfd);
 			K.sock = sv[1];
-			/* the keeper killed: stop accepting and finish, so a new proxy can listen */
-			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			/* the keeper killed: the whole proxy is, so that a new one can take the
+			 * addresses at once (a draining process would hold them) */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (getppid() != self)
-				kill(getpid(), SIGTERM);
+				_exit(1);
 			return 0;
 		}
 		close(sv[1]);

@@ -14,8 +14,8 @@
  * which the keeper forwards), and passes on a failure to start (the process never said it was
  * ready), so a bad configuration is reported once instead of restarted for ever. A process
  * that dies within a second of starting is started again after 0.1 s, doubling up to 5 s.
- * If the keeper itself is killed, the serving process gets SIGTERM (it stops accepting and
- * finishes its requests), so a new proxy can take the addresses.
+ * If the keeper itself is killed, so is the serving process (PR_SET_PDEATHSIG), so that a new
+ * proxy can take the addresses at once: the whole proxy died.
  *
  * Invariants: the keeper holds exactly one duplicate per (listener key, worker index) that the
  * serving process last reported with keeper_keep and has not withdrawn with keeper_drop. The

@@ -52,6 +52,7 @@ struct proxy_router {
 	fetcher *fetch;      /* background reads (health, metrics); NULL: none */
 	uint64_t health_id, health_at;
 	int health_ok;       /* the last answer of the proxy's health, in the background */
+	int health_hung;     /* ... and it timed out: something listens there and does not answer */
 	uint64_t metrics_id, metrics_asked; /* in flight, and the loop time it was requested */
 	json_t *metrics;     /* the latest snapshot, or NULL */
 	uint64_t metrics_at; /* the loop time its request went out: it holds at least that */
@@ -159,6 +160,7 @@ static void on_health(void *arg, const struct fetch_result *res)
 	int ok = res->ok && res->status == 200;
 	if (ok)
 		saw_proxy(r, res->body);
+	r->health_hung = !res->ok && res->error && strstr(res->error, "timed out");
 	if (ok != r->health_ok)
 		r->generation++; /* a pass will look (and restart the proxy when it is gone) */
 	r->health_ok = ok;
@@ -230,6 +232,12 @@ static int proxy_ensure(router *base, struct err *e)
 		}
 		if (r->health_ok)
 			return 0;
+		/* A proxy that accepts connections and does not answer (stopped, or stuck) holds
+		 * its addresses: another could not start, and every blocking call to it would stall
+		 * this thread for its timeout. Wait for the background check to see it answer. */
+		if (r->health_hung)
+			return err_set(e, "the proxy on %s accepts connections but does not answer its "
+				       "health check (stopped or stuck?)", r->admin);
 	}
 	if (alive(r)) {
 		r->health_ok = 1;
@@ -245,7 +253,8 @@ static int proxy_ensure(router *base, struct err *e)
 		json_object_clear(r->sent);
 		if (spawn_proxy(r, e))
 			return -1;
-		for (int i = 0; i < 50; i++) {
+		/* at most about a second (alive() may wait for its timeout on a slow start) */
+		for (uint64_t t0 = loop_clock_ms(); loop_clock_ms() - t0 < 1000;) {
 			usleep(20000);
 			if (alive(r)) {
 				r->health_ok = 1;

@@ -31,7 +31,8 @@ struct verifier {
 	fetcher *fetch;           /* Prometheus queries, or NULL */
 	json_t *metrics;          /* latest counters snapshot, or NULL */
 	uint64_t metrics_at;      /* loop time its request was sent */
-	uint64_t stale_since;     /* verify_blind: first asked while the snapshot was stale, 0 */
+	uint64_t asking_since;    /* verify_blind: the start of the current run of asking, 0 */
+	uint64_t last_ask;        /* verify_blind: the loop time of the previous call */
 	struct window **windows;  /* each one allocated alone (callbacks point at it) */
 	size_t nwindows;
 };
@@ -253,18 +254,19 @@ static void refresh_metrics(verifier *vr)
 int verify_blind(verifier *vr)
 {
 	refresh_metrics(vr);
+	uint64_t now = loop_now(vr->loop);
+	/* counters are old either because nobody asked for a while (no verdict was due) or because
+	 * the proxy does not answer: only asking for VERIFY_STALE_MS in vain tells them apart, so
+	 * a run of asking that stopped for longer than VERIFY_ASK_GAP_MS starts again */
+	if (!vr->asking_since || now - vr->last_ask > VERIFY_ASK_GAP_MS)
+		vr->asking_since = now;
+	vr->last_ask = now;
 	if (!vr->metrics)
 		return 1; /* none since the server started */
-	uint64_t now = loop_now(vr->loop);
-	if (now <= vr->metrics_at + VERIFY_STALE_MS) {
-		vr->stale_since = 0;
+	if (now <= vr->metrics_at + VERIFY_STALE_MS)
 		return 0;
-	}
-	/* old because nobody asked for a while (no verdict was due), or because the proxy does
-	 * not answer: only asking for VERIFY_STALE_MS in vain tells them apart */
-	if (!vr->stale_since)
-		vr->stale_since = now;
-	return now - vr->stale_since >= VERIFY_STALE_MS;
+	uint64_t from = vr->asking_since > vr->metrics_at ? vr->asking_since : vr->metrics_at;
+	return now - from >= VERIFY_STALE_MS;
 }
 
 /* JSON has no infinity or NaN: those become null (an open end of an interval). */

@@ -88,10 +88,12 @@ void verify_free(verifier *vr);
 enum pl_verdict verify_region(verifier *vr, int64_t dep, const struct service_manifest *svc, const char *env,
 			      const struct pl_state *st, int ri, char *msg, size_t msglen);
 /* Whether verdicts are unreachable for want of the proxy's counters: none has arrived since the
- * server started, or none newer than VERIFY_STALE_MS has come in VERIFY_STALE_MS of asking (the
- * proxy is away). The executor
- * then tells the pipeline that the region is blind (pl_obs.blind): it waits, uncharged. */
+ * server started, or the latest is older than VERIFY_STALE_MS and the verifier has been asking
+ * (calls at most VERIFY_ASK_GAP_MS apart) for VERIFY_STALE_MS since it was taken or since the
+ * asking began (the proxy is away: stopped, stuck or unreachable). The executor then tells the
+ * pipeline that the region is blind (pl_obs.blind): it waits, uncharged. */
 #define VERIFY_STALE_MS 5000
+#define VERIFY_ASK_GAP_MS 1000
 int verify_blind(verifier *vr);
 /* A new window begins at the next verdict (a step or bake started). */
 void verify_reset(verifier *vr, int64_t dep, int region);

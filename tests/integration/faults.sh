@@ -6,16 +6,20 @@
 #      transition is committed, before its actions; restarted, the deployment is promoted as
 #      it would have been, with 0 failed requests
 #   2. the server is down for longer than max_step_duration in the middle of a canary step: the
-#      outage is not charged to the release (promoted, an "unobserved" event). (A verdict blind
-#      for want of the proxy's metrics, and the pause past strategy.max_unobserved, are in
-#      tests/unit/core/test_observed.c: a frozen proxy here is replaced by the server at once.)
+#      outage is not charged to the release (promoted, an "unobserved" event); the proxy frozen
+#      (SIGSTOP) mid-step past strategy.max_unobserved: the region pauses instead of rolling
+#      back, and `sluice retry --region` resumes it to promotion
+#      a canary instance killed three times during the canary (with a sibling): evidence, not
+#      a verdict (promoted)
 #   3. the store cannot be written (SLUICE_FAULT=store-write:FILE): the API answers 500 with the
 #      store's message, the CLI exits 3; a deployment in flight holds, then finishes
 #   4. a release failing in one production region ends `split` with each region's version; one
 #      rolled back in production is rolled back in the pre-production stage too
-#   5. the proxy killed with the server up (restarted by the server from its state file), and
-#      with the server down (restarted by hand, as a supervisor would): failed requests and the
-#      time until a new connection is served
+#   5. the proxy's serving process killed with the server up and with the server down (its
+#      keeper starts another on the same listeners: at most the requests in flight fail), the
+#      whole proxy killed with the server down (restarted by hand from --state, as a supervisor
+#      would), and its keeper killed with the server up (the server starts a new proxy): failed
+#      requests and the time until a new connection is served
 # The figures are printed; only exact things are asserted (0 failed, the end states).
 # Usage: faults.sh BUILD_DIR
 set -euo pipefail
@@ -176,6 +180,81 @@ echo "# server down 12 s mid-step: failed $FAILED/$REQS, restart to end $(((t1 -
 check "a 12 s outage mid-step (max_step_duration 8 s) does not roll back: promoted ($(phase_of))" test "$(phase_of)" = promoted
 check "0 failed requests across the outage ($FAILED of $REQS)" test "$FAILED" = 0
 check "an 'unobserved' event says the clock stopped" bash -c "'$S' events $dep -o json | grep -q '\"type\": \"unobserved\"'"
+# --- 2b. the proxy away (frozen) mid-step for longer than max_unobserved (4 s): no verdict can
+# be reached, so the region waits, then pauses for an operator; `sluice retry --region` resumes it
+if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
+load_start frozen
+"$S" deploy meta $next --env prod >/dev/null
+wait_until 60 in_step || true
+sleep 0.5
+frozen=$(pgrep -P "$(cat "$D/data/proxy.pid")" | head -1)
+kill -STOP "$frozen"
+tf=$(now_ms)
+paused() { "$S" events "$(latest)" -o json | grep -q '"type": "paused"'; }
+wait_until 40 paused || true
+tp=$(now_ms)
+phase_frozen=$(phase_of)
+kill -CONT "$frozen"
+dep=$(latest)
+check "the proxy frozen mid-step: the region pauses, not rolled back (phase $phase_frozen)" \
+	test "$phase_frozen" = active
+check "the region is paused, with its reason in the event" paused
+sleep 2
+check "sluice retry --region east resumes the paused region, which is promoted" \
+	timeout 90 "$S" retry "$dep" --region east --wait
+load_stop frozen
+echo "# proxy frozen mid-step: paused $(((tp - tf) / 1000)).$(((tp - tf) % 1000 / 100)) s after the freeze, failed $FAILED/$REQS (the requests the frozen proxy held); then $(phase_of)"
+check "promoted after the retry ($(phase_of))" test "$(phase_of)" = promoted
+# --- 3b. a canary instance that crashes and comes back is evidence, not a verdict: with two
+# instances per version, one canary instance in east is killed three times (each time once it
+# is healthy again) during the canary; the proxy retries a refused connection on its sibling,
+# the verification judges the requests as they are, and the release is promoted
+# (crash_loop_restarts is 5: three restarts of an instance that came back do not fail it)
+sed 's/^instances: 1$/instances: 2/' "$D/m.yaml" >"$D/m2.yaml"
+"$S" apply -f "$D/m2.yaml" >/dev/null
+if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
+canary_pid() { # canary_pid: the pid of a healthy instance of $next in prod/east ("detail": "pid N")
+	"$S" status meta -o json | python3 -c "
+import json, re, sys
+st = json.load(sys.stdin)
+for s in st['services']:
+    for e in s['envs']:
+        for r in e['regions']:
+            if e['env'] == 'prod' and r['region'] == 'east':
+                for i in r.get('instances', []):
+                    m = re.search(r'pid ([0-9]+)', i.get('detail', ''))
+                    if i['version'] == '$next' and i['state'] == 'healthy' and m:
+                        print(m.group(1))
+                        sys.exit()"
+}
+load_start crash
+"$S" deploy meta $next --env prod >/dev/null
+wait_until 60 in_step || true
+kills=0
+for _ in 1 2 3; do
+	pid=
+	for _ in $(seq 30); do
+		pid=$(canary_pid || true)
+		[ -n "$pid" ] && break
+		sleep 0.1
+	done
+	if [ -z "$pid" ] || ! in_step; then
+		echo "# no healthy canary instance of $next in a step:"
+		"$S" status meta -o json | head -c 3000
+		break
+	fi
+	kill -9 "$pid" && kills=$((kills + 1))
+	sleep 0.5
+done
+wait_until 90 ended || true
+load_stop crash
+dep=$(latest)
+echo "# a canary instance killed $kills times mid-canary: failed $FAILED/$REQS, then $(phase_of)"
+check "the canary instance was killed at least twice during the canary ($kills)" test "$kills" -ge 2
+check "a canary instance that crashed and came back $kills times does not fail the release: promoted ($(phase_of))" \
+	test "$(phase_of)" = promoted
+"$S" apply -f "$D/m.yaml" >/dev/null
+
 # --- 3. the store cannot be written
 if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
 "$S" shutdown >/dev/null
@@ -242,30 +321,50 @@ probe() { # probe: ms until a new connection to every production route is served
 	done
 	echo $(($(now_ms) - t0))
 }
+serving() { pgrep -P "$(cat "$D/data/proxy.pid")" | head -1; } # the keeper's serving process
 load_start proxykill
 sleep 2
-kill -9 "$(cat "$D/data/proxy.pid")"
+victim=$(serving)
+kill -9 "$victim"
 ms=$(probe)
 sleep 2
 load_stop proxykill
-echo "# proxy kill -9, server up (it restarts the proxy with --state): failed $FAILED/$REQS, new connections served after $ms ms"
+echo "# proxy's serving process kill -9, server up (the keeper starts another on the same listeners): failed $FAILED/$REQS, new connections served after $ms ms"
+check "a crash of the proxy's serving process loses at most the requests in flight (failed $FAILED, at most 8: one per connection)" \
+	test "$FAILED" -le 8
+check "the keeper started another serving process" test -n "$(serving)" -a "$(serving)" != "$victim"
 kill -STOP "$SERVER_PID"
 load_start proxykill2
 sleep 2
-kill -9 "$(cat "$D/data/proxy.pid")"
-"$S" proxy --config "$D/data/proxy.json" --admin 127.0.0.1:36071 --state "$D/data/proxy-routes.json" >"$D/hand.log" 2>&1 &
-HAND=$!
+kill -9 "$(serving)"
 ms2=$(probe)
 sleep 2
 load_stop proxykill2
-echo "# proxy kill -9, server down (restarted by hand from --state): failed $FAILED/$REQS, new connections served after $ms2 ms"
+echo "# proxy's serving process kill -9, server down: failed $FAILED/$REQS, new connections served after $ms2 ms"
+check "with the server down too, traffic keeps flowing (failed $FAILED, at most 8)" test "$FAILED" -le 8
+load_start proxykill3
+sleep 2
+kill -9 "$(serving)" "$(cat "$D/data/proxy.pid")"
+"$S" proxy --config "$D/data/proxy.json" --admin 127.0.0.1:36071 --state "$D/data/proxy-routes.json" >"$D/hand.log" 2>&1 &
+HAND=$!
+ms3=$(probe)
+sleep 2
+load_stop proxykill3
+echo "# the whole proxy (keeper and serving process) kill -9, server down, restarted by hand from --state: failed $FAILED/$REQS, new connections served after $ms3 ms"
 check "with the server down, a proxy restarted from its state file serves every route" \
 	curl -sf -m 1 -o /dev/null http://127.0.0.1:36201/items/1
-kill -9 "$HAND"
+kill -9 "$(pgrep -P "$HAND")" "$HAND"
 wait "$HAND" 2>/dev/null || true
 kill -CONT "$SERVER_PID"
 back() { curl -sf -m 1 -o /dev/null http://127.0.0.1:36101/items/1; }
 check "the server restarts its own proxy again" wait_until 10 back
+load_start proxykill4
+sleep 2
+kill -9 "$(cat "$D/data/proxy.pid")"
+ms4=$(probe)
+sleep 2
+load_stop proxykill4
+echo "# the keeper kill -9, server up (its serving process dies with it; the server starts a new proxy from the state file): failed $FAILED/$REQS, new connections served after $ms4 ms"
 
 echo "# $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -9,7 +9,7 @@
 #     keeper closed its copy of the listener)
 #   - SIGTERM to the keeper stops both processes, status 0; a first start that fails (the
 #     admin address taken) is not restarted: the keeper exits with its status
-#   - the keeper killed: the serving process stops too (it does not hold the addresses)
+#   - the keeper killed: the serving process dies too (it does not hold the addresses)
 # Usage: proxy-keeper.sh BUILD_DIR
 set -euo pipefail
 B=$(cd "$1" && pwd)
@@ -104,7 +104,7 @@ wait "$SQ" 2>/dev/null || true
 check "the admin address taken: the keeper exits with the serving process's status ($rc), once" \
 	test "$rc" != 0 -a "$rc" != 124 -a "$(grep -c 'cannot listen' "$D/bad.log")" = 1
 
-# ---- the keeper killed: its serving process stops and frees the addresses
+# ---- the keeper killed: its serving process dies too and frees the addresses
 "$S" proxy --config "$D/proxy.json" --state "$D/routes.json" >"$D/proxy.log" 2>&1 &
 K=$!
 wait_until 10 answers 36301
@@ -113,7 +113,7 @@ kill -9 "$K"
 wait "$K" 2>/dev/null || true
 K=
 gone() { ! kill -0 "$child" 2>/dev/null; }
-check "the keeper killed: the serving process finishes and exits" wait_until 10 gone
+check "the keeper killed: the serving process dies too" wait_until 2 gone
 "$S" proxy --config "$D/proxy.json" --state "$D/routes.json" >"$D/proxy2.log" 2>&1 &
 K=$!
 check "a new proxy takes the addresses" wait_until 10 answers 36301

@@ -663,3 +663,61 @@ Test(verify_sequential, a_window_opens_on_counters_requested_after_its_step_bega
 	cr_assert_str_eq(h.msg, "window opened");
 	harness_release(&h);
 }
+
+/* ---- verify_blind: the proxy away, told from counters nobody asked for ---- */
+
+static void stop_loop(loop *l, void *arg)
+{
+	(void)arg;
+	loop_stop(l);
+}
+
+/* Lets `ms` of loop time pass. */
+static void pass_ms(struct harness *h, uint64_t ms)
+{
+	cr_assert(loop_timer(h->loop, ms, stop_loop, NULL));
+	loop_run(h->loop);
+}
+
+/* Asked at every tick (the executor does, while a verdict is due), counters that stop coming
+ * make the region blind once they are VERIFY_STALE_MS old: before a step's deadline, not
+ * VERIFY_STALE_MS later still. (Takes VERIFY_STALE_MS of loop time.) */
+Test(verify_blind, continuous_asking_sees_an_away_proxy_once_its_counters_are_stale, .timeout = 30)
+{
+	struct harness h;
+	harness_init(&h, 10);
+	pass_ms(&h, 10);
+	uint64_t t0 = loop_now(h.loop);
+	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), t0); /* the last that comes */
+	cr_assert_eq(verify_blind(h.vr), 0, "fresh counters");
+	int blind = 0;
+	for (int i = 0; i < 40 && !blind; i++) {
+		pass_ms(&h, 200);
+		blind = verify_blind(h.vr);
+	}
+	uint64_t took = loop_now(h.loop) - t0;
+	cr_assert(blind, "not blind after %llu ms", (unsigned long long)took);
+	cr_expect_geq(took, VERIFY_STALE_MS, "blind after %llu ms: the counters were not stale yet",
+		      (unsigned long long)took);
+	cr_expect_lt(took, VERIFY_STALE_MS + 1000, "blind after %llu ms: the time asked in vain was not counted",
+		     (unsigned long long)took);
+	harness_release(&h);
+}
+
+/* Counters old because nobody asked (no verdict was due) prove nothing: asking must go on for
+ * VERIFY_STALE_MS first. */
+Test(verify_blind, counters_old_for_want_of_asking_are_not_blindness)
+{
+	struct harness h;
+	harness_init(&h, 10);
+	pass_ms(&h, 10);
+	uint64_t t0 = loop_now(h.loop);
+	fake_router_set_metrics(h.router, snapshot(&h.c, &h.s), t0 - 3 * VERIFY_STALE_MS);
+	cr_expect_eq(verify_blind(h.vr), 0, "asking just began");
+	pass_ms(&h, 300);
+	cr_expect_eq(verify_blind(h.vr), 0, "asked for 300 ms only");
+	/* a pause in the asking longer than VERIFY_ASK_GAP_MS starts the count again */
+	pass_ms(&h, VERIFY_ASK_GAP_MS + 200);
+	cr_expect_eq(verify_blind(h.vr), 0, "asking began again");
+	harness_release(&h);
+}

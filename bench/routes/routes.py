@@ -97,10 +97,12 @@ try:
         except OSError:
             time.sleep(0.05)
     time.sleep(0.3)
-    rss0 = rss_kib(proc.pid)
+    # the serving process (with --state, proc.pid is its keeper, which only holds the listeners)
+    spid = json.loads(a.call('GET', '/healthz')[1])['pid']
+    rss0 = rss_kib(spid)
     port_of = [upa] * N
     listen = {}
-    cpu0 = admin_cpu_ms(proc.pid)
+    cpu0 = admin_cpu_ms(spid)
     t0 = time.time()
     put_ms = []
     for i in range(N):
@@ -114,9 +116,9 @@ try:
         else:
             listen[i] = shared
     load_s = time.time() - t0
-    load_cpu = admin_cpu_ms(proc.pid) - cpu0
+    load_cpu = admin_cpu_ms(spid) - cpu0
     time.sleep(0.5)
-    rss1 = rss_kib(proc.pid)
+    rss1 = rss_kib(spid)
     t = time.perf_counter()
     st, body = a.call('GET', '/v1/metrics')
     metrics_ms = (time.perf_counter() - t) * 1000
@@ -195,7 +197,7 @@ try:
                 stop.clear()
                 th = threading.Thread(target=updater, args=(kind == 'control',))
                 n0 = len(upd['put'])
-                c0 = admin_cpu_ms(proc.pid)
+                c0 = admin_cpu_ms(spid)
                 th.start()
             w = wrk()
             if kind != 'quiet':
@@ -203,7 +205,7 @@ try:
                 th.join()
                 w['n'] = len(upd['put']) - n0
                 if kind == 'updates':
-                    upd.setdefault('cpu', []).append((admin_cpu_ms(proc.pid) - c0, w['n']))
+                    upd.setdefault('cpu', []).append((admin_cpu_ms(spid) - c0, w['n']))
             res[kind].append(w)
     print('wrk on route svc0 (-t1 -c%d, %d s, %d rounds, medians; updates: the other routes replaced at %d/s,'
           % (CONNS, DURATION, ROUNDS, RATE))
@@ -241,7 +243,7 @@ try:
     print('without traffic: %d updates; PUT answered: median %.2f ms, p99 %.2f ms; applied: median %.2f ms, '
           'p99 %.2f ms, max %.2f ms; over 10 ms: %d' % (len(P), statistics.median(P), pct(P, 0.99),
           statistics.median(A), pct(A, 0.99), max(A), sum(1 for x in A if x > 10)))
-    rss2 = rss_kib(proc.pid)
+    rss2 = rss_kib(spid)
     print('memory after the updates: RSS %.1f MiB' % (rss2 / 1024))
 finally:
     proc.terminate()

@@ -12,6 +12,7 @@ struct metrics {
 	size_t n, cap;
 	strmap *index; /* "route\nversion" -> series */
 	struct buf bounds; /* the constant "bounds" array of the JSON, formatted once */
+	size_t bound_end[HIST_BUCKETS]; /* bounds.data[0, bound_end[k]): "[" and bounds 0..k */
 };
 
 /* Appends decimal v: the snapshot writes ~750 numbers per series, printf would dominate. */
@@ -44,9 +45,13 @@ metrics *metrics_new(unsigned nworkers)
 	}
 	buf_init(&m->bounds, BUF_NOLIMIT);
 	int rc = buf_adds(&m->bounds, "[");
-	for (size_t k = 0; k < HIST_FINITE; k++)
-		rc |= add_u64(&m->bounds, hist_bound(k)) | buf_adds(&m->bounds, ",");
-	rc |= buf_adds(&m->bounds, "-1]");
+	for (size_t k = 0; k < HIST_FINITE; k++) {
+		rc |= add_u64(&m->bounds, hist_bound(k));
+		m->bound_end[k] = m->bounds.len;
+		rc |= buf_adds(&m->bounds, ",");
+	}
+	rc |= buf_adds(&m->bounds, "-1");
+	m->bound_end[HIST_BUCKETS - 1] = m->bounds.len;
 	if (rc) {
 		buf_release(&m->bounds);
 		strmap_free(m->index);
@@ -180,9 +185,15 @@ int metrics_json(metrics *m, uint64_t time_ms, struct buf *out)
 			       (unsigned long long)t->responses[2], (unsigned long long)t->responses[3],
 			       (unsigned long long)t->responses[4], (unsigned long long)t->upstream_errors,
 			       (long long)t->in_flight, (unsigned long long)t->latency_sum_us);
-		rc |= buf_add(out, m->bounds.data, m->bounds.len);
-		rc |= buf_adds(out, ",\"counts\":[");
-		for (size_t k = 0; k < HIST_BUCKETS; k++)
+		/* the buckets up to the last one that is not empty: at thousands of routes, most
+		 * idle, the full 369 of each series made megabytes for the admin thread to write
+		 * and the control plane to parse */
+		size_t nb = HIST_BUCKETS;
+		while (nb && !t->hist[nb - 1])
+			nb--;
+		rc |= nb ? buf_add(out, m->bounds.data, m->bound_end[nb - 1]) : buf_adds(out, "[");
+		rc |= buf_adds(out, "],\"counts\":[");
+		for (size_t k = 0; k < nb; k++)
 			rc |= (k ? buf_add(out, ",", 1) : 0) | add_u64(out, t->hist[k]);
 		rc |= buf_adds(out, "]}}");
 	}

@@ -324,9 +324,15 @@ static void sum_into(json_t *dst, const json_t *src)
 			sum_into(dv, sv);
 		} else if (json_is_integer(dv) && json_is_integer(sv) && strcmp(key, "time_ms")) {
 			json_integer_set(dv, json_integer_value(dv) + json_integer_value(sv));
-		} else if (!strcmp(key, "counts") && json_is_array(dv) && json_is_array(sv) &&
-			   json_array_size(dv) == json_array_size(sv)) {
-			for (size_t i = 0; i < json_array_size(dv); i++) {
+		} else if (!strcmp(key, "bounds") && json_is_array(dv) && json_is_array(sv)) {
+			/* a proxy lists the buckets up to its last non-empty one: the bounds are
+			 * prefixes of the same list, so the longer one holds the other */
+			if (json_array_size(sv) > json_array_size(dv))
+				json_object_set_new(dst, key, json_deep_copy(sv));
+		} else if (!strcmp(key, "counts") && json_is_array(dv) && json_is_array(sv)) {
+			while (json_array_size(dv) < json_array_size(sv))
+				json_array_append_new(dv, json_integer(0));
+			for (size_t i = 0; i < json_array_size(sv); i++) {
 				json_t *a = json_array_get(dv, i), *b = json_array_get(sv, i);
 				if (json_is_integer(a) && json_is_integer(b))
 					json_integer_set(a, json_integer_value(a) + json_integer_value(b));

@@ -293,12 +293,36 @@ Test(metrics, merged_over_workers_and_json_shape)
 	cr_assert_eq(json_integer_value(json_object_get(r, "5xx")), 1);
 	json_t *lat = json_object_get(v, "latency_us");
 	json_t *bounds = json_object_get(lat, "bounds"), *counts = json_object_get(lat, "counts");
-	cr_assert_eq(json_array_size(bounds), HIST_BUCKETS);
-	cr_assert_eq(json_array_size(counts), HIST_BUCKETS);
-	cr_assert_eq(json_integer_value(json_array_get(bounds, HIST_FINITE)), -1);
+	/* the buckets end at the last that is not empty: 1000 us */
+	cr_assert_eq(json_array_size(bounds), hist_index(1000) + 1);
+	cr_assert_eq(json_array_size(counts), hist_index(1000) + 1);
+	cr_assert_eq(json_integer_value(json_array_get(bounds, hist_index(1000))), (json_int_t)hist_bound(hist_index(1000)));
 	cr_assert_eq(json_integer_value(json_array_get(counts, hist_index(1000))), 3);
+	cr_assert_eq(json_integer_value(json_array_get(counts, 0)), 0);
 	cr_assert_eq(json_integer_value(json_object_get(v, "latency_sum_us")), 3000);
 	cr_assert_eq(json_integer_value(json_object_get(j, "time_ms")), 42);
+	json_decref(j);
+
+	/* a series that served nothing: empty arrays; one request slower than the last finite
+	 * bound: every bound, the last one -1 (+Inf) */
+	cr_assert(metrics_series(m, "r.b", "idle"));
+	struct metrics_series *slow = metrics_series(m, "r.c", "slow");
+	cr_assert(slow);
+	metrics_begin(slow, 0);
+	metrics_end(slow, 0, 200, 0, (uint64_t)hist_bound(HIST_FINITE - 1) + 1);
+	buf_reset(&b);
+	cr_assert_eq(metrics_json(m, 43, &b), 0);
+	j = json_loads(b.data, 0, &je);
+	cr_assert(j, "invalid JSON: %s", je.text);
+	json_t *routes = json_object_get(j, "routes");
+	lat = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(routes, "r.b"), "versions"),
+							 "idle"), "latency_us"), "bounds");
+	cr_assert(json_is_array(lat) && json_array_size(lat) == 0, "an idle series has no buckets");
+	lat = json_object_get(json_object_get(json_object_get(json_object_get(routes, "r.c"), "versions"), "slow"),
+			      "latency_us");
+	cr_assert_eq(json_array_size(json_object_get(lat, "bounds")), HIST_BUCKETS);
+	cr_assert_eq(json_integer_value(json_array_get(json_object_get(lat, "bounds"), HIST_FINITE)), -1);
+	cr_assert_eq(json_integer_value(json_array_get(json_object_get(lat, "counts"), HIST_FINITE)), 1);
 	json_decref(j);
 	buf_reset(&b);
 	cr_assert_eq(metrics_prometheus(m, &b), 0);

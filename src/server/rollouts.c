@@ -92,13 +92,13 @@ static void add_version(const json_t *v, struct rollout_window *w)
 		n = json_array_size(bounds);
 	if (n > ROLLOUT_BUCKETS)
 		n = ROLLOUT_BUCKETS;
-	if (!w->nbuckets) {
+	/* a version's buckets stop at its last non-empty one (docs/proxy.md): the bounds of every
+	 * version are prefixes of the same list, so the longest holds them all */
+	for (size_t i = (size_t)w->nbuckets; i < n; i++)
+		w->bound_us[i] = json_number_value(json_array_get(bounds, i));
+	if ((int)n > w->nbuckets)
 		w->nbuckets = (int)n;
-		for (size_t i = 0; i < n; i++)
-			w->bound_us[i] = json_number_value(json_array_get(bounds, i));
-	}
-	/* every version of the proxy has the same buckets */
-	for (size_t i = 0; i < n && (int)i < w->nbuckets; i++)
+	for (size_t i = 0; i < n; i++)
 		w->counts[i] += (uint64_t)json_integer_value(json_array_get(counts, i));
 }
 
@@ -134,12 +134,13 @@ static void add_delta(struct rollout_window *win, const struct rollout_window *c
 {
 	win->requests += sub0(cur->requests, last->requests);
 	win->errors += sub0(cur->errors, last->errors);
-	if (!win->nbuckets) {
+	if (cur->nbuckets > win->nbuckets) { /* prefixes of the same bounds: the longer wins */
 		win->nbuckets = cur->nbuckets;
 		memcpy(win->bound_us, cur->bound_us, sizeof(win->bound_us));
 	}
-	for (int i = 0; i < cur->nbuckets && i < win->nbuckets && i < last->nbuckets; i++)
-		win->counts[i] += sub0(cur->counts[i], last->counts[i]);
+	/* a bucket the last snapshot did not list was empty then */
+	for (int i = 0; i < cur->nbuckets; i++)
+		win->counts[i] += sub0(cur->counts[i], i < last->nbuckets ? last->counts[i] : 0);
 }
 
 /* ---- evidence ---- */

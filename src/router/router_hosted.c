@@ -171,8 +171,11 @@ static int hosted_ensure(router *base, struct err *e)
 	struct hosted_router *r = (struct hosted_router *)base;
 	/* the admin API listens on the host's address, where the server reaches it: loopback
 	 * for a unix:// host; a tcp:// host's address needs TLS (proxy_tls) and the token, or
-	 * the proxy refuses to start (and says so) */
-	static const char *const args[] = {"proxy", "--admin", "{host}:{port}", NULL};
+	 * the proxy refuses to start (and says so). --state in the container's own file system:
+	 * its keeper starts a crashed serving process again at once on the same listeners, with
+	 * its routes, without the engine or the server (docs/proxy.md, "The keeper") */
+	static const char *const args[] = {"proxy", "--admin", "{host}:{port}", "--state",
+					   "/sluice-proxy-routes.json", NULL};
 	if (r->tls_cert && !r->env_cert) {
 		if (!(r->env_cert = pem_var("SLUICE_PROXY_TLS_CERT", r->tls_cert, e)))
 			return -1;

@@ -1,5 +1,6 @@
 #include "proxy/metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +28,13 @@ static int add_u64(struct buf *b, uint64_t v)
 	return buf_add(b, tmp + i, sizeof(tmp) - i);
 }
 
-/* The sum of one series over its workers. */
+/* The sum of one series over its workers. Only hist[0, nb) is written: the counts beyond are
+ * 0 (no worker ever counted there) and are not cleared, 3 KB per series for nothing. */
 struct total {
-	uint64_t requests, responses[5], upstream_errors, latency_sum_us, hist[HIST_BUCKETS];
+	uint64_t requests, responses[5], upstream_errors, latency_sum_us;
 	int64_t in_flight;
+	size_t nb;
+	uint64_t hist[HIST_BUCKETS];
 };
 
 metrics *metrics_new(unsigned nworkers)
@@ -118,7 +122,13 @@ struct metrics_series *metrics_series(metrics *m, const char *route, const char 
 
 static void sum(const metrics *m, const struct metrics_series *s, struct total *t)
 {
-	memset(t, 0, sizeof(*t));
+	memset(t, 0, offsetof(struct total, hist));
+	for (unsigned w = 0; w < m->nworkers; w++) {
+		size_t nb = (size_t)LD(&s->cells[w].nb);
+		if (nb > t->nb)
+			t->nb = nb < HIST_BUCKETS ? nb : HIST_BUCKETS;
+	}
+	memset(t->hist, 0, t->nb * sizeof(t->hist[0]));
 	for (unsigned w = 0; w < m->nworkers; w++) {
 		const struct metrics_cell *c = &s->cells[w];
 		t->requests += LD(&c->requests);
@@ -127,7 +137,10 @@ static void sum(const metrics *m, const struct metrics_series *s, struct total *
 		t->upstream_errors += LD(&c->upstream_errors);
 		t->in_flight += LD(&c->in_flight);
 		t->latency_sum_us += LD(&c->latency_sum_us);
-		for (size_t k = 0; k < HIST_BUCKETS; k++)
+		/* only the buckets a worker ever counted in: at thousands of routes most
+		 * histograms use a few of their 369 (a count newer than the nb read above
+		 * is in the next snapshot) */
+		for (size_t k = 0; k < t->nb; k++)
 			t->hist[k] += LD(&c->hist[k]);
 	}
 	/* A reader may see a decrement before the matching increment of another counter. */
@@ -188,7 +201,7 @@ int metrics_json(metrics *m, uint64_t time_ms, struct buf *out)
 		/* the buckets up to the last one that is not empty: at thousands of routes, most
 		 * idle, the full 369 of each series made megabytes for the admin thread to write
 		 * and the control plane to parse */
-		size_t nb = HIST_BUCKETS;
+		size_t nb = t->nb;
 		while (nb && !t->hist[nb - 1])
 			nb--;
 		rc |= nb ? buf_add(out, m->bounds.data, m->bound_end[nb - 1]) : buf_adds(out, "[");
@@ -242,11 +255,11 @@ int metrics_prometheus(metrics *m, struct buf *out)
 			    "# TYPE sluice_proxy_request_duration_seconds histogram\n");
 	for (size_t i = 0; i < m->n && !rc; i++) {
 		uint64_t cum = 0, total = 0;
-		for (size_t k = 0; k < HIST_BUCKETS; k++)
+		for (size_t k = 0; k < t[i].nb; k++)
 			total += t[i].hist[k];
 		/* Every 4th bound keeps the exposition small; cumulative counts stay exact. */
 		for (size_t k = 0; k < HIST_FINITE; k++) {
-			cum += t[i].hist[k];
+			cum += k < t[i].nb ? t[i].hist[k] : 0;
 			if (k % 4 == 3)
 				rc |= buf_addf(out, "sluice_proxy_request_duration_seconds_bucket{" LBL
 					       ",le=\"%.6g\"} %llu\n", m->series[i]->route,

@@ -28,6 +28,7 @@ struct metrics_cell {
 	uint64_t upstream_errors;
 	int64_t in_flight;
 	uint64_t latency_sum_us;
+	uint64_t nb; /* 1 + the highest bucket of hist ever counted: a reader sums no further */
 	uint64_t hist[HIST_BUCKETS];
 } __attribute__((aligned(64)));
 
@@ -62,7 +63,10 @@ static inline void metrics_end(struct metrics_series *s, unsigned w, int status,
 	if (upstream_error)
 		METRICS_ADD_(&c->upstream_errors, 1);
 	METRICS_ADD_(&c->latency_sum_us, latency_us);
-	METRICS_ADD_(&c->hist[hist_index(latency_us)], 1);
+	size_t k = hist_index(latency_us);
+	if (k >= __atomic_load_n(&c->nb, __ATOMIC_RELAXED))
+		__atomic_store_n(&c->nb, (uint64_t)k + 1, __ATOMIC_RELAXED);
+	METRICS_ADD_(&c->hist[k], 1);
 }
 
 /* The JSON snapshot of the admin API (see docs/proxy.md). Returns 0 or -1 (out of memory). */

@@ -138,6 +138,8 @@ for kind in started starting healthy smoke_passed side_by_side stage_passed step
 	died() { ! kill -0 "$SERVER_PID" 2>/dev/null; }
 	if ! wait_until 60 died; then
 		bad "after-commit:$kind: the fault fired"
+		"$S" events "$(latest)" 2>&1 | tail -15
+		tail -20 "$D/server.log"
 		load_stop "ac-$kind"
 		continue
 	fi
@@ -210,7 +212,10 @@ check "promoted after the retry ($(phase_of))" test "$(phase_of)" = promoted
 # is healthy again) during the canary; the proxy retries a refused connection on its sibling,
 # the verification judges the requests as they are, and the release is promoted
 # (crash_loop_restarts is 5: three restarts of an instance that came back do not fail it)
-sed 's/^instances: 1$/instances: 2/' "$D/m.yaml" >"$D/m2.yaml"
+# (steps of 5 s here, so that three kills and restarts fit in the canary on a busy machine)
+sed -e 's/^instances: 1$/instances: 2/' -e 's/step_duration: 2s, max_step_duration: 8s/step_duration: 5s, max_step_duration: 15s/' \
+	"$D/m.yaml" >"$D/m2.yaml"
+grep -q 'step_duration: 5s' "$D/m2.yaml" || bad "the manifest of section 3b was not made"
 "$S" apply -f "$D/m2.yaml" >/dev/null
 if [ "$(stable_in prod east)" = v2 ]; then next=v1; else next=v2; fi
 canary_pid() { # canary_pid: the pid of a healthy instance of $next in prod/east ("detail": "pid N")
